@@ -1,0 +1,1 @@
+"""Shared library code for the bioprocess lakehouse: storage (one lake root, local or S3)."""

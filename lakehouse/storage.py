@@ -1,0 +1,142 @@
+"""One lake root URI — a local folder or ``s3://bucket/prefix`` — shared by every layer.
+
+The :class:`Lake` is plain Python (no Dagster) so that library code and tests can use it
+directly; :class:`orchestration.resources.LakeResource` builds one from configuration.
+Credentials are passed in by the caller (the Dagster resource reads them from the
+environment with ``dg.EnvVar``); nothing here reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+
+
+def _is_s3(uri: str) -> bool:
+    return uri.startswith("s3://") or uri.startswith("s3a://")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Connection settings for an S3-compatible object store."""
+
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    region: str = "us-east-1"
+    allow_http: bool | None = None  # None: infer from endpoint scheme
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A lake rooted at ``root`` (local path or ``s3://bucket/prefix``)."""
+
+    root: str
+    s3: S3Settings = field(default_factory=S3Settings)
+
+    def __post_init__(self) -> None:
+        root = self.root.rstrip("/")
+        if not _is_s3(root):
+            root = str(Path(root).expanduser().resolve())
+        object.__setattr__(self, "root", root)
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def is_s3(self) -> bool:
+        return _is_s3(self.root)
+
+    def uri(self, *parts: str) -> str:
+        """URI of a path under the root, e.g. ``lake.uri("bronze", "lims_results")``."""
+        clean = [p.strip("/") for p in parts if p]
+        if not clean:
+            return self.root
+        return posixpath.join(self.root, *clean) if self.is_s3 else str(Path(self.root, *clean))
+
+    @property
+    def landing(self) -> str:
+        return self.uri("landing")
+
+    def table_uri(self, layer: str, name: str) -> str:
+        return self.uri(layer, name)
+
+    # ---------------------------------------------------------- credentials
+    def delta_storage_options(self) -> dict[str, str]:
+        """Storage options in the form delta-rs (``deltalake``) expects."""
+        if not self.is_s3:
+            return {}
+        s3 = self.s3
+        opts: dict[str, str] = {"AWS_REGION": s3.region}
+        if s3.access_key_id:
+            opts["AWS_ACCESS_KEY_ID"] = s3.access_key_id
+        if s3.secret_access_key:
+            opts["AWS_SECRET_ACCESS_KEY"] = s3.secret_access_key
+        if s3.endpoint_url:
+            opts["AWS_ENDPOINT_URL"] = s3.endpoint_url
+            allow_http = s3.allow_http
+            if allow_http is None:
+                allow_http = s3.endpoint_url.startswith("http://")
+            if allow_http:
+                opts["AWS_ALLOW_HTTP"] = "true"
+            # path-style addressing: SeaweedFS/MinIO style endpoints
+            opts["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
+        return opts
+
+    def fsspec_storage_options(self) -> dict[str, Any]:
+        """Storage options in the form s3fs / fsspec expects."""
+        if not self.is_s3:
+            return {}
+        s3 = self.s3
+        opts: dict[str, Any] = {"client_kwargs": {"region_name": s3.region}}
+        if s3.access_key_id:
+            opts["key"] = s3.access_key_id
+        if s3.secret_access_key:
+            opts["secret"] = s3.secret_access_key
+        if s3.endpoint_url:
+            opts["client_kwargs"]["endpoint_url"] = s3.endpoint_url
+        return opts
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        """An fsspec filesystem for the lake root (local or s3fs)."""
+        if self.is_s3:
+            return fsspec.filesystem("s3", **self.fsspec_storage_options())
+        return fsspec.filesystem("file")
+
+    def fs_path(self, uri: str) -> str:
+        """Path as the fsspec filesystem wants it (s3fs drops the scheme)."""
+        if self.is_s3:
+            return uri.split("://", 1)[1]
+        return uri
+
+    # ------------------------------------------------------------ delta I/O
+    def delta_exists(self, uri: str) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(uri, storage_options=self.delta_storage_options())
+
+    def delta_table(self, uri: str, version: int | None = None):
+        from deltalake import DeltaTable
+
+        return DeltaTable(uri, version=version, storage_options=self.delta_storage_options())
+
+    def read_delta(self, uri: str, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
+        return self.delta_table(uri, version=version).to_pyarrow_table(columns=columns)
+
+    def write_delta(self, uri: str, data: pa.Table, mode: str = "append", **kwargs: Any) -> None:
+        from deltalake import write_deltalake
+
+        write_deltalake(uri, data, mode=mode, storage_options=self.delta_storage_options(), **kwargs)
+
+    def ensure_bucket(self) -> None:
+        """Create the S3 bucket of the root if it does not exist (no-op locally)."""
+        fs = self.filesystem()
+        if self.is_s3:
+            bucket = self.fs_path(self.root).split("/", 1)[0]
+            if not fs.exists(bucket):
+                fs.mkdir(bucket)
+        else:
+            Path(self.root).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,33 @@
+"""Dagster resources. Configuration comes from the environment through ``dg.EnvVar``."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+from lakehouse.storage import Lake, S3Settings
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake: one root URI (local folder or ``s3://bucket/prefix``) shared by every asset.
+
+    S3 endpoint and credentials are set from environment variables in
+    ``orchestration/definitions.py`` (``dg.EnvVar``) — never hard-coded.
+    """
+
+    root_uri: str = Field(description="Local folder or s3://bucket/prefix of the lake.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint (e.g. http://127.0.0.1:8333).")
+    aws_access_key_id: str | None = Field(default=None)
+    aws_secret_access_key: str | None = Field(default=None)
+    aws_region: str = Field(default="us-east-1")
+
+    def get_lake(self) -> Lake:
+        return Lake(
+            self.root_uri,
+            S3Settings(
+                endpoint_url=self.s3_endpoint_url,
+                access_key_id=self.aws_access_key_id,
+                secret_access_key=self.aws_secret_access_key,
+                region=self.aws_region,
+            ),
+        )
