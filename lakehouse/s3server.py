@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -95,12 +96,15 @@ class S3Server:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            # weed mini runs its servers in one process group and is slow to honour SIGTERM:
+            # give it a moment, then kill the whole group (the data dir is thrown away anyway).
+            pgid = os.getpgid(self.process.pid)
+            os.killpg(pgid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+                os.killpg(pgid, signal.SIGKILL)
+                self.process.wait(timeout=10)
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -31,3 +31,20 @@ class LakeResource(dg.ConfigurableResource):
                 region=self.aws_region,
             ),
         )
+
+
+class SiteResource(dg.ConfigurableResource):
+    """Where the landing zone's data comes from.
+
+    ``source="twin"`` (embedded default): the `landing/site` asset simulates the twin site
+    into the lake's landing zone (once per configuration). ``source="external"``: a plant's
+    own exports are dropped into ``landing/`` (or imported with ``lakehouse import``); the
+    asset only inventories them.
+    """
+
+    source: str = Field(default="twin", description="'twin' or 'external'")
+    start_date: str = Field(default="2026-01-01", description="first UTC day of the site data")
+    days: int = Field(default=90, description="days of twin data to simulate")
+    bioreactors: int = Field(default=4, description="number of twin bioreactors")
+    interval_s: float = Field(default=60.0, description="twin historian logging interval, seconds")
+    seed: int = Field(default=7)

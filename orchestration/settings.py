@@ -7,7 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.resources import LakeResource
+import datetime as dt
+
+from orchestration.resources import LakeResource, SiteResource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LAKE_ROOT = PROJECT_ROOT / "data" / "lake"
@@ -31,3 +33,27 @@ def lake_resource() -> LakeResource:
         if os.environ.get(var):
             kwargs[field] = dg.EnvVar(var)
     return LakeResource(**kwargs)
+
+
+# Site (data source) settings: plain configuration, not secrets.
+_SITE_ENV = {
+    "source": ("LAKEHOUSE_SOURCE", str),
+    "start_date": ("LAKEHOUSE_START_DATE", str),
+    "days": ("LAKEHOUSE_SITE_DAYS", int),
+    "bioreactors": ("LAKEHOUSE_SITE_BIOREACTORS", int),
+    "interval_s": ("LAKEHOUSE_SITE_INTERVAL_S", float),
+    "seed": ("LAKEHOUSE_SITE_SEED", int),
+}
+
+
+def site_resource() -> SiteResource:
+    kwargs = {f: conv(os.environ[var]) for f, (var, conv) in _SITE_ENV.items() if os.environ.get(var)}
+    return SiteResource(**kwargs)
+
+
+def site_partition_range(site: SiteResource | None = None) -> tuple[str, str]:
+    """First and last daily partition key covered by the site's data."""
+    site = site or site_resource()
+    start = dt.date.fromisoformat(site.start_date)
+    end = start + dt.timedelta(days=max(site.days, 1) - 1)
+    return start.isoformat(), end.isoformat()
