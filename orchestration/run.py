@@ -61,11 +61,35 @@ def run_command(args: argparse.Namespace) -> int:
             "dagster/asset_partition_range_end": end,
         },
         raise_on_error=False,
+        # step-level progress on the console, without Dagster's DEBUG event stream
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     elapsed = time.perf_counter() - t0
     print_summary(defs, result, elapsed)
-    print(f"\nDagster run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {elapsed:.0f}s.")
+    failed = failed_steps(result)
+    rejected = sorted(s for s in failed if s.endswith(GATE_SUFFIX))
+    broken = sorted(s for s in failed if not s.endswith(GATE_SUFFIX))
+    if rejected:
+        print("\nNot promoted (the blocking promotion gate kept the candidate out; its scoring "
+              "waits for a better model):")
+        for step in rejected:
+            print(f"  - {step[: -len(GATE_SUFFIX)].replace('__', '/')}")
+    if broken:
+        print("\nFAILED steps:")
+        for step in broken:
+            print(f"  - {step}")
+    status = "FAILED" if broken else "succeeded"
+    print(f"\nDagster run {result.run_id} {status} in {elapsed:.0f}s.")
     print("Open the UI with `make ui` → http://127.0.0.1:3000 (runs, asset graph, checks, plots).")
-    return 0 if result.success else 1
+    return 1 if broken else 0
+
+
+GATE_SUFFIX = "_promotion_gate"
+
+
+def failed_steps(result) -> set[str]:
+    """Step keys that failed in the run. A rejected candidate shows up as the failed step of
+    its blocking promotion gate: that is the gate doing its job, not a broken pipeline."""
+    return {e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
 
 

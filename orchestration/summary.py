@@ -45,6 +45,10 @@ def print_summary(defs: dg.Definitions, result, elapsed_s: float) -> None:
         for key in sorted(by_group[group], key=lambda k: k.to_user_string()):
             meta = latest[key]
             figures = [f"{k.split('/')[-1]}={_value(meta[k])}" for k in _KEYS if k in meta]
+            if not figures:  # otherwise the first few plain numbers the asset reported
+                figures = [f"{k.split('/')[-1]}={_value(v)}" for k, v in meta.items()
+                           if isinstance(getattr(v, "value", None), (int, float))
+                           and not isinstance(getattr(v, "value", None), bool)][:4]
             n = parts[key]
             label = key.to_user_string() + (f" ({n} partitions)" if n > 1 else "")
             print(f"  {label:<48} {'  '.join(figures)}")

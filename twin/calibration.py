@@ -14,8 +14,9 @@ iteration.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,7 +178,7 @@ class _Problem:
 
 def calibrate(batches: pd.DataFrame, assays: pd.DataFrame, fit: Mapping[str, tuple[float, float]] | None = None,
               base: KineticParams | None = None, analytes: Sequence[str] = ("titer", "vcd"),
-              scales: Mapping[str, float] | None = None, dt_h: float = 0.5, max_batches: int | None = 24,
+              scales: Mapping[str, float] | None = None, dt_h: float = 1.0, max_batches: int | None = 24,
               max_nfev: int = 25, loss: str = "soft_l1", seed: int = 0, rel_step: float = 1e-3,
               ) -> CalibrationResult:
     """Fit ``fit`` parameters (name → bounds) to the assays of ``batches``.
@@ -228,5 +229,11 @@ def calibrate(batches: pd.DataFrame, assays: pd.DataFrame, fit: Mapping[str, tup
     )
 
 
-__all__ = ["CalibrationResult", "DEFAULT_FIT", "DESIGN_SPACE", "RECIPE_FIELDS", "calibrate",
-           "recipes_from_batches"]
+__all__ = [
+    "DEFAULT_FIT",
+    "DESIGN_SPACE",
+    "RECIPE_FIELDS",
+    "CalibrationResult",
+    "calibrate",
+    "recipes_from_batches",
+]

@@ -10,12 +10,18 @@ agitator bearing (``<unit>-AGT``)
     Failure stops the agitator: DO crashes, the running batch is lost. Repair = bearing
     replacement (corrective work order), s resets to 0.
 feed pump (``<unit>-FP``, peristaltic)
-    Tubing wear with pump running hours H: delivered/commanded = 1 - w (H/life)^2 (w = 0.22),
-    rupture at H = life (no feed until the tubing is replaced). Preventive tubing change every
-    45 days resets the wear.
+    Tubing wear with pump running hours H: delivered/commanded = 1 - w (H/life)^2 (w = 0.22).
+    The functional failure is the flow falling below ``PUMP_FLOW_TOLERANCE`` (90 % of the
+    commanded flow, at H = life * sqrt(0.1/w) ~ 0.67 life): the daily feed review (delivered
+    vs recipe on the feed totaliser) finds it and the technician raises a corrective work order
+    (``flow_out_of_tolerance``) and changes the tubing (feed paused for the swap). A tubing that
+    is never changed ruptures at H = life (no feed until replaced; ``pump_delivery_factor``). A
+    preventive tubing change every ``PUMP_PM_INTERVAL_D`` days after the last change is the
+    back-stop; most tubing reaches the flow tolerance before it (run to condition).
 DO probe (``<unit>-DO``)
     Polarographic probe calibrated at every batch preparation (calibration work order). Its
-    gain drifts during a batch at a rate that grows with the probe's age (SIP cycles):
+    sensitivity falls during a batch (membrane fouling, electrolyte depletion: the reading is
+    low, gain < 1) at a rate that grows exponentially with the probe's age in SIP cycles:
     online DO = gain * true DO. The controller holds the *reading* at setpoint, so the true DO
     (the offline blood-gas po2 in LIMS) departs from it. A relative deviation beyond 15 % at the
     daily offline check fails the probe (corrective work order, probe replaced at the next
@@ -79,7 +85,9 @@ def agitator_signals(rpm: np.ndarray, severity: np.ndarray | float = 0.0) -> tup
 
 PUMP_WEAR_AT_FAILURE = 0.22
 PUMP_LIFE_RANGE_H = (700.0, 2000.0)
-PUMP_PM_INTERVAL_D = 45.0
+PUMP_FLOW_TOLERANCE = 0.90  # delivered/commanded below this at the daily feed review -> corrective WO
+PUMP_PM_INTERVAL_D = 180.0  # preventive tubing change, days after the last tubing change
+PUMP_SWAP_H = (0.5, 1.5)  # feed paused while the tubing is changed
 
 
 def sample_pump_life(rng: np.random.Generator) -> float:
@@ -117,6 +125,12 @@ def pump_delivery_factor(running: np.ndarray, dt: float, run_h0: np.ndarray, lif
     return eff * (1.0 - down)
 
 
+def pump_tolerance_hours(life_h: np.ndarray | float, wear_max: np.ndarray | float = PUMP_WEAR_AT_FAILURE,
+                         tolerance: float = PUMP_FLOW_TOLERANCE) -> np.ndarray:
+    """Running hours at which delivered/commanded falls to ``tolerance`` (functional failure)."""
+    return np.asarray(life_h, dtype=float) * np.sqrt(np.minimum((1.0 - tolerance) / np.asarray(wear_max, dtype=float), 1.0))
+
+
 def pump_failure_time(running: np.ndarray, dt: float, run_h0: np.ndarray, life_h: np.ndarray) -> np.ndarray:
     """Hours since inoculation at which the tubing ruptures (inf if it survives the batch)."""
     n, ns = running.shape
@@ -134,12 +148,14 @@ def pump_failure_time(running: np.ndarray, dt: float, run_h0: np.ndarray, life_h
 # --------------------------------------------------------------------------- DO probe
 
 DO_FAIL_REL_DEV = 0.15
+DO_DRIFT_NEW_PER_DAY = 0.0015  # sensitivity loss per day of a new probe
+DO_DRIFT_AGE_SIPS = 2.5  # e-folding age (SIP cycles) of the drift rate
+DO_INITIAL_AGE_MAX = 5  # probes in place at the simulation start: 0..4 SIP cycles old
 
 
 def do_drift_rate(rng: np.random.Generator, age_sips: int) -> float:
-    """Signed relative gain drift per day of a probe with ``age_sips`` SIP cycles."""
-    sign = 1.0 if rng.random() < 0.4 else -1.0
-    return sign * 0.0025 * (1.0 + age_sips / 5.0) ** 2 * float(rng.lognormal(0.0, 0.2))
+    """Relative gain drift per day (negative: sensitivity loss) of a probe with ``age_sips`` SIP cycles."""
+    return -DO_DRIFT_NEW_PER_DAY * float(np.exp(age_sips / DO_DRIFT_AGE_SIPS)) * float(rng.lognormal(0.0, 0.1))
 
 
 def do_probe_gain(t: np.ndarray, drift_per_day: np.ndarray, restd_h: np.ndarray) -> np.ndarray:

@@ -55,7 +55,7 @@ INOCULATE_H = 0.5
 PREPARE_H = (16.0, 28.0)
 TURNAROUND_H = (24.0, 72.0)  # harvest end -> next inoculation
 AGITATOR_REPAIR_H = (12.0, 48.0)
-PUMP_REPAIR_H = (3.0, 8.0)
+PUMP_REPAIR_H = (3.0, 8.0)  # Faults.pump_down_h default (a rupture; the site changes worn tubing first)
 AGITATOR_PM_D = 90.0
 SKID_PM_D = 30.0
 SAMPLE_TOD_H = 8.5  # daily sampling around 08:30 UTC
@@ -144,7 +144,7 @@ class _UnitState:
     pump_run_h: float
     pump_life_h: float
     pump_installed: float
-    pump_last_pm: float
+    pump_last_pm: float  # last tubing change (preventive or corrective): the PM interval runs from it
     probe_age: int
     probe_installed: float
     probe_degr_start: float
@@ -205,10 +205,10 @@ class _Planner:
             bearing=(-1e9, onset, fail),
             pump_run_h=float(rng.uniform(0.0, 1200.0)), pump_life_h=eq.sample_pump_life(rng),
             pump_installed=-1e9, pump_last_pm=-float(rng.uniform(0.0, eq.PUMP_PM_INTERVAL_D)) * 24.0,
-            probe_age=int(rng.integers(0, 9)), probe_installed=-1e9, probe_degr_start=math.nan,
+            probe_age=int(rng.integers(0, eq.DO_INITIAL_AGE_MAX)), probe_installed=-1e9, probe_degr_start=math.nan,
             probe_pending_wo=-1, agit_last_pm=-float(rng.uniform(0.0, AGITATOR_PM_D)) * 24.0,
         )
-        if self.st.pump_run_h >= self.st.pump_life_h:
+        if self.st.pump_run_h >= float(eq.pump_tolerance_hours(self.st.pump_life_h)):
             self.st.pump_run_h = 0.5 * self.st.pump_life_h
         # wear of the tubing in place began before the window: estimate when it passed half life
         excess = self.st.pump_run_h - 0.5 * self.st.pump_life_h
@@ -277,7 +277,8 @@ class _Planner:
                      "Quarterly agitator inspection and lubrication")
             st.agit_last_pm = t
         if t - st.pump_last_pm >= eq.PUMP_PM_INTERVAL_D * 24.0:
-            self._wo("FP", "preventive", "", "medium", t - 2.0, t - 1.5, "Feed pump tubing replacement (PM)")
+            self._wo("FP", "preventive", "", "medium", t - 2.0, t - 1.5,
+                     "Feed pump head service and tubing replacement (PM)")
             st.pump_last_pm = t
             st.pump_run_h = 0.0
             st.pump_life_h = eq.sample_pump_life(rng)
@@ -337,13 +338,16 @@ class _Planner:
             f["dev_onset_h"] = math.inf
             repair_done = self._bearing_failure(bfail, float(rng.uniform(*AGITATOR_REPAIR_H)), True)
         b.end_rel = end_rel
-        # feed pump tubing wear and rupture (running hours on the recipe feed schedule)
+        # feed pump tubing wear (running hours on the recipe feed schedule): flow out of tolerance
+        # found at the daily feed review -> corrective work order, tubing changed (long before the
+        # tubing would rupture at its life)
         rec = recipes_to_arrays([recipe])
         n_steps = int(math.ceil(end_rel / dt))
         t_steps = np.arange(n_steps) * dt
         running = feed_command(rec, t_steps, dt, np.array([end_rel]))[0] > 0.0
-        t_fail = float(eq.pump_failure_time(running[None, :], dt, np.array([st.pump_run_h]),
-                                            np.array([st.pump_life_h]))[0])
+        run0 = np.array([st.pump_run_h])
+        h_tol = float(eq.pump_tolerance_hours(st.pump_life_h))
+        t_cross = float(eq.pump_failure_time(running[None, :], dt, run0, np.array([h_tol]))[0])
         run_total = float(running.sum() * dt)
         half = 0.5 * st.pump_life_h
         if st.pump_run_h < half <= st.pump_run_h + run_total:
@@ -351,20 +355,37 @@ class _Planner:
             pump_degr = inoc + idx * dt
         else:
             pump_degr = math.nan
-        if math.isfinite(t_fail) and t_fail < end_rel:
-            down = f["pump_down_h"]
-            t_abs = inoc + t_fail
-            self._wo("FP", "corrective", "tubing_rupture", "high", t_abs + float(rng.uniform(0.1, 0.5)),
-                     t_abs + down, "Feed pump tubing ruptured: no feed delivered; tubing replaced")
-            self.failures.append(Failure(f"{self.unit_id}-FP", "tubing_rupture",
-                                         st.pump_degr_start if math.isnan(pump_degr) else pump_degr,
-                                         t_abs, t_abs + down))
-            if not b.deviation_type:
-                b.deviation_type, b.deviation_onset = "feed_pump_failure", t_abs
-            after = t_steps >= t_fail + down
-            st.pump_run_h = float((running & after).sum() * dt)
+        degr = st.pump_degr_start if math.isnan(pump_degr) else pump_degr
+        if math.isfinite(t_cross) and t_cross < end_rel:
+            # first daily review (at the sampling time) after the crossing, else the harvest reconciliation
+            k = max(math.ceil((t_cross - b.sample_offset_h) / 24.0), 0)
+            detect = b.sample_offset_h + 24.0 * k + 0.5
+            swap_on = detect + float(rng.uniform(0.5, 3.0))
+            swap_h = float(rng.uniform(*eq.PUMP_SWAP_H))
+            t_abs = inoc + t_cross
+            if swap_on + swap_h < end_rel - dt:  # tubing changed during the culture
+                h_swap = st.pump_run_h + float((running & (t_steps < swap_on)).sum() * dt)
+                swap_on = t_steps[np.argmax(t_steps >= swap_on)]
+                # the simulator's tubing model: wear curve of the old tubing up to the swap, no flow
+                # while swapping, then new tubing (whose wear over the rest of the batch follows the
+                # old curve; carried over as equivalent hours of the new tubing below)
+                f.update(pump_life_h=h_swap, pump_wear_max=eq.PUMP_WEAR_AT_FAILURE * (h_swap / st.pump_life_h) ** 2,
+                         pump_down_h=swap_h)
+                done = inoc + swap_on + swap_h
+                h_new = float((running & (t_steps >= swap_on + swap_h)).sum() * dt)
+            else:  # found at the end of the culture: changed during the turnaround
+                detect = min(detect, end_rel + 0.5)
+                done = inoc + end_rel + float(rng.uniform(2.0, 6.0))
+                h_new = 0.0
+            self._wo("FP", "corrective", "flow_out_of_tolerance", "medium", inoc + detect, done,
+                     f"Feed delivered below {eq.PUMP_FLOW_TOLERANCE:.0%} of setpoint at the daily feed review "
+                     "(pump tubing worn); tubing replaced")
+            self.failures.append(Failure(f"{self.unit_id}-FP", "flow_out_of_tolerance",
+                                         degr if not math.isnan(degr) else t_abs - 24.0, t_abs, done))
+            old_life = st.pump_life_h
             st.pump_life_h = eq.sample_pump_life(rng)
-            st.pump_installed = t_abs + down
+            st.pump_run_h = h_new * st.pump_life_h / old_life
+            st.pump_installed = st.pump_last_pm = done
             st.pump_degr_start = math.nan
         else:
             st.pump_run_h += run_total
@@ -618,7 +639,7 @@ _DAILY = (
     ("ammonia", "ammonia", "mM", "Cedex Bio", 0.05, 0.1, (1.0, 4.0)),
     ("osmolality", "osmolality", "mOsm/kg", "Osmometer", 0.0, 3.0, (1.0, 3.0)),
     ("ph_offline", "ph", "pH", "BGA", 0.0, 0.02, (0.2, 1.0)),
-    ("po2_offline", "do_true", "%", "BGA", 0.03, 1.0, (0.2, 1.0)),
+    ("po2_offline", "do_true", "%", "BGA", 0.015, 0.5, (0.2, 1.0)),  # ~0.8 % air sat. at 40-50 %
 )
 
 

@@ -1,0 +1,73 @@
+"""Feature assets (the ML team's contract): ``features/softsensor`` and ``features/equipment_health``."""
+
+
+import dagster as dg
+import polars as pl
+
+from ml import pipeline
+from ml.dagster_support import MLConfig, js
+from ml.schemas import equipment_health_schema, softsensor_schema
+from orchestration.resources import LakeResource
+
+GOLD = lambda name: dg.AssetKey(["gold", name])
+SOFTSENSOR_KEY = dg.AssetKey(["features", "softsensor"])
+EQUIPMENT_KEY = dg.AssetKey(["features", "equipment_health"])
+
+
+@dg.asset(key=SOFTSENSOR_KEY, group_name="features", kinds={"polars", "delta"},
+          deps=[GOLD("fct_process_readings"), GOLD("dim_batches"), GOLD("fct_assay_results")],
+          description="Soft-sensor features per batch and culture-age step from online signals, plus sample "
+                      "rows with assay labels (features as of sample_time) and the carry-forward baseline.")
+def features_softsensor(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+    cfg = config.softsensor()
+    df, version, inputs = pipeline.materialize_softsensor_features(lake.get_lake(), cfg)
+    counts = dict(df.group_by("row_type").len().iter_rows())
+    return dg.MaterializeResult(metadata={
+        "delta_version": version, "dagster/row_count": df.height, "step_rows": counts.get("step", 0),
+        "sample_rows": counts.get("sample", 0), "batches": df["batch_id"].n_unique(),
+        "n_features": len([c for c in df.columns if "__" in c or c == "culture_age_h"]),
+        "input_versions": js(inputs), "step_minutes": cfg.features.step_minutes,
+        "signals": js(list(cfg.features.all_signals)),
+    })
+
+
+@dg.asset_check(asset=SOFTSENSOR_KEY, blocking=True, description="pandera schema of features/softsensor")
+def softsensor_features_schema(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
+    cfg = config.softsensor()
+    df = pipeline.read_table(lake.get_lake(), "features", "softsensor").df
+    return _validate(softsensor_schema(cfg.features), df)
+
+
+@dg.asset(key=EQUIPMENT_KEY, group_name="features", kinds={"polars", "delta"},
+          deps=[GOLD("fct_equipment_health_daily"), GOLD("fct_work_orders")],
+          description="Equipment-health features per equipment per day (rolling stats, slopes, own-baseline "
+                      "deviation, maintenance history) and the CMMS label: failure within H days.")
+def features_equipment_health(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+    cfg = config.pdm()
+    df, version, inputs = pipeline.materialize_equipment_features(lake.get_lake(), cfg)
+    return dg.MaterializeResult(metadata={
+        "delta_version": version, "dagster/row_count": df.height, "equipment": df["equipment_id"].n_unique(),
+        "positive_rows": int(df["label__failure_within_h"].sum()), "horizon_days": cfg.features.horizon_days,
+        "input_versions": js(inputs),
+    })
+
+
+@dg.asset_check(asset=EQUIPMENT_KEY, blocking=True, description="pandera schema of features/equipment_health")
+def equipment_features_schema(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
+    cfg = config.pdm()
+    df = pipeline.read_table(lake.get_lake(), "features", "equipment_health").df
+    return _validate(equipment_health_schema(cfg.features), df)
+
+
+def _validate(schema, df: pl.DataFrame) -> dg.AssetCheckResult:
+    import pandera.errors as pe
+
+    try:
+        schema.validate(df, lazy=True)
+        return dg.AssetCheckResult(passed=True, metadata={"rows": df.height, "columns": df.width})
+    except (pe.SchemaErrors, pe.SchemaError) as exc:
+        return dg.AssetCheckResult(passed=False, metadata={"error": dg.MetadataValue.md(f"```\n{str(exc)[:3000]}\n```")})
+
+
+defs = dg.Definitions(assets=[features_softsensor, features_equipment_health],
+                      asset_checks=[softsensor_features_schema, equipment_features_schema])

@@ -1,0 +1,129 @@
+"""The dbt project as Dagster assets (dagster-dbt).
+
+Every dbt model is an asset keyed by its model name (``["fct_process_readings"]``), group
+``dbt``; the dbt sources map to the bronze assets ``["bronze", table]`` through
+``meta.dagster.asset_key`` in the source YAML, so each staging model sits downstream of its
+bronze table. dbt data tests attached to a model become Dagster asset checks.
+
+The manifest is prepared when this module is imported if it is missing or older than the
+project files (a fresh clone needs no committed manifest); under ``dagster dev`` it is
+re-parsed on every load (``prepare_if_dev``).
+"""
+
+
+import hashlib
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster._utils import run_with_concurrent_update_guard
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.dbt_project import using_dagster_dev
+
+from assets.transform.warehouse import (
+    DBT_PROJECT_DIR,
+    dbt_env,
+    duckdb_path,
+    missing_bronze_tables,
+    patched_environ,
+)
+from orchestration.resources import LakeResource
+
+DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR)
+
+
+def _dbt_executable() -> str:
+    """The dbt next to this interpreter (a venv that is not activated), else the one on PATH."""
+    local = Path(sys.executable).parent / "dbt"
+    return str(local) if local.exists() else (shutil.which("dbt") or "dbt")
+
+
+DBT_EXECUTABLE = _dbt_executable()
+
+_PROJECT_INPUTS = ("models", "macros", "tests", "plugins", "dbt_project.yml", "profiles.yml")
+
+
+def _manifest_is_stale(project: DbtProject) -> bool:
+    manifest = Path(project.manifest_path)
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    for name in _PROJECT_INPUTS:
+        path = Path(project.project_dir, name)
+        files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
+        if any(f.stat().st_mtime > built for f in files):
+            return True
+    return False
+
+
+def prepare_manifest(project: DbtProject = DBT_PROJECT) -> Path:
+    """Run ``dbt parse`` if the manifest is missing or stale (always under ``dagster dev``)."""
+    if using_dagster_dev() or _manifest_is_stale(project):
+        def parse(project: DbtProject) -> None:
+            with patched_environ({"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
+                DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
+                    ["parse", "--quiet"], target_path=project.target_path).wait()
+
+        # processes importing this module at the same time parse once, not over each other
+        Path(project.manifest_path).parent.mkdir(parents=True, exist_ok=True)
+        run_with_concurrent_update_guard(Path(project.manifest_path), parse, guard_timeout_seconds=600,
+                                         project=project)
+    return Path(project.manifest_path)
+
+
+prepare_manifest()
+
+
+class LakehouseDbtTranslator(DagsterDbtTranslator):
+    """Models keyed by their bare model name (not schema-prefixed), all in group ``dbt``."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
+            return dg.AssetKey([dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "dbt"
+
+
+TRANSLATOR = LakehouseDbtTranslator()
+
+
+def dbt_cli_resource() -> DbtCliResource:
+    """The ``dbt`` resource for ``orchestration/definitions.py``."""
+    return DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=DBT_EXECUTABLE)
+
+
+def run_target_path(lake_root: str, warehouse: Path) -> Path:
+    """A stable dbt target folder per (lake, warehouse): successive runs against the same lake
+    reuse dbt's partial parse (a fresh folder per run would re-parse the whole project)."""
+    digest = hashlib.sha1(f"{lake_root}|{warehouse}".encode()).hexdigest()[:12]
+    return Path(DBT_PROJECT_DIR, "target", "runs", digest)
+
+
+@dbt_assets(
+    manifest=DBT_PROJECT.manifest_path,
+    project=DBT_PROJECT,
+    dagster_dbt_translator=TRANSLATOR,
+    name="dbt_process_model",
+)
+def dbt_process_model(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource):
+    """``dbt build`` of the process data model against the lake of the ``lake`` resource.
+
+    The lake root, the S3 endpoint/credentials, the DuckDB file and the bronze tables that do
+    not exist yet reach dbt as environment variables of the dbt subprocess (profiles.yml and
+    the source YAML read them with ``env_var()``); nothing secret appears in the dbt args.
+    """
+    the_lake = lake.get_lake()
+    warehouse = duckdb_path()
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    missing = missing_bronze_tables(the_lake)
+    if missing:
+        context.log.warning(f"bronze tables not in the lake yet, read as empty: {missing}")
+    with patched_environ(dbt_env(the_lake, warehouse, missing)):
+        invocation = dbt.cli(["build"], context=context,  # the subprocess starts here
+                             target_path=run_target_path(the_lake.root, warehouse))
+    yield from invocation.stream()

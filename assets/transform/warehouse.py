@@ -1,0 +1,83 @@
+"""Where the dbt project and the DuckDB warehouse live, and how the lake reaches dbt.
+
+Plain Python (no Dagster): used by the dbt asset, the gold publisher, tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from lakehouse.storage import Lake
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DEFAULT_DUCKDB_PATH = PROJECT_ROOT / "data" / "warehouse.duckdb"
+
+# Bronze tables the dbt sources read (docs/contracts.md), without _quarantine.
+BRONZE_TABLES = [
+    "historian_readings", "lims_results", "mes_batches", "mes_phases", "mes_materials",
+    "mes_genealogy", "chrom_runs", "chrom_curves", "filtration_runs", "filtration_curves",
+    "cmms_work_orders",
+]
+
+# Gold marts: published to gold/<mart> (Delta) and kept as marts.<mart> in the DuckDB file.
+GOLD_MARTS = [
+    "dim_batches", "dim_equipment", "fct_batch_phases", "fct_process_readings",
+    "fct_assay_results", "fct_chromatography_runs", "fct_filtration_runs",
+    "fct_lot_genealogy", "fct_equipment_health_daily", "fct_work_orders",
+]
+MARTS_SCHEMA = "marts"
+
+
+def duckdb_path() -> Path:
+    """The warehouse file: ``LAKEHOUSE_DUCKDB_PATH`` or ``data/warehouse.duckdb`` (absolute)."""
+    raw = os.environ.get("LAKEHOUSE_DUCKDB_PATH")
+    path = Path(raw).expanduser() if raw else DEFAULT_DUCKDB_PATH
+    if not path.is_absolute():
+        path = PROJECT_ROOT / path
+    return path
+
+
+def missing_bronze_tables(lake: Lake) -> list[str]:
+    """Bronze tables that do not exist (yet) in the lake: dbt reads them as empty relations."""
+    return [t for t in BRONZE_TABLES if not lake.delta_exists(lake.uri("bronze", t))]
+
+
+def dbt_env(lake: Lake, warehouse: Path | None = None, missing_bronze: list[str] | None = None) -> dict[str, str]:
+    """Environment variables ``profiles.yml`` and the sources read (see dbt_project/profiles.yml).
+
+    The lake root goes in ``LAKEHOUSE_ROOT`` (sources: ``delta_scan('<root>/bronze/<table>')``);
+    S3 endpoint and credentials become a DuckDB S3 secret (path-style URLs, HTTP when the
+    endpoint says so). The secret key uses dbt's ``DBT_ENV_SECRET_`` prefix so that dbt
+    scrubs it from its logs. Local lakes get empty S3 settings.
+    """
+    s3 = lake.s3 if lake.is_s3 else None
+    return {
+        "LAKEHOUSE_ROOT": lake.root,
+        "LAKEHOUSE_DUCKDB_PATH": str(warehouse or duckdb_path()),
+        "LAKEHOUSE_MISSING_BRONZE": ",".join(missing_bronze or []),
+        "LAKEHOUSE_S3_ENDPOINT_URL": (s3.endpoint_url or "") if s3 else "",
+        "LAKEHOUSE_S3_ACCESS_KEY_ID": (s3.access_key_id or "") if s3 else "",
+        "DBT_ENV_SECRET_LAKEHOUSE_S3_SECRET_ACCESS_KEY": (s3.secret_access_key or "") if s3 else "",
+        "LAKEHOUSE_S3_REGION": (s3.region or "us-east-1") if s3 else "us-east-1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+@contextlib.contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block (the dbt subprocess inherits
+    ``os.environ`` when it is started), then restore the previous values."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

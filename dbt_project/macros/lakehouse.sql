@@ -1,0 +1,97 @@
+{#- Shared building blocks of the process data model. -#}
+
+{#- The 19 canonical historian parameters, in contract order (one wide column each). -#}
+{% macro process_parameters() -%}
+  {{ return(['temperature', 'temperature_sp', 'ph', 'dissolved_oxygen', 'agitation', 'air_flow',
+             'o2_flow', 'co2_flow', 'offgas_o2', 'offgas_co2', 'capacitance', 'base_total',
+             'feed_flow_sp', 'feed_flow', 'feed_total', 'weight', 'pressure', 'vibration',
+             'motor_current']) }}
+{%- endmacro %}
+
+{#- Offline analytes carried on the grid by the as-of join (daily in-process assays). -#}
+{% macro asof_analytes() -%}
+  {{ return(['vcd', 'viability', 'glucose', 'lactate', 'glutamine', 'ammonia', 'osmolality',
+             'ph_offline', 'po2_offline', 'titer']) }}
+{%- endmacro %}
+
+{#- The alignment grid step as a DuckDB interval (var grid_minutes, default 1). -#}
+{% macro grid_interval() -%}
+  to_minutes(cast({{ var('grid_minutes', 1) }} as bigint))
+{%- endmacro %}
+
+{#- Hours between two timestamps, fractional (microsecond precision). -#}
+{% macro hours_between(start_ts, end_ts) -%}
+  (date_diff('microsecond', {{ start_ts }}, {{ end_ts }}) / 3600000000.0)
+{%- endmacro %}
+
+{#- Newest value of `column` in the current incremental model, as a SQL timestamptz literal
+    (the epoch on a first/full build or at parse time). Incremental models compare bronze/staging
+    `_ingested_at` against it to pick only new data. -#}
+{% macro incremental_watermark(column) -%}
+  {%- set epoch = "timestamptz '1970-01-01 00:00:00+00'" -%}
+  {%- if execute and is_incremental() -%}
+    {%- set res = run_query("select cast(max(" ~ column ~ ") as varchar) from " ~ this) -%}
+    {%- set value = res.columns[0].values()[0] if res and res.rows | length > 0 else none -%}
+    {%- if value is none -%}{{ return(epoch) }}{%- endif -%}
+    {{ return("timestamptz '" ~ value ~ "'") }}
+  {%- else -%}
+    {{ return(epoch) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- Unit normalisation: (lower-cased source unit) -> (canonical unit, conversion of x).
+    Bronze is already canonical per the tag map; this catches exports in other units. -#}
+{% macro _unit_conversions() -%}
+  {{ return({
+      'degf': ['degC', '(x - 32.0) / 1.8'],
+      'k': ['degC', 'x - 273.15'],
+      'mbar': ['bar', 'x / 1000.0'],
+      'kpa': ['bar', 'x / 100.0'],
+      'psi': ['bar', 'x * 0.0689475729'],
+      'ml/h': ['mL/min', 'x / 60.0'],
+      'l/h': ['L/min', 'x / 60.0'],
+      'g': ['kg', 'x / 1000.0'],
+      'mg/l': ['g/L', 'x / 1000.0'],
+      'mg/ml': ['g/L', 'x'],
+      'cells/ml': ['1e6 cells/mL', 'x / 1000000.0'],
+      '1e5 cells/ml': ['1e6 cells/mL', 'x / 10.0'],
+      'fraction': ['%', 'x * 100.0'],
+  }) }}
+{%- endmacro %}
+
+{% macro canonical_value(value, unit) -%}
+  case lower(trim({{ unit }}))
+  {%- for src, conv in _unit_conversions().items() %}
+    when '{{ src }}' then {{ conv[1] | replace('x', '(' ~ value ~ ')') }}
+  {%- endfor %}
+    else {{ value }}
+  end
+{%- endmacro %}
+
+{% macro canonical_unit(unit) -%}
+  case lower(trim({{ unit }}))
+  {%- for src, conv in _unit_conversions().items() %}
+    when '{{ src }}' then '{{ conv[0] }}'
+  {%- endfor %}
+    else {{ unit }}
+  end
+{%- endmacro %}
+
+{#- Equipment type from the id conventions of the contract (<unit>-AGT, COL-PA-0n, …). -#}
+{% macro equipment_type_from_id(equipment_id) -%}
+  case
+    when {{ equipment_id }} like '%-AGT' then 'agitator'
+    when {{ equipment_id }} like '%-FP' then 'feed_pump'
+    when {{ equipment_id }} like '%-DO' then 'do_probe'
+    when {{ equipment_id }} like 'COL-%' then 'chromatography_column'
+    when {{ equipment_id }} like 'MEM-%' then 'tff_membrane'
+    when {{ equipment_id }} like 'AKTA-%' then 'chromatography_skid'
+    when {{ equipment_id }} like 'TFF-%' then 'tff_skid'
+    when {{ equipment_id }} like 'BR-%' then 'bioreactor'
+  end
+{%- endmacro %}
+
+{#- Parent unit of a bioreactor component (BR-101-AGT -> BR-101); the id itself otherwise. -#}
+{% macro parent_unit_from_id(equipment_id) -%}
+  regexp_replace({{ equipment_id }}, '-(AGT|FP|DO)$', '')
+{%- endmacro %}

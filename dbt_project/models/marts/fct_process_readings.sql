@@ -1,0 +1,25 @@
+{#- Aligned, wide process readings — one row per bioreactor batch per grid step — as defined
+    by the contract's alignment semantics (see int_process_readings__aligned). Incremental,
+    delete+insert by batch_id: takes only the batches the aligned model rebuilt this run. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='batch_id',
+    on_schema_change='fail',
+) }}
+
+select
+    batch_id,
+    unit_id,
+    ts,
+    culture_age_h,
+    maturity_pct,
+    phase,
+    {%- for p in process_parameters() %}
+    {{ p }},
+    {%- endfor %}
+    _source_ingested_at
+from {{ ref('int_process_readings__aligned') }}
+{%- if is_incremental() %}
+where _source_ingested_at > {{ incremental_watermark('_source_ingested_at') }}
+{%- endif %}

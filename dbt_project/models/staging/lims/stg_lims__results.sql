@@ -1,0 +1,27 @@
+{#- LIMS results: one row per (sample, analyte), latest approved version, canonical units. -#}
+with source as (
+    select * from {{ bronze('lims', 'lims_results') }}
+),
+
+renamed as (
+    select
+        cast(sample_id as varchar) as sample_id,
+        cast(batch_id as varchar) as batch_id,
+        cast(sample_time as timestamptz) as sample_time,
+        cast(result_time as timestamptz) as result_time,
+        lower(trim(cast(analyte as varchar))) as analyte,
+        cast({{ canonical_value('value', 'unit') }} as double) as value,
+        cast({{ canonical_unit('unit') }} as varchar) as unit,
+        cast(method as varchar) as method,
+        {{ hours_between('sample_time', 'result_time') }} as result_delay_h,
+        cast(_source_file as varchar) as _source_file,
+        cast(_ingested_at as timestamptz) as _ingested_at
+    from source
+)
+
+select *
+from renamed
+qualify row_number() over (
+    partition by sample_id, analyte
+    order by _ingested_at desc, result_time desc, _source_file desc
+) = 1

@@ -1,0 +1,33 @@
+{#- MES electronic batch records (bioreactor, capture, UF/DF): latest version of each record. -#}
+with source as (
+    select * from {{ bronze('mes', 'mes_batches') }}
+),
+
+renamed as (
+    select
+        cast(batch_id as varchar) as batch_id,
+        lower(cast(record_type as varchar)) as record_type,
+        cast(product as varchar) as product,
+        cast(unit_id as varchar) as unit_id,
+        cast(recipe_id as varchar) as recipe_id,
+        lower(cast(status as varchar)) as status,
+        cast(start_ts as timestamptz) as start_ts,
+        cast(end_ts as timestamptz) as end_ts,
+        cast(output_lot as varchar) as output_lot,
+        cast(setpoints_json as varchar) as setpoints_json,
+        cast(temperature_c as double) as temperature_c,
+        cast(temp_shift_day as double) as temp_shift_day,
+        cast(temp_shift_c as double) as temp_shift_c,
+        cast(ph as double) as ph,
+        cast(do_pct as double) as do_pct,
+        cast(feed_rate_pct_per_day as double) as feed_rate_pct_per_day,
+        cast(seed_density_e6_per_ml as double) as seed_density_e6_per_ml,
+        cast(working_volume_l as double) as working_volume_l,
+        cast(_source_file as varchar) as _source_file,
+        cast(_ingested_at as timestamptz) as _ingested_at
+    from source
+)
+
+select *
+from renamed
+qualify row_number() over (partition by batch_id order by _ingested_at desc, _source_file desc) = 1

@@ -1,0 +1,29 @@
+{#- ISA-88 procedure of each MES record. A record re-exported later replaces all its phases
+    (the latest ingested version of the record wins as a whole). -#}
+with source as (
+    select * from {{ bronze('mes', 'mes_phases') }}
+),
+
+renamed as (
+    select
+        cast(batch_id as varchar) as batch_id,
+        cast(unit_procedure as varchar) as unit_procedure,
+        cast(operation as varchar) as operation,
+        cast(phase as varchar) as phase,
+        cast(phase_seq as integer) as phase_seq,
+        cast(start_ts as timestamptz) as start_ts,
+        cast(end_ts as timestamptz) as end_ts,
+        cast(_source_file as varchar) as _source_file,
+        cast(_ingested_at as timestamptz) as _ingested_at
+    from source
+),
+
+latest_record as (
+    select *
+    from renamed
+    qualify _ingested_at = max(_ingested_at) over (partition by batch_id)
+)
+
+select *
+from latest_record
+qualify row_number() over (partition by batch_id, phase_seq order by _source_file desc, start_ts) = 1

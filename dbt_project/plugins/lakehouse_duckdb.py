@@ -1,0 +1,66 @@
+"""dbt-duckdb plugin: offline Delta + S3 support for the lakehouse dbt project.
+
+* Loads DuckDB's ``httpfs`` and ``delta`` extensions from the pinned ``duckdb-extension-httpfs``
+  and ``duckdb-extension-delta`` wheels (``LOAD '<file>'``): no ``INSTALL`` from the internet.
+* Creates a DuckDB S3 secret from the plugin config (rendered from environment variables in
+  ``profiles.yml``) when a key id is configured, so ``delta_scan('s3://…')`` reaches any
+  S3-compatible endpoint (path-style URLs; plain HTTP when the endpoint says ``http://``).
+
+Bronze sources are read with ``delta_scan()`` (see ``models/staging/*/_*__models.yml``), which
+prunes partitions and pushes filters down, so incremental models read only new data.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+import duckdb
+from dbt.adapters.duckdb.plugins import BasePlugin
+
+
+def extension_file(name: str) -> str:
+    """Path of the ``<name>.duckdb_extension`` shipped in the ``duckdb-extension-<name>`` wheel."""
+    mod = importlib.import_module(f"duckdb_extension_{name}")
+    path = os.path.join(os.path.dirname(mod.__file__), "extensions", f"v{duckdb.__version__}",
+                        f"{name}.duckdb_extension")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} missing: duckdb-extension-{name} must match duckdb {duckdb.__version__}")
+    return path
+
+
+def _quote(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def s3_secret_sql(endpoint_url: str, key_id: str, secret: str, region: str = "us-east-1",
+                  name: str = "lakehouse_s3") -> str:
+    """``CREATE SECRET`` for an S3 endpoint given as a URL (``http://host:port`` or empty for AWS)."""
+    parts = ["TYPE s3", f"KEY_ID {_quote(key_id)}", f"SECRET {_quote(secret)}",
+             f"REGION {_quote(region or 'us-east-1')}"]
+    if endpoint_url:
+        use_ssl = not endpoint_url.startswith("http://")
+        host = endpoint_url.split("://", 1)[-1].rstrip("/")
+        parts += [f"ENDPOINT {_quote(host)}", "URL_STYLE 'path'", f"USE_SSL {str(use_ssl).lower()}"]
+    return f"CREATE OR REPLACE SECRET {name} ({', '.join(parts)})"
+
+
+def configure(conn: duckdb.DuckDBPyConnection, config: dict[str, Any] | None = None) -> None:
+    """Load the extensions and create the S3 secret on a DuckDB connection."""
+    config = config or {}
+    for ext in ("httpfs", "delta"):
+        conn.execute(f"LOAD {_quote(extension_file(ext))}")
+    key_id = config.get("s3_access_key_id") or ""
+    if key_id:
+        conn.execute(s3_secret_sql(config.get("s3_endpoint_url") or "", key_id,
+                                   config.get("s3_secret_access_key") or "",
+                                   config.get("s3_region") or "us-east-1"))
+
+
+class Plugin(BasePlugin):
+    def initialize(self, plugin_config: dict[str, Any]) -> None:
+        self.config = dict(plugin_config or {})
+
+    def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
+        configure(conn, self.config)

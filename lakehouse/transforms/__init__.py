@@ -1,0 +1,1 @@
+"""Single-node reference implementations of the heavy transforms (DuckDB)."""

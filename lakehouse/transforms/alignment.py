@@ -1,0 +1,258 @@
+"""Sensor time-series alignment to the per-batch grid — the contract's "Alignment semantics".
+
+Long historian readings (bronze ``historian_readings``) + batch windows (``inoculation_ts``,
+``harvest_ts`` per bioreactor batch, from ``mes_batches``/``mes_phases``) → the wide aligned
+table of ``fct_process_readings``: ``batch_id, unit_id, ts, culture_age_h, maturity_pct,
+phase`` and one float64 column per canonical parameter.
+
+Semantics (the same as ``dbt_project/models/intermediate/int_process_readings__aligned.sql``
+and :mod:`lakehouse.spark.transforms`; this module is the reference of the parity tests):
+
+- windows: batches with both ``inoculation_ts`` and ``harvest_ts`` and
+  ``harvest_ts >= inoculation_ts``; others get no rows.
+- grid: ``ts = time_bucket(grid, inoculation_ts) + k·grid`` while ``ts <= harvest_ts`` —
+  DuckDB ``time_bucket`` in UTC, i.e. buckets aligned to 2000-01-03T00:00Z (= the epoch for
+  any grid that divides a day).
+- value: mean of the unit's readings of that parameter with ``quality = 192`` and
+  ``ts`` in ``[grid_ts, grid_ts + grid)`` (so the first step also takes readings between its
+  bucket start and ``inoculation_ts``); a step without a good reading carries the batch's last
+  value forward (never across batches, never backwards); null before the first value.
+- ``culture_age_h = µs(ts − inoculation_ts) / 3.6e9``; ``maturity_pct = 100·culture_age_h /
+  (µs(harvest_ts − inoculation_ts) / 3.6e9)`` (null for a zero-length window).
+- ``phase``: the phase with the latest ``start_ts <= ts`` (phases with ``end_ts <= start_ts``
+  ignored), null when ``ts >= end_ts`` of that phase — an as-of join.
+- duplicates: when the readings carry lineage (``_ingested_at``), the same reading
+  (``unit_id, tag, ts``) ingested more than once counts once — the latest ingestion
+  (``_ingested_at`` desc, ``_source_file`` desc), like ``stg_historian__readings``.
+
+Engines: ``engine="default"`` runs DuckDB SQL (conditional aggregation + ``time_bucket``, no
+PIVOT — see PERFORMANCE.md) on Arrow/pandas/polars inputs and returns a ``pyarrow.Table``;
+``engine="spark"`` runs :func:`lakehouse.spark.transforms.align_readings_spark` and returns
+a Spark DataFrame (lazy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+PARAMETERS: tuple[str, ...] = (
+    "temperature", "temperature_sp", "ph", "dissolved_oxygen", "agitation", "air_flow",
+    "o2_flow", "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total",
+    "feed_flow_sp", "feed_flow", "feed_total", "weight", "pressure", "vibration",
+    "motor_current",
+)
+KEY_COLUMNS: tuple[str, ...] = ("batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase")
+OUTPUT_COLUMNS: tuple[str, ...] = KEY_COLUMNS + PARAMETERS
+GOOD_QUALITY = 192
+US_PER_HOUR = 3_600_000_000.0
+ENGINES = ("default", "spark")
+
+
+def output_schema(parameters: tuple[str, ...] = PARAMETERS) -> pa.Schema:
+    """Arrow schema of the aligned table (``fct_process_readings`` without lineage)."""
+    return pa.schema(
+        [("batch_id", pa.string()), ("unit_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")),
+         ("culture_age_h", pa.float64()), ("maturity_pct", pa.float64()), ("phase", pa.string())]
+        + [(p, pa.float64()) for p in parameters])
+
+
+# ----------------------------------------------------------------------------- DuckDB
+def _connect():
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # time_bucket on TIMESTAMPTZ buckets in the session zone
+    return con
+
+
+def _as_arrow(x: Any) -> Any:
+    """Inputs DuckDB can scan: Arrow tables as-is; polars/pandas → Arrow (zero-copy where possible)."""
+    if isinstance(x, (pa.Table, pa.RecordBatchReader)):
+        return x
+    if type(x).__module__.startswith("pyspark"):  # a (small) Spark DataFrame on the default engine
+        return pa.table(x.toArrow())
+    if hasattr(x, "to_arrow") and type(x).__module__.startswith("polars"):
+        return x.to_arrow()
+    return x
+
+
+def _columns(x: Any) -> list[str]:
+    if isinstance(x, pa.Table):
+        return x.column_names
+    if hasattr(x, "columns"):
+        return list(x.columns)
+    return list(x.schema.names)
+
+
+def batch_windows(mes_batches: Any, mes_phases: Any, engine: str = "default", spark: Any = None) -> Any:
+    """Alignment windows from MES bronze/staging: ``batch_id, unit_id, inoculation_ts, harvest_ts``.
+
+    Bioreactor records only (``record_type``, case-insensitive); ``inoculation_ts`` / ``harvest_ts``
+    = earliest start of the ``Inoculate`` / ``Harvest`` phase (case-insensitive). With lineage
+    columns, the latest ingested version of a record wins (as in the dbt staging models).
+    """
+    if engine == "spark":
+        from lakehouse.spark.transforms import batch_windows_spark
+
+        return batch_windows_spark(mes_batches, mes_phases, spark)
+    _check_engine(engine)
+    con = _connect()
+    try:
+        con.register("mes_batches", _as_arrow(mes_batches))
+        con.register("mes_phases", _as_arrow(mes_phases))
+        b_dedup = ("QUALIFY row_number() OVER (PARTITION BY batch_id ORDER BY _ingested_at DESC, "
+                   "_source_file DESC) = 1") if "_ingested_at" in _columns(mes_batches) else ""
+        return con.sql(f"""
+            WITH b AS (
+                SELECT batch_id, unit_id FROM mes_batches
+                WHERE lower(record_type) = 'bioreactor' {b_dedup}
+            ), p AS ({_phases_sql(_columns(mes_phases))})
+            SELECT b.batch_id, b.unit_id,
+                   min(p.start_ts) FILTER (WHERE lower(p.phase) = 'inoculate') AS inoculation_ts,
+                   min(p.start_ts) FILTER (WHERE lower(p.phase) = 'harvest') AS harvest_ts
+            FROM b LEFT JOIN p USING (batch_id)
+            GROUP BY ALL ORDER BY b.batch_id
+        """).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _phases_sql(cols: list[str], source: str = "mes_phases") -> str:
+    """Phases as in ``stg_mes__phases``: latest ingested record version, one row per phase_seq."""
+    if "_ingested_at" in cols:
+        order_src = "_source_file DESC, " if "_source_file" in cols else ""
+        seq = "phase_seq" if "phase_seq" in cols else "phase"
+        return f"""
+            SELECT * FROM (
+                SELECT * FROM {source}
+                QUALIFY _ingested_at = max(_ingested_at) OVER (PARTITION BY batch_id)
+            ) QUALIFY row_number() OVER (PARTITION BY batch_id, {seq} ORDER BY {order_src}start_ts) = 1"""
+    return f"SELECT * FROM {source}"
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+
+
+def _align_sql(grid_minutes: int, parameters: tuple[str, ...], dedupe: bool, has_tag: bool,
+               has_source_file: bool, with_phases: bool, phase_cols: list[str]) -> str:
+    g = f"to_minutes(CAST({int(grid_minutes)} AS BIGINT))"
+    means = ",\n".join(f"avg(value) FILTER (WHERE parameter = '{p}') AS \"{p}\"" for p in parameters)
+    carried = ",\n".join(
+        f"last_value(m.\"{p}\" IGNORE NULLS) OVER batch_so_far AS \"{p}\"" for p in parameters)
+    plist = ", ".join(f"'{p}'" for p in parameters)
+    key = "tag" if has_tag else "parameter"
+    order = "_ingested_at DESC" + (", _source_file DESC" if has_source_file else "")
+    dedup = (f"QUALIFY row_number() OVER (PARTITION BY unit_id, {key}, ts ORDER BY {order}) = 1"
+             if dedupe else "")
+    if with_phases:
+        phase_cte = f""",
+        phases AS (
+            SELECT batch_id, phase, start_ts, end_ts FROM ({_phases_sql(phase_cols)})
+            WHERE batch_id IN (SELECT batch_id FROM w) AND (end_ts IS NULL OR end_ts > start_ts)
+        ),
+        with_phase AS (
+            SELECT c.*, CASE WHEN p.end_ts IS NULL OR c.ts < p.end_ts THEN p.phase END AS phase
+            FROM carried c ASOF LEFT JOIN phases p ON p.batch_id = c.batch_id AND c.ts >= p.start_ts
+        )"""
+    else:
+        phase_cte = """,
+        with_phase AS (SELECT c.*, CAST(NULL AS VARCHAR) AS phase FROM carried c)"""
+    hours = "(date_diff('microsecond', {a}, {b}) / 3600000000.0)"
+    age = hours.format(a="inoculation_ts", b="ts")
+    dur = hours.format(a="inoculation_ts", b="harvest_ts")
+    cols = ",\n".join(f"CAST(\"{p}\" AS DOUBLE) AS \"{p}\"" for p in parameters)
+    return f"""
+        WITH w AS (
+            SELECT CAST(batch_id AS VARCHAR) AS batch_id, CAST(unit_id AS VARCHAR) AS unit_id,
+                   CAST(inoculation_ts AS TIMESTAMPTZ) AS inoculation_ts,
+                   CAST(harvest_ts AS TIMESTAMPTZ) AS harvest_ts,
+                   time_bucket({g}, CAST(inoculation_ts AS TIMESTAMPTZ)) AS grid_start,
+                   time_bucket({g}, CAST(harvest_ts AS TIMESTAMPTZ)) AS grid_end
+            FROM windows
+            WHERE inoculation_ts IS NOT NULL AND harvest_ts IS NOT NULL AND harvest_ts >= inoculation_ts
+        ),
+        unit_span AS (  -- readings outside every window are never aggregated
+            SELECT unit_id, min(grid_start) AS lo, max(grid_end) + {g} AS hi FROM w GROUP BY unit_id
+        ),
+        r AS (
+            SELECT * FROM readings
+            WHERE quality = {GOOD_QUALITY} AND parameter IN ({plist})
+            {dedup}
+        ),
+        step_means AS (  -- conditional aggregation per (unit, grid bucket); no PIVOT
+            SELECT r.unit_id, time_bucket({g}, CAST(r.ts AS TIMESTAMPTZ)) AS ts,
+                   {means}
+            FROM r JOIN unit_span u ON r.unit_id = u.unit_id AND r.ts >= u.lo AND r.ts < u.hi
+            GROUP BY ALL
+        ),
+        grid AS (
+            SELECT batch_id, unit_id, inoculation_ts, harvest_ts,
+                   unnest(generate_series(grid_start, grid_end, {g})) AS ts
+            FROM w
+        ),
+        carried AS (
+            SELECT g.batch_id, g.unit_id, g.ts, g.inoculation_ts, g.harvest_ts,
+                   {carried}
+            FROM grid g LEFT JOIN step_means m ON m.unit_id = g.unit_id AND m.ts = g.ts
+            WINDOW batch_so_far AS (PARTITION BY g.batch_id ORDER BY g.ts
+                                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        ){phase_cte}
+        SELECT batch_id, unit_id, ts,
+               CAST({age} AS DOUBLE) AS culture_age_h,
+               CAST(100.0 * {age} / nullif({dur}, 0) AS DOUBLE) AS maturity_pct,
+               phase,
+               {cols}
+        FROM with_phase
+        ORDER BY batch_id, ts
+    """
+
+
+def align_readings(
+    readings: Any,
+    batch_windows: Any,
+    grid_minutes: int = 1,
+    engine: str = "default",
+    spark: Any = None,
+    *,
+    phases: Any = None,
+    parameters: tuple[str, ...] = PARAMETERS,
+    dedupe: bool | None = None,
+) -> Any:
+    """Align long readings to the per-batch grid (see the module docstring for the rules).
+
+    ``readings``: ``ts, unit_id, parameter, value, quality`` (+ ``tag``, ``_ingested_at``,
+    ``_source_file`` when present: duplicate ingestions count once; ``dedupe`` forces it on/off).
+    ``batch_windows``: ``batch_id, unit_id, inoculation_ts, harvest_ts`` (see :func:`batch_windows`).
+    ``phases``: MES phases (``batch_id, phase, start_ts, end_ts``) for the ``phase`` column
+    (null without). ``engine="default"`` → ``pyarrow.Table`` ordered by ``batch_id, ts``;
+    ``engine="spark"`` (``spark`` = the session) → Spark DataFrame with the same rows.
+    """
+    _check_engine(engine)
+    if int(grid_minutes) < 1:
+        raise ValueError("grid_minutes must be a positive whole number of minutes")
+    if engine == "spark":
+        from lakehouse.spark.transforms import align_readings_spark
+
+        return align_readings_spark(readings, batch_windows, grid_minutes, spark, phases=phases,
+                                    parameters=parameters, dedupe=dedupe)
+    rcols = _columns(readings)
+    if dedupe is None:
+        dedupe = "_ingested_at" in rcols
+    con = _connect()
+    try:
+        con.register("readings", _as_arrow(readings))
+        con.register("windows", _as_arrow(batch_windows))
+        phase_cols: list[str] = []
+        if phases is not None:
+            con.register("mes_phases", _as_arrow(phases))
+            phase_cols = _columns(phases)
+        sql = _align_sql(int(grid_minutes), tuple(parameters), bool(dedupe), "tag" in rcols,
+                         "_source_file" in rcols, phases is not None, phase_cols)
+        out = con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+    return out.cast(output_schema(tuple(parameters)))

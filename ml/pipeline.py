@@ -1,0 +1,219 @@
+"""Lake-level steps (read gold → write features → train/register → gate → score → verify).
+
+Plain Python on a :class:`lakehouse.storage.Lake`; the Dagster assets, the ``lakehouse train``
+CLI and ``bench/bench_ml.py`` all call these.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+from lakehouse.storage import Lake
+from ml import promotion
+from ml.config import PdMConfig, SoftSensorConfig
+from ml.features import build_equipment_health_features, build_softsensor_features
+from ml.registry import ModelRegistry, RegisteredModel
+from ml.scoring import score_harvest, score_pdm, score_softsensor
+from ml.train import TrainedModel, train_harvest, train_pdm, train_titer
+from ml.verification import recent_batches, recent_days, verify
+
+SOFTSENSOR = ("features", "softsensor")
+EQUIPMENT = ("features", "equipment_health")
+GOLD_SOFTSENSOR_INPUTS = ("fct_process_readings", "dim_batches", "fct_assay_results")
+GOLD_PDM_INPUTS = ("fct_equipment_health_daily", "fct_work_orders")
+
+
+@dataclass
+class TableRead:
+    df: pl.DataFrame
+    version: int
+
+
+def read_table(lake: Lake, layer: str, name: str, version: int | None = None, columns: list[str] | None = None) -> TableRead:
+    uri = lake.uri(layer, name)
+    dt = lake.delta_table(uri, version=version)
+    return TableRead(pl.from_arrow(dt.to_pyarrow_table(columns=columns)), int(dt.version()))
+
+
+def _to_arrow(df: pl.DataFrame) -> pa.Table:
+    t = df.to_arrow()
+    # delta-rs wants plain (non-view) string types
+    return t.cast(pa.schema([pa.field(f.name, pa.large_string() if pa.types.is_string_view(f.type) else f.type)
+                             for f in t.schema]))
+
+
+def write_table(lake: Lake, layer: str, name: str, df: pl.DataFrame, *, metadata: dict | None = None,
+                mode: str = "overwrite") -> int:
+    """Write (overwrite by default) a Delta table and return its new version. ``metadata`` goes into
+    the commit's custom metadata (e.g. the input table versions)."""
+    from deltalake import CommitProperties
+
+    uri = lake.uri(layer, name)
+    props = CommitProperties(custom_metadata={k: json.dumps(v) if not isinstance(v, str) else v
+                                              for k, v in (metadata or {}).items()}) if metadata else None
+    lake.write_delta(uri, _to_arrow(df), mode=mode, schema_mode="overwrite" if mode == "overwrite" else None,
+                     commit_properties=props)
+    return int(lake.delta_table(uri).version())
+
+
+# ----------------------------------------------------------------------------- features
+def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[pl.DataFrame, int, dict]:
+    needed = ["batch_id", "unit_id", "ts", "culture_age_h", "phase"]
+    readings = read_table(lake, "gold", "fct_process_readings")
+    batches = read_table(lake, "gold", "dim_batches")
+    assays = read_table(lake, "gold", "fct_assay_results")
+    cols = [c for c in readings.df.columns if c in set(needed) | set(cfg.features.signals)]
+    feats = build_softsensor_features(readings.df.select(cols), batches.df, cfg.features, assays.df)
+    inputs = {"gold/fct_process_readings": readings.version, "gold/dim_batches": batches.version,
+              "gold/fct_assay_results": assays.version}
+    version = write_table(lake, *SOFTSENSOR, feats, metadata={"inputs": inputs})
+    return feats, version, inputs
+
+
+def materialize_equipment_features(lake: Lake, cfg: PdMConfig) -> tuple[pl.DataFrame, int, dict]:
+    health = read_table(lake, "gold", "fct_equipment_health_daily")
+    wos = read_table(lake, "gold", "fct_work_orders")
+    feats = build_equipment_health_features(health.df, wos.df, cfg.features)
+    inputs = {"gold/fct_equipment_health_daily": health.version, "gold/fct_work_orders": wos.version}
+    version = write_table(lake, *EQUIPMENT, feats, metadata={"inputs": inputs})
+    return feats, version, inputs
+
+
+def _feature_inputs(lake: Lake, layer: str, name: str, version: int) -> dict:
+    """The gold versions a feature-table version was built from (from its commit metadata)."""
+    try:
+        for h in lake.delta_table(lake.uri(layer, name)).history():
+            if int(h.get("version", -1)) == version and "inputs" in h:
+                return json.loads(h["inputs"])
+    except Exception:  # noqa: BLE001 - lineage is best-effort metadata; the version itself is recorded
+        return {}
+    return {}
+
+
+# ----------------------------------------------------------------------------- training
+def register(lake: Lake, model: TrainedModel, training_data: dict) -> RegisteredModel:
+    return ModelRegistry(lake).register(model.name, model.booster, model.meta, params=model.params,
+                                        metrics=model.metrics, training_data=training_data, kind=model.kind,
+                                        target=model.meta["target"])
+
+
+def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[str] | None = None,
+                            do_register: bool = True) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
+    """Train the titer soft sensor and the harvest-CQA models on the latest ``features/softsensor``."""
+    feats = read_table(lake, *SOFTSENSOR)
+    td = {"features/softsensor": feats.version} | _feature_inputs(lake, *SOFTSENSOR, feats.version)
+    out: dict[str, tuple[TrainedModel, RegisteredModel | None]] = {}
+    wanted = targets or ["titer", *cfg.harvest.targets]
+    if "titer" in wanted or cfg.titer.target in wanted:
+        m = train_titer(feats.df, cfg)
+        out[m.name] = (m, register(lake, m, td) if do_register else None)
+    for t in dict.fromkeys(wanted):
+        if t not in ("titer", cfg.titer.target):
+            m = train_harvest(feats.df, cfg, t)
+            out[m.name] = (m, register(lake, m, td) if do_register else None)
+    return out
+
+
+def train_pdm_model(lake: Lake, cfg: PdMConfig, *, do_register: bool = True) -> tuple[TrainedModel, RegisteredModel | None]:
+    feats = read_table(lake, *EQUIPMENT)
+    wos = read_table(lake, "gold", "fct_work_orders")
+    m = train_pdm(feats.df, wos.df, cfg)
+    td = {"features/equipment_health": feats.version, "gold/fct_work_orders": wos.version}
+    return m, (register(lake, m, td) if do_register else None)
+
+
+# ----------------------------------------------------------------------------- promotion gate
+def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: float = 0.0) -> dict:
+    """Promotion decision for ``name`` (default: its latest candidate) on the candidate's held-out set."""
+    reg = ModelRegistry(lake)
+    rec = reg.get(name, version) if version is not None else reg.latest(name, "candidate")
+    if rec is None:
+        champ = reg.champion(name)
+        return {"model_name": name, "promoted": False, "decision": "no candidate", "reason": "no candidate to gate",
+                "has_champion_after": champ is not None, "champion_version": champ.version if champ else None}
+    _, meta, _ = reg.load(name, rec.version)
+    if "features/softsensor" in rec.training_data:
+        feats = read_table(lake, *SOFTSENSOR, version=rec.training_data["features/softsensor"]).df
+        if meta.get("feature_day") is not None:
+            rows, base = promotion.harvest_holdout(feats, meta)
+        else:
+            rows, base = promotion.softsensor_holdout(feats, meta)
+    else:
+        feats = read_table(lake, *EQUIPMENT, version=rec.training_data["features/equipment_health"]).df
+        rows, base = promotion.pdm_holdout(feats, meta)
+    return promotion.decide(reg, name, rec.version, rows, base, min_improvement=min_improvement)
+
+
+# ----------------------------------------------------------------------------- scoring
+def score_titer_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
+    reg = ModelRegistry(lake)
+    booster, meta, rec = reg.load(cfg.titer.name)
+    feats = read_table(lake, *SOFTSENSOR)
+    scores = score_softsensor(feats.df, booster, meta, rec, feats.version, explain=explain)
+    return scores, write_table(lake, "scores", "titer", scores)
+
+
+def score_harvest_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
+    reg = ModelRegistry(lake)
+    feats = read_table(lake, *SOFTSENSOR)
+    models = []
+    for t in cfg.harvest.targets:
+        name = f"{cfg.harvest.name_prefix}{t}"
+        if reg.champion(name) is not None:
+            models.append(reg.load(name))
+    scores = score_harvest(feats.df, models, cfg.harvest.day, feats.version, explain=explain)
+    return scores, write_table(lake, "scores", "harvest_cqa", scores)
+
+
+def score_pdm_table(lake: Lake, cfg: PdMConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
+    reg = ModelRegistry(lake)
+    booster, meta, rec = reg.load(cfg.model.name)
+    feats = read_table(lake, *EQUIPMENT)
+    scores = score_pdm(feats.df, booster, meta, rec, feats.version, explain=explain)
+    return scores, write_table(lake, "scores", "pdm", scores)
+
+
+# ----------------------------------------------------------------------------- verification
+def verify_titer(lake: Lake, cfg: SoftSensorConfig) -> dict:
+    scores = read_table(lake, "scores", "titer").df
+    reg = ModelRegistry(lake)
+    version = int(scores["model_version"][0])
+    _, meta, _ = reg.load(cfg.titer.name, version)
+    feats = read_table(lake, *SOFTSENSOR, version=int(scores["feature_table_version"][0])).df
+    # only predictions of batches the model did not train on count as verification evidence
+    unseen = scores.filter(~pl.col("batch_id").is_in(meta["split"]["train_batches"]) & (pl.col("row_type") == "sample"))
+    return verify(unseen, meta, recent_batches(feats, cfg.verification.psi_recent_batches), cfg.verification)
+
+
+def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
+    scores = read_table(lake, "scores", "harvest_cqa").df
+    reg = ModelRegistry(lake)
+    out: dict = {"passed": True, "targets": {}}
+    if scores.height == 0:
+        return out
+    feats = read_table(lake, *SOFTSENSOR, version=int(scores["feature_table_version"][0])).df
+    from ml.config import HarvestModelConfig
+    from ml.features import build_harvest_dataset
+
+    for name in scores["model_name"].unique().to_list():
+        s = scores.filter(pl.col("model_name") == name)
+        _, meta, _ = reg.load(name, int(s["model_version"][0]))
+        ds = build_harvest_dataset(feats, HarvestModelConfig(targets=(meta["target"],), day=meta["feature_day"]))
+        recent = ds.sort("ts").tail(cfg.verification.psi_recent_batches)
+        unseen = s.filter(~pl.col("batch_id").is_in(meta["split"]["train_batches"])).rename({"features_ts": "ts"})
+        r = verify(unseen, meta, recent, cfg.verification)
+        out["targets"][meta["target"]] = r
+        out["passed"] = out["passed"] and r["passed"]
+    return out
+
+
+def verify_pdm(lake: Lake, cfg: PdMConfig, days: int = 30) -> dict:
+    scores = read_table(lake, "scores", "pdm").df
+    reg = ModelRegistry(lake)
+    _, meta, _ = reg.load(cfg.model.name, int(scores["model_version"][0]))
+    feats = read_table(lake, *EQUIPMENT, version=int(scores["feature_table_version"][0])).df
+    return verify(scores, meta, recent_days(feats, days), cfg.verification, check_error=False)

@@ -1,0 +1,185 @@
+"""Model registry in the lake.
+
+* Artifacts: ``models/<name>/<version>.ubj`` — XGBoost's own UBJSON format
+  (``Booster.save_raw("ubj")``), loaded with ``Booster().load_model(bytearray)``; plus
+  ``models/<name>/<version>.meta.json`` (features, split, interval calibration, applicability
+  domain, PSI reference — plain JSON). Nothing is ever pickled or unpickled.
+* ``registry/models`` (Delta): one row per model version — name, version, artifact URIs, target,
+  params/metrics JSON, training-data Delta versions, code version, created_at, status
+  (``candidate`` → ``champion`` → ``retired``).
+* ``registry/promotions`` (Delta, append-only): every promotion decision with its evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import xgboost as xgb
+
+from lakehouse.storage import Lake
+from ml.domain import dumps
+
+STATUSES = ("candidate", "champion", "retired")
+
+REGISTRY_SCHEMA = pa.schema([
+    ("model_name", pa.string()), ("version", pa.int64()), ("kind", pa.string()), ("target", pa.string()),
+    ("artifact_uri", pa.string()), ("meta_uri", pa.string()), ("params_json", pa.string()),
+    ("metrics_json", pa.string()), ("training_data_json", pa.string()), ("code_version", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")), ("status", pa.string()),
+])
+
+PROMOTION_SCHEMA = pa.schema([
+    ("model_name", pa.string()), ("candidate_version", pa.int64()), ("champion_version", pa.int64()),
+    ("decision", pa.string()), ("promoted", pa.bool_()), ("metric", pa.string()),
+    ("candidate_value", pa.float64()), ("champion_value", pa.float64()), ("baseline_value", pa.float64()),
+    ("n_eval_rows", pa.int64()), ("evidence_json", pa.string()), ("decided_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+def code_version() -> str:
+    """git sha of the working tree (``+dirty`` when modified), else the package version."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
+        if sha.returncode == 0 and sha.stdout.strip():
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                   capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+            return sha.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from importlib.metadata import version
+
+        return "bioprocess-lakehouse==" + version("bioprocess-lakehouse")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: int
+    status: str
+    artifact_uri: str
+    meta_uri: str
+    metrics: dict
+    params: dict
+    training_data: dict
+    code_version: str
+    created_at: datetime
+
+
+class ModelRegistry:
+    def __init__(self, lake: Lake):
+        self.lake = lake
+        self.models_uri = lake.uri("registry", "models")
+        self.promotions_uri = lake.uri("registry", "promotions")
+
+    # ------------------------------------------------------------------ read
+    def table(self) -> pl.DataFrame:
+        if not self.lake.delta_exists(self.models_uri):
+            return pl.from_arrow(REGISTRY_SCHEMA.empty_table())
+        return pl.from_arrow(self.lake.read_delta(self.models_uri))
+
+    def promotions(self) -> pl.DataFrame:
+        if not self.lake.delta_exists(self.promotions_uri):
+            return pl.from_arrow(PROMOTION_SCHEMA.empty_table())
+        return pl.from_arrow(self.lake.read_delta(self.promotions_uri))
+
+    def _row(self, r: dict) -> RegisteredModel:
+        return RegisteredModel(r["model_name"], int(r["version"]), r["status"], r["artifact_uri"], r["meta_uri"],
+                               json.loads(r["metrics_json"]), json.loads(r["params_json"]),
+                               json.loads(r["training_data_json"]), r["code_version"], r["created_at"])
+
+    def get(self, name: str, version: int) -> RegisteredModel:
+        t = self.table().filter((pl.col("model_name") == name) & (pl.col("version") == version))
+        if t.height == 0:
+            raise KeyError(f"model {name} v{version} is not registered")
+        return self._row(t.row(0, named=True))
+
+    def champion(self, name: str) -> RegisteredModel | None:
+        t = self.table().filter((pl.col("model_name") == name) & (pl.col("status") == "champion")).sort("version")
+        return self._row(t.row(-1, named=True)) if t.height else None
+
+    def latest(self, name: str, status: str | None = None) -> RegisteredModel | None:
+        t = self.table().filter(pl.col("model_name") == name)
+        if status:
+            t = t.filter(pl.col("status") == status)
+        t = t.sort("version")
+        return self._row(t.row(-1, named=True)) if t.height else None
+
+    def next_version(self, name: str) -> int:
+        t = self.table().filter(pl.col("model_name") == name)
+        return int(t["version"].max()) + 1 if t.height else 1
+
+    # ------------------------------------------------------------------ artifacts
+    def _write_bytes(self, uri: str, data: bytes) -> None:
+        fs = self.lake.filesystem()
+        path = self.lake.fs_path(uri)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path, "wb") as fh:
+            fh.write(data)
+
+    def _read_bytes(self, uri: str) -> bytes:
+        fs = self.lake.filesystem()
+        with fs.open(self.lake.fs_path(uri), "rb") as fh:
+            return fh.read()
+
+    def load(self, name: str, version: int | None = None) -> tuple[xgb.Booster, dict, RegisteredModel]:
+        """Load a model version (default: the champion) — UBJ bytes into a fresh Booster, never unpickled."""
+        rec = self.get(name, version) if version is not None else self.champion(name)
+        if rec is None:
+            raise KeyError(f"no champion for model {name!r}")
+        raw = self._read_bytes(rec.artifact_uri)
+        booster = xgb.Booster()
+        booster.load_model(bytearray(raw))
+        meta = json.loads(self._read_bytes(rec.meta_uri).decode("utf-8"))
+        return booster, meta, rec
+
+    # ------------------------------------------------------------------ write
+    def register(self, name: str, booster: xgb.Booster, meta: dict, *, params: dict, metrics: dict,
+                 training_data: dict, kind: str, target: str, status: str = "candidate") -> RegisteredModel:
+        if status not in STATUSES:
+            raise ValueError(status)
+        version = self.next_version(name)
+        art = self.lake.uri("models", name, f"{version}.ubj")
+        meta_uri = self.lake.uri("models", name, f"{version}.meta.json")
+        booster.set_attr(model_name=name, model_version=str(version))
+        self._write_bytes(art, bytes(booster.save_raw(raw_format="ubj")))
+        self._write_bytes(meta_uri, dumps(meta | {"model_name": name, "model_version": version}).encode("utf-8"))
+        now = datetime.now(UTC)
+        cv = code_version()
+        row = {"model_name": name, "version": version, "kind": kind, "target": target, "artifact_uri": art,
+               "meta_uri": meta_uri, "params_json": dumps(params), "metrics_json": dumps(metrics),
+               "training_data_json": dumps(training_data), "code_version": cv, "created_at": now, "status": status}
+        self.lake.write_delta(self.models_uri, pa.Table.from_pylist([row], schema=REGISTRY_SCHEMA), mode="append")
+        return RegisteredModel(name, version, status, art, meta_uri, metrics, params, training_data, cv, now)
+
+    def set_status(self, name: str, version: int, status: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(status)
+        dt = self.lake.delta_table(self.models_uri)
+        dt.update(new_values={"status": status},
+                  predicate=f"model_name = '{_sql_str(name)}' AND version = {int(version)}")
+
+    def promote(self, name: str, version: int) -> None:
+        """Make ``version`` the champion; the previous champion is retired."""
+        old = self.champion(name)
+        if old is not None and old.version != version:
+            self.set_status(name, old.version, "retired")
+        self.set_status(name, version, "champion")
+
+    def record_promotion(self, row: dict) -> None:
+        row = {k: row.get(k) for k in PROMOTION_SCHEMA.names}
+        row["decided_at"] = row["decided_at"] or datetime.now(UTC)
+        self.lake.write_delta(self.promotions_uri, pa.Table.from_pylist([row], schema=PROMOTION_SCHEMA), mode="append")
+
+
+def _sql_str(s: str) -> str:
+    return s.replace("'", "''")
