@@ -235,9 +235,11 @@ def _choose_threshold(scores: pl.DataFrame, failures: pl.DataFrame, period, ev) 
         prec = m["precision"] if np.isfinite(m["precision"]) else 0.0
         rec = m[f"recall_{ev.lead_days}d"] if np.isfinite(m[f"recall_{ev.lead_days}d"]) else 0.0
         ok = prec >= ev.target_precision
-        # feasible first; then the most failures alerted >= lead_days ahead; then the LOWEST threshold
-        # (most warning) among equals; infeasible: the most precise
-        key = (ok, rec, -thr) if ok else (ok, prec, rec, thr)
+        # feasible first; then the most failures alerted >= lead_days ahead; then the most precise
+        # among equals (the middle of the feasible band, not its edge: the final model, fitted on the
+        # whole development period, scores more confidently than the OOF models the threshold is chosen
+        # on, so an edge threshold alerts far more on test); then the lowest; infeasible: the most precise
+        key = (ok, rec, prec, -thr) if ok else (ok, prec, rec, thr)
         if best_key is None or key > best_key:
             best, best_key = (float(thr), m), key
     return best if best else (0.5, {})

@@ -29,6 +29,10 @@ TS_FORMATS_NAIVE = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M
                     "%d.%m.%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%Y-%m-%d"]
 
 
+# inputs above this size are parsed with pyarrow's own threads (several 4 MB blocks)
+THREADED_PARSE_BYTES = 16 << 20
+
+
 class FileRejected(Exception):
     """The whole file is unreadable: it is quarantined as one row (row_number null)."""
 
@@ -104,14 +108,21 @@ def _convert_strings(df: pl.DataFrame, types: Mapping[str, pa.DataType], naive_t
 def read_csv_arrow(data: bytes, types: Mapping[str, pa.DataType], required: Sequence[str], *,
                    optional: Sequence[str] = (), require_final_newline: bool = True,
                    naive_tz: str | None = None, delimiter: str = ",",
-                   rename: Mapping[str, str] | None = None) -> tuple[pa.Table, pa.Array | None]:
+                   rename: Mapping[str, str] | None = None,
+                   use_threads: bool | None = None) -> tuple[pa.Table, pa.Array | None]:
     """Parse a CSV with pyarrow (column types given) → (typed table, ``_issue`` array or None).
 
     ``_issue`` is only built on the slow path (a value pyarrow could not convert): then the
     file is re-read as strings and converted column-wise, and the rows whose values did not
     convert carry the reason. Raises :class:`FileRejected` for empty / non-UTF-8 / truncated /
     malformed files and for a missing required column. ``rename`` maps source column names to
-    ours (foreign exports).
+    ours (foreign exports). String columns may be given as ``dictionary<int32, string>``
+    (parsed straight into a dictionary: cheaper than a string column + ``dictionary_encode``).
+
+    ``use_threads`` (default: only for inputs of more than :data:`THREADED_PARSE_BYTES`):
+    pyarrow's own parse threads. The ingestion already parses several files at once in a
+    thread pool; for a file of one or two 4 MB blocks, pyarrow's threads only add
+    synchronisation (≈+60 % CPU for the same parse, measured in ``bench/bench_ingest.py``).
     """
     check_bytes(data, require_final_newline=require_final_newline)
     header = header_of(data) if delimiter == "," else [
@@ -124,7 +135,9 @@ def read_csv_arrow(data: bytes, types: Mapping[str, pa.DataType], required: Sequ
     wanted = [c for c in [*required, *optional] if c in present]
     src_types = {present[c]: types[c] for c in wanted}
     parse = pacsv.ParseOptions(delimiter=delimiter)
-    read = pacsv.ReadOptions(block_size=1 << 22)
+    if use_threads is None:
+        use_threads = len(data) > THREADED_PARSE_BYTES
+    read = pacsv.ReadOptions(block_size=1 << 22, use_threads=use_threads)
     typed = pacsv.ConvertOptions(column_types=src_types, include_columns=[present[c] for c in wanted],
                                  strings_can_be_null=True, quoted_strings_can_be_null=True)
     try:

@@ -142,6 +142,9 @@ def _write_exactly_once(lake: Lake, table: str, rows_by_id: dict[str, pa.Table |
             return 0, None, done
         parts = [rows_by_id[i] for i in todo if rows_by_id[i] is not None and rows_by_id[i].num_rows]
         schema = schema_of(table)
+        if parts and any(not p.schema.equals(parts[0].schema) for p in parts[1:]):
+            # mixed physical encodings (e.g. dictionary vs plain string): the contract types
+            parts = [p.cast(schema) for p in parts]
         data = pa.concat_tables(parts) if parts else schema.empty_table()
         try:
             version = _commit(lake, table, dt_, data, todo, run_id)
@@ -332,14 +335,38 @@ def const_ts(value: dt.datetime, n: int) -> pa.Array:
                                  [None, pa.py_buffer(np.full(n, us, dtype=np.int64))])
 
 
+_DICT_STRING = pa.dictionary(pa.int32(), pa.string())
+
+
+def const_dict_string(value: str, indices: pa.Array) -> pa.DictionaryArray:
+    """``value`` on every row, as a one-entry dictionary (``indices``: all zeros, shareable)."""
+    return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
+
+
+def write_schema(table: str, schema: pa.Schema) -> pa.Schema:
+    """The contract schema of ``table``, keeping ``dictionary<int32, string>`` where ``schema``
+    has it for a contract ``string`` column (a physical encoding only: Delta, DuckDB, polars
+    and Spark read those columns as plain strings)."""
+    out = []
+    for fld in schema_of(table):
+        i = schema.get_field_index(fld.name)
+        keep = i >= 0 and fld.type == pa.string() and schema.field(i).type == _DICT_STRING
+        out.append(fld.with_type(_DICT_STRING) if keep else fld)
+    return pa.schema(out)
+
+
 def _with_lineage(block: pa.Table, f: SourceFile, table: str, run_id: str,
                   ingested_at: dt.datetime) -> pa.Table:
+    """Append the lineage columns. The three per-file constant strings are one-entry
+    dictionaries over one shared all-zero index buffer: no per-row copy of a ~100-byte URI
+    and a 64-character hash (which the parquet writer would only dictionary-encode again)."""
     n = block.num_rows
-    block = block.append_column("_source_file", const_string(f.uri, n))
-    block = block.append_column("_source_hash", const_string(f.sha256, n))
-    block = block.append_column("_run_id", const_string(run_id, n))
+    zeros = pa.array(np.zeros(n, dtype=np.int32))
+    block = block.append_column("_source_file", const_dict_string(f.uri, zeros))
+    block = block.append_column("_source_hash", const_dict_string(f.sha256, zeros))
+    block = block.append_column("_run_id", const_dict_string(run_id, zeros))
     block = block.append_column("_ingested_at", const_ts(ingested_at, n))
-    schema = schema_of(table)
+    schema = write_schema(table, block.schema)
     return block if block.schema.equals(schema) else block.cast(schema)
 
 

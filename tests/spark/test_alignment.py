@@ -181,8 +181,9 @@ def assert_same_rows(default: pa.Table, spark_rows: pa.Table, rtol: float = 1e-9
 
 
 @pytest.mark.spark
-@pytest.mark.parametrize("grid_minutes", [1, 7])
-def test_spark_engine_matches_default(spark, grid_minutes):
+def test_spark_engine_matches_default(spark):
+    """Grid 7 min (bucket origin), duplicate ingestions, phases; grid 1 min: the bronze→gold test."""
+    grid_minutes = 7
     site = synthetic_site(3, 1.0, batch_hours=7, turnaround_hours=2, lineage=True,
                           duplicate_fraction=0.01, seed=11)
     ref = align_readings(site.readings, site.windows, grid_minutes, phases=site.phases)
