@@ -16,9 +16,12 @@ full_pipeline = dg.define_asset_job(
     "batch and twin experiments, in one run (daily partitions handed over as one range).",
 )
 
+site = site_resource()
+
 defs = dg.Definitions.merge(
     landing.defs,
-    ingest.defs,
+    # the historian's daily partitions start where the site's data starts
+    ingest.build_ingest_defs(historian_start_date=site.start_date),
     transform.defs,
     features.defs,
     models.defs,
@@ -29,7 +32,7 @@ defs = dg.Definitions.merge(
         jobs=[full_pipeline],
         resources={
             "lake": lake_resource(),
-            "site": site_resource(),
+            "site": site,
             "dbt": dbt_cli_resource(),
         },
     ),

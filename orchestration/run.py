@@ -30,6 +30,10 @@ def _ensure_dagster_home() -> str:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lake", default=None, help="lake root (default: $LAKEHOUSE_ROOT or data/lake)")
+    p.add_argument("--source", choices=["twin", "external"], default=None,
+                   help="twin (default): simulate the demo site; external: use the plant files already in "
+                        "the lake (landing/ exports or `lakehouse import`)")
+    p.add_argument("--start-date", default=None, help="first UTC day of the site's data (default 2026-01-01)")
     p.add_argument("--bioreactors", type=int, default=None, help="override the default site size")
     p.add_argument("--days", type=int, default=None, help="override the default site duration")
 
@@ -38,6 +42,10 @@ def run_command(args: argparse.Namespace) -> int:
     _ensure_dagster_home()
     if args.lake:
         os.environ["LAKEHOUSE_ROOT"] = args.lake
+    if args.source:
+        os.environ["LAKEHOUSE_SOURCE"] = args.source
+    if args.start_date:
+        os.environ["LAKEHOUSE_START_DATE"] = args.start_date
     if args.bioreactors:
         os.environ["LAKEHOUSE_SITE_BIOREACTORS"] = str(args.bioreactors)
     if args.days:
