@@ -70,6 +70,25 @@ def _summary(model) -> dict:
     return {k: m[k] for k in keys if k in m}
 
 
+def _needs_features(lake, table: tuple[str, str], features_cfg, rebuild: bool, out: dict) -> bool:
+    """Build the feature table when asked, when it is missing, or when its latest version was built
+    with another feature config (e.g. by `lakehouse run` with the default config): training a
+    plant's config on features of another config would miss its signals and labels."""
+    from ml import pipeline
+
+    if rebuild:
+        out["features_rebuilt"] = "--rebuild-features"
+        return True
+    if not lake.delta_exists(lake.uri(*table)):
+        out["features_rebuilt"] = "missing"
+        return True
+    reason = pipeline.features_config_mismatch(lake, *table, features_cfg)
+    if reason:
+        out["features_rebuilt"] = reason
+        return True
+    return False
+
+
 def run_train(lake_root: str | None, config: str | None, *, models: str = "all", rebuild_features: bool = False,
               dry_run: bool = False) -> dict:
     from ml import pipeline
@@ -86,14 +105,14 @@ def run_train(lake_root: str | None, config: str | None, *, models: str = "all",
     out: dict = {"lake": lake.root, "config": str(config), "kind": kind, "models": {}}
     if kind == "pdm":
         cfg = load_pdm_config(config)
-        if rebuild_features or not lake.delta_exists(lake.uri("features", "equipment_health")):
+        if _needs_features(lake, pipeline.EQUIPMENT, cfg.features, rebuild_features, out):
             _, v, _ = pipeline.materialize_equipment_features(lake, cfg)
             out["features_version"] = v
         model, rec = pipeline.train_pdm_model(lake, cfg, do_register=not dry_run)
         results = {model.name: (model, rec)}
     else:
         cfg = load_softsensor_config(config)
-        if rebuild_features or not lake.delta_exists(lake.uri("features", "softsensor")):
+        if _needs_features(lake, pipeline.SOFTSENSOR, cfg.features, rebuild_features, out):
             _, v, _ = pipeline.materialize_softsensor_features(lake, cfg)
             out["features_version"] = v
         targets = None if models == "all" else [t.strip() for t in models.split(",") if t.strip()]

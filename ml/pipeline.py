@@ -6,6 +6,8 @@ CLI and ``bench/bench_ml.py`` all call these.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -61,6 +63,26 @@ def write_table(lake: Lake, layer: str, name: str, df: pl.DataFrame, *, metadata
 
 
 # ----------------------------------------------------------------------------- features
+def features_config_digest(features_cfg) -> str:
+    """Fingerprint of a feature config (``FeatureConfig`` / ``EquipmentFeatureConfig``), stored in the
+    feature table's commit metadata so that a table built with another config is not reused."""
+    blob = json.dumps(dataclasses.asdict(features_cfg), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def features_config_mismatch(lake: Lake, layer: str, name: str, features_cfg) -> str | None:
+    """Why the latest version of a feature table does not fit ``features_cfg`` (None: it fits)."""
+    try:
+        hist = lake.delta_table(lake.uri(layer, name)).history(1)
+    except Exception:  # noqa: BLE001 - unreadable history: treat as unknown provenance
+        hist = []
+    built = hist[0].get("features_config") if hist else None
+    want = features_config_digest(features_cfg)
+    if built == want:
+        return None
+    return f"built with another feature config ({built or 'unknown'} != {want})"
+
+
 def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[pl.DataFrame, int, dict]:
     needed = ["batch_id", "unit_id", "ts", "culture_age_h", "phase"]
     readings = read_table(lake, "gold", "fct_process_readings")
@@ -70,7 +92,8 @@ def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[
     feats = build_softsensor_features(readings.df.select(cols), batches.df, cfg.features, assays.df)
     inputs = {"gold/fct_process_readings": readings.version, "gold/dim_batches": batches.version,
               "gold/fct_assay_results": assays.version}
-    version = write_table(lake, *SOFTSENSOR, feats, metadata={"inputs": inputs})
+    version = write_table(lake, *SOFTSENSOR, feats,
+                          metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)})
     return feats, version, inputs
 
 
@@ -79,7 +102,8 @@ def materialize_equipment_features(lake: Lake, cfg: PdMConfig) -> tuple[pl.DataF
     wos = read_table(lake, "gold", "fct_work_orders")
     feats = build_equipment_health_features(health.df, wos.df, cfg.features)
     inputs = {"gold/fct_equipment_health_daily": health.version, "gold/fct_work_orders": wos.version}
-    version = write_table(lake, *EQUIPMENT, feats, metadata={"inputs": inputs})
+    version = write_table(lake, *EQUIPMENT, feats,
+                          metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)})
     return feats, version, inputs
 
 

@@ -14,7 +14,6 @@ import time
 
 from orchestration.settings import PROJECT_ROOT
 
-FULL_JOB = "full_pipeline"
 
 
 def _ensure_dagster_home() -> str:
@@ -58,20 +57,9 @@ def run_command(args: argparse.Namespace) -> int:
     from orchestration.summary import print_summary
 
     start, end = site_partition_range()
-    job = defs.resolve_job_def(FULL_JOB)
-    instance = dg.DagsterInstance.get()
     t0 = time.perf_counter()
     print(f"Materializing the whole asset graph (daily partitions {start} .. {end}) in one run ...", flush=True)
-    result = job.execute_in_process(
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": start,
-            "dagster/asset_partition_range_end": end,
-        },
-        raise_on_error=False,
-        # step-level progress on the console, without Dagster's DEBUG event stream
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-    )
+    result = run_full_pipeline(defs, dg.DagsterInstance.get(), start, end)
     elapsed = time.perf_counter() - t0
     print_summary(defs, result, elapsed)
     failed = failed_steps(result)
@@ -93,6 +81,22 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 GATE_SUFFIX = "_promotion_gate"
+
+
+def run_full_pipeline(defs, instance, start: str, end: str, log_level: str = "INFO"):
+    """Execute the full_pipeline job in-process over the daily partition range [start, end]."""
+    from orchestration.definitions import FULL_JOB
+
+    return defs.resolve_job_def(FULL_JOB).execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": start,
+            "dagster/asset_partition_range_end": end,
+        },
+        raise_on_error=False,
+        # step-level progress on the console, without Dagster's DEBUG event stream
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
 
 
 def failed_steps(result) -> set[str]:

@@ -9,6 +9,7 @@ import dagster as dg
 
 import datetime as dt
 
+from lakehouse.spark.resource import SparkResource
 from orchestration.resources import LakeResource, SiteResource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -57,3 +58,20 @@ def site_partition_range(site: SiteResource | None = None) -> tuple[str, str]:
     start = dt.date.fromisoformat(site.start_date)
     end = start + dt.timedelta(days=max(site.days, 1) - 1)
     return start.isoformat(), end.isoformat()
+
+
+# Engine switch: "default" (DuckDB/pandas/XGBoost on one machine) or "spark".
+_SPARK_ENV = {
+    "engine": "LAKEHOUSE_ENGINE",
+    "master": "SPARK_MASTER",
+    "connect_url": "SPARK_CONNECT_URL",
+    "driver_memory": "SPARK_DRIVER_MEMORY",
+    "executor_memory": "SPARK_EXECUTOR_MEMORY",
+}
+
+
+def spark_resource() -> SparkResource:
+    kwargs: dict = {f: dg.EnvVar(var) for f, var in _SPARK_ENV.items() if os.environ.get(var)}
+    if os.environ.get("LAKEHOUSE_DELTA_SPARK_JARS"):
+        kwargs["use_delta_spark_jars"] = os.environ["LAKEHOUSE_DELTA_SPARK_JARS"].lower() in ("1", "true", "yes")
+    return SparkResource(**kwargs)

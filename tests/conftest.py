@@ -50,3 +50,24 @@ def lake(request) -> Lake:
     if request.param == "local":
         return request.getfixturevalue("lake_local")
     return request.getfixturevalue("lake_s3")
+
+
+# delta-rs/Arrow scanner threads can abort the interpreter at exit ("terminate called without
+# an active exception", exit 134: delta-io/delta-rs#2184) AFTER every test has passed and the
+# summary is printed. Leave with pytest's own exit status before interpreter teardown, so a
+# green run stays green and a red one stays red.
+_EXIT_STATUS: dict[str, int] = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if "status" in _EXIT_STATUS and not hasattr(config, "workerinput"):
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS["status"])

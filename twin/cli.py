@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ENTRY_POINT_GROUP = "lakehouse.commands"
-PLUGIN_MODULES: tuple[str, ...] = ("orchestration.cli", "lakehouse.ingest.cli")
+PLUGIN_MODULES: tuple[str, ...] = ("orchestration.cli", "lakehouse.ingest.cli", "twin.foreign_export")
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 ArgsFn = Callable[[argparse.ArgumentParser], None]

@@ -12,9 +12,9 @@ Parameters are given in the single-node form (``ml.config.XGBParams.booster_para
 
 Parity with single node: with ``subsample = colsample_bytree = 1`` the only difference is
 the distributed quantile sketch (histogram bin edges merged across workers), so trees may
-pick slightly different split values. Measured on the test data (2 workers): held-out RMSE
-within 2 % of ``xgboost.train`` with the same params and predictions correlated > 0.995
-(tests/spark/test_train.py). With row/column subsampling each worker draws its own random
+pick slightly different split values. One worker reproduces ``xgboost.train`` exactly; two
+workers: held-out RMSE within 5 % of ``xgboost.train`` with the same params (measured 0.8 %)
+and predictions correlated > 0.995 (tests/spark/test_train.py, docs/spark.md). With row/column subsampling each worker draws its own random
 stream, so the models differ more (same quality, different trees).
 
 :func:`score_spark` applies a booster to a Spark DataFrame (``mapInArrow``; the model is
