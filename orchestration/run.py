@@ -59,7 +59,11 @@ def run_command(args: argparse.Namespace) -> int:
     start, end = site_partition_range()
     t0 = time.perf_counter()
     print(f"Materializing the whole asset graph (daily partitions {start} .. {end}) in one run ...", flush=True)
-    result = run_full_pipeline(defs, dg.DagsterInstance.get(), start, end)
+    from orchestration.definitions import FULL_JOB, PLANT_JOB
+    from orchestration.settings import site_resource
+
+    job = PLANT_JOB if site_resource().source == "external" else FULL_JOB
+    result = run_full_pipeline(defs, dg.DagsterInstance.get(), start, end, job=job)
     elapsed = time.perf_counter() - t0
     print_summary(defs, result, elapsed)
     failed = failed_steps(result)
@@ -83,11 +87,12 @@ def run_command(args: argparse.Namespace) -> int:
 GATE_SUFFIX = "_promotion_gate"
 
 
-def run_full_pipeline(defs, instance, start: str, end: str, log_level: str = "INFO"):
-    """Execute the full_pipeline job in-process over the daily partition range [start, end]."""
+def run_full_pipeline(defs, instance, start: str, end: str, log_level: str = "INFO", job: str | None = None):
+    """Execute a pipeline job (default: full_pipeline) in-process over the daily partition
+    range [start, end]."""
     from orchestration.definitions import FULL_JOB
 
-    return defs.resolve_job_def(FULL_JOB).execute_in_process(
+    return defs.resolve_job_def(job or FULL_JOB).execute_in_process(
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": start,
