@@ -107,6 +107,71 @@ def materialize_equipment_features(lake: Lake, cfg: PdMConfig) -> tuple[pl.DataF
     return feats, version, inputs
 
 
+# ----------------------------------------------------------------------------- features on Spark
+def _gold_spark(lake: Lake, spark, name: str, wanted: set[str] | None = None):
+    """``gold/<name>`` as a Spark DataFrame through the Delta bridge, pinned to its current version."""
+    from lakehouse.spark.delta_bridge import read_delta
+
+    uri = lake.uri("gold", name)
+    dt = lake.delta_table(uri)
+    version = int(dt.version())
+    cols = [c for c in pa.schema(dt.schema().to_arrow()).names if wanted is None or c in wanted]
+    return read_delta(spark, uri, lake.delta_storage_options(), version=version, columns=cols), version
+
+
+def _write_features_spark(lake: Lake, layer: str, name: str, built, order: list[str], metadata: dict) -> int:
+    from lakehouse.spark.delta_bridge import write_delta
+
+    res = write_delta(built.orderBy(*order), lake.uri(layer, name), lake.delta_storage_options(), mode="overwrite",
+                      commit_metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    return int(res.version)
+
+
+def materialize_softsensor_features_spark(lake: Lake, cfg: SoftSensorConfig, spark) -> tuple[dict, int, dict]:
+    """``features/softsensor`` built on Spark (:func:`build_softsensor_features_spark`) from the gold tables
+    read through the Delta bridge and written through it: the same table (rows, schema, order, commit
+    metadata) as :func:`materialize_softsensor_features`. Returns a summary instead of the frame."""
+    from lakehouse.spark.features import build_softsensor_features_spark
+
+    needed = {"batch_id", "unit_id", "ts", "culture_age_h", "phase"} | set(cfg.features.signals)
+    readings, rv = _gold_spark(lake, spark, "fct_process_readings", needed)
+    batches, bv = _gold_spark(lake, spark, "dim_batches")
+    assays, av = _gold_spark(lake, spark, "fct_assay_results")
+    inputs = {"gold/fct_process_readings": rv, "gold/dim_batches": bv, "gold/fct_assay_results": av}
+    built = build_softsensor_features_spark(readings, batches, cfg.features, assays, spark=spark).persist()
+    try:
+        version = _write_features_spark(lake, *SOFTSENSOR, built, ["batch_id", "ts", "row_type"], {
+            "inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"})
+        counts = {r["row_type"]: int(r["count"]) for r in built.groupBy("row_type").count().collect()}
+        summary = {"rows": sum(counts.values()), "row_types": counts, "columns": list(built.columns),
+                   "batches": built.select("batch_id").distinct().count()}
+    finally:
+        built.unpersist()
+    return summary, version, inputs
+
+
+def materialize_equipment_features_spark(lake: Lake, cfg: PdMConfig, spark) -> tuple[dict, int, dict]:
+    """``features/equipment_health`` on Spark = :func:`materialize_equipment_features` (summary instead of frame)."""
+    from pyspark.sql import functions as F
+
+    from lakehouse.spark.features import build_equipment_health_features_spark
+
+    health, hv = _gold_spark(lake, spark, "fct_equipment_health_daily")
+    wos, wv = _gold_spark(lake, spark, "fct_work_orders")
+    inputs = {"gold/fct_equipment_health_daily": hv, "gold/fct_work_orders": wv}
+    built = build_equipment_health_features_spark(health, wos, cfg.features, spark=spark).persist()
+    try:
+        version = _write_features_spark(lake, *EQUIPMENT, built, ["equipment_id", "date"], {
+            "inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"})
+        row = built.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("equipment_id").alias("equipment"),
+                        F.sum(F.col("label__failure_within_h").cast("long")).alias("positive_rows")).first()
+        summary = {"rows": int(row["rows"]), "equipment": int(row["equipment"]),
+                   "positive_rows": int(row["positive_rows"] or 0)}
+    finally:
+        built.unpersist()
+    return summary, version, inputs
+
+
 def _feature_inputs(lake: Lake, layer: str, name: str, version: int) -> dict:
     """The gold versions a feature-table version was built from (from its commit metadata)."""
     try:
@@ -126,14 +191,30 @@ def register(lake: Lake, model: TrainedModel, training_data: dict) -> Registered
 
 
 def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[str] | None = None,
-                            do_register: bool = True) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
-    """Train the titer soft sensor and the harvest-CQA models on the latest ``features/softsensor``."""
+                            do_register: bool = True, engine: str = "default", spark=None,
+                            num_workers: int = 2) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
+    """Train the titer soft sensor and the harvest-CQA models on the latest ``features/softsensor``.
+
+    ``engine="spark"`` (with a SparkSession ``spark``) trains the titer model's boosters with
+    ``xgboost.spark`` — same rows, features, split and parameters; the registry row's params
+    record ``engine``/``num_workers``. The harvest models (one row per batch) stay single-node.
+    """
+    if engine not in ("default", "spark"):
+        raise ValueError(f"engine must be 'default' or 'spark', got {engine!r}")
+    if engine == "spark" and spark is None:
+        raise ValueError("engine='spark' needs a SparkSession (spark=...)")
     feats = read_table(lake, *SOFTSENSOR)
     td = {"features/softsensor": feats.version} | _feature_inputs(lake, *SOFTSENSOR, feats.version)
     out: dict[str, tuple[TrainedModel, RegisteredModel | None]] = {}
     wanted = targets or ["titer", *cfg.harvest.targets]
     if "titer" in wanted or cfg.titer.target in wanted:
-        m = train_titer(feats.df, cfg)
+        if engine == "spark":
+            from lakehouse.spark.train import spark_booster_fitter
+
+            m = train_titer(feats.df, cfg, fit=spark_booster_fitter(spark, num_workers=num_workers))
+            m.params = m.params | {"engine": "spark", "num_workers": int(num_workers)}
+        else:
+            m = train_titer(feats.df, cfg)
         out[m.name] = (m, register(lake, m, td) if do_register else None)
     for t in dict.fromkeys(wanted):
         if t not in ("titer", cfg.titer.target):

@@ -84,7 +84,7 @@ def _usable_features(X: np.ndarray, names: list[str]) -> list[str]:
 
 def _regression_core(name: str, rows: pl.DataFrame, target_col: str, feature_names: list[str], starts: pl.DataFrame,
                      cfg: SoftSensorConfig, params: XGBParams, *, group_col: str | None, baseline: np.ndarray | None,
-                     psi_rows: pl.DataFrame | None, extra_meta: dict) -> TrainedModel:
+                     psi_rows: pl.DataFrame | None, extra_meta: dict, fit=fit_booster) -> TrainedModel:
     v = cfg.validation
     labelled = rows.select("batch_id").unique()
     train_ids, test_ids = forward_split(starts.join(labelled, on="batch_id"), v.test_fraction, v.min_test_batches)
@@ -99,13 +99,13 @@ def _regression_core(name: str, rows: pl.DataFrame, target_col: str, feature_nam
     # grouped CV on the training part: OOF predictions → CV metrics + conformal calibration
     oof = np.full(len(ytr), np.nan)
     for f_tr, f_te in group_kfold(groups, v.n_splits):
-        b = fit_booster(Xtr[f_tr], ytr[f_tr], feature_names, params)
+        b = fit(Xtr[f_tr], ytr[f_tr], feature_names, params)
         oof[f_te] = predict(b, Xtr[f_te], feature_names)
     ok = np.isfinite(oof)
     gtr = tr[group_col].to_numpy() if group_col else None
     conformal = mondrian_conformal(gtr[ok] if gtr is not None else np.zeros(ok.sum(), int),
                                    np.abs(oof[ok] - ytr[ok]), v.interval_alpha)
-    booster = fit_booster(Xtr, ytr, feature_names, params)
+    booster = fit(Xtr, ytr, feature_names, params)
     pred = predict(booster, Xte, feature_names)
     gte = te[group_col].to_numpy() if group_col else None
     hw = interval_halfwidth(conformal, gte, len(pred))
@@ -158,7 +158,9 @@ def titer_baseline(rows: pl.DataFrame, target: str) -> np.ndarray:
     return rows[col].fill_null(0.0).to_numpy().astype(float)
 
 
-def train_titer(features: pl.DataFrame, cfg: SoftSensorConfig) -> TrainedModel:
+def train_titer(features: pl.DataFrame, cfg: SoftSensorConfig, *, fit=fit_booster) -> TrainedModel:
+    """``fit`` has :func:`fit_booster`'s signature; ``lakehouse.spark.train.spark_booster_fitter``
+    trains every booster (CV folds and final model) with ``xgboost.spark`` instead."""
     t = cfg.titer
     rows = softsensor_training_rows(features, t.target, t.min_culture_age_h)
     if rows.select("batch_id").n_unique() < 3:
@@ -172,7 +174,8 @@ def train_titer(features: pl.DataFrame, cfg: SoftSensorConfig) -> TrainedModel:
     base = titer_baseline(rows.filter(pl.col("batch_id").is_in(test_ids)), t.target)
     steps = features.filter(pl.col("row_type") == "step")
     model = _regression_core(t.name, rows, f"label__{t.target}", names, starts, cfg, t.params, group_col="culture_day",
-                             baseline=base, psi_rows=steps, extra_meta={"baseline": "last-assay carry-forward"})
+                             baseline=base, psi_rows=steps, extra_meta={"baseline": "last-assay carry-forward"},
+                             fit=fit)
     # baseline restricted to rows where a previous result is visible (the honest comparison too)
     te = rows.filter(pl.col("batch_id").is_in(test_ids))
     vis = te[f"baseline__{t.target}"].is_not_null().to_numpy() if f"baseline__{t.target}" in te.columns else np.zeros(te.height, bool)

@@ -1,9 +1,15 @@
-"""Feature assets (the ML team's contract): ``features/softsensor`` and ``features/equipment_health``."""
+"""Feature assets (the ML team's contract): ``features/softsensor`` and ``features/equipment_health``.
+
+Resource ``spark`` (:class:`SparkResource`) picks the engine: ``default`` builds the tables with
+polars on one machine, ``spark`` with the same kernels on Spark (``lakehouse.spark.features``);
+same Delta table either way, metadata ``engine`` says which one ran.
+"""
 
 
 import dagster as dg
 import polars as pl
 
+from lakehouse.spark.resource import SparkResource
 from ml import pipeline
 from ml.dagster_support import MLConfig, js
 from ml.schemas import equipment_health_schema, softsensor_schema
@@ -18,16 +24,24 @@ EQUIPMENT_KEY = dg.AssetKey(["features", "equipment_health"])
           deps=[GOLD("fct_process_readings"), GOLD("dim_batches"), GOLD("fct_assay_results")],
           description="Soft-sensor features per batch and culture-age step from online signals, plus sample "
                       "rows with assay labels (features as of sample_time) and the carry-forward baseline.")
-def features_softsensor(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+def features_softsensor(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig,
+                        spark: SparkResource) -> dg.MaterializeResult:
     cfg = config.softsensor()
-    df, version, inputs = pipeline.materialize_softsensor_features(lake.get_lake(), cfg)
-    counts = dict(df.group_by("row_type").len().iter_rows())
+    if spark.is_spark:  # same table, built on Spark (gold read / features written through the Delta bridge)
+        summary, version, inputs = pipeline.materialize_softsensor_features_spark(
+            lake.get_lake(), cfg, spark.get_session())
+        counts, columns = summary["row_types"], summary["columns"]
+        rows, batches = summary["rows"], summary["batches"]
+    else:
+        df, version, inputs = pipeline.materialize_softsensor_features(lake.get_lake(), cfg)
+        counts, columns = dict(df.group_by("row_type").len().iter_rows()), df.columns
+        rows, batches = df.height, df["batch_id"].n_unique()
     return dg.MaterializeResult(metadata={
-        "delta_version": version, "dagster/row_count": df.height, "step_rows": counts.get("step", 0),
-        "sample_rows": counts.get("sample", 0), "batches": df["batch_id"].n_unique(),
-        "n_features": len([c for c in df.columns if "__" in c or c == "culture_age_h"]),
+        "delta_version": version, "dagster/row_count": rows, "step_rows": counts.get("step", 0),
+        "sample_rows": counts.get("sample", 0), "batches": batches,
+        "n_features": len([c for c in columns if "__" in c or c == "culture_age_h"]),
         "input_versions": js(inputs), "step_minutes": cfg.features.step_minutes,
-        "signals": js(list(cfg.features.all_signals)),
+        "signals": js(list(cfg.features.all_signals)), "engine": spark.engine,
     })
 
 
@@ -42,13 +56,20 @@ def softsensor_features_schema(lake: LakeResource, config: MLConfig) -> dg.Asset
           deps=[GOLD("fct_equipment_health_daily"), GOLD("fct_work_orders")],
           description="Equipment-health features per equipment per day (rolling stats, slopes, own-baseline "
                       "deviation, maintenance history) and the CMMS label: failure within H days.")
-def features_equipment_health(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+def features_equipment_health(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig,
+                              spark: SparkResource) -> dg.MaterializeResult:
     cfg = config.pdm()
-    df, version, inputs = pipeline.materialize_equipment_features(lake.get_lake(), cfg)
+    if spark.is_spark:
+        summary, version, inputs = pipeline.materialize_equipment_features_spark(
+            lake.get_lake(), cfg, spark.get_session())
+    else:
+        df, version, inputs = pipeline.materialize_equipment_features(lake.get_lake(), cfg)
+        summary = {"rows": df.height, "equipment": df["equipment_id"].n_unique(),
+                   "positive_rows": int(df["label__failure_within_h"].sum())}
     return dg.MaterializeResult(metadata={
-        "delta_version": version, "dagster/row_count": df.height, "equipment": df["equipment_id"].n_unique(),
-        "positive_rows": int(df["label__failure_within_h"].sum()), "horizon_days": cfg.features.horizon_days,
-        "input_versions": js(inputs),
+        "delta_version": version, "dagster/row_count": summary["rows"], "equipment": summary["equipment"],
+        "positive_rows": summary["positive_rows"], "horizon_days": cfg.features.horizon_days,
+        "input_versions": js(inputs), "engine": spark.engine,
     })
 
 

@@ -12,6 +12,7 @@ WARN when the candidate is rejected but a champion remains in service.
 import dagster as dg
 import numpy as np
 
+from lakehouse.spark.resource import SparkResource
 from ml import pipeline, plots
 from ml.config import load_softsensor_config
 from ml.dagster_support import MLConfig, by_day_markdown, js, num
@@ -59,11 +60,16 @@ def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
 @dg.asset(key=["models", TITER_NAME], group_name="models", kinds={"xgboost"}, deps=[SOFTSENSOR_KEY],
           description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
                       "forward in time, with split-conformal intervals; registered as a candidate.")
-def model_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+def model_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig,
+                spark: SparkResource) -> dg.MaterializeResult:
     cfg = config.softsensor()
-    (model, rec), = pipeline.train_softsensor_models(lake.get_lake(), cfg, targets=[cfg.titer.target]).values()
+    # engine "spark": boosters trained with xgboost.spark (same rows/features/split/params), same UBJ + registry
+    (model, rec), = pipeline.train_softsensor_models(
+        lake.get_lake(), cfg, targets=[cfg.titer.target], engine=spark.engine,
+        spark=spark.session_or_none(), num_workers=spark.num_workers).values()
     return dg.MaterializeResult(metadata=_regression_metadata(model, rec.version, True)
-                                | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data)})
+                                | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data),
+                                   "engine": spark.engine})
 
 
 @dg.asset_check(asset=["models", TITER_NAME], blocking=True, name="promotion_gate",

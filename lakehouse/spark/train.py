@@ -104,6 +104,30 @@ def train_xgb_spark(
     return booster
 
 
+def spark_booster_fitter(spark: Any, *, num_workers: int = 2):
+    """A drop-in for :func:`ml.train.fit_booster` that trains with :func:`train_xgb_spark`.
+
+    ``fit(X, y, feature_names, params: XGBParams, objective, extra)`` sees the same float32
+    matrix and labels as the single-node ``xgboost.train`` (same parameters, same rows), ships
+    them to Spark as a DataFrame and returns the plain ``xgboost.Booster`` with the same
+    feature names — so validation, conformal calibration, registry and scoring are unchanged.
+    """
+
+    def fit(X: np.ndarray, y: np.ndarray, feature_names: Sequence[str], params: Any,
+            objective: str = "reg:squarederror", extra: Mapping[str, Any] | None = None) -> xgb.Booster:
+        X32 = np.asarray(X, np.float32)
+        cols = [f"f{i}" for i in range(X32.shape[1])]  # Spark-safe names; real names set below
+        data = {c: X32[:, i].astype(np.float64) for i, c in enumerate(cols)}
+        data["label"] = np.asarray(y, np.float32).astype(np.float64)
+        df = spark.createDataFrame(pa.table(data))
+        p = params.booster_params(objective) | dict(extra or {})
+        booster = train_xgb_spark(df, cols, "label", p, params.n_estimators, num_workers=num_workers)
+        booster.feature_names = list(feature_names)
+        return booster
+
+    return fit
+
+
 def save_booster(booster: xgb.Booster, uri: str, storage_options: Mapping[str, Any] | None = None) -> str:
     """Write the model in XGBoost's UBJ format to a local path or ``s3://`` URI (never pickle)."""
     from lakehouse.spark.delta_bridge import _filesystem, to_delta_storage_options, to_fsspec_storage_options

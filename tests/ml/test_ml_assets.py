@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from lakehouse.spark.resource import SparkResource
 from ml import pipeline
 from ml.registry import ModelRegistry
 from orchestration.resources import LakeResource
@@ -37,7 +38,7 @@ def test_materialize_features_models_scores(request, lake_kind, site, gold_write
     gold_writer(lake, site)
     defs = _defs()
     asset_defs = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-    result = dg.materialize([*asset_defs, *defs.asset_checks], resources={"lake": _resource(lake)},
+    result = dg.materialize([*asset_defs, *defs.asset_checks], resources={"lake": _resource(lake), "spark": SparkResource()},
                             raise_on_error=False)
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     checks = {e.asset_check_key.name + "@" + e.asset_check_key.asset_key.to_user_string(): e
