@@ -301,6 +301,12 @@ def train_pdm(eq_features: pl.DataFrame, work_orders: pl.DataFrame, cfg: PdMConf
     H = fc.horizon_days
     names = equipment_feature_names(fc)
     df = eq_features.filter(~pl.col("in_repair")).sort(["date", "equipment_id"])
+    if df.height == 0:
+        raise ValueError("PdM needs equipment-health feature rows; the table is empty "
+                         "(no historian signals of equipment wear in gold/fct_equipment_health_daily)")
+    if failure_events(work_orders, fc).height == 0:
+        raise ValueError("PdM needs corrective work orders (failures) to learn from; "
+                         "gold/fct_work_orders has none")
     _, t_val_end, d0, d_end = pdm_split_dates(df, ev)
     dev = df.filter((pl.col("date") <= pl.lit(t_val_end) - pl.duration(days=H)) & _known_label(d_end, H))
     te_all = df.filter(pl.col("date") > t_val_end)

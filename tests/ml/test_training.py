@@ -73,3 +73,20 @@ def test_alert_event_metrics_lead_and_precision():
     assert m["leads"] == [10.0] and m["recall_7d"] == 1.0
     assert m["precision"] == 10 / 11
     del d0
+
+
+def test_pdm_without_failures_says_so_clearly():
+    """A plant whose CMMS export has no corrective work orders gets a clear error, not a crash."""
+    import polars as pl
+    import pytest as _pytest
+
+    from ml.config import load_pdm_config
+    from ml.train import train_pdm
+
+    cfg = load_pdm_config()
+    eq = pl.DataFrame({"equipment_id": ["X-AGT"], "date": [__import__("datetime").date(2026, 1, 1)],
+                       "in_repair": [False]})
+    wos = pl.DataFrame(schema={"equipment_id": pl.Utf8, "work_type": pl.Utf8, "failure_mode": pl.Utf8,
+                               "opened_at": pl.Datetime("us", "UTC"), "closed_at": pl.Datetime("us", "UTC")})
+    with _pytest.raises(ValueError, match="corrective work orders"):
+        train_pdm(eq, wos, cfg)
