@@ -34,6 +34,11 @@ def main(argv: list[str]) -> int:
             print(f"    FAILED after {time.perf_counter() - t0:.0f}s:\n{failures[name]}", flush=True)
             continue
         figures = json.loads(lines[-1][2:])
+        clash = sorted(set(figures) & set(results))
+        if clash:  # one key, one figure: two benchmarks must not report under the same name
+            failures[name] = f"figure names already reported by another benchmark: {clash}"
+            print(f"    FAILED: {failures[name]}", flush=True)
+            continue
         results.update(figures)
         print(f"    done in {time.perf_counter() - t0:.0f}s: {json.dumps(figures)}", flush=True)
     out = HERE / "results.json"

@@ -3,7 +3,7 @@
 * ``sim_readings_per_s``: historian readings per second of the *whole* default site run
   (4 bioreactors, 90 days, 60 s interval: simulate every culture + downstream + write every
   landing file as CSV/JSON/parquet to a temporary local folder), end to end.
-* ``insilico_batches_per_s``: whole 12-16 day batches per second of one
+* ``sim_insilico_batches_per_s``: whole 12-16 day batches per second of one
   ``simulate_batches`` call with 1000 recipes sampled in the design space (default resolution:
   RK4 at 0.25 h, hourly records).
 
@@ -48,7 +48,7 @@ def bench_insilico(n: int = 1000, seed: int = 0) -> dict[str, float]:
     res = simulate_batches(recipes, seed=seed)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert res.n_batches == n
-    return {"insilico_batches_per_s": round(n / wall, 1), "insilico_1000_batches_s": round(wall, 2),
+    return {"sim_insilico_batches_per_s": round(n / wall, 1), "insilico_1000_batches_s": round(wall, 2),
             "insilico_1000_batches_cpu_s": round(cpu, 2)}
 
 
