@@ -95,7 +95,7 @@ def run(n_days: int | None = None, n_units: int | None = None, repeats: int | No
         "dbt_build_1_day_s": round(full_small["wall_s"], 2),
         "n_days": n_days,
         "n_units": n_units,
-        "repeats": repeats,
+        "dbt_bench_repeats": repeats,
         "historian_rows": counts.get("historian_readings", 0),
         "dbt_nodes": full_big["nodes"],
         "data_generation_s": round(gen_s, 2),

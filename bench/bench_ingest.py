@@ -185,7 +185,7 @@ def run(units: int | None = None, days: int | None = None, repeats: int | None =
 
         med = statistics.median
         out: dict[str, object] = {
-            "rows": rows, "files": len(paths), "repeats": repeats,
+            "ingest_bench_rows": rows, "ingest_bench_files": len(paths), "ingest_bench_repeats": repeats,
             "ingest_rows_per_s": round(rows / med(wall["ingest"])),
             "parquet_rows_per_s": round(rows / med(wall["parquet"])),
             "parquet_5col_rows_per_s": round(rows / med(wall["parquet_5col"])),
@@ -199,7 +199,7 @@ def run(units: int | None = None, days: int | None = None, repeats: int | None =
         for name in names:
             out[f"{name}_seconds"] = round(med(wall[name]), 3)
             out[f"{name}_cpu_seconds"] = round(med(cpu[name]), 3)
-        out.update(load_average_1m=round(os.getloadavg()[0], 2), cpus=os.cpu_count())
+        out.update(ingest_bench_load_average_1m=round(os.getloadavg()[0], 2), ingest_bench_cpus=os.cpu_count())
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
