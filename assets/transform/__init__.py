@@ -15,7 +15,12 @@ Resources required (bound in ``orchestration/definitions.py``): ``lake``
 
 import dagster as dg
 
-from assets.transform.dbt_models import DBT_PROJECT, dbt_cli_resource, dbt_process_model
+from assets.transform.dbt_models import (
+    DBT_PROJECT,
+    dbt_aligned_readings,
+    dbt_cli_resource,
+    dbt_process_model,
+)
 from assets.transform.gold import (
     column_descriptions,
     connect_warehouse,
@@ -116,8 +121,8 @@ def gold_readable_by_polars(context: dg.AssetCheckExecutionContext, lake: LakeRe
 
 
 defs = dg.Definitions(
-    assets=[dbt_process_model, gold_marts],
+    assets=[dbt_process_model, dbt_aligned_readings, gold_marts],
     asset_checks=[gold_readable_by_polars],
 )
 
-__all__ = ["DBT_PROJECT", "GOLD_MARTS", "dbt_cli_resource", "dbt_process_model", "defs", "gold_marts"]
+__all__ = ["DBT_PROJECT", "GOLD_MARTS", "dbt_aligned_readings", "dbt_cli_resource", "dbt_process_model", "defs", "gold_marts"]

@@ -26,10 +26,12 @@ from dagster_dbt.dbt_project import using_dagster_dev
 from assets.transform.warehouse import (
     DBT_PROJECT_DIR,
     dbt_env,
+    dbt_project_vars,
     duckdb_path,
     missing_bronze_tables,
     patched_environ,
 )
+from lakehouse.spark.resource import SparkResource
 from orchestration.resources import LakeResource
 
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR)
@@ -104,26 +106,91 @@ def run_target_path(lake_root: str, warehouse: Path) -> Path:
     return Path(DBT_PROJECT_DIR, "target", "runs", digest)
 
 
-@dbt_assets(
-    manifest=DBT_PROJECT.manifest_path,
-    project=DBT_PROJECT,
-    dagster_dbt_translator=TRANSLATOR,
-    name="dbt_process_model",
-)
-def dbt_process_model(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource):
-    """``dbt build`` of the process data model against the lake of the ``lake`` resource.
+# The alignment of the historian to the grid and everything downstream of it: a dbt build of
+# its own, so that with the Spark engine the Spark alignment runs between the two builds.
+ALIGNED_SELECTION = "int_process_readings__aligned+"
+ALIGNED_MODEL_KEY = dg.AssetKey(["int_process_readings__aligned"])
 
-    The lake root, the S3 endpoint/credentials, the DuckDB file and the bronze tables that do
-    not exist yet reach dbt as environment variables of the dbt subprocess (profiles.yml and
-    the source YAML read them with ``env_var()``); nothing secret appears in the dbt args.
-    """
-    the_lake = lake.get_lake()
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, the_lake, extra_env: dict[str, str] | None = None,
+           extra_args: list[str] | None = None):
+    """``dbt build`` of the context's selection against ``the_lake``, streamed as Dagster events."""
     warehouse = duckdb_path()
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     missing = missing_bronze_tables(the_lake)
     if missing:
         context.log.warning(f"bronze tables not in the lake yet, read as empty: {missing}")
-    with patched_environ(dbt_env(the_lake, warehouse, missing)):
-        invocation = dbt.cli(["build"], context=context,  # the subprocess starts here
+    env = {**dbt_env(the_lake, warehouse, missing), "LAKEHOUSE_ALIGNMENT_ENGINE": "duckdb", **(extra_env or {})}
+    with patched_environ(env):
+        invocation = dbt.cli(["build", *(extra_args or [])], context=context,  # the subprocess starts here
                              target_path=run_target_path(the_lake.root, warehouse))
-    yield from invocation.stream()
+    return invocation.stream()
+
+
+@dbt_assets(
+    manifest=DBT_PROJECT.manifest_path,
+    project=DBT_PROJECT,
+    dagster_dbt_translator=TRANSLATOR,
+    name="dbt_process_model",
+    exclude=ALIGNED_SELECTION,
+)
+def dbt_process_model(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource):
+    """``dbt build`` of the process data model (all but the aligned readings) against the lake
+    of the ``lake`` resource.
+
+    The lake root, the S3 endpoint/credentials, the DuckDB file and the bronze tables that do
+    not exist yet reach dbt as environment variables of the dbt subprocess (profiles.yml and
+    the source YAML read them with ``env_var()``); nothing secret appears in the dbt args.
+    """
+    yield from _build(context, dbt, lake.get_lake())
+
+
+@dbt_assets(
+    manifest=DBT_PROJECT.manifest_path,
+    project=DBT_PROJECT,
+    dagster_dbt_translator=TRANSLATOR,
+    name="dbt_aligned_readings",
+    select=ALIGNED_SELECTION,
+)
+def dbt_aligned_readings(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
+                         spark: SparkResource):
+    """The historian aligned to the grid per batch (``int_process_readings__aligned``) and its
+    downstream models (as-of assays, ``fct_process_readings``), with the engine switch.
+
+    ``engine="default"``: dbt-duckdb aligns (incremental SQL). ``engine="spark"``: Spark
+    brings ``silver/process_readings_aligned`` up to date from bronze (only batches with new
+    inputs, one Delta commit), then dbt copies the new batches from it; the rows are the same
+    (tests/spark/test_alignment_engine_switch.py).
+    """
+    the_lake = lake.get_lake()
+    extra: dict[str, str] = {}
+    args: list[str] = []
+    info: dict[str, object] = {"engine": spark.engine}
+    if spark.is_spark and ALIGNED_MODEL_KEY in context.selected_asset_keys:
+        from lakehouse.spark.aligned_table import refresh_aligned_readings
+
+        dbt_vars = dbt_project_vars()
+        refresh = refresh_aligned_readings(
+            the_lake, spark.get_session(), grid_minutes=int(dbt_vars.get("grid_minutes", 1)),
+            unit_conversions=dbt_vars.get("unit_conversions") or {},
+            use_delta_spark_jars=spark.use_delta_spark_jars)
+        context.log.info(f"Spark alignment: {refresh.mode}, {len(refresh.batches_rebuilt)} of "
+                         f"{refresh.batches_total} batches rebuilt, {refresh.rows_written} rows, "
+                         f"{refresh.uri} version {refresh.version}")
+        extra["LAKEHOUSE_ALIGNMENT_ENGINE"] = "spark"
+        # the model's unit tests exercise its DuckDB SQL on mock inputs, not the Spark copy
+        args = ["--exclude", "test_type:unit,int_process_readings__aligned"]
+        info.update({"spark_table": dg.MetadataValue.path(refresh.uri), "spark_table_version": refresh.version,
+                     "spark_refresh_mode": refresh.mode, "spark_batches_rebuilt": len(refresh.batches_rebuilt),
+                     "spark_rows_written": refresh.rows_written})
+    for event in _build(context, dbt, the_lake, extra, args):
+        if _is_aligned_model(event):
+            event = event.with_metadata({**(event.metadata or {}), **info})
+        yield event
+
+
+def _is_aligned_model(event) -> bool:
+    """The materialization event of ``int_process_readings__aligned`` (an Output named after the key)."""
+    if isinstance(event, dg.Output):
+        return event.output_name == ALIGNED_MODEL_KEY.to_python_identifier()
+    return isinstance(event, dg.AssetMaterialization) and event.asset_key == ALIGNED_MODEL_KEY

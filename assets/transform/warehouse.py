@@ -6,6 +6,7 @@ Plain Python (no Dagster): used by the dbt asset, the gold publisher, tests and 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -39,6 +40,15 @@ def duckdb_path() -> Path:
     if not path.is_absolute():
         path = PROJECT_ROOT / path
     return path
+
+
+@functools.lru_cache(maxsize=1)
+def dbt_project_vars() -> dict:
+    """``vars`` of dbt_project.yml (grid_minutes, unit_conversions, …): what the Spark
+    alignment needs to compute exactly what the dbt model would."""
+    import yaml
+
+    return dict(yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()).get("vars") or {})
 
 
 def missing_bronze_tables(lake: Lake) -> list[str]:

@@ -39,24 +39,10 @@
   {%- endif -%}
 {%- endmacro %}
 
-{#- Unit normalisation: (lower-cased source unit) -> (canonical unit, conversion of x).
-    Bronze is already canonical per the tag map; this catches exports in other units. -#}
+{#- Unit normalisation: (lower-cased source unit) -> (canonical unit, conversion of x), from
+    var('unit_conversions') in dbt_project.yml (shared with the Spark alignment). -#}
 {% macro _unit_conversions() -%}
-  {{ return({
-      'degf': ['degC', '(x - 32.0) / 1.8'],
-      'k': ['degC', 'x - 273.15'],
-      'mbar': ['bar', 'x / 1000.0'],
-      'kpa': ['bar', 'x / 100.0'],
-      'psi': ['bar', 'x * 0.0689475729'],
-      'ml/h': ['mL/min', 'x / 60.0'],
-      'l/h': ['L/min', 'x / 60.0'],
-      'g': ['kg', 'x / 1000.0'],
-      'mg/l': ['g/L', 'x / 1000.0'],
-      'mg/ml': ['g/L', 'x'],
-      'cells/ml': ['1e6 cells/mL', 'x / 1000000.0'],
-      '1e5 cells/ml': ['1e6 cells/mL', 'x / 10.0'],
-      'fraction': ['%', 'x * 100.0'],
-  }) }}
+  {{ return(var('unit_conversions', {})) }}
 {%- endmacro %}
 
 {% macro canonical_value(value, unit) -%}
@@ -94,4 +80,17 @@
 {#- Parent unit of a bioreactor component (BR-101-AGT -> BR-101); the id itself otherwise. -#}
 {% macro parent_unit_from_id(equipment_id) -%}
   regexp_replace({{ equipment_id }}, '-(AGT|FP|DO)$', '')
+{%- endmacro %}
+
+{#- A Delta table of the lake outside bronze (e.g. silver/process_readings_aligned written by
+    the Spark engine), read with delta_scan under the same lake root as the sources. -#}
+{% macro lake_table(layer, table_name) -%}
+  delta_scan('{{ var('lake_root', env_var('LAKEHOUSE_ROOT', '../data/lake')) }}/{{ layer }}/{{ table_name }}')
+{%- endmacro %}
+
+{#- Which engine aligns the historian to the grid: 'duckdb' (default, in
+    int_process_readings__aligned) or 'spark' (the Dagster asset runs the Spark alignment
+    first and the model reads its table). Set by the Dagster asset from the `spark` resource. -#}
+{% macro alignment_engine() -%}
+  {{ return(env_var('LAKEHOUSE_ALIGNMENT_ENGINE', 'duckdb') | lower) }}
 {%- endmacro %}

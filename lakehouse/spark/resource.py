@@ -205,7 +205,6 @@ class SparkResource(dg.ConfigurableResource):
     use_delta_spark_jars: bool = Field(
         default=False,
         description="The cluster has delta-spark: read/write Delta with format('delta') instead of the delta-rs bridge.")
-    grid_minutes: int = Field(default=1, description="Alignment grid (same value as dbt var('grid_minutes')).")
     num_workers: int = Field(default=2, description="xgboost.spark workers (≤ executor cores).")
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark configuration.")
 

@@ -53,10 +53,12 @@ def _materialize_to_gold(lake: Lake):
     import dagster as dg
 
     from assets.transform import dbt_cli_resource, defs
+    from lakehouse.spark.resource import SparkResource
     from orchestration.resources import LakeResource
 
     return dg.materialize([*defs.assets, *defs.asset_checks],
-                          resources={"lake": LakeResource(root_uri=lake.root), "dbt": dbt_cli_resource()},
+                          resources={"lake": LakeResource(root_uri=lake.root), "dbt": dbt_cli_resource(),
+                                     "spark": SparkResource()},
                           raise_on_error=False)
 
 

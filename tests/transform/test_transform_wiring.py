@@ -27,12 +27,19 @@ def test_asset_graph_keys_and_lineage():
     all_deps = {d.asset_key for s in specs.values() for d in s.deps}
     assert {dg.AssetKey(["bronze", t]) for t in BRONZE_TABLES} <= all_deps
     # dbt data tests are asset checks of their models
-    dbt_assets = next(a for a in defs.assets if dg.AssetKey(["fct_process_readings"]) in a.keys)
-    check_assets = {c.asset_key for c in dbt_assets.check_specs}
+    # two dbt builds: the aligned readings and their downstream models (engine switch) after the rest
+    aligned = next(a for a in defs.assets if dg.AssetKey(["fct_process_readings"]) in a.keys)
+    rest = next(a for a in defs.assets if dg.AssetKey(["stg_historian__readings"]) in a.keys)
+    assert aligned is not rest and not set(aligned.keys) & set(rest.keys)
+    assert {"int_process_readings__aligned", "int_process_readings__assays_asof", "fct_process_readings"} <= {
+        k.to_user_string() for k in aligned.keys}
+    assert dg.AssetKey(["stg_historian__readings"]) in {d.asset_key for s in aligned.specs for d in s.deps}
+    assert {"spark", "dbt", "lake"} <= set(aligned.required_resource_keys)
+    check_assets = {c.asset_key for c in aligned.check_specs}
     assert dg.AssetKey(["fct_process_readings"]) in check_assets
-    assert len(list(dbt_assets.check_specs)) > 50
-    # the Definitions object resolves once the two resources are bound
-    dg.Definitions.merge(defs, dg.Definitions(resources={"lake": object(), "dbt": object()}))
+    assert len(list(aligned.check_specs)) + len(list(rest.check_specs)) > 50
+    # the Definitions object resolves once the resources are bound
+    dg.Definitions.merge(defs, dg.Definitions(resources={"lake": object(), "dbt": object(), "spark": object()}))
 
 
 def test_dbt_env_carries_lake_root_and_s3_only_for_s3():

@@ -12,11 +12,13 @@ N_DAYS = 5
 PLANT = bf.Plant(n_units=2, culture_days=1.5, turnaround_h=10.0)
 
 
-def materialize_transform(lake):
-    """dbt build + gold publication + gold read-back checks, in-process, against ``lake``."""
+def materialize_transform(lake, engine: str = "default"):
+    """dbt build + gold publication + gold read-back checks, in-process, against ``lake``
+    (``engine="spark"``: the historian alignment on Spark, see assets/transform/dbt_models.py)."""
     import dagster as dg
 
     from assets.transform import dbt_cli_resource, defs
+    from lakehouse.spark.resource import SparkResource
     from orchestration.resources import LakeResource
 
     s3 = lake.s3
@@ -29,6 +31,6 @@ def materialize_transform(lake):
     )
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
-        resources={"lake": resource, "dbt": dbt_cli_resource()},
+        resources={"lake": resource, "dbt": dbt_cli_resource(), "spark": SparkResource(engine=engine)},
         raise_on_error=False,
     )

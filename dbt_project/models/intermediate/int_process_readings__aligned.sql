@@ -7,7 +7,14 @@
     Wide: one column per canonical parameter (conditional aggregation, no PIVOT).
     Incremental, delete+insert by batch_id: a run rebuilds only batches whose MES record is
     new or whose window touches a (unit, day) with newly ingested readings.
-    `_source_ingested_at` = newest bronze ingestion among the batch's inputs (the watermark). -#}
+    `_source_ingested_at` = newest bronze ingestion among the batch's inputs (the watermark).
+    Engine switch (macro alignment_engine): with 'spark' the Dagster asset first brings
+    silver/process_readings_aligned up to date on Spark (lakehouse/spark/aligned_table.py: the
+    same rows and `_source_ingested_at`), and this model only copies the batches newer than its
+    watermark from there. -#}
+-- depends_on: {{ ref('int_batches__windows') }}
+-- depends_on: {{ ref('stg_historian__readings') }}
+-- depends_on: {{ ref('stg_mes__phases') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -18,6 +25,26 @@
 {%- set params = process_parameters() -%}
 {%- set grid = grid_interval() -%}
 {%- set watermark = incremental_watermark('_source_ingested_at') %}
+
+{% if alignment_engine() == 'spark' -%}
+
+select
+    cast(batch_id as varchar) as batch_id,
+    cast(unit_id as varchar) as unit_id,
+    cast(ts as timestamptz) as ts,
+    cast(culture_age_h as double) as culture_age_h,
+    cast(maturity_pct as double) as maturity_pct,
+    cast(phase as varchar) as phase,
+    {%- for p in params %}
+    cast({{ p }} as double) as {{ p }},
+    {%- endfor %}
+    cast(_source_ingested_at as timestamptz) as _source_ingested_at
+from {{ lake_table('silver', 'process_readings_aligned') }}
+{%- if is_incremental() %}
+where _source_ingested_at > {{ watermark }}
+{%- endif %}
+
+{%- else %}
 
 with windows as (
     select
@@ -155,3 +182,5 @@ select
     greatest(w.mes_ingested_at, coalesce(l.readings_ingested_at, w.mes_ingested_at)) as _source_ingested_at
 from with_phase w
 left join batch_loads l on l.batch_id = w.batch_id
+
+{%- endif %}
