@@ -7,8 +7,8 @@ import dagster as dg
 from assets import features, golden, ingest, landing, models, scoring, transform
 from assets import twin as twin_assets
 from assets.transform.dbt_models import dbt_cli_resource
-from orchestration.resources import LakeResource, SiteResource
 from lakehouse.spark.resource import SparkResource
+from orchestration.resources import LakeResource, SiteResource
 from orchestration.settings import lake_resource, site_resource, spark_resource
 
 FULL_JOB = "full_pipeline"

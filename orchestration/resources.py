@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 from pydantic import Field
 
@@ -20,6 +22,15 @@ class LakeResource(dg.ConfigurableResource):
     aws_access_key_id: str | None = Field(default=None)
     aws_secret_access_key: str | None = Field(default=None)
     aws_region: str = Field(default="us-east-1")
+    duckdb_path: str | None = Field(
+        default=None, description="DuckDB warehouse file the marts land in, for BI tools "
+        "(local path; relative to the project root; default data/warehouse.duckdb).")
+
+    def get_warehouse_path(self) -> Path:
+        """The DuckDB warehouse file of this lake (absolute)."""
+        from assets.transform.warehouse import duckdb_path
+
+        return duckdb_path(self.duckdb_path)
 
     def get_lake(self) -> Lake:
         return Lake(

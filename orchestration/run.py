@@ -15,7 +15,6 @@ import time
 from orchestration.settings import PROJECT_ROOT
 
 
-
 def _ensure_dagster_home() -> str:
     home = os.environ.get("DAGSTER_HOME") or str(PROJECT_ROOT / ".dagster_home")
     os.environ["DAGSTER_HOME"] = home

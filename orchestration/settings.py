@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import dagster as dg
-
-import datetime as dt
 
 from lakehouse.spark.resource import SparkResource
 from orchestration.resources import LakeResource, SiteResource
@@ -24,6 +23,7 @@ _LAKE_ENV = {
     "aws_access_key_id": "AWS_ACCESS_KEY_ID",
     "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
     "aws_region": "AWS_REGION",
+    "duckdb_path": "LAKEHOUSE_DUCKDB_PATH",
 }
 
 

@@ -30,7 +30,7 @@ from assets.transform.gold import (
     read_back_with_polars,
     table_schema,
 )
-from assets.transform.warehouse import GOLD_MARTS, duckdb_path
+from assets.transform.warehouse import GOLD_MARTS
 from orchestration.resources import LakeResource
 
 CHECK_NAME = "delta_matches_warehouse"
@@ -61,7 +61,7 @@ def gold_marts(context: dg.AssetExecutionContext, lake: LakeResource):
     """Publish the selected marts from the DuckDB warehouse to ``gold/<mart>`` (Delta)."""
     the_lake = lake.get_lake()
     selected_checks = set(context.selected_asset_check_keys)
-    con = connect_warehouse(duckdb_path(), read_only=True)
+    con = connect_warehouse(lake.get_warehouse_path(), read_only=True)
     try:
         for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
             mart = key.path[-1]
@@ -104,7 +104,7 @@ def gold_marts(context: dg.AssetExecutionContext, lake: LakeResource):
 )
 def gold_readable_by_polars(context: dg.AssetCheckExecutionContext, lake: LakeResource):
     the_lake = lake.get_lake()
-    con = connect_warehouse(duckdb_path(), read_only=True)
+    con = connect_warehouse(lake.get_warehouse_path(), read_only=True)
     try:
         for check_key in context.selected_asset_check_keys:
             mart = check_key.asset_key.path[-1]

@@ -27,7 +27,6 @@ from assets.transform.warehouse import (
     DBT_PROJECT_DIR,
     dbt_env,
     dbt_project_vars,
-    duckdb_path,
     missing_bronze_tables,
     patched_environ,
 )
@@ -112,10 +111,11 @@ ALIGNED_SELECTION = "int_process_readings__aligned+"
 ALIGNED_MODEL_KEY = dg.AssetKey(["int_process_readings__aligned"])
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, the_lake, extra_env: dict[str, str] | None = None,
-           extra_args: list[str] | None = None):
-    """``dbt build`` of the context's selection against ``the_lake``, streamed as Dagster events."""
-    warehouse = duckdb_path()
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
+           extra_env: dict[str, str] | None = None, extra_args: list[str] | None = None):
+    """``dbt build`` of the context's selection against the lake, streamed as Dagster events."""
+    the_lake = lake.get_lake()
+    warehouse = lake.get_warehouse_path()
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     missing = missing_bronze_tables(the_lake)
     if missing:
@@ -142,7 +142,7 @@ def dbt_process_model(context: dg.AssetExecutionContext, dbt: DbtCliResource, la
     not exist yet reach dbt as environment variables of the dbt subprocess (profiles.yml and
     the source YAML read them with ``env_var()``); nothing secret appears in the dbt args.
     """
-    yield from _build(context, dbt, lake.get_lake())
+    yield from _build(context, dbt, lake)
 
 
 @dbt_assets(
@@ -183,7 +183,7 @@ def dbt_aligned_readings(context: dg.AssetExecutionContext, dbt: DbtCliResource,
         info.update({"spark_table": dg.MetadataValue.path(refresh.uri), "spark_table_version": refresh.version,
                      "spark_refresh_mode": refresh.mode, "spark_batches_rebuilt": len(refresh.batches_rebuilt),
                      "spark_rows_written": refresh.rows_written})
-    for event in _build(context, dbt, the_lake, extra, args):
+    for event in _build(context, dbt, lake, extra, args):
         if _is_aligned_model(event):
             event = event.with_metadata({**(event.metadata or {}), **info})
         yield event

@@ -33,10 +33,11 @@ GOLD_MARTS = [
 MARTS_SCHEMA = "marts"
 
 
-def duckdb_path() -> Path:
-    """The warehouse file: ``LAKEHOUSE_DUCKDB_PATH`` or ``data/warehouse.duckdb`` (absolute)."""
-    raw = os.environ.get("LAKEHOUSE_DUCKDB_PATH")
-    path = Path(raw).expanduser() if raw else DEFAULT_DUCKDB_PATH
+def duckdb_path(configured: str | Path | None = None) -> Path:
+    """The warehouse file: ``configured`` (the lake resource's ``duckdb_path``, from
+    ``LAKEHOUSE_DUCKDB_PATH``) or ``data/warehouse.duckdb``; relative paths are taken from the
+    project root."""
+    path = Path(configured).expanduser() if configured else DEFAULT_DUCKDB_PATH
     if not path.is_absolute():
         path = PROJECT_ROOT / path
     return path
@@ -67,7 +68,7 @@ def dbt_env(lake: Lake, warehouse: Path | None = None, missing_bronze: list[str]
     s3 = lake.s3 if lake.is_s3 else None
     return {
         "LAKEHOUSE_ROOT": lake.root,
-        "LAKEHOUSE_DUCKDB_PATH": str(warehouse or duckdb_path()),
+        "LAKEHOUSE_DUCKDB_PATH": str(warehouse or duckdb_path()),  # what profiles.yml reads
         "LAKEHOUSE_MISSING_BRONZE": ",".join(missing_bronze or []),
         "LAKEHOUSE_S3_ENDPOINT_URL": (s3.endpoint_url or "") if s3 else "",
         "LAKEHOUSE_S3_ACCESS_KEY_ID": (s3.access_key_id or "") if s3 else "",

@@ -208,15 +208,19 @@ class SparkResource(dg.ConfigurableResource):
     num_workers: int = Field(default=2, description="xgboost.spark workers (≤ executor cores).")
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark configuration.")
 
-    @field_validator("engine")
+    @field_validator("engine", mode="before")
     @classmethod
     def _check_engine(cls, value: str) -> str:
+        if isinstance(value, dg.EnvVar):  # resolved (and checked again) when the run starts
+            return value
         if value not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {value!r}")
         return value
 
     @property
     def is_spark(self) -> bool:
+        if self.engine not in ENGINES:  # an environment variable with a wrong value
+            raise ValueError(f"spark resource: engine must be one of {ENGINES}, got {self.engine!r}")
         return self.engine == "spark"
 
     def get_session(self) -> SparkSession:

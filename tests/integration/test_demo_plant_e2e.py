@@ -49,7 +49,7 @@ def _count(lake: Lake, table: str) -> int:
     return lake.delta_table(lake.uri("bronze", table)).to_pyarrow_table(columns=["_source_file"]).num_rows
 
 
-def _materialize_to_gold(lake: Lake):
+def _materialize_to_gold(lake: Lake, warehouse: Path):
     import dagster as dg
 
     from assets.transform import dbt_cli_resource, defs
@@ -57,7 +57,8 @@ def _materialize_to_gold(lake: Lake):
     from orchestration.resources import LakeResource
 
     return dg.materialize([*defs.assets, *defs.asset_checks],
-                          resources={"lake": LakeResource(root_uri=lake.root), "dbt": dbt_cli_resource(),
+                          resources={"lake": LakeResource(root_uri=lake.root, duckdb_path=str(warehouse)),
+                                     "dbt": dbt_cli_resource(),
                                      "spark": SparkResource()},
                           raise_on_error=False)
 
@@ -118,7 +119,7 @@ def test_demo_plant_export_import_gold_train(tmp_path, monkeypatch, capsys):
     assert _count(lake, "historian_readings") == read["historian_readings"] - quarantined.get("historian_readings", 0)
 
     # 3. bronze -> dbt -> gold (the same Dagster assets as `lakehouse run`) --------------------
-    result = _materialize_to_gold(lake)
+    result = _materialize_to_gold(lake, tmp_path / "warehouse.duckdb")
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert result.success, failed
     readings = pl.from_arrow(lake.delta_table(lake.uri("gold", "fct_process_readings")).to_pyarrow_table(

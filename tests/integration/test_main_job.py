@@ -25,20 +25,16 @@ SITE = SiteResource(source="twin", start_date="2026-03-01", days=64, bioreactors
 @pytest.fixture(scope="module")
 def main_run(s3_server, tmp_path_factory):
     prefix = "main-job"
+    warehouse = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
     lake_res = LakeResource(
         root_uri=s3_server.uri(prefix), s3_endpoint_url=s3_server.endpoint_url,
         aws_access_key_id=s3_server.access_key, aws_secret_access_key=s3_server.secret_key,
+        duckdb_path=str(warehouse),
     )
-    warehouse = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LAKEHOUSE_DUCKDB_PATH", str(warehouse))
-    try:
-        defs = build_defs(lake_res, SITE)
-        start, end = site_partition_range(SITE)
-        result = run_full_pipeline(defs, dg.DagsterInstance.ephemeral(), start, end, log_level="WARNING")
-        yield defs, result, lake_res.get_lake()
-    finally:
-        mp.undo()
+    defs = build_defs(lake_res, SITE)
+    start, end = site_partition_range(SITE)
+    result = run_full_pipeline(defs, dg.DagsterInstance.ephemeral(), start, end, log_level="WARNING")
+    yield defs, result, lake_res.get_lake()
 
 
 def _delta(lake, *parts) -> pl.DataFrame:

@@ -75,9 +75,8 @@ def _reexport_in_degf(lake, day: dt.date) -> pa.Table:
     return t.set_column(t.schema.get_field_index("_ingested_at"), "_ingested_at", later)
 
 
-def _run(lake, engine: str, warehouse: Path, monkeypatch):
-    monkeypatch.setenv("LAKEHOUSE_DUCKDB_PATH", str(warehouse))
-    result = materialize_transform(lake, engine=engine)
+def _run(lake, engine: str, warehouse: Path):
+    result = materialize_transform(lake, warehouse, engine=engine)
     failures = [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     checks = {f"{c.asset_key.to_user_string()}::{c.check_name}": c.passed for c in result.get_asset_check_evaluations()}
     assert result.success and not failures, failures
@@ -120,7 +119,7 @@ def _assert_engines_agree(lake_a, lake_b, wh_a: Path, wh_b: Path) -> pl.DataFram
     return gold[1]
 
 
-def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp_path, monkeypatch):
+def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp_path):
     from deltalake import DeltaTable
 
     from assets.transform.warehouse import dbt_project_vars
@@ -133,8 +132,8 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     corrected = bf.reingest_readings(lake_a, FIRST_DAY + dt.timedelta(days=1))
     _append([lake_b], {"historian_readings": corrected})
 
-    r_a = _run(lake_a, "default", wh_a, monkeypatch)
-    r_b = _run(lake_b, "spark", wh_b, monkeypatch)
+    r_a = _run(lake_a, "default", wh_a)
+    r_b = _run(lake_b, "spark", wh_b)
     md_a, md_b = _aligned_md(r_a), _aligned_md(r_b)
     assert md_a["engine"] == "default" and "spark_table" not in md_a
     assert md_b["engine"] == "spark" and md_b["spark_refresh_mode"] == "full"
@@ -164,8 +163,8 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     reexport = _reexport_in_degf(lake_a, day4)
     _append((lake_a, lake_b), {"historian_readings": reexport})
 
-    r_a = _run(lake_a, "default", wh_a, monkeypatch)
-    r_b = _run(lake_b, "spark", wh_b, monkeypatch)
+    r_a = _run(lake_a, "default", wh_a)
+    r_b = _run(lake_b, "spark", wh_b)
     md_b = _aligned_md(r_b)
     assert md_b["spark_refresh_mode"] == "incremental"
     gold = _assert_engines_agree(lake_a, lake_b, wh_a, wh_b)

@@ -42,3 +42,23 @@ def test_resource_in_a_dagster_asset(spark):
     assert result.success
     mat = result.asset_materializations_for_node("doubled")[0]
     assert mat.metadata["total"].value == 90
+
+
+def test_engine_from_environment_variable(monkeypatch):
+    """``LAKEHOUSE_ENGINE=spark make run``: the resource holds a dg.EnvVar, resolved when the run starts."""
+    from orchestration.settings import spark_resource
+
+    monkeypatch.setenv("LAKEHOUSE_ENGINE", "spark")
+    monkeypatch.setenv("SPARK_DRIVER_MEMORY", "1g")
+    res = spark_resource()
+    with dg.build_resources({"spark": res}) as built:
+        assert built.spark.engine == "spark" and built.spark.is_spark
+        assert built.spark.driver_memory == "1g"
+    monkeypatch.setenv("LAKEHOUSE_ENGINE", "Spark!")
+    with pytest.raises(dg.DagsterResourceFunctionError) as err, dg.build_resources({"spark": spark_resource()}):
+        pass  # a wrong value fails when the run starts, naming the allowed engines
+    assert "engine must be one of" in str(err.value.__cause__)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        SparkResource(engine="gpu")
+    monkeypatch.delenv("LAKEHOUSE_ENGINE")
+    assert spark_resource().engine == "default"

@@ -12,11 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture
-def warehouse(tmp_path, monkeypatch) -> Path:
-    """A private DuckDB warehouse file for the test (LAKEHOUSE_DUCKDB_PATH)."""
-    path = tmp_path / "warehouse.duckdb"
-    monkeypatch.setenv("LAKEHOUSE_DUCKDB_PATH", str(path))
-    return path
+def warehouse(tmp_path) -> Path:
+    """A private DuckDB warehouse file for the test (the lake resource's ``duckdb_path``)."""
+    return tmp_path / "warehouse.duckdb"
 
 
 

@@ -230,7 +230,7 @@ def test_dbt_build_in_dagster_local_then_one_more_day(lake_local, warehouse):
     _write_bronze(lake, range(N_DAYS), skip=LATE_SYSTEMS)
     corrected = bf.reingest_readings(lake, FIRST_DAY + dt.timedelta(days=1))
 
-    result = materialize_transform(lake)
+    result = materialize_transform(lake, warehouse)
     assert result.success, _failures(result)
     assert not _failures(result)
     checks = _checks(result)
@@ -259,7 +259,7 @@ def test_dbt_build_in_dagster_local_then_one_more_day(lake_local, warehouse):
     # ---- one more day arrives, and the late systems deliver their backlog
     _write_bronze(lake, range(N_DAYS, N_DAYS + 1))
     _write_bronze(lake, range(N_DAYS), skip=tuple(t for t in bf.BRONZE_TABLES if t not in LATE_SYSTEMS))
-    result = materialize_transform(lake)
+    result = materialize_transform(lake, warehouse)
     assert result.success, _failures(result)
     assert not _failures(result)
 
@@ -310,7 +310,7 @@ def test_twin_to_ingestion_to_dbt_on_s3(lake_s3, warehouse):
     report = ingest_landing(lake)
     assert not report.files_rejected
 
-    result = materialize_transform(lake)
+    result = materialize_transform(lake, warehouse)
     assert result.success, _failures(result)
     assert not _failures(result)
     assert all(c.passed for c in _checks(result))

@@ -12,7 +12,7 @@ N_DAYS = 5
 PLANT = bf.Plant(n_units=2, culture_days=1.5, turnaround_h=10.0)
 
 
-def materialize_transform(lake, engine: str = "default"):
+def materialize_transform(lake, warehouse, engine: str = "default"):
     """dbt build + gold publication + gold read-back checks, in-process, against ``lake``
     (``engine="spark"``: the historian alignment on Spark, see assets/transform/dbt_models.py)."""
     import dagster as dg
@@ -28,6 +28,7 @@ def materialize_transform(lake, engine: str = "default"):
         aws_access_key_id=s3.access_key_id if lake.is_s3 else None,
         aws_secret_access_key=s3.secret_access_key if lake.is_s3 else None,
         aws_region=s3.region,
+        duckdb_path=str(warehouse),
     )
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
