@@ -104,7 +104,9 @@ class VerificationConfig:
     window_results: int = 20           # rolling error over the last N assay results
     max_rmse_ratio: float = 2.0        # fail if rolling RMSE > ratio x held-out RMSE of the model
     max_rmse_abs: float | None = None  # or an absolute limit (target units)
-    psi_limit: float = 0.25            # fail if any monitored feature has PSI above this
+    psi_limit: float = 0.25            # fail if any monitored feature has PSI above this ...
+    psi_null_quantile: float = 0.99    # ... and above this quantile of its batch-resampled null PSI
+    psi_null_draws: int = 500          # bootstrap draws of whole training batches for that null
     psi_bins: int = 10
     psi_recent_batches: int = 10       # compare the latest N batches to the training distribution
     psi_features: tuple[str, ...] = () # empty: every signal's current-value feature

@@ -137,7 +137,11 @@ def _regression_core(name: str, rows: pl.DataFrame, target_col: str, feature_nam
         "conformal": conformal, "interval_group": group_col,
         "domain": fit_domain(Xtr, feature_names, cfg.domain),
         "psi_reference": fit_psi_reference(Xpsi, feature_names, list(cfg.verification.psi_features) or
-                                           [f for f in feature_names if "__" not in f], cfg.verification.psi_bins),
+                                           [f for f in feature_names if "__" not in f], cfg.verification.psi_bins,
+                                           psi_src["batch_id"].to_numpy(),
+                                           window_batches=cfg.verification.psi_recent_batches,
+                                           null_draws=cfg.verification.psi_null_draws,
+                                           null_quantile=cfg.verification.psi_null_quantile),
         "split": {"train_batches": sorted(train_ids), "test_batches": sorted(test_ids), "method": "forward-by-start"},
         "test_rmse": metrics["test"]["rmse"],
     } | extra_meta

@@ -1,5 +1,10 @@
 """Continuous verification of a champion: rolling error of its past predictions against assay
-results that arrived since, and input drift (PSI per feature) of recent data vs training."""
+results that arrived since, and input drift (PSI per feature) of recent data vs training.
+
+Drift is batch-aware: a feature drifted when its PSI exceeds ``psi_limit`` *and* the
+``psi_null_quantile`` of the PSI that the same number of whole, normal training batches gives
+(the batch-resampled null stored with the model, see :mod:`ml.domain`). Models registered before
+that null existed (or trained on too few batches, or PdM) keep the plain ``psi_limit`` rule."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from ml.config import VerificationConfig
-from ml.domain import psi_by_feature
+from ml.domain import psi_by_feature, psi_null_quantile
 from ml.evaluation import regression_metrics
 from ml.train import matrix
 
@@ -31,9 +36,51 @@ def drift(meta: dict, recent: pl.DataFrame) -> dict[str, float]:
     return psi_by_feature(meta["psi_reference"], matrix(recent, names), names)
 
 
+def _window_batches(recent: pl.DataFrame, name: str) -> int | None:
+    """Distinct batches with a value of ``name`` in the window (None: rows carry no batch id)."""
+    if "batch_id" not in recent.columns or name not in recent.columns:
+        return None
+    vals = recent.select(pl.col("batch_id"), pl.col(name).cast(pl.Float64))
+    return int(vals.filter(pl.col(name).is_finite())["batch_id"].n_unique())
+
+
+def drift_evidence(meta: dict, recent: pl.DataFrame, cfg: VerificationConfig) -> dict:
+    """PSI per feature and the drift decision with what it was based on.
+
+    ``psi_null_q``: the batch-resampled null quantile per feature for a window of
+    ``psi_window_batches`` batches (None: model metadata without a null, plain limit rule);
+    ``psi_threshold``: what the PSI had to exceed, ``max(psi_limit, psi_null_q)``;
+    ``psi_drifted``: features over their threshold, largest PSI first;
+    ``psi_within_batch_variation``: over ``psi_limit`` but within what normal batches give."""
+    psi = {k: v for k, v in drift(meta, recent).items() if np.isfinite(v)}
+    ref = meta.get("psi_reference") or {}
+    null_q: dict[str, float | None] = {}
+    k_used: dict[str, int | None] = {}
+    for name in psi:
+        k = _window_batches(recent, name)
+        q = psi_null_quantile(ref[name], k, cfg.psi_null_quantile, cfg.psi_null_draws)
+        null_q[name] = q
+        if k is None and q is not None:   # no batch ids in the window: the null's own window size
+            k = int(ref[name]["null"]["k"])
+        k_used[name] = k
+    threshold = {n: max(cfg.psi_limit, q) if q is not None else cfg.psi_limit for n, q in null_q.items()}
+    drifted = sorted((n for n, v in psi.items() if v > threshold[n]), key=lambda n: -psi[n])
+    explained = sorted(n for n, v in psi.items() if cfg.psi_limit < v <= threshold[n])
+    with_null = [n for n, q in null_q.items() if q is not None]
+    rule = ("batch-resampled null" if psi and len(with_null) == len(psi) else
+            "psi_limit only (no batch null in model metadata)" if not with_null else "mixed")
+    finite_nulls = [q for q in null_q.values() if q is not None]
+    return {"psi": psi, "psi_max": max(psi.values()) if psi else None, "psi_limit": cfg.psi_limit,
+            "psi_rule": rule if psi else None, "psi_null_quantile": cfg.psi_null_quantile,
+            "psi_null_q": null_q, "psi_null_q_max": max(finite_nulls) if finite_nulls else None,
+            "psi_window_batches": k_used, "psi_threshold": threshold, "psi_drifted": drifted,
+            "psi_within_batch_variation": explained}
+
+
 def verify(scores: pl.DataFrame, meta: dict, recent_features: pl.DataFrame, cfg: VerificationConfig,
            *, check_error: bool = True) -> dict:
-    """Passed unless the rolling error or any feature's PSI crosses its configured limit."""
+    """Passed unless the rolling error crosses its limit or a feature drifted (see
+    :func:`drift_evidence`: PSI above ``psi_limit`` and above its batch-resampled null quantile)."""
     out: dict = {"model_version": int(scores["model_version"][0]) if scores.height else None}
     failures: list[str] = []
     if check_error and meta["kind"] == "regression":
@@ -45,13 +92,15 @@ def verify(scores: pl.DataFrame, meta: dict, recent_features: pl.DataFrame, cfg:
                 "heldout_rmse": ref}
         if err["n"] and limit is not None and err["rmse"] > limit:
             failures.append(f"rolling RMSE {err['rmse']:.4g} > limit {limit:.4g}")
-    psi = {k: v for k, v in drift(meta, recent_features).items() if np.isfinite(v)}
-    out["psi"] = psi
-    out["psi_max"] = max(psi.values()) if psi else None
-    out["psi_limit"] = cfg.psi_limit
-    drifted = sorted((k for k, v in psi.items() if v > cfg.psi_limit), key=lambda k: -psi[k])
-    if drifted:
-        failures.append(f"PSI > {cfg.psi_limit} for {', '.join(drifted)}")
+    ev = drift_evidence(meta, recent_features, cfg)
+    out |= ev
+    if ev["psi_drifted"]:
+        q = f"q{100 * cfg.psi_null_quantile:g}"
+        detail = ", ".join(
+            f"{n} ({ev['psi'][n]:.3g} > {ev['psi_threshold'][n]:.3g}"
+            + (f" = max(limit, batch-null {q})" if ev["psi_null_q"][n] is not None else "") + ")"
+            for n in ev["psi_drifted"])
+        failures.append(f"PSI drift for {detail}")
     out["passed"] = not failures
     out["failures"] = failures
     return out

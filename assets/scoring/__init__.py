@@ -65,7 +65,11 @@ def _verification(result: dict) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=bool(result["passed"]), severity=dg.AssetCheckSeverity.ERROR,
                                metadata={"failures": js(result.get("failures", [])), "evidence": js(result),
                                          "rolling_rmse": num(result.get("rolling_rmse")),
-                                         "psi_max": num(result.get("psi_max"))})
+                                         "psi_max": num(result.get("psi_max")),
+                                         # batch-aware drift: PSI must beat what normal batches give
+                                         "psi_null_q_max": num(result.get("psi_null_q_max")),
+                                         "psi_drifted": js(result.get("psi_drifted", [])),
+                                         "psi_rule": result.get("psi_rule") or "n/a"})
 
 
 @dg.asset_check(asset=["scores", "titer"], name="traceable_to_registry",
