@@ -1,9 +1,8 @@
 """Gold-shaped frames straight from a landing zone (the twin's or a plant export), in polars.
 
-A development/benchmark shortcut for the ML layer only: it follows the alignment semantics of
-``docs/contracts.md`` (grid = time_bucket(grid, inoculation_ts) + k·grid while ts <= harvest_ts;
-mean of good readings in [ts, ts + grid); carried forward within the batch) and the column
-names of the dbt marts ``fct_process_readings``, ``dim_batches`` (setpoints), ``fct_assay_results``,
+A development/benchmark shortcut for the ML layer only: it aligns with the reference
+implementation of the contract's alignment semantics (``lakehouse.transforms.alignment``) and
+follows the column names of the dbt marts ``fct_process_readings``, ``dim_batches`` (setpoints), ``fct_assay_results``,
 ``fct_equipment_health_daily`` and ``fct_work_orders``. The production path is
 ingest → bronze → dbt → ``gold/*`` Delta; use this only when those tables are not at hand
 (``bench/bench_ml.py`` prefers gold tables when given a lake that has them).
@@ -70,32 +69,17 @@ def read_historian(landing: str) -> pl.LazyFrame:
 
 
 def align_readings(readings: pl.LazyFrame, batches: pl.DataFrame, phases: pl.DataFrame, grid_minutes: int = 1) -> pl.DataFrame:
-    grid = f"{grid_minutes}m"
-    b = batches.select("batch_id", "unit_id", "inoculation_ts", "harvest_ts").with_columns(
-        pl.col("inoculation_ts").dt.truncate(grid).alias("g0")).sort("g0")
-    r = (readings.sort("ts").join_asof(b.lazy(), left_on="ts", right_on="g0", by="unit_id", strategy="backward",
-                                       check_sortedness=False)
-         .filter(pl.col("batch_id").is_not_null())
-         .with_columns((pl.col("g0") + ((pl.col("ts") - pl.col("g0")).dt.total_microseconds()
-                                        // (grid_minutes * 60_000_000) * (grid_minutes * 60_000_000)).cast(pl.Duration("us"))
-                        ).alias("bucket"))
-         .filter(pl.col("bucket") <= pl.col("harvest_ts"))
-         .group_by("batch_id", "bucket").agg(
-             [pl.col("value").filter(pl.col("parameter") == p).mean().alias(p) for p in PARAMETERS])
-         .collect())
-    spine = b.select("batch_id", "unit_id", "inoculation_ts", "harvest_ts",
-                     pl.datetime_ranges("g0", "harvest_ts", interval=grid).alias("ts")).explode("ts")
-    out = spine.join(r.rename({"bucket": "ts"}), on=["batch_id", "ts"], how="left").sort("batch_id", "ts")
-    out = out.with_columns(pl.col(p).forward_fill().over("batch_id") for p in PARAMETERS)
-    out = out.with_columns(
-        ((pl.col("ts") - pl.col("inoculation_ts")).dt.total_seconds() / 3600).alias("culture_age_h"),
-        (100 * (pl.col("ts") - pl.col("inoculation_ts")).dt.total_seconds()
-         / (pl.col("harvest_ts") - pl.col("inoculation_ts")).dt.total_seconds()).alias("maturity_pct"))
-    ph = phases.select("batch_id", pl.col("start_ts").alias("_ps"), pl.col("end_ts").alias("_pe"), "phase").sort("_ps")
-    out = out.sort("ts").join_asof(ph, left_on="ts", right_on="_ps", by="batch_id", strategy="backward",
-                                   check_sortedness=False)
-    out = out.with_columns(pl.when(pl.col("ts") < pl.col("_pe")).then(pl.col("phase")).otherwise(None).alias("phase"))
-    return out.select("batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase", *PARAMETERS).sort("batch_id", "ts")
+    """The contract's alignment by its reference implementation (DuckDB,
+    :func:`lakehouse.transforms.alignment.align_readings` — what the dbt model and the Spark
+    engine are tested against). ``readings`` hold good readings only (:func:`read_historian`)."""
+    from lakehouse.transforms.alignment import GOOD_QUALITY
+    from lakehouse.transforms.alignment import align_readings as align
+
+    good = readings.with_columns(pl.lit(GOOD_QUALITY, pl.Int32).alias("quality")).collect()
+    out = align(good, batches.select("batch_id", "unit_id", "inoculation_ts", "harvest_ts"), grid_minutes,
+                phases=phases.select("batch_id", "phase", "start_ts", "end_ts"))
+    return pl.from_arrow(out).select("batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase",
+                                     *PARAMETERS).sort("batch_id", "ts")
 
 
 def read_lims(landing: str, batches: pl.DataFrame) -> pl.DataFrame:

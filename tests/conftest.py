@@ -44,6 +44,21 @@ def lake_local(tmp_path) -> Lake:
     return Lake(str(tmp_path / "lake"))
 
 
+@pytest.fixture
+def clean_dbt_run_targets():
+    """Remove the dbt target folders a test's runs created (dbt_project/target/runs/<id>: one
+    per lake + warehouse, see assets/transform/dbt_models.py:run_target_path)."""
+    import shutil
+
+    from assets.transform.warehouse import DBT_PROJECT_DIR
+
+    runs = DBT_PROJECT_DIR / "target" / "runs"
+    before = set(runs.iterdir()) if runs.exists() else set()
+    yield
+    for path in (set(runs.iterdir()) if runs.exists() else set()) - before:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(params=["local", "s3"])
 def lake(request) -> Lake:
     """Parametrised: the same test on local disk and on the S3 server."""

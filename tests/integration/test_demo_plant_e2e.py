@@ -25,19 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ("config/imports/demo-plant.yaml", "config/tagmaps/demo-plant.yaml")
 ML_CONFIG = ROOT / "config" / "ml" / "demo-plant-softsensor.yaml"
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-@pytest.fixture(autouse=True)
-def _clean_dbt_run_targets():
-    """Remove the dbt target folders this test's runs created (dbt_project/target/runs/<id>)."""
-    from assets.transform.warehouse import DBT_PROJECT_DIR
-
-    runs = DBT_PROJECT_DIR / "target" / "runs"
-    before = set(runs.iterdir()) if runs.exists() else set()
-    yield
-    for path in (set(runs.iterdir()) if runs.exists() else set()) - before:
-        shutil.rmtree(path, ignore_errors=True)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.usefixtures("clean_dbt_run_targets")]
 
 
 def _json_out(capsys) -> dict:

@@ -29,23 +29,10 @@ from transform_helpers import FIRST_DAY, PLANT, materialize_transform
 
 from tests.conftest import s3_lake
 
-pytestmark = [pytest.mark.spark, pytest.mark.s3]
+pytestmark = [pytest.mark.spark, pytest.mark.s3, pytest.mark.usefixtures("clean_dbt_run_targets")]
 
 PROCESS_KEYS = ["batch_id", "ts"]
 SILVER = ("silver", "process_readings_aligned")
-
-
-@pytest.fixture(autouse=True)
-def _clean_dbt_run_targets():
-    import shutil
-
-    from assets.transform.warehouse import DBT_PROJECT_DIR
-
-    runs = DBT_PROJECT_DIR / "target" / "runs"
-    before = set(runs.iterdir()) if runs.exists() else set()
-    yield
-    for path in (set(runs.iterdir()) if runs.exists() else set()) - before:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _append(lakes, tables: dict[str, pa.Table]) -> None:

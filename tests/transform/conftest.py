@@ -17,16 +17,7 @@ def warehouse(tmp_path) -> Path:
     return tmp_path / "warehouse.duckdb"
 
 
-
 @pytest.fixture(autouse=True)
-def _clean_dbt_run_targets():
-    """Remove the dbt target folders the test's runs created (dbt_project/target/runs/<id>)."""
-    import shutil
-
-    from assets.transform.warehouse import DBT_PROJECT_DIR
-
-    runs = DBT_PROJECT_DIR / "target" / "runs"
-    before = set(runs.iterdir()) if runs.exists() else set()
+def _clean_dbt_run_targets(clean_dbt_run_targets):
+    """Every transform test removes the dbt target folders its runs created."""
     yield
-    for path in (set(runs.iterdir()) if runs.exists() else set()) - before:
-        shutil.rmtree(path, ignore_errors=True)
