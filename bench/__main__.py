@@ -18,7 +18,12 @@ MODULES = ["bench_sim", "bench_ingest", "bench_dbt", "bench_ml", "bench_golden",
 
 
 def main(argv: list[str]) -> int:
-    selected = argv or [m for m in MODULES if (HERE / f"{m}.py").exists()]
+    selected = [a if a.startswith("bench_") else f"bench_{a}" for a in argv] \
+        or [m for m in MODULES if (HERE / f"{m}.py").exists()]
+    unknown = [m for m in selected if m not in MODULES]
+    if unknown:  # `python -m bench ml spark` = bench_ml + bench_spark
+        print(f"unknown benchmark(s) {unknown}; choose from {MODULES} (the bench_ prefix is optional)")
+        return 2
     results: dict[str, object] = {}
     failures: dict[str, str] = {}
     for i, name in enumerate(selected, 1):
