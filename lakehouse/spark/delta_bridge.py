@@ -741,6 +741,34 @@ class WriteResult:
     paths: list[str]
 
 
+def _sql_value(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def replace_where(partition_filters: Sequence[tuple[str, str, Any]]) -> str:
+    """delta-rs style partition filters as a delta-spark ``replaceWhere`` predicate:
+    ``[("batch_id", "in", ["a", "b"]), ("date", "=", "2026-01-01")]`` →
+    ``batch_id IN ('a', 'b') AND date = '2026-01-01'``."""
+    parts = []
+    for col, op, value in partition_filters:
+        name = "`" + col.replace("`", "``") + "`"
+        o = op.strip().lower()
+        if o in ("in", "not in"):
+            values = ", ".join(_sql_value(v) for v in value)
+            parts.append(f"{name} {o.upper()} ({values})")
+        elif o in ("=", "!=", "<", "<=", ">", ">="):
+            parts.append(f"{name} {o} {_sql_value(value)}")
+        else:
+            raise ValueError(f"unsupported partition filter operator {op!r}")
+    return " AND ".join(parts)
+
+
 def write_delta(
     df: DataFrame,
     uri: str,
@@ -782,7 +810,7 @@ def write_delta(
         if partition_by:
             w = w.partitionBy(*partition_by)
         if partition_filters and mode == "overwrite":
-            w = w.option("replaceWhere", " AND ".join(f"{c} {op} '{v}'" for c, op, v in partition_filters))
+            w = w.option("replaceWhere", replace_where(partition_filters))
         w.save(_spark_delta_uri(table_uri))
         return None
 

@@ -277,3 +277,14 @@ def test_secrets_are_redacted_from_plans(spark, lake_s3: Lake):
     plan = df._jdf.queryExecution().toString()
     assert lake_s3.s3.secret_access_key not in plan
     assert df.count() == 3
+
+
+def test_replace_where_for_clusters_with_delta_spark_jars():
+    """The predicate handed to delta-spark's replaceWhere for a partition overwrite."""
+    from lakehouse.spark.delta_bridge import replace_where
+
+    assert replace_where([("batch_id", "in", ["BR101-0001", "O'Neil"]), ("date", "=", "2026-01-01")]) == \
+        "`batch_id` IN ('BR101-0001', 'O''Neil') AND `date` = '2026-01-01'"
+    assert replace_where([("n", ">=", 3), ("flag", "=", True)]) == "`n` >= 3 AND `flag` = true"
+    with pytest.raises(ValueError, match="operator"):
+        replace_where([("a", "like", "x%")])
