@@ -90,9 +90,21 @@ def _parse_us(text: str) -> int:
 
 
 def _last_commit(dt) -> tuple[str | None, str | None]:
-    for commit in dt.history(20):
-        if WATERMARK_KEY in commit:
-            return str(commit[WATERMARK_KEY]) or None, (str(commit[SPEC_KEY]) if SPEC_KEY in commit else None)
+    """(watermark, spec) of the newest refresh commit: custom commit metadata of a delta-rs
+    commit, or the JSON ``userMetadata`` of a delta-spark commit (``use_delta_spark_jars``)."""
+    return last_refresh(dt.history(20))
+
+
+def last_refresh(history: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+    for commit in history:
+        meta: Mapping[str, Any] = commit
+        if WATERMARK_KEY not in meta and isinstance(commit.get("userMetadata"), str):
+            try:
+                meta = json.loads(commit["userMetadata"])
+            except ValueError:
+                continue
+        if isinstance(meta, Mapping) and WATERMARK_KEY in meta:
+            return str(meta[WATERMARK_KEY]) or None, (str(meta[SPEC_KEY]) if SPEC_KEY in meta else None)
     return None, None
 
 

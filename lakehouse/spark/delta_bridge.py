@@ -811,6 +811,8 @@ def write_delta(
             w = w.partitionBy(*partition_by)
         if partition_filters and mode == "overwrite":
             w = w.option("replaceWhere", replace_where(partition_filters))
+        if commit_metadata:  # delta-spark keeps one string per commit: commitInfo.userMetadata
+            w = w.option("userMetadata", json.dumps(dict(commit_metadata), sort_keys=True))
         w.save(_spark_delta_uri(table_uri))
         return None
 

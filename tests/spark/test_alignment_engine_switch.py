@@ -183,3 +183,18 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     assert regrid.mode == "full" and len(regrid.batches_rebuilt) == len(after)
     five = pl.read_delta(lake_b.uri(*SILVER), storage_options=lake_b.delta_storage_options())
     assert five.height < gold.height / 4 and (five["ts"].dt.minute() % 5 == 0).all()
+
+
+def test_refresh_watermark_read_from_delta_rs_and_delta_spark_commits():
+    """The watermark/spec survive both writers: delta-rs custom metadata, delta-spark userMetadata."""
+    import json
+
+    from lakehouse.spark.aligned_table import SPEC_KEY, WATERMARK_KEY, last_refresh
+
+    rs = {"operation": "WRITE", WATERMARK_KEY: "2026-01-05 10:00:00.000000", SPEC_KEY: "abc"}
+    spark_commit = {"operation": "WRITE", "userMetadata": json.dumps({WATERMARK_KEY: "2026-01-06 00:00:00.000000",
+                                                                      SPEC_KEY: "abc"})}
+    assert last_refresh([{"operation": "OPTIMIZE"}, rs]) == ("2026-01-05 10:00:00.000000", "abc")
+    assert last_refresh([spark_commit, rs]) == ("2026-01-06 00:00:00.000000", "abc")
+    assert last_refresh([{"userMetadata": "not json"}, {"operation": "VACUUM"}]) == (None, None)
+    assert last_refresh([{WATERMARK_KEY: "", SPEC_KEY: "abc"}]) == (None, "abc")  # an empty first build
