@@ -664,26 +664,11 @@ def plot_control_charts(scores: MSPCScores, batch_id: str, onset_h: float | None
 
 # ------------------------------------------------------- twin-based evaluation sets
 def _vary_recipes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Nominal recipe with a site's small batch-to-batch setpoint variation (as ``twin.site``)."""
-    from twin.bioreactor import DESIGN_SPACE, NOMINAL_RECIPE, recipes_to_arrays
+    """Nominal recipe with a site's small batch-to-batch setpoint variation (``twin.site``)."""
+    from twin.bioreactor import recipes_to_arrays
+    from twin.site import vary_recipes
 
-    nom = NOMINAL_RECIPE
-
-    def clip(k: str, v: np.ndarray) -> np.ndarray:
-        return np.clip(v, *DESIGN_SPACE[k])
-
-    return recipes_to_arrays({
-        "temperature_c": clip("temperature_c", np.round(rng.normal(nom.temperature_c, 0.15, n), 1)),
-        "temp_shift_day": clip("temp_shift_day", np.round(4.0 * rng.normal(nom.temp_shift_day, 0.4, n)) / 4.0),
-        "temp_shift_c": clip("temp_shift_c", np.round(rng.normal(nom.temp_shift_c, 0.35, n), 1)),
-        "ph": clip("ph", np.round(rng.normal(nom.ph, 0.03, n), 2)),
-        "do_pct": clip("do_pct", np.round(rng.normal(nom.do_pct, 4.0, n))),
-        "feed_rate_pct_per_day": clip("feed_rate_pct_per_day",
-                                      np.round(20.0 * rng.normal(nom.feed_rate_pct_per_day, 0.25, n)) / 20.0),
-        "seed_density_e6_per_ml": clip("seed_density_e6_per_ml", np.round(rng.normal(nom.seed_density_e6_per_ml, 0.06, n), 2)),
-        "working_volume_l": clip("working_volume_l", 5.0 * np.round(rng.normal(nom.working_volume_l, 12.0, n) / 5.0)),
-        "duration_days": clip("duration_days", np.round(4.0 * rng.normal(nom.duration_days, 0.35, n)) / 4.0),
-    })
+    return recipes_to_arrays(vary_recipes(rng, n))
 
 
 def simulate_monitoring_set(n_normal: int, n_per_type: int = 0, seed: int = 0, prefix: str = "B",

@@ -157,27 +157,50 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, *keys])
 
 
-def _vary_recipe(rng: np.random.Generator, nominal: Recipe) -> Recipe:
-    """Nominal recipe with the small batch-to-batch variation of a real site."""
+# The small batch-to-batch setpoint variation of a real site: recipe field -> (sd of the normal
+# draw around the nominal value, rounding as entered in the MES: ("decimals", d) → round(x, d);
+# ("per", k) → round(k·x)/k; ("step", s) → s·round(x/s)), clipped to DESIGN_SPACE. Draw order =
+# key order. Used by the site simulator and by ml.mspc's twin evaluation sets.
+RECIPE_VARIATION: dict[str, tuple[float, tuple[str, float]]] = {
+    "temperature_c": (0.15, ("decimals", 1)),
+    "temp_shift_day": (0.4, ("per", 4.0)),
+    "temp_shift_c": (0.35, ("decimals", 1)),
+    "ph": (0.03, ("decimals", 2)),
+    "do_pct": (4.0, ("decimals", 0)),
+    "feed_rate_pct_per_day": (0.25, ("per", 20.0)),
+    "seed_density_e6_per_ml": (0.06, ("decimals", 2)),
+    "working_volume_l": (12.0, ("step", 5.0)),
+    "duration_days": (0.35, ("per", 4.0)),
+}
 
-    def clip(key: str, v: float) -> float:
+
+def _round_setpoint(x: Any, rounding: tuple[str, float], rnd: Callable) -> Any:
+    kind, k = rounding
+    if kind == "decimals":
+        return rnd(x, int(k))
+    if kind == "per":
+        return rnd(k * x) / k
+    if kind == "step":
+        return k * rnd(x / k)
+    raise ValueError(f"unknown rounding {rounding!r}")
+
+
+def vary_recipe(rng: np.random.Generator, nominal: Recipe) -> Recipe:
+    """``nominal`` with the site's batch-to-batch setpoint variation (:data:`RECIPE_VARIATION`)."""
+    values = {}
+    for key, (sd, rounding) in RECIPE_VARIATION.items():
         lo, hi = DESIGN_SPACE[key]
-        return float(min(max(v, lo), hi))
+        x = _round_setpoint(rng.normal(getattr(nominal, key), sd), rounding, round)
+        values[key] = float(min(max(x, lo), hi))
+    return replace(nominal, **values)
 
-    return replace(
-        nominal,
-        temperature_c=clip("temperature_c", round(rng.normal(nominal.temperature_c, 0.15), 1)),
-        temp_shift_day=clip("temp_shift_day", round(4.0 * rng.normal(nominal.temp_shift_day, 0.4)) / 4.0),
-        temp_shift_c=clip("temp_shift_c", round(rng.normal(nominal.temp_shift_c, 0.35), 1)),
-        ph=clip("ph", round(rng.normal(nominal.ph, 0.03), 2)),
-        do_pct=clip("do_pct", float(round(rng.normal(nominal.do_pct, 4.0)))),
-        feed_rate_pct_per_day=clip("feed_rate_pct_per_day",
-                                   round(20.0 * rng.normal(nominal.feed_rate_pct_per_day, 0.25)) / 20.0),
-        seed_density_e6_per_ml=clip("seed_density_e6_per_ml",
-                                    round(rng.normal(nominal.seed_density_e6_per_ml, 0.06), 2)),
-        working_volume_l=clip("working_volume_l", 5.0 * round(rng.normal(nominal.working_volume_l, 12.0) / 5.0)),
-        duration_days=clip("duration_days", round(4.0 * rng.normal(nominal.duration_days, 0.35)) / 4.0),
-    )
+
+def vary_recipes(rng: np.random.Generator, n: int, nominal: Recipe | None = None) -> dict[str, np.ndarray]:
+    """``n`` recipes drawn like :func:`vary_recipe`, vectorised: one array per field."""
+    nominal = nominal or NOMINAL_RECIPE
+    return {key: np.clip(_round_setpoint(rng.normal(getattr(nominal, key), sd, n), rounding, np.round),
+                         *DESIGN_SPACE[key])
+            for key, (sd, rounding) in RECIPE_VARIATION.items()}
 
 
 # --------------------------------------------------------------------------- planning
@@ -297,7 +320,7 @@ class _Planner:
         """Plan one batch; returns it and the time the vessel is free again."""
         cfg, rng, st = self.cfg, self.rng, self.st
         dt = cfg.dt_h
-        recipe = _vary_recipe(self.rrng, cfg.nominal)
+        recipe = vary_recipe(self.rrng, cfg.nominal)
         mu_mult = float(self.rrng.lognormal(0.0, 0.04))
         qp_mult = float(self.rrng.lognormal(0.0, 0.06))
         dur_h = recipe.duration_days * 24.0

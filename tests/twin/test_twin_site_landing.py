@@ -284,3 +284,25 @@ def test_cli_simulate_and_registry(tmp_path: Path, capsys, monkeypatch):
     opts = cli.s3_storage_options_from_env({"AWS_ENDPOINT_URL": "http://h:1", "AWS_ACCESS_KEY_ID": "k",
                                             "AWS_SECRET_ACCESS_KEY": "s"})
     assert opts == {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": "http://h:1"}}
+
+
+def test_recipe_variation_one_table_for_site_and_evaluation_sets():
+    """twin.site draws a batch's setpoints and ml.mspc draws many at once from the same table:
+    the same seed gives the same first recipe, on the MES rounding grid, inside the design space."""
+    import numpy as np
+
+    from twin.bioreactor import DESIGN_SPACE, NOMINAL_RECIPE
+    from twin.site import RECIPE_VARIATION, vary_recipe, vary_recipes
+
+    one = vary_recipe(np.random.default_rng(3), NOMINAL_RECIPE)
+    many = vary_recipes(np.random.default_rng(3), 1)
+    assert {k: float(v[0]) for k, v in many.items()} == {k: getattr(one, k) for k in RECIPE_VARIATION}
+    big = vary_recipes(np.random.default_rng(4), 2000)
+    for key, (sd, (kind, k)) in RECIPE_VARIATION.items():
+        v = big[key]
+        lo, hi = DESIGN_SPACE[key]
+        assert v.min() >= lo and v.max() <= hi
+        grid = 10.0 ** -k if kind == "decimals" else 1.0 / k if kind == "per" else k
+        assert np.allclose(np.round(v / grid) * grid, v, atol=1e-9), key
+        assert 0.5 * sd < v.std() < 1.5 * sd + grid, key  # the spread the table says (minus clipping)
+        assert abs(np.median(v) - getattr(NOMINAL_RECIPE, key)) <= max(grid, 0.1 * sd), key
