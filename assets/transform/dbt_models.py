@@ -28,7 +28,9 @@ from assets.transform.warehouse import (
     dbt_env,
     dbt_project_vars,
     missing_bronze_tables,
+    needs_full_refresh,
     patched_environ,
+    record_build,
 )
 from lakehouse.spark.resource import SparkResource
 from orchestration.resources import LakeResource
@@ -120,11 +122,19 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeRes
     missing = missing_bronze_tables(the_lake)
     if missing:
         context.log.warning(f"bronze tables not in the lake yet, read as empty: {missing}")
+    step = context.op_def.name
+    args = list(extra_args or [])
+    if needs_full_refresh(warehouse, step, the_lake.root):
+        context.log.warning(f"{warehouse} holds models built from another lake (or of unknown origin): "
+                            f"dbt build --full-refresh from {the_lake.root}")
+        args.append("--full-refresh")
     env = {**dbt_env(the_lake, warehouse, missing), "LAKEHOUSE_ALIGNMENT_ENGINE": "duckdb", **(extra_env or {})}
     with patched_environ(env):
-        invocation = dbt.cli(["build", *(extra_args or [])], context=context,  # the subprocess starts here
+        invocation = dbt.cli(["build", *args], context=context,  # the subprocess starts here
                              target_path=run_target_path(the_lake.root, warehouse))
-    return invocation.stream()
+    yield from invocation.stream()
+    if set(context.selected_asset_keys) == set(context.assets_def.keys):  # every model of the step built
+        record_build(warehouse, step, the_lake.root)
 
 
 @dbt_assets(

@@ -52,6 +52,47 @@ def dbt_project_vars() -> dict:
     return dict(yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()).get("vars") or {})
 
 
+# Which lake each dbt build of a warehouse file was made from. The incremental models keep rows
+# from earlier builds, so a warehouse built from another lake (or before this table existed)
+# must be rebuilt from scratch (`dbt build --full-refresh`) — otherwise stale batches of the
+# other lake would stay in the incremental marts.
+BUILD_STATE = "lakehouse_state.dbt_builds"
+
+
+def needs_full_refresh(warehouse: Path, step: str, lake_root: str) -> bool:
+    """True when ``warehouse`` holds dbt models that ``step`` did not build from ``lake_root``."""
+    import duckdb
+
+    if not Path(warehouse).exists():
+        return False
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables").fetchall()}
+        if BUILD_STATE not in tables:  # built before the state existed, or never built
+            return any(t.split(".")[0] in ("staging", "intermediate", "marts") for t in tables)
+        row = con.execute(f"select lake_root from {BUILD_STATE} where step = ?", [step]).fetchone()
+        if row is None:
+            return any(t.split(".")[0] in ("staging", "intermediate", "marts") for t in tables)
+        return row[0] != lake_root
+    finally:
+        con.close()
+
+
+def record_build(warehouse: Path, step: str, lake_root: str) -> None:
+    """Remember that ``step`` built every one of its models in ``warehouse`` from ``lake_root``."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("create schema if not exists lakehouse_state")
+        con.execute(f"create table if not exists {BUILD_STATE} "
+                    "(step varchar primary key, lake_root varchar, built_at timestamptz)")
+        con.execute(f"insert or replace into {BUILD_STATE} values (?, ?, now())", [step, lake_root])
+    finally:
+        con.close()
+
+
 def missing_bronze_tables(lake: Lake) -> list[str]:
     """Bronze tables that do not exist (yet) in the lake: dbt reads them as empty relations."""
     return [t for t in BRONZE_TABLES if not lake.delta_exists(lake.uri("bronze", t))]
