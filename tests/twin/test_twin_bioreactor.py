@@ -49,10 +49,10 @@ SITE = slice(len(SCENARIOS), len(SCENARIOS) + N_SITE)
 
 def _site_like(n: int, seed: int = 0) -> list[Recipe]:
     """Nominal recipe with the site's small batch-to-batch variation."""
-    from twin.site import _vary_recipe
+    from twin.site import vary_recipe
 
     rng = np.random.default_rng(seed)
-    return [_vary_recipe(rng, NOMINAL_RECIPE) for _ in range(n)]
+    return [vary_recipe(rng, NOMINAL_RECIPE) for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
