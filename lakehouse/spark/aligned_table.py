@@ -109,28 +109,14 @@ def last_refresh(history: Sequence[Mapping[str, Any]]) -> tuple[str | None, str 
 
 
 def _windows(batches, phases):
-    """Bioreactor batch windows with ``mes_ingested_at``, as ``int_batches__windows``."""
-    from pyspark.sql import Window
+    """Bioreactor batch windows that get aligned rows, with ``mes_ingested_at``."""
     from pyspark.sql import functions as F
 
-    from lakehouse.spark.transforms import _dedupe_phases
+    from lakehouse.spark.transforms import bioreactor_windows_spark
 
-    latest = Window.partitionBy("batch_id").orderBy(F.col("_ingested_at").desc(), F.col("_source_file").desc())
-    b = (batches.withColumn("__rn", F.row_number().over(latest)).where("__rn = 1")
-         .where(F.lower(F.col("record_type")) == "bioreactor")
-         .select(F.col("batch_id").cast("string").alias("batch_id"),
-                 F.col("unit_id").cast("string").alias("unit_id"),
-                 F.col("_ingested_at").alias("b_ing")))
-    p = _dedupe_phases(phases)
-    ms = p.groupBy("batch_id").agg(
-        F.min(F.when(F.lower("phase") == "inoculate", F.col("start_ts"))).alias("inoculation_ts"),
-        F.min(F.when(F.lower("phase") == "harvest", F.col("start_ts"))).alias("harvest_ts"),
-        F.max("_ingested_at").alias("p_ing"))
-    w = b.join(ms, "batch_id", "left")
-    return (w.where(F.col("inoculation_ts").isNotNull() & F.col("harvest_ts").isNotNull()
-                    & (F.col("harvest_ts") >= F.col("inoculation_ts")))
-            .select("batch_id", "unit_id", "inoculation_ts", "harvest_ts",
-                    F.greatest(F.col("b_ing"), F.coalesce(F.col("p_ing"), F.col("b_ing"))).alias("mes_ingested_at")))
+    return bioreactor_windows_spark(batches, phases).where(
+        F.col("inoculation_ts").isNotNull() & F.col("harvest_ts").isNotNull()
+        & (F.col("harvest_ts") >= F.col("inoculation_ts")))
 
 
 def _window_days(windows, grid_us: int):

@@ -20,12 +20,18 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakehouse.transforms.alignment import GOOD_QUALITY, PARAMETERS, US_PER_HOUR, align_readings
+from lakehouse.transforms.alignment import (
+    GOOD_QUALITY,
+    PARAMETERS,
+    US_PER_HOUR,
+    align_readings,
+)
 
 # DuckDB's time_bucket origin for minute/hour/day widths: 2000-01-03T00:00:00Z (a Monday)
 BUCKET_ORIGIN_US = 946_857_600_000_000
 
-__all__ = ["align_bronze_spark", "align_readings", "align_readings_spark", "batch_windows_spark", "to_spark"]
+__all__ = ["align_bronze_spark", "align_readings", "align_readings_spark", "batch_windows_spark",
+           "bioreactor_windows_spark", "to_spark"]
 
 
 def to_spark(spark: Any, data: Any):
@@ -63,22 +69,37 @@ def _bucket(col_us):
     return col_us - F.pmod(col_us - F.lit(BUCKET_ORIGIN_US), F.col("__g_us"))
 
 
-def batch_windows_spark(mes_batches: Any, mes_phases: Any, spark: Any = None):
-    """Spark version of :func:`lakehouse.transforms.alignment.batch_windows`."""
+def bioreactor_windows_spark(mes_batches: Any, mes_phases: Any, spark: Any = None):
+    """Every bioreactor batch with ``inoculation_ts``, ``harvest_ts`` (null when the phase is
+    missing) and ``mes_ingested_at`` (newest ingestion of its record and phases; null without
+    lineage columns) — ``int_batches__windows``. The latest ingested version of a record wins,
+    then only bioreactor records are kept (as ``stg_mes__batches``)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     b = to_spark(spark, mes_batches)
     p = _dedupe_phases(to_spark(spark, mes_phases))
-    b = b.where(F.lower("record_type") == "bioreactor")
-    if "_ingested_at" in b.columns:
+    lineage = "_ingested_at" in b.columns
+    if lineage:
         order = [F.col("_ingested_at").desc()] + ([F.col("_source_file").desc()] if "_source_file" in b.columns else [])
         b = (b.withColumn("__rn", F.row_number().over(Window.partitionBy("batch_id").orderBy(*order)))
              .where("__rn = 1"))
+    b = b.where(F.lower("record_type") == "bioreactor").select(
+        F.col("batch_id").cast("string").alias("batch_id"), F.col("unit_id").cast("string").alias("unit_id"),
+        (F.col("_ingested_at") if lineage else F.lit(None).cast("timestamp")).alias("b_ing"))
+    p_ing = F.max("_ingested_at") if "_ingested_at" in p.columns else F.lit(None).cast("timestamp")
     ms = p.groupBy("batch_id").agg(
         F.min(F.when(F.lower("phase") == "inoculate", F.col("start_ts"))).alias("inoculation_ts"),
-        F.min(F.when(F.lower("phase") == "harvest", F.col("start_ts"))).alias("harvest_ts"))
-    return (b.select("batch_id", "unit_id").join(ms, "batch_id", "left")
+        F.min(F.when(F.lower("phase") == "harvest", F.col("start_ts"))).alias("harvest_ts"),
+        p_ing.alias("p_ing"))
+    return (b.join(ms, "batch_id", "left")
+            .select("batch_id", "unit_id", "inoculation_ts", "harvest_ts",
+                    F.greatest(F.col("b_ing"), F.coalesce(F.col("p_ing"), F.col("b_ing"))).alias("mes_ingested_at")))
+
+
+def batch_windows_spark(mes_batches: Any, mes_phases: Any, spark: Any = None):
+    """Spark version of :func:`lakehouse.transforms.alignment.batch_windows`."""
+    return (bioreactor_windows_spark(mes_batches, mes_phases, spark)
             .select("batch_id", "unit_id", "inoculation_ts", "harvest_ts").orderBy("batch_id"))
 
 

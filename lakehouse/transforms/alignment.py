@@ -91,7 +91,8 @@ def batch_windows(mes_batches: Any, mes_phases: Any, engine: str = "default", sp
 
     Bioreactor records only (``record_type``, case-insensitive); ``inoculation_ts`` / ``harvest_ts``
     = earliest start of the ``Inoculate`` / ``Harvest`` phase (case-insensitive). With lineage
-    columns, the latest ingested version of a record wins (as in the dbt staging models).
+    columns, the latest ingested version of a record wins, then its record type is looked at
+    (as in the dbt staging models).
     """
     if engine == "spark":
         from lakehouse.spark.transforms import batch_windows_spark
@@ -105,9 +106,10 @@ def batch_windows(mes_batches: Any, mes_phases: Any, engine: str = "default", sp
         b_dedup = ("QUALIFY row_number() OVER (PARTITION BY batch_id ORDER BY _ingested_at DESC, "
                    "_source_file DESC) = 1") if "_ingested_at" in _columns(mes_batches) else ""
         return con.sql(f"""
-            WITH b AS (
-                SELECT batch_id, unit_id FROM mes_batches
-                WHERE lower(record_type) = 'bioreactor' {b_dedup}
+            WITH latest AS (
+                SELECT * FROM mes_batches {b_dedup}
+            ), b AS (
+                SELECT batch_id, unit_id FROM latest WHERE lower(record_type) = 'bioreactor'
             ), p AS ({_phases_sql(_columns(mes_phases))})
             SELECT b.batch_id, b.unit_id,
                    min(p.start_ts) FILTER (WHERE lower(p.phase) = 'inoculate') AS inoculation_ts,
