@@ -57,9 +57,11 @@ from lakehouse.storage import Lake
 
 log = logging.getLogger(__name__)
 
-# Test/ops hook points: callables ``hook(event: str, info: dict)`` fired after each commit
-# ("quarantine_committed", "bronze_committed", "log_committed"). Nothing in the library reads
-# the environment; the crash test's harness script appends a hook that os._exit()s.
+# Test/ops hook points: callables ``hook(event: str, info: dict)`` fired before each bronze
+# commit ("bronze_committing") and after each commit ("quarantine_committed",
+# "bronze_committed", "log_committed"). Nothing in the library reads the environment; the
+# crash test's harness script appends a hook that os._exit()s, the overlapping-ingestion test
+# one that holds a run back.
 HOOKS: list[Callable[[str, dict[str, Any]], None]] = []
 
 WRITER_PROPERTIES = WriterProperties(compression="ZSTD", compression_level=1)
@@ -165,8 +167,22 @@ def _write_exactly_once(lake: Lake, table: str, rows_by_id: dict[str, pa.Table |
 
 # ============================================================== listing
 def fingerprint(info: dict[str, Any]) -> str:
-    tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
-    return f"{info.get('size', -1)}:{str(tag).strip(chr(34))}"
+    """The listing pre-check of a file: it changes whenever the file may have changed.
+
+    Object stores: size + ETag (the store's content hash). Local and POSIX filesystems: size,
+    mtime, ctime and inode. ``cp -p`` and ``rsync -a`` give a corrected re-export the old size
+    and mtime back, but nothing can set ctime (a write or a rename-into-place changes it, the
+    latter the inode too). A changed fingerprint only means "read and hash it": the file's
+    identity is its content hash (``<rel_path>@<sha256>`` in the bronze commits), so a file
+    that was merely touched is re-read once and recognised as already committed.
+    """
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return f"{info.get('size', -1)}:{str(etag).strip(chr(34))}"
+    if "ino" in info or "created" in info:  # fsspec LocalFileSystem: st_mtime, st_ctime, st_ino
+        return f"{info.get('size', -1)}:{info.get('mtime', '')}:{info.get('created', '')}:{info.get('ino', '')}"
+    tag = info.get("mtime") or info.get("LastModified") or ""
+    return f"{info.get('size', -1)}:{tag}"
 
 
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crc", ".lock", ".swp")
@@ -224,8 +240,8 @@ def read_log(lake: Lake, systems: Iterable[str] | None = None) -> pl.DataFrame:
 
     ds = dt_.to_pyarrow_dataset()
     flt = pc.field("system").isin(list(systems)) if systems else None
-    tbl = ds.to_table(columns=["system", "rel_path", "fingerprint", "source_hash"], filter=flt,
-                      use_threads=False)
+    tbl = ds.to_table(columns=["system", "rel_path", "fingerprint", "source_hash", "rows_bronze", "file_rejected"],
+                      filter=flt, use_threads=False)
     return pl.from_arrow(tbl)
 
 
@@ -235,6 +251,25 @@ def pending_files(lake: Lake, files: Sequence[SourceFile], log_df: pl.DataFrame 
         log_df = read_log(lake)
     known = set(zip(log_df.get_column("rel_path").to_list(), log_df.get_column("fingerprint").to_list()))
     return [f for f in files if (f.rel_path, f.fingerprint) not in known]
+
+
+def _ingested_hashes(log_df: pl.DataFrame | None, pending: set[str]) -> dict[str, dict[str, str]]:
+    """Per system, sha256 -> rel_path of a file the log says was ingested with rows (not
+    rejected), for the duplicate-content check. Files about to be (re)ingested do not count:
+    their own earlier version is not a duplicate of them."""
+    out: dict[str, dict[str, str]] = {}
+    if log_df is None or log_df.height == 0 or "source_hash" not in log_df.columns:
+        return out
+    cols = [c for c in ("system", "rel_path", "source_hash", "rows_bronze", "file_rejected") if c in log_df.columns]
+    df = log_df.select(cols)
+    if "rows_bronze" in df.columns:
+        df = df.filter(pl.col("rows_bronze") > 0)
+    if "file_rejected" in df.columns:
+        df = df.filter(~pl.col("file_rejected").fill_null(False))
+    for system, rel, sha in df.select("system", "rel_path", "source_hash").iter_rows():
+        if sha and rel not in pending:
+            out.setdefault(system, {}).setdefault(sha, rel)
+    return out
 
 
 def fetch(lake: Lake, files: Sequence[SourceFile], fs=None, hash_now: bool = True) -> None:
@@ -405,6 +440,25 @@ class _Prepared:
     rejected_ids: set[str] = field(default_factory=set)
 
 
+def _rows_in(result: Any) -> int:
+    """Data rows of a parse result (table -> FastPart | polars frame); 0 for a rejected file."""
+    if isinstance(result, Exception):
+        return 0
+    return sum(p.payload.num_rows if isinstance(p, FastPart) else p.height for p in result.values())
+
+
+def _reject_duplicates(files: list[SourceFile], results: list[Any], seen: dict[str, str]) -> None:
+    """A file with data whose content (sha256) is already in bronze under another name — or
+    earlier in this run — is not ingested again: it becomes a rejected file (one quarantine
+    row with the reason). ``seen``: sha256 -> rel_path of the file that holds it, updated."""
+    for j, f in enumerate(files):
+        if _rows_in(results[j]) == 0:  # e.g. header-only exports: identical, but nothing to double
+            continue
+        first = seen.setdefault(f.sha256, f.rel_path)
+        if first != f.rel_path:
+            results[j] = FileRejected(f"duplicate file: same content (sha256 {f.sha256[:16]}) as {first}")
+
+
 def _parse_all(kind: Kind, files: list[SourceFile], ctx: IngestContext, pool) -> list[Any]:
     def one(f: SourceFile):
         _hash(f)
@@ -419,7 +473,8 @@ def _parse_all(kind: Kind, files: list[SourceFile], ctx: IngestContext, pool) ->
 
 
 def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestContext, run_id: str,
-                   namespace: str, report: IngestReport, ingested_at: dt.datetime, pool) -> _Prepared:
+                   namespace: str, report: IngestReport, ingested_at: dt.datetime, pool,
+                   seen_hashes: dict[str, str] | None = None) -> _Prepared:
     # No "already committed?" lookup here: every table checks the txn ids of the batch right
     # before its commit (one lookup per file and table), which is what makes it exactly-once.
     wfiles = list(files)
@@ -428,6 +483,8 @@ def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestC
         return prepared
     n = len(wfiles)
     results = _parse_all(kind, wfiles, ctx, pool)  # hashes too (in the pool's threads)
+    if seen_hashes is not None:
+        _reject_duplicates(wfiles, results, seen_hashes)
     wids = [app_id(namespace, f.rel_path, f.sha256) for f in wfiles]
     rejected = {j: str(r) for j, r in enumerate(results) if isinstance(r, FileRejected)}
     per_file_rows = {t: np.zeros(n, np.int64) for t in kind.tables}
@@ -516,6 +573,7 @@ def _commit_batch(lake: Lake, prep: _Prepared, run_id: str, report: IngestReport
         by_id = prep.tables.get(t) or {}
         if not by_id:
             continue
+        _fire("bronze_committing", table=t, run_id=run_id)
         written, version, skipped = _write_exactly_once(lake, t, by_id, run_id)
         skipped_everywhere = skipped if skipped_everywhere is None else skipped_everywhere & skipped
         report.rows_written[t] += written
@@ -626,12 +684,13 @@ def ingest_files(lake: Lake, files: Sequence[SourceFile], *, run_id: str | None 
     ctx = ctx or IngestContext()
     report = IngestReport(run_id=run_id, files_listed=len(files))
     todo = list(files)
+    systems = {KINDS[f.kind].system for f in todo}
+    if log_df is None and todo:
+        log_df = read_log(lake, systems)
     if skip_logged and todo:
-        systems = {KINDS[f.kind].system for f in todo}
-        if log_df is None:
-            log_df = read_log(lake, systems)
         todo = pending_files(lake, todo, log_df)
         report.files_skipped_unchanged = len(files) - len(todo)
+    seen_hashes = _ingested_hashes(log_df, {f.rel_path for f in todo})
     fs = lake.filesystem()
     ingested_at = dt.datetime.now(dt.timezone.utc)
     by_kind: dict[str, list[SourceFile]] = defaultdict(list)
@@ -650,7 +709,7 @@ def ingest_files(lake: Lake, files: Sequence[SourceFile], *, run_id: str | None 
                 for batch in _batches(by_kind.get(kind_name, []), max_batch_bytes, max_batch_files):
                     fetch(lake, batch, fs, hash_now=False)
                     prep = _prepare_batch(lake, KINDS[kind_name], batch, ctx, run_id, namespace,
-                                          report, ingested_at, pool)
+                                          report, ingested_at, pool, seen_hashes.setdefault(KINDS[kind_name].system, {}))
                     for f in batch:  # free memory early
                         f.data = None
                     while len(pending) >= max_pending_commits:
