@@ -413,7 +413,8 @@ class FermentationResult:
       batch's end. Rates and controller outputs (``our``, ``feed_flow``, ``cw_flow`` ...) are the
       values of the step that starts at the record time; states and totals are at it;
     * ``events``: ``glycerol_out_h`` (DO spike), ``feed_start_h``, ``end_h``, ``fault_onset_h``,
-      ``fault_end_h`` (culture age, inf = none);
+      ``fault_end_h`` (culture age, inf = none); ``end_h`` is on a record: its states are the
+      culture's final states, its rates are NaN (no step starts there);
     * ``samples``: truth at the sample times (n_batches, n_samples) - ``t_h``, ``taken``,
       ``dcw``, ``x_contaminant``, ``glycerol``, ``methanol``, ``ethanol``, ``titer``;
     * ``recipes``: struct-of-arrays of the recipes.
@@ -629,11 +630,6 @@ def simulate_fermentations(
         if key in out_names:  # step outputs: the end record has no step
             v[t_rec[None, :] >= end_h[:, None] - 1e-9] = np.nan
         v[after] = np.nan
-    # the end record carries the last step's rates (the historian holds the last value)
-    last = np.clip(np.round(end_h / (h * record_every)).astype(np.int64), 1, n_used - 1)  # end_h is on a record
-    rows = np.arange(n)
-    for key in out_names:
-        series[key][rows, last] = series[key][rows, last - 1]
     fault_end = np.where(is_contam, end_h, onset_abs + f_dur)
     onset_true = np.where((f_type > 0) & (onset_abs < end_h), onset_abs, np.inf)
     events = {"glycerol_out_h": t_spike, "feed_start_h": t_feed, "end_h": end_h, "fault_onset_h": onset_true,

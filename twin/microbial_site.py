@@ -157,6 +157,8 @@ FAULT_SPECS: dict[FaultType, dict[str, Any]] = {
 }
 CONTAM_DETECT_FRACTION = 0.02  # contaminant share of the biomass visible in microscopy
 MINOR_CATEGORY = "Documentation - Sampling"
+LOW_TITER_CATEGORY = "Process - Low Titer"
+LOW_TITER_MG_L = 1200.0  # harvest titer alert limit: below it QA opens a deviation at harvest
 
 
 @dataclass
@@ -373,7 +375,9 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
 
     inoc_h = inoc * step_h  # hours since t0
     # ------------------------------------------------------------ deviations (what QA recorded)
-    devs, rec_info = _deviations(camp, res, lots, inoc_h, detect_t, end_h, local_str, qrng)
+    final = np.clip(end_rec, 0, res.t_h.shape[0] - 1)
+    final_titer = res["titer"][np.arange(n), final]
+    devs, rec_info = _deviations(camp, res, lots, inoc_h, detect_t, end_h, final_titer, local_str, qrng)
     status = np.where(aborted, "Aborted", np.where(rec_info["any_recorded"], "Deviation", "Completed"))
 
     # ------------------------------------------------------------ batch list
@@ -401,7 +405,6 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
     onset = res.events["fault_onset_h"]
     onset = np.where(onset < end_h, onset, np.inf)
     f_end = np.minimum(res.events["fault_end_h"], end_h)
-    final = np.clip(end_rec, 0, res.t_h.shape[0] - 1)
     rows = np.arange(n)
     tb = pl.DataFrame({
         "lot": lots, "vessel": [vessels[v] for v in camp.vessel_idx],
@@ -454,8 +457,10 @@ TRUTH_README = """# Ground truth of the simulated microbial plant (never an inpu
   QA's deviation list (`../deviations.csv`) LAGS the true onset (minutes to hours; a
   contamination is only seen in a later sample), MISSES some faults (feed-rate errors and short
   blockages often go unnoticed) and CONTAINS deviations that are not process faults
-  (category `Documentation - Sampling`: a missed in-process sample). A `Deviation` status in the
-  batch list therefore is not the same as `faulty`.
+  (category `Documentation - Sampling`: a missed in-process sample). A fault QA did not record
+  may still leave a `Process - Low Titer` deviation at harvest (harvest titer < 1200 mg/L; its
+  recorded onset is the harvest, not the fault). A `Deviation` status in the batch list
+  therefore is not the same as `faulty`.
   Fault magnitudes: aeration_failure = air-supply cap as a fraction of the minimum air flow;
   feed_blockage = delivered/commanded methanol flow; overfeed = setpoint multiplier;
   cooling_failure = chilled-water supply temperature rise (degC); base_pump_failure = none;
@@ -484,9 +489,11 @@ def _lot_numbers(inoc: np.ndarray, tz: ZoneInfo, t0: dt.datetime, interval_min: 
 
 
 def _deviations(camp: Campaign, res: FermentationResult, lots: list[str], inoc_h: np.ndarray,
-                detect_t: np.ndarray, end_h: np.ndarray, local_str: Callable[[float, str], str],
-                rng: np.random.Generator) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
-    """QA's deviation records (lagging, incomplete, with minor non-process deviations)."""
+                detect_t: np.ndarray, end_h: np.ndarray, final_titer: np.ndarray,
+                local_str: Callable[[float, str], str], rng: np.random.Generator
+                ) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
+    """QA's deviation records: lagging, incomplete, plus non-process (missed sample) and
+    consequence-only (low harvest titer) deviations."""
     n = res.n_batches
     onset = res.events["fault_onset_h"]
     entries: list[tuple[float, str, str, str, str, float]] = []  # (abs time, lot, category, text, ...)
@@ -511,6 +518,10 @@ def _deviations(camp: Campaign, res: FermentationResult, lots: list[str], inoc_h
                 fault_key[i] = inoc_h[i] + rec_t
                 entries.append((inoc_h[i] + rec_t, lots[i], spec["category"], spec["text"],
                                 2.0 + 28.0 * draw[2], float(i)))
+        if final_titer[i] < LOW_TITER_MG_L and not fault_recorded[i]:  # found when the harvest titer is in
+            entries.append((inoc_h[i] + end_h[i], lots[i], LOW_TITER_CATEGORY,
+                            f"Harvest titer below the alert limit of {LOW_TITER_MG_L:.0f} mg/L, investigation opened",
+                            30.0 + 30.0 * draw[3], float(i)))
         # a missed in-process sample is sometimes written up
         base_t = 0.5 + 8.0 * np.arange(camp.missed.shape[1])
         missed = np.where(camp.missed[i] & (base_t < end_h[i]))[0]
