@@ -87,6 +87,8 @@ from typing import Any
 
 import numpy as np
 
+from twin.bioreactor import param_arrays
+
 __all__ = [
     "SERIES_UNITS",
     "FaultType",
@@ -317,21 +319,6 @@ def as_arrays(cls: type, values: Any) -> dict[str, np.ndarray]:
     return {k: np.array([float(getattr(v, k)) for v in values]) for k in names}
 
 
-def _params(obj: Any, n: int) -> dict[str, Any]:
-    """Dataclass fields as floats or validated (n,) arrays."""
-    out: dict[str, Any] = {}
-    for f in fields(obj):
-        v = getattr(obj, f.name)
-        if np.ndim(v) == 0:
-            out[f.name] = float(v)
-        else:
-            a = np.asarray(v, dtype=float)
-            if a.shape != (n,):
-                raise ValueError(f"{type(obj).__name__}.{f.name} has shape {a.shape}, expected ({n},)")
-            out[f.name] = a
-    return out
-
-
 # --------------------------------------------------------------------------- physics helpers
 
 
@@ -479,8 +466,8 @@ def simulate_fermentations(
     faults = faults or FermentationFaults.none(n)
     if len(faults) != n:
         raise ValueError(f"faults has {len(faults)} batches, recipes {n}")
-    k = _params(kp_obj, n)
-    fv = _params(fv_obj, n)
+    k = param_arrays(kp_obj, n)
+    fv = param_arrays(fv_obj, n)
     samp = np.full((n, 0), np.inf) if sample_times_h is None else np.asarray(sample_times_h, dtype=float)
     if samp.ndim != 2 or samp.shape[0] != n:
         raise ValueError(f"sample_times_h must have shape ({n}, k), got {samp.shape}")
