@@ -189,13 +189,13 @@ def plan_campaign(n_batches: int, n_vessels: int, seed: int, fault_fraction: flo
     recipes = {
         "initial_mass_kg": np.round(rng.normal(nom.initial_mass_kg, 2.0, n), 1),
         "glycerol_g_l": np.round(rng.normal(nom.glycerol_g_l, 1.5, n), 1),
-        "seed_dcw_g_l": np.round(nom.seed_dcw_g_l * rng.lognormal(0.0, 0.4, n), 3),
+        "seed_dcw_g_l": np.round(nom.seed_dcw_g_l * rng.lognormal(0.0, 0.3, n), 3),
         "temp_induction_c": np.round(2.0 * rng.uniform(23.8, 26.7, n)) / 2.0,
         "ph_initial": np.round(rng.normal(nom.ph_initial, 0.05, n), 2),
-        "hold_h": rng.uniform(0.5, 5.0, n),
+        "hold_h": rng.uniform(0.5, 6.0, n),
         "feed_f0_g_kg_h": np.round(rng.normal(nom.feed_f0_g_kg_h, 0.1, n), 2),
-        "feed_mu_set": np.round(rng.uniform(0.016, 0.030, n), 4),
-        "feed_fmax_g_kg_h": np.round(rng.uniform(5.5, 8.5, n), 2),
+        "feed_mu_set": np.round(rng.uniform(0.017, 0.029, n), 4),
+        "feed_fmax_g_kg_h": np.round(rng.uniform(5.8, 8.2, n), 2),
         "induction_h": np.round(rng.uniform(78.0, 110.0, n)),
         "feed_tank_kg": np.round(rng.uniform(95.0, 115.0, n), 1),
     }
