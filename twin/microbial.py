@@ -386,7 +386,8 @@ SERIES_UNITS: dict[str, str] = {
     "base_flow": "g/h", "acid_flow": "g/h", "base_total": "kg", "acid_total": "kg", "evaporation_total": "kg",
     "sample_total": "kg", "cw_flow": "L/min", "cw_in": "degC", "cw_out": "degC", "heat_kw": "kW",
     "o2_total": "mol", "co2_total": "mol", "gly_consumed": "g", "meoh_consumed": "g", "meoh_sampled": "g",
-    "carbon_sampled": "C-mol", "carbon_in_vessel": "C-mol", "carbon_external": "C-mol", "phase": "code", "fault_active": "0/1",
+    "carbon_sampled": "C-mol", "carbon_in_vessel": "C-mol", "carbon_external": "C-mol", "phase": "code",
+    "fault_active": "0/1",
     "mu": "1/h", "rq": "1", "feed_tank": "kg", "cw_heat_kj": "kJ",
 }
 
@@ -707,7 +708,8 @@ def _step(y: np.ndarray, t: float, h: float, rec: dict, k: dict, fv: dict, phase
     # growth and product at full oxygen supply
     dx_ox = k["y_gly"] * ug_c + k["y_meoh"] * um_c + k["y_etoh"] * ue_c  # C-mol
     dxm_g = k["y_meoh"] * um_c * MW_X  # g DCW made on methanol
-    f_tp = np.clip(1.0 + k["p_temp_gain"] * (k["t_opt"] - T), 0.2, 1.5) * np.where(T > 31.0, np.exp(-(T - 31.0) / 2.0), 1.0)
+    f_tp = (np.clip(1.0 + k["p_temp_gain"] * (k["t_opt"] - T), 0.2, 1.5)
+            * np.where(T > 31.0, np.exp(-(T - 31.0) / 2.0), 1.0))
     burden = np.exp(-tau / k["p_burden_tau_h"])
     qm_pot = um / np.maximum(Xa * h, 1e-300)  # g methanol / g DCW / h
     f_meoh = qm_pot / (qm_pot + 0.005)  # the AOX1 promoter runs while methanol is metabolised

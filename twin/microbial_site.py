@@ -116,7 +116,8 @@ SIGNALS: dict[str, SignalSpec] = {
     "weight": SignalSpec("WI-100.PV", "kg", "process value", "vessel contents (load cells, tared empty)", 1, 0.15),
     "cw_flow": SignalSpec("FI-200.PV", "gpm", "flow", "chilled water into the jacket loop, US gal/min", 2, 0.02, 0.01),
     "cw_in": SignalSpec("TI-201.PV", "degF", "process value", "chilled-water supply temperature", 1, 0.1),
-    "cw_out": SignalSpec("TI-202.PV", "degF", "process value", "chilled-water return (jacket loop) temperature", 1, 0.1),
+    "cw_out": SignalSpec("TI-202.PV", "degF", "process value", "chilled-water return (jacket loop) temperature",
+                         1, 0.1),
     "phase": SignalSpec("KS-100.STEP", "code", "state",
                         "sequence step: 0 idle, 1 preparation, 2 glycerol batch, 3 transition, 4 methanol "
                         "induction, 5 harvest", 0),
@@ -346,7 +347,8 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
                                                                        int(3 * 60 / interval_min) + 1))
             g = int(harvest_end[i] + prng.integers(int(8 * 60 / interval_min), int(30 * 60 / interval_min)))
     last_day = (t0 + dt.timedelta(minutes=interval_min * int(harvest_end.max()))).astimezone(tz).date()
-    t_end_utc = dt.datetime.combine(last_day + dt.timedelta(days=2), dt.time(0, 0), tzinfo=tz).astimezone(dt.timezone.utc)
+    t_end_utc = dt.datetime.combine(last_day + dt.timedelta(days=2), dt.time(0, 0), tzinfo=tz) \
+        .astimezone(dt.timezone.utc)
     n_grid = int((t_end_utc - t0).total_seconds() // (interval_min * 60))
     grid_us = (np.int64(t0.timestamp() * 1e6) + np.arange(n_grid, dtype=np.int64) * np.int64(interval_min * 60e6))
     grid_ts = pl.Series("ts", grid_us).cast(pl.Datetime("us", "UTC"))
@@ -780,8 +782,8 @@ def _lab_sheet(res: FermentationResult, camp: Campaign, lots: list[str], inoc_h:
     schema = {"Sample ID": pl.Utf8, "Lot": pl.Utf8, "Sampled": pl.Utf8, "Reported": pl.Utf8, "Test": pl.Utf8,
               **{c: pl.Float64 for c in cols}}
     lab = pl.DataFrame(rows, schema=schema).sort("Sampled", "Sample ID", "Test")
-    tr = pl.DataFrame(truth).with_columns(pl.col(c).round(5) for c in ("dcw_g_l", "glycerol_g_l", "methanol_g_l",
-                                                                       "ethanol_g_l", "titer_mg_l", "x_contaminant_g_l"))
+    tr = pl.DataFrame(truth).with_columns(pl.col(c).round(5) for c in (
+        "dcw_g_l", "glycerol_g_l", "methanol_g_l", "ethanol_g_l", "titer_mg_l", "x_contaminant_g_l"))
     return lab, tr
 
 
