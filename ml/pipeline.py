@@ -17,10 +17,10 @@ import pyarrow as pa
 from lakehouse.storage import Lake
 from ml import promotion
 from ml.config import PdMConfig, SoftSensorConfig
-from ml.features import build_equipment_health_features, build_softsensor_features
+from ml.features import build_equipment_health_features, build_softsensor_features, raw_signals
 from ml.registry import ModelRegistry, RegisteredModel
 from ml.scoring import score_harvest, score_pdm, score_softsensor
-from ml.train import TrainedModel, train_harvest, train_pdm, train_titer
+from ml.train import InsufficientData, TrainedModel, pdm_data_problem, train_harvest, train_pdm, train_titer
 from ml.verification import recent_batches, recent_days, verify
 
 SOFTSENSOR = ("features", "softsensor")
@@ -88,7 +88,7 @@ def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[
     readings = read_table(lake, "gold", "fct_process_readings")
     batches = read_table(lake, "gold", "dim_batches")
     assays = read_table(lake, "gold", "fct_assay_results")
-    cols = [c for c in readings.df.columns if c in set(needed) | set(cfg.features.signals)]
+    cols = [c for c in readings.df.columns if c in set(needed) | set(raw_signals(cfg.features))]
     feats = build_softsensor_features(readings.df.select(cols), batches.df, cfg.features, assays.df)
     inputs = {"gold/fct_process_readings": readings.version, "gold/dim_batches": batches.version,
               "gold/fct_assay_results": assays.version}
@@ -133,7 +133,7 @@ def materialize_softsensor_features_spark(lake: Lake, cfg: SoftSensorConfig, spa
     metadata) as :func:`materialize_softsensor_features`. Returns a summary instead of the frame."""
     from lakehouse.spark.features import build_softsensor_features_spark
 
-    needed = {"batch_id", "unit_id", "ts", "culture_age_h", "phase"} | set(cfg.features.signals)
+    needed = {"batch_id", "unit_id", "ts", "culture_age_h", "phase"} | set(raw_signals(cfg.features))
     readings, rv = _gold_spark(lake, spark, "fct_process_readings", needed)
     batches, bv = _gold_spark(lake, spark, "dim_batches")
     assays, av = _gold_spark(lake, spark, "fct_assay_results")
@@ -223,7 +223,29 @@ def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[
     return out
 
 
+def pdm_skip_reason(lake: Lake, cfg: PdMConfig) -> str | None:
+    """Why PdM is skipped for this lake (None: it can run): disabled in the plant's pdm.yaml, the
+    gold CMMS / equipment-health marts missing or empty, too few failures or days
+    (:func:`ml.train.pdm_data_problem`)."""
+    if not cfg.enabled:
+        return pdm_data_problem(None, None, cfg)
+    missing = [n for n in GOLD_PDM_INPUTS if not lake.delta_exists(lake.uri("gold", n))]
+    if missing:
+        return f"insufficient data: no {', '.join('gold/' + n for n in missing)} (a plant without CMMS data)"
+    health = read_table(lake, "gold", "fct_equipment_health_daily").df
+    wos = read_table(lake, "gold", "fct_work_orders").df
+    if health.height == 0 or wos.height == 0:
+        return pdm_data_problem(None if health.height == 0 else health.with_columns(pl.lit(False).alias("in_repair")),
+                                wos, cfg)
+    return None
+
+
 def train_pdm_model(lake: Lake, cfg: PdMConfig, *, do_register: bool = True) -> tuple[TrainedModel, RegisteredModel | None]:
+    """Train (and register) the PdM model; :class:`~ml.train.InsufficientData` with the reason when it
+    cannot be (see :func:`pdm_skip_reason`)."""
+    reason = pdm_skip_reason(lake, cfg)
+    if reason:
+        raise InsufficientData(reason)
     feats = read_table(lake, *EQUIPMENT)
     wos = read_table(lake, "gold", "fct_work_orders")
     m = train_pdm(feats.df, wos.df, cfg)
