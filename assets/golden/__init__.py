@@ -123,15 +123,6 @@ def md_table(df: pd.DataFrame, n: int = 10) -> str:
     return head + "\n".join("| " + " | ".join(cell(v) for v in r) + " |" for r in d.itertuples(index=False))
 
 
-def _mspc_training_ids(qual: pd.DataFrame, batches: pd.DataFrame, cfg: dict) -> list[str]:
-    ids = set(qual.loc[qual["in_spec"], "batch_id"])
-    if cfg["qualification"].get("exclude_deviation_work_orders", True) and "n_deviation_work_orders" in batches:
-        bad = set(batches.loc[pd.to_numeric(batches["n_deviation_work_orders"], errors="coerce").fillna(0) > 0,
-                              "batch_id"].astype(str))
-        ids -= bad
-    return sorted(ids)
-
-
 # ----------------------------------------------------------------------------- assets
 @dg.asset(key=QUALIFICATION, deps=[DIM_BATCHES], group_name=GROUP, kinds={"delta", "python"},
           description="Which historical batches qualify as golden (CQAs in spec, top titer) and why.")
@@ -197,7 +188,7 @@ def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     mcfg = mspc.MSPCConfig.from_dict(cfg["mspc"])
     qual = read_table(the_lake, "golden", "batch_qualification").to_pandas()
     batches = read_gold(the_lake, "dim_batches").to_pandas()
-    train_ids = _mspc_training_ids(qual, batches, cfg)
+    train_ids = gb.mspc_reference_ids(qual, batches, None, cfg)
     if len(train_ids) < 4:
         raise dg.Failure(f"MSPC needs >= 4 in-spec batches without deviations, found {len(train_ids)}")
     readings = read_gold(the_lake, "fct_process_readings").filter(pl.col("batch_id").is_in(train_ids))
@@ -334,22 +325,25 @@ def cv_false_alarm_within_target(lake: LakeResource) -> dg.AssetCheckResult:
                                metadata={"cv_batch_alarm_fraction": got, "target": target, "model_version": version})
 
 
-@dg.asset_check(asset=EVALUATION, description="Goals: >= 80 % of deviating batches alarmed, median lead >= 24 h, "
-                                             "<= 5 % of normal batches ever alarmed.")
-def alarm_goals_met(lake: LakeResource) -> dg.AssetCheckResult:
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec("alarm_goals_met", asset=EVALUATION,
+                             description="Goals (config mspc.evaluation.goals): >= 80 % of deviating batches "
+                                         "alarmed, median lead >= 24 h, <= 5 % of normal batches ever alarmed. "
+                                         "Skipped (not evaluated) when there is no evaluation to judge.")],
+    can_subset=True,
+)
+def alarm_goals_met(context: dg.AssetCheckExecutionContext, lake: LakeResource):
     the_lake = lake.get_lake()
     uri = the_lake.uri("golden", "mspc_evaluation")
-    if not the_lake.delta_exists(uri):
-        return dg.AssetCheckResult(passed=True, metadata={"evaluated": False})
-    per = pl.from_arrow(the_lake.read_delta(uri)).to_pandas()
-    dev, nor = per[per["deviating"]], per[~per["deviating"]]
-    det = float(dev["detected"].mean()) if len(dev) else float("nan")
-    lead = float(dev["lead_h"].median()) if len(dev) and dev["detected"].any() else float("nan")
-    fa = float(nor["false_alarm"].mean()) if len(nor) else float("nan")
-    ok = (not len(dev) or (det >= 0.8 and lead >= 24.0)) and (not len(nor) or fa <= 0.05)
-    return dg.AssetCheckResult(passed=bool(ok), severity=dg.AssetCheckSeverity.WARN,
-                               metadata={"detected_fraction": det, "median_lead_h": lead,
-                                         "false_alarm_fraction": fa, "n_deviating": len(dev), "n_normal": len(nor)})
+    per = pl.from_arrow(the_lake.read_delta(uri)).to_pandas() if the_lake.delta_exists(uri) else None
+    out = mspc.alarm_goal_outcome(per, gb.load_config()["mspc"].get("evaluation", {}).get("goals"))
+    if out["state"] == "not_evaluated":  # no result: Dagster records the check as skipped, never passed
+        context.log.warning(f"alarm_goals_met not evaluated: {out['reason']}")
+        return
+    yield dg.AssetCheckResult(check_name="alarm_goals_met", asset_key=EVALUATION, passed=out["state"] == "passed",
+                              severity=dg.AssetCheckSeverity.WARN,
+                              metadata={k: (dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v)
+                                        for k, v in out.items() if k != "state"})
 
 
 defs = dg.Definitions(
