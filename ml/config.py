@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-
 import yaml
 
 from lakehouse.identifiers import check_identifier

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from lakehouse.storage import Lake
 from ml import promotion
+from ml.batches import batch_conditions
 from ml.config import PdMConfig, SoftSensorConfig
 from ml.features import build_equipment_health_features, build_softsensor_features, raw_signals
 from ml.registry import ModelRegistry, RegisteredModel
@@ -27,6 +28,7 @@ SOFTSENSOR = ("features", "softsensor")
 EQUIPMENT = ("features", "equipment_health")
 GOLD_SOFTSENSOR_INPUTS = ("fct_process_readings", "dim_batches", "fct_assay_results")
 GOLD_PDM_INPUTS = ("fct_equipment_health_daily", "fct_work_orders")
+DEVIATIONS_TABLE = "fct_deviations"  # a plant's recorded deviations, when its import provides them
 
 
 @dataclass
@@ -190,10 +192,29 @@ def register(lake: Lake, model: TrainedModel, training_data: dict) -> Registered
                                         target=model.meta["target"])
 
 
+def lake_deviations(lake: Lake) -> pl.DataFrame | None:
+    """The plant's recorded deviations (``gold/fct_deviations``: ``batch_id, recorded_onset_ts``), None
+    when the lake has no such table."""
+    uri = lake.uri("gold", DEVIATIONS_TABLE)
+    return read_table(lake, "gold", DEVIATIONS_TABLE).df if lake.delta_exists(uri) else None
+
+
+def lake_conditions(lake: Lake, cfg: SoftSensorConfig) -> pl.DataFrame | None:
+    """Normal / fault per batch (:func:`ml.batches.batch_conditions`) from ``gold/dim_batches`` and the
+    recorded deviations; None when the lake has no ``dim_batches``."""
+    if not lake.delta_exists(lake.uri("gold", "dim_batches")):
+        return None
+    return batch_conditions(read_table(lake, "gold", "dim_batches").df, lake_deviations(lake), cfg.batches)
+
+
 def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[str] | None = None,
                             do_register: bool = True, engine: str = "default", spark=None,
-                            num_workers: int = 2) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
+                            num_workers: int = 2, conditions: pl.DataFrame | None = None,
+                            ) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
     """Train the titer soft sensor and the harvest-CQA models on the latest ``features/softsensor``.
+
+    Fault batches (``cfg.batches``: status, recorded deviations — :func:`lake_conditions` unless
+    ``conditions`` is given) are kept out of training and reported separately.
 
     ``engine="spark"`` (with a SparkSession ``spark``) trains the titer model's boosters with
     ``xgboost.spark`` — same rows, features, split and parameters; the registry row's params
@@ -205,20 +226,23 @@ def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[
         raise ValueError("engine='spark' needs a SparkSession (spark=...)")
     feats = read_table(lake, *SOFTSENSOR)
     td = {"features/softsensor": feats.version} | _feature_inputs(lake, *SOFTSENSOR, feats.version)
+    if conditions is None:
+        conditions = lake_conditions(lake, cfg)
     out: dict[str, tuple[TrainedModel, RegisteredModel | None]] = {}
     wanted = targets or ["titer", *cfg.harvest.targets]
     if "titer" in wanted or cfg.titer.target in wanted:
         if engine == "spark":
             from lakehouse.spark.train import spark_booster_fitter
 
-            m = train_titer(feats.df, cfg, fit=spark_booster_fitter(spark, num_workers=num_workers))
+            m = train_titer(feats.df, cfg, fit=spark_booster_fitter(spark, num_workers=num_workers),
+                            conditions=conditions)
             m.params = m.params | {"engine": "spark", "num_workers": int(num_workers)}
         else:
-            m = train_titer(feats.df, cfg)
+            m = train_titer(feats.df, cfg, conditions=conditions)
         out[m.name] = (m, register(lake, m, td) if do_register else None)
     for t in dict.fromkeys(wanted):
         if t not in ("titer", cfg.titer.target):
-            m = train_harvest(feats.df, cfg, t)
+            m = train_harvest(feats.df, cfg, t, conditions=conditions)
             out[m.name] = (m, register(lake, m, td) if do_register else None)
     return out
 

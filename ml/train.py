@@ -34,6 +34,13 @@ from ml.evaluation import (
     regression_metrics,
 )
 from ml.explain import by_signal, contributions, mean_abs_by_signal
+from ml.features import (
+    build_harvest_dataset,
+    equipment_feature_names,
+    failure_events,
+    softsensor_feature_names,
+    softsensor_training_rows,
+)
 from ml.softsensor import (
     SelectionConfig,
     estimator_contributions,
@@ -44,13 +51,6 @@ from ml.softsensor import (
     mean_trajectory,
     predict_rows,
     select_estimator,
-)
-from ml.features import (
-    build_harvest_dataset,
-    equipment_feature_names,
-    failure_events,
-    softsensor_feature_names,
-    softsensor_training_rows,
 )
 
 
