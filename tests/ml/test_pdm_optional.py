@@ -1,0 +1,66 @@
+"""PdM is optional: a plant without CMMS data or equipment-health signals, or with too little of
+them, skips PdM with the reason — never a crash, never a made-up metric."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from ml.config import PdMConfig
+from ml.pipeline import pdm_skip_reason, write_table
+from ml.plant import load_plant_ml, run_pdm
+from ml.train import InsufficientData, pdm_data_problem, train_pdm
+
+UTC_US = pl.Datetime("us", "UTC")
+
+
+def _health(days: int) -> pl.DataFrame:
+    return pl.DataFrame({"equipment_id": ["AG-1"] * days, "equipment_type": ["agitator"] * days,
+                         "date": [date(2026, 1, 1) + timedelta(days=i) for i in range(days)],
+                         "vibration_mean_mm_s": [1.0 + 0.01 * i for i in range(days)], "in_repair": [False] * days})
+
+
+def _work_orders(n_failures: int) -> pl.DataFrame:
+    t0 = datetime(2026, 2, 1, tzinfo=UTC)
+    return pl.DataFrame({"work_order_id": [f"W{i}" for i in range(n_failures)], "equipment_id": ["AG-1"] * n_failures,
+                         "equipment_type": ["agitator"] * n_failures, "work_type": ["corrective"] * n_failures,
+                         "failure_mode": ["bearing"] * n_failures,
+                         "opened_at": [t0 + timedelta(days=20 * i) for i in range(n_failures)],
+                         "closed_at": [t0 + timedelta(days=20 * i + 1) for i in range(n_failures)]}
+                        ).with_columns(pl.col("opened_at", "closed_at").cast(UTC_US))
+
+
+def test_a_plant_without_cmms_data_skips_pdm_with_the_reason(lake_local):
+    cfg = PdMConfig()
+    reason = pdm_skip_reason(lake_local, cfg)
+    assert reason.startswith("insufficient data") and "gold/fct_work_orders" in reason
+    out = run_pdm(lake_local, cfg)
+    assert out["state"] == "skipped" and out["reason"] == reason
+    # marts present but empty (an import without work orders)
+    write_table(lake_local, "gold", "fct_equipment_health_daily", _health(100))
+    write_table(lake_local, "gold", "fct_work_orders", _work_orders(0))
+    assert "no CMMS work orders" in pdm_skip_reason(lake_local, cfg)
+    write_table(lake_local, "gold", "fct_work_orders", _work_orders(1))
+    assert run_pdm(lake_local, cfg)["reason"].startswith("insufficient data: 1 failure work order(s)")
+
+
+def test_disabled_or_too_little_data_is_a_state():
+    cfg = PdMConfig()
+    assert "disabled" in pdm_data_problem(_health(100), _work_orders(5), dataclasses.replace(cfg, enabled=False))
+    assert "need >= 60" in pdm_data_problem(_health(30), _work_orders(5), cfg)
+    assert "equipment-health rows" in pdm_data_problem(_health(0), _work_orders(5), cfg)
+    assert pdm_data_problem(_health(100), _work_orders(4), cfg) is None
+    with pytest.raises(InsufficientData, match="no CMMS work orders"):
+        train_pdm(_health(100).with_columns(pl.lit(0, dtype=pl.Int8).alias("label__failure_within_h")),
+                  _work_orders(0), cfg)
+
+
+def test_plant_bundle_without_pdm_means_pdm_off(tmp_path):
+    (tmp_path / "softsensor.yaml").write_text("features: {signals: [a]}\n")
+    (tmp_path / "golden.yaml").write_text("mspc: {signals: [a]}\n")
+    plant = load_plant_ml(tmp_path)
+    assert plant.pdm.enabled is False and "disabled" in pdm_data_problem(None, None, plant.pdm)
+    assert plant.softsensor.features.signals == ("a",) and plant.golden["mspc"]["signals"] == ["a"]
