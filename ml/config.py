@@ -246,16 +246,15 @@ class BaselineRule:
 
 @dataclass(frozen=True)
 class EquipmentFeatureConfig:
-    signals: tuple[str, ...] = (
-        "vibration_mean_mm_s", "vibration_max_mm_s", "vibration_p95_mm_s", "motor_current_mean_a",
-        "motor_current_max_a", "feed_flow_dev_mean_ml_min", "feed_flow_dev_abs_max_ml_min", "do_offset_mean_pct",
-        "column_max_pressure_bar", "column_cycle", "tff_mean_tmp_bar", "tff_mean_flux_lmh", "membrane_use",
-    )
+    """Equipment-health features (columns of ``gold/fct_equipment_health_daily``; the plant's
+    ``pdm.yaml`` lists them — config/ml/pdm.yaml for the CHO twin site)."""
+
+    signals: tuple[str, ...] = ()
     derived: tuple[DerivedSignal, ...] = ()  # row-wise SQL expressions, e.g. abs(do_offset_mean_pct)
     windows_days: tuple[int, ...] = (3, 7, 14)
     baseline_days: int = 30            # equipment's own baseline: rolling median over this many days,
     baseline_lag_days: int = 14        # ... lagged this many days
-    equipment_types: tuple[str, ...] = ("agitator", "feed_pump", "do_probe", "chromatography_column", "tff_membrane")
+    equipment_types: tuple[str, ...] = ()
     horizon_days: int = 7              # label: corrective work order within (d, d + H]
     failure_work_types: tuple[str, ...] = ("corrective",)
     failure_modes: tuple[str, ...] = ()  # empty: every failure mode of those work types
@@ -283,10 +282,7 @@ class PdMEvaluationConfig:
 class PdMModelConfig:
     name: str = "pdm"
     params: XGBParams = field(default_factory=lambda: XGBParams(n_estimators=300, max_depth=4))
-    baseline_rules: tuple[BaselineRule, ...] = (
-        BaselineRule("vibration_mean_mm_s__rel_base", "above"),
-        BaselineRule("feed_flow_dev_mean_ml_min__rel_base", "below"),
-    )
+    baseline_rules: tuple[BaselineRule, ...] = ()  # pdm.yaml (threshold rules on health features)
 
 
 @dataclass(frozen=True)

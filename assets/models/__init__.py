@@ -32,6 +32,9 @@ def _regression_metadata(model: TrainedModel, version: int, with_trajectories: b
     md = {
         "model_version": version, "test_rmse": num(m["test"]["rmse"]), "test_mae": num(m["test"]["mae"]),
         "test_r2": num(m["test"]["r2"]), "baseline_rmse": num(m.get("baseline_test", {}).get("rmse")),
+        "mean_trajectory_rmse": num(m.get("baseline_mean_trajectory_test", {}).get("rmse")),
+        "selected_estimator": m.get("selection", {}).get("chosen", "xgboost"),
+        "n_fault_batches": m.get("n_fault_batches", 0),
         "improvement_vs_baseline": num(m.get("improvement_vs_baseline")), "cv_rmse": num(m["cv"]["rmse"]),
         "interval_coverage_test": num(m["interval"]["coverage_test"]), "interval_alpha": m["interval"]["alpha"],
         "n_train_batches": m["n_train_batches"], "n_test_batches": m["n_test_batches"], "metrics": js(m),
