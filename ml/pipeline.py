@@ -258,10 +258,8 @@ def pdm_skip_reason(lake: Lake, cfg: PdMConfig) -> str | None:
         return f"insufficient data: no {', '.join('gold/' + n for n in missing)} (a plant without CMMS data)"
     health = read_table(lake, "gold", "fct_equipment_health_daily").df
     wos = read_table(lake, "gold", "fct_work_orders").df
-    if health.height == 0 or wos.height == 0:
-        return pdm_data_problem(None if health.height == 0 else health.with_columns(pl.lit(False).alias("in_repair")),
-                                wos, cfg)
-    return None
+    # the mart has no in_repair flag (the feature table adds it): judge rows, failures and days as they are
+    return pdm_data_problem(health.with_columns(pl.lit(False).alias("in_repair")) if health.height else None, wos, cfg)
 
 
 def train_pdm_model(lake: Lake, cfg: PdMConfig, *, do_register: bool = True) -> tuple[TrainedModel, RegisteredModel | None]:
@@ -345,7 +343,7 @@ def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
     reg = ModelRegistry(lake)
     out: dict = {"passed": True, "targets": {}}
     if scores.height == 0:
-        return out
+        return out | {"state": "not_evaluated", "reason": "no harvest scores to verify", "failures": []}
     feats = read_table(lake, *SOFTSENSOR, version=int(scores["feature_table_version"][0])).df
     from ml.config import HarvestModelConfig
     from ml.features import build_harvest_dataset
@@ -359,6 +357,10 @@ def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
         r = verify(unseen, meta, recent, cfg.verification)
         out["targets"][meta["target"]] = r
         out["passed"] = out["passed"] and r["passed"]
+    states = [r["state"] for r in out["targets"].values()]
+    out["failures"] = [f"{t}: {f}" for t, r in out["targets"].items() for f in r["failures"]]
+    out["state"] = "failed" if "failed" in states else ("passed" if "passed" in states else "not_evaluated")
+    out["reason"] = "; ".join(f"{t}: {r['reason']}" for t, r in out["targets"].items())
     return out
 
 

@@ -411,12 +411,15 @@ def pdm_data_problem(eq_features: pl.DataFrame | None, work_orders: pl.DataFrame
     ``evaluation.min_failures`` / ``evaluation.min_days``."""
     if not cfg.enabled:
         return "PdM disabled in the plant's pdm.yaml (enabled: false)"
+    if not cfg.features.all_signals:
+        return "no equipment-health signals configured (pdm.yaml features.signals is empty)"
     if eq_features is None or eq_features.height == 0 or \
             eq_features.filter(~pl.col("in_repair").fill_null(False)).height == 0:
         return ("insufficient data: no equipment-health rows (no historian signals of equipment wear in "
                 "gold/fct_equipment_health_daily)")
     if work_orders is None or work_orders.height == 0:
-        return "insufficient data: no CMMS work orders (gold/fct_work_orders is empty)"
+        return ("insufficient data: no CMMS work orders, PdM learns from corrective work orders "
+                "(gold/fct_work_orders is empty)")
     n_fail = failure_events(work_orders, cfg.features).height
     if n_fail < cfg.evaluation.min_failures:
         return (f"insufficient data: {n_fail} failure work order(s) of types {list(cfg.features.failure_work_types)}, "

@@ -33,8 +33,12 @@ def _work_orders(n_failures: int) -> pl.DataFrame:
                         ).with_columns(pl.col("opened_at", "closed_at").cast(UTC_US))
 
 
+CFG = PdMConfig(features=dataclasses.replace(PdMConfig().features, signals=("vibration_mean_mm_s",),
+                                            equipment_types=("agitator",)))
+
+
 def test_a_plant_without_cmms_data_skips_pdm_with_the_reason(lake_local):
-    cfg = PdMConfig()
+    cfg = CFG
     reason = pdm_skip_reason(lake_local, cfg)
     assert reason.startswith("insufficient data") and "gold/fct_work_orders" in reason
     out = run_pdm(lake_local, cfg)
@@ -48,7 +52,8 @@ def test_a_plant_without_cmms_data_skips_pdm_with_the_reason(lake_local):
 
 
 def test_disabled_or_too_little_data_is_a_state():
-    cfg = PdMConfig()
+    cfg = CFG
+    assert "no equipment-health signals" in pdm_data_problem(_health(100), _work_orders(5), PdMConfig())
     assert "disabled" in pdm_data_problem(_health(100), _work_orders(5), dataclasses.replace(cfg, enabled=False))
     assert "need >= 60" in pdm_data_problem(_health(30), _work_orders(5), cfg)
     assert "equipment-health rows" in pdm_data_problem(_health(0), _work_orders(5), cfg)
@@ -64,3 +69,19 @@ def test_plant_bundle_without_pdm_means_pdm_off(tmp_path):
     plant = load_plant_ml(tmp_path)
     assert plant.pdm.enabled is False and "disabled" in pdm_data_problem(None, None, plant.pdm)
     assert plant.softsensor.features.signals == ("a",) and plant.golden["mspc"]["signals"] == ["a"]
+
+
+def test_nothing_to_verify_is_not_a_pass():
+    from ml.config import VerificationConfig
+    from ml.verification import verify
+
+    empty = pl.DataFrame({"model_version": [], "actual": [], "prediction": []},
+                         schema={"model_version": pl.Int64, "actual": pl.Float64, "prediction": pl.Float64})
+    meta = {"kind": "regression", "features": ["x"], "psi_reference": {}, "test_rmse": 1.0}
+    r = verify(empty, meta, pl.DataFrame({"x": []}, schema={"x": pl.Float64}), VerificationConfig())
+    assert r["state"] == "not_evaluated" and "nothing to verify" in r["reason"]
+    scored = pl.DataFrame({"model_version": [1, 1], "actual": [1.0, 2.0], "prediction": [1.1, 1.9]})
+    r = verify(scored, meta, pl.DataFrame({"x": []}, schema={"x": pl.Float64}), VerificationConfig())
+    assert r["state"] == "passed" and r["not_evaluated"] == ["drift (no recent feature rows with a PSI reference)"]
+    far = scored.with_columns(pl.lit(50.0).alias("prediction"))
+    assert verify(far, meta, pl.DataFrame({"x": []}, schema={"x": pl.Float64}), VerificationConfig())["state"] == "failed"
