@@ -38,8 +38,9 @@ class BatchConditionConfig:
     deviation_count_column: str | None = "n_deviation_work_orders"
 
 
-def batch_conditions(batches: pl.DataFrame | None, deviations: pl.DataFrame | None,
-                     cfg: BatchConditionConfig) -> pl.DataFrame:
+def batch_conditions(
+    batches: pl.DataFrame | None, deviations: pl.DataFrame | None, cfg: BatchConditionConfig
+) -> pl.DataFrame:
     """One row per batch: ``batch_id, condition`` (``normal`` / ``fault``), ``reason`` and
     ``recorded_onset_ts`` (earliest recorded deviation onset; null when none or unknown).
 
@@ -56,32 +57,54 @@ def batch_conditions(batches: pl.DataFrame | None, deviations: pl.DataFrame | No
     schema = {"batch_id": pl.String, "condition": pl.String, "reason": pl.String, "recorded_onset_ts": UTC_US}
     if batches is None or batches.height == 0:
         return pl.DataFrame(schema=schema)
-    b = batches.select(pl.col("batch_id").cast(pl.String),
-                       (pl.col("status").cast(pl.String) if "status" in batches.columns
-                        else pl.lit(None, dtype=pl.String)).alias("_status"),
-                       (pl.col(cfg.deviation_count_column).cast(pl.Float64)
-                        if cfg.deviation_count_column and cfg.deviation_count_column in batches.columns
-                        else pl.lit(None, dtype=pl.Float64)).alias("_n_dev")).unique("batch_id", keep="first")
+    b = batches.select(
+        pl.col("batch_id").cast(pl.String),
+        (pl.col("status").cast(pl.String) if "status" in batches.columns else pl.lit(None, dtype=pl.String)).alias(
+            "_status"
+        ),
+        (
+            pl.col(cfg.deviation_count_column).cast(pl.Float64)
+            if cfg.deviation_count_column and cfg.deviation_count_column in batches.columns
+            else pl.lit(None, dtype=pl.Float64)
+        ).alias("_n_dev"),
+    ).unique("batch_id", keep="first")
     if deviations is not None and deviations.height:
-        onset = (pl.col("recorded_onset_ts").cast(UTC_US) if "recorded_onset_ts" in deviations.columns
-                 else pl.lit(None, dtype=UTC_US))
-        d = deviations.select(pl.col("batch_id").cast(pl.String), onset.alias("_onset")).group_by("batch_id").agg(
-            pl.len().alias("_n_rec"), pl.col("_onset").min())
+        onset = (
+            pl.col("recorded_onset_ts").cast(UTC_US)
+            if "recorded_onset_ts" in deviations.columns
+            else pl.lit(None, dtype=UTC_US)
+        )
+        d = (
+            deviations.select(pl.col("batch_id").cast(pl.String), onset.alias("_onset"))
+            .group_by("batch_id")
+            .agg(pl.len().alias("_n_rec"), pl.col("_onset").min())
+        )
         b = b.join(d, on="batch_id", how="left")
     else:
         b = b.with_columns(pl.lit(None, dtype=pl.UInt32).alias("_n_rec"), pl.lit(None, dtype=UTC_US).alias("_onset"))
     ok_status = [s.lower() for s in cfg.normal_statuses]
-    bad_status = (pl.col("_status").str.to_lowercase().is_in(ok_status).not_() | pl.col("_status").is_null()
-                  ) if ok_status else pl.lit(False)
+    bad_status = (
+        (pl.col("_status").str.to_lowercase().is_in(ok_status).not_() | pl.col("_status").is_null())
+        if ok_status
+        else pl.lit(False)
+    )
     recorded = (pl.col("_n_rec").fill_null(0) > 0) | (pl.col("_n_dev").fill_null(0) > 0)
     if not cfg.exclude_recorded_deviations:
         recorded = pl.lit(False)
-    reason = pl.concat_str([pl.when(bad_status).then(pl.format("status {}", pl.col("_status").fill_null("null"))),
-                            pl.when(recorded).then(pl.lit("recorded deviation"))], separator="; ", ignore_nulls=True)
-    return b.select("batch_id",
-                    pl.when(bad_status | recorded).then(pl.lit(FAULT)).otherwise(pl.lit(NORMAL)).alias("condition"),
-                    pl.when(bad_status | recorded).then(reason).otherwise(pl.lit("")).alias("reason"),
-                    pl.col("_onset").alias("recorded_onset_ts")).sort("batch_id")
+    reason = pl.concat_str(
+        [
+            pl.when(bad_status).then(pl.format("status {}", pl.col("_status").fill_null("null"))),
+            pl.when(recorded).then(pl.lit("recorded deviation")),
+        ],
+        separator="; ",
+        ignore_nulls=True,
+    )
+    return b.select(
+        "batch_id",
+        pl.when(bad_status | recorded).then(pl.lit(FAULT)).otherwise(pl.lit(NORMAL)).alias("condition"),
+        pl.when(bad_status | recorded).then(reason).otherwise(pl.lit("")).alias("reason"),
+        pl.col("_onset").alias("recorded_onset_ts"),
+    ).sort("batch_id")
 
 
 def normal_batch_ids(conditions: pl.DataFrame) -> list[str]:

@@ -48,18 +48,18 @@ class FeatureConfig:
     YAML does not give from the plant's signal catalog, by signal kind.
     """
 
-    signals: tuple[str, ...] = ()           # value, rolling statistics, rate of change
+    signals: tuple[str, ...] = ()  # value, rolling statistics, rate of change
     windows_minutes: tuple[int, ...] = (60, 360)
     rolling_stats: tuple[str, ...] = ("mean", "std")
     rate_of_change: bool = True
     derived: tuple[DerivedSignal, ...] = ()
-    integrals: tuple[str, ...] = ()         # flows and rates: time integral since inoculation
-    totalisers: tuple[str, ...] = ()        # counters: amount added since inoculation
-    states: tuple[str, ...] = ()            # state codes: time in state, time spent in each code
+    integrals: tuple[str, ...] = ()  # flows and rates: time integral since inoculation
+    totalisers: tuple[str, ...] = ()  # counters: amount added since inoculation
+    states: tuple[str, ...] = ()  # state codes: time in state, time spent in each code
     state_codes: dict[str, tuple[float, ...]] = field(default_factory=dict)  # state signal -> codes
-    setpoints: tuple[str, ...] = ()         # recipe setpoints of dim_batches
-    phases: tuple[str, ...] = ()            # MES phases (one-hot)
-    maturity_from: str | None = None        # dim_batches column: planned culture duration [h]
+    setpoints: tuple[str, ...] = ()  # recipe setpoints of dim_batches
+    phases: tuple[str, ...] = ()  # MES phases (one-hot)
+    maturity_from: str | None = None  # dim_batches column: planned culture duration [h]
     step_minutes: int = 60
     label_analytes: tuple[str, ...] = ("titer",)
     baseline_analytes: tuple[str, ...] = ("titer",)
@@ -155,20 +155,26 @@ class XGBParams:
 
     def booster_params(self, objective: str = "reg:squarederror") -> dict[str, Any]:
         return {
-            "objective": objective, "max_depth": self.max_depth, "eta": self.learning_rate,
-            "subsample": self.subsample, "colsample_bytree": self.colsample_bytree,
-            "min_child_weight": self.min_child_weight, "lambda": self.reg_lambda,
-            "nthread": self.n_jobs, "seed": self.seed, "tree_method": "hist",
+            "objective": objective,
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "min_child_weight": self.min_child_weight,
+            "lambda": self.reg_lambda,
+            "nthread": self.n_jobs,
+            "seed": self.seed,
+            "tree_method": "hist",
         }
 
 
 @dataclass(frozen=True)
 class ValidationConfig:
-    n_splits: int = 5                 # GroupKFold by batch on the training part
-    test_fraction: float = 0.25       # forward split: the latest batches (by inoculation) held out
-    interval_alpha: float = 0.1       # 90% prediction intervals (split-conformal, per culture day)
+    n_splits: int = 5  # GroupKFold by batch on the training part
+    test_fraction: float = 0.25  # forward split: the latest batches (by inoculation) held out
+    interval_alpha: float = 0.1  # 90% prediction intervals (split-conformal, per culture day)
     min_test_batches: int = 2
-    trajectory_bin_h: float = 4.0     # culture-age bin of the mean-trajectory baseline
+    trajectory_bin_h: float = 4.0  # culture-age bin of the mean-trajectory baseline
     # known precision of the target assay (method validation); > 0: intervals for the TRUE value
     # (the residual variance net of the assay's), 0: intervals for the next assay result
     assay_sd_relative: float = 0.0
@@ -179,22 +185,22 @@ class ValidationConfig:
 class DomainConfig:
     quantile_low: float = 0.005
     quantile_high: float = 0.995
-    range_margin: float = 0.1          # fraction of the training (q_hi - q_lo) allowed outside
+    range_margin: float = 0.1  # fraction of the training (q_hi - q_lo) allowed outside
     mahalanobis_quantile: float = 0.995
-    max_features_out: int = 0          # rows with more than this many out-of-range features are flagged
+    max_features_out: int = 0  # rows with more than this many out-of-range features are flagged
 
 
 @dataclass(frozen=True)
 class VerificationConfig:
-    window_results: int = 20           # rolling error over the last N assay results
-    max_rmse_ratio: float = 2.0        # fail if rolling RMSE > ratio x held-out RMSE of the model
+    window_results: int = 20  # rolling error over the last N assay results
+    max_rmse_ratio: float = 2.0  # fail if rolling RMSE > ratio x held-out RMSE of the model
     max_rmse_abs: float | None = None  # or an absolute limit (target units)
-    psi_limit: float = 0.25            # fail if any monitored feature has PSI above this ...
-    psi_null_quantile: float = 0.99    # ... and above this quantile of its batch-resampled null PSI
-    psi_null_draws: int = 500          # bootstrap draws of whole training batches for that null
+    psi_limit: float = 0.25  # fail if any monitored feature has PSI above this ...
+    psi_null_quantile: float = 0.99  # ... and above this quantile of its batch-resampled null PSI
+    psi_null_draws: int = 500  # bootstrap draws of whole training batches for that null
     psi_bins: int = 10
-    psi_recent_batches: int = 10       # compare the latest N batches to the training distribution
-    psi_features: tuple[str, ...] = () # empty: every signal's current-value feature
+    psi_recent_batches: int = 10  # compare the latest N batches to the training distribution
+    psi_features: tuple[str, ...] = ()  # empty: every signal's current-value feature
 
 
 @dataclass(frozen=True)
@@ -204,8 +210,8 @@ class TiterModelConfig:
 
     name: str = "titer_softsensor"
     target: str = "titer"
-    min_culture_age_h: float = 0.0     # early-culture gate: the model predicts from this age on ...
-    gate: str | None = None            # ... and where this SQL condition over feature columns holds
+    min_culture_age_h: float = 0.0  # early-culture gate: the model predicts from this age on ...
+    gate: str | None = None  # ... and where this SQL condition over feature columns holds
     params: XGBParams = field(default_factory=XGBParams)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
 
@@ -213,7 +219,7 @@ class TiterModelConfig:
 @dataclass(frozen=True)
 class HarvestModelConfig:
     targets: tuple[str, ...] = ()
-    day: float = 7.0                   # features from data available by culture day D
+    day: float = 7.0  # features from data available by culture day D
     name_prefix: str = "harvest_"
     params: XGBParams = field(default_factory=lambda: XGBParams(n_estimators=300, max_depth=3))
     selection: SelectionConfig = field(default_factory=lambda: SelectionConfig(candidates=("xgboost",)))
@@ -252,10 +258,10 @@ class EquipmentFeatureConfig:
     signals: tuple[str, ...] = ()
     derived: tuple[DerivedSignal, ...] = ()  # row-wise SQL expressions, e.g. abs(do_offset_mean_pct)
     windows_days: tuple[int, ...] = (3, 7, 14)
-    baseline_days: int = 30            # equipment's own baseline: rolling median over this many days,
-    baseline_lag_days: int = 14        # ... lagged this many days
+    baseline_days: int = 30  # equipment's own baseline: rolling median over this many days,
+    baseline_lag_days: int = 14  # ... lagged this many days
     equipment_types: tuple[str, ...] = ()
-    horizon_days: int = 7              # label: corrective work order within (d, d + H]
+    horizon_days: int = 7  # label: corrective work order within (d, d + H]
     failure_work_types: tuple[str, ...] = ("corrective",)
     failure_modes: tuple[str, ...] = ()  # empty: every failure mode of those work types
 
@@ -266,16 +272,16 @@ class EquipmentFeatureConfig:
 
 @dataclass(frozen=True)
 class PdMEvaluationConfig:
-    alert_window_days: int = 21        # an alert day is true when a failure follows within W days
-    lead_days: int = 7                 # "alerted >= lead_days ahead"
-    target_precision: float = 0.7      # threshold chosen on validation for this precision
-    validation_fraction: float = 0.2   # time-ordered: train | validation | test
+    alert_window_days: int = 21  # an alert day is true when a failure follows within W days
+    lead_days: int = 7  # "alerted >= lead_days ahead"
+    target_precision: float = 0.7  # threshold chosen on validation for this precision
+    validation_fraction: float = 0.2  # time-ordered: train | validation | test
     test_fraction: float = 0.3
-    threshold_folds: int = 4           # forward-chaining folds over train+validation for the threshold
-    per_type_thresholds: bool = True   # one threshold per equipment type (global for types with few failures)
+    threshold_folds: int = 4  # forward-chaining folds over train+validation for the threshold
+    per_type_thresholds: bool = True  # one threshold per equipment type (global for types with few failures)
     min_failures_per_type: int = 2
-    min_failures: int = 3              # fewer failures (CMMS corrective work orders) in the data: skipped
-    min_days: int = 60                 # fewer days of equipment-health rows: skipped
+    min_failures: int = 3  # fewer failures (CMMS corrective work orders) in the data: skipped
+    min_days: int = 60  # fewer days of equipment-health rows: skipped
 
 
 @dataclass(frozen=True)

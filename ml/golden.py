@@ -32,36 +32,56 @@ CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "golden.yaml"
 
 #: Canonical parameters of ``fct_process_readings`` (contract order).
 ALL_SIGNALS: tuple[str, ...] = (
-    "temperature", "temperature_sp", "ph", "dissolved_oxygen", "agitation", "air_flow",
-    "o2_flow", "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total",
-    "feed_flow_sp", "feed_flow", "feed_total", "weight", "pressure", "vibration",
+    "temperature",
+    "temperature_sp",
+    "ph",
+    "dissolved_oxygen",
+    "agitation",
+    "air_flow",
+    "o2_flow",
+    "co2_flow",
+    "offgas_o2",
+    "offgas_co2",
+    "capacitance",
+    "base_total",
+    "feed_flow_sp",
+    "feed_flow",
+    "feed_total",
+    "weight",
+    "pressure",
+    "vibration",
     "motor_current",
 )
 
 #: Harvest CQA columns of ``dim_batches``.
 CQA_COLUMNS: tuple[str, ...] = (
-    "g0f_pct", "g1f_pct", "g2f_pct", "man5_pct", "afucosylation_pct", "hmw_pct",
+    "g0f_pct",
+    "g1f_pct",
+    "g2f_pct",
+    "man5_pct",
+    "afucosylation_pct",
+    "hmw_pct",
     "harvest_viability_pct",
 )
 
 _DEFAULT_CONFIG: dict[str, Any] = {
     "qualification": {
         "statuses": ["complete"],
-        "titer_column": "harvest_titer_g_l",   # null: no titer ranking (every in-spec batch qualifies)
+        "titer_column": "harvest_titer_g_l",  # null: no titer ranking (every in-spec batch qualifies)
         "top_titer_fraction": 0.5,
         "min_golden_batches": 5,
         "exclude_deviation_work_orders": True,
     },
     "cqa_specs": {},
     "profile": {
-        "signals": [],                         # empty: the MSPC signals
+        "signals": [],  # empty: the MSPC signals
         "culture_age_step_h": 1.0,
         "maturity_step_pct": 1.0,
         "band_pct": [5.0, 95.0],
         "sigma": 3.0,
     },
     "mspc": {
-        "signals": [],                         # empty: every catalog signal of a monitored kind
+        "signals": [],  # empty: every catalog signal of a monitored kind
         "derived": {},
         "evaluation": {"visible_z": 3.0},
     },
@@ -114,8 +134,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None, c
         from ml.config import catalog_signals
 
         skip = set(m.get("exclude") or [])
-        m["signals"] = [s.name for s in catalog_signals(catalog) if str(s.kind) in MSPC_DEFAULT_KINDS
-                        and s.name not in skip] + [d for d in (m.get("derived") or {}) if d not in skip]
+        m["signals"] = [
+            s.name for s in catalog_signals(catalog) if str(s.kind) in MSPC_DEFAULT_KINDS and s.name not in skip
+        ] + [d for d in (m.get("derived") or {}) if d not in skip]
     if not cfg["profile"].get("signals"):
         cfg["profile"]["signals"] = [s for s in m["signals"] if s not in (m.get("derived") or {})]
     return cfg
@@ -128,12 +149,15 @@ def batch_condition_config(cfg: dict):
     from ml.batches import BatchConditionConfig
 
     q = cfg["qualification"]
-    return BatchConditionConfig(normal_statuses=tuple(q.get("statuses") or ()),
-                                exclude_recorded_deviations=bool(q.get("exclude_deviation_work_orders", True)))
+    return BatchConditionConfig(
+        normal_statuses=tuple(q.get("statuses") or ()),
+        exclude_recorded_deviations=bool(q.get("exclude_deviation_work_orders", True)),
+    )
 
 
-def mspc_reference_ids(qual: pd.DataFrame, batches: pd.DataFrame | pl.DataFrame,
-                       deviations: pl.DataFrame | None, cfg: dict) -> list[str]:
+def mspc_reference_ids(
+    qual: pd.DataFrame, batches: pd.DataFrame | pl.DataFrame, deviations: pl.DataFrame | None, cfg: dict
+) -> list[str]:
     """The batches MSPC trains on: in spec (:func:`qualify_batches`) and normal — normal status and
     nothing recorded against them (:func:`ml.batches.batch_conditions`)."""
     from ml.batches import batch_conditions, normal_batch_ids
@@ -153,8 +177,9 @@ def spec_limits(cfg: dict) -> dict[str, tuple[float | None, float | None]]:
     return out
 
 
-def in_spec(values: pd.DataFrame, specs: dict[str, tuple[float | None, float | None]],
-            margin: float = 0.0) -> pd.Series:
+def in_spec(
+    values: pd.DataFrame, specs: dict[str, tuple[float | None, float | None]], margin: float = 0.0
+) -> pd.Series:
     """Row-wise: every CQA inside its limits (missing value = not in spec)."""
     ok = pd.Series(True, index=values.index)
     for name, (lo, hi) in specs.items():
@@ -197,8 +222,9 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
             ok[i] = False
             reasons[i].append(f"status {status[i]!r} not in {sorted(statuses)}")
     for name, (lo, hi) in specs.items():
-        vals = pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df.columns \
-            else np.full(len(df), np.nan)
+        vals = (
+            pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df.columns else np.full(len(df), np.nan)
+        )
         for i, v in enumerate(vals):
             if not np.isfinite(v):
                 ok[i] = False
@@ -209,8 +235,11 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
             elif hi is not None and v > hi:
                 ok[i] = False
                 reasons[i].append(f"{name} {v:.3g} > max {hi:g}")
-    titer = pd.to_numeric(df[titer_col], errors="coerce").to_numpy(float) if titer_col and titer_col in df.columns \
+    titer = (
+        pd.to_numeric(df[titer_col], errors="coerce").to_numpy(float)
+        if titer_col and titer_col in df.columns
         else np.full(len(df), np.nan)
+    )
     for i, v in enumerate(titer):
         if titer_col and not np.isfinite(v):
             ok[i] = False
@@ -240,15 +269,17 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
             reasons[i].append(f"qualified: CQAs in spec, titer {titer[i]:.3g} g/L >= top-{frac:.0%} cut {cut:.3g}")
         elif in_spec_mask[i]:
             reasons[i].append(f"titer {titer[i]:.3g} g/L below top-{frac:.0%} cut {cut:.3g}")
-    return pd.DataFrame({
-        "batch_id": df["batch_id"].astype(str).to_numpy(),
-        "qualified": qualified,
-        "in_spec": in_spec_mask,
-        "reason": ["; ".join(r) for r in reasons],
-        "harvest_titer_g_l": titer,
-        "titer_rank": rank,
-        "titer_cut_g_l": np.full(len(df), cut),
-    })
+    return pd.DataFrame(
+        {
+            "batch_id": df["batch_id"].astype(str).to_numpy(),
+            "qualified": qualified,
+            "in_spec": in_spec_mask,
+            "reason": ["; ".join(r) for r in reasons],
+            "harvest_titer_g_l": titer,
+            "titer_rank": rank,
+            "titer_cut_g_l": np.full(len(df), cut),
+        }
+    )
 
 
 # ------------------------------------------------------------------------ alignment
@@ -275,8 +306,15 @@ class AlignedBatches:
         pos = {b: i for i, b in enumerate(self.batch_ids)}
         keep = [b for b in batch_ids if b in pos]
         idx = np.array([pos[b] for b in keep], dtype=int)
-        return AlignedBatches(keep, list(self.signals), self.axis, self.step, self.grid.copy(),
-                              self.values[idx] if len(idx) else self.values[:0], dict(self.extras))
+        return AlignedBatches(
+            keep,
+            list(self.signals),
+            self.axis,
+            self.step,
+            self.grid.copy(),
+            self.values[idx] if len(idx) else self.values[:0],
+            dict(self.extras),
+        )
 
     def select_signals(self, signals: Sequence[str]) -> AlignedBatches:
         pos = {s: j for j, s in enumerate(self.signals)}
@@ -284,8 +322,9 @@ class AlignedBatches:
         for j, s in enumerate(signals):
             if s in pos:
                 vals[:, :, j] = self.values[:, :, pos[s]]
-        return AlignedBatches(list(self.batch_ids), list(signals), self.axis, self.step,
-                              self.grid.copy(), vals, dict(self.extras))
+        return AlignedBatches(
+            list(self.batch_ids), list(signals), self.axis, self.step, self.grid.copy(), vals, dict(self.extras)
+        )
 
     def last_step(self) -> np.ndarray:
         """Index of the last bin with any data per batch (-1 if none)."""
@@ -295,10 +334,12 @@ class AlignedBatches:
 
     def to_frame(self) -> pd.DataFrame:
         n, k, _ = self.values.shape
-        out = pd.DataFrame({
-            "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), k),
-            self.axis: np.tile(self.grid, n),
-        })
+        out = pd.DataFrame(
+            {
+                "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), k),
+                self.axis: np.tile(self.grid, n),
+            }
+        )
         for jj, s in enumerate(self.signals):
             out[s] = self.values[:, :, jj].reshape(-1)
         return out
@@ -323,8 +364,9 @@ def with_derived(readings: pd.DataFrame | pl.DataFrame, derived: Mapping[str, st
     return df
 
 
-def shift_landmarks(readings: pd.DataFrame | pl.DataFrame, *, signal: str, axis: str = "culture_age_h",
-                    min_drop_c: float = 0.5) -> dict[str, float]:
+def shift_landmarks(
+    readings: pd.DataFrame | pl.DataFrame, *, signal: str, axis: str = "culture_age_h", min_drop_c: float = 0.5
+) -> dict[str, float]:
     """Per batch: culture age at which a setpoint ``signal`` makes its (downward) step change.
 
     The first time the setpoint leaves its initial value towards its final (lowest) value by
@@ -335,9 +377,15 @@ def shift_landmarks(readings: pd.DataFrame | pl.DataFrame, *, signal: str, axis:
     df = _to_polars(readings)
     if signal not in df.columns:
         return {}
-    d = (df.lazy().select(["batch_id", axis, signal]).drop_nulls().sort(["batch_id", axis])
-         .group_by("batch_id", maintain_order=True)
-         .agg(pl.col(axis), pl.col(signal)).collect())
+    d = (
+        df.lazy()
+        .select(["batch_id", axis, signal])
+        .drop_nulls()
+        .sort(["batch_id", axis])
+        .group_by("batch_id", maintain_order=True)
+        .agg(pl.col(axis), pl.col(signal))
+        .collect()
+    )
     out = {}
     for b, t, v in zip(d["batch_id"].to_list(), d[axis].to_list(), d[signal].to_list()):
         t = np.asarray(t, float)
@@ -354,21 +402,24 @@ def shift_landmarks(readings: pd.DataFrame | pl.DataFrame, *, signal: str, axis:
     return out
 
 
-def condition_landmarks(readings: pd.DataFrame | pl.DataFrame, expr: str,
-                        axis: str = "culture_age_h") -> dict[str, float]:
+def condition_landmarks(
+    readings: pd.DataFrame | pl.DataFrame, expr: str, axis: str = "culture_age_h"
+) -> dict[str, float]:
     """Per batch: the first ``axis`` value where the SQL condition ``expr`` holds (e.g. a state
     code entering induction, ``step_code >= 4``); batches where it never holds are left out."""
     df = _to_polars(readings)
     try:
-        hit = df.lazy().filter(pl.sql_expr(expr).fill_null(False)).group_by("batch_id").agg(
-            pl.col(axis).min()).collect()
+        hit = (
+            df.lazy().filter(pl.sql_expr(expr).fill_null(False)).group_by("batch_id").agg(pl.col(axis).min()).collect()
+        )
     except Exception as exc:  # noqa: BLE001 - a config error, said once with the expression
         raise ValueError(f"landmark condition {expr!r} cannot be evaluated on the readings: {exc}") from exc
     return {str(b): float(t) for b, t in zip(hit["batch_id"].to_list(), hit[axis].to_list()) if t is not None}
 
 
-def landmark_times(readings: pd.DataFrame | pl.DataFrame, specs: Sequence[Mapping[str, Any]],
-                   axis: str = "culture_age_h") -> dict[str, list[float]]:
+def landmark_times(
+    readings: pd.DataFrame | pl.DataFrame, specs: Sequence[Mapping[str, Any]], axis: str = "culture_age_h"
+) -> dict[str, list[float]]:
     """Per batch, the axis value of each landmark of ``specs`` in order.
 
     A spec is ``{"setpoint_change": <signal>, "min_step": <float>}`` (:func:`shift_landmarks`) or
@@ -379,8 +430,14 @@ def landmark_times(readings: pd.DataFrame | pl.DataFrame, specs: Sequence[Mappin
     per: list[dict[str, float]] = []
     for spec in specs:
         if "setpoint_change" in spec:
-            per.append(shift_landmarks(readings, signal=str(spec["setpoint_change"]), axis=axis,
-                                       min_drop_c=float(spec.get("min_step", 0.5))))
+            per.append(
+                shift_landmarks(
+                    readings,
+                    signal=str(spec["setpoint_change"]),
+                    axis=axis,
+                    min_drop_c=float(spec.get("min_step", 0.5)),
+                )
+            )
         elif "expr" in spec:
             per.append(condition_landmarks(readings, str(spec["expr"]), axis=axis))
         else:
@@ -414,8 +471,12 @@ def landmark_references(landmarks: Mapping[str, Sequence[float]], step: float) -
     return refs
 
 
-def warp_to_landmarks(readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[str, Sequence[float]],
-                      refs: Sequence[float], axis: str = "culture_age_h") -> pl.DataFrame:
+def warp_to_landmarks(
+    readings: pd.DataFrame | pl.DataFrame,
+    landmarks: Mapping[str, Sequence[float]],
+    refs: Sequence[float],
+    axis: str = "culture_age_h",
+) -> pl.DataFrame:
     """Phase-wise alignment on landmarks (e.g. a temperature shift, state-code transitions).
 
     Before its first landmark a batch keeps its axis value; in segment ``j`` (from its ``j``-th
@@ -429,13 +490,18 @@ def warp_to_landmarks(readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[
     if not landmarks or m == 0:
         return df
     ids = list(landmarks)
-    lm = pl.DataFrame({"batch_id": ids, **{f"_lm{j}": [float(landmarks[b][j]) if len(landmarks[b]) > j else None
-                                                      for b in ids] for j in range(m)}},
-                      schema={"batch_id": pl.Utf8, **{f"_lm{j}": pl.Float64 for j in range(m)}})
+    lm = pl.DataFrame(
+        {
+            "batch_id": ids,
+            **{f"_lm{j}": [float(landmarks[b][j]) if len(landmarks[b]) > j else None for b in ids] for j in range(m)},
+        },
+        schema={"batch_id": pl.Utf8, **{f"_lm{j}": pl.Float64 for j in range(m)}},
+    )
     df = df.with_columns(pl.col("batch_id").cast(pl.Utf8)).join(lm, on="batch_id", how="left")
     a = pl.col(axis)
-    seg = pl.sum_horizontal([(pl.col(f"_lm{j}").is_not_null() & (a >= pl.col(f"_lm{j}"))).cast(pl.Int32)
-                             for j in range(m)])
+    seg = pl.sum_horizontal(
+        [(pl.col(f"_lm{j}").is_not_null() & (a >= pl.col(f"_lm{j}"))).cast(pl.Int32) for j in range(m)]
+    )
     warped = a
     keep = ~((seg == 0) & (a >= refs[0]))
     for j in range(m):
@@ -445,7 +511,8 @@ def warp_to_landmarks(readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[
             keep = keep & ~((seg == j + 1) & (w_j >= refs[j + 1]))
     df = df.with_columns(seg.alias("_seg")).filter(keep.fill_null(True) | pl.col("_lm0").is_null())
     return df.with_columns(pl.when(pl.col("_lm0").is_null()).then(a).otherwise(warped).alias(axis)).drop(
-        [f"_lm{j}" for j in range(m)] + ["_seg"])
+        [f"_lm{j}" for j in range(m)] + ["_seg"]
+    )
 
 
 def unwarp_ages(aligned: np.ndarray, landmarks: Sequence[float] | None, refs: Sequence[float] | None) -> np.ndarray:
@@ -459,8 +526,9 @@ def unwarp_ages(aligned: np.ndarray, landmarks: Sequence[float] | None, refs: Se
     return out
 
 
-def warp_to_landmark(readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[str, float], ref_h: float,
-                     axis: str = "culture_age_h") -> pl.DataFrame:
+def warp_to_landmark(
+    readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[str, float], ref_h: float, axis: str = "culture_age_h"
+) -> pl.DataFrame:
     """:func:`warp_to_landmarks` with one landmark per batch (e.g. the temperature shift)."""
     return warp_to_landmarks(readings, {b: [t] for b, t in landmarks.items()}, [ref_h], axis)
 
@@ -472,9 +540,16 @@ def unwarp_age(aligned_age: np.ndarray, landmark: float | None, ref_h: float | N
     return unwarp_ages(aligned_age, [landmark], [ref_h])
 
 
-def align(readings: pd.DataFrame | pl.DataFrame, signals: Sequence[str], axis: str = "culture_age_h",
-          step: float = 1.0, n_steps: int | None = None, batch_ids: Sequence[str] | None = None,
-          derived: Mapping[str, str] | None = None, reduce: str = "mean") -> AlignedBatches:
+def align(
+    readings: pd.DataFrame | pl.DataFrame,
+    signals: Sequence[str],
+    axis: str = "culture_age_h",
+    step: float = 1.0,
+    n_steps: int | None = None,
+    batch_ids: Sequence[str] | None = None,
+    derived: Mapping[str, str] | None = None,
+    reduce: str = "mean",
+) -> AlignedBatches:
     """Bin aligned readings to ``step`` on ``axis`` (mean per bin) into a dense 3-D array.
 
     ``n_steps`` fixes the grid length (bins past it are dropped); by default it covers the
@@ -486,8 +561,13 @@ def align(readings: pd.DataFrame | pl.DataFrame, signals: Sequence[str], axis: s
     df = with_derived(readings, derived)
     present = [s for s in signals if s in df.columns]
     k = (pl.col(axis) / step).floor().cast(pl.Int64).alias("_k")
-    lf = df.lazy().select([pl.col("batch_id").cast(pl.Utf8), pl.col(axis).cast(pl.Float64),
-                           *[pl.col(s).cast(pl.Float64) for s in present]])
+    lf = df.lazy().select(
+        [
+            pl.col("batch_id").cast(pl.Utf8),
+            pl.col(axis).cast(pl.Float64),
+            *[pl.col(s).cast(pl.Float64) for s in present],
+        ]
+    )
     lf = lf.filter(pl.col(axis).is_not_null() & (pl.col(axis) >= 0)).with_columns(k)
     if n_steps is not None:
         lf = lf.filter(pl.col("_k") < n_steps)
@@ -513,9 +593,13 @@ def align(readings: pd.DataFrame | pl.DataFrame, signals: Sequence[str], axis: s
 
 
 # ----------------------------------------------------------------------- profile
-def golden_profile(aligned: AlignedBatches, batch_ids: Sequence[str] | None = None,
-                   band_pct: Sequence[float] = (5.0, 95.0), sigma: float = 3.0,
-                   min_batches: int = 3) -> pd.DataFrame:
+def golden_profile(
+    aligned: AlignedBatches,
+    batch_ids: Sequence[str] | None = None,
+    band_pct: Sequence[float] = (5.0, 95.0),
+    sigma: float = 3.0,
+    min_batches: int = 3,
+) -> pd.DataFrame:
     """Per-signal envelope of the golden batches on the aligned axis (long format).
 
     Columns: ``axis, position, signal, n_batches, median, p_lo, p_hi, mean, std, lo_sigma,
@@ -541,44 +625,74 @@ def golden_profile(aligned: AlignedBatches, batch_ids: Sequence[str] | None = No
         keep = n[:, j] >= min_batches
         if not keep.any():
             continue
-        frames.append(pd.DataFrame({
-            "axis": sub.axis,
-            "position": sub.grid[keep],
-            "signal": s,
-            "n_batches": n[keep, j].astype(np.int64),
-            "median": med[keep, j], "p_lo": plo[keep, j], "p_hi": phi[keep, j],
-            "mean": mean[keep, j], "std": std[keep, j],
-            "lo_sigma": mean[keep, j] - sigma * std[keep, j],
-            "hi_sigma": mean[keep, j] + sigma * std[keep, j],
-            "band_lo_pct": lo_q, "band_hi_pct": hi_q,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "axis": sub.axis,
+                    "position": sub.grid[keep],
+                    "signal": s,
+                    "n_batches": n[keep, j].astype(np.int64),
+                    "median": med[keep, j],
+                    "p_lo": plo[keep, j],
+                    "p_hi": phi[keep, j],
+                    "mean": mean[keep, j],
+                    "std": std[keep, j],
+                    "lo_sigma": mean[keep, j] - sigma * std[keep, j],
+                    "hi_sigma": mean[keep, j] + sigma * std[keep, j],
+                    "band_lo_pct": lo_q,
+                    "band_hi_pct": hi_q,
+                }
+            )
+        )
     if not frames:
-        return pd.DataFrame(columns=["axis", "position", "signal", "n_batches", "median", "p_lo",
-                                     "p_hi", "mean", "std", "lo_sigma", "hi_sigma",
-                                     "band_lo_pct", "band_hi_pct"])
+        return pd.DataFrame(
+            columns=[
+                "axis",
+                "position",
+                "signal",
+                "n_batches",
+                "median",
+                "p_lo",
+                "p_hi",
+                "mean",
+                "std",
+                "lo_sigma",
+                "hi_sigma",
+                "band_lo_pct",
+                "band_hi_pct",
+            ]
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def build_golden(batches: pd.DataFrame | pl.DataFrame, readings: pd.DataFrame | pl.DataFrame,
-                 cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_golden(
+    batches: pd.DataFrame | pl.DataFrame, readings: pd.DataFrame | pl.DataFrame, cfg: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Qualification table and the golden profile on both axes (culture age and % maturity)."""
     qual = qualify_batches(batches, cfg)
     golden_ids = qual.loc[qual["qualified"], "batch_id"].tolist()
     p = cfg["profile"]
     signals = list(p["signals"])
     frames = []
-    for axis, step in (("culture_age_h", float(p["culture_age_step_h"])),
-                       ("maturity_pct", float(p["maturity_step_pct"]))):
+    for axis, step in (
+        ("culture_age_h", float(p["culture_age_step_h"])),
+        ("maturity_pct", float(p["maturity_step_pct"])),
+    ):
         n_steps = int(np.ceil(100.0 / step)) + 1 if axis == "maturity_pct" else None
         al = align(readings, signals, axis=axis, step=step, n_steps=n_steps, batch_ids=golden_ids)
-        frames.append(golden_profile(al, band_pct=p["band_pct"], sigma=float(p.get("sigma", 3.0)),
-                                     min_batches=min(3, max(1, len(golden_ids)))))
+        frames.append(
+            golden_profile(
+                al,
+                band_pct=p["band_pct"],
+                sigma=float(p.get("sigma", 3.0)),
+                min_batches=min(3, max(1, len(golden_ids))),
+            )
+        )
     profile = pd.concat(frames, ignore_index=True)
     return qual, profile
 
 
-def envelope_excursions(profile: pd.DataFrame, aligned: AlignedBatches,
-                        band: str = "pct") -> pd.DataFrame:
+def envelope_excursions(profile: pd.DataFrame, aligned: AlignedBatches, band: str = "pct") -> pd.DataFrame:
     """Per batch and signal: fraction of bins outside the golden band (``pct`` or ``sigma``)."""
     lo_col, hi_col = ("p_lo", "p_hi") if band == "pct" else ("lo_sigma", "hi_sigma")
     prof = profile[profile["axis"] == aligned.axis]
@@ -596,15 +710,20 @@ def envelope_excursions(profile: pd.DataFrame, aligned: AlignedBatches,
         out = fin & ((x < lo) | (x > hi))
         for i, b in enumerate(aligned.batch_ids):
             n = int(fin[i].sum())
-            rows.append({"batch_id": b, "signal": s, "n_bins": n,
-                         "fraction_outside": float(out[i].sum() / n) if n else np.nan})
+            rows.append(
+                {"batch_id": b, "signal": s, "n_bins": n, "fraction_outside": float(out[i].sum() / n) if n else np.nan}
+            )
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------ plots
-def plot_envelope(profile: pd.DataFrame, batch: AlignedBatches | None = None,
-                  signals: Sequence[str] | None = None, axis: str = "culture_age_h",
-                  title: str | None = None) -> bytes:
+def plot_envelope(
+    profile: pd.DataFrame,
+    batch: AlignedBatches | None = None,
+    signals: Sequence[str] | None = None,
+    axis: str = "culture_age_h",
+    title: str | None = None,
+) -> bytes:
     """PNG: golden median and bands per signal, with one batch overlaid (optional)."""
     import matplotlib
 
@@ -620,15 +739,21 @@ def plot_envelope(profile: pd.DataFrame, batch: AlignedBatches | None = None,
         ps = prof[prof["signal"] == s].sort_values("position")
         x = ps["position"].to_numpy()
         ax.fill_between(x, ps["lo_sigma"], ps["hi_sigma"], color="tab:blue", alpha=0.10, label="±3σ")
-        ax.fill_between(x, ps["p_lo"], ps["p_hi"], color="tab:blue", alpha=0.25,
-                        label=f"{ps['band_lo_pct'].iloc[0]:g}–{ps['band_hi_pct'].iloc[0]:g}%" if len(ps) else None)
+        ax.fill_between(
+            x,
+            ps["p_lo"],
+            ps["p_hi"],
+            color="tab:blue",
+            alpha=0.25,
+            label=f"{ps['band_lo_pct'].iloc[0]:g}–{ps['band_hi_pct'].iloc[0]:g}%" if len(ps) else None,
+        )
         ax.plot(x, ps["median"], color="tab:blue", lw=1.2, label="golden median")
         if batch is not None and s in batch.signals and batch.axis == axis:
             j = batch.signals.index(s)
             ax.plot(batch.grid, batch.values[0, :, j], color="tab:red", lw=1.0, label=batch.batch_ids[0])
         ax.set_title(s, fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[len(signals):]:
+    for ax in axes.ravel()[len(signals) :]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=6, loc="best")
     fig.supxlabel("culture age (h)" if axis == "culture_age_h" else "maturity (%)", fontsize=9)
@@ -651,23 +776,48 @@ def png_markdown(png: bytes, alt: str = "plot") -> str:
 # ------------------------------------------------------------- twin → gold-mart frames
 #: per-signal measurement noise (1 SD of an hourly mean, absolute units) for twin-built frames
 DEFAULT_NOISE: dict[str, float] = {
-    "temperature": 0.025, "temperature_sp": 0.0, "ph": 0.006, "dissolved_oxygen": 0.6,
-    "agitation": 0.3, "air_flow": 0.3, "o2_flow": 0.05, "co2_flow": 0.02, "offgas_o2": 0.02,
-    "offgas_co2": 0.02, "capacitance": 0.15, "base_total": 20.0, "feed_flow_sp": 0.0,
-    "feed_flow": 0.3, "feed_total": 50.0, "weight": 0.5, "pressure": 0.001, "vibration": 0.03,
+    "temperature": 0.025,
+    "temperature_sp": 0.0,
+    "ph": 0.006,
+    "dissolved_oxygen": 0.6,
+    "agitation": 0.3,
+    "air_flow": 0.3,
+    "o2_flow": 0.05,
+    "co2_flow": 0.02,
+    "offgas_o2": 0.02,
+    "offgas_co2": 0.02,
+    "capacitance": 0.15,
+    "base_total": 20.0,
+    "feed_flow_sp": 0.0,
+    "feed_flow": 0.3,
+    "feed_total": 50.0,
+    "weight": 0.5,
+    "pressure": 0.001,
+    "vibration": 0.03,
     "motor_current": 0.03,
 }
 #: relative noise of the in-process assays (and their result delay in hours)
 ASSAY_NOISE: dict[str, tuple[float, float]] = {
-    "vcd": (0.05, 1.0), "viability": (0.01, 1.0), "glucose": (0.04, 1.0), "lactate": (0.05, 1.0),
-    "ammonia": (0.06, 1.0), "osmolality": (0.015, 1.0), "titer": (0.04, 24.0),
+    "vcd": (0.05, 1.0),
+    "viability": (0.01, 1.0),
+    "glucose": (0.04, 1.0),
+    "lactate": (0.05, 1.0),
+    "ammonia": (0.06, 1.0),
+    "osmolality": (0.015, 1.0),
+    "titer": (0.04, 24.0),
 }
 
 
-def twin_marts(result: Any, batch_ids: Sequence[str], seed: int = 0,
-               noise: dict[str, float] | None = None, status: Sequence[str] | None = None,
-               signals: Sequence[str] = ALL_SIGNALS, assay_every_h: float = 24.0,
-               first_sample_h: float = 2.0) -> dict[str, pd.DataFrame]:
+def twin_marts(
+    result: Any,
+    batch_ids: Sequence[str],
+    seed: int = 0,
+    noise: dict[str, float] | None = None,
+    status: Sequence[str] | None = None,
+    signals: Sequence[str] = ALL_SIGNALS,
+    assay_every_h: float = 24.0,
+    first_sample_h: float = 2.0,
+) -> dict[str, pd.DataFrame]:
     """Gold-mart-shaped frames from a ``twin.bioreactor.BatchResult`` (tests, benchmarks).
 
     Returns ``readings`` (like ``fct_process_readings`` on the twin's record grid, with
@@ -695,9 +845,13 @@ def twin_marts(result: Any, batch_ids: Sequence[str], seed: int = 0,
     readings = pd.concat(frames, ignore_index=True)
 
     h = result.harvest_noisy
-    batches = pd.DataFrame({"batch_id": list(batch_ids),
-                            "status": list(status) if status is not None else ["complete"] * n,
-                            "duration_h": end})
+    batches = pd.DataFrame(
+        {
+            "batch_id": list(batch_ids),
+            "status": list(status) if status is not None else ["complete"] * n,
+            "duration_h": end,
+        }
+    )
     for k, v in result.recipes.items():
         batches[k] = np.asarray(v, dtype=float)
     batches["harvest_titer_g_l"] = np.asarray(h["titer"], dtype=float)
@@ -729,9 +883,14 @@ def assay_envelope(assays: pd.DataFrame, batch_ids: Sequence[str], step_h: float
     return g
 
 
-def assay_visible_h(assays: pd.DataFrame, envelope: pd.DataFrame, onset_h: Mapping[str, float],
-                    z: float = 3.0, step_h: float = 24.0, analytes: Sequence[str] | None = None,
-                    ) -> dict[str, float]:
+def assay_visible_h(
+    assays: pd.DataFrame,
+    envelope: pd.DataFrame,
+    onset_h: Mapping[str, float],
+    z: float = 3.0,
+    step_h: float = 24.0,
+    analytes: Sequence[str] | None = None,
+) -> dict[str, float]:
     """Per batch: culture age at which a deviation first shows in an approved assay result.
 
     The first result (at ``result_age_h``) of a sample drawn at or after the onset whose value

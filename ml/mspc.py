@@ -77,14 +77,17 @@ class MSPCConfig:
         """Build from the ``mspc`` section of a golden.yaml (unknown keys are ignored)."""
         d = dict(d or {})
         if d.get("align_on_shift") and not d.get("landmarks"):
-            raise ValueError("mspc.align_on_shift was replaced by mspc.landmarks (e.g. "
-                             "[{setpoint_change: temperature_sp, min_step: 0.5}]); retrain models saved before")
+            raise ValueError(
+                "mspc.align_on_shift was replaced by mspc.landmarks (e.g. "
+                "[{setpoint_change: temperature_sp, min_step: 0.5}]); retrain models saved before"
+            )
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def align_for(cfg: MSPCConfig | MSPCModel, readings, n_steps: int | None = None,
-              batch_ids: Sequence[str] | None = None) -> AlignedBatches:
+def align_for(
+    cfg: MSPCConfig | MSPCModel, readings, n_steps: int | None = None, batch_ids: Sequence[str] | None = None
+) -> AlignedBatches:
     """Bin gold-mart readings (``fct_process_readings``-like) the way the model/config wants:
     derived signals, optional phase-wise warping on landmarks, then bins of the axis.
 
@@ -108,9 +111,15 @@ def align_for(cfg: MSPCConfig | MSPCModel, readings, n_steps: int | None = None,
             extras = {"landmarks": lm, "landmark_ref_h": [float(r) for r in refs]}
     al = align(df, signals, axis=c.axis, step=step, n_steps=n_steps, batch_ids=batch_ids)
     if c.axis != "culture_age_h" and "culture_age_h" in df.columns:
-        extras["culture_age_at_bin"] = align(df.with_columns(pl.col("culture_age_h").alias("_age_known")),
-                                             ["_age_known"], axis=c.axis, step=step, n_steps=al.n_steps,
-                                             batch_ids=al.batch_ids, reduce="max").values[:, :, 0]
+        extras["culture_age_at_bin"] = align(
+            df.with_columns(pl.col("culture_age_h").alias("_age_known")),
+            ["_age_known"],
+            axis=c.axis,
+            step=step,
+            n_steps=al.n_steps,
+            batch_ids=al.batch_ids,
+            reduce="max",
+        ).values[:, :, 0]
     al.extras.update(extras)
     return al
 
@@ -142,26 +151,48 @@ class MSPCModel:
     # ------------------------------------------------------------ persistence
     def to_npz_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez_compressed(buf, mean=self.mean, std=self.std, loadings=self.loadings,
-                            eigvals=self.eigvals, t2_limit=self.t2_limit, spe_limit=self.spe_limit)
+        np.savez_compressed(
+            buf,
+            mean=self.mean,
+            std=self.std,
+            loadings=self.loadings,
+            eigvals=self.eigvals,
+            t2_limit=self.t2_limit,
+            spe_limit=self.spe_limit,
+        )
         return buf.getvalue()
 
     def to_json_dict(self) -> dict:
-        return {"format": "mspc-bem/1", "signals": self.signals, "step_h": self.step_h,
-                "n_steps": self.n_steps, "n_components": self.n_components,
-                "config": self.config, "train_batches": self.train_batches,
-                "limit_scale": self.limit_scale, "info": _jsonable(self.info)}
+        return {
+            "format": "mspc-bem/1",
+            "signals": self.signals,
+            "step_h": self.step_h,
+            "n_steps": self.n_steps,
+            "n_components": self.n_components,
+            "config": self.config,
+            "train_batches": self.train_batches,
+            "limit_scale": self.limit_scale,
+            "info": _jsonable(self.info),
+        }
 
     @classmethod
     def from_parts(cls, meta: dict, npz_bytes: bytes) -> MSPCModel:
         with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        return cls(signals=list(meta["signals"]), step_h=float(meta["step_h"]),
-                   mean=arrays["mean"], std=arrays["std"], loadings=arrays["loadings"],
-                   eigvals=arrays["eigvals"], t2_limit=arrays["t2_limit"],
-                   spe_limit=arrays["spe_limit"], config=dict(meta["config"]),
-                   train_batches=list(meta.get("train_batches", [])),
-                   limit_scale=float(meta.get("limit_scale", 1.0)), info=dict(meta.get("info", {})))
+        return cls(
+            signals=list(meta["signals"]),
+            step_h=float(meta["step_h"]),
+            mean=arrays["mean"],
+            std=arrays["std"],
+            loadings=arrays["loadings"],
+            eigvals=arrays["eigvals"],
+            t2_limit=arrays["t2_limit"],
+            spe_limit=arrays["spe_limit"],
+            config=dict(meta["config"]),
+            train_batches=list(meta.get("train_batches", [])),
+            limit_scale=float(meta.get("limit_scale", 1.0)),
+            info=dict(meta.get("info", {})),
+        )
 
     def save(self, fs, base_path: str) -> tuple[str, str]:
         """Write ``<base>.npz`` and ``<base>.json`` with an fsspec filesystem."""
@@ -239,7 +270,7 @@ def _trajectory_stats(X: np.ndarray, cfg: MSPCConfig) -> tuple[np.ndarray, np.nd
     # the mean stays per step (it follows step changes such as the feed start and the
     # temperature shift); the variance is pooled over ±smooth_window steps for stability
     mean = _ffill_rows(mean)
-    std = _ffill_rows(np.sqrt(_smooth(std ** 2, cfg.smooth_window)))
+    std = _ffill_rows(np.sqrt(_smooth(std**2, cfg.smooth_window)))
     # floor: a fraction of the signal's typical spread (between-batch over time) + absolute eps
     typical = np.nanmedian(np.where(np.isfinite(std), std, np.nan), axis=0)
     level = np.nanmedian(np.abs(mean), axis=0)
@@ -284,7 +315,7 @@ def _fit_pca(Z: np.ndarray, observed: np.ndarray, cfg: MSPCConfig) -> tuple[np.n
     obs = Z[observed]  # (M, J)
     J = obs.shape[1]
     _, s, vt = np.linalg.svd(obs, full_matrices=False)
-    var = s ** 2 / max(obs.shape[0] - 1, 1)
+    var = s**2 / max(obs.shape[0] - 1, 1)
     ratio = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
     if cfg.n_components:
         A = int(cfg.n_components)
@@ -297,8 +328,8 @@ def _fit_pca(Z: np.ndarray, observed: np.ndarray, cfg: MSPCConfig) -> tuple[np.n
 def _stats(Z: np.ndarray, P: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     T = Z @ P  # (N, K, A)
     E = Z - T @ P.T
-    t2 = np.sum(T ** 2 / lam, axis=-1)
-    spe = np.sum(E ** 2, axis=-1)
+    t2 = np.sum(T**2 / lam, axis=-1)
+    spe = np.sum(E**2, axis=-1)
     return t2, spe, T, E
 
 
@@ -361,8 +392,15 @@ def _calibrate_scale(m_b: np.ndarray, target: float) -> tuple[float, dict]:
     allowed = int(np.floor(target * m.size + 1e-9))  # batches allowed to alarm
     q_emp = float(np.sort(m)[::-1][min(allowed, m.size - 1)])
     scale = max(q_ln, q_emp)
-    return scale, {"method": "max(empirical, lognormal) quantile", "log_mean": mu, "log_sd": sd,
-                   "lognormal_factor": q_ln, "empirical_factor": q_emp, "n": int(m.size), "target": target}
+    return scale, {
+        "method": "max(empirical, lognormal) quantile",
+        "log_mean": mu,
+        "log_sd": sd,
+        "lognormal_factor": q_ln,
+        "empirical_factor": q_emp,
+        "n": int(m.size),
+        "target": target,
+    }
 
 
 # -------------------------------------------------------------------------- fitting
@@ -442,8 +480,7 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
     n_at = np.isfinite(X).any(axis=2).sum(axis=0)
     enough = np.nonzero(n_at >= min(cfg.min_batches_per_step, N))[0]
     K = int(cfg.n_steps or (enough.max() + 1 if enough.size else X.shape[1]))
-    X = X[:, :K] if X.shape[1] >= K else np.concatenate(
-        [X, np.full((N, K - X.shape[1], X.shape[2]), np.nan)], axis=1)
+    X = X[:, :K] if X.shape[1] >= K else np.concatenate([X, np.full((N, K - X.shape[1], X.shape[2]), np.nan)], axis=1)
     # drop signals the good batches never report
     present = np.isfinite(X).any(axis=(0, 1))
     if not present.all():
@@ -452,8 +489,14 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
     else:
         signals = list(cfg.signals)
     refs = aligned.extras.get("landmark_ref_h", cfg.landmark_ref_h)
-    cfg_used = MSPCConfig(**{**asdict(cfg), "signals": signals, "n_steps": K,
-                             "landmark_ref_h": None if refs is None else [float(r) for r in refs]})
+    cfg_used = MSPCConfig(
+        **{
+            **asdict(cfg),
+            "signals": signals,
+            "n_steps": K,
+            "landmark_ref_h": None if refs is None else [float(r) for r in refs],
+        }
+    )
 
     ids = list(sub.batch_ids)
     excluded: list[dict] = []
@@ -479,7 +522,8 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
     scale, fit_info = _calibrate_scale(m_b, cfg.batch_false_alarm_target)
     fa0 = float(np.mean(m_b > 1.0))
     info = {
-        "n_train_batches": N, "n_components": A,
+        "n_train_batches": N,
+        "n_components": A,
         "explained_variance_ratio": evr[:A].tolist(),
         "cumulative_explained_variance": float(np.sum(evr[:A])),
         "cv_batch_alarm_fraction_unscaled": fa0,
@@ -488,10 +532,20 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
         "phase1_excluded": excluded,
         "dropped_signals": [s for s, p in zip(cfg.signals, present) if not p],
     }
-    return MSPCModel(signals=signals, step_h=float(cfg.step_h), mean=mean, std=std, loadings=P,
-                     eigvals=lam, t2_limit=t2_lim * scale, spe_limit=spe_lim * scale,
-                     config=asdict(cfg_used), train_batches=ids,
-                     limit_scale=float(scale), info=info)
+    return MSPCModel(
+        signals=signals,
+        step_h=float(cfg.step_h),
+        mean=mean,
+        std=std,
+        loadings=P,
+        eigvals=lam,
+        t2_limit=t2_lim * scale,
+        spe_limit=spe_lim * scale,
+        config=asdict(cfg_used),
+        train_batches=ids,
+        limit_scale=float(scale),
+        info=info,
+    )
 
 
 # -------------------------------------------------------------------------- scoring
@@ -532,18 +586,20 @@ class MSPCScores:
     def to_frame(self) -> pd.DataFrame:
         N, K = self.t2.shape
         idx = np.minimum(np.arange(K), len(self.t2_limit) - 1)
-        df = pd.DataFrame({
-            "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), K),
-            "step": np.tile(np.arange(K, dtype=np.int32), N),
-            "aligned_age_h": np.tile(self.age_h(), N),
-            "culture_age_h": self.culture_age().reshape(-1),
-            "t2": self.t2.reshape(-1),
-            "t2_limit": np.tile(self.t2_limit[idx], N),
-            "spe": self.spe.reshape(-1),
-            "spe_limit": np.tile(self.spe_limit[idx], N),
-            "over_limit": self.over.reshape(-1),
-            "alarm": self.alarm.reshape(-1),
-        })
+        df = pd.DataFrame(
+            {
+                "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), K),
+                "step": np.tile(np.arange(K, dtype=np.int32), N),
+                "aligned_age_h": np.tile(self.age_h(), N),
+                "culture_age_h": self.culture_age().reshape(-1),
+                "t2": self.t2.reshape(-1),
+                "t2_limit": np.tile(self.t2_limit[idx], N),
+                "spe": self.spe.reshape(-1),
+                "spe_limit": np.tile(self.spe_limit[idx], N),
+                "over_limit": self.over.reshape(-1),
+                "alarm": self.alarm.reshape(-1),
+            }
+        )
         df["t2_ratio"] = df["t2"] / df["t2_limit"]
         df["spe_ratio"] = df["spe"] / df["spe_limit"]
         return df[self.observed.reshape(-1)].reset_index(drop=True)
@@ -553,15 +609,16 @@ def score(model: MSPCModel, aligned: AlignedBatches) -> MSPCScores:
     """T², SPE, limits, over-limit flags, persistence alarms and contributions per batch/step."""
     X = aligned.select_signals(model.signals).values
     cfg = MSPCConfig.from_dict(model.config)
-    t2, spe, T, E, Zf, observed = _score_arrays(X, model.mean, model.std, model.loadings,
-                                                model.eigvals, cfg.ewma_lambda)
+    t2, spe, T, E, Zf, observed = _score_arrays(
+        X, model.mean, model.std, model.loadings, model.eigvals, cfg.ewma_lambda
+    )
     K = X.shape[1]
     idx = _steps_index(K, model.n_steps)
     t2_lim, spe_lim = model.t2_limit[idx], model.spe_limit[idx]
     over = ((t2 > t2_lim[None]) | (spe > spe_lim[None])) & observed
     over[:, : cfg.warmup_steps] = False
     alarm = _run_length_alarm(over, cfg.persistence)
-    contrib_spe = E ** 2
+    contrib_spe = E**2
     contrib_t2 = Zf * ((T / model.eigvals) @ model.loadings.T)
     # back from the aligned axis to real culture age (see ml.golden.warp_to_landmarks)
     w_end = (np.arange(K) + 1) * model.step_h
@@ -576,9 +633,21 @@ def score(model: MSPCModel, aligned: AlignedBatches) -> MSPCScores:
     if "culture_age_at_bin" in aligned.extras:  # another axis: when each bin is known (NaN bins: none)
         known = np.asarray(aligned.extras["culture_age_at_bin"], float)[:, :K]
         real = np.where(np.isfinite(known), known, np.nan)
-    return MSPCScores(list(aligned.batch_ids), list(model.signals), model.step_h, t2, spe,
-                      model.t2_limit, model.spe_limit, observed, over, alarm, contrib_spe, contrib_t2,
-                      real_age=real)
+    return MSPCScores(
+        list(aligned.batch_ids),
+        list(model.signals),
+        model.step_h,
+        t2,
+        spe,
+        model.t2_limit,
+        model.spe_limit,
+        observed,
+        over,
+        alarm,
+        contrib_spe,
+        contrib_t2,
+        real_age=real,
+    )
 
 
 def alarm_events(scores: MSPCScores, top_n: int = 3) -> pd.DataFrame:
@@ -617,15 +686,30 @@ def alarm_events(scores: MSPCScores, top_n: int = 3) -> pd.DataFrame:
             c = c / max(c.sum(), 1e-12)
             order = np.argsort(-c)
             top = [scores.signals[j] for j in order[:top_n] if c[j] > 0]
-            rows.append({
-                "batch_id": b, "culture_age_h": float(age[k]), "first_over_h": float(age[start]),
-                "statistic": "T2+SPE" if (t2_hit and spe_hit) else ("T2" if t2_hit else "SPE"),
-                "t2_ratio": float(t2r[i, k]), "spe_ratio": float(sper[i, k]),
-                "top_signals": ",".join(top),
-                "contributions": json.dumps({scores.signals[j]: round(float(c[j]), 4) for j in order if c[j] > 0.005}),
-            })
-    cols = ["batch_id", "culture_age_h", "first_over_h", "statistic", "t2_ratio", "spe_ratio",
-            "top_signals", "contributions"]
+            rows.append(
+                {
+                    "batch_id": b,
+                    "culture_age_h": float(age[k]),
+                    "first_over_h": float(age[start]),
+                    "statistic": "T2+SPE" if (t2_hit and spe_hit) else ("T2" if t2_hit else "SPE"),
+                    "t2_ratio": float(t2r[i, k]),
+                    "spe_ratio": float(sper[i, k]),
+                    "top_signals": ",".join(top),
+                    "contributions": json.dumps(
+                        {scores.signals[j]: round(float(c[j]), 4) for j in order if c[j] > 0.005}
+                    ),
+                }
+            )
+    cols = [
+        "batch_id",
+        "culture_age_h",
+        "first_over_h",
+        "statistic",
+        "t2_ratio",
+        "spe_ratio",
+        "top_signals",
+        "contributions",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -649,17 +733,36 @@ def evaluate_alarms(alarms: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, pd
         if bool(r.deviating):
             after = a[a >= r.onset_h - 1e-9]
             first = float(after.min()) if after.size else np.nan
-            rows.append({"batch_id": b, "deviating": True, "deviation_type": getattr(r, "deviation_type", None),
-                         "onset_h": float(r.onset_h), "visible_h": float(r.visible_h),
-                         "first_alarm_h": first, "detected": bool(after.size),
-                         "delay_h": first - float(r.onset_h) if after.size else np.nan,
-                         "lead_h": float(r.visible_h) - first if after.size else np.nan,
-                         "pre_onset_alarm": bool((a < r.onset_h - 1e-9).any())})
+            rows.append(
+                {
+                    "batch_id": b,
+                    "deviating": True,
+                    "deviation_type": getattr(r, "deviation_type", None),
+                    "onset_h": float(r.onset_h),
+                    "visible_h": float(r.visible_h),
+                    "first_alarm_h": first,
+                    "detected": bool(after.size),
+                    "delay_h": first - float(r.onset_h) if after.size else np.nan,
+                    "lead_h": float(r.visible_h) - first if after.size else np.nan,
+                    "pre_onset_alarm": bool((a < r.onset_h - 1e-9).any()),
+                }
+            )
         else:
-            rows.append({"batch_id": b, "deviating": False, "deviation_type": None, "onset_h": np.nan,
-                         "visible_h": np.nan, "first_alarm_h": float(first_any.get(b, np.nan)),
-                         "detected": False, "delay_h": np.nan, "lead_h": np.nan,
-                         "pre_onset_alarm": False, "false_alarm": bool(a.size)})
+            rows.append(
+                {
+                    "batch_id": b,
+                    "deviating": False,
+                    "deviation_type": None,
+                    "onset_h": np.nan,
+                    "visible_h": np.nan,
+                    "first_alarm_h": float(first_any.get(b, np.nan)),
+                    "detected": False,
+                    "delay_h": np.nan,
+                    "lead_h": np.nan,
+                    "pre_onset_alarm": False,
+                    "false_alarm": bool(a.size),
+                }
+            )
     per = pd.DataFrame(rows)
     if "false_alarm" not in per.columns:
         per["false_alarm"] = False
@@ -667,7 +770,8 @@ def evaluate_alarms(alarms: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, pd
     dev = per[per["deviating"]]
     nor = per[~per["deviating"]]
     metrics = {
-        "n_deviating": len(dev), "n_normal": len(nor),
+        "n_deviating": len(dev),
+        "n_normal": len(nor),
         "detected_fraction": float(dev["detected"].mean()) if len(dev) else float("nan"),
         "median_lead_h": float(dev["lead_h"].median()) if dev["detected"].any() else float("nan"),
         "median_delay_h": float(dev["delay_h"].median()) if dev["detected"].any() else float("nan"),
@@ -678,8 +782,9 @@ def evaluate_alarms(alarms: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, pd
 
 
 # ----------------------------------------------------------------------------- plots
-def plot_control_charts(scores: MSPCScores, batch_id: str, onset_h: float | None = None,
-                        title: str | None = None) -> bytes:
+def plot_control_charts(
+    scores: MSPCScores, batch_id: str, onset_h: float | None = None, title: str | None = None
+) -> bytes:
     """PNG: T² and SPE of one batch against their time-varying limits, alarms marked."""
     import matplotlib
 
@@ -692,8 +797,10 @@ def plot_control_charts(scores: MSPCScores, batch_id: str, onset_h: float | None
     K = scores.t2.shape[1]
     idx = np.minimum(np.arange(K), len(scores.t2_limit) - 1)
     fig, axes = plt.subplots(2, 1, figsize=(8, 4.8), sharex=True)
-    for ax, stat, lim, name in ((axes[0], scores.t2[i], scores.t2_limit[idx], "Hotelling T²"),
-                                (axes[1], scores.spe[i], scores.spe_limit[idx], "SPE (DModX²)")):
+    for ax, stat, lim, name in (
+        (axes[0], scores.t2[i], scores.t2_limit[idx], "Hotelling T²"),
+        (axes[1], scores.spe[i], scores.spe_limit[idx], "SPE (DModX²)"),
+    ):
         ax.plot(age[obs], stat[obs], lw=1, color="tab:blue", label=name)
         ax.plot(age, lim, lw=1, color="tab:red", ls="--", label="limit")
         al = scores.alarm[i] & obs
@@ -722,10 +829,17 @@ def _vary_recipes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return recipes_to_arrays(vary_recipes(rng, n))
 
 
-def simulate_monitoring_set(n_normal: int, n_per_type: int = 0, seed: int = 0, prefix: str = "B",
-                            equipment: bool = True, variability: dict | None = None,
-                            deviation_types: Sequence[str] = ("contamination", "temperature_fault", "feed_error"),
-                            dt_h: float = 0.25, params: Any = None) -> dict[str, Any]:
+def simulate_monitoring_set(
+    n_normal: int,
+    n_per_type: int = 0,
+    seed: int = 0,
+    prefix: str = "B",
+    equipment: bool = True,
+    variability: dict | None = None,
+    deviation_types: Sequence[str] = ("contamination", "temperature_fault", "feed_error"),
+    dt_h: float = 0.25,
+    params: Any = None,
+) -> dict[str, Any]:
     """Site-like twin batches with ground truth, for tests and benchmarks.
 
     Like ``twin.site``: the nominal recipe with small setpoint variation, biological
@@ -772,7 +886,7 @@ def simulate_monitoring_set(n_normal: int, n_per_type: int = 0, seed: int = 0, p
     name_to_type = {t.label: t for t in dv.DeviationType if t is not dv.DeviationType.NONE}
     for j, label in enumerate(types):
         i = n_normal + j
-        d = dv.sample_deviations(rng, dur[i:i + 1], {name_to_type[label]: 1.0})
+        d = dv.sample_deviations(rng, dur[i : i + 1], {name_to_type[label]: 1.0})
         faults.dev_type[i] = d.dev_type[0]
         faults.dev_onset_h[i] = d.onset_h[0]
         faults.dev_magnitude[i] = d.magnitude[0]
@@ -785,18 +899,31 @@ def simulate_monitoring_set(n_normal: int, n_per_type: int = 0, seed: int = 0, p
             end_h[i] = round(d.detect_h[0] / dt_h) * dt_h
             lost[i] = True
     kin = sample_kinetics(n, params, variability, seed=seed + 7)
-    res = simulate_batches(rec, params=kin, faults=faults, end_h=end_h, dt_h=dt_h, seed=seed,
-                           sample_offset_h=sample_off)
+    res = simulate_batches(
+        rec, params=kin, faults=faults, end_h=end_h, dt_h=dt_h, seed=seed, sample_offset_h=sample_off
+    )
     ids = [f"{prefix}{i:04d}" for i in range(n)]
     status = np.where(lost, "aborted", "complete")
     marts = twin_marts(res, ids, seed=seed + 11, status=list(status), first_sample_h=sample_off)
-    truth = pd.DataFrame({"batch_id": ids, "deviation_type": dev_label, "deviating": dev_label != "",
-                          "onset_h": onset, "lost": lost, "end_h": end_h})
+    truth = pd.DataFrame(
+        {
+            "batch_id": ids,
+            "deviation_type": dev_label,
+            "deviating": dev_label != "",
+            "onset_h": onset,
+            "lost": lost,
+            "end_h": end_h,
+        }
+    )
     return {**marts, "truth": truth, "result": res}
 
 
-def visibility(truth: pd.DataFrame, assays: pd.DataFrame, good_batch_ids: Sequence[str], z: float = 3.0,
-               ) -> pd.Series:
+def visibility(
+    truth: pd.DataFrame,
+    assays: pd.DataFrame,
+    good_batch_ids: Sequence[str],
+    z: float = 3.0,
+) -> pd.Series:
     """Culture age at which each deviation became visible: first out-of-envelope assay result
     after the onset, the batch being lost (aborted), or — if neither — the harvest."""
     from ml.golden import assay_envelope, assay_visible_h
@@ -827,14 +954,22 @@ def alarm_goal_outcome(per_batch: pd.DataFrame | None, goals: dict | None = None
     """
     g = {**DEFAULT_ALARM_GOALS, **(goals or {})}
     if per_batch is None or len(per_batch) == 0:
-        return {"state": "not_evaluated", "reason": "no evaluated batches (no ground truth to evaluate against)",
-                "goals": g}
+        return {
+            "state": "not_evaluated",
+            "reason": "no evaluated batches (no ground truth to evaluate against)",
+            "goals": g,
+        }
     dev, nor = per_batch[per_batch["deviating"]], per_batch[~per_batch["deviating"]]
     det = float(dev["detected"].mean()) if len(dev) else float("nan")
     lead = float(dev["lead_h"].median()) if len(dev) and dev["detected"].any() else float("nan")
     fa = float(nor["false_alarm"].mean()) if len(nor) else float("nan")
-    figures = {"detected_fraction": det, "median_lead_h": lead, "false_alarm_fraction": fa,
-               "n_deviating": len(dev), "n_normal": len(nor)}
+    figures = {
+        "detected_fraction": det,
+        "median_lead_h": lead,
+        "false_alarm_fraction": fa,
+        "n_deviating": len(dev),
+        "n_normal": len(nor),
+    }
     judged, skipped, failures = [], [], []
     if len(dev):
         judged += ["detected_fraction_min", "median_lead_h_min"]

@@ -37,7 +37,9 @@ class TableRead:
     version: int
 
 
-def read_table(lake: Lake, layer: str, name: str, version: int | None = None, columns: list[str] | None = None) -> TableRead:
+def read_table(
+    lake: Lake, layer: str, name: str, version: int | None = None, columns: list[str] | None = None
+) -> TableRead:
     uri = lake.uri(layer, name)
     dt = lake.delta_table(uri, version=version)
     return TableRead(pl.from_arrow(dt.to_pyarrow_table(columns=columns)), int(dt.version()))
@@ -46,21 +48,31 @@ def read_table(lake: Lake, layer: str, name: str, version: int | None = None, co
 def _to_arrow(df: pl.DataFrame) -> pa.Table:
     t = df.to_arrow()
     # delta-rs wants plain (non-view) string types
-    return t.cast(pa.schema([pa.field(f.name, pa.large_string() if pa.types.is_string_view(f.type) else f.type)
-                             for f in t.schema]))
+    return t.cast(
+        pa.schema(
+            [pa.field(f.name, pa.large_string() if pa.types.is_string_view(f.type) else f.type) for f in t.schema]
+        )
+    )
 
 
-def write_table(lake: Lake, layer: str, name: str, df: pl.DataFrame, *, metadata: dict | None = None,
-                mode: str = "overwrite") -> int:
+def write_table(
+    lake: Lake, layer: str, name: str, df: pl.DataFrame, *, metadata: dict | None = None, mode: str = "overwrite"
+) -> int:
     """Write (overwrite by default) a Delta table and return its new version. ``metadata`` goes into
     the commit's custom metadata (e.g. the input table versions)."""
     from deltalake import CommitProperties
 
     uri = lake.uri(layer, name)
-    props = CommitProperties(custom_metadata={k: json.dumps(v) if not isinstance(v, str) else v
-                                              for k, v in (metadata or {}).items()}) if metadata else None
-    lake.write_delta(uri, _to_arrow(df), mode=mode, schema_mode="overwrite" if mode == "overwrite" else None,
-                     commit_properties=props)
+    props = (
+        CommitProperties(
+            custom_metadata={k: json.dumps(v) if not isinstance(v, str) else v for k, v in (metadata or {}).items()}
+        )
+        if metadata
+        else None
+    )
+    lake.write_delta(
+        uri, _to_arrow(df), mode=mode, schema_mode="overwrite" if mode == "overwrite" else None, commit_properties=props
+    )
     return int(lake.delta_table(uri).version())
 
 
@@ -92,10 +104,14 @@ def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[
     assays = read_table(lake, "gold", "fct_assay_results")
     cols = [c for c in readings.df.columns if c in set(needed) | set(raw_signals(cfg.features))]
     feats = build_softsensor_features(readings.df.select(cols), batches.df, cfg.features, assays.df)
-    inputs = {"gold/fct_process_readings": readings.version, "gold/dim_batches": batches.version,
-              "gold/fct_assay_results": assays.version}
-    version = write_table(lake, *SOFTSENSOR, feats,
-                          metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)})
+    inputs = {
+        "gold/fct_process_readings": readings.version,
+        "gold/dim_batches": batches.version,
+        "gold/fct_assay_results": assays.version,
+    }
+    version = write_table(
+        lake, *SOFTSENSOR, feats, metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)}
+    )
     return feats, version, inputs
 
 
@@ -104,8 +120,9 @@ def materialize_equipment_features(lake: Lake, cfg: PdMConfig) -> tuple[pl.DataF
     wos = read_table(lake, "gold", "fct_work_orders")
     feats = build_equipment_health_features(health.df, wos.df, cfg.features)
     inputs = {"gold/fct_equipment_health_daily": health.version, "gold/fct_work_orders": wos.version}
-    version = write_table(lake, *EQUIPMENT, feats,
-                          metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)})
+    version = write_table(
+        lake, *EQUIPMENT, feats, metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)}
+    )
     return feats, version, inputs
 
 
@@ -124,8 +141,13 @@ def _gold_spark(lake: Lake, spark, name: str, wanted: set[str] | None = None):
 def _write_features_spark(lake: Lake, layer: str, name: str, built, order: list[str], metadata: dict) -> int:
     from lakehouse.spark.delta_bridge import write_delta
 
-    res = write_delta(built.orderBy(*order), lake.uri(layer, name), lake.delta_storage_options(), mode="overwrite",
-                      commit_metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    res = write_delta(
+        built.orderBy(*order),
+        lake.uri(layer, name),
+        lake.delta_storage_options(),
+        mode="overwrite",
+        commit_metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
+    )
     return int(res.version)
 
 
@@ -142,11 +164,20 @@ def materialize_softsensor_features_spark(lake: Lake, cfg: SoftSensorConfig, spa
     inputs = {"gold/fct_process_readings": rv, "gold/dim_batches": bv, "gold/fct_assay_results": av}
     built = build_softsensor_features_spark(readings, batches, cfg.features, assays, spark=spark).persist()
     try:
-        version = _write_features_spark(lake, *SOFTSENSOR, built, ["batch_id", "ts", "row_type"], {
-            "inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"})
+        version = _write_features_spark(
+            lake,
+            *SOFTSENSOR,
+            built,
+            ["batch_id", "ts", "row_type"],
+            {"inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"},
+        )
         counts = {r["row_type"]: int(r["count"]) for r in built.groupBy("row_type").count().collect()}
-        summary = {"rows": sum(counts.values()), "row_types": counts, "columns": list(built.columns),
-                   "batches": built.select("batch_id").distinct().count()}
+        summary = {
+            "rows": sum(counts.values()),
+            "row_types": counts,
+            "columns": list(built.columns),
+            "batches": built.select("batch_id").distinct().count(),
+        }
     finally:
         built.unpersist()
     return summary, version, inputs
@@ -163,12 +194,23 @@ def materialize_equipment_features_spark(lake: Lake, cfg: PdMConfig, spark) -> t
     inputs = {"gold/fct_equipment_health_daily": hv, "gold/fct_work_orders": wv}
     built = build_equipment_health_features_spark(health, wos, cfg.features, spark=spark).persist()
     try:
-        version = _write_features_spark(lake, *EQUIPMENT, built, ["equipment_id", "date"], {
-            "inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"})
-        row = built.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("equipment_id").alias("equipment"),
-                        F.sum(F.col("label__failure_within_h").cast("long")).alias("positive_rows")).first()
-        summary = {"rows": int(row["rows"]), "equipment": int(row["equipment"]),
-                   "positive_rows": int(row["positive_rows"] or 0)}
+        version = _write_features_spark(
+            lake,
+            *EQUIPMENT,
+            built,
+            ["equipment_id", "date"],
+            {"inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"},
+        )
+        row = built.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.countDistinct("equipment_id").alias("equipment"),
+            F.sum(F.col("label__failure_within_h").cast("long")).alias("positive_rows"),
+        ).first()
+        summary = {
+            "rows": int(row["rows"]),
+            "equipment": int(row["equipment"]),
+            "positive_rows": int(row["positive_rows"] or 0),
+        }
     finally:
         built.unpersist()
     return summary, version, inputs
@@ -187,9 +229,16 @@ def _feature_inputs(lake: Lake, layer: str, name: str, version: int) -> dict:
 
 # ----------------------------------------------------------------------------- training
 def register(lake: Lake, model: TrainedModel, training_data: dict) -> RegisteredModel:
-    return ModelRegistry(lake).register(model.name, model.booster, model.meta, params=model.params,
-                                        metrics=model.metrics, training_data=training_data, kind=model.kind,
-                                        target=model.meta["target"])
+    return ModelRegistry(lake).register(
+        model.name,
+        model.booster,
+        model.meta,
+        params=model.params,
+        metrics=model.metrics,
+        training_data=training_data,
+        kind=model.kind,
+        target=model.meta["target"],
+    )
 
 
 def lake_deviations(lake: Lake) -> pl.DataFrame | None:
@@ -207,10 +256,17 @@ def lake_conditions(lake: Lake, cfg: SoftSensorConfig) -> pl.DataFrame | None:
     return batch_conditions(read_table(lake, "gold", "dim_batches").df, lake_deviations(lake), cfg.batches)
 
 
-def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[str] | None = None,
-                            do_register: bool = True, engine: str = "default", spark=None,
-                            num_workers: int = 2, conditions: pl.DataFrame | None = None,
-                            ) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
+def train_softsensor_models(
+    lake: Lake,
+    cfg: SoftSensorConfig,
+    *,
+    targets: list[str] | None = None,
+    do_register: bool = True,
+    engine: str = "default",
+    spark=None,
+    num_workers: int = 2,
+    conditions: pl.DataFrame | None = None,
+) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
     """Train the titer soft sensor and the harvest-CQA models on the latest ``features/softsensor``.
 
     Fault batches (``cfg.batches``: status, recorded deviations — :func:`lake_conditions` unless
@@ -234,8 +290,9 @@ def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[
         if engine == "spark":
             from lakehouse.spark.train import spark_booster_fitter
 
-            m = train_titer(feats.df, cfg, fit=spark_booster_fitter(spark, num_workers=num_workers),
-                            conditions=conditions)
+            m = train_titer(
+                feats.df, cfg, fit=spark_booster_fitter(spark, num_workers=num_workers), conditions=conditions
+            )
             m.params = m.params | {"engine": "spark", "num_workers": int(num_workers)}
         else:
             m = train_titer(feats.df, cfg, conditions=conditions)
@@ -262,7 +319,9 @@ def pdm_skip_reason(lake: Lake, cfg: PdMConfig) -> str | None:
     return pdm_data_problem(health.with_columns(pl.lit(False).alias("in_repair")) if health.height else None, wos, cfg)
 
 
-def train_pdm_model(lake: Lake, cfg: PdMConfig, *, do_register: bool = True) -> tuple[TrainedModel, RegisteredModel | None]:
+def train_pdm_model(
+    lake: Lake, cfg: PdMConfig, *, do_register: bool = True
+) -> tuple[TrainedModel, RegisteredModel | None]:
     """Train (and register) the PdM model; :class:`~ml.train.InsufficientData` with the reason when it
     cannot be (see :func:`pdm_skip_reason`)."""
     reason = pdm_skip_reason(lake, cfg)
@@ -282,8 +341,14 @@ def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: 
     rec = reg.get(name, version) if version is not None else reg.latest(name, "candidate")
     if rec is None:
         champ = reg.champion(name)
-        return {"model_name": name, "promoted": False, "decision": "no candidate", "reason": "no candidate to gate",
-                "has_champion_after": champ is not None, "champion_version": champ.version if champ else None}
+        return {
+            "model_name": name,
+            "promoted": False,
+            "decision": "no candidate",
+            "reason": "no candidate to gate",
+            "has_champion_after": champ is not None,
+            "champion_version": champ.version if champ else None,
+        }
     _, meta, _ = reg.load(name, rec.version)
     if "features/softsensor" in rec.training_data:
         feats = read_table(lake, *SOFTSENSOR, version=rec.training_data["features/softsensor"]).df

@@ -63,29 +63,45 @@ def load_plant_ml(plant_dir: str | Path, catalog: Any = None) -> PlantML:
     if not ss_path.exists():
         raise FileNotFoundError(f"plant bundle {root} has no {SOFTSENSOR_FILE}")
     pdm = load_pdm_config(root / PDM_FILE) if (root / PDM_FILE).exists() else PdMConfig(enabled=False)
-    return PlantML(root, load_softsensor_config(ss_path, catalog), gb.load_config(root / GOLDEN_FILE, catalog=catalog),
-                   pdm)
+    return PlantML(
+        root, load_softsensor_config(ss_path, catalog), gb.load_config(root / GOLDEN_FILE, catalog=catalog), pdm
+    )
 
 
 def _outcome(model, rec, decision: dict | None) -> dict:
     m = model.metrics
-    out = {"model_name": model.name, "model_version": rec.version if rec else None,
-           "selected": m.get("selection", {}).get("chosen"), "n_train_batches": m["n_train_batches"],
-           "n_test_batches": m["n_test_batches"], "n_fault_batches": m.get("n_fault_batches", 0),
-           "test_rmse": m["test"]["rmse"], "baseline_rmse": m["baseline_test"]["rmse"],
-           "mean_trajectory_rmse": m.get("baseline_mean_trajectory_test", {}).get("rmse"),
-           "interval_coverage": m["interval"]["coverage_test"],
-           "fault": {k: m[k] for k in ("fault", "fault_post_onset") if k in m}}
+    out = {
+        "model_name": model.name,
+        "model_version": rec.version if rec else None,
+        "selected": m.get("selection", {}).get("chosen"),
+        "n_train_batches": m["n_train_batches"],
+        "n_test_batches": m["n_test_batches"],
+        "n_fault_batches": m.get("n_fault_batches", 0),
+        "test_rmse": m["test"]["rmse"],
+        "baseline_rmse": m["baseline_test"]["rmse"],
+        "mean_trajectory_rmse": m.get("baseline_mean_trajectory_test", {}).get("rmse"),
+        "interval_coverage": m["interval"]["coverage_test"],
+        "fault": {k: m[k] for k in ("fault", "fault_post_onset") if k in m},
+    }
     if decision is not None:
-        out |= {"state": "promoted" if decision["promoted"] else "rejected", "reason": decision["reason"],
-                "champion_in_service": decision["has_champion_after"]}
+        out |= {
+            "state": "promoted" if decision["promoted"] else "rejected",
+            "reason": decision["reason"],
+            "champion_in_service": decision["has_champion_after"],
+        }
     else:
         out |= {"state": "trained", "reason": "not registered (dry run)"}
     return out
 
 
-def run_softsensors(lake: Lake, cfg: SoftSensorConfig, *, register: bool = True, explain: str = "exact",
-                    progress: Callable[[str], None] | None = None) -> dict[str, dict]:
+def run_softsensors(
+    lake: Lake,
+    cfg: SoftSensorConfig,
+    *,
+    register: bool = True,
+    explain: str = "exact",
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, dict]:
     """Train, gate, register and score every soft sensor of ``cfg`` on the lake's gold tables.
 
     Fault batches (``cfg.batches``) are kept out of training and reported per model. A target
@@ -111,12 +127,13 @@ def run_softsensors(lake: Lake, cfg: SoftSensorConfig, *, register: bool = True,
         name = cfg.titer.name if t == cfg.titer.target else f"{cfg.harvest.name_prefix}{t}"
         say(f"train {name}")
         try:
-            trained = pipeline.train_softsensor_models(lake, cfg, targets=[t], do_register=register,
-                                                       conditions=conditions)
+            trained = pipeline.train_softsensor_models(
+                lake, cfg, targets=[t], do_register=register, conditions=conditions
+            )
         except InsufficientData as exc:
             out[name] = {"model_name": name, "state": "skipped", "reason": str(exc)}
             continue
-        (model, rec), = trained.values()
+        ((model, rec),) = trained.values()
         decision = pipeline.gate(lake, model.name, rec.version) if register else None
         out[name] = _outcome(model, rec, decision)
     if register:
@@ -145,20 +162,28 @@ def run_pdm(lake: Lake, cfg: PdMConfig, *, register: bool = True, explain: str =
         model, rec = pipeline.train_pdm_model(lake, cfg, do_register=register)
     except InsufficientData as exc:
         return {"model_name": cfg.model.name, "state": "skipped", "reason": str(exc)}
-    out = {"model_name": model.name, "model_version": rec.version if rec else None,
-           "test_pr_auc": model.metrics["test"]["pr_auc"], "baseline_pr_auc": model.metrics["baseline_test"]["pr_auc"]}
+    out = {
+        "model_name": model.name,
+        "model_version": rec.version if rec else None,
+        "test_pr_auc": model.metrics["test"]["pr_auc"],
+        "baseline_pr_auc": model.metrics["baseline_test"]["pr_auc"],
+    }
     if not register:
         return out | {"state": "trained", "reason": "not registered (dry run)"}
     d = pipeline.gate(lake, model.name, rec.version)
-    out |= {"state": "promoted" if d["promoted"] else "rejected", "reason": d["reason"],
-            "champion_in_service": d["has_champion_after"]}
+    out |= {
+        "state": "promoted" if d["promoted"] else "rejected",
+        "reason": d["reason"],
+        "champion_in_service": d["has_champion_after"],
+    }
     if d["has_champion_after"]:
         _, out["scores_version"] = pipeline.score_pdm_table(lake, cfg, explain=explain)
     return out
 
 
-def fit_monitoring(readings: pl.DataFrame, batches: pl.DataFrame, deviations: pl.DataFrame | None,
-                   cfg: dict) -> dict[str, Any]:
+def fit_monitoring(
+    readings: pl.DataFrame, batches: pl.DataFrame, deviations: pl.DataFrame | None, cfg: dict
+) -> dict[str, Any]:
     """Golden batch + MSPC of a plant from gold-shaped frames (the wiring writes the results).
 
     Returns ``qualification`` (who qualifies and why), ``reference_batches`` (in spec and normal),
@@ -171,13 +196,24 @@ def fit_monitoring(readings: pl.DataFrame, batches: pl.DataFrame, deviations: pl
     qual = gb.qualify_batches(batches, cfg)
     ref = gb.mspc_reference_ids(qual, batches, deviations, cfg)
     if len(ref) < 4:
-        return {"state": "skipped", "qualification": qual, "reference_batches": ref,
-                "reason": f"insufficient data: {len(ref)} reference batch(es) (in spec, normal status, nothing "
-                          "recorded), MSPC needs >= 4"}
+        return {
+            "state": "skipped",
+            "qualification": qual,
+            "reference_batches": ref,
+            "reason": f"insufficient data: {len(ref)} reference batch(es) (in spec, normal status, nothing "
+            "recorded), MSPC needs >= 4",
+        }
     mcfg = mspc.MSPCConfig.from_dict(cfg["mspc"])
     model = mspc.fit_mspc(mspc.align_for(mcfg, readings.filter(pl.col("batch_id").is_in(ref)), batch_ids=ref), mcfg)
     sc = mspc.score(model, mspc.align_for(model, readings))
     frame: pd.DataFrame = sc.to_frame()
     frame["in_training"] = frame["batch_id"].isin(model.train_batches)
-    return {"state": "fitted", "reason": f"{len(model.train_batches)} reference batches", "qualification": qual,
-            "reference_batches": ref, "model": model, "scores": frame, "alarms": mspc.alarm_events(sc)}
+    return {
+        "state": "fitted",
+        "reason": f"{len(model.train_batches)} reference batches",
+        "qualification": qual,
+        "reference_batches": ref,
+        "model": model,
+        "scores": frame,
+        "alarms": mspc.alarm_events(sc),
+    }

@@ -94,8 +94,17 @@ def fit_linear(X: np.ndarray, y: np.ndarray, family: str, param: float) -> dict:
         raise ValueError(f"unknown linear family {family!r}")
     lo = Xi.min(axis=0) if len(Xi) else np.zeros(X.shape[1])
     hi = Xi.max(axis=0) if len(Xi) else np.zeros(X.shape[1])
-    return {"family": family, "param": float(param), "impute": med.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
-            "mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(), "intercept": float(intercept)}
+    return {
+        "family": family,
+        "param": float(param),
+        "impute": med.tolist(),
+        "lo": lo.tolist(),
+        "hi": hi.tolist(),
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "coef": coef.tolist(),
+        "intercept": float(intercept),
+    }
 
 
 def _standardised(lin: dict, X: np.ndarray) -> np.ndarray:
@@ -127,14 +136,20 @@ def _rmse(y: np.ndarray, p: np.ndarray) -> float:
 class Selection:
     """Outcome of :func:`select_estimator`."""
 
-    estimator: dict            # kind, weight_xgboost, linear family/param (refit on all rows later)
-    oof: np.ndarray            # out-of-fold predictions of the chosen estimator
+    estimator: dict  # kind, weight_xgboost, linear family/param (refit on all rows later)
+    oof: np.ndarray  # out-of-fold predictions of the chosen estimator
     cv_rmse: dict[str, float]  # per candidate (ridge/pls: at their best parameter)
-    folds: list[dict]          # per fold: train/test batches and the linear models' training means
+    folds: list[dict]  # per fold: train/test batches and the linear models' training means
 
 
-def select_estimator(X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_splits: int, cfg: SelectionConfig,
-                     fit_xgb: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]) -> Selection:
+def select_estimator(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_splits: int,
+    cfg: SelectionConfig,
+    fit_xgb: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]],
+) -> Selection:
     """Batch-grouped CV over the candidates; see the module docstring.
 
     Parameters
@@ -186,16 +201,20 @@ def select_estimator(X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_splits:
         if keys:
             best = min(keys, key=lambda k: _rmse(y, oof[k]))
             cv[fam] = _rmse(y, oof[best])
-            choice[fam] = ({"kind": fam, "weight_xgboost": 0.0, "family": fam, "param": float(best.split(":")[1])},
-                           oof[best])
+            choice[fam] = (
+                {"kind": fam, "weight_xgboost": 0.0, "family": fam, "param": float(best.split(":")[1])},
+                oof[best],
+            )
     if "blend" in want and "xgboost" in choice and ({"ridge", "pls"} & set(choice)):
         lin_fam = min((f for f in ("ridge", "pls") if f in choice), key=lambda f: cv[f])
         lin_spec, lin_oof = choice[lin_fam]
         w = min(cfg.blend_weights, key=lambda w: _rmse(y, w * oof["xgboost"] + (1 - w) * lin_oof))
         blend = w * oof["xgboost"] + (1 - w) * lin_oof
         cv["blend"] = _rmse(y, blend)
-        choice["blend"] = ({"kind": "blend", "weight_xgboost": float(w), "family": lin_spec["family"],
-                            "param": lin_spec["param"]}, blend)
+        choice["blend"] = (
+            {"kind": "blend", "weight_xgboost": float(w), "family": lin_spec["family"], "param": lin_spec["param"]},
+            blend,
+        )
     ranked = sorted((k for k in choice if k in want), key=lambda k: cv[k])
     if not ranked:
         raise ValueError("no estimator could be evaluated (too few batches for cross-validation?)")
@@ -229,7 +248,7 @@ def gate_mask(df: pl.DataFrame, gate: str | None, min_culture_age_h: float = 0.0
     n = df.height
     ok = np.ones(n, bool)
     if min_culture_age_h and "culture_age_h" in df.columns:
-        ok &= (df["culture_age_h"].fill_null(-np.inf).to_numpy() >= float(min_culture_age_h))
+        ok &= df["culture_age_h"].fill_null(-np.inf).to_numpy() >= float(min_culture_age_h)
     if gate:
         if n == 0:
             return ok

@@ -8,7 +8,6 @@ check fails with severity ERROR (blocking scoring) when no champion exists after
 WARN when the candidate is rejected but a champion remains in service.
 """
 
-
 import dagster as dg
 import numpy as np
 
@@ -30,20 +29,28 @@ PDM_NAME = "pdm"
 def _regression_metadata(model: TrainedModel, version: int, with_trajectories: bool) -> dict:
     m = model.metrics
     md = {
-        "model_version": version, "test_rmse": num(m["test"]["rmse"]), "test_mae": num(m["test"]["mae"]),
-        "test_r2": num(m["test"]["r2"]), "baseline_rmse": num(m.get("baseline_test", {}).get("rmse")),
+        "model_version": version,
+        "test_rmse": num(m["test"]["rmse"]),
+        "test_mae": num(m["test"]["mae"]),
+        "test_r2": num(m["test"]["r2"]),
+        "baseline_rmse": num(m.get("baseline_test", {}).get("rmse")),
         "mean_trajectory_rmse": num(m.get("baseline_mean_trajectory_test", {}).get("rmse")),
         "selected_estimator": m.get("selection", {}).get("chosen", "xgboost"),
         "n_fault_batches": m.get("n_fault_batches", 0),
-        "improvement_vs_baseline": num(m.get("improvement_vs_baseline")), "cv_rmse": num(m["cv"]["rmse"]),
-        "interval_coverage_test": num(m["interval"]["coverage_test"]), "interval_alpha": m["interval"]["alpha"],
-        "n_train_batches": m["n_train_batches"], "n_test_batches": m["n_test_batches"], "metrics": js(m),
+        "improvement_vs_baseline": num(m.get("improvement_vs_baseline")),
+        "cv_rmse": num(m["cv"]["rmse"]),
+        "interval_coverage_test": num(m["interval"]["coverage_test"]),
+        "interval_alpha": m["interval"]["alpha"],
+        "n_train_batches": m["n_train_batches"],
+        "n_test_batches": m["n_test_batches"],
+        "metrics": js(m),
         "top_signals": dg.MetadataValue.md(plots.top_signals(m.get("top_signals", {}))),
         "predicted_vs_actual": dg.MetadataValue.md(plots.predicted_vs_actual(model.holdout, model.meta["target"])),
     }
     if "test_by_culture_day" in m:
         md["error_by_culture_day"] = dg.MetadataValue.md(
-            by_day_markdown(m["test_by_culture_day"], m.get("baseline_test_by_culture_day")))
+            by_day_markdown(m["test_by_culture_day"], m.get("baseline_test_by_culture_day"))
+        )
     if with_trajectories:
         md["titer_trajectories"] = dg.MetadataValue.md(plots.titer_trajectories(model.trajectories, model.holdout))
     return md
@@ -54,46 +61,80 @@ def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
     promoted = bool(d.get("promoted"))
     has_champion = bool(d.get("has_champion_after"))
     severity = dg.AssetCheckSeverity.WARN if (not promoted and has_champion) else dg.AssetCheckSeverity.ERROR
-    return dg.AssetCheckResult(passed=promoted, severity=severity, metadata={
-        "decision": d.get("decision", ""), "reason": d.get("reason", ""), "evidence": js(d),
-        "champion_in_service": has_champion})
+    return dg.AssetCheckResult(
+        passed=promoted,
+        severity=severity,
+        metadata={
+            "decision": d.get("decision", ""),
+            "reason": d.get("reason", ""),
+            "evidence": js(d),
+            "champion_in_service": has_champion,
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- titer
-@dg.asset(key=["models", TITER_NAME], group_name="models", kinds={"xgboost"}, deps=[SOFTSENSOR_KEY],
-          description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
-                      "forward in time, with split-conformal intervals; registered as a candidate.")
-def model_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig,
-                spark: SparkResource) -> dg.MaterializeResult:
+@dg.asset(
+    key=["models", TITER_NAME],
+    group_name="models",
+    kinds={"xgboost"},
+    deps=[SOFTSENSOR_KEY],
+    description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
+    "forward in time, with split-conformal intervals; registered as a candidate.",
+)
+def model_titer(
+    context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig, spark: SparkResource
+) -> dg.MaterializeResult:
     cfg = config.softsensor()
     # engine "spark": boosters trained with xgboost.spark (same rows/features/split/params), same UBJ + registry
-    (model, rec), = pipeline.train_softsensor_models(
-        lake.get_lake(), cfg, targets=[cfg.titer.target], engine=spark.engine,
-        spark=spark.session_or_none(), num_workers=spark.num_workers).values()
-    return dg.MaterializeResult(metadata=_regression_metadata(model, rec.version, True)
-                                | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data),
-                                   "engine": spark.engine})
+    ((model, rec),) = pipeline.train_softsensor_models(
+        lake.get_lake(),
+        cfg,
+        targets=[cfg.titer.target],
+        engine=spark.engine,
+        spark=spark.session_or_none(),
+        num_workers=spark.num_workers,
+    ).values()
+    return dg.MaterializeResult(
+        metadata=_regression_metadata(model, rec.version, True)
+        | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data), "engine": spark.engine}
+    )
 
 
-@dg.asset_check(asset=["models", TITER_NAME], blocking=True, name="promotion_gate",
-                description="Promote the candidate only if it beats the champion and the carry-forward baseline.")
+@dg.asset_check(
+    asset=["models", TITER_NAME],
+    blocking=True,
+    name="promotion_gate",
+    description="Promote the candidate only if it beats the champion and the carry-forward baseline.",
+)
 def titer_promotion_gate(lake: LakeResource) -> dg.AssetCheckResult:
     return _gate_result(lake, TITER_NAME)
 
 
 # ----------------------------------------------------------------------------- harvest CQAs
 def _harvest_assets(target: str, name: str):
-    @dg.asset(key=["models", name], group_name="models", kinds={"xgboost"}, deps=[SOFTSENSOR_KEY],
-              description=f"Harvest {target} from data available by culture day D (config), XGBoost; baseline: "
-                          "mean of training.")
+    @dg.asset(
+        key=["models", name],
+        group_name="models",
+        kinds={"xgboost"},
+        deps=[SOFTSENSOR_KEY],
+        description=f"Harvest {target} from data available by culture day D (config), XGBoost; baseline: "
+        "mean of training.",
+    )
     def _model(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
         cfg = config.softsensor()
-        (model, rec), = pipeline.train_softsensor_models(lake.get_lake(), cfg, targets=[target]).values()
-        return dg.MaterializeResult(metadata=_regression_metadata(model, rec.version, False)
-                                    | {"artifact": rec.artifact_uri, "feature_day": cfg.harvest.day})
+        ((model, rec),) = pipeline.train_softsensor_models(lake.get_lake(), cfg, targets=[target]).values()
+        return dg.MaterializeResult(
+            metadata=_regression_metadata(model, rec.version, False)
+            | {"artifact": rec.artifact_uri, "feature_day": cfg.harvest.day}
+        )
 
-    @dg.asset_check(asset=["models", name], blocking=True, name="promotion_gate",
-                    description="Promote only if it beats the champion and the mean-of-training baseline.")
+    @dg.asset_check(
+        asset=["models", name],
+        blocking=True,
+        name="promotion_gate",
+        description="Promote only if it beats the champion and the mean-of-training baseline.",
+    )
     def _gate(lake: LakeResource) -> dg.AssetCheckResult:
         return _gate_result(lake, name)
 
@@ -104,10 +145,14 @@ HARVEST = [_harvest_assets(t, n) for t, n in HARVEST_NAMES.items()]
 
 
 # ----------------------------------------------------------------------------- PdM
-@dg.asset(key=["models", PDM_NAME], group_name="models", kinds={"xgboost"},
-          deps=[EQUIPMENT_KEY, dg.AssetKey(["gold", "fct_work_orders"])],
-          description="Predictive maintenance: P(failure within H days) per equipment-day; time-ordered "
-                      "train/validation/test, scale_pos_weight, alert threshold chosen on validation.")
+@dg.asset(
+    key=["models", PDM_NAME],
+    group_name="models",
+    kinds={"xgboost"},
+    deps=[EQUIPMENT_KEY, dg.AssetKey(["gold", "fct_work_orders"])],
+    description="Predictive maintenance: P(failure within H days) per equipment-day; time-ordered "
+    "train/validation/test, scale_pos_weight, alert threshold chosen on validation.",
+)
 def model_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
     cfg = config.pdm()
     model, rec = pipeline.train_pdm_model(lake.get_lake(), cfg)
@@ -115,24 +160,38 @@ def model_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLC
     h = model.holdout
     y = h["label__failure_within_h"].to_numpy()
     ev = m["test"]["events"]
-    return dg.MaterializeResult(metadata={
-        "model_version": rec.version, "test_pr_auc": num(m["test"]["pr_auc"]),
-        "baseline_pr_auc": num(m["baseline_test"]["pr_auc"]), "threshold": num(m["threshold"]),
-        f"recall_{cfg.evaluation.lead_days}d": num(ev.get(f"recall_{cfg.evaluation.lead_days}d")),
-        "alert_precision": num(ev.get("precision")), "median_lead_days": num(ev.get("median_lead_days")),
-        "n_test_failures": ev.get("n_failures", 0), "metrics": js(m),
-        "pr_curve": dg.MetadataValue.md(plots.pr_curve_plot(y, h["probability"].to_numpy(),
-                                                            np.asarray(h["baseline_score"].to_numpy()))),
-        "top_signals": dg.MetadataValue.md(plots.top_signals(m.get("top_signals", {}))),
-        "artifact": rec.artifact_uri, "training_data": js(rec.training_data),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": rec.version,
+            "test_pr_auc": num(m["test"]["pr_auc"]),
+            "baseline_pr_auc": num(m["baseline_test"]["pr_auc"]),
+            "threshold": num(m["threshold"]),
+            f"recall_{cfg.evaluation.lead_days}d": num(ev.get(f"recall_{cfg.evaluation.lead_days}d")),
+            "alert_precision": num(ev.get("precision")),
+            "median_lead_days": num(ev.get("median_lead_days")),
+            "n_test_failures": ev.get("n_failures", 0),
+            "metrics": js(m),
+            "pr_curve": dg.MetadataValue.md(
+                plots.pr_curve_plot(y, h["probability"].to_numpy(), np.asarray(h["baseline_score"].to_numpy()))
+            ),
+            "top_signals": dg.MetadataValue.md(plots.top_signals(m.get("top_signals", {}))),
+            "artifact": rec.artifact_uri,
+            "training_data": js(rec.training_data),
+        }
+    )
 
 
-@dg.asset_check(asset=["models", PDM_NAME], blocking=True, name="promotion_gate",
-                description="Promote only if PR-AUC beats the champion and the threshold-rule baseline.")
+@dg.asset_check(
+    asset=["models", PDM_NAME],
+    blocking=True,
+    name="promotion_gate",
+    description="Promote only if PR-AUC beats the champion and the threshold-rule baseline.",
+)
 def pdm_promotion_gate(lake: LakeResource) -> dg.AssetCheckResult:
     return _gate_result(lake, PDM_NAME)
 
 
-defs = dg.Definitions(assets=[model_titer, model_pdm, *[a for a, _ in HARVEST]],
-                      asset_checks=[titer_promotion_gate, pdm_promotion_gate, *[c for _, c in HARVEST]])
+defs = dg.Definitions(
+    assets=[model_titer, model_pdm, *[a for a, _ in HARVEST]],
+    asset_checks=[titer_promotion_gate, pdm_promotion_gate, *[c for _, c in HARVEST]],
+)

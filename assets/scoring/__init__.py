@@ -2,7 +2,6 @@
 the scored feature-table version on every row, applicability-domain flags and per-signal
 contributions; verification checks against fresh assay results and input drift (PSI)."""
 
-
 import dagster as dg
 import polars as pl
 
@@ -18,30 +17,46 @@ EQUIPMENT_KEY = dg.AssetKey(["features", "equipment_health"])
 
 def _score_metadata(df: pl.DataFrame, version: int) -> dict:
     versions = df.select("model_name", "model_version").unique().to_dicts() if df.height else []
-    return {"delta_version": version, "dagster/row_count": df.height, "models": js(versions),
-            "out_of_domain_rows": int(df["out_of_domain"].sum()) if df.height else 0,
-            "out_of_domain_pct": num(100 * df["out_of_domain"].mean()) if df.height else num(0.0)}
+    return {
+        "delta_version": version,
+        "dagster/row_count": df.height,
+        "models": js(versions),
+        "out_of_domain_rows": int(df["out_of_domain"].sum()) if df.height else 0,
+        "out_of_domain_pct": num(100 * df["out_of_domain"].mean()) if df.height else num(0.0),
+    }
 
 
-@dg.asset(key=["scores", "titer"], group_name="scoring", kinds={"xgboost", "delta"},
-          deps=[dg.AssetKey(["models", TITER_NAME]), SOFTSENSOR_KEY],
-          description="Titer soft-sensor trajectory for every batch step (and at every sample time) by the champion.")
+@dg.asset(
+    key=["scores", "titer"],
+    group_name="scoring",
+    kinds={"xgboost", "delta"},
+    deps=[dg.AssetKey(["models", TITER_NAME]), SOFTSENSOR_KEY],
+    description="Titer soft-sensor trajectory for every batch step (and at every sample time) by the champion.",
+)
 def scores_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
     df, version = pipeline.score_titer_table(lake.get_lake(), config.softsensor(), explain=config.explain)
     return dg.MaterializeResult(metadata=_score_metadata(df, version))
 
 
-@dg.asset(key=["scores", "harvest_cqa"], group_name="scoring", kinds={"xgboost", "delta"},
-          deps=[*[dg.AssetKey(["models", n]) for n in HARVEST_NAMES.values()], SOFTSENSOR_KEY],
-          description="Harvest CQA predictions per batch from data available by day D, by each champion.")
+@dg.asset(
+    key=["scores", "harvest_cqa"],
+    group_name="scoring",
+    kinds={"xgboost", "delta"},
+    deps=[*[dg.AssetKey(["models", n]) for n in HARVEST_NAMES.values()], SOFTSENSOR_KEY],
+    description="Harvest CQA predictions per batch from data available by day D, by each champion.",
+)
 def scores_harvest_cqa(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
     df, version = pipeline.score_harvest_table(lake.get_lake(), config.softsensor(), explain=config.explain)
     return dg.MaterializeResult(metadata=_score_metadata(df, version))
 
 
-@dg.asset(key=["scores", "pdm"], group_name="scoring", kinds={"xgboost", "delta"},
-          deps=[dg.AssetKey(["models", PDM_NAME]), EQUIPMENT_KEY],
-          description="Probability of failure within H days per equipment-day and the alert flag, by the champion.")
+@dg.asset(
+    key=["scores", "pdm"],
+    group_name="scoring",
+    kinds={"xgboost", "delta"},
+    deps=[dg.AssetKey(["models", PDM_NAME]), EQUIPMENT_KEY],
+    description="Probability of failure within H days per equipment-day and the alert flag, by the champion.",
+)
 def scores_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
     df, version = pipeline.score_pdm_table(lake.get_lake(), config.pdm(), explain=config.explain)
     md = _score_metadata(df, version)
@@ -61,9 +76,12 @@ def _traceable(context, lake: LakeResource, name: str):
     reg = ModelRegistry(lk).table().select("model_name", pl.col("version").alias("model_version"))
     missing = pairs.join(reg, on=["model_name", "model_version"], how="anti")
     nulls = df.filter(pl.col("model_name").is_null() | pl.col("model_version").is_null()).height
-    yield dg.AssetCheckResult(asset_key=dg.AssetKey(["scores", name]), check_name="traceable_to_registry",
-                              passed=missing.height == 0 and nulls == 0,
-                              metadata={"unregistered": js(missing.to_dicts()), "rows_without_model": nulls})
+    yield dg.AssetCheckResult(
+        asset_key=dg.AssetKey(["scores", name]),
+        check_name="traceable_to_registry",
+        passed=missing.height == 0 and nulls == 0,
+        metadata={"unregistered": js(missing.to_dicts()), "rows_without_model": nulls},
+    )
 
 
 def _verification(context, result: dict, name: str):
@@ -72,23 +90,33 @@ def _verification(context, result: dict, name: str):
     if result.get("state") == "not_evaluated":
         context.log.warning(f"verification of scores/{name} not evaluated: {result.get('reason')}")
         return
-    yield dg.AssetCheckResult(asset_key=dg.AssetKey(["scores", name]), check_name="verification",
-                              passed=bool(result["passed"]), severity=dg.AssetCheckSeverity.ERROR,
-                              metadata={"failures": js(result.get("failures", [])), "evidence": js(result),
-                                        "reason": result.get("reason", ""),
-                                        "not_evaluated": js(result.get("not_evaluated", [])),
-                                        "rolling_rmse": num(result.get("rolling_rmse")),
-                                        "psi_max": num(result.get("psi_max")),
-                                        # batch-aware drift: PSI must beat what normal batches give
-                                        "psi_null_q_max": num(result.get("psi_null_q_max")),
-                                        "psi_drifted": js(result.get("psi_drifted", [])),
-                                        "psi_rule": result.get("psi_rule") or "n/a"})
+    yield dg.AssetCheckResult(
+        asset_key=dg.AssetKey(["scores", name]),
+        check_name="verification",
+        passed=bool(result["passed"]),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "failures": js(result.get("failures", [])),
+            "evidence": js(result),
+            "reason": result.get("reason", ""),
+            "not_evaluated": js(result.get("not_evaluated", [])),
+            "rolling_rmse": num(result.get("rolling_rmse")),
+            "psi_max": num(result.get("psi_max")),
+            # batch-aware drift: PSI must beat what normal batches give
+            "psi_null_q_max": num(result.get("psi_null_q_max")),
+            "psi_drifted": js(result.get("psi_drifted", [])),
+            "psi_rule": result.get("psi_rule") or "n/a",
+        },
+    )
 
 
 def _check(name: str, check: str, description: str):
     """A check that may have nothing to judge: it then yields no result (Dagster: skipped)."""
-    return dg.multi_asset_check(specs=[dg.AssetCheckSpec(check, asset=["scores", name], description=description)],
-                                can_subset=True, name=f"{name}_{check}")
+    return dg.multi_asset_check(
+        specs=[dg.AssetCheckSpec(check, asset=["scores", name], description=description)],
+        can_subset=True,
+        name=f"{name}_{check}",
+    )
 
 
 TRACE = "Every score row names a registered model version."
@@ -126,6 +154,12 @@ def pdm_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource,
 
 defs = dg.Definitions(
     assets=[scores_titer, scores_harvest_cqa, scores_pdm],
-    asset_checks=[titer_traceable, titer_verification, harvest_traceable, harvest_verification,
-                  pdm_traceable, pdm_verification],
+    asset_checks=[
+        titer_traceable,
+        titer_verification,
+        harvest_traceable,
+        harvest_verification,
+        pdm_traceable,
+        pdm_verification,
+    ],
 )
