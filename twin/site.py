@@ -512,7 +512,7 @@ def simulate_site(out: str, config: SiteConfig | None = None, storage_options: d
     # ---- plan, simulate all cultures at once
     plan = plan_site(cfg)
     timings = dict(plan.timings)
-    t0, t_end, planners, batches, result = plan.t0, plan.t_end, plan.planners, plan.batches, plan.result
+    t0, t_end, batches, result = plan.t0, plan.t_end, plan.batches, plan.result
     wos, failures = plan.wos, plan.failures
     tick()
 

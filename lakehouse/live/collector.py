@@ -43,12 +43,11 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -64,8 +63,9 @@ from lakehouse.ingest.readers import HIST_REASONS, IngestContext, SourceFile, hi
 from lakehouse.ingest.schemas import PARTITION_BY, QUARANTINE_SCHEMA, QUARANTINE_TABLE
 from lakehouse.ingest.tagmap import TagMap
 from lakehouse.ingest.validation import split_invalid
-from lakehouse.ingest.writer import HISTORIAN_WRITER_PROPERTIES, WRITER_PROPERTIES, _with_lineage, const_string, \
-    const_ts, ensure_table
+from lakehouse.ingest.writer import (
+    HISTORIAN_WRITER_PROPERTIES, HOOKS, WRITER_PROPERTIES, _fire, _with_lineage, const_string, const_ts, ensure_table,
+)
 from lakehouse.storage import Lake
 
 log = logging.getLogger(__name__)
@@ -76,14 +76,10 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _NUMERIC = {ua.ObjectIds.Double, ua.ObjectIds.Float, ua.ObjectIds.Int16, ua.ObjectIds.Int32, ua.ObjectIds.Int64,
             ua.ObjectIds.UInt16, ua.ObjectIds.UInt32, ua.ObjectIds.UInt64, ua.ObjectIds.Byte, ua.ObjectIds.SByte}
 
-# Test/ops hook points, like lakehouse.ingest.writer.HOOKS: ``hook(event, info)`` after
-# "quarantine_committed" and "bronze_committed". The crash test's harness appends one that dies.
-HOOKS: list[Callable[[str, dict[str, Any]], None]] = []
-
-
-def _fire(event: str, **info: Any) -> None:
-    for h in list(HOOKS):
-        h(event, info)
+# Hook points: the collector fires "quarantine_committed" and "bronze_committed" (info: rows,
+# version, run_id, table) through lakehouse.ingest.writer.HOOKS, like file ingestion; the crash
+# test's harness appends a hook that dies there.
+__all__ = ["HOOKS", "CollectorConfig", "CollectorStatus", "LiveCollector", "app_id", "collect", "read_status"]
 
 
 def app_id(endpoint: str, tag: str) -> str:
@@ -127,6 +123,9 @@ class CollectorConfig:
         value; None: everything the server's history holds.
     publishing_interval_ms : float
         OPC UA subscription publishing interval.
+    watchdog_s : float
+        Seconds between (and timeout of) the client's liveness probes; a lost TCP connection is
+        noticed at once anyway.
     status_path : str
         Status JSON under the lake root.
     """
@@ -140,6 +139,7 @@ class CollectorConfig:
     publishing_interval_ms: float = 200.0
     history_nodes_per_request: int = 50
     request_timeout_s: float = 10.0
+    watchdog_s: float = 5.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 10.0
     commit_retries: int = 8
@@ -272,7 +272,10 @@ class LiveCollector:
             try:
                 await self._session(stop, deadline)
                 delay = self.cfg.reconnect_min_s
-            except (OSError, asyncio.TimeoutError, ConnectionError, ua.UaError) as exc:
+            except Exception as exc:  # noqa: BLE001 - filtered: only connection / storage hiccups are retried
+                if not isinstance(exc, (OSError, asyncio.TimeoutError, ConnectionError, ua.UaError)) \
+                        and not _transient(exc):
+                    raise
                 self._note_error(f"connection: {exc!r}")
                 log.warning("OPC UA session on %s ended: %r; reconnecting in %.1f s", self.endpoint, exc, delay)
             finally:
@@ -294,7 +297,9 @@ class LiveCollector:
 
     # ================================================================ session
     async def _session(self, stop: asyncio.Event, deadline: float | None) -> None:
-        client = Client(self.endpoint, timeout=self.cfg.request_timeout_s)
+        # asyncua's watchdog probes the server every ``watchdog_s`` with that timeout: a busy event
+        # loop (a large HistoryRead, a slow host) must not look like a dead server
+        client = Client(self.endpoint, timeout=self.cfg.request_timeout_s, watchdog_intervall=self.cfg.watchdog_s)
         self._lost.clear()
         await client.connect()
         try:
@@ -311,7 +316,7 @@ class LiveCollector:
                 await self._fill_gaps(client)
                 self.status.state = "running"
                 log.info("collecting %d tags from %s (run %s)", len(self.tags), self.endpoint, self.run_id)
-                await self._loop(stop, deadline, sub)
+                await self._loop(stop, deadline, sub, consumer)
             finally:
                 consumer.cancel()
                 try:
@@ -324,12 +329,15 @@ class LiveCollector:
             except Exception:  # noqa: BLE001 - the server may be gone already
                 pass
 
-    async def _loop(self, stop: asyncio.Event, deadline: float | None, sub) -> None:
+    async def _loop(self, stop: asyncio.Event, deadline: float | None, sub, consumer: asyncio.Task) -> None:
         sub_id = sub.subscription_id
         next_flush = time.monotonic() + self.cfg.flush_interval_s
         while not stop.is_set() and not _past(deadline):
             if self._lost.is_set():
                 raise ConnectionError("subscription reported a lost connection")
+            if consumer.done():
+                raise ConnectionError(f"subscription consumer stopped: {consumer.exception()!r}"
+                                      if not consumer.cancelled() else "subscription consumer cancelled")
             if sub.subscription_id != sub_id:  # re-created by asyncua's watchdog: readings may be missing
                 raise ConnectionError("subscription was re-created")
             now = time.monotonic()
@@ -479,11 +487,11 @@ class LiveCollector:
         ingested_at = dt.datetime.now(dt.timezone.utc)
         q_rows, q_version = self._commit_table(QUARANTINE_TABLE, batch, ~batch.valid, ingested_at)
         if q_version is not None:
-            _fire("quarantine_committed", rows=q_rows, version=q_version, run_id=self.run_id)
+            _fire("quarantine_committed", table=QUARANTINE_TABLE, rows=q_rows, version=q_version, run_id=self.run_id)
         rows, version = self._commit_table(TABLE, batch, batch.valid, ingested_at)
         commit_wall = time.time()
         if version is not None:
-            _fire("bronze_committed", rows=rows, version=version, run_id=self.run_id)
+            _fire("bronze_committed", table=TABLE, rows=rows, version=version, run_id=self.run_id)
             self.status.commits += 1
             self.status.last_commit_version = version
             self.status.last_commit_at = _iso(commit_wall)
@@ -570,7 +578,8 @@ class LiveCollector:
                         app_transactions=[Transaction(app_id(self.endpoint, t), int(batch.last_us[t]), now_ms)
                                           for t in txn_tags],
                         custom_metadata={"lakehouse.operation": "live-collect", "lakehouse.run_id": self.run_id,
-                                         "lakehouse.source": self.endpoint, "lakehouse.tags": str(len(txn_tags))}),
+                                         "lakehouse.source": self.endpoint, "lakehouse.source_hash": batch.sha256,
+                                         "lakehouse.tags": str(len(txn_tags))}),
                 )
                 return data.num_rows, dt_.version()
             except CommitFailedError as exc:  # a concurrent writer committed first: re-read, retry
@@ -660,10 +669,10 @@ class LiveCollector:
 def read_status(lake: Lake, status_path: str = STATUS_PATH) -> dict[str, Any] | None:
     """The last status a collector wrote, or None if there is none."""
     fs = lake.filesystem()
-    path = lake.fs_path(lake.uri(status_path))
-    if not fs.exists(path):
+    try:
+        return json.loads(fs.cat_file(lake.fs_path(lake.uri(status_path))))
+    except FileNotFoundError:
         return None
-    return json.loads(fs.cat_file(path))
 
 
 # ---------------------------------------------------------------------- OPC UA helpers

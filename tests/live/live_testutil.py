@@ -30,7 +30,7 @@ STATUS_BY_QUALITY = {192: 0, 64: 0x40000000, 0: 0x80000000}
 
 async def _served(endpoint: str, tags: list[str]) -> pl.DataFrame:
     rows: dict[str, list] = {"tag": [], "ts": [], "value": [], "quality": [], "status": []}
-    async with Client(endpoint, timeout=30) as c:
+    async with Client(endpoint, timeout=60, watchdog_intervall=30) as c:
         ns = await c.get_namespace_index(NAMESPACE_URI)
         for tag in tags:
             node = c.get_node(ua.NodeId(tag, ns))
