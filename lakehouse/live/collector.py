@@ -76,9 +76,10 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _NUMERIC = {ua.ObjectIds.Double, ua.ObjectIds.Float, ua.ObjectIds.Int16, ua.ObjectIds.Int32, ua.ObjectIds.Int64,
             ua.ObjectIds.UInt16, ua.ObjectIds.UInt32, ua.ObjectIds.UInt64, ua.ObjectIds.Byte, ua.ObjectIds.SByte}
 
-# Hook points: the collector fires "quarantine_committed" and "bronze_committed" (info: rows,
-# version, run_id, table) through lakehouse.ingest.writer.HOOKS, like file ingestion; the crash
-# test's harness appends a hook that dies there.
+# Hook points: the collector fires "before_commit" (cursors read, rows filtered, the write not
+# yet done), "quarantine_committed" and "bronze_committed" (info: table, rows, version, run_id)
+# through lakehouse.ingest.writer.HOOKS, like file ingestion; the tests append hooks that die
+# or wait there.
 __all__ = ["HOOKS", "CollectorConfig", "CollectorStatus", "LiveCollector", "app_id", "collect", "read_status"]
 
 
@@ -485,25 +486,28 @@ class LiveCollector:
         """Validate and commit one micro-batch (quarantine, then bronze); runs in a thread."""
         batch = self._prepare(batch_in)
         ingested_at = dt.datetime.now(dt.timezone.utc)
-        q_rows, q_version = self._commit_table(QUARANTINE_TABLE, batch, ~batch.valid, ingested_at)
+        q_written, q_version = self._commit_table(QUARANTINE_TABLE, batch, ~batch.valid, ingested_at)
         if q_version is not None:
-            _fire("quarantine_committed", table=QUARANTINE_TABLE, rows=q_rows, version=q_version, run_id=self.run_id)
-        rows, version = self._commit_table(TABLE, batch, batch.valid, ingested_at)
+            _fire("quarantine_committed", table=QUARANTINE_TABLE, rows=int(q_written.sum()), version=q_version,
+                  run_id=self.run_id)
+        written, version = self._commit_table(TABLE, batch, batch.valid, ingested_at)
         commit_wall = time.time()
         if version is not None:
-            _fire("bronze_committed", table=TABLE, rows=rows, version=version, run_id=self.run_id)
+            _fire("bronze_committed", table=TABLE, rows=int(written.sum()), version=version, run_id=self.run_id)
             self.status.commits += 1
             self.status.last_commit_version = version
             self.status.last_commit_at = _iso(commit_wall)
-        for tag in batch.tags:
+        # what THIS commit wrote (another writer may have committed some of the readings first)
+        per_tag = np.bincount(batch.code[written], minlength=len(batch.tags))
+        per_tag_q = np.bincount(batch.code[q_written], minlength=len(batch.tags))
+        for k, tag in enumerate(batch.tags):
             st = self.tags[tag]
-            sel = batch.code == batch.tags.index(tag)
-            st.rows_committed += int((sel & batch.valid).sum())
-            st.rows_quarantined += int((sel & ~batch.valid).sum())
+            st.rows_committed += int(per_tag[k])
+            st.rows_quarantined += int(per_tag_q[k])
             st.cursor_us = max(st.cursor_us or 0, batch.last_us[tag])
-        self.status.rows_committed += int(batch.valid.sum())
-        self.status.rows_quarantined += int((~batch.valid).sum())
-        lat = commit_wall - batch.ts_us / 1e6
+        self.status.rows_committed += int(written.sum())
+        self.status.rows_quarantined += int(q_written.sum())
+        lat = commit_wall - batch.ts_us[written] / 1e6
         self._latencies = (self._latencies + lat.tolist())[-100_000:]
 
     def _prepare(self, batch_in: dict[str, tuple[np.ndarray, ...]]) -> _Batch:
@@ -549,11 +553,14 @@ class LiveCollector:
         return _Batch(tags, code, ts, last, part.payload, valid, reasons, raw, h.hexdigest())
 
     def _commit_table(self, table: str, batch: _Batch, rows: np.ndarray,
-                      ingested_at: dt.datetime) -> tuple[int, int | None]:
+                      ingested_at: dt.datetime) -> tuple[np.ndarray, int | None]:
         """Append ``batch`` rows (mask) newer than each tag's cursor in ``table``, with the
-        tags' transactions, in ONE commit (retried on conflicts and transient errors)."""
+        tags' transactions, in ONE commit (retried on conflicts and transient errors).
+
+        Returns (mask of the rows this commit wrote, new table version or None)."""
+        nothing = np.zeros(rows.size, dtype=bool)
         if table == QUARANTINE_TABLE and not rows.any():
-            return 0, None
+            return nothing, None
         delay = 0.2
         last_exc: Exception | None = None
         for attempt in range(self.cfg.commit_retries):
@@ -568,8 +575,9 @@ class LiveCollector:
                 txn_tags = [t for k, t in enumerate(batch.tags) if batch.last_us[t] > cursors[k]
                             and (table == TABLE or sel[batch.code == k].any())]
                 if not txn_tags:
-                    return 0, None
+                    return nothing, None
                 data = self._rows(table, batch, sel, ingested_at)
+                _fire("before_commit", table=table, rows=data.num_rows, attempt=attempt, run_id=self.run_id)
                 now_ms = int(time.time() * 1000)
                 write_deltalake(
                     dt_, data, mode="append", partition_by=PARTITION_BY.get(table),
@@ -581,7 +589,7 @@ class LiveCollector:
                                          "lakehouse.source": self.endpoint, "lakehouse.source_hash": batch.sha256,
                                          "lakehouse.tags": str(len(txn_tags))}),
                 )
-                return data.num_rows, dt_.version()
+                return sel, dt_.version()
             except CommitFailedError as exc:  # a concurrent writer committed first: re-read, retry
                 last_exc = exc
                 log.warning("commit conflict on %s (attempt %d): %s", table, attempt + 1, exc)

@@ -20,7 +20,7 @@ import pytest
 from conftest import SIM_START, UNKNOWN_SUFFIX
 from live_testutil import bronze, cursors, served, start_collector, stop, upto_cursor, wait_until
 from lakehouse.ingest.tagmap import load_tagmap
-from lakehouse.live import CollectorConfig, LiveCollector, collect, read_status
+from lakehouse.live import HOOKS, CollectorConfig, LiveCollector, collect, read_status
 from lakehouse.storage import Lake
 from twin.historian import TAG_NAMES, TAG_UNITS
 from tests.conftest import s3_lake
@@ -161,10 +161,21 @@ def test_collector_on_s3_crash_and_restart(s3_server, server, tagmap_without_vib
 
 
 def test_two_collectors_on_one_server_write_each_reading_once(tmp_path, server):
-    """Two collectors of the same endpoint race: delta-rs rejects the second commit of a cursor
-    ("concurrent transaction"), the loser re-reads the cursors and skips what is in."""
+    """Two collectors of the same endpoint race. Collector b is held right before one of its
+    commits (its cursors read) until collector a has committed: delta-rs rejects b's commit
+    ("concurrent transaction"), b re-reads the cursors and writes only what a had not."""
     lake = Lake(str(tmp_path / "lake"))
     tagmap = load_tagmap(None)
+    a_committed, held = threading.Event(), []
+
+    def race(event: str, info: dict) -> None:
+        if info.get("table") != "historian_readings":
+            return
+        if event == "bronze_committed" and info["run_id"] == "a":
+            a_committed.set()
+        elif event == "before_commit" and info["run_id"] == "b" and info["attempt"] == 0 and len(held) < 3:
+            a_committed.clear()
+            held.append(a_committed.wait(10.0))
 
     def run(name: str, results: dict) -> None:
         c = LiveCollector(lake, CollectorConfig(endpoint=server.endpoint, tagmap=tagmap, flush_interval_s=0.3,
@@ -172,13 +183,20 @@ def test_two_collectors_on_one_server_write_each_reading_once(tmp_path, server):
         results[name] = asyncio.run(c.run(duration_s=6.0))
 
     results: dict = {}
-    threads = [threading.Thread(target=run, args=(n, results)) for n in ("a", "b")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    HOOKS.append(race)
+    try:
+        threads = [threading.Thread(target=run, args=(n, results)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        HOOKS.remove(race)
     served_df = served(server.endpoint, TAGS)
     assert_exactly_once(lake, server.endpoint, served_df, unknown=False)
-    b = bronze(lake)
-    assert set(b["_run_id"].unique()) == {"a", "b"}  # both wrote, neither twice
-    assert results["a"].commit_retries + results["b"].commit_retries > 0  # they did collide
+    a, b = results["a"], results["b"]
+    assert held == [True, True, True] and b.commit_retries >= 3  # each held commit lost the race
+    bronze_rows = bronze(lake)
+    assert set(bronze_rows["_run_id"].unique()) == {"a", "b"}  # both wrote, neither twice
+    for s in (a, b):  # each counts what it wrote itself
+        assert s.rows_committed == bronze_rows.filter(pl.col("_run_id") == s.run_id).height
