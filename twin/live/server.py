@@ -127,11 +127,10 @@ class SimClock:
 class _Days:
     """Per-unit historian day arrays of a plan, generated on demand (in a worker thread)."""
 
-    def __init__(self, plan: SitePlan, keep_days: int) -> None:
+    def __init__(self, plan: SitePlan) -> None:
         self.plan = plan
         self.t0_ms = int(plan.t0.astype("datetime64[ms]").astype(np.int64))
         self.n_days = int(plan.cfg.days)
-        self.keep_days = keep_days
         self._cache: dict[tuple[str, int], tuple[np.ndarray, DayReadings]] = {}
         self._lock = threading.Lock()
 
@@ -265,7 +264,7 @@ class PlantServer:
         self.history_window_ms = int(history_window_s * 1000)
         self.tick_s = float(tick_s)
         self.units = list(units or plan.cfg.unit_ids())
-        self.days = _Days(plan, keep_days=int(math.ceil(history_window_s / 86_400.0)) + 1)
+        self.days = _Days(plan)
         self.site_start_ms = self.days.t0_ms
         self.site_end_ms = self.days.t0_ms + self.days.n_days * DAY_MS
         self.published_ms = min(max(clock.now_ms(), self.site_start_ms), self.site_end_ms)
@@ -290,9 +289,6 @@ class PlantServer:
     def history_range_ms(self) -> tuple[int, int]:
         """[first, last] simulated ms that HistoryRead serves right now."""
         return max(self.published_ms - self.history_window_ms, self.site_start_ms), self.published_ms
-
-    def tags(self) -> list[str]:
-        return [f"{u}.{s}" for u in self.units for s in TAG_NAMES]
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
