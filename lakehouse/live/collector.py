@@ -381,7 +381,13 @@ class LiveCollector:
             raise ua.UaError(f"could not monitor {len(bad)} tags, e.g. {bad[0]}")
 
     async def _consume(self, sub) -> None:
+        sub_id = sub.subscription_id
         async for ev in sub:
+            if sub.subscription_id != sub_id:
+                # re-created by asyncua (stale watchdog): whatever it delivers now may follow a gap.
+                # Stop taking readings; the session ends and the next one fills from the cursors.
+                self._lost.set()
+                return
             if isinstance(ev, DataChangeEvent):
                 tag = self._node_tag.get(ev.node.nodeid)
                 dv = ev.data.monitored_item.Value

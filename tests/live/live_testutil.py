@@ -105,12 +105,7 @@ def wait_until(pred, timeout: float, what: str, proc: subprocess.Popen | None = 
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def committed_rows(lake: Lake) -> int:
-    df = bronze(lake)
-    return df.height
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60.0) -> tuple[int, str]:
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 180.0) -> tuple[int, str]:
     if proc.poll() is None:
         proc.send_signal(sig)
     try:

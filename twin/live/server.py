@@ -311,8 +311,9 @@ class PlantServer:
 
     async def stop(self) -> None:
         """Stop publishing and close every connection."""
-        if self._prefetching is not None:
-            self._prefetching.cancel()
+        for task in (self._prefetching, self._task):
+            if task is not None:
+                task.cancel()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -497,10 +498,8 @@ class PlantServerThread:
         return self
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-
         async def main() -> None:
+            self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             try:
                 await self.server.start()
@@ -514,10 +513,7 @@ class PlantServerThread:
             finally:
                 await self.server.stop()
 
-        try:
-            loop.run_until_complete(main())
-        finally:
-            loop.close()
+        asyncio.run(main())  # cancels and awaits whatever asyncua left running
 
     def call(self, coro_fn, *args: Any, timeout: float = 60.0) -> Any:
         """Run ``coro_fn(*args)`` on the server's loop and return its result."""
