@@ -60,6 +60,10 @@ class S3Server:
     region: str = "us-east-1"
     process: subprocess.Popen | None = field(default=None, repr=False)
     workdir: str | None = field(default=None, repr=False)
+    # a second identity that may only read and list (what a BI tool should get)
+    readonly_access_key: str | None = None
+    readonly_secret_key: str | None = field(default=None, repr=False)
+    command: list[str] = field(default_factory=list, repr=False)
 
     @property
     def storage_options(self) -> dict:
@@ -94,6 +98,19 @@ class S3Server:
     def uri(self, prefix: str = "") -> str:
         return f"s3://{self.bucket}/{prefix.strip('/')}".rstrip("/")
 
+    def kill(self) -> None:
+        """Stop the server process now (SIGKILL), keeping its data: :meth:`start` brings it back."""
+        if self.process and self.process.poll() is None:
+            os.killpg(os.getpgid(self.process.pid), signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """(Re)start the server on the same ports with the same data and credentials."""
+        log = open(Path(self.workdir, "weed.log"), "ab")
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                        start_new_session=True)
+        _wait_ready(self, timeout_s)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             # weed mini runs its servers in one process group and is slow to honour SIGTERM:
@@ -114,13 +131,19 @@ def start_s3_server(bucket: str = "lake", timeout_s: float = 60.0) -> S3Server:
     workdir = tempfile.mkdtemp(prefix="seaweed-")
     access_key = "AK" + secrets.token_hex(8).upper()
     secret_key = secrets.token_hex(20)
+    ro_key, ro_secret = "RO" + secrets.token_hex(8).upper(), secrets.token_hex(20)
     identities = {
         "identities": [
             {
                 "name": "lakehouse",
                 "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                 "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            }
+            },
+            {
+                "name": "bi-reader",
+                "credentials": [{"accessKey": ro_key, "secretKey": ro_secret}],
+                "actions": ["Read", "List"],
+            },
         ]
     }
     cfg = Path(workdir, "s3.json")
@@ -138,33 +161,39 @@ def start_s3_server(bucket: str = "lake", timeout_s: float = 60.0) -> S3Server:
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
         f"-s3.port={s3}", f"-s3.config={cfg}",
     ]
-    log = open(Path(workdir, "weed.log"), "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-                            start_new_session=True)
-    server = S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key, bucket,
-                      process=proc, workdir=workdir)
+    server = S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key, bucket, workdir=workdir,
+                      readonly_access_key=ro_key, readonly_secret_key=ro_secret, command=cmd)
+    try:
+        server.start(timeout_s)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_ready(server: S3Server, timeout_s: float) -> None:
+    """Until the server answers a write/read/delete probe in its bucket (creating the bucket)."""
+    import s3fs
+
     deadline = time.monotonic() + timeout_s
     last_err: Exception | None = None
+    bucket, proc = server.bucket, server.process
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = Path(workdir, "weed.log").read_text(errors="replace")[-3000:]
-            server.stop()
+            tail = Path(server.workdir, "weed.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"weed mini exited with {proc.returncode}:\n{tail}")
         try:
-            import s3fs
-
-            fs = s3fs.S3FileSystem(**server.storage_options)
+            fs = s3fs.S3FileSystem(skip_instance_cache=True, **server.storage_options)
             if not fs.exists(bucket):
                 fs.mkdir(bucket)
             fs.pipe(f"{bucket}/.probe", b"ok")
             if fs.cat(f"{bucket}/.probe") == b"ok":
                 fs.rm(f"{bucket}/.probe")
-                return server
+                return
         except Exception as exc:  # server still starting: retry until the deadline
             last_err = exc
         time.sleep(0.5)
-    tail = Path(workdir, "weed.log").read_text(errors="replace")[-3000:]
-    server.stop()
+    tail = Path(server.workdir, "weed.log").read_text(errors="replace")[-3000:]
     raise TimeoutError(f"SeaweedFS did not become ready in {timeout_s}s ({last_err!r}):\n{tail}")
 
 

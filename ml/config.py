@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from lakehouse.identifiers import check_identifier
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOFTSENSOR_CONFIG = PROJECT_ROOT / "config" / "ml" / "softsensor.yaml"
 DEFAULT_PDM_CONFIG = PROJECT_ROOT / "config" / "ml" / "pdm.yaml"
@@ -220,6 +222,8 @@ def _build(cls, data: Any):
         f = hints[name]
         default = f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
         kwargs[name] = _coerce(f.type, default, value)
+        if name in ("name", "name_prefix"):  # names end up in lake paths: plain identifiers only
+            check_identifier(kwargs[name], f"{cls.__name__}.{name}")
     return cls(**kwargs)
 
 

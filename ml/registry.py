@@ -1,9 +1,17 @@
 """Model registry in the lake.
 
-* Artifacts: ``models/<name>/<version>.ubj`` — XGBoost's own UBJSON format
+* Artifacts: ``models/<name>/<version>-<token>.ubj`` — XGBoost's own UBJSON format
   (``Booster.save_raw("ubj")``), loaded with ``Booster().load_model(bytearray)``; plus
-  ``models/<name>/<version>.meta.json`` (features, split, interval calibration, applicability
-  domain, PSI reference — plain JSON). Nothing is ever pickled or unpickled.
+  ``models/<name>/<version>-<token>.meta.json`` (features, split, interval calibration,
+  applicability domain, PSI reference — plain JSON). Nothing is ever pickled or unpickled. The
+  sha256 of both files is registered with the version and checked on every load: a swapped or
+  corrupted file is refused.
+* Versions are unique under concurrent registration: the registry row of version N is
+  committed together with a Delta app transaction ``registry:<name>`` = N, so two writers that
+  both picked N conflict and the loser takes the next number (its files carry a random token,
+  so nothing it wrote can replace the winner's).
+* Model names are plain identifiers (``lakehouse/identifiers.py``): a name from a YAML file
+  never writes outside ``models/``.
 * ``registry/models`` (Delta): one row per model version — name, version, artifact URIs, target,
   params/metrics JSON, training-data Delta versions, code version, created_at, status
   (``candidate`` → ``champion`` → ``retired``).
@@ -12,16 +20,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import subprocess
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import xgboost as xgb
+from deltalake import CommitProperties, Transaction, write_deltalake
 
+from lakehouse.identifiers import check_identifier
+from lakehouse.provenance import code_version
+from lakehouse.retry import retrying
 from lakehouse.storage import Lake
 from ml.domain import dumps
 
@@ -32,6 +44,7 @@ REGISTRY_SCHEMA = pa.schema([
     ("artifact_uri", pa.string()), ("meta_uri", pa.string()), ("params_json", pa.string()),
     ("metrics_json", pa.string()), ("training_data_json", pa.string()), ("code_version", pa.string()),
     ("created_at", pa.timestamp("us", tz="UTC")), ("status", pa.string()),
+    ("artifact_sha256", pa.string()), ("meta_sha256", pa.string()),
 ])
 
 PROMOTION_SCHEMA = pa.schema([
@@ -42,23 +55,8 @@ PROMOTION_SCHEMA = pa.schema([
 ])
 
 
-def code_version() -> str:
-    """git sha of the working tree (``+dirty`` when modified), else the package version."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
-        if sha.returncode == 0 and sha.stdout.strip():
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                   capture_output=True, text=True, timeout=5, check=False).stdout.strip()
-            return sha.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        from importlib.metadata import version
-
-        return "bioprocess-lakehouse==" + version("bioprocess-lakehouse")
-    except Exception:  # noqa: BLE001
-        return "unknown"
+class ModelIntegrityError(RuntimeError):
+    """A model file does not match the sha256 registered with its version."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +71,8 @@ class RegisteredModel:
     training_data: dict
     code_version: str
     created_at: datetime
+    artifact_sha256: str | None = None
+    meta_sha256: str | None = None
 
 
 class ModelRegistry:
@@ -95,9 +95,11 @@ class ModelRegistry:
     def _row(self, r: dict) -> RegisteredModel:
         return RegisteredModel(r["model_name"], int(r["version"]), r["status"], r["artifact_uri"], r["meta_uri"],
                                json.loads(r["metrics_json"]), json.loads(r["params_json"]),
-                               json.loads(r["training_data_json"]), r["code_version"], r["created_at"])
+                               json.loads(r["training_data_json"]), r["code_version"], r["created_at"],
+                               r.get("artifact_sha256"), r.get("meta_sha256"))
 
     def get(self, name: str, version: int) -> RegisteredModel:
+        check_identifier(name, "model name")
         t = self.table().filter((pl.col("model_name") == name) & (pl.col("version") == version))
         if t.height == 0:
             raise KeyError(f"model {name} v{version} is not registered")
@@ -115,7 +117,7 @@ class ModelRegistry:
         return self._row(t.row(-1, named=True)) if t.height else None
 
     def next_version(self, name: str) -> int:
-        t = self.table().filter(pl.col("model_name") == name)
+        t = self.table().filter(pl.col("model_name") == check_identifier(name, "model name"))
         return int(t["version"].max()) + 1 if t.height else 1
 
     # ------------------------------------------------------------------ artifacts
@@ -137,9 +139,15 @@ class ModelRegistry:
         if rec is None:
             raise KeyError(f"no champion for model {name!r}")
         raw = self._read_bytes(rec.artifact_uri)
+        meta_raw = self._read_bytes(rec.meta_uri)
+        for what, data, expected in (("model file", raw, rec.artifact_sha256), ("metadata", meta_raw, rec.meta_sha256)):
+            if expected and hashlib.sha256(data).hexdigest() != expected:
+                raise ModelIntegrityError(
+                    f"{what} of model {rec.name} v{rec.version} does not match its registered sha256 "
+                    f"(swapped or corrupted): refusing to load it")
         booster = xgb.Booster()
         booster.load_model(bytearray(raw))
-        meta = json.loads(self._read_bytes(rec.meta_uri).decode("utf-8"))
+        meta = json.loads(meta_raw.decode("utf-8"))
         return booster, meta, rec
 
     # ------------------------------------------------------------------ write
@@ -147,19 +155,52 @@ class ModelRegistry:
                  training_data: dict, kind: str, target: str, status: str = "candidate") -> RegisteredModel:
         if status not in STATUSES:
             raise ValueError(status)
-        version = self.next_version(name)
-        art = self.lake.uri("models", name, f"{version}.ubj")
-        meta_uri = self.lake.uri("models", name, f"{version}.meta.json")
-        booster.set_attr(model_name=name, model_version=str(version))
-        self._write_bytes(art, bytes(booster.save_raw(raw_format="ubj")))
-        self._write_bytes(meta_uri, dumps(meta | {"model_name": name, "model_version": version}).encode("utf-8"))
-        now = datetime.now(UTC)
+        check_identifier(name, "model name")
         cv = code_version()
-        row = {"model_name": name, "version": version, "kind": kind, "target": target, "artifact_uri": art,
-               "meta_uri": meta_uri, "params_json": dumps(params), "metrics_json": dumps(metrics),
-               "training_data_json": dumps(training_data), "code_version": cv, "created_at": now, "status": status}
-        self.lake.write_delta(self.models_uri, pa.Table.from_pylist([row], schema=REGISTRY_SCHEMA), mode="append")
-        return RegisteredModel(name, version, status, art, meta_uri, metrics, params, training_data, cv, now)
+
+        def attempt() -> RegisteredModel:
+            # the number is taken from the snapshot the row is committed against: a concurrent
+            # registration of the same number makes this commit conflict (txn registry:<name>)
+            table = self._models_table()
+            versions = pl.from_arrow(table.to_pyarrow_table(columns=["model_name", "version"])).filter(
+                pl.col("model_name") == name)["version"]
+            version = int(versions.max()) + 1 if len(versions) else 1
+            token = secrets.token_hex(4)  # a racer for the same number never overwrites these files
+            art = self.lake.uri("models", name, f"{version}-{token}.ubj")
+            meta_uri = self.lake.uri("models", name, f"{version}-{token}.meta.json")
+            booster.set_attr(model_name=name, model_version=str(version))
+            raw = bytes(booster.save_raw(raw_format="ubj"))
+            meta_raw = dumps(meta | {"model_name": name, "model_version": version}).encode("utf-8")
+            self._write_bytes(art, raw)
+            self._write_bytes(meta_uri, meta_raw)
+            now = datetime.now(UTC)
+            row = {"model_name": name, "version": version, "kind": kind, "target": target, "artifact_uri": art,
+                   "meta_uri": meta_uri, "params_json": dumps(params), "metrics_json": dumps(metrics),
+                   "training_data_json": dumps(training_data), "code_version": cv, "created_at": now,
+                   "status": status, "artifact_sha256": hashlib.sha256(raw).hexdigest(),
+                   "meta_sha256": hashlib.sha256(meta_raw).hexdigest()}
+            write_deltalake(
+                table, pa.Table.from_pylist([row], schema=REGISTRY_SCHEMA), mode="append", schema_mode="merge",
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(f"registry:{name}", version, int(now.timestamp() * 1000))],
+                    custom_metadata={"lakehouse.operation": "register", "lakehouse.code_version": cv}))
+            return RegisteredModel(name, version, status, art, meta_uri, metrics, params, training_data, cv, now,
+                                   row["artifact_sha256"], row["meta_sha256"])
+
+        return retrying(attempt, f"register model {name}")
+
+    def _models_table(self):
+        """The registry table (created empty on first use; a concurrent creator is fine)."""
+        from deltalake import DeltaTable
+
+        opts = self.lake.delta_storage_options()
+        if not self.lake.delta_exists(self.models_uri):
+            try:
+                DeltaTable.create(self.models_uri, REGISTRY_SCHEMA, mode="ignore", storage_options=opts)
+            except Exception:  # noqa: BLE001 - lost the creation race: open it below
+                if not self.lake.delta_exists(self.models_uri):
+                    raise
+        return DeltaTable(self.models_uri, storage_options=opts)
 
     def set_status(self, name: str, version: int, status: str) -> None:
         if status not in STATUSES:

@@ -8,7 +8,10 @@
 * :mod:`twin.deviations` - process deviations with ground-truth onsets;
 * :mod:`twin.site` - the site simulator writing the landing zone (``simulate_site``);
 * :mod:`twin.historian`, :mod:`twin.writers` - export formatting and fsspec I/O;
-* :mod:`twin.cli` - the ``lakehouse`` console script (subcommand registry).
+* :mod:`twin.cli` - the ``lakehouse`` console script (subcommand registry);
+* :mod:`twin.microbial`, :mod:`twin.microbial_site` - the second, structurally different plant:
+  a *Pichia pastoris* methanol fed-batch model and its export in a foreign vendor's formats
+  (``export_microbial_plant``).
 
 Documentation: ``docs/twin.md``; landing-zone formats: ``docs/contracts.md``.
 """

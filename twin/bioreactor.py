@@ -409,8 +409,8 @@ _Y_O2_AIR = 0.2095
 _Y_CO2_AIR = 0.0004
 
 
-def _p(params: Any, n: int) -> dict[str, np.ndarray | float]:
-    """Dataclass fields as floats or (n,) arrays (validated)."""
+def param_arrays(params: Any, n: int) -> dict[str, np.ndarray | float]:
+    """Dataclass fields as floats or (n,) arrays (validated): per-batch parameters of a vectorised model."""
     out: dict[str, np.ndarray | float] = {}
     for f in fields(params):
         v = getattr(params, f.name)
@@ -439,8 +439,8 @@ class _Model:
     def __init__(self, kp: KineticParams, qp: QualityParams, med: Medium, ves: Vessel,
                  rec: dict[str, np.ndarray]) -> None:
         n = rec["ph"].shape[0]
-        self.k = _p(kp, n)
-        self.q = _p(qp, n)
+        self.k = param_arrays(kp, n)
+        self.q = param_arrays(qp, n)
         self.med = med
         self.ves = ves
         self.rec = rec

@@ -6,7 +6,7 @@ import polars as pl
 
 from assets.ingest._common import GROUP, bronze_key
 from lakehouse.ingest.maintenance import maintain
-from lakehouse.ingest.schemas import ALL_TABLES, BRONZE_SCHEMAS, QUARANTINE_TABLE
+from lakehouse.ingest.schemas import ALL_TABLES, BRONZE_SCHEMAS, QUARANTINE_TABLE, RETENTION_FLOOR_HOURS
 from lakehouse.ingest.writer import table_uri
 from orchestration.resources import LakeResource
 
@@ -58,7 +58,10 @@ class MaintenanceConfig(dg.Config):
     compact: bool = True
     checkpoint: bool = True
     vacuum: bool = True
-    retention_hours: int = 168  # vacuum keeps files younger than this (time travel, readers)
+    # vacuum keeps files removed less than this long ago (time travel, readers); >= 168
+    retention_hours: int = RETENTION_FLOOR_HOURS
+    # clean commit-log entries older than this; None (default): keep the history for the audit
+    log_retention_days: int | None = None
 
 
 @dg.asset(
@@ -68,8 +71,12 @@ class MaintenanceConfig(dg.Config):
                 "(file counts before/after in metadata). Scheduled daily.",
 )
 def bronze_maintenance(context: dg.AssetExecutionContext, lake: LakeResource, config: MaintenanceConfig):
+    if config.retention_hours < RETENTION_FLOOR_HOURS:
+        raise dg.Failure(f"retention_hours={config.retention_hours} is below the floor of "
+                         f"{RETENTION_FLOOR_HOURS} h: versions of the last week must stay readable")
     out = maintain(lake.get_lake(), compact=config.compact, checkpoint=config.checkpoint,
-                   vacuum=config.vacuum, retention_hours=config.retention_hours)
+                   vacuum=config.vacuum, retention_hours=config.retention_hours,
+                   log_retention_days=config.log_retention_days)
     before = sum(r["files_before"] for r in out)
     after = sum(r["files_after"] for r in out)
     context.log.info("bronze maintenance: %d -> %d data files", before, after)

@@ -1,6 +1,6 @@
 """Model assets: train XGBoost models, register them as candidates, and gate promotion.
 
-Each model asset trains on the current feature table, writes ``models/<name>/<version>.ubj``
+Each model asset trains on the current feature table, writes ``models/<name>/<version>-<token>.ubj``
 and a ``registry/models`` row (status ``candidate``). Its BLOCKING ``promotion_gate`` check
 promotes the candidate to champion only if it beats the champion (when there is one) and the
 baseline on the same held-out set, and appends the decision to ``registry/promotions``. The

@@ -28,6 +28,7 @@ from assets.transform.warehouse import (
     dbt_env,
     dbt_project_vars,
     missing_bronze_tables,
+    model_code_fingerprint,
     needs_full_refresh,
     patched_environ,
     record_build,
@@ -124,9 +125,10 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeRes
         context.log.warning(f"bronze tables not in the lake yet, read as empty: {missing}")
     step = context.op_def.name
     args = list(extra_args or [])
-    if needs_full_refresh(warehouse, step, the_lake.root):
-        context.log.warning(f"{warehouse} holds models built from another lake (or of unknown origin): "
-                            f"dbt build --full-refresh from {the_lake.root}")
+    code = model_code_fingerprint(Path(DBT_PROJECT.manifest_path))
+    reason = needs_full_refresh(warehouse, step, the_lake.root, code)
+    if reason:
+        context.log.warning(f"{warehouse}: {reason}: dbt build --full-refresh from {the_lake.root}")
         args.append("--full-refresh")
     env = {**dbt_env(the_lake, warehouse, missing), "LAKEHOUSE_ALIGNMENT_ENGINE": "duckdb", **(extra_env or {})}
     with patched_environ(env):
@@ -134,7 +136,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeRes
                              target_path=run_target_path(the_lake.root, warehouse))
     yield from invocation.stream()
     if set(context.selected_asset_keys) == set(context.assets_def.keys):  # every model of the step built
-        record_build(warehouse, step, the_lake.root)
+        record_build(warehouse, step, the_lake.root, code)
 
 
 @dbt_assets(

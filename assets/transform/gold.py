@@ -6,8 +6,8 @@ lake (local disk or S3). Arrow batches stream from DuckDB straight into ``write_
 
 * Small marts are overwritten in one commit (``schema_mode='overwrite'``).
 * ``fct_process_readings`` (big) is published incrementally: only batches whose rows changed
-  since the last publication (``_source_ingested_at`` newer than the watermark stored in the
-  Delta commit metadata) are replaced, with a ``batch_id IN (…)`` predicate overwrite — one
+  since the last publication (``_loaded_at`` — when the warehouse rebuilt them, strictly
+  increasing per dbt invocation — newer than the watermark stored in the Delta commit metadata) are replaced, with a ``batch_id IN (…)`` predicate overwrite — one
   new day of data does not rewrite history.
 """
 
@@ -25,14 +25,14 @@ import duckdb
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from assets.transform.warehouse import DBT_PROJECT_DIR, MARTS_SCHEMA
+from assets.transform.warehouse import DBT_PROJECT_DIR, MARTS_SCHEMA, model_code_fingerprint
 from lakehouse.storage import Lake
 
 WATERMARK_KEY = "lakehouse.watermark"
 CODE_KEY = "lakehouse.model_code"
 # mart -> (replace key, watermark column) for marts published incrementally
 INCREMENTAL_MARTS: dict[str, tuple[str, str]] = {
-    "fct_process_readings": ("batch_id", "_source_ingested_at"),
+    "fct_process_readings": ("batch_id", "_loaded_at"),
 }
 BATCH_ROWS = 250_000
 
@@ -67,26 +67,6 @@ def _last_commit_meta(table: DeltaTable) -> tuple[str | None, str | None]:
         if WATERMARK_KEY in commit:
             return str(commit[WATERMARK_KEY]), (str(commit[CODE_KEY]) if CODE_KEY in commit else None)
     return None, None
-
-
-def model_code_fingerprint() -> str:
-    """Hash of every dbt model/macro checksum in the manifest: changes with any model code."""
-    path = DBT_PROJECT_DIR / "target" / "manifest.json"
-    return _fingerprint(str(path), path.stat().st_mtime if path.exists() else 0.0)
-
-
-@lru_cache(maxsize=4)
-def _fingerprint(path: str, mtime: float) -> str:
-    import hashlib
-
-    if not mtime:
-        return ""
-    manifest = json.loads(Path(path).read_text())
-    parts = sorted(f"{k}:{v.get('checksum', {}).get('checksum', '')}" for k, v in manifest.get("nodes", {}).items()
-                   if v.get("resource_type") == "model")
-    parts += sorted(f"{k}:{hashlib.sha1(v.get('macro_sql', '').encode()).hexdigest()}"
-                    for k, v in manifest.get("macros", {}).items() if v.get("package_name") == "bioprocess_lakehouse")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def _delta_rows(table: DeltaTable) -> int:
@@ -129,7 +109,7 @@ def publish_mart(con: duckdb.DuckDBPyConnection, lake: Lake, mart: str, preview_
         old_wm, old_code = _last_commit_meta(existing)
         same_schema = _normalise(pa.schema(existing.schema().to_arrow())) == _normalise(schema)
         # incremental only when the same model code produced the gold table (a changed model
-        # rebuilt with --full-refresh keeps the old _source_ingested_at values: republish all)
+        # rebuilt with --full-refresh restamps every row anyway, but republish all to be sure)
         if old_wm and same_schema and old_code == code:
             mode = "incremental"
             where = f"{wm_col} > cast({_sql_literal(old_wm)} as timestamptz)" if old_wm else "true"
@@ -215,5 +195,11 @@ def read_back_with_polars(lake: Lake, mart: str) -> tuple[int, list[str]]:
     """Row count and columns of ``gold/<mart>`` as an independent reader (Polars) sees them."""
     import polars as pl
 
-    lf = pl.scan_delta(lake.uri("gold", mart), storage_options=lake.delta_storage_options() or None)
+    uri = lake.uri("gold", mart)
+    if not lake.is_s3 and " " in uri:
+        # polars' native Delta scan percent-encodes local file paths (a space becomes %20 and the
+        # file is "not found", polars 2.1): read through its pyarrow path there
+        df = pl.read_delta(uri, use_pyarrow=True)
+        return df.height, list(df.columns)
+    lf = pl.scan_delta(uri, storage_options=lake.delta_storage_options() or None)
     return int(lf.select(pl.len()).collect().item()), list(lf.collect_schema().names())

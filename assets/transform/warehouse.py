@@ -52,35 +52,74 @@ def dbt_project_vars() -> dict:
     return dict(yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()).get("vars") or {})
 
 
-# Which lake each dbt build of a warehouse file was made from. The incremental models keep rows
-# from earlier builds, so a warehouse built from another lake (or before this table existed)
-# must be rebuilt from scratch (`dbt build --full-refresh`) — otherwise stale batches of the
-# other lake would stay in the incremental marts.
+# Which lake — and which model code — each dbt build of a warehouse file was made from. The
+# incremental models keep rows from earlier builds, so a warehouse built from another lake (or
+# before this table existed) must be rebuilt from scratch (`dbt build --full-refresh`) —
+# otherwise stale batches of the other lake would stay in the incremental marts — and so must
+# one built by other model code (an incremental model whose columns or logic changed would
+# otherwise fail on its schema or keep rows computed the old way).
 BUILD_STATE = "lakehouse_state.dbt_builds"
 
 
-def needs_full_refresh(warehouse: Path, step: str, lake_root: str) -> bool:
-    """True when ``warehouse`` holds dbt models that ``step`` did not build from ``lake_root``."""
+def model_code_fingerprint(manifest: Path | None = None) -> str:
+    """Hash of every dbt model checksum and project macro in the manifest (default: the
+    project's ``target/manifest.json``): changes with any model or macro code."""
+    path = Path(manifest) if manifest else DBT_PROJECT_DIR / "target" / "manifest.json"
+    return _fingerprint(str(path), path.stat().st_mtime if path.exists() else 0.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _fingerprint(path: str, mtime: float) -> str:
+    import hashlib
+    import json
+
+    if not mtime:
+        return ""
+    manifest = json.loads(Path(path).read_text())
+    parts = sorted(f"{k}:{v.get('checksum', {}).get('checksum', '')}" for k, v in manifest.get("nodes", {}).items()
+                   if v.get("resource_type") == "model")
+    parts += sorted(f"{k}:{hashlib.sha1(v.get('macro_sql', '').encode()).hexdigest()}"
+                    for k, v in manifest.get("macros", {}).items() if v.get("package_name") == "bioprocess_lakehouse")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def needs_full_refresh(warehouse: Path, step: str, lake_root: str, model_code: str | None = None) -> str | None:
+    """Why ``step`` must rebuild ``warehouse`` from scratch (``None``: it need not).
+
+    A full refresh is needed when the file holds dbt models that ``step`` did not build from
+    ``lake_root`` (another lake, or unknown origin) or — when ``model_code`` is given — that
+    other model code built.
+    """
     import duckdb
 
     if not Path(warehouse).exists():
-        return False
+        return None
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         tables = {r[0] for r in con.execute(
             "select table_schema || '.' || table_name from information_schema.tables").fetchall()}
-        if BUILD_STATE not in tables:  # built before the state existed, or never built
-            return any(t.split(".")[0] in ("staging", "intermediate", "marts") for t in tables)
-        row = con.execute(f"select lake_root from {BUILD_STATE} where step = ?", [step]).fetchone()
+        has_models = any(t.split(".")[0] in ("staging", "intermediate", "marts") for t in tables)
+        row = None
+        if BUILD_STATE in tables:
+            cols = {r[0] for r in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = 'lakehouse_state' and table_name = 'dbt_builds'").fetchall()}
+            code_col = "model_code" if "model_code" in cols else "null"
+            row = con.execute(f"select lake_root, {code_col} from {BUILD_STATE} where step = ?", [step]).fetchone()
         if row is None:
-            return any(t.split(".")[0] in ("staging", "intermediate", "marts") for t in tables)
-        return row[0] != lake_root
+            return "it holds models of unknown origin" if has_models else None
+        if row[0] != lake_root:
+            return f"it holds models built from another lake ({row[0]})"
+        if model_code and row[1] != model_code:
+            return "the dbt model code changed since its last build"
+        return None
     finally:
         con.close()
 
 
-def record_build(warehouse: Path, step: str, lake_root: str) -> None:
-    """Remember that ``step`` built every one of its models in ``warehouse`` from ``lake_root``."""
+def record_build(warehouse: Path, step: str, lake_root: str, model_code: str | None = None) -> None:
+    """Remember that ``step`` built every one of its models in ``warehouse`` from ``lake_root``
+    with the model code ``model_code``."""
     import duckdb
 
     con = duckdb.connect(str(warehouse))
@@ -88,7 +127,9 @@ def record_build(warehouse: Path, step: str, lake_root: str) -> None:
         con.execute("create schema if not exists lakehouse_state")
         con.execute(f"create table if not exists {BUILD_STATE} "
                     "(step varchar primary key, lake_root varchar, built_at timestamptz)")
-        con.execute(f"insert or replace into {BUILD_STATE} values (?, ?, now())", [step, lake_root])
+        con.execute(f"alter table {BUILD_STATE} add column if not exists model_code varchar")
+        con.execute(f"insert or replace into {BUILD_STATE} (step, lake_root, built_at, model_code) "
+                    "values (?, ?, now(), ?)", [step, lake_root, model_code])
     finally:
         con.close()
 

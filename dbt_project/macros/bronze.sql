@@ -49,15 +49,19 @@
     empty, correctly typed relation when the table is listed in var('missing_bronze') or in the
     LAKEHOUSE_MISSING_BRONZE environment variable (comma-separated) — the Dagster asset passes
     the bronze tables that do not exist in the lake yet. -#}
-{% macro bronze(source_name, table_name) -%}
-  {%- set relation = source(source_name, table_name) -%}
+{% macro missing_bronze() -%}
   {%- set missing = var('missing_bronze', none) -%}
   {%- if missing is none -%}
     {%- set missing = env_var('LAKEHOUSE_MISSING_BRONZE', '').split(',') -%}
   {%- elif missing is string -%}
     {%- set missing = missing.split(',') -%}
   {%- endif -%}
-  {%- if table_name in missing -%}
+  {{ return(missing) }}
+{%- endmacro %}
+
+{% macro bronze(source_name, table_name) -%}
+  {%- set relation = source(source_name, table_name) -%}
+  {%- if table_name in missing_bronze() -%}
     (select {% for col in bronze_columns()[table_name] %}cast(null as {{ col[1] }}) as "{{ col[0] }}"{{ ', ' if not loop.last }}{% endfor %} where false)
   {%- else -%}
     {{ relation }}

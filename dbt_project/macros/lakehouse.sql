@@ -24,21 +24,6 @@
   (date_diff('microsecond', {{ start_ts }}, {{ end_ts }}) / 3600000000.0)
 {%- endmacro %}
 
-{#- Newest value of `column` in the current incremental model, as a SQL timestamptz literal
-    (the epoch on a first/full build or at parse time). Incremental models compare bronze/staging
-    `_ingested_at` against it to pick only new data. -#}
-{% macro incremental_watermark(column) -%}
-  {%- set epoch = "timestamptz '1970-01-01 00:00:00+00'" -%}
-  {%- if execute and is_incremental() -%}
-    {%- set res = run_query("select cast(max(" ~ column ~ ") as varchar) from " ~ this) -%}
-    {%- set value = res.columns[0].values()[0] if res and res.rows | length > 0 else none -%}
-    {%- if value is none -%}{{ return(epoch) }}{%- endif -%}
-    {{ return("timestamptz '" ~ value ~ "'") }}
-  {%- else -%}
-    {{ return(epoch) }}
-  {%- endif -%}
-{%- endmacro %}
-
 {#- Unit normalisation: (lower-cased source unit) -> (canonical unit, conversion of x), from
     var('unit_conversions') in dbt_project.yml (shared with the Spark alignment). -#}
 {% macro _unit_conversions() -%}
@@ -85,7 +70,17 @@
 {#- A Delta table of the lake outside bronze (e.g. silver/process_readings_aligned written by
     the Spark engine), read with delta_scan under the same lake root as the sources. -#}
 {% macro lake_table(layer, table_name) -%}
-  delta_scan('{{ var('lake_root', env_var('LAKEHOUSE_ROOT', '../data/lake')) }}/{{ layer }}/{{ table_name }}')
+  delta_scan({{ sql_string(lake_uri(layer, table_name)) }})
+{%- endmacro %}
+
+{#- URI of a table of the lake: var('lake_root'), else LAKEHOUSE_ROOT, else the embedded lake. -#}
+{% macro lake_uri(layer, table_name) -%}
+  {{ return(var('lake_root', env_var('LAKEHOUSE_ROOT', '../data/lake')) ~ '/' ~ layer ~ '/' ~ table_name) }}
+{%- endmacro %}
+
+{#- A SQL string literal of `value` (single quotes doubled). -#}
+{% macro sql_string(value) -%}
+  '{{ value | string | replace("'", "''") }}'
 {%- endmacro %}
 
 {#- Which engine aligns the historian to the grid: 'duckdb' (default, in

@@ -6,6 +6,13 @@
   ``profiles.yml``) when a key id is configured, so ``delta_scan('s3://…')`` reaches any
   S3-compatible endpoint (path-style URLs; plain HTTP when the endpoint says ``http://``).
 
+* Registers two SQL functions over the Delta log (``lakehouse/delta_changes.py``), the change
+  capture of the incremental models: ``lakehouse_delta_version(uri)`` (newest version, -1 when
+  the table does not exist) and ``lakehouse_delta_new_partitions(uri, since, upto, column)``
+  (partition values of the data files committed after version ``since`` up to ``upto``).
+  Commit order, not ingestion timestamps: an ingestion run that started earlier but committed
+  later is never skipped.
+
 Bronze sources are read with ``delta_scan()`` (see ``models/staging/*/_*__models.yml``), which
 prunes partitions and pushes filters down, so incremental models read only new data.
 """
@@ -46,8 +53,36 @@ def s3_secret_sql(endpoint_url: str, key_id: str, secret: str, region: str = "us
     return f"CREATE OR REPLACE SECRET {name} ({', '.join(parts)})"
 
 
+def _delta_options(config: dict[str, Any], uri: str) -> dict[str, str]:
+    from lakehouse.storage import Lake, S3Settings
+
+    s3 = S3Settings(endpoint_url=config.get("s3_endpoint_url") or None,
+                    access_key_id=config.get("s3_access_key_id") or None,
+                    secret_access_key=config.get("s3_secret_access_key") or None,
+                    region=config.get("s3_region") or "us-east-1")
+    return Lake(uri, s3).delta_storage_options()
+
+
+def register_change_capture(conn: duckdb.DuckDBPyConnection, config: dict[str, Any] | None = None) -> None:
+    """``lakehouse_delta_version`` and ``lakehouse_delta_new_partitions`` on ``conn``."""
+    from lakehouse.delta_changes import changes_since, table_version
+
+    config = dict(config or {})
+
+    def version(uri: str) -> int:
+        return table_version(uri, _delta_options(config, uri))
+
+    def new_partitions(uri: str, since: int, upto: int, column: str) -> list[str]:
+        changes = changes_since(uri, int(since), _delta_options(config, uri), upto=int(upto))
+        return list(changes.partitions.get(column, ()))
+
+    conn.create_function("lakehouse_delta_version", version, ["VARCHAR"], "BIGINT", side_effects=True)
+    conn.create_function("lakehouse_delta_new_partitions", new_partitions,
+                         ["VARCHAR", "BIGINT", "BIGINT", "VARCHAR"], "VARCHAR[]", side_effects=True)
+
+
 def configure(conn: duckdb.DuckDBPyConnection, config: dict[str, Any] | None = None) -> None:
-    """Load the extensions and create the S3 secret on a DuckDB connection."""
+    """Load the extensions, create the S3 secret and the change-capture functions on a DuckDB connection."""
     config = config or {}
     for ext in ("httpfs", "delta"):
         conn.execute(f"LOAD {_quote(extension_file(ext))}")
@@ -56,6 +91,7 @@ def configure(conn: duckdb.DuckDBPyConnection, config: dict[str, Any] | None = N
         conn.execute(s3_secret_sql(config.get("s3_endpoint_url") or "", key_id,
                                    config.get("s3_secret_access_key") or "",
                                    config.get("s3_region") or "us-east-1"))
+    register_change_capture(conn, config)
 
 
 class Plugin(BasePlugin):

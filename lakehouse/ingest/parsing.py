@@ -50,9 +50,56 @@ def check_bytes(data: bytes, *, require_final_newline: bool = True) -> None:
         raise FileRejected("truncated file (last line has no line ending)")
 
 
-def header_of(data: bytes) -> list[str]:
+def header_of(data: bytes, delimiter: str = ",") -> list[str]:
+    """The column names of a CSV's first line (stripped).
+
+    Raises
+    ------
+    FileRejected
+        A name appears twice: which column holds the data would be a guess (pyarrow would
+        silently keep one of them).
+    """
     first = data.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
-    return [h.strip() for h in next(csv.reader([first]))]
+    if delimiter == ",":
+        header = [h.strip() for h in next(csv.reader([first]))]
+    else:
+        header = [h.strip() for h in first.split(delimiter)]
+    dups = sorted({h for h in header if header.count(h) > 1})
+    if dups:
+        raise FileRejected(f"duplicate column(s) in header: {', '.join(dups)[:200]}")
+    return header
+
+
+# C0 control characters (and DEL) never belong in a value; in identifiers not even tab/newline
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+_CONTROL_IN_ID = r"[\x00-\x1f\x7f]"
+
+
+def is_identifier_column(name: str) -> bool:
+    """Columns that identify things (ids, tags, lots, units): no control character at all."""
+    return name.endswith(("_id", "_lot", "lot")) or name in ("tag", "unit", "analyte", "record_type", "phase")
+
+
+def control_char_issues(df: pl.DataFrame, columns: Sequence[str] | None = None) -> pl.Expr | None:
+    """An ``_issue`` expression for string values holding control characters (NUL, ESC, …):
+    such a value is a corrupted export, not data. ``None`` when no string column is checked."""
+    names = [c for c in (columns or df.columns) if c in df.columns and df.schema[c] == pl.Utf8
+             and not c.startswith("_")]
+    if not names:
+        return None
+    parts = [pl.when(pl.col(c).str.contains(_CONTROL_IN_ID if is_identifier_column(c) else _CONTROL))
+             .then(pl.lit(f"control character in column {c}")) for c in names]
+    joined = pl.concat_str(parts, separator="; ", ignore_nulls=True)
+    return pl.when(joined == "").then(None).otherwise(joined)
+
+
+def with_control_char_issues(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with control-character problems appended to its ``_issue`` column."""
+    expr = control_char_issues(df)
+    if expr is None:
+        return df
+    merged = pl.concat_str([pl.col("_issue"), expr], separator="; ", ignore_nulls=True)
+    return df.with_columns(pl.when(merged == "").then(None).otherwise(merged).alias("_issue"))
 
 
 def is_missing(expr: pl.Expr) -> pl.Expr:
@@ -125,8 +172,7 @@ def read_csv_arrow(data: bytes, types: Mapping[str, pa.DataType], required: Sequ
     synchronisation (≈+60 % CPU for the same parse, measured in ``bench/bench_ingest.py``).
     """
     check_bytes(data, require_final_newline=require_final_newline)
-    header = header_of(data) if delimiter == "," else [
-        h.strip() for h in data.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r").split(delimiter)]
+    header = header_of(data, delimiter)
     rename = dict(rename or {})
     present = {rename.get(h, h): h for h in header}
     missing = [c for c in required if c not in present]
@@ -169,6 +215,7 @@ def read_csv(data: bytes, types: Mapping[str, pa.DataType], required: Sequence[s
         df = df.to_frame()
     df = df.with_columns(pl.Series("_issue", issue, dtype=pl.Utf8) if issue is not None
                          else pl.lit(None, pl.Utf8).alias("_issue"))
+    df = with_control_char_issues(df)
     return df.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
 
 

@@ -22,7 +22,9 @@ import pyarrow as pa
 
 import pyarrow.compute as pc
 
-from lakehouse.ingest.parsing import FileRejected, check_bytes, parse_ts_strings, read_csv, read_csv_arrow
+from lakehouse.ingest.parsing import (
+    FileRejected, check_bytes, parse_ts_strings, read_csv, read_csv_arrow, with_control_char_issues,
+)
 from lakehouse.ingest.schemas import BRONZE_SCHEMAS, SETPOINT_KEYS, TS, data_columns
 from lakehouse.ingest.tagmap import TagMap
 from lakehouse.ingest.units import ANALYTES, normalise_unit
@@ -65,6 +67,15 @@ class IngestContext:
     csv_rename: dict[str, str] = field(default_factory=dict)
     delimiter: str = ","
     options: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """sha256 of the configuration in force (tag map rules, ranges, time policy, analyte
+        table, format options — not where the tag map file lies): recorded with every commit."""
+        import dataclasses
+        import hashlib
+
+        canonical = dataclasses.replace(self, tagmap=dataclasses.replace(self.tagmap, source=""))
+        return hashlib.sha256(repr(canonical).encode()).hexdigest()
 
 
 @dataclass
@@ -128,6 +139,9 @@ def _json_frame(records: list[dict[str, Any]], strings: list[str], floats: list[
         iss = []
         for c in strings:
             v = rec.get(c)
+            if isinstance(v, (dict, list)):  # never stringify a structure into a text column
+                iss.append(f"nested JSON value in field {c} (a string was expected)")
+                v = None
             data[c].append(None if v is None or v == "" else str(v))
         for c in floats:
             v, e = _num(rec.get(c))
@@ -143,6 +157,9 @@ def _json_frame(records: list[dict[str, Any]], strings: list[str], floats: list[
                 iss.append(f"{e} in field {c}")
         for c in times:
             v = rec.get(c)
+            if isinstance(v, (dict, list)):
+                iss.append(f"nested JSON value in field {c} (a timestamp was expected)")
+                v = None
             data[c].append(None if v is None else str(v))
         issues.append("; ".join(iss) or None)
         raws.append(json.dumps(rec, ensure_ascii=False, default=str))
@@ -150,6 +167,7 @@ def _json_frame(records: list[dict[str, Any]], strings: list[str], floats: list[
               **{c: pl.Int64 for c in ints}, **{c: pl.Utf8 for c in times}}
     df = pl.DataFrame(data, schema=schema)
     df = df.with_columns(pl.Series("_issue", issues, dtype=pl.Utf8), pl.Series("_raw", raws, dtype=pl.Utf8))
+    df = with_control_char_issues(df)
     if times:
         parsed = [_ts_expr(c, naive_tz) for c in times]
         bad = [pl.when(pl.col(c).is_not_null() & parse_ts_strings(pl.col(c), naive_tz).is_null())
@@ -160,12 +178,22 @@ def _json_frame(records: list[dict[str, Any]], strings: list[str], floats: list[
     return df.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dups = sorted({k for k in keys if keys.count(k) > 1})
+    if dups:
+        raise FileRejected(f"duplicate key(s) in a JSON object: {', '.join(dups)[:200]} (which value holds is a guess)")
+    return dict(pairs)
+
+
 def _load_json(data: bytes) -> Any:
     check_bytes(data, require_final_newline=False)
     try:
-        return json.loads(data.decode("utf-8-sig"))
+        return json.loads(data.decode("utf-8-sig"), object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise FileRejected(f"unreadable JSON (truncated or malformed): {exc}") from None
+    except RecursionError:
+        raise FileRejected("unreadable JSON (nested too deeply)") from None
 
 
 # ======================================================================= the kinds
@@ -443,6 +471,9 @@ def parse_mes(f: SourceFile, ctx: IngestContext) -> dict[str, pl.DataFrame]:
     missing = [k for k in ("batch_id", "record_type") if not rec.get(k)]
     if missing:
         raise FileRejected(f"missing field(s): {', '.join(missing)}")
+    nested = [k for k in ("batch_id", "record_type") if isinstance(rec[k], (dict, list))]
+    if nested:
+        raise FileRejected(f"nested JSON value in field(s) {', '.join(nested)} (a string was expected)")
     bid = str(rec["batch_id"])
     sp = rec.get("setpoints") or {}
     if not isinstance(sp, dict):

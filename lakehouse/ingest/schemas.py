@@ -110,6 +110,21 @@ INGEST_LOG_SCHEMA = pa.schema([
 
 PARTITION_BY: dict[str, list[str]] = {"historian_readings": ["date"]}
 
+# Integrity of the raw layer, enforced by the Delta protocol rather than by convention:
+# * append-only: delete, update and overwrite commits are refused (compaction is allowed: it
+#   rewrites files without changing data);
+# * removed files stay for at least RETENTION_FLOOR_HOURS (vacuum below it is refused), so
+#   every version of the last week stays readable;
+# * the commit log is never cleaned up automatically: the history of what was ingested when,
+#   with which config, is the audit trail (maintenance may clean it only when told to).
+RETENTION_FLOOR_HOURS = 168
+BRONZE_TABLE_PROPERTIES: dict[str, str] = {
+    "delta.appendOnly": "true",
+    "delta.deletedFileRetentionDuration": f"interval {RETENTION_FLOOR_HOURS} hours",
+    "delta.logRetentionDuration": "interval 36500 days",
+    "delta.enableExpiredLogCleanup": "false",
+}
+
 ALL_TABLES = [*BRONZE_SCHEMAS, QUARANTINE_TABLE, INGEST_LOG_TABLE]
 
 

@@ -28,6 +28,7 @@ re-checks and skips.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
@@ -44,22 +45,25 @@ import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.writer.properties import ColumnProperties
-from deltalake.exceptions import CommitFailedError
 
 from lakehouse.ingest.parsing import FileRejected, head_preview, raw_records_csv
 from lakehouse.ingest.readers import KINDS, FastPart, IngestContext, Kind, SourceFile, kind_for, validate_table
 from lakehouse.ingest.validation import split_invalid
 from lakehouse.ingest.schemas import (
-    INGEST_LOG_SCHEMA, INGEST_LOG_TABLE, PARTITION_BY, QUARANTINE_SCHEMA, QUARANTINE_TABLE,
-    schema_of,
+    BRONZE_TABLE_PROPERTIES, INGEST_LOG_SCHEMA, INGEST_LOG_TABLE, PARTITION_BY, QUARANTINE_SCHEMA,
+    QUARANTINE_TABLE, schema_of,
 )
+from lakehouse.provenance import code_version
+from lakehouse.retry import DEFAULT_POLICY, RetryPolicy, retrying
 from lakehouse.storage import Lake
 
 log = logging.getLogger(__name__)
 
-# Test/ops hook points: callables ``hook(event: str, info: dict)`` fired after each commit
-# ("quarantine_committed", "bronze_committed", "log_committed"). Nothing in the library reads
-# the environment; the crash test's harness script appends a hook that os._exit()s.
+# Test/ops hook points: callables ``hook(event: str, info: dict)`` fired before each bronze
+# commit ("bronze_committing") and after each commit ("quarantine_committed",
+# "bronze_committed", "log_committed"). Nothing in the library reads the environment; the
+# crash test's harness script appends a hook that os._exit()s, the overlapping-ingestion test
+# one that holds a run back.
 HOOKS: list[Callable[[str, dict[str, Any]], None]] = []
 
 WRITER_PROPERTIES = WriterProperties(compression="ZSTD", compression_level=1)
@@ -98,13 +102,14 @@ def table_uri(lake: Lake, table: str) -> str:
 
 
 def ensure_table(lake: Lake, table: str) -> DeltaTable:
-    """Open a bronze table, creating it (empty, contract schema) if it does not exist."""
+    """Open a bronze table, creating it (empty, contract schema, append-only and with the
+    retention floor: ``BRONZE_TABLE_PROPERTIES``) if it does not exist."""
     uri = table_uri(lake, table)
     opts = lake.delta_storage_options()
     if not DeltaTable.is_deltatable(uri, storage_options=opts):
         try:
             DeltaTable.create(uri, schema_of(table), mode="ignore", partition_by=PARTITION_BY.get(table),
-                              storage_options=opts, name=table)
+                              storage_options=opts, name=table, configuration=dict(BRONZE_TABLE_PROPERTIES))
         except Exception:  # a concurrent creator won: fine, open it below
             if not DeltaTable.is_deltatable(uri, storage_options=opts):
                 raise
@@ -120,7 +125,7 @@ def _committed(dt_: DeltaTable, ids: Iterable[str]) -> set[str]:
 
 
 def _commit(lake: Lake, table: str, dt_: DeltaTable, data: pa.Table, ids: Sequence[str],
-            run_id: str) -> int:
+            run_id: str, provenance: dict[str, str] | None = None) -> int:
     now_ms = int(time.time() * 1000)
     write_deltalake(
         dt_, data, mode="append", partition_by=PARTITION_BY.get(table),
@@ -128,21 +133,33 @@ def _commit(lake: Lake, table: str, dt_: DeltaTable, data: pa.Table, ids: Sequen
         commit_properties=CommitProperties(
             app_transactions=[Transaction(i, 1, now_ms) for i in ids],
             custom_metadata={"lakehouse.operation": "ingest", "lakehouse.run_id": run_id,
-                             "lakehouse.files": str(len(ids))},
+                             "lakehouse.files": str(len(ids)), **(provenance or {})},
         ),
     )
     return dt_.version()
 
 
+def ingest_provenance(ctx: IngestContext) -> dict[str, str]:
+    """The configuration in force, recorded in every ingestion commit: hash of the ingest
+    config (tag map, time policy, analyte table, format options), the tag map's source and
+    site, and the code version."""
+    return {"lakehouse.config_sha256": ctx.fingerprint(), "lakehouse.tagmap": ctx.tagmap.source,
+            "lakehouse.tagmap_site": ctx.tagmap.site, "lakehouse.code_version": code_version()}
+
+
 def _write_exactly_once(lake: Lake, table: str, rows_by_id: dict[str, pa.Table | None],
-                        run_id: str, retries: int = 5) -> tuple[int, int | None, set[str]]:
+                        run_id: str, policy: RetryPolicy = DEFAULT_POLICY,
+                        provenance: dict[str, str] | None = None) -> tuple[int, int | None, set[str]]:
     """Append the rows of every id not yet committed in ``table``, with the ids, in ONE commit.
 
     Returns (rows written, new version or None, ids skipped as already committed).
     """
     if not rows_by_id:
         return 0, None, set()
-    for attempt in range(retries):
+
+    def attempt() -> tuple[int, int | None, set[str]]:
+        # every attempt re-reads the committed ids: a concurrent writer that committed some of
+        # these files, or an earlier attempt whose answer was lost, is never repeated
         dt_ = ensure_table(lake, table)
         done = _committed(dt_, rows_by_id)
         todo = [i for i in rows_by_id if i not in done]
@@ -154,22 +171,58 @@ def _write_exactly_once(lake: Lake, table: str, rows_by_id: dict[str, pa.Table |
             # mixed physical encodings (e.g. dictionary vs plain string): the contract types
             parts = [p.cast(schema) for p in parts]
         data = pa.concat_tables(parts) if parts else schema.empty_table()
-        try:
-            version = _commit(lake, table, dt_, data, todo, run_id)
-            return data.num_rows, version, done
-        except CommitFailedError as exc:  # a concurrent writer committed first: re-check
-            log.warning("commit conflict on %s (attempt %d): %s", table, attempt + 1, exc)
-            time.sleep(0.2 * (attempt + 1))
-    raise RuntimeError(f"could not commit to {table} after {retries} attempts")
+        version = _commit(lake, table, dt_, data, todo, run_id, provenance)
+        return data.num_rows, version, done
+
+    return retrying(attempt, f"commit to bronze/{table}", policy)
 
 
 # ============================================================== listing
 def fingerprint(info: dict[str, Any]) -> str:
-    tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
-    return f"{info.get('size', -1)}:{str(tag).strip(chr(34))}"
+    """The listing pre-check of a file: it changes whenever the file may have changed.
+
+    Object stores: size + ETag (the store's content hash). Local and POSIX filesystems: size,
+    mtime, ctime and inode. ``cp -p`` and ``rsync -a`` give a corrected re-export the old size
+    and mtime back, but nothing can set ctime (a write or a rename-into-place changes it, the
+    latter the inode too). A changed fingerprint only means "read and hash it": the file's
+    identity is its content hash (``<rel_path>@<sha256>`` in the bronze commits), so a file
+    that was merely touched is re-read once and recognised as already committed.
+    """
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return f"{info.get('size', -1)}:{str(etag).strip(chr(34))}"
+    if "ino" in info or "created" in info:  # fsspec LocalFileSystem: st_mtime, st_ctime, st_ino
+        return f"{info.get('size', -1)}:{info.get('mtime', '')}:{info.get('created', '')}:{info.get('ino', '')}"
+    tag = info.get("mtime") or info.get("LastModified") or ""
+    return f"{info.get('size', -1)}:{tag}"
 
 
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crc", ".lock", ".swp")
+
+
+SYMLINK_REASON = "symbolic link (not followed: only files inside the landing zone are read)"
+
+
+def _walk_local(base: str) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(path, info) of every entry below ``base`` without following symbolic links: a link
+    (to a file or a directory, inside or outside the landing zone) is yielded as itself with
+    ``islink`` and its ``target``, never read or descended into."""
+    import os
+
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+        for name in sorted(dirnames):  # os.walk lists links to directories here, and skips them
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                yield path, {"type": "link", "islink": True, "link_to_dir": True, "target": os.readlink(path),
+                             "size": 0}
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                yield path, {"type": "link", "islink": True, "target": os.readlink(path), "size": 0}
+            else:
+                yield path, {"type": "file", "size": st.st_size, "mtime": st.st_mtime,
+                             "created": st.st_ctime, "ino": st.st_ino}
 
 
 def list_landing(lake: Lake, systems: Iterable[str] | None = None,
@@ -177,7 +230,9 @@ def list_landing(lake: Lake, systems: Iterable[str] | None = None,
     """Landing files of the given systems: (recognised files, ignored paths).
 
     ``landing/_truth`` is never listed. Hidden/temporary files (``.x``, ``_x``, ``*.tmp`` …)
-    are skipped silently; other unrecognised names are returned as ignored.
+    are skipped silently; other unrecognised names are returned as ignored. Symbolic links are
+    never followed: a link with a recognised name is returned as a file flagged
+    ``meta["symlink"]`` (quarantined without being read), any other link as ignored.
     """
     from lakehouse.ingest.readers import SYSTEMS
 
@@ -190,10 +245,20 @@ def list_landing(lake: Lake, systems: Iterable[str] | None = None,
             fs.invalidate_cache(base)
         except Exception:  # pragma: no cover
             pass
-        if not fs.exists(base):
-            continue
-        infos = fs.find(base, detail=True)
-        for path, info in sorted(infos.items()):
+        if lake.is_s3:
+            if not fs.exists(base):
+                continue
+            entries = sorted(fs.find(base, detail=True).items())
+        else:
+            import os
+
+            if os.path.islink(base):
+                ignored.append(f"{system} ({SYMLINK_REASON})")
+                continue
+            if not os.path.isdir(base):
+                continue
+            entries = list(_walk_local(base))
+        for path, info in entries:
             if info.get("type", "file") == "directory":
                 continue
             rel = path[len(root) + 1:] if path.startswith(root + "/") else path
@@ -201,15 +266,23 @@ def list_landing(lake: Lake, systems: Iterable[str] | None = None,
             if name.startswith((".", "_")) or name.endswith(_IGNORED_SUFFIXES):
                 continue
             hit = kind_for(rel)
-            if hit is None:
-                ignored.append(rel)
+            if hit is None or info.get("link_to_dir"):
+                ignored.append(f"{rel} ({SYMLINK_REASON})" if info.get("islink") else rel)
                 continue
             kind, meta = hit
-            sf = SourceFile(uri=lake.uri("landing", rel), rel_path=rel, size=int(info.get("size", -1)),
-                            fingerprint=fingerprint(info), kind=kind.name, meta=meta)
+            if info.get("islink"):
+                target = str(info.get("target", ""))
+                sf = SourceFile(uri=lake.uri("landing", rel), rel_path=rel, size=0,
+                                fingerprint=f"symlink:{target}", kind=kind.name,
+                                meta={**meta, "symlink": target}, data=b"",
+                                sha256=hashlib.sha256(f"symlink:{target}".encode()).hexdigest())
+            else:
+                sf = SourceFile(uri=lake.uri("landing", rel), rel_path=rel, size=int(info.get("size", -1)),
+                                fingerprint=fingerprint(info), kind=kind.name, meta=meta)
             if predicate is None or predicate(sf):
                 files.append(sf)
     return files, ignored
+
 
 
 def read_log(lake: Lake, systems: Iterable[str] | None = None) -> pl.DataFrame:
@@ -224,8 +297,8 @@ def read_log(lake: Lake, systems: Iterable[str] | None = None) -> pl.DataFrame:
 
     ds = dt_.to_pyarrow_dataset()
     flt = pc.field("system").isin(list(systems)) if systems else None
-    tbl = ds.to_table(columns=["system", "rel_path", "fingerprint", "source_hash"], filter=flt,
-                      use_threads=False)
+    tbl = ds.to_table(columns=["system", "rel_path", "fingerprint", "source_hash", "rows_bronze", "file_rejected"],
+                      filter=flt, use_threads=False)
     return pl.from_arrow(tbl)
 
 
@@ -235,6 +308,25 @@ def pending_files(lake: Lake, files: Sequence[SourceFile], log_df: pl.DataFrame 
         log_df = read_log(lake)
     known = set(zip(log_df.get_column("rel_path").to_list(), log_df.get_column("fingerprint").to_list()))
     return [f for f in files if (f.rel_path, f.fingerprint) not in known]
+
+
+def _ingested_hashes(log_df: pl.DataFrame | None, pending: set[str]) -> dict[str, dict[str, str]]:
+    """Per system, sha256 -> rel_path of a file the log says was ingested with rows (not
+    rejected), for the duplicate-content check. Files about to be (re)ingested do not count:
+    their own earlier version is not a duplicate of them."""
+    out: dict[str, dict[str, str]] = {}
+    if log_df is None or log_df.height == 0 or "source_hash" not in log_df.columns:
+        return out
+    cols = [c for c in ("system", "rel_path", "source_hash", "rows_bronze", "file_rejected") if c in log_df.columns]
+    df = log_df.select(cols)
+    if "rows_bronze" in df.columns:
+        df = df.filter(pl.col("rows_bronze") > 0)
+    if "file_rejected" in df.columns:
+        df = df.filter(~pl.col("file_rejected").fill_null(False))
+    for system, rel, sha in df.select("system", "rel_path", "source_hash").iter_rows():
+        if sha and rel not in pending:
+            out.setdefault(system, {}).setdefault(sha, rel)
+    return out
 
 
 def fetch(lake: Lake, files: Sequence[SourceFile], fs=None, hash_now: bool = True) -> None:
@@ -257,6 +349,30 @@ def fetch(lake: Lake, files: Sequence[SourceFile], fs=None, hash_now: bool = Tru
     if hash_now:
         for f in files:
             _hash(f)
+
+
+class DiskFullError(OSError):
+    """The local lake's filesystem has not enough free space for the next batch."""
+
+
+def ensure_disk_space(lake: Lake, batch_bytes: int, factor: float = 3.0, reserve: int = 64 << 20) -> None:
+    """Refuse to start a batch that would fill a local lake's disk (delta-rs would stop with a
+    panic mid-write): the free space must exceed ``factor`` × the batch's source bytes (parsed
+    rows, parquet files and the log) plus a reserve. No-op on object stores."""
+    if lake.is_s3:
+        return
+    import shutil
+    from pathlib import Path
+
+    path = Path(lake.root)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    free = shutil.disk_usage(path).free
+    need = int(batch_bytes * factor) + reserve
+    if free < need:
+        raise DiskFullError(errno.ENOSPC, f"disk full: {free / 1e6:.0f} MB free on {path}, the next ingestion "
+                                          f"batch needs about {need / 1e6:.0f} MB; free space and run again "
+                                          f"(nothing was lost: the batch was not started)")
 
 
 def _hash(f: SourceFile) -> None:
@@ -405,8 +521,29 @@ class _Prepared:
     rejected_ids: set[str] = field(default_factory=set)
 
 
+def _rows_in(result: Any) -> int:
+    """Data rows of a parse result (table -> FastPart | polars frame); 0 for a rejected file."""
+    if isinstance(result, Exception):
+        return 0
+    return sum(p.payload.num_rows if isinstance(p, FastPart) else p.height for p in result.values())
+
+
+def _reject_duplicates(files: list[SourceFile], results: list[Any], seen: dict[str, str]) -> None:
+    """A file with data whose content (sha256) is already in bronze under another name — or
+    earlier in this run — is not ingested again: it becomes a rejected file (one quarantine
+    row with the reason). ``seen``: sha256 -> rel_path of the file that holds it, updated."""
+    for j, f in enumerate(files):
+        if _rows_in(results[j]) == 0:  # e.g. header-only exports: identical, but nothing to double
+            continue
+        first = seen.setdefault(f.sha256, f.rel_path)
+        if first != f.rel_path:
+            results[j] = FileRejected(f"duplicate file: same content (sha256 {f.sha256[:16]}) as {first}")
+
+
 def _parse_all(kind: Kind, files: list[SourceFile], ctx: IngestContext, pool) -> list[Any]:
     def one(f: SourceFile):
+        if f.meta.get("symlink") is not None:  # never read: not even the first bytes
+            return FileRejected(f"{SYMLINK_REASON} -> {f.meta['symlink'][:200]}")
         _hash(f)
         try:
             return kind.parse(f, ctx)
@@ -419,7 +556,8 @@ def _parse_all(kind: Kind, files: list[SourceFile], ctx: IngestContext, pool) ->
 
 
 def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestContext, run_id: str,
-                   namespace: str, report: IngestReport, ingested_at: dt.datetime, pool) -> _Prepared:
+                   namespace: str, report: IngestReport, ingested_at: dt.datetime, pool,
+                   seen_hashes: dict[str, str] | None = None) -> _Prepared:
     # No "already committed?" lookup here: every table checks the txn ids of the batch right
     # before its commit (one lookup per file and table), which is what makes it exactly-once.
     wfiles = list(files)
@@ -428,6 +566,8 @@ def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestC
         return prepared
     n = len(wfiles)
     results = _parse_all(kind, wfiles, ctx, pool)  # hashes too (in the pool's threads)
+    if seen_hashes is not None:
+        _reject_duplicates(wfiles, results, seen_hashes)
     wids = [app_id(namespace, f.rel_path, f.sha256) for f in wfiles]
     rejected = {j: str(r) for j, r in enumerate(results) if isinstance(r, FileRejected)}
     per_file_rows = {t: np.zeros(n, np.int64) for t in kind.tables}
@@ -484,7 +624,9 @@ def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestC
         report.reasons[_reason_key(reason)] += 1
         report.files_rejected.append({"file": wfiles[j].rel_path, "reason": reason})
         q_parts.append(pl.DataFrame({"table": [t0], "_file": [j], "row_number": [None],
-                                     "reason": [reason], "raw_record": [head_preview(wfiles[j].data)]},
+                                     "reason": [reason],
+                                     "raw_record": [None if wfiles[j].meta.get("symlink") is not None
+                                                    else head_preview(wfiles[j].data)]},
                                     schema={"table": pl.Utf8, "_file": pl.Int32, "row_number": pl.Int64,
                                             "reason": pl.Utf8, "raw_record": pl.Utf8}))
     prepared.rejected_ids = {wids[j] for j in rejected}
@@ -502,11 +644,14 @@ def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestC
     return prepared
 
 
-def _commit_batch(lake: Lake, prep: _Prepared, run_id: str, report: IngestReport) -> None:
+def _commit_batch(lake: Lake, prep: _Prepared, run_id: str, report: IngestReport,
+                  policy: RetryPolicy = DEFAULT_POLICY, provenance: dict[str, str] | None = None,
+                  batch_no: int = 0) -> None:
     """Quarantine → bronze tables (fixed order) → ingest log; each step exactly-once."""
     skipped_everywhere: set[str] | None = None
     if prep.quarantine:
-        written, version, _ = _write_exactly_once(lake, QUARANTINE_TABLE, prep.quarantine, run_id)
+        written, version, _ = _write_exactly_once(lake, QUARANTINE_TABLE, prep.quarantine, run_id,
+                                                  policy, provenance)
         report.quarantine_written += written
         if version is not None:
             report.commits += 1
@@ -516,7 +661,8 @@ def _commit_batch(lake: Lake, prep: _Prepared, run_id: str, report: IngestReport
         by_id = prep.tables.get(t) or {}
         if not by_id:
             continue
-        written, version, skipped = _write_exactly_once(lake, t, by_id, run_id)
+        _fire("bronze_committing", table=t, run_id=run_id)
+        written, version, skipped = _write_exactly_once(lake, t, by_id, run_id, policy, provenance)
         skipped_everywhere = skipped if skipped_everywhere is None else skipped_everywhere & skipped
         report.rows_written[t] += written
         if version is not None:
@@ -528,9 +674,10 @@ def _commit_batch(lake: Lake, prep: _Prepared, run_id: str, report: IngestReport
         report.files_ingested -= len(skipped_everywhere - prep.rejected_ids)
     if prep.log_rows:
         tbl = pa.Table.from_pylist(prep.log_rows, schema=INGEST_LOG_SCHEMA)
-        lake.write_delta(table_uri(lake, INGEST_LOG_TABLE), tbl, mode="append",
-                         commit_properties=CommitProperties(custom_metadata={"lakehouse.run_id": run_id}))
-        report.commits += 1
+        # the log is a cache, but one row per file version: its own txn id per run and batch
+        written, _, _ = _write_exactly_once(lake, INGEST_LOG_TABLE, {f"log:{run_id}:{batch_no}": tbl}, run_id,
+                                            policy, provenance)
+        report.commits += 1 if written else 0
         _fire("log_committed", table=INGEST_LOG_TABLE, rows=len(prep.log_rows), run_id=run_id)
 
 
@@ -614,25 +761,30 @@ def ingest_files(lake: Lake, files: Sequence[SourceFile], *, run_id: str | None 
                  ctx: IngestContext | None = None, namespace: str = "landing",
                  skip_logged: bool = True, max_batch_bytes: int = DEFAULT_BATCH_BYTES,
                  max_batch_files: int = DEFAULT_BATCH_FILES,
-                 log_df: pl.DataFrame | None = None, max_pending_commits: int = 2) -> IngestReport:
+                 log_df: pl.DataFrame | None = None, max_pending_commits: int = 2,
+                 retry: RetryPolicy = DEFAULT_POLICY) -> IngestReport:
     """Ingest source files exactly once into their bronze tables (see module docstring).
 
     ``files`` come from :func:`list_landing` (or the foreign importer). Files whose
     (rel_path, fingerprint) the ingest log already holds are skipped without being read
     (``skip_logged``); all others are read, hashed and committed with their app-transaction ids.
+    Commit conflicts and transient storage faults are retried within ``retry``'s budget;
+    every commit records the configuration in force (:func:`ingest_provenance`).
     """
     t0 = time.perf_counter()
     run_id = run_id or f"adhoc-{uuid.uuid4().hex[:12]}"
     ctx = ctx or IngestContext()
     report = IngestReport(run_id=run_id, files_listed=len(files))
     todo = list(files)
+    systems = {KINDS[f.kind].system for f in todo}
+    if log_df is None and todo:
+        log_df = retrying(lambda: read_log(lake, systems), "read the ingest log", retry)
     if skip_logged and todo:
-        systems = {KINDS[f.kind].system for f in todo}
-        if log_df is None:
-            log_df = read_log(lake, systems)
         todo = pending_files(lake, todo, log_df)
         report.files_skipped_unchanged = len(files) - len(todo)
+    seen_hashes = _ingested_hashes(log_df, {f.rel_path for f in todo})
     fs = lake.filesystem()
+    provenance = ingest_provenance(ctx)
     ingested_at = dt.datetime.now(dt.timezone.utc)
     by_kind: dict[str, list[SourceFile]] = defaultdict(list)
     for f in todo:
@@ -646,16 +798,20 @@ def ingest_files(lake: Lake, files: Sequence[SourceFile], *, run_id: str | None 
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-commit") as committer:
         pending: list = []  # commit futures, executed strictly in order by ONE thread
         try:
+            batch_no = 0
             for kind_name in KINDS:  # deterministic order
                 for batch in _batches(by_kind.get(kind_name, []), max_batch_bytes, max_batch_files):
-                    fetch(lake, batch, fs, hash_now=False)
+                    ensure_disk_space(lake, sum(max(f.size, 0) for f in batch))
+                    retrying(lambda: fetch(lake, batch, fs, hash_now=False), "read landing files", retry)
                     prep = _prepare_batch(lake, KINDS[kind_name], batch, ctx, run_id, namespace,
-                                          report, ingested_at, pool)
+                                          report, ingested_at, pool, seen_hashes.setdefault(KINDS[kind_name].system, {}))
                     for f in batch:  # free memory early
                         f.data = None
                     while len(pending) >= max_pending_commits:
                         pending.pop(0).result()
-                    pending.append(committer.submit(_commit_batch, lake, prep, run_id, report))
+                    pending.append(committer.submit(_commit_batch, lake, prep, run_id, report, retry,
+                                                    provenance, batch_no))
+                    batch_no += 1
         finally:
             for fut in pending:  # surface the first commit error, after the others finished
                 fut.exception()

@@ -6,17 +6,24 @@ Delta table (``LAKEHOUSE_ALIGNMENT_ENGINE=spark``) and everything downstream —
 join, ``fct_process_readings``, the gold publication, the features — is unchanged.
 
 The table holds exactly the rows and columns of ``int_process_readings__aligned`` (same
-semantics, values within float rounding), ``_source_ingested_at`` included, so dbt's
-incremental models see the same watermarks with either engine:
+semantics, values within float rounding), ``_source_ingested_at`` included, plus its own
+``_loaded_at``:
 
 * ``_source_ingested_at`` of a batch = the newest ingestion among its inputs: its MES batch
   record and phases, and every historian reading (``parameter`` not null) of its unit on every
-  UTC day its grid window touches — the definition of the dbt model.
-* A refresh rebuilds only the batches whose ``_source_ingested_at`` is newer than the
-  watermark stored in the table's last commit (that is: a new or re-exported MES record, or
-  new readings on a day the window touches), and replaces exactly their partitions (the table
-  is partitioned by ``batch_id``) in one Delta commit. A change of grid, parameters or unit
-  conversions (the ``spec`` in the commit metadata) rebuilds everything.
+  UTC day its grid window touches — the definition of the dbt model (lineage).
+* Change capture by commit order (``lakehouse/delta_changes.py``): every refresh records, in
+  its commit metadata, the bronze versions it read (``historian_readings``, ``mes_batches``,
+  ``mes_phases``, pinned for the whole refresh). The next one rebuilds only the batches whose
+  inputs gained data files since: a (unit, day) of new historian files their window touches,
+  or a new MES record or phase file of theirs. Ingestion runs that overlap commit rows with
+  out-of-order ``_ingested_at``; none is skipped. It replaces exactly their partitions (the
+  table is partitioned by ``batch_id``) in one Delta commit. A change of grid, parameters or
+  unit conversions (the ``spec`` in the commit metadata) rebuilds everything, and so does a
+  bronze version that is gone from the log (a re-created table).
+* ``_loaded_at`` of the rebuilt batches = the refresh's stamp, strictly increasing from one
+  refresh to the next (stored as the commit's watermark): dbt copies the batches whose
+  ``_loaded_at`` is newer than the newest it holds.
 * Readings are staged like ``stg_historian__readings``: rows without ``parameter`` dropped, the
   same reading (unit, tag, ts) ingested twice counts once (latest ``_ingested_at``, then
   ``_source_file``), values converted to canonical units (``unit_conversions``, the dbt var of
@@ -37,8 +44,10 @@ from lakehouse.transforms.alignment import GOOD_QUALITY, PARAMETERS
 
 SILVER_LAYER = "silver"
 ALIGNED_TABLE = "process_readings_aligned"
-WATERMARK_KEY = "lakehouse.watermark"
+WATERMARK_KEY = "lakehouse.watermark"  # the refresh's _loaded_at stamp
 SPEC_KEY = "lakehouse.alignment_spec"
+BRONZE_KEY = "lakehouse.bronze_versions"  # JSON {bronze table: version read}
+INPUT_TABLES = ("historian_readings", "mes_batches", "mes_phases")
 
 
 @dataclass
@@ -89,13 +98,33 @@ def _parse_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _last_commit(dt) -> tuple[str | None, str | None]:
-    """(watermark, spec) of the newest refresh commit: custom commit metadata of a delta-rs
-    commit, or the JSON ``userMetadata`` of a delta-spark commit (``use_delta_spark_jars``)."""
+@dataclass(frozen=True)
+class RefreshState:
+    """What the newest refresh commit recorded.
+
+    Attributes
+    ----------
+    watermark : str or None
+        Its ``_loaded_at`` stamp ('YYYY-MM-DD HH:MM:SS.ffffff', UTC).
+    spec : str or None
+        Fingerprint of grid, parameters and unit conversions (:func:`alignment_spec`).
+    bronze_versions : dict or None
+        Bronze table -> version it read (None: written before change capture by version).
+    """
+
+    watermark: str | None = None
+    spec: str | None = None
+    bronze_versions: Mapping[str, int] | None = None
+
+
+def _last_commit(dt) -> RefreshState:
+    """The state of the newest refresh commit: custom commit metadata of a delta-rs commit, or
+    the JSON ``userMetadata`` of a delta-spark commit (``use_delta_spark_jars``)."""
     return last_refresh(dt.history(20))
 
 
-def last_refresh(history: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+def last_refresh(history: Sequence[Mapping[str, Any]]) -> RefreshState:
+    """:class:`RefreshState` of the newest commit in ``history`` (newest first) that a refresh wrote."""
     for commit in history:
         meta: Mapping[str, Any] = commit
         if WATERMARK_KEY not in meta and isinstance(commit.get("userMetadata"), str):
@@ -104,8 +133,54 @@ def last_refresh(history: Sequence[Mapping[str, Any]]) -> tuple[str | None, str 
             except ValueError:
                 continue
         if isinstance(meta, Mapping) and WATERMARK_KEY in meta:
-            return str(meta[WATERMARK_KEY]) or None, (str(meta[SPEC_KEY]) if SPEC_KEY in meta else None)
-    return None, None
+            versions = None
+            if meta.get(BRONZE_KEY):
+                try:
+                    versions = {str(k): int(v) for k, v in json.loads(str(meta[BRONZE_KEY])).items()}
+                except (ValueError, AttributeError):
+                    versions = None
+            return RefreshState(str(meta[WATERMARK_KEY]) or None,
+                                str(meta[SPEC_KEY]) if SPEC_KEY in meta else None, versions)
+    return RefreshState()
+
+
+def _changed_inputs(lake: Any, since: Mapping[str, int], now: Mapping[str, int]
+                    ) -> tuple[set[tuple[str, str]], set[str]] | None:
+    """((unit_id, ISO day) with new historian files, batch ids with new MES files) between the
+    bronze versions ``since`` and ``now``; None when a version is gone (rebuild everything)."""
+    from lakehouse.delta_changes import VersionGoneError, changes_since, read_changed
+
+    opts = lake.delta_storage_options()
+    unit_days: set[tuple[str, str]] = set()
+    batches: set[str] = set()
+    try:
+        for table in INPUT_TABLES:
+            if now.get(table, -1) < 0:
+                continue
+            uri = lake.uri("bronze", table)
+            changes = changes_since(uri, since.get(table, -1), opts, upto=now[table])
+            if not changes.files:
+                continue
+            if table == "historian_readings":
+                rows = read_changed(uri, changes, ["unit_id", "date"], opts)
+                unit_days |= {(str(u), str(d)) for u, d in zip(rows.column("unit_id").to_pylist(),
+                                                              rows.column("date").to_pylist(), strict=True)}
+            else:
+                rows = read_changed(uri, changes, ["batch_id"], opts)
+                batches |= {str(b) for b in rows.column("batch_id").to_pylist() if b is not None}
+    except VersionGoneError:
+        return None
+    return unit_days, batches
+
+
+def _next_stamp(previous: str | None) -> str:
+    """Now (UTC), but strictly after ``previous``: the refresh's ``_loaded_at``."""
+    import time
+
+    now_us = time.time_ns() // 1000
+    if previous:
+        now_us = max(now_us, _parse_us(previous) + 1)
+    return _format_us(now_us)
 
 
 def _windows(batches, phases):
@@ -140,7 +215,8 @@ def _empty_aligned(spark, parameters: Sequence[str]):
               T.StructField("ts", T.TimestampType()), T.StructField("culture_age_h", T.DoubleType()),
               T.StructField("maturity_pct", T.DoubleType()), T.StructField("phase", T.StringType())]
     fields += [T.StructField(p, T.DoubleType()) for p in parameters]
-    fields += [T.StructField("_source_ingested_at", T.TimestampType())]
+    fields += [T.StructField("_source_ingested_at", T.TimestampType()),
+               T.StructField("_loaded_at", T.TimestampType())]
     return spark.createDataFrame([], T.StructType(fields))
 
 
@@ -171,55 +247,75 @@ def refresh_aligned_readings(
     grid_us = int(grid_minutes) * 60_000_000
 
     existing = DeltaTable(uri, storage_options=opts or None) if lake.delta_exists(uri) else None
-    old_wm, old_spec = _last_commit(existing) if existing is not None else (None, None)
-    incremental = existing is not None and not full_refresh and old_spec == spec and old_wm is not None
+    state = _last_commit(existing) if existing is not None else RefreshState()
+    incremental = (existing is not None and not full_refresh and state.spec == spec
+                   and state.bronze_versions is not None)
+    # the bronze versions this refresh reads, pinned: what it records is exactly what it saw
+    from lakehouse.delta_changes import table_version
+
+    versions = {t: table_version(lake.uri("bronze", t), opts) for t in INPUT_TABLES}
 
     def bronze(name: str, columns: list[str] | None = None):
-        t_uri = lake.uri("bronze", name)
-        return read_delta(spark, t_uri, opts, columns=columns, **jars) if lake.delta_exists(t_uri) else None
+        if versions[name] < 0:
+            return None
+        return read_delta(spark, lake.uri("bronze", name), opts, version=versions[name], columns=columns, **jars)
 
     batches, phases = bronze("mes_batches"), bronze("mes_phases")
     readings = bronze("historian_readings", ["ts", "unit_id", "tag", "parameter", "value", "eng_unit", "quality",
                                              "date", "_source_file", "_ingested_at"])
+    stamp = _next_stamp(state.watermark)
+    meta = {WATERMARK_KEY: stamp, SPEC_KEY: spec, BRONZE_KEY: json.dumps(versions, sort_keys=True),
+            "lakehouse.operation": "align-spark"}
     if batches is None or phases is None:
         if existing is None:  # a young lake: an empty table, so that dbt reads zero rows
             res = write_delta(_empty_aligned(spark, parameters), uri, opts, mode="overwrite",
-                              partition_by=["batch_id"], commit_metadata={WATERMARK_KEY: "", SPEC_KEY: spec}, **jars)
-            return AlignedRefresh(uri, "full", 0, version=res.version if res else None)
-        return AlignedRefresh(uri, "unchanged", 0, version=existing.version(), watermark=old_wm)
+                              partition_by=["batch_id"], commit_metadata=meta, **jars)
+            return AlignedRefresh(uri, "full", 0, version=res.version if res else None, watermark=stamp)
+        return AlignedRefresh(uri, "unchanged", 0, version=existing.version(), watermark=state.watermark)
 
+    changed = _changed_inputs(lake, state.bronze_versions or {}, versions) if incremental else None
+    incremental = changed is not None
     windows = _windows(batches, phases).cache()
     try:
         days = _window_days(windows, grid_us)
-        if readings is not None:
-            readings = readings.where(F.col("parameter").isNotNull())
-            loads = readings.groupBy("unit_id", "date").agg(F.max("_ingested_at").alias("r_ing"))
-            batch_loads = (days.join(loads, ["unit_id", "date"], "inner")
-                           .groupBy("batch_id").agg(F.max("r_ing").alias("r_ing")))
+        all_batches = sorted(r["batch_id"] for r in windows.select("batch_id").collect())
+        if incremental:
+            unit_days, mes_batches = changed
+            hit = set()
+            if unit_days:
+                touched = spark.createDataFrame(sorted(unit_days), "unit_id string, day string").select(
+                    "unit_id", F.to_date("day").alias("date"))
+                hit = {r["batch_id"] for r in days.join(F.broadcast(touched), ["unit_id", "date"])
+                       .select("batch_id").distinct().collect()}
+            rebuild = sorted(b for b in all_batches if b in hit or b in mes_batches)
         else:
-            batch_loads = windows.select("batch_id", F.lit(None).cast("timestamp").alias("r_ing")).limit(0)
-        sources = (windows.join(batch_loads, "batch_id", "left")
-                   .select("batch_id", F.unix_micros(F.greatest(
-                       F.col("mes_ingested_at"), F.coalesce(F.col("r_ing"), F.col("mes_ingested_at")))).alias("us")))
-        per_batch: dict[str, int] = {r["batch_id"]: int(r["us"]) for r in sources.collect()}
-        old_us = _parse_us(old_wm) if incremental else None
-        rebuild = sorted(b for b, us in per_batch.items() if old_us is None or us > old_us)
-        top = max([*per_batch.values(), *([old_us] if old_us is not None else [])], default=None)
-        new_wm = _format_us(top) if top is not None else ""
-        meta = {WATERMARK_KEY: new_wm, SPEC_KEY: spec, "lakehouse.operation": "align-spark",
-                "lakehouse.batches_rebuilt": str(len(rebuild))}
+            rebuild = all_batches
+        meta["lakehouse.batches_rebuilt"] = str(len(rebuild))
         if incremental and not rebuild:
-            return AlignedRefresh(uri, "unchanged", len(per_batch), [], 0, existing.version(), old_wm)
+            return AlignedRefresh(uri, "unchanged", len(all_batches), [], 0, existing.version(), state.watermark)
         if not rebuild:
             res = write_delta(_empty_aligned(spark, parameters), uri, opts, mode="overwrite",
                               partition_by=["batch_id"], commit_metadata=meta, **jars)
-            return AlignedRefresh(uri, "full", 0, [], 0, res.version if res else None, new_wm)
+            return AlignedRefresh(uri, "full", 0, [], 0, res.version if res else None, stamp)
 
         selected = spark.createDataFrame([(b,) for b in rebuild], "batch_id string")
+        wanted_days = days.join(F.broadcast(selected), "batch_id").select("unit_id", "date").distinct()
+        dates = sorted({r["date"] for r in wanted_days.select("date").distinct().collect()})
+        # lineage of the rebuilt batches: the newest ingestion among their inputs (the dbt model's)
+        if readings is not None:
+            loads = (readings.where(F.col("date").isin(dates) & F.col("parameter").isNotNull())
+                     .groupBy("unit_id", "date").agg(F.max("_ingested_at").alias("r_ing")))
+            batch_loads = (days.join(F.broadcast(selected), "batch_id").join(loads, ["unit_id", "date"], "inner")
+                           .groupBy("batch_id").agg(F.max("r_ing").alias("r_ing")))
+        else:
+            batch_loads = windows.select("batch_id", F.lit(None).cast("timestamp").alias("r_ing")).limit(0)
+        sources = (windows.join(F.broadcast(selected), "batch_id").join(batch_loads, "batch_id", "left")
+                   .select("batch_id", F.unix_micros(F.greatest(
+                       F.col("mes_ingested_at"), F.coalesce(F.col("r_ing"), F.col("mes_ingested_at")))).alias("us")))
+        per_batch: dict[str, int] = {r["batch_id"]: int(r["us"]) for r in sources.collect()}
+
         w_sel = windows.join(F.broadcast(selected), "batch_id")
         if readings is not None:
-            wanted_days = days.join(F.broadcast(selected), "batch_id").select("unit_id", "date").distinct()
-            dates = sorted({r["date"] for r in wanted_days.select("date").distinct().collect()})
             r = readings.where(F.col("date").isin(dates)).join(F.broadcast(wanted_days), ["unit_id", "date"])
             latest = Window.partitionBy("unit_id", "tag", "ts").orderBy(F.col("_ingested_at").desc(),
                                                                        F.col("_source_file").desc())
@@ -233,15 +329,17 @@ def refresh_aligned_readings(
                                        grid_minutes, spark, phases=phases.join(F.broadcast(selected), "batch_id"),
                                        parameters=tuple(parameters), dedupe=False)
         src = (spark.createDataFrame([(b, per_batch[b]) for b in rebuild], "batch_id string, us long")
-               .select("batch_id", F.timestamp_micros("us").alias("_source_ingested_at")))
+               .select("batch_id", F.timestamp_micros("us").alias("_source_ingested_at"),
+                       F.timestamp_micros(F.lit(_parse_us(stamp))).alias("_loaded_at")))
         out = aligned.join(F.broadcast(src), "batch_id").select(
-            "batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase", *parameters, "_source_ingested_at")
+            "batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase", *parameters,
+            "_source_ingested_at", "_loaded_at")
         if incremental:
             res = write_delta(out, uri, opts, mode="overwrite", partition_by=["batch_id"],
                               partition_filters=[("batch_id", "in", rebuild)], commit_metadata=meta, **jars)
         else:
             res = write_delta(out, uri, opts, mode="overwrite", partition_by=["batch_id"], commit_metadata=meta, **jars)
-        return AlignedRefresh(uri, "incremental" if incremental else "full", len(per_batch), rebuild,
-                              res.num_records if res else 0, res.version if res else None, new_wm)
+        return AlignedRefresh(uri, "incremental" if incremental else "full", len(all_batches), rebuild,
+                              res.num_records if res else 0, res.version if res else None, stamp)
     finally:
         windows.unpersist()

@@ -3,7 +3,7 @@
 :func:`train_xgb_spark` trains with ``SparkXGBRegressor``/``SparkXGBClassifier`` on
 ``num_workers`` barrier tasks (Rabit/collective all-reduce of the histograms) and returns
 the plain ``xgboost.Booster`` — saved with :func:`save_booster` in XGBoost's own UBJ format
-(``models/<name>/<version>.ubj``), exactly what the single-node ``xgboost.train`` models
+(``models/<name>/<version>-<token>.ubj``), exactly what the single-node ``xgboost.train`` models
 are, so registry, scoring and explanations do not care which engine trained a model.
 
 Parameters are given in the single-node form (``ml.config.XGBParams.booster_params()``:

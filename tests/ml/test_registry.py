@@ -19,7 +19,7 @@ def test_model_roundtrip_never_unpickles(lake, ss_features, ss_cfg, monkeypatch)
     model = train_titer(ss_features, ss_cfg)
     reg = ModelRegistry(lake)
     rec = pipeline.register(lake, model, {"features/softsensor": 0})
-    assert rec.artifact_uri.endswith(f"models/titer_softsensor/{rec.version}.ubj")
+    assert re.search(rf"models/titer_softsensor/{rec.version}-[0-9a-f]{{8}}\.ubj$", rec.artifact_uri)
     raw = lake.filesystem().cat(lake.fs_path(rec.artifact_uri))
     assert raw[:1] == b"{"  # UBJSON object, not a pickle stream (b"\x80")
 
@@ -89,3 +89,61 @@ def test_candidate_worse_than_baseline_without_champion_is_rejected(gold_lake_lo
     d = pipeline.gate(lake, "titer_softsensor", rec.version)
     assert not d["promoted"] and d["reason"] == "does not beat the baseline" and not d["has_champion_after"]
     assert ModelRegistry(lake).promotions()["decision"].to_list() == ["rejected"]
+
+
+def test_concurrent_registrations_get_unique_versions_and_files(tmp_path):
+    """Four trainings registering the same model at once: versions 1..4, each row pointing at
+    its own files (the reviewer saw [1, 1, 2, 2] and overwritten artifacts)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import xgboost as xgb
+
+    from lakehouse.storage import Lake
+    from ml.registry import ModelRegistry
+
+    lake = Lake(str(tmp_path / "lake"))
+    reg = ModelRegistry(lake)
+
+    def train_and_register(i: int):
+        rng = np.random.default_rng(i)
+        x = rng.normal(size=(64, 3))
+        booster = xgb.train({"max_depth": 2}, xgb.DMatrix(x, label=x[:, 0] * (i + 1)), num_boost_round=3)
+        return reg.register("racy", booster, {"features": ["a", "b", "c"], "i": i}, params={}, metrics={"i": i},
+                            training_data={}, kind="regression", target="t")
+
+    with ThreadPoolExecutor(4) as pool:
+        recs = list(pool.map(train_and_register, range(4)))
+    assert sorted(r.version for r in recs) == [1, 2, 3, 4]
+    table = reg.table().sort("version")
+    assert table["version"].to_list() == [1, 2, 3, 4]
+    assert table["artifact_uri"].n_unique() == 4
+    for rec in recs:  # every version loads its own model (metrics and meta agree)
+        _, meta, loaded = reg.load("racy", rec.version)
+        assert meta["i"] == rec.metrics["i"] == loaded.metrics["i"]
+
+
+def test_a_swapped_artifact_is_refused_at_load_and_names_are_identifiers(tmp_path):
+    import numpy as np
+    import pytest
+    import xgboost as xgb
+
+    from lakehouse.identifiers import InvalidIdentifierError
+    from lakehouse.storage import Lake
+    from ml.registry import ModelIntegrityError, ModelRegistry
+
+    lake = Lake(str(tmp_path / "lake"))
+    reg = ModelRegistry(lake)
+    x = np.random.default_rng(0).normal(size=(32, 2))
+    boosters = [xgb.train({}, xgb.DMatrix(x, label=x[:, k]), num_boost_round=2) for k in range(2)]
+    a = reg.register("m", boosters[0], {}, params={}, metrics={}, training_data={}, kind="regression", target="t")
+    b = reg.register("m", boosters[1], {}, params={}, metrics={}, training_data={}, kind="regression", target="t")
+    reg.load("m", a.version)
+    # someone copies version 2's model file over version 1's
+    open(a.artifact_uri, "wb").write(open(b.artifact_uri, "rb").read())
+    with pytest.raises(ModelIntegrityError, match="does not match its registered sha256"):
+        reg.load("m", a.version)
+    for bad in ("../../../x", "a/b", "", "x'; drop", ".hidden", "a" * 200):
+        with pytest.raises(InvalidIdentifierError):
+            reg.register(bad, boosters[0], {}, params={}, metrics={}, training_data={}, kind="regression", target="t")
+    assert not (tmp_path / "x").exists()

@@ -1,7 +1,8 @@
 {#- Daily wear signals per bioreactor from the historian (good readings only): agitator
     vibration and motor current, and the feed pump's delivered-minus-commanded flow (PV − SP,
     paired per minute while the pump is commanded on). Incremental by UTC day: only days
-    with newly ingested readings are recomputed. -#}
+    whose readings were loaded since the last run are recomputed (`_loaded_at`,
+    macros/incremental.sql). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -9,7 +10,7 @@
     on_schema_change='fail',
 ) }}
 
-{%- set watermark = incremental_watermark('_ingested_at') %}
+{%- set watermark = incremental_watermark('_loaded_at') %}
 
 with readings as (
     select unit_id, reading_date, reading_ts, parameter, value, _ingested_at
@@ -19,7 +20,7 @@ with readings as (
     {%- if is_incremental() %}
       and reading_date in (
           select distinct reading_date from {{ ref('stg_historian__readings') }}
-          where _ingested_at > {{ watermark }}
+          where _loaded_at > {{ watermark }}
       )
     {%- endif %}
 ),
@@ -50,6 +51,7 @@ select
     max(abs(feed_flow - feed_flow_sp)) filter (where feed_flow_sp > 0) as feed_flow_dev_abs_max_ml_min,
     count(*) filter (where feed_flow_sp > 0 and feed_flow is not null) as feed_minutes,
     count(*) as minutes_logged,
-    max(_ingested_at) as _ingested_at
+    max(_ingested_at) as _ingested_at,
+    {{ load_stamp() }} as _loaded_at
 from per_minute
 group by unit_id, reading_date

@@ -5,13 +5,15 @@
       gaps:   last value carried forward within the batch (never across batches, never back)
       age:    culture_age_h, maturity_pct; phase = MES phase whose [start_ts, end_ts) holds ts
     Wide: one column per canonical parameter (conditional aggregation, no PIVOT).
-    Incremental, delete+insert by batch_id: a run rebuilds only batches whose MES record is
-    new or whose window touches a (unit, day) with newly ingested readings.
-    `_source_ingested_at` = newest bronze ingestion among the batch's inputs (the watermark).
+    Incremental, delete+insert by batch_id: a run rebuilds only batches whose MES record or
+    phases were loaded since its last run, or whose window touches a (unit, day) whose readings
+    were (`_loaded_at` newer than the newest in this model; macros/incremental.sql); rebuilt
+    batches get this invocation's `_loaded_at`.
+    `_source_ingested_at` = newest bronze ingestion among the batch's inputs (lineage).
     Engine switch (macro alignment_engine): with 'spark' the Dagster asset first brings
     silver/process_readings_aligned up to date on Spark (lakehouse/spark/aligned_table.py: the
-    same rows and `_source_ingested_at`), and this model only copies the batches newer than its
-    watermark from there. -#}
+    same rows and `_source_ingested_at`, its own monotonic `_loaded_at`), and this model only
+    copies the batches loaded there since its newest `_loaded_at`. -#}
 -- depends_on: {{ ref('int_batches__windows') }}
 -- depends_on: {{ ref('stg_historian__readings') }}
 -- depends_on: {{ ref('stg_mes__phases') }}
@@ -24,7 +26,7 @@
 
 {%- set params = process_parameters() -%}
 {%- set grid = grid_interval() -%}
-{%- set watermark = incremental_watermark('_source_ingested_at') %}
+{%- set watermark = incremental_watermark('_loaded_at') %}
 
 {% if alignment_engine() == 'spark' -%}
 
@@ -38,10 +40,11 @@ select
     {%- for p in params %}
     cast({{ p }} as double) as {{ p }},
     {%- endfor %}
-    cast(_source_ingested_at as timestamptz) as _source_ingested_at
+    cast(_source_ingested_at as timestamptz) as _source_ingested_at,
+    cast(_loaded_at as timestamptz) as _loaded_at
 from {{ lake_table('silver', 'process_readings_aligned') }}
 {%- if is_incremental() %}
-where _source_ingested_at > {{ watermark }}
+where _loaded_at > {{ watermark }}
 {%- endif %}
 
 {%- else %}
@@ -53,7 +56,8 @@ with windows as (
         inoculation_ts,
         harvest_ts,
         time_bucket({{ grid }}, inoculation_ts) as grid_start,
-        _source_ingested_at as mes_ingested_at
+        _source_ingested_at as mes_ingested_at,
+        _loaded_at as mes_loaded_at
     from {{ ref('int_batches__windows') }}
     where inoculation_ts is not null
       and harvest_ts is not null
@@ -64,7 +68,7 @@ with windows as (
 new_reading_days as (
     select distinct unit_id, reading_date
     from {{ ref('stg_historian__readings') }}
-    where _ingested_at > {{ watermark }}
+    where _loaded_at > {{ watermark }}
 ),
 {% endif %}
 
@@ -72,7 +76,7 @@ batches as (
     select w.*
     from windows w
     {%- if is_incremental() %}
-    where w.mes_ingested_at > {{ watermark }}
+    where w.mes_loaded_at > {{ watermark }}
        or exists (
             select 1 from new_reading_days d
             where d.unit_id = w.unit_id
@@ -179,7 +183,8 @@ select
     {%- for p in params %}
     w.{{ p }},
     {%- endfor %}
-    greatest(w.mes_ingested_at, coalesce(l.readings_ingested_at, w.mes_ingested_at)) as _source_ingested_at
+    greatest(w.mes_ingested_at, coalesce(l.readings_ingested_at, w.mes_ingested_at)) as _source_ingested_at,
+    {{ load_stamp() }} as _loaded_at
 from with_phase w
 left join batch_loads l on l.batch_id = w.batch_id
 

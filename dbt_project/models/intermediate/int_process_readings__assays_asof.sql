@@ -2,8 +2,9 @@
     in-process analyte, the value of the most recently drawn sample whose result was already
     approved at ts (result_time <= ts — never a look into the future), shown while the sample
     is at most var('assay_asof_tolerance_h') hours old (ts - sample_time). One row per
-    aligned grid row. Incremental, delete+insert by batch_id: rebuilds batches rebuilt in the
-    aligned model or with newly ingested LIMS results. -#}
+    aligned grid row. Incremental, delete+insert by batch_id: rebuilds batches the aligned
+    model rebuilt or whose LIMS results were loaded since its last run (`_loaded_at`,
+    macros/incremental.sql). -#}
 -- depends_on: {{ ref('int_batches__windows') }}
 {{ config(
     materialized='incremental',
@@ -13,17 +14,17 @@
 ) }}
 
 {%- set analytes = asof_analytes() -%}
-{%- set watermark = incremental_watermark('_source_ingested_at') %}
+{%- set watermark = incremental_watermark('_loaded_at') %}
 
 with target_batches as (
     select distinct batch_id
     from {{ ref('int_process_readings__aligned') }}
     {%- if is_incremental() %}
-    where _source_ingested_at > {{ watermark }}
+    where _loaded_at > {{ watermark }}
     union
     select distinct l.batch_id
     from {{ ref('stg_lims__results') }} l
-    where l._ingested_at > {{ watermark }}
+    where l._loaded_at > {{ watermark }}
       and l.batch_id in (select batch_id from {{ ref('int_batches__windows') }})
     {%- endif %}
 ),
@@ -81,6 +82,7 @@ select
     case when {{ fresh }} then j.{{ a }}_sample_time_raw end as {{ a }}_sample_time,
     case when {{ fresh }} then j.{{ a }}_result_time_raw end as {{ a }}_result_time,
     {%- endfor %}
-    greatest(j._source_ingested_at, coalesce(l.lims_ingested_at, j._source_ingested_at)) as _source_ingested_at
+    greatest(j._source_ingested_at, coalesce(l.lims_ingested_at, j._source_ingested_at)) as _source_ingested_at,
+    {{ load_stamp() }} as _loaded_at
 from joined j
 left join lims_loads l on l.batch_id = j.batch_id

@@ -1,6 +1,7 @@
 {#- Aligned, wide process readings — one row per bioreactor batch per grid step — as defined
     by the contract's alignment semantics (see int_process_readings__aligned). Incremental,
-    delete+insert by batch_id: takes only the batches the aligned model rebuilt this run. -#}
+    delete+insert by batch_id: takes only the batches the aligned model rebuilt since its last
+    run (`_loaded_at`, macros/incremental.sql). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -18,8 +19,9 @@ select
     {%- for p in process_parameters() %}
     {{ p }},
     {%- endfor %}
-    _source_ingested_at
+    _source_ingested_at,
+    _loaded_at
 from {{ ref('int_process_readings__aligned') }}
 {%- if is_incremental() %}
-where _source_ingested_at > {{ incremental_watermark('_source_ingested_at') }}
+where _loaded_at > {{ incremental_watermark('_loaded_at') }}
 {%- endif %}

@@ -1,7 +1,10 @@
 {#- Historian readings, long format: typed, canonical units, one row per physical reading.
     The same reading (unit, tag, ts) ingested from several versions of a day file keeps the
     latest `_ingested_at`. Incremental per UTC day: a run reprocesses only the days that
-    received new bronze rows (partition pruning on bronze `date`) and replaces them. -#}
+    received data files in bronze commits after the version it processed last
+    (`_bronze_version`; commit order, see macros/incremental.sql) and replaces them. A reading
+    version the previous build already held keeps its `_loaded_at`; a new one gets this
+    invocation's, so downstream models rebuild only the (unit, day)s whose data changed. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -9,20 +12,16 @@
     on_schema_change='fail',
 ) }}
 
-{%- set new_dates = [] -%}
-{%- if execute and is_incremental() -%}
-  {%- set new_dates_sql -%}
-    select distinct cast(date as varchar) from {{ bronze('historian', 'historian_readings') }}
-    where _ingested_at > {{ incremental_watermark('_ingested_at') }}
-    order by 1
-  {%- endset -%}
-  {%- set new_dates = run_query(new_dates_sql).columns[0].values() -%}
-{%- endif %}
+{%- set changes = bronze_changes('historian_readings', 'date') -%}
+{%- set new_dates = changes['values'] or [] -%}
+{%- set date_list -%}
+  {% for d in new_dates %}date '{{ d }}'{{ ', ' if not loop.last }}{% endfor %}{% if not new_dates %}null{% endif %}
+{%- endset %}
 
 with source as (
     select * from {{ bronze('historian', 'historian_readings') }}
     {%- if is_incremental() %}
-    where date in ({% for d in new_dates %}date '{{ d }}'{{ ', ' if not loop.last }}{% endfor %}{% if not new_dates %}null{% endif %})
+    where date in ({{ date_list }})
     {%- endif %}
 ),
 
@@ -38,7 +37,8 @@ renamed as (
         cast(quality as smallint) = 192 as is_good,
         cast(date as date) as reading_date,
         cast(_source_file as varchar) as _source_file,
-        cast(_ingested_at as timestamptz) as _ingested_at
+        cast(_ingested_at as timestamptz) as _ingested_at,
+        cast({{ changes['version'] }} as bigint) as _bronze_version
     from source
     where parameter is not null
 ),
@@ -52,4 +52,6 @@ deduplicated as (
     ) = 1
 )
 
-select * from deduplicated
+select s.*, {{ loaded_at() }} as _loaded_at
+from deduplicated s {{ previous_loads(['unit_id', 'tag', 'reading_ts', '_source_file', '_ingested_at'],
+                                      where='reading_date in (' ~ date_list ~ ')', unique=true) }}

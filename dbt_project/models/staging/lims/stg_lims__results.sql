@@ -1,4 +1,6 @@
-{#- LIMS results: one row per (sample, analyte), latest approved version, canonical units. -#}
+{#- LIMS results: one row per (sample, analyte), latest approved version, canonical units.
+    `_loaded_at`: when the warehouse first took in this version of the result (see
+    macros/incremental.sql). -#}
 with source as (
     select * from {{ bronze('lims', 'lims_results') }}
 ),
@@ -17,11 +19,16 @@ renamed as (
         cast(_source_file as varchar) as _source_file,
         cast(_ingested_at as timestamptz) as _ingested_at
     from source
+),
+
+latest as (
+    select *
+    from renamed
+    qualify row_number() over (
+        partition by sample_id, analyte
+        order by _ingested_at desc, result_time desc, _source_file desc
+    ) = 1
 )
 
-select *
-from renamed
-qualify row_number() over (
-    partition by sample_id, analyte
-    order by _ingested_at desc, result_time desc, _source_file desc
-) = 1
+select s.*, {{ loaded_at() }} as _loaded_at
+from latest s {{ previous_loads(['sample_id', 'analyte', '_source_file', '_ingested_at']) }}

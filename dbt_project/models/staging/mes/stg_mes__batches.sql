@@ -1,4 +1,6 @@
-{#- MES electronic batch records (bioreactor, capture, UF/DF): latest version of each record. -#}
+{#- MES electronic batch records (bioreactor, capture, UF/DF): latest version of each record.
+    `_loaded_at`: when the warehouse first took in this version of the record (see
+    macros/incremental.sql). -#}
 with source as (
     select * from {{ bronze('mes', 'mes_batches') }}
 ),
@@ -26,8 +28,13 @@ renamed as (
         cast(_source_file as varchar) as _source_file,
         cast(_ingested_at as timestamptz) as _ingested_at
     from source
+),
+
+latest as (
+    select *
+    from renamed
+    qualify row_number() over (partition by batch_id order by _ingested_at desc, _source_file desc) = 1
 )
 
-select *
-from renamed
-qualify row_number() over (partition by batch_id order by _ingested_at desc, _source_file desc) = 1
+select s.*, {{ loaded_at() }} as _loaded_at
+from latest s {{ previous_loads(['batch_id', '_source_file', '_ingested_at']) }}

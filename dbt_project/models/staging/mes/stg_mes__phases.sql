@@ -1,5 +1,6 @@
 {#- ISA-88 procedure of each MES record. A record re-exported later replaces all its phases
-    (the latest ingested version of the record wins as a whole). -#}
+    (the latest ingested version of the record wins as a whole). `_loaded_at`: when the
+    warehouse first took in this version of the phase (see macros/incremental.sql). -#}
 with source as (
     select * from {{ bronze('mes', 'mes_phases') }}
 ),
@@ -22,8 +23,13 @@ latest_record as (
     select *
     from renamed
     qualify _ingested_at = max(_ingested_at) over (partition by batch_id)
+),
+
+latest as (
+    select *
+    from latest_record
+    qualify row_number() over (partition by batch_id, phase_seq order by _source_file desc, start_ts) = 1
 )
 
-select *
-from latest_record
-qualify row_number() over (partition by batch_id, phase_seq order by _source_file desc, start_ts) = 1
+select s.*, {{ loaded_at() }} as _loaded_at
+from latest s {{ previous_loads(['batch_id', 'phase_seq', '_source_file', '_ingested_at']) }}
