@@ -57,7 +57,6 @@ import pyarrow as pa
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import CommitFailedError
 
 from lakehouse.ingest.readers import HIST_REASONS, IngestContext, SourceFile, historian_part, schema_historian
 from lakehouse.ingest.schemas import PARTITION_BY, QUARANTINE_SCHEMA, QUARANTINE_TABLE
@@ -65,7 +64,9 @@ from lakehouse.ingest.tagmap import TagMap
 from lakehouse.ingest.validation import split_invalid
 from lakehouse.ingest.writer import (
     HISTORIAN_WRITER_PROPERTIES, HOOKS, WRITER_PROPERTIES, _fire, _with_lineage, const_string, const_ts, ensure_table,
+    ingest_provenance,
 )
+from lakehouse.retry import DEFAULT_POLICY, RetryPolicy, is_transient, retrying
 from lakehouse.storage import Lake
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,9 @@ class CollectorConfig:
     watchdog_s : float
         Seconds between (and timeout of) the client's liveness probes; a lost TCP connection is
         noticed at once anyway.
+    retry : RetryPolicy
+        Time budget of one commit against conflicts and storage outages
+        (``lakehouse.retry``); a batch that still fails stays buffered for the next flush.
     status_path : str
         Status JSON under the lake root.
     """
@@ -143,7 +147,7 @@ class CollectorConfig:
     watchdog_s: float = 5.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 10.0
-    commit_retries: int = 8
+    retry: RetryPolicy = DEFAULT_POLICY
     status_path: str = STATUS_PATH
     status_every_s: float = 2.0
 
@@ -249,6 +253,7 @@ class LiveCollector:
         self.endpoint = config.endpoint.rstrip("/")
         self.run_id = run_id or f"live-{uuid.uuid4().hex[:12]}"
         self.ctx = IngestContext(tagmap=config.tagmap)
+        self._provenance = ingest_provenance(self.ctx)  # tag map, config hash, code version
         self.status = CollectorStatus(endpoint=self.endpoint, run_id=self.run_id,
                                       started_at=_iso(time.time()))
         self.tags: dict[str, TagState] = {}
@@ -274,8 +279,7 @@ class LiveCollector:
                 await self._session(stop, deadline)
                 delay = self.cfg.reconnect_min_s
             except Exception as exc:  # noqa: BLE001 - filtered: only connection / storage hiccups are retried
-                if not isinstance(exc, (OSError, asyncio.TimeoutError, ConnectionError, ua.UaError)) \
-                        and not _transient(exc):
+                if not (is_transient(exc) or isinstance(exc, (asyncio.TimeoutError, ua.UaError))):
                     raise
                 self._note_error(f"connection: {exc!r}")
                 log.warning("OPC UA session on %s ended: %r; reconnecting in %.1f s", self.endpoint, exc, delay)
@@ -567,51 +571,40 @@ class LiveCollector:
         nothing = np.zeros(rows.size, dtype=bool)
         if table == QUARANTINE_TABLE and not rows.any():
             return nothing, None
-        delay = 0.2
-        last_exc: Exception | None = None
-        for attempt in range(self.cfg.commit_retries):
-            try:
-                dt_ = self._table(table, refresh=True)
-                cursors = np.array([_or_min(dt_.transaction_version(app_id(self.endpoint, t))) for t in batch.tags],
-                                   dtype=np.int64)
-                new = batch.ts_us > cursors[batch.code]
-                sel = rows & new
-                # bronze: a transaction for every tag with newer readings (rejected ones too);
-                # quarantine: for tags with newer rejected readings
-                txn_tags = [t for k, t in enumerate(batch.tags) if batch.last_us[t] > cursors[k]
-                            and (table == TABLE or sel[batch.code == k].any())]
-                if not txn_tags:
-                    return nothing, None
-                data = self._rows(table, batch, sel, ingested_at)
-                _fire("before_commit", table=table, rows=data.num_rows, attempt=attempt, run_id=self.run_id)
-                now_ms = int(time.time() * 1000)
-                write_deltalake(
-                    dt_, data, mode="append", partition_by=PARTITION_BY.get(table),
-                    writer_properties=HISTORIAN_WRITER_PROPERTIES if table == TABLE else WRITER_PROPERTIES,
-                    commit_properties=CommitProperties(
-                        app_transactions=[Transaction(app_id(self.endpoint, t), int(batch.last_us[t]), now_ms)
-                                          for t in txn_tags],
-                        custom_metadata={"lakehouse.operation": "live-collect", "lakehouse.run_id": self.run_id,
-                                         "lakehouse.source": self.endpoint, "lakehouse.source_hash": batch.sha256,
-                                         "lakehouse.tags": str(len(txn_tags))}),
-                )
-                return sel, dt_.version()
-            except CommitFailedError as exc:  # a concurrent writer committed first: re-read, retry
-                last_exc = exc
-                log.warning("commit conflict on %s (attempt %d): %s", table, attempt + 1, exc)
-            except (OSError, IOError) as exc:
-                last_exc = exc
-                log.warning("transient error committing to %s (attempt %d): %r", table, attempt + 1, exc)
-            except Exception as exc:  # noqa: BLE001 - delta-rs raises generic errors for S3 hiccups
-                if not _transient(exc):
-                    raise
-                last_exc = exc
-                log.warning("storage error committing to %s (attempt %d): %r", table, attempt + 1, exc)
-            self._tables.pop(table, None)
-            self.status.commit_retries += 1
-            time.sleep(delay)
-            delay = min(delay * 2.0, 5.0)
-        raise RuntimeError(f"could not commit to {table} after {self.cfg.commit_retries} attempts: {last_exc!r}")
+        attempts = 0
+
+        def attempt() -> tuple[np.ndarray, int | None]:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # a conflict or an outage: re-open the table, re-read the cursors
+                self._tables.pop(table, None)
+                self.status.commit_retries += 1
+            dt_ = self._table(table, refresh=True)
+            cursors = np.array([_or_min(dt_.transaction_version(app_id(self.endpoint, t))) for t in batch.tags],
+                               dtype=np.int64)
+            sel = rows & (batch.ts_us > cursors[batch.code])
+            # bronze: a transaction for every tag with newer readings (rejected ones too);
+            # quarantine: for tags with newer rejected readings
+            txn_tags = [t for k, t in enumerate(batch.tags) if batch.last_us[t] > cursors[k]
+                        and (table == TABLE or sel[batch.code == k].any())]
+            if not txn_tags:
+                return nothing, None
+            data = self._rows(table, batch, sel, ingested_at)
+            _fire("before_commit", table=table, rows=data.num_rows, attempt=attempts - 1, run_id=self.run_id)
+            now_ms = int(time.time() * 1000)
+            write_deltalake(
+                dt_, data, mode="append", partition_by=PARTITION_BY.get(table),
+                writer_properties=HISTORIAN_WRITER_PROPERTIES if table == TABLE else WRITER_PROPERTIES,
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(app_id(self.endpoint, t), int(batch.last_us[t]), now_ms)
+                                      for t in txn_tags],
+                    custom_metadata={"lakehouse.operation": "live-collect", "lakehouse.run_id": self.run_id,
+                                     "lakehouse.source": self.endpoint, "lakehouse.source_hash": batch.sha256,
+                                     "lakehouse.tags": str(len(txn_tags)), **self._provenance}),
+            )
+            return sel, dt_.version()
+
+        return retrying(attempt, f"commit to bronze/{table}", self.cfg.retry)
 
     def _rows(self, table: str, batch: _Batch, sel: np.ndarray, ingested_at: dt.datetime) -> pa.Table:
         idx = pa.array(np.flatnonzero(sel))
@@ -788,12 +781,6 @@ def _declared_unit(tagmap: TagMap, tag: str) -> str | None:
 
 def _or_min(v: int | None) -> int:
     return np.iinfo(np.int64).min if v is None else int(v)
-
-
-def _transient(exc: Exception) -> bool:
-    text = f"{type(exc).__name__}: {exc}".lower()
-    return any(k in text for k in ("generic s3 error", "timeout", "timed out", "connection", "temporarily",
-                                   "503", "500 internal", "slowdown", "broken pipe", "reset by peer"))
 
 
 def _iso(wall: float) -> str:
