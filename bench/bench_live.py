@@ -118,9 +118,13 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
                 [sys.executable, "-m", "lakehouse.live", "--endpoint", endpoint, "--lake", lake.root,
                  "--backfill", "0", "--flush-interval", "2", "--run-id", f"soak-{k}", "--log-every", "30"],
                 cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
-            while time.time() - soak_t0 < seconds * until:
+            # stop at the scheduled time, but never before the run collects (a loaded host may
+            # take longer than a short soak's third to start a process)
+            while time.time() - soak_t0 < seconds * until or "collecting" not in log_path.read_text():
                 if proc.poll() is not None:
                     raise RuntimeError(f"collector run {k} exited early: {log_path.read_text()[-3000:]}")
+                if time.time() - started > 300:
+                    raise RuntimeError(f"collector run {k} did not start collecting: {log_path.read_text()[-3000:]}")
                 time.sleep(0.5)
             proc.send_signal(sig)
             rc = proc.wait(120)
@@ -173,7 +177,8 @@ def _figures(lake: Lake, endpoint: str, tags: list[str], served: pl.DataFrame, r
     for r in runs[1:]:
         v = ctab.join(rows.filter(pl.col("_run_id") == r["run_id"]).select("_source_hash").unique(),
                       on="_source_hash")["committed"].min()
-        restart_first.append(v - r["started"])
+        if v is not None:  # a run killed before its first commit (short soak, loaded host) has none
+            restart_first.append(v - r["started"])
     a = lat["committed"].to_numpy()
     s = steady["committed"].to_numpy()
     n = bronze.height
