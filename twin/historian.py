@@ -250,13 +250,33 @@ class HistorianDay:
     idle_totals: dict[int, tuple[float, float]]  # batch -> (base mL, feed mL) held afterwards
 
 
-def build_unit_day(day: HistorianDay, t0: np.datetime64, rng: np.random.Generator) -> bytes:
-    """CSV bytes of one unit-day of historian readings."""
+@dataclass
+class DayReadings:
+    """The readings of one unit-day exactly as the historian records them (what its CSV holds).
+
+    ``ts`` (n,) ``datetime64[ms]`` UTC, one per kept scan (historian gaps are absent),
+    ``values`` (n, NT) rounded as exported, ``quality`` (n, NT) 192 / 64 / 0; column j is tag
+    ``f"{unit_id}.{TAG_NAMES[j]}"`` in ``TAG_UNITS[TAG_NAMES[j]]``.
+    """
+
+    unit_id: str
+    ts: np.ndarray
+    values: np.ndarray
+    quality: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.ts.shape[0])
+
+
+def unit_day_readings(day: HistorianDay, t0: np.datetime64, rng: np.random.Generator) -> DayReadings:
+    """The readings of one unit-day (the content of :func:`build_unit_day`'s CSV, as arrays)."""
     step_h = day.interval_s / 3600.0
     n = int(round(24.0 / step_h))
     n = int(min(n, np.ceil((day.t_end_h - day.day_start_h) / step_h - 1e-9)))
     if n <= 0:
-        return HEADER
+        return DayReadings(day.unit_id, np.empty(0, "datetime64[ms]"), np.empty((0, NT)),
+                           np.empty((0, NT), np.int16))
     t = day.day_start_h + np.arange(n) * step_h
     V = np.zeros((n, NT))
     Q = np.full((n, NT), 192, dtype=np.int16)
@@ -315,16 +335,24 @@ def build_unit_day(day: HistorianDay, t0: np.datetime64, rng: np.random.Generato
     V += 0.0
     jitter = rng.integers(0, 1000, n)
     ms = np.round(t * 3_600_000.0).astype(np.int64) + jitter
-    ts_str = np.char.add(np.datetime_as_string(t0 + ms.astype("timedelta64[ms]"), unit="ms"), "Z")
     rows = np.flatnonzero(keep)
-    nr = rows.shape[0]
+    return DayReadings(day.unit_id, (t0 + ms.astype("timedelta64[ms]"))[rows], V[rows], Q[rows])
+
+
+def build_unit_day(day: HistorianDay, t0: np.datetime64, rng: np.random.Generator) -> bytes:
+    """CSV bytes of one unit-day of historian readings."""
+    r = unit_day_readings(day, t0, rng)
+    if r.n == 0:
+        return HEADER
+    ts_str = np.char.add(np.datetime_as_string(r.ts, unit="ms"), "Z")
+    nr = r.n
     tag_col, unit_col, row_idx = _constant_columns(day.unit_id, nr)
-    qual = np.where(Q[rows] == 192, 0, np.where(Q[rows] == 64, 1, 2)).astype(np.int8).ravel()
+    qual = np.where(r.quality == 192, 0, np.where(r.quality == 64, 1, 2)).astype(np.int8).ravel()
     table = pa.Table.from_arrays(
         [
-            pa.array(ts_str[rows]).take(row_idx),
+            pa.array(ts_str).take(row_idx),
             tag_col,
-            pa.array(V[rows].ravel()),
+            pa.array(r.values.ravel()),
             unit_col,
             _QUALITY_STR.take(pa.array(qual)),
         ],

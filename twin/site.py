@@ -10,7 +10,8 @@ plus the simulator's ground truth under ``landing/_truth/``.
 Everything is deterministic for a seed: every random stream is derived from
 ``(seed, stream, unit, ...)`` so that output files are byte-identical between runs.
 
-Entry point: :func:`simulate_site`.
+Entry points: :func:`simulate_site` (write the landing zone) and :func:`plan_site` (the planned,
+simulated site in memory: what a live server plays, see ``twin.live``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from twin.bioreactor import (
     simulate_batches,
 )
 from twin.deviations import DEFAULT_RATES, DeviationType, sample_deviations
-from twin.historian import BatchSignals, HistorianDay, Segment, UnitTimeline, build_unit_day
+from twin.historian import (
+    BatchSignals, DayReadings, HistorianDay, Segment, UnitTimeline, build_unit_day, unit_day_readings,
+)
 from twin.writers import LandingWriter, csv_bytes, iso1, iso_ms, json_bytes, parquet_bytes, to_datetime64, ts_array
 
 ProgressFn = Callable[[int, int], None]
@@ -495,9 +498,6 @@ def simulate_site(out: str, config: SiteConfig | None = None, storage_options: d
     """
     cfg = config or SiteConfig()
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    t0 = to_datetime64(cfg.start)
-    t_end = float(cfg.days) * 24.0
     units = cfg.unit_ids()
     n_days = int(cfg.days)
     total_steps = len(units) * n_days + 4
@@ -509,22 +509,11 @@ def simulate_site(out: str, config: SiteConfig | None = None, storage_options: d
         if progress is not None:
             progress(done, total_steps)
 
-    # ---- plan
-    wos: list[WorkOrderRec] = []
-    failures: list[Failure] = []
-    planners = [_Planner(cfg, u, t_end, wos, failures) for u in range(len(units))]
-    for p in planners:
-        p.plan()
-    _close_probe_failures(failures, wos)
-    batches = [b for p in planners for b in p.batches]
-    for b in batches:  # cultures still running at the window end are simulated up to it only
-        b.sim_end_rel = min(b.end_rel, max(cfg.dt_h, math.ceil((t_end - b.inoc) / cfg.dt_h) * cfg.dt_h))
-    timings["plan"] = time.perf_counter() - t_start
-
-    # ---- simulate all cultures at once
-    t1 = time.perf_counter()
-    result = _simulate(cfg, batches)
-    timings["bioreactors"] = time.perf_counter() - t1
+    # ---- plan, simulate all cultures at once
+    plan = plan_site(cfg)
+    timings = dict(plan.timings)
+    t0, t_end, batches, result = plan.t0, plan.t_end, plan.batches, plan.result
+    wos, failures = plan.wos, plan.failures
     tick()
 
     writer = LandingWriter(out, storage_options)
@@ -535,7 +524,7 @@ def simulate_site(out: str, config: SiteConfig | None = None, storage_options: d
 
     # ---- historian (parallel build, ordered writes)
     t1 = time.perf_counter()
-    n_readings = _write_historian(cfg, t0, t_end, planners, batches, result, writer, tick)
+    n_readings = _write_historian(plan, writer, tick)
     timings["historian"] = time.perf_counter() - t1
 
     # ---- LIMS, MES, downstream files, CMMS, truth
@@ -565,6 +554,73 @@ def simulate_site(out: str, config: SiteConfig | None = None, storage_options: d
     )
 
 
+@dataclass
+class SitePlan:
+    """A planned and simulated site (every unit's time line, batches, cultures), before any file
+    is written: what :func:`simulate_site` writes, and what a live server plays
+    (:meth:`unit_day`, :meth:`batch_state`)."""
+
+    cfg: SiteConfig
+    t0: np.datetime64
+    t_end: float
+    planners: list[_Planner]
+    batches: list[PlannedBatch]
+    wos: list[WorkOrderRec]
+    failures: list[Failure]
+    result: BatchResult
+    timings: dict[str, float]
+    _days: dict[str, list[HistorianDay]] | None = None
+
+    def historian_days(self) -> dict[str, list[HistorianDay]]:
+        """unit id -> the inputs of each of its historian days (built once)."""
+        if self._days is None:
+            self._days = _historian_days(self)
+        return self._days
+
+    def unit_day(self, unit_id: str, day: int) -> DayReadings:
+        """The historian readings of ``unit_id`` on day ``day`` (0 = ``cfg.start``): the same
+        values, qualities and timestamps as the day's landing CSV, as arrays."""
+        days = self.historian_days()[unit_id]
+        if not 0 <= day < len(days):
+            raise IndexError(f"day {day} outside the simulated window (0..{len(days) - 1})")
+        return unit_day_readings(days[day], self.t0, _rng(self.cfg.seed, _S_HIST, self.cfg.unit_ids().index(unit_id), day))
+
+    def batch_state(self, unit_id: str, t_h: float) -> tuple[str, str, str]:
+        """(batch id, operation, phase) of ``unit_id`` at ``t_h`` hours after the start, as the
+        MES records them; ("", "", "Idle") when no batch occupies the vessel (``Drain`` while an
+        aborted batch is drained)."""
+        for b in self.batches:
+            if b.unit_id != unit_id or not (b.prep_start <= t_h < b.harvest_end):
+                continue
+            for op, phase, a, z in _phases(b):
+                if a <= t_h < z:
+                    return b.batch_id, op, phase
+            return b.batch_id, "Drain", "Drain"
+        return "", "", "Idle"
+
+
+def plan_site(cfg: SiteConfig) -> SitePlan:
+    """Plan every unit (batches, failures, maintenance) and simulate all cultures at once."""
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    t0 = to_datetime64(cfg.start)
+    t_end = float(cfg.days) * 24.0
+    wos: list[WorkOrderRec] = []
+    failures: list[Failure] = []
+    planners = [_Planner(cfg, u, t_end, wos, failures) for u in range(len(cfg.unit_ids()))]
+    for p in planners:
+        p.plan()
+    _close_probe_failures(failures, wos)
+    batches = [b for p in planners for b in p.batches]
+    for b in batches:  # cultures still running at the window end are simulated up to it only
+        b.sim_end_rel = min(b.end_rel, max(cfg.dt_h, math.ceil((t_end - b.inoc) / cfg.dt_h) * cfg.dt_h))
+    timings["plan"] = time.perf_counter() - t_start
+    t1 = time.perf_counter()
+    result = _simulate(cfg, batches)
+    timings["bioreactors"] = time.perf_counter() - t1
+    return SitePlan(cfg, t0, t_end, planners, batches, wos, failures, result, timings)
+
+
 def _simulate(cfg: SiteConfig, batches: list[PlannedBatch]) -> BatchResult:
     n = len(batches)
     if n == 0:
@@ -588,9 +644,9 @@ def _simulate(cfg: SiteConfig, batches: list[PlannedBatch]) -> BatchResult:
 # --------------------------------------------------------------------------- historian
 
 
-def _write_historian(cfg: SiteConfig, t0: np.datetime64, t_end: float, planners: list[_Planner],
-                     batches: list[PlannedBatch], res: BatchResult, writer: LandingWriter,
-                     tick: Callable[[int], None]) -> int:
+def _historian_days(plan: SitePlan) -> dict[str, list[HistorianDay]]:
+    """unit id -> one :class:`HistorianDay` per simulated day."""
+    cfg, t_end, batches, res = plan.cfg, plan.t_end, plan.batches, plan.result
     ves = Vessel()
     signals: list[BatchSignals] = []
     for i, b in enumerate(batches):
@@ -604,8 +660,8 @@ def _write_historian(cfg: SiteConfig, t0: np.datetime64, t_end: float, planners:
             air_min=ves.air_min_vvm * b.recipe.working_volume_l,
         ))
     base = 0
-    jobs: list[tuple[str, HistorianDay, np.random.Generator]] = []
-    for p in planners:
+    out: dict[str, list[HistorianDay]] = {}
+    for p in plan.planners:
         idx = {j: base + j for j in range(len(p.batches))}
         base += len(p.batches)
         segs = [Segment(s.kind, s.t0, s.t1, idx[s.batch]) for s in p.timeline.segments]
@@ -627,9 +683,16 @@ def _write_historian(cfg: SiteConfig, t0: np.datetime64, t_end: float, planners:
             e = batches[j].sim_end_rel
             totals[j] = (float(np.interp(e, sig.t_rec, sig.series["base_total"])),
                          float(np.interp(e, sig.t_rec, sig.series["feed_total"])))
-        for d in range(int(cfg.days)):
-            day = HistorianDay(p.unit_id, tl, {i: signals[i] for i in range(len(signals))}, d * 24.0,
-                               cfg.interval_s, t_end, totals)
+        out[p.unit_id] = [HistorianDay(p.unit_id, tl, {i: signals[i] for i in range(len(signals))}, d * 24.0,
+                                       cfg.interval_s, t_end, totals) for d in range(int(cfg.days))]
+    return out
+
+
+def _write_historian(plan: SitePlan, writer: LandingWriter, tick: Callable[[int], None]) -> int:
+    cfg, t0 = plan.cfg, plan.t0
+    jobs: list[tuple[str, HistorianDay, np.random.Generator]] = []
+    for p in plan.planners:
+        for d, day in enumerate(plan.historian_days()[p.unit_id]):
             jobs.append((f"landing/historian/{p.unit_id}/{_day_str(t0, d)}.csv", day,
                          _rng(cfg.seed, _S_HIST, p.u, d)))
     n_readings = 0
