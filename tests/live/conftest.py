@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 import yaml
 
-from twin.site import SiteConfig, SitePlan, plan_site
-
-SITE = SiteConfig(bioreactors=1, days=4, interval_s=60.0, seed=7)
-SIM_START = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)   # one simulated day after the site start
-UNKNOWN_SUFFIX = "AGIT.VIB"                                     # left out of the test tag map
+from live_testutil import SITE, UNKNOWN_SUFFIX
+from twin.site import SitePlan, plan_site
 
 
 @pytest.fixture(scope="session")

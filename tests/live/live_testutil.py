@@ -20,7 +20,11 @@ from lakehouse.live.collector import app_id
 from lakehouse.storage import Lake
 from twin.historian import TAG_NAMES, TAG_UNITS
 from twin.live.server import NAMESPACE_URI
-from twin.site import SitePlan
+from twin.site import SiteConfig, SitePlan
+
+SITE = SiteConfig(bioreactors=1, days=4, interval_s=60.0, seed=7)
+SIM_START = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)   # one simulated day after the site start
+UNKNOWN_SUFFIX = "AGIT.VIB"                                     # left out of the test tag map
 
 HERE = Path(__file__).resolve().parent
 HARNESS = HERE / "collector_harness.py"

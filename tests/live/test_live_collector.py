@@ -16,7 +16,7 @@ import time
 import polars as pl
 import pytest
 
-from conftest import SIM_START, UNKNOWN_SUFFIX
+from live_testutil import SIM_START, UNKNOWN_SUFFIX
 from live_testutil import bronze, cursors, served, start_collector, stop, upto_cursor, wait_until
 from lakehouse.ingest.tagmap import load_tagmap
 from lakehouse.live import HOOKS, collect, read_status

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 from asyncua import Client, ua
 
-from conftest import SIM_START
+from live_testutil import SIM_START
 from live_testutil import generated, served
 from twin.historian import TAG_NAMES, TAG_UNITS
 from twin.live.server import NAMESPACE_URI, PlantServerThread, SimClock, _TwinHistory, unece_unit_id
