@@ -76,7 +76,7 @@ def _best(fn, repeats: int) -> float:
 
 
 def run() -> dict:
-    from lakehouse.spark.resource import get_spark_session
+    from lakehouse.spark.session import get_spark_session
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-spark-"))
     try:

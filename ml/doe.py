@@ -420,3 +420,41 @@ def specs_from_config(cfg: dict) -> dict[str, tuple[float | None, float | None]]
 def default_n_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
+
+# ------------------------------------------------------------------ the lake's twin tables
+def latest_calibration(lake) -> tuple[dict[str, float], str | None]:
+    """Fitted kinetic parameters of the newest ``insilico/calibration`` (``{}`` when there is none,
+    or when that calibration did not improve the fit) and its calibration id."""
+    import polars as pl
+
+    uri = lake.uri("insilico", "calibration")
+    if not lake.delta_exists(uri):
+        return {}, None
+    df = pl.from_arrow(lake.read_delta(uri)).sort("created_at")
+    cid = df["calibration_id"][-1]
+    last = df.filter(pl.col("calibration_id") == cid)
+    if not bool(last["use_for_twin"][0]):
+        return {}, cid
+    return dict(zip(last["parameter"].to_list(), last["fitted"].to_list(), strict=True)), cid
+
+
+def latest_doe(lake) -> pd.DataFrame:
+    """The runs of the newest in-silico DoE (``insilico/doe_runs``); :class:`FileNotFoundError`
+    when there is none."""
+    import polars as pl
+
+    uri = lake.uri("insilico", "doe_runs")
+    if not lake.delta_exists(uri):
+        raise FileNotFoundError("no in-silico DoE yet: materialize ['twin', 'insilico_doe'] first")
+    df = pl.from_arrow(lake.read_delta(uri))
+    last = df.sort("created_at")["doe_id"][-1]
+    return df.filter(pl.col("doe_id") == last).to_pandas()
+
+
+def kinetic_params(params: Mapping[str, float] | None) -> Any:
+    """:class:`twin.bioreactor.KineticParams` with ``params`` (fitted values) over the defaults."""
+    from dataclasses import replace
+
+    from twin.bioreactor import KineticParams
+
+    return replace(KineticParams(), **params) if params else KineticParams()

@@ -609,3 +609,38 @@ def assay_visible_h(assays: pd.DataFrame, envelope: pd.DataFrame, onset_h: Mappi
         sub = a[(a["batch_id"] == b) & (a["culture_age_h"] >= on) & (a["z"].abs() > z)]
         out[b] = float(sub[res_col].min()) if len(sub) else float("nan")
     return out
+
+
+# ------------------------------------------------------------------ lake-level helpers
+def mspc_training_ids(qualification: pd.DataFrame, batches: pd.DataFrame, cfg: dict) -> list[str]:
+    """Batches the MSPC model trains on: in spec, and (``qualification.exclude_deviation_work_orders``,
+    default on) without deviation work orders."""
+    ids = set(qualification.loc[qualification["in_spec"], "batch_id"])
+    if cfg["qualification"].get("exclude_deviation_work_orders", True) and "n_deviation_work_orders" in batches:
+        bad = set(batches.loc[pd.to_numeric(batches["n_deviation_work_orders"], errors="coerce").fillna(0) > 0,
+                              "batch_id"].astype(str))
+        ids -= bad
+    return sorted(ids)
+
+
+def deviation_truth(lake) -> pd.DataFrame | None:
+    """The twin's deviation ground truth (``landing/_truth/batches.parquet``, evaluation only)
+    with onset and culture end as culture age in hours; ``None`` when the lake has none (a real
+    plant)."""
+    import pyarrow.parquet as pq
+
+    fs = lake.filesystem()
+    path = lake.fs_path(lake.uri("landing", "_truth", "batches.parquet"))
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as f:
+        t = pq.read_table(f).to_pandas()
+    inoc = pd.to_datetime(t["inoculation"], utc=True)
+    onset = pd.to_datetime(t["deviation_onset"], utc=True)
+    end = pd.to_datetime(t["culture_end"], utc=True)
+    dev = t["deviation_type"].fillna("").astype(str)
+    return pd.DataFrame({
+        "batch_id": t["batch_id"].astype(str), "deviation_type": dev, "deviating": dev != "",
+        "onset_h": (onset - inoc).dt.total_seconds() / 3600.0, "end_h": (end - inoc).dt.total_seconds() / 3600.0,
+        "lost": t["lost"].astype(bool),
+    })

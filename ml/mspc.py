@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lakehouse.jsonsafe import clean
 from ml.golden import AlignedBatches
 
 
@@ -132,7 +133,7 @@ class MSPCModel:
         return {"format": "mspc-bem/1", "signals": self.signals, "step_h": self.step_h,
                 "n_steps": self.n_steps, "n_components": self.n_components,
                 "config": self.config, "train_batches": self.train_batches,
-                "limit_scale": self.limit_scale, "info": _jsonable(self.info)}
+                "limit_scale": self.limit_scale, "info": clean(self.info)}
 
     @classmethod
     def from_parts(cls, meta: dict, npz_bytes: bytes) -> MSPCModel:
@@ -159,20 +160,51 @@ class MSPCModel:
         return cls.from_parts(meta, fs.cat(base_path + ".npz"))
 
 
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, float) and not np.isfinite(o):
-        return None
-    return o
+# ----------------------------------------------------------------- the model in the lake
+MODEL_NAME = "mspc_bem"
+
+
+def model_dir(lake) -> str:
+    """URI of the MSPC model folder ``models/mspc_bem`` of a :class:`~lakehouse.storage.Lake`."""
+    return lake.uri("models", MODEL_NAME)
+
+
+def save_to_lake(lake, model: MSPCModel, version: str) -> str:
+    """Write ``models/mspc_bem/<version>.npz`` + ``.json`` (no pickle) and point
+    ``latest.json`` at it; returns the base path (without extension)."""
+    fs = lake.filesystem()
+    base = lake.fs_path(model_dir(lake)) + "/" + version
+    model.save(fs, base)
+    fs.pipe(lake.fs_path(model_dir(lake)) + "/latest.json", json.dumps({"version": version}).encode())
+    return base
+
+
+def load_latest_from_lake(lake) -> tuple[MSPCModel, str]:
+    """The model ``latest.json`` points at and its version; :class:`FileNotFoundError` when none."""
+    fs = lake.filesystem()
+    d = lake.fs_path(model_dir(lake))
+    if not fs.exists(d + "/latest.json"):
+        raise FileNotFoundError("no MSPC model yet: materialize ['golden', 'mspc_model'] first")
+    version = json.loads(fs.cat(d + "/latest.json"))["version"]
+    return MSPCModel.load(fs, d + "/" + version), version
+
+
+def alarm_goal_metrics(per_batch: pd.DataFrame, goals: Mapping[str, float]) -> tuple[bool, dict[str, float]]:
+    """Whether the alarm evaluation (:func:`evaluate_alarms`' per-batch frame) meets ``goals``
+    (``detected_fraction_min``, ``median_lead_h_min``, ``false_alarm_fraction_max``:
+    config/golden.yaml ``mspc.evaluation.goals``), and the figures compared.
+
+    A goal of a group without batches (no deviating or no normal batch) does not apply.
+    """
+    dev, nor = per_batch[per_batch["deviating"]], per_batch[~per_batch["deviating"]]
+    det = float(dev["detected"].mean()) if len(dev) else float("nan")
+    lead = float(dev["lead_h"].median()) if len(dev) and dev["detected"].any() else float("nan")
+    fa = float(nor["false_alarm"].mean()) if len(nor) else float("nan")
+    ok = ((not len(dev) or (det >= float(goals["detected_fraction_min"])
+                            and lead >= float(goals["median_lead_h_min"])))
+          and (not len(nor) or fa <= float(goals["false_alarm_fraction_max"])))
+    return bool(ok), {"detected_fraction": det, "median_lead_h": lead, "false_alarm_fraction": fa,
+                      "n_deviating": len(dev), "n_normal": len(nor)}
 
 
 # -------------------------------------------------------------------- internals

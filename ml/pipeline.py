@@ -15,6 +15,7 @@ import polars as pl
 import pyarrow as pa
 
 from lakehouse.storage import Lake
+from lakehouse.tables import TableRead, read_table, write_table
 from ml import promotion
 from ml.config import PdMConfig, SoftSensorConfig
 from ml.features import build_equipment_health_features, build_softsensor_features
@@ -27,39 +28,6 @@ SOFTSENSOR = ("features", "softsensor")
 EQUIPMENT = ("features", "equipment_health")
 GOLD_SOFTSENSOR_INPUTS = ("fct_process_readings", "dim_batches", "fct_assay_results")
 GOLD_PDM_INPUTS = ("fct_equipment_health_daily", "fct_work_orders")
-
-
-@dataclass
-class TableRead:
-    df: pl.DataFrame
-    version: int
-
-
-def read_table(lake: Lake, layer: str, name: str, version: int | None = None, columns: list[str] | None = None) -> TableRead:
-    uri = lake.uri(layer, name)
-    dt = lake.delta_table(uri, version=version)
-    return TableRead(pl.from_arrow(dt.to_pyarrow_table(columns=columns)), int(dt.version()))
-
-
-def _to_arrow(df: pl.DataFrame) -> pa.Table:
-    t = df.to_arrow()
-    # delta-rs wants plain (non-view) string types
-    return t.cast(pa.schema([pa.field(f.name, pa.large_string() if pa.types.is_string_view(f.type) else f.type)
-                             for f in t.schema]))
-
-
-def write_table(lake: Lake, layer: str, name: str, df: pl.DataFrame, *, metadata: dict | None = None,
-                mode: str = "overwrite") -> int:
-    """Write (overwrite by default) a Delta table and return its new version. ``metadata`` goes into
-    the commit's custom metadata (e.g. the input table versions)."""
-    from deltalake import CommitProperties
-
-    uri = lake.uri(layer, name)
-    props = CommitProperties(custom_metadata={k: json.dumps(v) if not isinstance(v, str) else v
-                                              for k, v in (metadata or {}).items()}) if metadata else None
-    lake.write_delta(uri, _to_arrow(df), mode=mode, schema_mode="overwrite" if mode == "overwrite" else None,
-                     commit_properties=props)
-    return int(lake.delta_table(uri).version())
 
 
 # ----------------------------------------------------------------------------- features

@@ -8,7 +8,8 @@
 * :mod:`twin.deviations` - process deviations with ground-truth onsets;
 * :mod:`twin.site` - the site simulator writing the landing zone (``simulate_site``);
 * :mod:`twin.historian`, :mod:`twin.writers` - export formatting and fsspec I/O;
-* :mod:`twin.cli` - the ``lakehouse`` console script (subcommand registry).
+* :mod:`twin.cli` - the simulator's own command line (``python -m twin simulate``; the
+  product's ``lakehouse`` command is ``bioprocess_cli``).
 
 Documentation: ``docs/twin.md``; landing-zone formats: ``docs/contracts.md``.
 """

@@ -23,6 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from lakehouse.jsonsafe import clean
+
 EPOCH_MS = np.datetime64(0, "ms")
 
 
@@ -147,23 +149,9 @@ def rounded(x: np.ndarray, decimals: int) -> np.ndarray:
     return np.round(np.asarray(x, dtype=float), decimals) + 0.0
 
 
-def _clean(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.generic):
-        o = o.item()
-    if isinstance(o, float):
-        if not np.isfinite(o):
-            return None
-        return round(o, 6)
-    return o
-
-
 def json_bytes(obj: Any) -> bytes:
     """Deterministic JSON (key order as given, floats rounded to 6 decimals)."""
-    return (json.dumps(_clean(obj), indent=2, ensure_ascii=False) + "\n").encode()
+    return (json.dumps(clean(obj, digits=6), indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -2,8 +2,9 @@
 
 Asset keys ``["bronze", <table>]`` (group ``bronze``); every ingestion asset depends on the
 landing zone asset ``["landing", "site"]`` (assets/landing). ``build_ingest_defs(start_date,
-landing_deps)`` builds the same with another historian partition start or other upstream keys
-(e.g. ``[("landing", s) for s in LANDING_SYSTEMS]`` for per-system landing assets).
+landing_deps)`` builds them for a historian partition start (default: the site's start date,
+:class:`twin.site.SiteConfig`) and upstream keys (e.g. ``[("landing", s) for s in
+LANDING_SYSTEMS]`` for per-system landing assets).
 """
 
 from __future__ import annotations
@@ -37,6 +38,4 @@ def build_ingest_defs(historian_start_date: str | None = None,
     )
 
 
-defs = build_ingest_defs()
-
-__all__ = ["defs", "build_ingest_defs", "historian_partitions", "LANDING_SYSTEMS"]
+__all__ = ["LANDING_SYSTEMS", "build_ingest_defs", "historian_partitions"]

@@ -8,7 +8,7 @@ from assets.ingest._common import GROUP, bronze_key
 from lakehouse.ingest.maintenance import maintain
 from lakehouse.ingest.schemas import ALL_TABLES, BRONZE_SCHEMAS, QUARANTINE_TABLE
 from lakehouse.ingest.writer import table_uri
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
 
 QUARANTINE_KEY = bronze_key(QUARANTINE_TABLE)
 GROWTH_CHECK = "quarantine_growth"

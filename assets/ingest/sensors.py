@@ -10,7 +10,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from assets.ingest._common import bronze_key
 from lakehouse.ingest.pending import dumps_cursor, loads_cursor, plan_runs, prune_inflight
 from lakehouse.ingest.readers import SYSTEM_TABLES
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
 
 RELAUNCH_AFTER_S = 6 * 3600  # a launched file set not ingested after this is requested again
 

@@ -457,7 +457,7 @@ def read_delta(
     from deltalake import DeltaTable
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from lakehouse.spark.resource import default_parallelism
+    from lakehouse.spark.session import default_parallelism
 
     table_uri = normalize_table_uri(uri)
     dopts = to_delta_storage_options(storage_options)

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from foreign_testdata import CONFIG, SIGNALS, write_exports
-from lakehouse.ingest.cli import run_import
+from bioprocess_cli.main import run_import
 from lakehouse.ingest.tagmap import TagMap, TagMapError
 from lakehouse.ingest.units import conversion
 from lakehouse.ingest.writer import table_uri

@@ -11,7 +11,7 @@ from ingest_testdata import BAD_DAY, T0, bad_landing, good_landing, historian_cs
 from lakehouse.ingest.schemas import BRONZE_SCHEMAS, LINEAGE_COLUMNS
 from lakehouse.ingest.writer import table_uri
 from lakehouse.storage import Lake
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
 
 pytestmark = pytest.mark.s3
 

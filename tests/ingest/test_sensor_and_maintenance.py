@@ -13,7 +13,7 @@ from ingest_testdata import T0, good_landing, lims_csv, write
 from lakehouse.ingest.maintenance import maintain
 from lakehouse.ingest.writer import ingest_landing, table_uri
 from lakehouse.storage import Lake
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
 
 DEFS = build_ingest_defs("2026-01-01")
 SENSOR = next(s for s in DEFS.sensors if s.name == "landing_files_sensor")

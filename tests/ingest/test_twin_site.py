@@ -9,7 +9,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from assets.ingest import build_ingest_defs
 from lakehouse.ingest.writer import table_uri
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
 
 site = pytest.importorskip("twin.site")
 

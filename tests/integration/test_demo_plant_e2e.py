@@ -40,10 +40,11 @@ def _count(lake: Lake, table: str) -> int:
 def _materialize_to_gold(lake: Lake, warehouse: Path):
     import dagster as dg
 
-    from assets.transform import dbt_cli_resource, defs
-    from lakehouse.spark.resource import SparkResource
-    from orchestration.resources import LakeResource
+    from assets.transform import build_defs, dbt_cli_resource
+    from assets.resources import SparkResource
+    from assets.resources import LakeResource
 
+    defs = build_defs()
     return dg.materialize([*defs.assets, *defs.asset_checks],
                           resources={"lake": LakeResource(root_uri=lake.root, duckdb_path=str(warehouse)),
                                      "dbt": dbt_cli_resource(),
@@ -60,11 +61,10 @@ def test_demo_plant_export_import_gold_train(tmp_path, monkeypatch, capsys):
     lake = Lake(str(tmp_path / "data" / "demo-plant"))
 
     # 1. the plant's exports ----------------------------------------------------------------
-    import twin.foreign_export  # noqa: F401 - registers `export-plant` (also listed in PLUGIN_MODULES)
-    from twin.cli import PLUGIN_MODULES
-    from twin.cli import main as lakehouse
+    from bioprocess_cli.main import COMMANDS
+    from bioprocess_cli.main import main as lakehouse
 
-    assert "twin.foreign_export" in PLUGIN_MODULES
+    assert {"export-plant", "import", "train"} <= set(COMMANDS)
     assert lakehouse(["export-plant", "--out", str(export), "--bioreactors", "2", "--days", "60",
                       "--interval", "300", "--seed", "11"]) == 0
     exp = _json_out(capsys)

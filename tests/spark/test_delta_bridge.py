@@ -203,7 +203,7 @@ _KILL_SCRIPT = textwrap.dedent("""
     import json, os, signal, sys, threading, warnings
     warnings.filterwarnings("ignore")
     sys.path.insert(0, os.environ["PROJECT_ROOT"])
-    from lakehouse.spark.resource import get_spark_session
+    from lakehouse.spark.session import get_spark_session
     from lakehouse.spark.delta_bridge import write_delta
     spark = get_spark_session("local[2]", shuffle_partitions=2, driver_memory="1g")
     tables = json.loads(os.environ["TABLES"])  # [[uri, storage_options], ...]

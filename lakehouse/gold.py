@@ -25,8 +25,8 @@ import duckdb
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from assets.transform.warehouse import DBT_PROJECT_DIR, MARTS_SCHEMA, model_code_fingerprint
 from lakehouse.storage import Lake
+from lakehouse.warehouse import DBT_PROJECT_DIR, MARTS_SCHEMA, model_code_fingerprint
 
 WATERMARK_KEY = "lakehouse.watermark"
 CODE_KEY = "lakehouse.model_code"
@@ -180,15 +180,6 @@ def markdown_preview(table: pa.Table) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def table_schema(schema: pa.Schema, descriptions: dict[str, str]):
-    import dagster as dg
-
-    return dg.TableSchema(columns=[
-        dg.TableColumn(name=f.name, type=str(f.type), description=descriptions.get(f.name) or None)
-        for f in schema
-    ])
 
 
 def read_back_with_polars(lake: Lake, mart: str) -> tuple[int, list[str]]:
