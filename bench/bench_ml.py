@@ -38,7 +38,7 @@ GOLD = ("dim_batches", "fct_process_readings", "fct_assay_results", "fct_equipme
 def _frames_from_twin(days: int, bioreactors: int, seed: int, cache: Path, timings: dict) -> dict:
     import polars as pl
 
-    from ml.landing_frames import gold_frames
+    from tests.support.landing_frames import gold_frames
     from twin.site import SiteConfig, simulate_site
 
     key = cache / f"site-{days}d-{bioreactors}br-s{seed}"

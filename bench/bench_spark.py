@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.parquet as pq
 
-from lakehouse.spark.synthetic import synthetic_site
+from tests.support.spark_site import synthetic_site
 from lakehouse.transforms.alignment import align_readings
 
 N_UNITS = int(os.environ.get("BENCH_SPARK_UNITS", "8"))

@@ -31,7 +31,6 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -692,88 +691,6 @@ def plot_control_charts(scores: MSPCScores, batch_id: str, onset_h: float | None
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     return buf.getvalue()
-
-
-# ------------------------------------------------------- twin-based evaluation sets
-def _vary_recipes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Nominal recipe with a site's small batch-to-batch setpoint variation (``twin.site``)."""
-    from twin.bioreactor import recipes_to_arrays
-    from twin.site import vary_recipes
-
-    return recipes_to_arrays(vary_recipes(rng, n))
-
-
-def simulate_monitoring_set(n_normal: int, n_per_type: int = 0, seed: int = 0, prefix: str = "B",
-                            equipment: bool = True, variability: dict | None = None,
-                            deviation_types: Sequence[str] = ("contamination", "temperature_fault", "feed_error"),
-                            dt_h: float = 0.25, params: Any = None) -> dict[str, Any]:
-    """Site-like twin batches with ground truth, for tests and benchmarks.
-
-    Like ``twin.site``: the nominal recipe with small setpoint variation, biological
-    variability of ``mu_max``/``qp``, DO-probe gain drift (re-standardised at the daily
-    offline check once it exceeds 15 %) and feed-pump tubing wear. ``n_normal`` batches get no
-    process deviation, ``n_per_type`` batches get each type of ``deviation_types`` (drawn by
-    ``twin.deviations``: onset, magnitude, duration); contaminated batches are aborted when
-    operators detect them. A tubing rupture inside a batch is labelled ``feed_pump_failure``
-    (as the site's truth does). Returns ``readings``, ``batches``, ``assays``
-    (``ml.golden.twin_marts``) and ``truth`` (``batch_id, deviation_type, deviating, onset_h,
-    lost, end_h``).
-    """
-    from ml.doe import sample_kinetics
-    from ml.golden import twin_marts
-    from twin import deviations as dv
-    from twin import equipment as eq
-    from twin.bioreactor import Faults, simulate_batches
-
-    rng = np.random.default_rng(seed)
-    types = [t for t in deviation_types for _ in range(n_per_type)]
-    n = n_normal + len(types)
-    rec = _vary_recipes(rng, n)
-    dur = rec["duration_days"] * 24.0
-    faults = Faults.none(n)
-    sample_off = 2.0
-    dev_label = np.array([""] * n, dtype=object)
-    onset = np.full(n, np.nan)
-    end_h = dur.copy()
-    lost = np.zeros(n, dtype=bool)
-    if equipment:
-        drift = np.array([eq.do_drift_rate(rng, int(rng.integers(1, 10))) for _ in range(n)])
-        faults.do_drift_per_day = drift
-        cross = eq.DO_FAIL_REL_DEV / np.maximum(np.abs(drift), 1e-12) * 24.0
-        k = np.ceil((cross - sample_off) / 24.0)
-        faults.do_restd_h = np.where(cross < dur, sample_off + 24.0 * np.maximum(k, 0) + 0.5, np.inf)
-        life = np.array([eq.sample_pump_life(rng) for _ in range(n)])
-        run0 = rng.uniform(0.0, 600.0, n)
-        run0 = np.where(run0 >= life, 0.5 * life, run0)
-        faults.pump_life_h, faults.pump_run_h0 = life, run0
-        t_rupt = rec["feed_start_day"] * 24.0 + (life - run0)  # continuous feed from feed start
-        rupt = t_rupt < dur
-        dev_label[rupt] = "feed_pump_failure"
-        onset[rupt] = t_rupt[rupt]
-    name_to_type = {t.label: t for t in dv.DeviationType if t is not dv.DeviationType.NONE}
-    for j, label in enumerate(types):
-        i = n_normal + j
-        d = dv.sample_deviations(rng, dur[i:i + 1], {name_to_type[label]: 1.0})
-        faults.dev_type[i] = d.dev_type[0]
-        faults.dev_onset_h[i] = d.onset_h[0]
-        faults.dev_magnitude[i] = d.magnitude[0]
-        faults.dev_duration_h[i] = d.duration_h[0]
-        if dev_label[i] != "" and onset[i] < d.onset_h[0]:
-            continue  # an earlier pump failure stays the batch's labelled event
-        dev_label[i] = label
-        onset[i] = d.onset_h[0]
-        if np.isfinite(d.detect_h[0]) and d.detect_h[0] < dur[i]:
-            end_h[i] = round(d.detect_h[0] / dt_h) * dt_h
-            lost[i] = True
-    kin = sample_kinetics(n, params, variability, seed=seed + 7)
-    res = simulate_batches(rec, params=kin, faults=faults, end_h=end_h, dt_h=dt_h, seed=seed,
-                           sample_offset_h=sample_off)
-    ids = [f"{prefix}{i:04d}" for i in range(n)]
-    status = np.where(lost, "aborted", "complete")
-    marts = twin_marts(res, ids, seed=seed + 11, status=list(status), first_sample_h=sample_off)
-    truth = pd.DataFrame({"batch_id": ids, "deviation_type": dev_label, "deviating": dev_label != "",
-                          "onset_h": onset, "lost": lost, "end_h": end_h})
-    return {**marts, "truth": truth, "result": res}
 
 
 def visibility(truth: pd.DataFrame, assays: pd.DataFrame, good_batch_ids: Sequence[str], z: float = 3.0,

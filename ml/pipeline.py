@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 
 from lakehouse.storage import Lake
-from lakehouse.tables import TableRead, read_table, write_table
+from lakehouse.tables import read_table, write_table
 from ml import promotion
 from ml.config import PdMConfig, SoftSensorConfig
 from ml.features import build_equipment_health_features, build_softsensor_features

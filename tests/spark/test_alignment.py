@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lakehouse.spark.synthetic import synthetic_site
+from tests.support.spark_site import synthetic_site
 from lakehouse.storage import Lake
 from lakehouse.transforms.alignment import OUTPUT_COLUMNS, PARAMETERS, align_readings, batch_windows, output_schema
 

@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, os.environ["PROJECT_ROOT"])
     from lakehouse.spark.session import get_spark_session, is_connect_session
     from lakehouse.spark.delta_bridge import read_delta, write_delta
-    from lakehouse.spark.synthetic import synthetic_site
+    from tests.support.spark_site import synthetic_site
     from lakehouse.transforms.alignment import align_readings
     spark = get_spark_session(connect_url="local[2]")
     assert is_connect_session(spark)

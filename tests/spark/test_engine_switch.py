@@ -23,7 +23,7 @@ EQ_KEYS = ["equipment_id", "date"]
 
 @pytest.fixture(scope="module")
 def site():
-    from ml.synthetic import make_site
+    from tests.support.ml_site import make_site
 
     return make_site(n_batches=12, n_units=3, grid_minutes=10, seed=3, health_days=150)  # tests/ml: 300 days of health data
 
