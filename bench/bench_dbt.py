@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT / "tests" / "transform"))
 
 import bronze_fixture as bf
 
-from lakehouse.warehouse import DBT_PROJECT_DIR, dbt_env, missing_bronze_tables
 from lakehouse.storage import Lake
+from lakehouse.warehouse import DBT_PROJECT_DIR, dbt_env, missing_bronze_tables
 
 DBT = str(Path(sys.executable).parent / "dbt")
 

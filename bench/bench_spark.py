@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.parquet as pq
 
-from tests.support.spark_site import synthetic_site
 from lakehouse.transforms.alignment import align_readings
+from tests.support.spark_site import synthetic_site
 
 N_UNITS = int(os.environ.get("BENCH_SPARK_UNITS", "8"))
 N_DAYS = float(os.environ.get("BENCH_SPARK_DAYS", "4"))

@@ -39,6 +39,9 @@ BATCH_ROWS = 250_000
 
 @dataclass
 class PublishResult:
+    """What publishing one mart did: mode (overwrite, incremental, unchanged), rows on both sides,
+    Delta version, schema, replaced batches and a preview.
+    """
     mart: str
     uri: str
     mode: str  # overwrite | incremental | unchanged
@@ -52,6 +55,7 @@ class PublishResult:
 
 
 def connect_warehouse(path: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB warehouse (read-only by default) in UTC."""
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")  # Arrow timestamps tz='UTC' (delta-rs rejects 'Etc/UTC')
     return con
@@ -154,12 +158,14 @@ def _manifest_nodes() -> dict[str, Any]:
 
 
 def mart_description(mart: str) -> str:
+    """Description of a gold mart: the dbt model's description and where the Delta copy lives."""
     node = _manifest_nodes().get(mart, {})
     text = (node.get("description") or "").strip()
     return (text + "\n\n" if text else "") + f"Delta copy of the dbt mart `{MARTS_SCHEMA}.{mart}` at `gold/{mart}`."
 
 
 def column_descriptions(mart: str) -> dict[str, str]:
+    """Column name → description of a mart, from the dbt manifest."""
     node = _manifest_nodes().get(mart, {})
     return {name: (col.get("description") or "") for name, col in node.get("columns", {}).items()}
 
@@ -175,6 +181,7 @@ def _cell(value: Any) -> str:
 
 
 def markdown_preview(table: pa.Table) -> str:
+    """An Arrow table as a markdown table (cells shortened)."""
     cols = table.column_names
     rows = table.to_pylist()
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

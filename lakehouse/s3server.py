@@ -51,6 +51,7 @@ def _free_port_pair(used: set[int]) -> int:
 
 @dataclass
 class S3Server:
+    """A running SeaweedFS S3 server: endpoint, credentials, bucket and process."""
     endpoint_url: str
     access_key: str
     secret_key: str
@@ -90,9 +91,11 @@ class S3Server:
         }
 
     def uri(self, prefix: str = "") -> str:
+        """``s3://<bucket>/<prefix>`` on this server."""
         return f"s3://{self.bucket}/{prefix.strip('/')}".rstrip("/")
 
     def stop(self) -> None:
+        """Stop the server's process group (SIGTERM, then SIGKILL after 2 s)."""
         if self.process and self.process.poll() is None:
             # weed mini runs its servers in one process group and is slow to honour SIGTERM:
             # give it a moment, then kill the whole group (the data dir is thrown away anyway).
@@ -136,7 +139,7 @@ def start_s3_server(bucket: str = "lake", timeout_s: float = 60.0) -> S3Server:
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
         f"-s3.port={s3}", f"-s3.config={cfg}",
     ]
-    log = open(Path(workdir, "weed.log"), "wb")
+    log = open(Path(workdir, "weed.log"), "wb")  # noqa: SIM115 - the server process writes to it for its lifetime
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
                             start_new_session=True)
     server = S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key, bucket,

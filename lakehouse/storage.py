@@ -92,6 +92,7 @@ class Lake:
     # ------------------------------------------------------------------ paths
     @property
     def is_s3(self) -> bool:
+        """True when the lake's root is on S3."""
         return _is_s3(self.root)
 
     def uri(self, *parts: str) -> str:
@@ -103,9 +104,11 @@ class Lake:
 
     @property
     def landing(self) -> str:
+        """URI of the landing zone (``<root>/landing``)."""
         return self.uri("landing")
 
     def table_uri(self, layer: str, name: str) -> str:
+        """URI of table ``name`` in ``layer``."""
         return self.uri(layer, name)
 
     # ---------------------------------------------------------- credentials
@@ -158,19 +161,23 @@ class Lake:
 
     # ------------------------------------------------------------ delta I/O
     def delta_exists(self, uri: str) -> bool:
+        """True when ``uri`` holds a Delta table."""
         from deltalake import DeltaTable
 
         return DeltaTable.is_deltatable(uri, storage_options=self.delta_storage_options())
 
     def delta_table(self, uri: str, version: int | None = None):
+        """The ``deltalake.DeltaTable`` at ``uri`` (at ``version``, default the latest)."""
         from deltalake import DeltaTable
 
         return DeltaTable(uri, version=version, storage_options=self.delta_storage_options())
 
     def read_delta(self, uri: str, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
+        """Read a Delta table (optionally some columns, at a version) as Arrow."""
         return self.delta_table(uri, version=version).to_pyarrow_table(columns=columns)
 
     def write_delta(self, uri: str, data: pa.Table, mode: str = "append", **kwargs: Any) -> None:
+        """Write Arrow data to a Delta table (``write_deltalake`` with the lake's storage options)."""
         from deltalake import write_deltalake
 
         write_deltalake(uri, data, mode=mode, storage_options=self.delta_storage_options(), **kwargs)

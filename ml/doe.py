@@ -79,6 +79,7 @@ def latin_hypercube(n: int, space: Mapping[str, tuple[float, float]], seed: int 
 
 
 def inside(df: pd.DataFrame, space: Mapping[str, tuple[float, float]], tol: float = 1e-9) -> np.ndarray:
+    """Row mask: which rows of ``df`` lie inside ``space`` (each factor within ``[low, high]`` ± ``tol``)."""
     ok = np.ones(len(df), dtype=bool)
     for k, (lo, hi) in space.items():
         v = df[k].to_numpy(float)
@@ -194,6 +195,19 @@ class Surrogate:
     def fit(cls, runs: pd.DataFrame, factors: Sequence[str], outcomes: Sequence[str],
             n_estimators: int = 200, max_depth: int = 4, learning_rate: float = 0.08,
             folds: int = 4, seed: int = 0, n_jobs: int = 1, **_: Any) -> Surrogate:
+        """Fit one XGBoost ensemble per outcome on the DoE runs, with ``folds``-fold CV metrics.
+
+        Parameters
+        ----------
+        runs
+            DoE runs (factors and outcomes as columns).
+        factors, outcomes
+            Input and output columns.
+
+        Returns
+        -------
+        Surrogate
+        """
         import xgboost as xgb
 
         X = runs[list(factors)].to_numpy(np.float32)
@@ -414,10 +428,12 @@ def top_factors(surrogate: Surrogate, objective: str = "harvest_titer_g_l", k: i
 
 
 def specs_from_config(cfg: dict) -> dict[str, tuple[float | None, float | None]]:
+    """CQA spec limits ``{outcome: (min, max)}`` of a golden-batch config (``config/golden.yaml``)."""
     return spec_limits(cfg)
 
 
 def default_n_jobs() -> int:
+    """Worker processes for :func:`simulate_design` on this machine (at least 1)."""
     return max(1, min(2, os.cpu_count() or 1))
 
 

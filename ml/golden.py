@@ -214,12 +214,15 @@ class AlignedBatches:
 
     @property
     def n_steps(self) -> int:
+        """Number of grid steps (bins) on the alignment axis."""
         return int(self.grid.shape[0])
 
     def index(self, batch_id: str) -> int:
+        """Row index of ``batch_id``."""
         return self.batch_ids.index(batch_id)
 
     def subset(self, batch_ids: Iterable[str]) -> AlignedBatches:
+        """The same alignment restricted to ``batch_ids`` (in that order)."""
         pos = {b: i for i, b in enumerate(self.batch_ids)}
         keep = [b for b in batch_ids if b in pos]
         idx = np.array([pos[b] for b in keep], dtype=int)
@@ -227,6 +230,7 @@ class AlignedBatches:
                               self.values[idx] if len(idx) else self.values[:0], dict(self.extras))
 
     def select_signals(self, signals: Sequence[str]) -> AlignedBatches:
+        """The same alignment with only ``signals`` (missing ones all-NaN)."""
         pos = {s: j for j, s in enumerate(self.signals)}
         vals = np.full(self.values.shape[:2] + (len(signals),), np.nan)
         for j, s in enumerate(signals):
@@ -242,6 +246,7 @@ class AlignedBatches:
         return last
 
     def to_frame(self) -> pd.DataFrame:
+        """Long frame: one row per batch, step and signal value."""
         n, k, _ = self.values.shape
         out = pd.DataFrame({
             "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), k),
@@ -266,7 +271,7 @@ def with_derived(readings: pd.DataFrame | pl.DataFrame, derived: Mapping[str, st
     for name, expr in (derived or {}).items():
         try:
             df = df.with_columns(pl.sql_expr(expr).cast(pl.Float64).alias(name))
-        except Exception:  # noqa: BLE001, S112 - a plant without one of the inputs
+        except Exception:
             continue
     return df
 

@@ -42,6 +42,9 @@ from ml.golden import AlignedBatches
 # ---------------------------------------------------------------------------- config
 @dataclass
 class MSPCConfig:
+    """Settings of batch evolution monitoring (config/golden.yaml ``mspc``): signals, time step,
+    components, limit confidence and false-alarm target, smoothing windows.
+    """
     signals: list[str]
     step_h: float = 1.0
     n_steps: int | None = None  # culture-age bins covered by the model (default: good batches' span)
@@ -67,6 +70,7 @@ class MSPCConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> MSPCConfig:
+        """Build from the ``mspc`` section of config/golden.yaml (unknown keys are ignored)."""
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in (d or {}).items() if k in known})
 
@@ -100,6 +104,9 @@ def align_for(cfg: MSPCConfig | MSPCModel, readings, n_steps: int | None = None,
 # ----------------------------------------------------------------------- the model
 @dataclass
 class MSPCModel:
+    """A fitted batch evolution monitoring model: per-step scaling, PCA loadings and the
+    time-varying T² and SPE limits (saved as ``.npz`` + ``.json``, never pickled).
+    """
     signals: list[str]
     step_h: float
     mean: np.ndarray  # (K, J)
@@ -115,20 +122,24 @@ class MSPCModel:
 
     @property
     def n_steps(self) -> int:
+        """Number of time steps the model covers."""
         return int(self.mean.shape[0])
 
     @property
     def n_components(self) -> int:
+        """Number of principal components."""
         return int(self.loadings.shape[1])
 
     # ------------------------------------------------------------ persistence
     def to_npz_bytes(self) -> bytes:
+        """The model's arrays as compressed ``.npz`` bytes."""
         buf = io.BytesIO()
         np.savez_compressed(buf, mean=self.mean, std=self.std, loadings=self.loadings,
                             eigvals=self.eigvals, t2_limit=self.t2_limit, spe_limit=self.spe_limit)
         return buf.getvalue()
 
     def to_json_dict(self) -> dict:
+        """The model's settings and metadata as a JSON-safe dict (the ``.json`` part)."""
         return {"format": "mspc-bem/1", "signals": self.signals, "step_h": self.step_h,
                 "n_steps": self.n_steps, "n_components": self.n_components,
                 "config": self.config, "train_batches": self.train_batches,
@@ -136,6 +147,7 @@ class MSPCModel:
 
     @classmethod
     def from_parts(cls, meta: dict, npz_bytes: bytes) -> MSPCModel:
+        """Rebuild a model from its ``.json`` dict and ``.npz`` bytes."""
         with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         return cls(signals=list(meta["signals"]), step_h=float(meta["step_h"]),
@@ -155,6 +167,7 @@ class MSPCModel:
 
     @classmethod
     def load(cls, fs, base_path: str) -> MSPCModel:
+        """Read ``<base>.json`` and ``<base>.npz`` with an fsspec filesystem."""
         meta = json.loads(fs.cat(base_path + ".json"))
         return cls.from_parts(meta, fs.cat(base_path + ".npz"))
 
@@ -480,6 +493,7 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
 # -------------------------------------------------------------------------- scoring
 @dataclass
 class MSPCScores:
+    """T², SPE, their limits and the alarm state of scored batches per time step."""
     batch_ids: list[str]
     signals: list[str]
     step_h: float
@@ -505,6 +519,7 @@ class MSPCScores:
         return np.tile(self.age_h(), (self.t2.shape[0], 1))
 
     def first_alarm_h(self) -> dict[str, float]:
+        """Culture age (h) of each batch's first alarm (NaN: never alarmed)."""
         age = self.culture_age()
         out = {}
         for i, b in enumerate(self.batch_ids):
@@ -513,6 +528,7 @@ class MSPCScores:
         return out
 
     def to_frame(self) -> pd.DataFrame:
+        """Long frame: one row per batch and time step with T², SPE, limits and alarm flags."""
         N, K = self.t2.shape
         idx = np.minimum(np.arange(K), len(self.t2_limit) - 1)
         df = pd.DataFrame({

@@ -57,12 +57,13 @@ def code_version() -> str:
         from importlib.metadata import version
 
         return "bioprocess-lakehouse==" + version("bioprocess-lakehouse")
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "unknown"
 
 
 @dataclass(frozen=True)
 class RegisteredModel:
+    """One registry row: model name, version, status, artifact URI, metrics and training data."""
     name: str
     version: int
     status: str
@@ -76,6 +77,9 @@ class RegisteredModel:
 
 
 class ModelRegistry:
+    """The model registry in the lake: ``registry/models`` and ``registry/promotions`` (Delta),
+    boosters under ``models/<name>/<version>.ubj`` (XGBoost's own format, never pickled).
+    """
     def __init__(self, lake: Lake):
         self.lake = lake
         self.models_uri = lake.uri("registry", "models")
@@ -83,11 +87,13 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ read
     def table(self) -> pl.DataFrame:
+        """All registered model versions (empty frame when there are none)."""
         if not self.lake.delta_exists(self.models_uri):
             return pl.from_arrow(REGISTRY_SCHEMA.empty_table())
         return pl.from_arrow(self.lake.read_delta(self.models_uri))
 
     def promotions(self) -> pl.DataFrame:
+        """The promotion audit trail (empty frame when there is none)."""
         if not self.lake.delta_exists(self.promotions_uri):
             return pl.from_arrow(PROMOTION_SCHEMA.empty_table())
         return pl.from_arrow(self.lake.read_delta(self.promotions_uri))
@@ -98,16 +104,19 @@ class ModelRegistry:
                                json.loads(r["training_data_json"]), r["code_version"], r["created_at"])
 
     def get(self, name: str, version: int) -> RegisteredModel:
+        """The registry entry of ``name`` version ``version``."""
         t = self.table().filter((pl.col("model_name") == name) & (pl.col("version") == version))
         if t.height == 0:
             raise KeyError(f"model {name} v{version} is not registered")
         return self._row(t.row(0, named=True))
 
     def champion(self, name: str) -> RegisteredModel | None:
+        """The current champion of ``name`` (``None`` when there is none)."""
         t = self.table().filter((pl.col("model_name") == name) & (pl.col("status") == "champion")).sort("version")
         return self._row(t.row(-1, named=True)) if t.height else None
 
     def latest(self, name: str, status: str | None = None) -> RegisteredModel | None:
+        """The newest version of ``name`` (with ``status``, if given), or ``None``."""
         t = self.table().filter(pl.col("model_name") == name)
         if status:
             t = t.filter(pl.col("status") == status)
@@ -115,6 +124,7 @@ class ModelRegistry:
         return self._row(t.row(-1, named=True)) if t.height else None
 
     def next_version(self, name: str) -> int:
+        """The version number the next registration of ``name`` gets."""
         t = self.table().filter(pl.col("model_name") == name)
         return int(t["version"].max()) + 1 if t.height else 1
 
@@ -145,6 +155,12 @@ class ModelRegistry:
     # ------------------------------------------------------------------ write
     def register(self, name: str, booster: xgb.Booster, meta: dict, *, params: dict, metrics: dict,
                  training_data: dict, kind: str, target: str, status: str = "candidate") -> RegisteredModel:
+        """Store a booster and its metadata as a new ``candidate`` version of ``name``.
+
+        Returns
+        -------
+        RegisteredModel
+        """
         if status not in STATUSES:
             raise ValueError(status)
         version = self.next_version(name)
@@ -162,6 +178,7 @@ class ModelRegistry:
         return RegisteredModel(name, version, status, art, meta_uri, metrics, params, training_data, cv, now)
 
     def set_status(self, name: str, version: int, status: str) -> None:
+        """Set the status (candidate, champion, retired, rejected) of one version."""
         if status not in STATUSES:
             raise ValueError(status)
         dt = self.lake.delta_table(self.models_uri)
@@ -176,6 +193,7 @@ class ModelRegistry:
         self.set_status(name, version, "champion")
 
     def record_promotion(self, row: dict) -> None:
+        """Append one promotion decision to ``registry/promotions``."""
         row = {k: row.get(k) for k in PROMOTION_SCHEMA.names}
         row["decided_at"] = row["decided_at"] or datetime.now(UTC)
         self.lake.write_delta(self.promotions_uri, pa.Table.from_pylist([row], schema=PROMOTION_SCHEMA), mode="append")

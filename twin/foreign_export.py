@@ -38,7 +38,6 @@ import polars as pl
 
 from twin.site import SiteConfig
 
-
 TIMEZONE = "Europe/Berlin"
 LOCAL_FMT = "%Y-%m-%d %H:%M:%S"
 
@@ -85,6 +84,7 @@ def vessel_name(unit_id: str, units: list[str]) -> str:
 
 @dataclass
 class ExportSummary:
+    """What ``export-plant`` wrote: vessels, batches, historian rows and files, assay rows and values, timing."""
     out: str
     vessels: dict[str, str]
     batches: int
@@ -96,6 +96,7 @@ class ExportSummary:
     simulate_seconds: float
 
     def as_dict(self) -> dict:
+        """The summary as a JSON-safe dict."""
         return dict(vars(self))
 
 

@@ -51,6 +51,7 @@ class LandingWriter:
                 self.fs.mkdir(bucket)
 
     def path(self, rel: str) -> str:
+        """The full path of a landing-relative path ``rel``."""
         return posixpath.join(self.root, rel)
 
     def put(self, rel: str, data: bytes) -> None:
@@ -72,12 +73,14 @@ class LandingWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered files (one batched ``pipe`` call)."""
         if self._pending:
             self.fs.pipe(self._pending)
             self._pending = {}
             self._pending_bytes = 0
 
     def close(self) -> None:
+        """Write what is still buffered."""
         self.flush()
 
     def __enter__(self) -> LandingWriter:
@@ -146,6 +149,7 @@ def csv_bytes(columns: dict[str, Any]) -> bytes:
 
 
 def rounded(x: np.ndarray, decimals: int) -> np.ndarray:
+    """``x`` as floats rounded to ``decimals`` (``+ 0.0`` turns ``-0.0`` into ``0.0``)."""
     return np.round(np.asarray(x, dtype=float), decimals) + 0.0
 
 
@@ -155,6 +159,7 @@ def json_bytes(obj: Any) -> bytes:
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
+    """An Arrow table as zstd-compressed parquet bytes."""
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()

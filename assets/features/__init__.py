@@ -12,7 +12,7 @@ from assets.resources import LakeResource, SparkResource
 from assets.support import MLConfig, js
 
 
-def GOLD(name: str) -> dg.AssetKey:  # noqa: N802 - reads like the other key constants
+def GOLD(name: str) -> dg.AssetKey:
     """Key of the gold mart ``name``."""
     return dg.AssetKey(["gold", name])
 

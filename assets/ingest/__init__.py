@@ -14,7 +14,10 @@ import dagster as dg
 from assets.ingest._common import DEFAULT_LANDING_DEPS
 from assets.ingest.historian import build_historian_asset, historian_partitions
 from assets.ingest.quarantine import (
-    bronze_maintenance, maintenance_job, maintenance_schedule, quarantine_summary,
+    bronze_maintenance,
+    maintenance_job,
+    maintenance_schedule,
+    quarantine_summary,
 )
 from assets.ingest.sensors import build_landing_sensor
 from assets.ingest.systems import UNPARTITIONED_SYSTEMS, build_system_asset

@@ -4,7 +4,14 @@
 import dagster as dg
 
 from assets.ingest._common import (
-    DEFAULT_LANDING_DEPS, DEFAULT_TAGMAP, GROUP, bronze_key, landing_deps, make_context, quarantine_check_spec, results,
+    DEFAULT_LANDING_DEPS,
+    DEFAULT_TAGMAP,
+    GROUP,
+    bronze_key,
+    landing_deps,
+    make_context,
+    quarantine_check_spec,
+    results,
     run_ingest,
 )
 from assets.resources import LakeResource

@@ -7,9 +7,9 @@ The scores depend on model assets named in the soft-sensor config: :func:`build_
 
 import dagster as dg
 
-from assets.support import MLConfig, js, num
 from assets.models import PDM_NAME, harvest_names, titer_name
 from assets.resources import LakeResource
+from assets.support import MLConfig, js, num
 from ml.config import SoftSensorConfig, load_softsensor_config
 
 SOFTSENSOR_KEY = dg.AssetKey(["features", "softsensor"])

@@ -26,6 +26,7 @@ from dagster._utils import run_with_concurrent_update_guard
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from dagster_dbt.dbt_project import using_dagster_dev
 
+from assets.resources import LakeResource, SparkResource
 from lakehouse.warehouse import (
     DBT_PROJECT_DIR,
     dbt_env,
@@ -36,7 +37,6 @@ from lakehouse.warehouse import (
     patched_environ,
     record_build,
 )
-from assets.resources import LakeResource, SparkResource
 
 
 def _dbt_executable() -> str:

@@ -51,11 +51,13 @@ def check_bytes(data: bytes, *, require_final_newline: bool = True) -> None:
 
 
 def header_of(data: bytes) -> list[str]:
+    """The column names of a delimited file's first line."""
     first = data.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
     return [h.strip() for h in next(csv.reader([first]))]
 
 
 def is_missing(expr: pl.Expr) -> pl.Expr:
+    """Null or one of the missing-value tokens (empty, NaN, NULL, …) after trimming."""
     return expr.is_null() | expr.str.strip_chars().is_in(NULL_TOKENS)
 
 
@@ -200,5 +202,6 @@ def raw_records_csv(data: bytes, rows: Sequence[int], delimiter: str = ",") -> l
 
 
 def head_preview(data: bytes, n: int = 200) -> str:
+    """JSON of a file's size and first ``n`` bytes (for the quarantine record of a rejected file)."""
     return json.dumps({"size_bytes": len(data), "head": data[:n].decode("utf-8", errors="replace")},
                       ensure_ascii=False)

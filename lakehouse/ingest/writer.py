@@ -43,16 +43,20 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
-from deltalake.writer.properties import ColumnProperties
 from deltalake.exceptions import CommitFailedError
+from deltalake.writer.properties import ColumnProperties
 
 from lakehouse.ingest.parsing import FileRejected, head_preview, raw_records_csv
 from lakehouse.ingest.readers import KINDS, FastPart, IngestContext, Kind, SourceFile, kind_for, validate_table
-from lakehouse.ingest.validation import split_invalid
 from lakehouse.ingest.schemas import (
-    INGEST_LOG_SCHEMA, INGEST_LOG_TABLE, PARTITION_BY, QUARANTINE_SCHEMA, QUARANTINE_TABLE,
+    INGEST_LOG_SCHEMA,
+    INGEST_LOG_TABLE,
+    PARTITION_BY,
+    QUARANTINE_SCHEMA,
+    QUARANTINE_TABLE,
     schema_of,
 )
+from lakehouse.ingest.validation import split_invalid
 from lakehouse.storage import Lake
 
 log = logging.getLogger(__name__)
@@ -96,6 +100,7 @@ def _fire(event: str, **info: Any) -> None:
 
 # ============================================================== table helpers
 def table_uri(lake: Lake, table: str) -> str:
+    """URI of a bronze table (or the quarantine / ingest log) in the lake."""
     return lake.table_uri("bronze", table)
 
 
@@ -114,6 +119,7 @@ def ensure_table(lake: Lake, table: str) -> DeltaTable:
 
 
 def app_id(namespace: str, rel_path: str, sha256: str) -> str:
+    """Delta app-transaction id of one source file version: exactly-once per (namespace, path, hash)."""
     return f"{namespace}:{rel_path}@{sha256}"
 
 
@@ -304,6 +310,9 @@ def _hash(f: SourceFile) -> None:
 # ============================================================== report
 @dataclass
 class IngestReport:
+    """What an ingestion did: files listed/ingested/skipped/rejected, rows read/valid/written/quarantined
+    per table, quarantine reasons, Delta versions and timing.
+    """
     run_id: str
     files_listed: int = 0
     files_skipped_unchanged: int = 0      # known to the ingest log (not even read)
@@ -321,7 +330,8 @@ class IngestReport:
     commits: int = 0
     seconds: float = 0.0
 
-    def merge(self, other: "IngestReport") -> None:
+    def merge(self, other: IngestReport) -> None:
+        """Add the counts of another report to this one."""
         for name in ("files_listed", "files_skipped_unchanged", "files_already_committed",
                      "files_ingested", "quarantine_written", "commits"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -333,6 +343,7 @@ class IngestReport:
         self.seconds += other.seconds
 
     def for_tables(self, tables: Iterable[str]) -> dict[str, Any]:
+        """The report restricted to ``tables`` (as a dict)."""
         tables = list(tables)
         return {
             "rows_read": sum(self.rows_read[t] for t in tables),
@@ -342,6 +353,7 @@ class IngestReport:
         }
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as a JSON-safe dict."""
         return {
             "run_id": self.run_id, "files_listed": self.files_listed,
             "files_skipped_unchanged": self.files_skipped_unchanged,
@@ -373,6 +385,7 @@ def const_string(value: str, n: int) -> pa.Array:
 
 
 def const_ts(value: dt.datetime, n: int) -> pa.Array:
+    """An Arrow UTC timestamp array of ``n`` copies of ``value`` (built without a Python loop)."""
     us = int(value.timestamp() * 1_000_000)
     return pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), n,
                                  [None, pa.py_buffer(np.full(n, us, dtype=np.int64))])
@@ -466,7 +479,7 @@ def _parse_all(kind: Kind, files: list[SourceFile], ctx: IngestContext, pool) ->
             return kind.parse(f, ctx)
         except FileRejected as exc:
             return exc
-        except Exception as exc:  # noqa: BLE001 - bad input must not stop the pipeline
+        except Exception as exc:
             log.warning("unexpected error reading %s: %r", f.rel_path, exc)
             return FileRejected(f"unreadable file ({type(exc).__name__}: {str(exc)[:200]})")
     return list(pool.map(one, files)) if pool is not None and len(files) > 1 else [one(f) for f in files]
@@ -692,7 +705,7 @@ def ingest_files(lake: Lake, files: Sequence[SourceFile], *, run_id: str | None 
         report.files_skipped_unchanged = len(files) - len(todo)
     seen_hashes = _ingested_hashes(log_df, {f.rel_path for f in todo})
     fs = lake.filesystem()
-    ingested_at = dt.datetime.now(dt.timezone.utc)
+    ingested_at = dt.datetime.now(dt.UTC)
     by_kind: dict[str, list[SourceFile]] = defaultdict(list)
     for f in todo:
         by_kind[f.kind].append(f)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from ml import mspc
-from tests.support.monitoring_set import simulate_monitoring_set
 from ml.golden import load_config
+from tests.support.monitoring_set import simulate_monitoring_set
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from ingest_testdata import BAD_DAY, bad_landing, good_landing
+
 from lakehouse.ingest.schemas import BRONZE_SCHEMAS
 from lakehouse.ingest.writer import ingest_landing, table_uri
 from lakehouse.storage import Lake

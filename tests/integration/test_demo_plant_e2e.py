@@ -33,6 +33,11 @@ def _json_out(capsys) -> dict:
     return json.loads(out[out.index("{"):])
 
 
+def _lines(path) -> int:
+    with open(path) as fh:
+        return sum(1 for _ in fh)
+
+
 def _count(lake: Lake, table: str) -> int:
     return lake.delta_table(lake.uri("bronze", table)).to_pyarrow_table(columns=["_source_file"]).num_rows
 
@@ -40,9 +45,8 @@ def _count(lake: Lake, table: str) -> int:
 def _materialize_to_gold(lake: Lake, warehouse: Path):
     import dagster as dg
 
+    from assets.resources import LakeResource, SparkResource
     from assets.transform import build_defs, dbt_cli_resource
-    from assets.resources import SparkResource
-    from assets.resources import LakeResource
 
     defs = build_defs()
     return dg.materialize([*defs.assets, *defs.asset_checks],
@@ -73,14 +77,14 @@ def test_demo_plant_export_import_gold_train(tmp_path, monkeypatch, capsys):
         header, first = next(csv.reader(fh, delimiter=";")), next(csv.reader(fh, delimiter=";"))
     assert header == ["TagName", "TimeStamp", "Value", "Units", "Quality"]
     assert first[0].startswith("FERM-0") and "T" not in first[1] and "+" not in first[1]  # local, no offset
-    hist_rows = sum(sum(1 for _ in open(f)) - 1 for f in day_files)
+    hist_rows = sum(_lines(f) - 1 for f in day_files)
     assert hist_rows == exp["historian_rows"] > 100_000
     sheet = pl.read_csv(export / "lims_results.csv", infer_schema=False)
     assert "IgG_HPLC" in sheet.columns and "titer" not in sheet.columns
     analyte_cols = [c for c in sheet.columns if c not in ("SampleNo", "Batch", "Sampled", "Approved", "TestMethod")]
     assay_values = sum(sheet[c].is_not_null().sum() for c in analyte_cols)
     assert assay_values == exp["assay_values"]
-    n_batches = sum(1 for _ in open(export / "batches.csv")) - 1
+    n_batches = _lines(export / "batches.csv") - 1
     assert n_batches == exp["batches"] >= 6
 
     # 2. import (config only) ------------------------------------------------------------------

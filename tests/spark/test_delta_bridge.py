@@ -265,7 +265,7 @@ def test_driver_killed_before_commit_leaves_tables_at_old_version(spark, lake_lo
 def test_delta_spark_jars_switch_uses_format_delta(spark, lake_local: Lake):
     """With use_delta_spark_jars the bridge is bypassed: here (no jars) Spark must say so."""
     uri = lake_local.uri("silver", "jars")
-    with pytest.raises(Exception, match="(?i)delta"):
+    with pytest.raises(Exception, match=r"(?i)delta"):
         write_delta(spark.range(3), uri, None, use_delta_spark_jars=True)
 
 

@@ -5,7 +5,6 @@ constants, its random streams and the batch-to-batch recipe variation.
 
 from __future__ import annotations
 
-
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,6 +17,7 @@ from twin.bioreactor import (
     Recipe,
 )
 from twin.deviations import DeviationType
+
 ProgressFn = Callable[[int, int], None]
 
 # random-stream ids (keep stable: changing them changes every output)
@@ -53,6 +53,7 @@ class SiteConfig:
     write_trajectories: bool = True
 
     def unit_ids(self) -> list[str]:
+        """Bioreactor ids ``BR-101``, ``BR-102``, …"""
         return [f"BR-{101 + i}" for i in range(self.bioreactors)]
 
 

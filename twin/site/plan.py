@@ -11,7 +11,6 @@ so a plan is the same for the same seed.
 
 from __future__ import annotations
 
-
 import math
 from dataclasses import dataclass, field
 
@@ -48,8 +47,11 @@ from twin.site.config import (
     _rng,
     vary_recipe,
 )
+
+
 @dataclass
 class WorkOrderRec:
+    """A CMMS work order as planned (times in hours since the simulation start)."""
     equipment_id: str
     equipment_type: str
     work_type: str
@@ -82,14 +84,17 @@ class PlannedBatch:
 
     @property
     def batch_id(self) -> str:
+        """The batch id: unit without the dash and a 4-digit sequence (``BR101-0003``)."""
         return f"{self.unit_id.replace('-', '')}-{self.seq:04d}"
 
     @property
     def lost(self) -> bool:
+        """True when the batch was aborted (deviation detected)."""
         return self.status == "aborted"
 
     @property
     def end_culture(self) -> float:
+        """End of the culture in hours since the simulation start."""
         return self.inoc + self.end_rel
 
     sim_end_rel: float = math.nan  # simulated culture age: end_rel, or up to the window end
@@ -97,6 +102,7 @@ class PlannedBatch:
 
 @dataclass
 class Failure:
+    """An equipment failure (ground truth): equipment, mode, degradation start, failure and repair time."""
     equipment_id: str
     failure_mode: str
     degradation_start: float

@@ -6,7 +6,6 @@ as ``docs/contracts.md`` specifies, plus the simulator's ground truth under
 
 from __future__ import annotations
 
-
 import math
 import time
 from collections.abc import Callable
@@ -24,7 +23,6 @@ from twin.bioreactor import (
     Vessel,
 )
 from twin.historian import BatchSignals, HistorianDay, Segment, UnitTimeline, build_unit_day
-from twin.writers import LandingWriter, csv_bytes, iso1, iso_ms, json_bytes, parquet_bytes, to_datetime64, ts_array
 from twin.site.config import _S_CQA, _S_HIST, _S_LIMS, INOCULATE_H, ProgressFn, SiteConfig, _rng
 from twin.site.plan import (
     Failure,
@@ -36,11 +34,14 @@ from twin.site.plan import (
     _Planner,
     _simulate,
 )
+from twin.writers import LandingWriter, csv_bytes, iso1, iso_ms, json_bytes, parquet_bytes, to_datetime64, ts_array
+
 # --------------------------------------------------------------------------- simulate
 
 
 @dataclass
 class SiteSummary:
+    """What :func:`simulate_site` produced: batches, failures, work orders, readings, files and timing."""
     out: str
     batches: int
     batches_closed: int
@@ -59,6 +60,7 @@ class SiteSummary:
 
     @property
     def readings_per_s(self) -> float:
+        """Historian readings written per second of simulation."""
         return self.historian_readings / max(self.seconds, 1e-9)
 
 
@@ -483,7 +485,7 @@ def _write_cmms(t0: np.datetime64, t_end: float, wos: list[WorkOrderRec], writer
     ws = sorted((w for w in wos if w.opened_h < t_end), key=lambda w: (w.opened_h, w.equipment_id, w.work_type))
     if not ws:
         return
-    ids = [f"WO-{str(t0.astype('datetime64[Y]'))}-{k + 1:05d}" for k in range(len(ws))]
+    ids = [f"WO-{t0.astype('datetime64[Y]')!s}-{k + 1:05d}" for k in range(len(ws))]
     opened = np.array([w.opened_h for w in ws])
     day = np.floor(opened / 24.0).astype(np.int64)
     for d in np.unique(day):

@@ -63,7 +63,7 @@ from lakehouse.spark.delta_bridge.common import (
     to_delta_storage_options,
     to_fsspec_storage_options,
 )
-from lakehouse.spark.delta_bridge.write import _RESULT_DDL, _WriteSpec, _write_partition_files
+from lakehouse.spark.delta_bridge.write import _RESULT_DDL, _write_partition_files, _WriteSpec
 
 
 @dataclass

@@ -140,10 +140,9 @@ def _partition_filter(f, part_cols: set[str]) -> Callable[[dict[str, Any]], bool
 
 def _safe(op, a, b) -> bool:
     try:
-        if isinstance(a, datetime) and isinstance(b, datetime):
-            if (a.tzinfo is None) != (b.tzinfo is None):
-                a = a.replace(tzinfo=UTC) if a.tzinfo is None else a
-                b = b.replace(tzinfo=UTC) if b.tzinfo is None else b
+        if isinstance(a, datetime) and isinstance(b, datetime) and (a.tzinfo is None) != (b.tzinfo is None):
+            a = a.replace(tzinfo=UTC) if a.tzinfo is None else a
+            b = b.replace(tzinfo=UTC) if b.tzinfo is None else b
         return bool(op(a, b))
     except Exception:
         return True  # cannot decide: keep the file (Spark re-applies every filter)
@@ -176,6 +175,7 @@ class DeltaRsDataSource(DataSource):  # type: ignore[misc]
 
     @classmethod
     def name(cls) -> str:
+        """The data source format name (``deltars``)."""
         return FORMAT_NAME
 
     def _table(self):
@@ -187,6 +187,7 @@ class DeltaRsDataSource(DataSource):  # type: ignore[misc]
                           storage_options=_options_storage(self.options) or None)
 
     def schema(self):
+        """The table's Spark schema (from the Delta snapshot, or the requested columns)."""
         from pyspark.sql.pandas.types import from_arrow_schema
 
         schema = _delta_arrow_schema(self._table())
@@ -196,6 +197,7 @@ class DeltaRsDataSource(DataSource):  # type: ignore[misc]
         return from_arrow_schema(normalize_arrow_schema(schema), prefer_timestamp_ntz=True)
 
     def reader(self, schema):
+        """The reader planning one Spark partition per (packed) data file of the snapshot."""
         if str(self.options.get("pushdown", "false")).lower() == "true":
             return _PushdownDeltaReader(self.options, schema)
         return _DeltaReader(self.options, schema)

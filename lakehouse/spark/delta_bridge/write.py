@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
 from lakehouse.spark.delta_bridge.common import _HIVE_NULL, _conform, _filesystem, _is_remote
 from lakehouse.spark.delta_bridge.stats import _minmax_summary, _stats_from_summaries
 
-
 # --------------------------------------------------------------------------- write
 _RESULT_SCHEMA = pa.schema([
     ("path", pa.string()),  # relative to the table root, not URL-encoded

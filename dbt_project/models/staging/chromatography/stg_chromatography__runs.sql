@@ -29,4 +29,4 @@ renamed as (
 
 select *
 from renamed
-qualify row_number() over (partition by run_id order by _ingested_at desc, _source_file desc) = 1
+qualify {{ latest_version(['run_id']) }}
