@@ -26,7 +26,8 @@ and :mod:`lakehouse.spark.transforms`; this module is the reference of the parit
   (``_ingested_at`` desc, ``_source_file`` desc), like ``stg_historian__readings``.
 
 Engines: ``engine="default"`` runs DuckDB SQL (conditional aggregation + ``time_bucket``, no
-PIVOT: conditional aggregation measured faster than DuckDB's PIVOT on this shape) on Arrow/pandas/polars inputs and returns a ``pyarrow.Table``;
+PIVOT: DuckDB's PIVOT groups by (unit, minute, tag) first, measured 2× slower with 3–4× the
+memory of the conditional aggregation written out) on Arrow/pandas/polars inputs and returns a ``pyarrow.Table``;
 ``engine="spark"`` runs :func:`lakehouse.spark.transforms.align_readings_spark` and returns
 a Spark DataFrame (lazy).
 """

@@ -87,7 +87,7 @@ def _parquet_writer(fs, path: str, schema: pa.Schema, compression: str):
 
     ts_cols = [f.name for f in schema if pa.types.is_timestamp(f.type)]
     kwargs: dict[str, Any] = {"compression": compression, "write_statistics": True}
-    if ts_cols:  # µs timestamps with jitter: delta encoding halves the bytes (PERFORMANCE.md)
+    if ts_cols:  # µs timestamps with jitter are over half of the parquet bytes: delta encoding shrinks them
         kwargs["use_dictionary"] = [f.name for f in schema if f.name not in ts_cols]
         kwargs["column_encoding"] = {c: "DELTA_BINARY_PACKED" for c in ts_cols}
     fh = fs.open(path, "wb")
