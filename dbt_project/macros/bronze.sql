@@ -50,13 +50,17 @@
 {#- The bronze relation to select from: the Delta table through `source()` (delta_scan), or an
     empty, correctly typed relation when the table is listed in var('missing_bronze') or in the
     LAKEHOUSE_MISSING_BRONZE environment variable (comma-separated) — the Dagster asset passes
-    the bronze tables that do not exist in the lake yet. -#}
+    the bronze tables that do not exist in the lake yet; `*` stands for every bronze table
+    (sqlfluff lints without a lake). -#}
 {% macro missing_bronze() -%}
   {%- set missing = var('missing_bronze', none) -%}
   {%- if missing is none -%}
     {%- set missing = env_var('LAKEHOUSE_MISSING_BRONZE', '').split(',') -%}
   {%- elif missing is string -%}
     {%- set missing = missing.split(',') -%}
+  {%- endif -%}
+  {%- if '*' in missing -%}
+    {%- set missing = bronze_columns().keys() | list -%}
   {%- endif -%}
   {{ return(missing) }}
 {%- endmacro %}
