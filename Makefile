@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export DAGSTER_DISABLE_TELEMETRY := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv run test ui bench sql clean-data
+.PHONY: venv run test lint ui bench sql clean-data
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,12 @@ run: venv
 ## Run the test suite (what CI runs).
 test: venv
 	$(PY) -m pytest
+
+## Lint: ruff (lint + format check) on the Python, sqlfluff (dbt templater) on the dbt project.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DBT_TARGET_PATH=target/sqlfluff $(VENV)/bin/sqlfluff lint dbt_project/models
 
 ## Dagster UI on http://127.0.0.1:3000
 ui: venv

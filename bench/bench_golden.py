@@ -5,7 +5,7 @@
 * ``insilico_batches_per_s``: a Latin-hypercube DoE of ``BENCH_DOE_RUNS`` (1000) recipes inside
   ``DESIGN_SPACE`` run through ``twin.bioreactor.simulate_batches`` at the default resolution
   (RK4, dt 0.25 h, 14 ± 2 days) with batch-to-batch variability — one vectorised call per chunk;
-* MSPC on site-like twin batches (``ml.mspc.simulate_monitoring_set``): trained on
+* MSPC on site-like twin batches (``tests.support.monitoring_set.simulate_monitoring_set``): trained on
   ``BENCH_MSPC_TRAIN`` (80) normal historical batches, evaluated on ``BENCH_MSPC_NORMAL`` (120)
   new normal batches + ``BENCH_MSPC_PER_TYPE`` (12) of each injected deviation type
   (contamination, temperature fault, feed error; tubing ruptures that happen on their own are
@@ -36,7 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ml import doe, mspc
-from ml.golden import load_config, spec_limits, twin_marts
+from ml.golden import load_config, spec_limits
+from tests.support.monitoring_set import simulate_monitoring_set, twin_marts
 
 
 def _env(name: str, default: int) -> int:
@@ -55,8 +56,8 @@ def bench_insilico(n_runs: int, seed: int = 7) -> tuple[dict, object, object]:
 
 def bench_mspc(cfg: dict, n_train: int, n_normal: int, per_type: int) -> tuple[dict, list[float]]:
     t0 = time.perf_counter()
-    hist = mspc.simulate_monitoring_set(n_train, 0, seed=1001, prefix="H")
-    new = mspc.simulate_monitoring_set(n_normal, per_type, seed=2002, prefix="N")
+    hist = simulate_monitoring_set(n_train, 0, seed=1001, prefix="H")
+    new = simulate_monitoring_set(n_normal, per_type, seed=2002, prefix="N")
     t_sim = time.perf_counter() - t0
     mcfg = mspc.MSPCConfig.from_dict(cfg["mspc"])
     good = hist["truth"].loc[~hist["truth"]["deviating"], "batch_id"].tolist()

@@ -57,9 +57,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lakehouse.ingest.tagmap import CONTRACT_SUFFIXES  # noqa: E402
-from lakehouse.ingest.units import PARAMETERS  # noqa: E402
-from lakehouse.storage import Lake  # noqa: E402
+from lakehouse.ingest.tagmap import CONTRACT_SUFFIXES
+from lakehouse.ingest.units import PARAMETERS
+from lakehouse.storage import Lake
 
 # the baseline's parse: the landing contract's column types, pyarrow defaults otherwise
 CSV_TYPES = {"timestamp": pa.timestamp("us", tz="UTC"), "tag": pa.string(), "value": pa.float64(),

@@ -65,6 +65,7 @@ class FeatureConfig:
 
 @dataclass(frozen=True)
 class XGBParams:
+    """XGBoost hyperparameters of one model (``params`` in the ML config)."""
     n_estimators: int = 400
     max_depth: int = 5
     learning_rate: float = 0.05
@@ -76,6 +77,7 @@ class XGBParams:
     seed: int = 0
 
     def booster_params(self, objective: str = "reg:squarederror") -> dict[str, Any]:
+        """The ``xgboost.train`` parameter dict for ``objective`` (number of rounds excluded)."""
         return {
             "objective": objective, "max_depth": self.max_depth, "eta": self.learning_rate,
             "subsample": self.subsample, "colsample_bytree": self.colsample_bytree,
@@ -86,6 +88,7 @@ class XGBParams:
 
 @dataclass(frozen=True)
 class ValidationConfig:
+    """How models are validated: grouped-by-batch CV folds and the forward-in-time test split."""
     n_splits: int = 5                 # GroupKFold by batch on the training part
     test_fraction: float = 0.25       # forward split: the latest batches (by inoculation) held out
     interval_alpha: float = 0.1       # 90% prediction intervals (split-conformal, per culture day)
@@ -94,6 +97,7 @@ class ValidationConfig:
 
 @dataclass(frozen=True)
 class DomainConfig:
+    """Applicability domain: how far (in training-data terms) a scored row may lie before it is flagged."""
     quantile_low: float = 0.005
     quantile_high: float = 0.995
     range_margin: float = 0.1          # fraction of the training (q_hi - q_lo) allowed outside
@@ -103,6 +107,7 @@ class DomainConfig:
 
 @dataclass(frozen=True)
 class VerificationConfig:
+    """Verification of a champion in service: rolling-error window and PSI drift limits."""
     window_results: int = 20           # rolling error over the last N assay results
     max_rmse_ratio: float = 2.0        # fail if rolling RMSE > ratio x held-out RMSE of the model
     max_rmse_abs: float | None = None  # or an absolute limit (target units)
@@ -116,6 +121,7 @@ class VerificationConfig:
 
 @dataclass(frozen=True)
 class TiterModelConfig:
+    """The titer soft sensor: registry name, target analyte and XGBoost parameters."""
     name: str = "titer_softsensor"
     target: str = "titer"
     min_culture_age_h: float = 0.0
@@ -124,6 +130,7 @@ class TiterModelConfig:
 
 @dataclass(frozen=True)
 class HarvestModelConfig:
+    """Harvest CQA models: targets, the culture day their features are taken at, name prefix."""
     targets: tuple[str, ...] = ("g0f", "hmw")
     day: float = 7.0                   # features from data available by culture day D
     name_prefix: str = "harvest_"
@@ -132,6 +139,9 @@ class HarvestModelConfig:
 
 @dataclass(frozen=True)
 class SoftSensorConfig:
+    """A soft-sensor config file (``config/ml/softsensor.yaml``): features, models, validation,
+    domain and verification.
+    """
     features: FeatureConfig = field(default_factory=FeatureConfig)
     titer: TiterModelConfig = field(default_factory=TiterModelConfig)
     harvest: HarvestModelConfig = field(default_factory=HarvestModelConfig)
@@ -156,6 +166,8 @@ class BaselineRule:
 
 @dataclass(frozen=True)
 class EquipmentFeatureConfig:
+    """Equipment-health features: daily signals, derived signals, rolling windows, own-baseline
+    window, equipment types and the failure label (horizon, work types, failure modes)."""
     signals: tuple[str, ...] = (
         "vibration_mean_mm_s", "vibration_max_mm_s", "vibration_p95_mm_s", "motor_current_mean_a",
         "motor_current_max_a", "feed_flow_dev_mean_ml_min", "feed_flow_dev_abs_max_ml_min", "do_offset_mean_pct",
@@ -172,11 +184,13 @@ class EquipmentFeatureConfig:
 
     @property
     def all_signals(self) -> tuple[str, ...]:
+        """The configured signals followed by the derived ones (config order)."""
         return tuple(self.signals) + tuple(d.name for d in self.derived)
 
 
 @dataclass(frozen=True)
 class PdMEvaluationConfig:
+    """How the PdM model is evaluated: time-ordered split fractions, alert lead time, threshold choice."""
     alert_window_days: int = 21        # an alert day is true when a failure follows within W days
     lead_days: int = 7                 # "alerted >= lead_days ahead"
     target_precision: float = 0.7      # threshold chosen on validation for this precision
@@ -189,6 +203,7 @@ class PdMEvaluationConfig:
 
 @dataclass(frozen=True)
 class PdMModelConfig:
+    """The PdM classifier: registry name and XGBoost parameters."""
     name: str = "pdm"
     params: XGBParams = field(default_factory=lambda: XGBParams(n_estimators=300, max_depth=4))
     baseline_rules: tuple[BaselineRule, ...] = (
@@ -199,6 +214,7 @@ class PdMModelConfig:
 
 @dataclass(frozen=True)
 class PdMConfig:
+    """A PdM config file (``config/ml/pdm.yaml``): features, model, evaluation, verification."""
     features: EquipmentFeatureConfig = field(default_factory=EquipmentFeatureConfig)
     model: PdMModelConfig = field(default_factory=PdMModelConfig)
     evaluation: PdMEvaluationConfig = field(default_factory=PdMEvaluationConfig)
@@ -243,16 +259,39 @@ def _coerce(type_hint: Any, default: Any, value: Any):
 
 
 def load_softsensor_config(path: str | Path | None = None) -> SoftSensorConfig:
+    """Load a soft-sensor config (default ``config/ml/softsensor.yaml``).
+
+    Parameters
+    ----------
+    path
+        YAML file; ``None`` for the project default.
+
+    Returns
+    -------
+    SoftSensorConfig
+    """
     path = Path(path) if path else DEFAULT_SOFTSENSOR_CONFIG
     with open(path) as fh:
         return _build(SoftSensorConfig, yaml.safe_load(fh) or {})
 
 
 def load_pdm_config(path: str | Path | None = None) -> PdMConfig:
+    """Load a PdM config (default ``config/ml/pdm.yaml``).
+
+    Parameters
+    ----------
+    path
+        YAML file; ``None`` for the project default.
+
+    Returns
+    -------
+    PdMConfig
+    """
     path = Path(path) if path else DEFAULT_PDM_CONFIG
     with open(path) as fh:
         return _build(PdMConfig, yaml.safe_load(fh) or {})
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass (nested) as plain dicts/lists, e.g. to store it with a model."""
     return asdict(cfg)

@@ -79,6 +79,7 @@ def latin_hypercube(n: int, space: Mapping[str, tuple[float, float]], seed: int 
 
 
 def inside(df: pd.DataFrame, space: Mapping[str, tuple[float, float]], tol: float = 1e-9) -> np.ndarray:
+    """Row mask: which rows of ``df`` lie inside ``space`` (each factor within ``[low, high]`` ± ``tol``)."""
     ok = np.ones(len(df), dtype=bool)
     for k, (lo, hi) in space.items():
         v = df[k].to_numpy(float)
@@ -194,6 +195,19 @@ class Surrogate:
     def fit(cls, runs: pd.DataFrame, factors: Sequence[str], outcomes: Sequence[str],
             n_estimators: int = 200, max_depth: int = 4, learning_rate: float = 0.08,
             folds: int = 4, seed: int = 0, n_jobs: int = 1, **_: Any) -> Surrogate:
+        """Fit one XGBoost ensemble per outcome on the DoE runs, with ``folds``-fold CV metrics.
+
+        Parameters
+        ----------
+        runs
+            DoE runs (factors and outcomes as columns).
+        factors, outcomes
+            Input and output columns.
+
+        Returns
+        -------
+        Surrogate
+        """
         import xgboost as xgb
 
         X = runs[list(factors)].to_numpy(np.float32)
@@ -414,9 +428,49 @@ def top_factors(surrogate: Surrogate, objective: str = "harvest_titer_g_l", k: i
 
 
 def specs_from_config(cfg: dict) -> dict[str, tuple[float | None, float | None]]:
+    """CQA spec limits ``{outcome: (min, max)}`` of a golden-batch config (``config/golden.yaml``)."""
     return spec_limits(cfg)
 
 
 def default_n_jobs() -> int:
+    """Worker processes for :func:`simulate_design` on this machine (at least 1)."""
     return max(1, min(2, os.cpu_count() or 1))
 
+
+# ------------------------------------------------------------------ the lake's twin tables
+def latest_calibration(lake) -> tuple[dict[str, float], str | None]:
+    """Fitted kinetic parameters of the newest ``insilico/calibration`` (``{}`` when there is none,
+    or when that calibration did not improve the fit) and its calibration id."""
+    import polars as pl
+
+    uri = lake.uri("insilico", "calibration")
+    if not lake.delta_exists(uri):
+        return {}, None
+    df = pl.from_arrow(lake.read_delta(uri)).sort("created_at")
+    cid = df["calibration_id"][-1]
+    last = df.filter(pl.col("calibration_id") == cid)
+    if not bool(last["use_for_twin"][0]):
+        return {}, cid
+    return dict(zip(last["parameter"].to_list(), last["fitted"].to_list(), strict=True)), cid
+
+
+def latest_doe(lake) -> pd.DataFrame:
+    """The runs of the newest in-silico DoE (``insilico/doe_runs``); :class:`FileNotFoundError`
+    when there is none."""
+    import polars as pl
+
+    uri = lake.uri("insilico", "doe_runs")
+    if not lake.delta_exists(uri):
+        raise FileNotFoundError("no in-silico DoE yet: materialize ['twin', 'insilico_doe'] first")
+    df = pl.from_arrow(lake.read_delta(uri))
+    last = df.sort("created_at")["doe_id"][-1]
+    return df.filter(pl.col("doe_id") == last).to_pandas()
+
+
+def kinetic_params(params: Mapping[str, float] | None) -> Any:
+    """:class:`twin.bioreactor.KineticParams` with ``params`` (fitted values) over the defaults."""
+    from dataclasses import replace
+
+    from twin.bioreactor import KineticParams
+
+    return replace(KineticParams(), **params) if params else KineticParams()

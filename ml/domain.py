@@ -22,6 +22,23 @@ from ml.config import DomainConfig
 
 
 def fit_domain(X: np.ndarray, feature_names: list[str], cfg: DomainConfig) -> dict:
+    """Applicability-domain reference of a training matrix: per-feature ranges/quantiles, the
+    training distance distribution and the PSI reference histograms.
+
+    Parameters
+    ----------
+    X
+        Training features (rows × features).
+    feature_names
+        Column names of ``X``.
+    cfg
+        Domain settings.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable reference, stored with the model.
+    """
     X = np.asarray(X, float)
     usable = [j for j in range(X.shape[1]) if np.isfinite(X[:, j]).sum() >= 2]
     lo_q = np.full(X.shape[1], np.nan)
@@ -67,8 +84,8 @@ def apply_domain(X: np.ndarray, domain: dict) -> dict[str, np.ndarray]:
     lo = np.array([np.nan if v is None else v for v in domain["lo"]])
     hi = np.array([np.nan if v is None else v for v in domain["hi"]])
     with np.errstate(invalid="ignore"):
-        below = np.isfinite(X) & np.isfinite(lo) & (X < lo)
-        above = np.isfinite(X) & np.isfinite(hi) & (X > hi)
+        below = np.isfinite(X) & np.isfinite(lo) & (lo > X)
+        above = np.isfinite(X) & np.isfinite(hi) & (hi < X)
     out_mask = below | above
     n_out = out_mask.sum(axis=1)
     ood_names = [",".join(names[j] for j in np.flatnonzero(row)[:10]) for row in out_mask]
@@ -212,9 +229,11 @@ def psi(expected: np.ndarray, actual_values: np.ndarray, edges: np.ndarray, eps:
 
 
 def psi_by_feature(reference: dict, X: np.ndarray, feature_names: list[str]) -> dict[str, float]:
+    """Population stability index of each feature of ``X`` against the training reference."""
     return {name: psi(np.asarray(r["expected"]), X[:, feature_names.index(name)], np.asarray(r["edges"]))
             for name, r in reference.items() if name in feature_names}
 
 
 def dumps(obj) -> str:
+    """Compact JSON of ``obj`` (numpy numbers as floats)."""
     return json.dumps(obj, separators=(",", ":"), default=float)

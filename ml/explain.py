@@ -40,5 +40,8 @@ def contribution_json_rows(signals: list[str], M: np.ndarray, bias: np.ndarray, 
 
 
 def mean_abs_by_signal(signals: list[str], M: np.ndarray) -> dict[str, float]:
+    """Mean absolute contribution per source signal (feature contributions ``M`` summed over the
+    features derived from each signal).
+    """
     vals = np.abs(M).mean(axis=0) if M.size else np.zeros(len(signals))
     return dict(sorted(((s, float(v)) for s, v in zip(signals, vals, strict=True)), key=lambda kv: -kv[1]))

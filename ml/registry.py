@@ -61,6 +61,7 @@ class ModelIntegrityError(RuntimeError):
 
 @dataclass(frozen=True)
 class RegisteredModel:
+    """One registry row: model name, version, status, artifact URI, metrics and training data."""
     name: str
     version: int
     status: str
@@ -76,6 +77,9 @@ class RegisteredModel:
 
 
 class ModelRegistry:
+    """The model registry in the lake: ``registry/models`` and ``registry/promotions`` (Delta),
+    boosters under ``models/<name>/<version>.ubj`` (XGBoost's own format, never pickled).
+    """
     def __init__(self, lake: Lake):
         self.lake = lake
         self.models_uri = lake.uri("registry", "models")
@@ -83,11 +87,13 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ read
     def table(self) -> pl.DataFrame:
+        """All registered model versions (empty frame when there are none)."""
         if not self.lake.delta_exists(self.models_uri):
             return pl.from_arrow(REGISTRY_SCHEMA.empty_table())
         return pl.from_arrow(self.lake.read_delta(self.models_uri))
 
     def promotions(self) -> pl.DataFrame:
+        """The promotion audit trail (empty frame when there is none)."""
         if not self.lake.delta_exists(self.promotions_uri):
             return pl.from_arrow(PROMOTION_SCHEMA.empty_table())
         return pl.from_arrow(self.lake.read_delta(self.promotions_uri))
@@ -99,6 +105,7 @@ class ModelRegistry:
                                r.get("artifact_sha256"), r.get("meta_sha256"))
 
     def get(self, name: str, version: int) -> RegisteredModel:
+        """The registry entry of ``name`` version ``version``."""
         check_identifier(name, "model name")
         t = self.table().filter((pl.col("model_name") == name) & (pl.col("version") == version))
         if t.height == 0:
@@ -106,10 +113,12 @@ class ModelRegistry:
         return self._row(t.row(0, named=True))
 
     def champion(self, name: str) -> RegisteredModel | None:
+        """The current champion of ``name`` (``None`` when there is none)."""
         t = self.table().filter((pl.col("model_name") == name) & (pl.col("status") == "champion")).sort("version")
         return self._row(t.row(-1, named=True)) if t.height else None
 
     def latest(self, name: str, status: str | None = None) -> RegisteredModel | None:
+        """The newest version of ``name`` (with ``status``, if given), or ``None``."""
         t = self.table().filter(pl.col("model_name") == name)
         if status:
             t = t.filter(pl.col("status") == status)
@@ -117,6 +126,7 @@ class ModelRegistry:
         return self._row(t.row(-1, named=True)) if t.height else None
 
     def next_version(self, name: str) -> int:
+        """The version number the next registration of ``name`` gets."""
         t = self.table().filter(pl.col("model_name") == check_identifier(name, "model name"))
         return int(t["version"].max()) + 1 if t.height else 1
 
@@ -153,6 +163,12 @@ class ModelRegistry:
     # ------------------------------------------------------------------ write
     def register(self, name: str, booster: xgb.Booster, meta: dict, *, params: dict, metrics: dict,
                  training_data: dict, kind: str, target: str, status: str = "candidate") -> RegisteredModel:
+        """Store a booster and its metadata as a new ``candidate`` version of ``name``.
+
+        Returns
+        -------
+        RegisteredModel
+        """
         if status not in STATUSES:
             raise ValueError(status)
         check_identifier(name, "model name")
@@ -203,6 +219,7 @@ class ModelRegistry:
         return DeltaTable(self.models_uri, storage_options=opts)
 
     def set_status(self, name: str, version: int, status: str) -> None:
+        """Set the status (candidate, champion, retired, rejected) of one version."""
         if status not in STATUSES:
             raise ValueError(status)
         dt = self.lake.delta_table(self.models_uri)
@@ -217,6 +234,7 @@ class ModelRegistry:
         self.set_status(name, version, "champion")
 
     def record_promotion(self, row: dict) -> None:
+        """Append one promotion decision to ``registry/promotions``."""
         row = {k: row.get(k) for k in PROMOTION_SCHEMA.names}
         row["decided_at"] = row["decided_at"] or datetime.now(UTC)
         self.lake.write_delta(self.promotions_uri, pa.Table.from_pylist([row], schema=PROMOTION_SCHEMA), mode="append")

@@ -22,6 +22,7 @@ def _float_cols(names) -> dict[str, pa.Column]:
 
 
 def softsensor_schema(config: FeatureConfig) -> pa.DataFrameSchema:
+    """pandera schema of ``features/softsensor`` for a feature config (keys, types, label ranges)."""
     cols: dict[str, pa.Column] = {
         "batch_id": pa.Column(pl.String, nullable=False),
         "unit_id": pa.Column(pl.String, nullable=True),
@@ -55,6 +56,7 @@ def softsensor_schema(config: FeatureConfig) -> pa.DataFrameSchema:
 
 
 def equipment_health_schema(config: EquipmentFeatureConfig) -> pa.DataFrameSchema:
+    """pandera schema of ``features/equipment_health`` for an equipment feature config."""
     cols: dict[str, pa.Column] = {
         "equipment_id": pa.Column(pl.String, nullable=False),
         "equipment_type": pa.Column(pl.String, nullable=True),

@@ -12,6 +12,7 @@ held-out metrics next to the baseline. Nothing here touches the lake or Dagster.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +44,7 @@ from ml.features import (
 
 @dataclass
 class TrainedModel:
+    """A trained booster with its metadata, metrics, held-out predictions and (soft sensor) trajectories."""
     name: str
     kind: str                      # "regression" | "classifier"
     booster: xgb.Booster
@@ -55,6 +57,7 @@ class TrainedModel:
 
 # ----------------------------------------------------------------------------- helpers
 def matrix(df: pl.DataFrame, feature_names: list[str]) -> np.ndarray:
+    """The feature matrix of ``df`` (float64, columns in ``feature_names`` order, missing → NaN)."""
     cols = [pl.col(c).cast(pl.Float64) if c in df.columns else pl.lit(None, dtype=pl.Float64).alias(c)
             for c in feature_names]
     return df.select(cols).to_numpy().astype(np.float64)
@@ -62,6 +65,7 @@ def matrix(df: pl.DataFrame, feature_names: list[str]) -> np.ndarray:
 
 def fit_booster(X: np.ndarray, y: np.ndarray, feature_names: list[str], params: XGBParams,
                 objective: str = "reg:squarederror", extra: dict | None = None) -> xgb.Booster:
+    """Train an XGBoost booster on ``X``/``y`` with ``params`` (optionally with sample weights)."""
     dm = xgb.DMatrix(np.asarray(X, np.float32), label=np.asarray(y, np.float32), feature_names=feature_names,
                      missing=np.nan)
     p = params.booster_params(objective) | (extra or {})
@@ -69,11 +73,13 @@ def fit_booster(X: np.ndarray, y: np.ndarray, feature_names: list[str], params: 
 
 
 def predict(booster: xgb.Booster, X: np.ndarray, feature_names: list[str]) -> np.ndarray:
+    """Predictions of ``booster`` for ``X`` (columns named ``feature_names``)."""
     dm = xgb.DMatrix(np.asarray(X, np.float32), feature_names=feature_names, missing=np.nan)
     return booster.predict(dm)
 
 
 def batch_starts(features: pl.DataFrame) -> pl.DataFrame:
+    """First time stamp of each batch (``batch_id``, ``start``): the order of the forward split."""
     return features.group_by("batch_id").agg(pl.col("ts").min().alias("start"))
 
 
@@ -197,6 +203,7 @@ def train_titer(features: pl.DataFrame, cfg: SoftSensorConfig, *, fit=fit_booste
 
 # ----------------------------------------------------------------------------- harvest CQAs
 def train_harvest(features: pl.DataFrame, cfg: SoftSensorConfig, target: str) -> TrainedModel:
+    """Train the harvest CQA model for ``target`` from features available by the configured culture day."""
     h = dataclasses.replace(cfg.harvest, targets=(target,))
     ds = build_harvest_dataset(features, h).filter(pl.col(f"label__{target}").is_not_null())
     if ds.height < 5:
@@ -260,6 +267,7 @@ def _alerts(df: pl.DataFrame, thresholds: dict[str, float], default: float) -> n
 
 
 def pdm_split_dates(df: pl.DataFrame, ev) -> tuple:
+    """Time split of the PdM data: (end of training, end of validation, first date, last date)."""
     dates = np.array(sorted(df["date"].unique().to_list()), dtype="datetime64[D]")
     n = len(dates)
     t_train_end = dates[int(n * (1 - ev.test_fraction - ev.validation_fraction)) - 1]
@@ -281,7 +289,7 @@ def _pdm_oof(df: pl.DataFrame, names: list[str], params: XGBParams, H: int, dev_
     first = int(len(dates) * 0.45)
     edges = np.linspace(first, len(dates), folds + 1).astype(int)
     parts = []
-    for b0, b1 in zip(edges[:-1], edges[1:], strict=True):
+    for b0, b1 in itertools.pairwise(edges):
         if b1 <= b0:
             continue
         lo, hi = dates[b0].astype(object), dates[b1 - 1].astype(object)

@@ -50,7 +50,7 @@ def clean_dbt_run_targets():
     per lake + warehouse, see assets/transform/dbt_models.py:run_target_path)."""
     import shutil
 
-    from assets.transform.warehouse import DBT_PROJECT_DIR
+    from lakehouse.warehouse import DBT_PROJECT_DIR
 
     runs = DBT_PROJECT_DIR / "target" / "runs"
     before = set(runs.iterdir()) if runs.exists() else set()

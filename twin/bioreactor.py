@@ -308,6 +308,7 @@ class Faults:
 
     @classmethod
     def none(cls, n: int) -> Faults:
+        """Fault settings of ``n`` batches without any fault."""
         inf = np.full(n, np.inf)
         return cls(
             agitator_fail_h=inf.copy(), agitator_down_h=inf.copy(),
@@ -376,6 +377,7 @@ class BatchResult:
 
     @property
     def n_batches(self) -> int:
+        """Number of simulated batches."""
         return int(self.end_h.shape[0])
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -655,7 +657,7 @@ def feed_command(rec: dict[str, np.ndarray], t: np.ndarray, dt: float, end_h: np
     ``feed_start_day``; bolus: the daily volume over the first hour of each feed day.
     """
     tb = np.asarray(t, dtype=float)[None, :]
-    c = lambda a: np.asarray(a, dtype=float)[:, None]  # noqa: E731
+    c = lambda a: np.asarray(a, dtype=float)[:, None]
     daily_l = c(rec["feed_rate_pct_per_day"]) / 100.0 * c(rec["working_volume_l"])
     fs = c(rec["feed_start_day"]) * 24.0
     endc = c(end_h)
@@ -675,7 +677,7 @@ def _exogenous(rec: dict[str, np.ndarray], faults: Faults, t: np.ndarray, dt: fl
     multiplier (agitator), contaminant intensity, DO probe gain and the true-DO target.
     """
     tb = t[None, :]
-    c = lambda a: np.asarray(a, dtype=float)[:, None]  # noqa: E731
+    c = lambda a: np.asarray(a, dtype=float)[:, None]
     shift_h = c(rec["temp_shift_day"]) * 24.0
     t_sp = c(rec["temperature_c"]) + (c(rec["temp_shift_c"]) - c(rec["temperature_c"])) * np.clip(
         (tb + 0.5 * dt - shift_h) / 2.0, 0.0, 1.0)

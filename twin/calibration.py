@@ -38,6 +38,7 @@ SETPOINT_COLUMNS = ("temperature_c", "temp_shift_day", "temp_shift_c", "ph", "do
 
 @dataclass
 class CalibrationResult:
+    """A calibration: fitted parameters, RMSE before/after per analyte, points used and solver info."""
     params: dict[str, float]
     initial: dict[str, float]
     bounds: dict[str, tuple[float, float]]
@@ -51,6 +52,7 @@ class CalibrationResult:
     batch_ids: list[str] = field(default_factory=list)
 
     def kinetic_params(self, base: KineticParams | None = None) -> KineticParams:
+        """``base`` (default the twin's defaults) with the fitted parameters."""
         return replace(base or KineticParams(), **self.params)
 
     def to_frame(self) -> pd.DataFrame:
@@ -69,6 +71,7 @@ class CalibrationResult:
         return df
 
     def summary(self) -> dict[str, Any]:
+        """The calibration's figures as a JSON-safe dict."""
         d = asdict(self)
         d.pop("batch_ids", None)
         return d

@@ -36,6 +36,7 @@ CONTAM_DEATH_PER_D = 1.5  # 1/d extra host-cell death
 
 
 class DeviationType(IntEnum):
+    """Kinds of process deviation the twin injects (``NONE`` = none)."""
     NONE = 0
     CONTAMINATION = 1
     TEMPERATURE_FAULT = 2
@@ -43,6 +44,7 @@ class DeviationType(IntEnum):
 
     @property
     def label(self) -> str:
+        """The deviation's name as written to the ground truth (``""`` for none)."""
         return "" if self is DeviationType.NONE else self.name.lower()
 
 
@@ -65,6 +67,7 @@ class DeviationDraw:
     detect_h: np.ndarray  # when operators detect it (contamination: batch aborted then); inf if never
 
     def label(self, i: int) -> str:
+        """Label of the deviation of batch ``i``."""
         return DeviationType(int(self.dev_type[i])).label
 
 

@@ -227,6 +227,9 @@ BUFFER_COND_MS_CM = 1.2
 
 @dataclass
 class UfdfRun:
+    """One UF/DF (TFF) run: its curves, phase bounds, duration, final volume and concentration,
+    step yield, mean flux and result.
+    """
     curves: dict[str, np.ndarray]
     phase_bounds_s: list[tuple[str, float, float]]
     duration_s: float
@@ -325,7 +328,7 @@ def simulate_ufdf(rng: np.random.Generator, pool_volume_l: float, pool_conc_g_l:
     ret_p = np.where(rec, 0.1 * np.exp(-(t - bounds[-1][1]) / 120.0), ret_p)
     p_perm = np.where(rec, 0.0, p_perm)
     tmp = (feed_p + ret_p) / 2.0 - p_perm
-    noise = lambda sd: rng.normal(0.0, sd, t.shape)  # noqa: E731
+    noise = lambda sd: rng.normal(0.0, sd, t.shape)
     flux_meas = np.maximum(flux * (1.0 + noise(0.015)), 0.0)
     yield_frac = float(np.clip(rng.normal(0.975, 0.006), 0.94, 0.995))
     final_volume = mass0 * yield_frac / DS_TARGET_G_L

@@ -181,6 +181,7 @@ class ColumnHealth:
 
     @classmethod
     def new(cls, rng: np.random.Generator, column_id: str, cycles: int = 0) -> ColumnHealth:
+        """A Protein A column with its own fouling rate, after ``cycles`` cycles."""
         return cls(column_id, cycles, float(rng.uniform(110.0, 190.0)), float(rng.uniform(0.0025, 0.0045)))
 
     def fouling(self, cycle: float | None = None) -> float:
@@ -189,10 +190,12 @@ class ColumnHealth:
         return 1.0 + self.foul_rate * c + 0.9 * (c / self.life_cycles) ** 4
 
     def dbc_factor(self, cycle: float | None = None) -> float:
+        """Dynamic binding capacity relative to a new column after ``cycle`` cycles (default: now)."""
         c = self.cycles if cycle is None else cycle
         return max(0.55, 1.0 - 0.0016 * c)
 
     def recovery(self, cycle: float | None = None) -> float:
+        """Step recovery (fraction) after ``cycle`` cycles (default: now)."""
         c = self.cycles if cycle is None else cycle
         return max(0.85, 0.975 - 0.00015 * c)
 
@@ -212,6 +215,7 @@ class MembraneHealth:
 
     @classmethod
     def new(cls, rng: np.random.Generator, membrane_id: str, uses: int = 0) -> MembraneHealth:
+        """A TFF membrane cassette with its own fouling rate, after ``uses`` uses."""
         return cls(membrane_id, uses, float(rng.uniform(20.0, 34.0)))
 
     def permeability(self, use: float | None = None) -> float:

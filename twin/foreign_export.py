@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import polars as pl
 
-from twin.cli import register_command
+from twin.site import SiteConfig
 
 TIMEZONE = "Europe/Berlin"
 LOCAL_FMT = "%Y-%m-%d %H:%M:%S"
@@ -85,6 +84,7 @@ def vessel_name(unit_id: str, units: list[str]) -> str:
 
 @dataclass
 class ExportSummary:
+    """What ``export-plant`` wrote: vessels, batches, historian rows and files, assay rows and values, timing."""
     out: str
     vessels: dict[str, str]
     batches: int
@@ -96,6 +96,7 @@ class ExportSummary:
     simulate_seconds: float
 
     def as_dict(self) -> dict:
+        """The summary as a JSON-safe dict."""
         return dict(vars(self))
 
 
@@ -108,7 +109,7 @@ def _parse_utc(col: str) -> pl.Expr:
     return pl.col(col).str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ms", time_zone="UTC")
 
 
-def export_plant(out: str | Path, *, bioreactors: int = 3, days: int = 120, start: str = "2026-01-01",
+def export_plant(out: str | Path, *, bioreactors: int = 3, days: int = 120, start: str = SiteConfig.start,
                  seed: int = 11, interval_s: float = 300.0, historian_format: str = "csv",
                  workers: int = 2) -> ExportSummary:
     """Simulate a site with the twin and write the foreign plant's exports into ``out``.
@@ -116,7 +117,7 @@ def export_plant(out: str | Path, *, bioreactors: int = 3, days: int = 120, star
     ``out`` is (re)created: ``historian/`` (one CSV per local day, or ``historian.parquet``),
     ``batches.csv``, ``lims_results.csv``.
     """
-    from twin.site import SiteConfig, simulate_site
+    from twin.site import simulate_site
 
     if historian_format not in ("csv", "parquet"):
         raise ValueError("historian_format must be 'csv' or 'parquet'")
@@ -215,36 +216,27 @@ def export_plant(out: str | Path, *, bioreactors: int = 3, days: int = 120, star
 
 
 # --------------------------------------------------------------------------- CLI
+EXPORT_HELP = ("simulate a site with the twin and write it as a FOREIGN plant's exports "
+               "(own tags, units, local time, batch list, wide LIMS sheet)")
 
 
-def _args(p: argparse.ArgumentParser) -> None:
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``export-plant`` (``lakehouse export-plant``, ``python -m twin export-plant``)."""
     p.add_argument("--out", default="data/demo-plant-export",
                    help="export folder (replaced), default data/demo-plant-export — the folder "
                         "config/imports/demo-plant.yaml reads")
     p.add_argument("--bioreactors", type=int, default=3)
     p.add_argument("--days", type=int, default=120)
-    p.add_argument("--start", default="2026-01-01", help="first UTC day simulated (YYYY-MM-DD)")
+    p.add_argument("--start", default=SiteConfig.start, help="first UTC day simulated (YYYY-MM-DD)")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--interval", type=float, default=300.0, help="historian logging interval, seconds")
     p.add_argument("--historian-format", choices=["csv", "parquet"], default="csv",
                    help="csv: one ';'-separated file per local day (default); parquet: one file")
 
 
-def _export(args: argparse.Namespace) -> int:
+def export_command(args: argparse.Namespace) -> int:
+    """Run ``export-plant`` and print its summary as JSON."""
     s = export_plant(args.out, bioreactors=args.bioreactors, days=args.days, start=args.start, seed=args.seed,
                      interval_s=args.interval, historian_format=args.historian_format)
     print(json.dumps(s.as_dict(), indent=2))
     return 0
-
-
-register_command("export-plant", _export,
-                 help="simulate a site with the twin and write it as a FOREIGN plant's exports "
-                      "(own tags, units, local time, batch list, wide LIMS sheet)",
-                 add_arguments=_args)
-
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    parser = argparse.ArgumentParser(prog="export-plant")
-    _args(parser)
-    sys.exit(_export(parser.parse_args()))

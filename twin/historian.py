@@ -77,6 +77,7 @@ AMBIENT_O2, AMBIENT_CO2 = 20.95, 0.04
 
 @dataclass
 class Segment:
+    """One stretch of a unit's time line (prepare, inoculate, culture, harvest, drain, idle) in hours."""
     kind: str  # prepare | inoculate | culture | harvest | drain | idle
     t0: float  # hours since the simulation start
     t1: float
@@ -85,12 +86,14 @@ class Segment:
 
 @dataclass
 class UnitTimeline:
+    """A unit's time line: its segments and installed agitator bearings (for the vibration signals)."""
     unit_id: str
     segments: list[Segment] = field(default_factory=list)
     # bearings: (installed_h, onset_h, fail_h); the last installed before t is in service
     bearings: list[tuple[float, float, float]] = field(default_factory=list)
 
     def severity(self, t: np.ndarray) -> np.ndarray:
+        """Bearing wear severity at times ``t`` (hours), from the bearing installed at each time."""
         sev = np.zeros_like(t)
         for inst, onset, fail in self.bearings:
             m = t >= inst

@@ -7,15 +7,15 @@ same Delta table either way, metadata ``engine`` says which one ran.
 
 
 import dagster as dg
-import polars as pl
 
-from lakehouse.spark.resource import SparkResource
-from ml import pipeline
-from ml.dagster_support import MLConfig, js
-from ml.schemas import equipment_health_schema, softsensor_schema
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource, SparkResource
+from assets.support import MLConfig, js
 
-GOLD = lambda name: dg.AssetKey(["gold", name])
+
+def GOLD(name: str) -> dg.AssetKey:
+    """Key of the gold mart ``name``."""
+    return dg.AssetKey(["gold", name])
+
 SOFTSENSOR_KEY = dg.AssetKey(["features", "softsensor"])
 EQUIPMENT_KEY = dg.AssetKey(["features", "equipment_health"])
 
@@ -26,6 +26,8 @@ EQUIPMENT_KEY = dg.AssetKey(["features", "equipment_health"])
                       "rows with assay labels (features as of sample_time) and the carry-forward baseline.")
 def features_softsensor(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig,
                         spark: SparkResource) -> dg.MaterializeResult:
+    from ml import pipeline
+
     cfg = config.softsensor()
     if spark.is_spark:  # same table, built on Spark (gold read / features written through the Delta bridge)
         summary, version, inputs = pipeline.materialize_softsensor_features_spark(
@@ -47,6 +49,9 @@ def features_softsensor(context: dg.AssetExecutionContext, lake: LakeResource, c
 
 @dg.asset_check(asset=SOFTSENSOR_KEY, blocking=True, description="pandera schema of features/softsensor")
 def softsensor_features_schema(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
+    from ml import pipeline
+    from ml.schemas import softsensor_schema
+
     cfg = config.softsensor()
     df = pipeline.read_table(lake.get_lake(), "features", "softsensor").df
     return _validate(softsensor_schema(cfg.features), df)
@@ -58,6 +63,8 @@ def softsensor_features_schema(lake: LakeResource, config: MLConfig) -> dg.Asset
                       "deviation, maintenance history) and the CMMS label: failure within H days.")
 def features_equipment_health(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig,
                               spark: SparkResource) -> dg.MaterializeResult:
+    from ml import pipeline
+
     cfg = config.pdm()
     if spark.is_spark:
         summary, version, inputs = pipeline.materialize_equipment_features_spark(
@@ -75,12 +82,15 @@ def features_equipment_health(context: dg.AssetExecutionContext, lake: LakeResou
 
 @dg.asset_check(asset=EQUIPMENT_KEY, blocking=True, description="pandera schema of features/equipment_health")
 def equipment_features_schema(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
+    from ml import pipeline
+    from ml.schemas import equipment_health_schema
+
     cfg = config.pdm()
     df = pipeline.read_table(lake.get_lake(), "features", "equipment_health").df
     return _validate(equipment_health_schema(cfg.features), df)
 
 
-def _validate(schema, df: pl.DataFrame) -> dg.AssetCheckResult:
+def _validate(schema, df) -> dg.AssetCheckResult:
     import pandera.errors as pe
 
     try:

@@ -1,24 +1,30 @@
 """bronze/historian_readings — daily partitions (UTC), backfills of a range run as ONE run."""
 
 
-import os
-
 import dagster as dg
 
 from assets.ingest._common import (
-    DEFAULT_LANDING_DEPS, DEFAULT_TAGMAP, GROUP, bronze_key, landing_deps, make_context, quarantine_check_spec, results,
+    DEFAULT_LANDING_DEPS,
+    DEFAULT_TAGMAP,
+    GROUP,
+    bronze_key,
+    landing_deps,
+    make_context,
+    quarantine_check_spec,
+    results,
     run_ingest,
 )
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
+from twin.site import SiteConfig
 
-DEFAULT_START_DATE = "2026-01-01"
+DEFAULT_START_DATE = SiteConfig().start  # the site defaults live in twin.site.SiteConfig
 TABLE = "historian_readings"
 
 
 def historian_partitions(start_date: str | None = None) -> dg.DailyPartitionsDefinition:
-    """UTC days from ``start_date`` (env ``LAKEHOUSE_HISTORIAN_START_DATE``, default
-    2026-01-01) up to and including today."""
-    start = start_date or os.environ.get("LAKEHOUSE_HISTORIAN_START_DATE") or DEFAULT_START_DATE
+    """UTC days from ``start_date`` (default: the site's default start date) up to and including
+    today."""
+    start = start_date or DEFAULT_START_DATE
     return dg.DailyPartitionsDefinition(start_date=start, timezone="UTC", end_offset=1)
 
 

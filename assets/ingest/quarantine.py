@@ -5,10 +5,10 @@ import dagster as dg
 import polars as pl
 
 from assets.ingest._common import GROUP, bronze_key
+from assets.resources import LakeResource
 from lakehouse.ingest.maintenance import maintain
 from lakehouse.ingest.schemas import ALL_TABLES, BRONZE_SCHEMAS, QUARANTINE_TABLE, RETENTION_FLOOR_HOURS
 from lakehouse.ingest.writer import table_uri
-from orchestration.resources import LakeResource
 
 QUARANTINE_KEY = bronze_key(QUARANTINE_TABLE)
 GROWTH_CHECK = "quarantine_growth"

@@ -8,9 +8,9 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets.ingest._common import bronze_key
+from assets.resources import LakeResource
 from lakehouse.ingest.pending import dumps_cursor, loads_cursor, plan_runs, prune_inflight
 from lakehouse.ingest.readers import SYSTEM_TABLES
-from orchestration.resources import LakeResource
 
 RELAUNCH_AFTER_S = 6 * 3600  # a launched file set not ingested after this is requested again
 
@@ -33,7 +33,7 @@ def build_landing_sensor(partitions: dg.DailyPartitionsDefinition, assets: list)
         inflight = {k: v for k, v in inflight.items() if now - launched_at.get(k, now) < RELAUNCH_AFTER_S}
         launched_at = {k: launched_at[k] for k in inflight if k in launched_at}
         keys = partitions.get_partition_keys(dynamic_partitions_store=None,
-                                             current_time=dt.datetime.now(dt.timezone.utc))
+                                             current_time=dt.datetime.now(dt.UTC))
         runs, skipped = plan_runs(the_lake, inflight, min_day=keys[0] if keys else None,
                                   max_day=keys[-1] if keys else None)
         if skipped:

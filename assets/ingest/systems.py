@@ -7,10 +7,17 @@ file version; the ingest log makes unchanged files free)."""
 import dagster as dg
 
 from assets.ingest._common import (
-    DEFAULT_LANDING_DEPS, GROUP, bronze_key, landing_deps, make_context, quarantine_check_spec, results, run_ingest,
+    DEFAULT_LANDING_DEPS,
+    GROUP,
+    bronze_key,
+    landing_deps,
+    make_context,
+    quarantine_check_spec,
+    results,
+    run_ingest,
 )
+from assets.resources import LakeResource
 from lakehouse.ingest.readers import SYSTEM_TABLES
-from orchestration.resources import LakeResource
 
 DESCRIPTIONS = {
     "lims": "LIMS released results (landing/lims/<day>.csv) → bronze/lims_results.",

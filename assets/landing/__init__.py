@@ -6,7 +6,7 @@ from collections import Counter
 
 import dagster as dg
 
-from orchestration.resources import LakeResource, SiteResource
+from assets.resources import LakeResource, SiteResource
 
 SYSTEMS = ("historian", "lims", "mes", "chromatography", "filtration", "cmms")
 MANIFEST = "landing/_truth/site.json"
@@ -44,10 +44,9 @@ def landing_site(context: dg.AssetExecutionContext, lake: LakeResource, site: Si
             context.log.info("landing zone already holds this twin site: not simulated again")
             meta["simulated"] = False
         else:
-            from twin.site import SiteConfig, simulate_site
+            from twin.site import simulate_site
 
-            cfg = SiteConfig(start=site.start_date, days=site.days, bioreactors=site.bioreactors,
-                             interval_s=site.interval_s, seed=site.seed)
+            cfg = site.site_config()
 
             def progress(done: int, total: int) -> None:
                 if done == total or done % 50 == 0:

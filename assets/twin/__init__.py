@@ -13,7 +13,8 @@ Asset keys (group ``twin``), resource ``lake``:
   surrogate of titer and CQAs, constrained optimum inside the design space, verified by
   running it through the twin; response-surface plot in the metadata.
 
-Library code: ``twin/calibration.py``, ``ml/doe.py``. Docs: docs/golden-batch.md.
+Library code: ``twin/calibration.py``, ``ml/doe.py`` (also the lake's latest calibration / DoE);
+config: ``config/golden.yaml``. Docs: docs/golden-batch.md.
 """
 
 
@@ -21,15 +22,10 @@ import json
 import uuid
 
 import dagster as dg
-import numpy as np
-import pandas as pd
-import polars as pl
 
-from assets.golden import ASSAYS, DIM_BATCHES, md_table, now_utc, read_gold, write_table
-from lakehouse.storage import Lake
-from ml import doe
-from ml import golden as gb
-from orchestration.resources import LakeResource
+from assets.golden import ASSAYS, DIM_BATCHES, now_utc, read_gold
+from assets.resources import LakeResource
+from assets.support import md_table
 
 GROUP = "twin"
 CALIBRATION = dg.AssetKey(["twin", "calibration"])
@@ -45,33 +41,19 @@ class DoeConfig(dg.Config):
 
 
 class CalibrationConfig(dg.Config):
+    """Run-time overrides of ``calibration`` in config/golden.yaml (null = the YAML value)."""
+
     max_batches: int | None = None
     max_nfev: int | None = None
-
-
-def latest_calibration(lake: Lake) -> tuple[dict[str, float], str | None]:
-    uri = lake.uri("insilico", "calibration")
-    if not lake.delta_exists(uri):
-        return {}, None
-    df = pl.from_arrow(lake.read_delta(uri)).sort("created_at")
-    cid = df["calibration_id"][-1]
-    last = df.filter(pl.col("calibration_id") == cid)
-    if not bool(last["use_for_twin"][0]):
-        return {}, cid
-    return dict(zip(last["parameter"].to_list(), last["fitted"].to_list())), cid
-
-
-def kinetic_params(params: dict[str, float]):
-    from dataclasses import replace
-
-    from twin.bioreactor import KineticParams
-
-    return replace(KineticParams(), **params) if params else KineticParams()
 
 
 @dg.asset(key=CALIBRATION, deps=[DIM_BATCHES, ASSAYS], group_name=GROUP, kinds={"delta", "scipy"},
           description="Twin kinetics fitted to the site's titer and VCD assays (RMSE before/after).")
 def twin_calibration(context: dg.AssetExecutionContext, config: CalibrationConfig, lake: LakeResource):
+    import pandas as pd
+
+    from lakehouse.tables import write_table
+    from ml import golden as gb
     from twin.calibration import calibrate
 
     the_lake = lake.get_lake()
@@ -110,15 +92,21 @@ def twin_calibration(context: dg.AssetExecutionContext, config: CalibrationConfi
 def insilico_doe(context: dg.AssetExecutionContext, config: DoeConfig, lake: LakeResource) -> dg.MaterializeResult:
     import time
 
+    import numpy as np
+
+    from lakehouse.tables import write_table
+    from ml import doe
+    from ml import golden as gb
+
     the_lake = lake.get_lake()
     d = gb.load_config().get("doe") or {}
     n_runs = int(config.n_runs or d.get("n_runs", 1200))
     seed = int(config.seed if config.seed is not None else d.get("seed", 2026))
-    params, cid = latest_calibration(the_lake)
+    params, cid = doe.latest_calibration(the_lake)
     space = doe.design_space(d.get("factors"))
     design = doe.latin_hypercube(n_runs, space, seed=seed)
     t0 = time.perf_counter()
-    runs = doe.simulate_design(design, params=kinetic_params(params), seed=seed, dt_h=float(d.get("dt_h", 0.25)),
+    runs = doe.simulate_design(design, params=doe.kinetic_params(params), seed=seed, dt_h=float(d.get("dt_h", 0.25)),
                                chunk_size=int(d.get("chunk_size", 600)), n_jobs=int(d.get("n_jobs", 1)))
     secs = time.perf_counter() - t0
     assert doe.inside(runs, space).all(), "a DoE run left the design space"
@@ -136,27 +124,25 @@ def insilico_doe(context: dg.AssetExecutionContext, config: DoeConfig, lake: Lak
     })
 
 
-def _latest_doe(lake: Lake) -> pd.DataFrame:
-    uri = lake.uri("insilico", "doe_runs")
-    if not lake.delta_exists(uri):
-        raise dg.Failure("no in-silico DoE yet: materialize ['twin', 'insilico_doe'] first")
-    df = pl.from_arrow(lake.read_delta(uri))
-    last = df.sort("created_at")["doe_id"][-1]
-    return df.filter(pl.col("doe_id") == last).to_pandas()
-
-
 @dg.asset(key=RECOMMENDATION, deps=[DOE, DIM_BATCHES], group_name=GROUP, kinds={"delta", "xgboost"},
           description="Setpoints maximising titer with CQAs in spec (XGBoost surrogate, inside the design "
                       "space), verified by running them through the twin.")
 def setpoint_recommendation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    import numpy as np
+    import pandas as pd
+
+    from lakehouse.tables import write_table
+    from ml import doe
+    from ml import golden as gb
+
     the_lake = lake.get_lake()
     cfg = gb.load_config()
     d = cfg.get("doe") or {}
     specs = gb.spec_limits(cfg)
-    runs = _latest_doe(the_lake)
+    runs = doe.latest_doe(the_lake)
     doe_id = str(runs["doe_id"].iloc[0])
     cid = runs["calibration_id"].iloc[0]
-    params, _ = latest_calibration(the_lake)
+    params, _ = doe.latest_calibration(the_lake)
     space = doe.design_space(d.get("factors"))
     factors = list(space)
     outcomes = [d.get("objective", "harvest_titer_g_l")] + [k for k in specs if k in runs.columns]
@@ -168,7 +154,7 @@ def setpoint_recommendation(context: dg.AssetExecutionContext, lake: LakeResourc
                         margin=float(d.get("margin", 0.05)), kappa=float(d.get("kappa", 1.0)),
                         n_candidates=int(d.get("n_candidates", 20000)), seed=int(d.get("seed", 2026)))
     ver = doe.verify(rec["setpoints"], specs, n_replicates=int(d.get("verify_replicates", 24)),
-                     params=kinetic_params(params), dt_h=float(d.get("dt_h", 0.25)))
+                     params=doe.kinetic_params(params), dt_h=float(d.get("dt_h", 0.25)))
     hist = read_gold(the_lake, "dim_batches").to_pandas()
     hist = hist[hist["status"] == "complete"]
     hist_median = float(pd.to_numeric(hist["harvest_titer_g_l"], errors="coerce").median())
@@ -221,6 +207,8 @@ def setpoint_recommendation(context: dg.AssetExecutionContext, lake: LakeResourc
 
 @dg.asset_check(asset=RECOMMENDATION, description="The recommended setpoints lie inside the declared design space.")
 def recommendation_inside_design_space(lake: LakeResource) -> dg.AssetCheckResult:
+    import polars as pl
+
     the_lake = lake.get_lake()
     df = pl.from_arrow(the_lake.read_delta(the_lake.uri("insilico", "setpoint_recommendation"))).sort("created_at")
     last = df.row(-1, named=True)
@@ -233,6 +221,8 @@ def recommendation_inside_design_space(lake: LakeResource) -> dg.AssetCheckResul
 @dg.asset_check(asset=RECOMMENDATION, description="Run through the twin, the recommendation beats the historical "
                                                   "median titer and meets the CQA specs (>= 90 % of replicates).")
 def recommendation_verified_in_twin(lake: LakeResource) -> dg.AssetCheckResult:
+    import polars as pl
+
     the_lake = lake.get_lake()
     df = pl.from_arrow(the_lake.read_delta(the_lake.uri("insilico", "setpoint_recommendation"))).sort("created_at")
     last = df.row(-1, named=True)

@@ -16,8 +16,15 @@ from lakehouse.ingest.schemas import BRONZE_SCHEMAS, QUARANTINE_SCHEMA, schema_o
 from lakehouse.ingest.tagmap import TagMap, TagMapError, load_tagmap
 from lakehouse.ingest.validation import TimePolicy
 from lakehouse.ingest.writer import (
-    HOOKS, IngestReport, ensure_table, ingest_files, ingest_landing, list_landing, pending_files,
-    read_log, table_uri,
+    HOOKS,
+    IngestReport,
+    ensure_table,
+    ingest_files,
+    ingest_landing,
+    list_landing,
+    pending_files,
+    read_log,
+    table_uri,
 )
 
 __all__ = [

@@ -52,6 +52,7 @@ from lakehouse.storage import Lake
 
 
 class ImportConfigError(ValueError):
+    """An import config that cannot be used (one-line reason)."""
     pass
 
 
@@ -64,7 +65,7 @@ def _table_from_file(f: R.SourceFile, ctx: R.IngestContext) -> pl.DataFrame:
             raise FileRejected("empty file")
         try:
             tbl = pq.read_table(io.BytesIO(f.data))
-        except Exception as exc:  # noqa: BLE001 - any parquet error means unreadable
+        except Exception as exc:
             raise FileRejected(f"unreadable Parquet (truncated or wrong format): {str(exc)[:200]}") from None
         df = pl.from_arrow(tbl)
     else:
@@ -108,6 +109,7 @@ def _join_issues(issues: list[pl.Expr]) -> pl.Expr:
 
 
 def parse_import_historian(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, R.FastPart]:
+    """Read a plant's historian export as configured (columns, separator, time zone) into bronze rows."""
     if f.meta.get("format") != "parquet":
         return R.parse_historian(f, ctx)
     df = _table_from_file(f, ctx)
@@ -127,13 +129,14 @@ def parse_import_historian(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, R
 
 
 def parse_import_batches(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.DataFrame]:
+    """Read a plant's batch list into ``mes_batches`` and the synthetic ISA-88 ``mes_phases``."""
     opt = ctx.options
     df = _table_from_file(f, ctx)
     _require(df, ["batch_id", "unit_id", "start", "end"])
     start, s_issue = _to_ts(df, "start", ctx.naive_tz)
     end, e_issue = _to_ts(df, "end", ctx.naive_tz)
     unit_map = opt.get("unit_ids") or {}
-    str_col = lambda c, default=None: (pl.col(c).cast(pl.Utf8) if c in df.columns else pl.lit(default, pl.Utf8)).alias(c)  # noqa: E731
+    str_col = lambda c, default=None: (pl.col(c).cast(pl.Utf8) if c in df.columns else pl.lit(default, pl.Utf8)).alias(c)
     batches = df.select(
         "_row", str_col("batch_id"),
         pl.col("unit_id").cast(pl.Utf8).replace(unit_map).alias("unit_id"),
@@ -193,6 +196,7 @@ def _analyte_map(opt: dict[str, Any]) -> dict[str, _Analyte]:
 
 
 def parse_import_assays(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.DataFrame]:
+    """Read a plant's (long or wide) assay sheet into ``lims_results`` rows."""
     opt = ctx.options
     amap = _analyte_map(opt)
     df = _table_from_file(f, ctx)
@@ -269,6 +273,7 @@ for _k in _IMPORT_KINDS.values():
 # ----------------------------------------------------------------------- the driver
 @dataclass
 class ImportPlan:
+    """The files an import config selects, per section (historian, batches, assays)."""
     site: str
     base: Path
     config: dict[str, Any]
@@ -276,6 +281,7 @@ class ImportPlan:
 
 
 def load_import_config(path: str | Path) -> dict[str, Any]:
+    """Load and check an import config YAML; paths become absolute (relative to the file)."""
     p = Path(path)
     try:
         cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
@@ -307,6 +313,7 @@ def _expand(lake: Lake, base: Path, patterns: Iterable[str]) -> list[tuple[str, 
 
 
 def plan_import(config_path: str | Path, lake: Lake) -> ImportPlan:
+    """The source files an import config selects in ``lake`` (nothing is read or written)."""
     cfg = load_import_config(config_path)
     base = Path(config_path).resolve().parent
     plan = ImportPlan(site=str(cfg["site"]), base=base, config=cfg)
@@ -369,7 +376,7 @@ def _context(plan: ImportPlan, section: str) -> R.IngestContext:
 def run_import_config(config_path: str | Path, lake: Lake, run_id: str | None = None) -> IngestReport:
     """Ingest every file the config names (exactly once per file version) into bronze."""
     plan = plan_import(config_path, lake)
-    total = IngestReport(run_id=run_id or f"import-{plan.site}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}")
+    total = IngestReport(run_id=run_id or f"import-{plan.site}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
     for section in ("batches", "historian", "assays"):
         files = plan.sections.get(section)
         if not files:

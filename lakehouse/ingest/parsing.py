@@ -103,6 +103,7 @@ def with_control_char_issues(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def is_missing(expr: pl.Expr) -> pl.Expr:
+    """Null or one of the missing-value tokens (empty, NaN, NULL, …) after trimming."""
     return expr.is_null() | expr.str.strip_chars().is_in(NULL_TOKENS)
 
 
@@ -247,5 +248,6 @@ def raw_records_csv(data: bytes, rows: Sequence[int], delimiter: str = ",") -> l
 
 
 def head_preview(data: bytes, n: int = 200) -> str:
+    """JSON of a file's size and first ``n`` bytes (for the quarantine record of a rejected file)."""
     return json.dumps({"size_bytes": len(data), "head": data[:n].decode("utf-8", errors="replace")},
                       ensure_ascii=False)

@@ -16,6 +16,9 @@ from lakehouse.storage import Lake
 
 @dataclass(frozen=True)
 class PendingRun:
+    """A run the landing sensor should request: system, run key, the files (path, fingerprint)
+    it covers and, for the historian, its partition range.
+    """
     system: str
     run_key: str
     files: tuple[tuple[str, str], ...]             # (rel_path, fingerprint)
@@ -23,6 +26,7 @@ class PendingRun:
 
 
 def file_set_key(items: Iterable[tuple[str, str]]) -> str:
+    """Stable key of a set of (relative path, fingerprint) pairs."""
     h = hashlib.sha256()
     for rel, fp in sorted(items):
         h.update(f"{rel}\0{fp}\n".encode())
@@ -87,10 +91,12 @@ def prune_inflight(lake: Lake, inflight: dict[str, str]) -> dict[str, str]:
 
 
 def dumps_cursor(inflight: dict[str, str], launched_at: dict[str, float]) -> str:
+    """The sensor cursor (in-flight file sets and their launch times) as a string."""
     return json.dumps({"inflight": inflight, "launched_at": launched_at}, sort_keys=True)
 
 
 def loads_cursor(cursor: str | None) -> tuple[dict[str, str], dict[str, float]]:
+    """Parse a sensor cursor written by :func:`dumps_cursor` (empty when ``None``)."""
     if not cursor:
         return {}, {}
     d = json.loads(cursor)

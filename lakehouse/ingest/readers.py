@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pandera.polars as pap
+import polars as pl
 import pyarrow as pa
-
 import pyarrow.compute as pc
 
 from lakehouse.ingest.parsing import (
@@ -29,8 +28,16 @@ from lakehouse.ingest.schemas import BRONZE_SCHEMAS, SETPOINT_KEYS, TS, data_col
 from lakehouse.ingest.tagmap import TagMap
 from lakehouse.ingest.units import ANALYTES, normalise_unit
 from lakehouse.ingest.validation import (
-    TimePolicy, _expr_check, duplicate_check, finite_check, frame_check, issue_column,
-    range_check, split_invalid, ts_column, between_columns_check,
+    TimePolicy,
+    _expr_check,
+    between_columns_check,
+    duplicate_check,
+    finite_check,
+    frame_check,
+    issue_column,
+    range_check,
+    split_invalid,
+    ts_column,
 )
 
 UTC = "UTC"
@@ -51,6 +58,7 @@ class SourceFile:
 
     @property
     def system(self) -> str:
+        """The source system of the file (first folder of its landing path)."""
         return KINDS[self.kind].system
 
 
@@ -80,6 +88,7 @@ class IngestContext:
 
 @dataclass
 class TableResult:
+    """Parsed rows of one bronze table: valid rows, rows set aside with their reason, rows read per file."""
     valid: pl.DataFrame          # bronze data columns + ``_file``
     bad: pl.DataFrame            # _file, _row, reason, raw_record
     rows_read: np.ndarray        # per file index
@@ -199,6 +208,7 @@ def _load_json(data: bytes) -> Any:
 # ======================================================================= the kinds
 @dataclass
 class Kind:
+    """One kind of landing file: its path pattern, parser, bronze tables and per-table validation."""
     name: str
     system: str
     tables: list[str]
@@ -212,6 +222,7 @@ class Kind:
     landing: bool = True      # False: kinds of the foreign importer (never listed in landing/)
 
     def match(self, rel_path: str) -> dict[str, str] | None:
+        """The path fields (unit, day, …) when ``rel_path`` is of this kind, else ``None``."""
         m = self.pattern.match(rel_path)
         return None if m is None else m.groupdict()
 
@@ -254,6 +265,7 @@ class FastPart:
 
 
 def parse_historian(f: SourceFile, ctx: IngestContext) -> dict[str, FastPart]:
+    """Parse a historian day file (CSV) into ``historian_readings`` rows (canonical parameter and unit)."""
     tbl, issue = read_csv_arrow(f.data, HIST_PARSE_TYPES, ["timestamp", "tag", "value"],
                                 optional=["unit", "quality"],
                                 require_final_newline=ctx.require_final_newline,
@@ -325,7 +337,7 @@ def historian_part(tbl: pa.Table, issue: pa.Array | None, ctx: IngestContext) ->
     # rows of unknown/null tags get null mapped columns (they are always quarantined)
     mask = None if all_known else ~known_rows
     out_codes = codes if all_known else np.where(known_rows, codes, 0).astype(np.int32)
-    mapped = lambda attr: _gathered([getattr(s, attr) if s else "" for s in specs[:k]],  # noqa: E731
+    mapped = lambda attr: _gathered([getattr(s, attr) if s else "" for s in specs[:k]],
                                     out_codes, mask)
     payload = pa.table({
         "ts": ts, "unit_id": mapped("unit_id"), "tag": tag, "parameter": mapped("parameter"),
@@ -352,6 +364,7 @@ def _dup_key(ts: pa.Array, codes: np.ndarray, k: int) -> np.ndarray | pa.Array:
 
 
 def schema_historian(ctx: IngestContext) -> pap.DataFrameSchema:
+    """pandera schema of ``historian_readings`` rows (types, ranges, time policy)."""
     # duplicate (tag, ts) within a file: ``is_first_distinct().over("_file")`` on the one int64
     # key is the same verdict as ``duplicate_check`` (struct of _file + key), 5x cheaper
     return _schema({
@@ -381,6 +394,7 @@ LIMS_TYPES = {"sample_id": pa.string(), "batch_id": pa.string(), "sample_time": 
 
 
 def parse_lims(f: SourceFile, ctx: IngestContext) -> dict[str, pl.DataFrame]:
+    """Parse a LIMS export (CSV) into ``lims_results`` rows."""
     df = read_csv(f.data, LIMS_TYPES, ["sample_id", "batch_id", "sample_time", "result_time",
                                        "analyte", "value", "unit"], optional=["method"],
                   require_final_newline=ctx.require_final_newline, naive_tz=ctx.naive_tz,
@@ -394,6 +408,7 @@ def _unit_frame(units: list[str | None], col: str = "unit") -> pl.DataFrame:
 
 
 def prepare_lims(df: pl.DataFrame, ctx: IngestContext) -> pl.DataFrame:
+    """Add the analyte catalog's expected unit and range to LIMS rows (for validation)."""
     if "method" not in df.columns:
         df = df.with_columns(pl.lit(None, pl.Utf8).alias("method"))
     cat = pl.DataFrame({"analyte": list(ctx.analytes),
@@ -409,6 +424,7 @@ def prepare_lims(df: pl.DataFrame, ctx: IngestContext) -> pl.DataFrame:
 
 
 def schema_lims(ctx: IngestContext) -> pap.DataFrameSchema:
+    """pandera schema of ``lims_results`` rows."""
     return _schema({
         **_str_cols("sample_id", "batch_id", "analyte"),
         "sample_time": ts_column(ctx.time), "result_time": ts_column(ctx.time),
@@ -437,6 +453,7 @@ WORK_TYPES = ["corrective", "preventive", "calibration"]
 
 
 def parse_cmms(f: SourceFile, ctx: IngestContext) -> dict[str, pl.DataFrame]:
+    """Parse a CMMS work-order export (CSV) into ``cmms_work_orders`` rows."""
     df = read_csv(f.data, CMMS_TYPES, ["work_order_id", "equipment_id", "work_type", "opened_at"],
                   optional=["equipment_type", "failure_mode", "priority", "closed_at", "description"],
                   require_final_newline=ctx.require_final_newline, naive_tz=ctx.naive_tz,
@@ -445,6 +462,7 @@ def parse_cmms(f: SourceFile, ctx: IngestContext) -> dict[str, pl.DataFrame]:
 
 
 def prepare_cmms(df: pl.DataFrame, ctx: IngestContext) -> pl.DataFrame:
+    """Normalise CMMS rows before validation (empty strings → null)."""
     for c, t in CMMS_TYPES.items():
         if c not in df.columns:
             df = df.with_columns(pl.lit(None, pl.Datetime("us", UTC) if t == TS else pl.Utf8).alias(c))
@@ -452,6 +470,7 @@ def prepare_cmms(df: pl.DataFrame, ctx: IngestContext) -> pl.DataFrame:
 
 
 def schema_cmms(ctx: IngestContext) -> pap.DataFrameSchema:
+    """pandera schema of ``cmms_work_orders`` rows."""
     return _schema({
         **_str_cols("work_order_id", "equipment_id"),
         "work_type": _isin(WORK_TYPES),
@@ -465,6 +484,7 @@ STATUSES = ["complete", "aborted"]
 
 
 def parse_mes(f: SourceFile, ctx: IngestContext) -> dict[str, pl.DataFrame]:
+    """Parse an MES record (JSON) into ``mes_batches``, ``mes_phases``, ``mes_materials`` and ``mes_genealogy`` rows."""
     rec = _load_json(f.data)
     if not isinstance(rec, dict):
         raise FileRejected("wrong format: an MES batch record is a JSON object")
@@ -509,6 +529,7 @@ def parse_mes(f: SourceFile, ctx: IngestContext) -> dict[str, pl.DataFrame]:
 
 
 def schema_mes_batches(ctx: IngestContext) -> pap.DataFrameSchema:
+    """pandera schema of ``mes_batches`` rows."""
     return _schema({
         "batch_id": pap.Column(pl.Utf8, nullable=False),
         "record_type": _isin(RECORD_TYPES), "status": _isin(STATUSES),
@@ -518,6 +539,7 @@ def schema_mes_batches(ctx: IngestContext) -> pap.DataFrameSchema:
 
 
 def schema_mes_phases(ctx: IngestContext) -> pap.DataFrameSchema:
+    """pandera schema of ``mes_phases`` rows."""
     return _schema({
         **_str_cols("batch_id", "phase"),
         "phase_seq": pap.Column(pl.Int64, nullable=False),
@@ -526,6 +548,7 @@ def schema_mes_phases(ctx: IngestContext) -> pap.DataFrameSchema:
 
 
 def schema_mes_materials(ctx: IngestContext) -> pap.DataFrameSchema:
+    """pandera schema of ``mes_materials`` rows."""
     return _schema({
         **_str_cols("batch_id", "lot_id"),
         "role": _isin(["input", "output"]),
@@ -534,6 +557,7 @@ def schema_mes_materials(ctx: IngestContext) -> pap.DataFrameSchema:
 
 
 def schema_mes_genealogy(ctx: IngestContext) -> pap.DataFrameSchema:
+    """pandera schema of ``mes_genealogy`` rows."""
     return _schema({**_str_cols("batch_id", "input_lot", "output_lot")})
 
 
@@ -560,18 +584,20 @@ def _parse_run_json(f: SourceFile, ctx: IngestContext, table: str, strings: list
 
 
 def parse_chrom_run(f: SourceFile, ctx: IngestContext) -> dict[str, pl.DataFrame]:
+    """Parse a chromatography ``run.json`` into a ``chrom_runs`` row."""
     return _parse_run_json(f, ctx, "chrom_runs", ["run_id", "skid_id", "column_id", "batch_id",
                            "input_lot", "output_lot", "result"], CHROM_RUN_FLOATS, ["column_cycle"])
 
 
 def parse_filt_run(f: SourceFile, ctx: IngestContext) -> dict[str, pl.DataFrame]:
+    """Parse a filtration ``run.json`` into a ``filtration_runs`` row."""
     return _parse_run_json(f, ctx, "filtration_runs", ["run_id", "skid_id", "membrane_id",
                            "input_lot", "output_lot", "result"], FILT_RUN_FLOATS, ["membrane_use"])
 
 
 def _run_schema(ctx: IngestContext, floats: list[str], ints: list[str]) -> pap.DataFrameSchema:
     cols = {**_str_cols("run_id", "skid_id"), "start": ts_column(ctx.time), "end": ts_column(ctx.time),
-            **{c: _float(lo=0.0 if c != "step_yield_pct" else 0.0, hi=1e7 if c != "step_yield_pct" else 200.0)
+            **{c: _float(lo=0.0, hi=1e7 if c != "step_yield_pct" else 200.0)
                for c in floats},
             **{c: pap.Column(pl.Int64, nullable=True, checks=[range_check(0, 1e9)]) for c in ints}}
     return _schema(cols, checks=[_order_check("start", "end")])
@@ -586,10 +612,12 @@ def _parse_curves(f: SourceFile, ctx: IngestContext, table: str, floats: list[st
 
 
 def parse_chrom_curves(f, ctx):
+    """Parse a chromatography ``curves.csv`` into ``chrom_curves`` rows."""
     return _parse_curves(f, ctx, "chrom_curves", CHROM_CURVE_FLOATS)
 
 
 def parse_filt_curves(f, ctx):
+    """Parse a filtration ``curves.csv`` into ``filtration_curves`` rows."""
     return _parse_curves(f, ctx, "filtration_curves", FILT_CURVE_FLOATS)
 
 
@@ -652,6 +680,7 @@ SYSTEM_TABLES: dict[str, list[str]] = {
 
 
 def kind_for(rel_path: str) -> tuple[Kind, dict[str, str]] | None:
+    """The file kind and path fields of a landing path (``None``: not a file ingestion knows)."""
     for k in KINDS.values():
         if not k.landing:
             continue

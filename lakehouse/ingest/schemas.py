@@ -129,6 +129,7 @@ ALL_TABLES = [*BRONZE_SCHEMAS, QUARANTINE_TABLE, INGEST_LOG_TABLE]
 
 
 def schema_of(table: str) -> pa.Schema:
+    """Arrow schema of a bronze table, the quarantine or the ingest log."""
     if table == QUARANTINE_TABLE:
         return QUARANTINE_SCHEMA
     if table == INGEST_LOG_TABLE:

@@ -46,6 +46,7 @@ _UNIT_ID_KEYS = ("unit_id", "equipment", "vessel")
 
 
 class TagMapError(ValueError):
+    """A tag map that cannot be used (one-line reason)."""
     pass
 
 
@@ -89,6 +90,7 @@ def _placeholder_regex(match: str) -> re.Pattern:
 
 @dataclass
 class TagMap:
+    """Historian tag → (unit id, canonical parameter, unit conversion): a plant's tag map YAML."""
     site: str = "default"
     tags: dict[str, _Rule] = field(default_factory=dict)
     patterns: list[_Rule] = field(default_factory=list)
@@ -100,7 +102,8 @@ class TagMap:
 
     # ------------------------------------------------------------ loading
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> "TagMap":
+    def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> TagMap:
+        """Build a tag map from its YAML content (``source`` names it in error messages)."""
         if not isinstance(d, dict):
             raise TagMapError(f"{source}: a tag map is a YAML mapping")
         tm = cls(site=str(d.get("site", d.get("name", "default"))), source=source)
@@ -134,13 +137,14 @@ class TagMap:
         return tm
 
     @classmethod
-    def load(cls, path: str | Path) -> "TagMap":
+    def load(cls, path: str | Path) -> TagMap:
+        """Load a tag map YAML file."""
         p = Path(path)
         with p.open("r", encoding="utf-8") as fh:
             return cls.from_dict(yaml.safe_load(fh) or {}, source=str(p))
 
     @classmethod
-    def contract_default(cls) -> "TagMap":
+    def contract_default(cls) -> TagMap:
         """The contract's suffix table (what ``config/tagmaps/twin.yaml`` encodes)."""
         return cls.from_dict({"site": "twin", "suffixes": dict(CONTRACT_SUFFIXES)}, "<contract>")
 

@@ -15,11 +15,11 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import polars as pl
 import pandera.polars as pap
+import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
-MIN_TS = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+MIN_TS = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 DEFAULT_MAX_FUTURE = dt.timedelta(days=365)
 
 warnings.filterwarnings("ignore", module="pandera")
@@ -35,10 +35,11 @@ class TimePolicy:
 
     @property
     def max_ts(self) -> dt.datetime:
-        now = self.now or dt.datetime.now(dt.timezone.utc)
+        """The latest time stamp accepted: now (rounded to the day) plus the allowed skew."""
+        now = self.now or dt.datetime.now(dt.UTC)
         # rounded to the day so the verdict is stable within a day (re-runs after a crash
         # classify rows the same way)
-        day = dt.datetime(now.year, now.month, now.day, tzinfo=dt.timezone.utc)
+        day = dt.datetime(now.year, now.month, now.day, tzinfo=dt.UTC)
         return day + dt.timedelta(days=1) + self.max_future
 
 
@@ -62,6 +63,7 @@ def frame_check(expr: pl.Expr, name: str, error: str) -> pap.Check:
 
 
 def ts_column(policy: TimePolicy, nullable: bool = False) -> pap.Column:
+    """pandera column of a UTC timestamp inside the time policy's window."""
     return pap.Column(
         pl.Datetime("us", "UTC"), nullable=nullable,
         checks=[pap.Check.in_range(policy.min_ts, policy.max_ts, name="timestamp_sane",
@@ -70,14 +72,17 @@ def ts_column(policy: TimePolicy, nullable: bool = False) -> pap.Column:
 
 
 def finite_check() -> pap.Check:
+    """pandera check: value is finite (no NaN or ±inf)."""
     return _expr_check(lambda c: pl.col(c).is_finite(), "finite", "value is NaN or infinite")
 
 
 def range_check(lo: float, hi: float) -> pap.Check:
+    """pandera check: ``lo <= value <= hi``."""
     return pap.Check.in_range(lo, hi, name="in_range", error=f"value outside [{lo}, {hi}]")
 
 
 def between_columns_check(lo_col: str, hi_col: str) -> pap.Check:
+    """pandera check: column ``lo_col`` <= column ``hi_col`` (where both are set)."""
     return _expr_check(lambda c: (pl.col(c) >= pl.col(lo_col)) & (pl.col(c) <= pl.col(hi_col)),
                        "in_range", "value outside the plausible range")
 

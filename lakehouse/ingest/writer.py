@@ -48,11 +48,16 @@ from deltalake.writer.properties import ColumnProperties
 
 from lakehouse.ingest.parsing import FileRejected, head_preview, raw_records_csv
 from lakehouse.ingest.readers import KINDS, FastPart, IngestContext, Kind, SourceFile, kind_for, validate_table
-from lakehouse.ingest.validation import split_invalid
 from lakehouse.ingest.schemas import (
-    BRONZE_TABLE_PROPERTIES, INGEST_LOG_SCHEMA, INGEST_LOG_TABLE, PARTITION_BY, QUARANTINE_SCHEMA,
-    QUARANTINE_TABLE, schema_of,
+    BRONZE_TABLE_PROPERTIES,
+    INGEST_LOG_SCHEMA,
+    INGEST_LOG_TABLE,
+    PARTITION_BY,
+    QUARANTINE_SCHEMA,
+    QUARANTINE_TABLE,
+    schema_of,
 )
+from lakehouse.ingest.validation import split_invalid
 from lakehouse.provenance import code_version
 from lakehouse.retry import DEFAULT_POLICY, RetryPolicy, retrying
 from lakehouse.storage import Lake
@@ -98,6 +103,7 @@ def _fire(event: str, **info: Any) -> None:
 
 # ============================================================== table helpers
 def table_uri(lake: Lake, table: str) -> str:
+    """URI of a bronze table (or the quarantine / ingest log) in the lake."""
     return lake.table_uri("bronze", table)
 
 
@@ -117,6 +123,7 @@ def ensure_table(lake: Lake, table: str) -> DeltaTable:
 
 
 def app_id(namespace: str, rel_path: str, sha256: str) -> str:
+    """Delta app-transaction id of one source file version: exactly-once per (namespace, path, hash)."""
     return f"{namespace}:{rel_path}@{sha256}"
 
 
@@ -385,6 +392,9 @@ def _hash(f: SourceFile) -> None:
 # ============================================================== report
 @dataclass
 class IngestReport:
+    """What an ingestion did: files listed/ingested/skipped/rejected, rows read/valid/written/quarantined
+    per table, quarantine reasons, Delta versions and timing.
+    """
     run_id: str
     files_listed: int = 0
     files_skipped_unchanged: int = 0      # known to the ingest log (not even read)
@@ -402,7 +412,8 @@ class IngestReport:
     commits: int = 0
     seconds: float = 0.0
 
-    def merge(self, other: "IngestReport") -> None:
+    def merge(self, other: IngestReport) -> None:
+        """Add the counts of another report to this one."""
         for name in ("files_listed", "files_skipped_unchanged", "files_already_committed",
                      "files_ingested", "quarantine_written", "commits"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -414,6 +425,7 @@ class IngestReport:
         self.seconds += other.seconds
 
     def for_tables(self, tables: Iterable[str]) -> dict[str, Any]:
+        """The report restricted to ``tables`` (as a dict)."""
         tables = list(tables)
         return {
             "rows_read": sum(self.rows_read[t] for t in tables),
@@ -423,6 +435,7 @@ class IngestReport:
         }
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as a JSON-safe dict."""
         return {
             "run_id": self.run_id, "files_listed": self.files_listed,
             "files_skipped_unchanged": self.files_skipped_unchanged,
@@ -454,6 +467,7 @@ def const_string(value: str, n: int) -> pa.Array:
 
 
 def const_ts(value: dt.datetime, n: int) -> pa.Array:
+    """An Arrow UTC timestamp array of ``n`` copies of ``value`` (built without a Python loop)."""
     us = int(value.timestamp() * 1_000_000)
     return pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), n,
                                  [None, pa.py_buffer(np.full(n, us, dtype=np.int64))])
@@ -549,7 +563,7 @@ def _parse_all(kind: Kind, files: list[SourceFile], ctx: IngestContext, pool) ->
             return kind.parse(f, ctx)
         except FileRejected as exc:
             return exc
-        except Exception as exc:  # noqa: BLE001 - bad input must not stop the pipeline
+        except Exception as exc:
             log.warning("unexpected error reading %s: %r", f.rel_path, exc)
             return FileRejected(f"unreadable file ({type(exc).__name__}: {str(exc)[:200]})")
     return list(pool.map(one, files)) if pool is not None and len(files) > 1 else [one(f) for f in files]
@@ -785,7 +799,7 @@ def ingest_files(lake: Lake, files: Sequence[SourceFile], *, run_id: str | None 
     seen_hashes = _ingested_hashes(log_df, {f.rel_path for f in todo})
     fs = lake.filesystem()
     provenance = ingest_provenance(ctx)
-    ingested_at = dt.datetime.now(dt.timezone.utc)
+    ingested_at = dt.datetime.now(dt.UTC)
     by_kind: dict[str, list[SourceFile]] = defaultdict(list)
     for f in todo:
         by_kind[f.kind].append(f)

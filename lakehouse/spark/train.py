@@ -143,6 +143,7 @@ def save_booster(booster: xgb.Booster, uri: str, storage_options: Mapping[str, A
 
 
 def load_booster(uri: str, storage_options: Mapping[str, Any] | None = None) -> xgb.Booster:
+    """Load a booster stored as UBJ at ``uri`` (local or object store)."""
     import xgboost as xgb
 
     from lakehouse.spark.delta_bridge import _filesystem, to_delta_storage_options, to_fsspec_storage_options

@@ -20,17 +20,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakehouse.transforms.alignment import (
-    GOOD_QUALITY,
-    PARAMETERS,
-    US_PER_HOUR,
-    align_readings,
-)
+from lakehouse.transforms.grid import GOOD_QUALITY, PARAMETERS, US_PER_HOUR
 
 # DuckDB's time_bucket origin for minute/hour/day widths: 2000-01-03T00:00:00Z (a Monday)
 BUCKET_ORIGIN_US = 946_857_600_000_000
 
-__all__ = ["align_bronze_spark", "align_readings", "align_readings_spark", "batch_windows_spark",
+__all__ = ["align_bronze_spark", "align_readings_spark", "batch_windows_spark",
            "bioreactor_windows_spark", "to_spark"]
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ml.golden import twin_marts
+from tests.support.monitoring_set import twin_marts
 from twin.bioreactor import KineticParams, recipes_to_arrays, simulate_batches
 from twin.calibration import calibrate, recipes_from_batches
 

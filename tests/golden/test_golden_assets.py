@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import ml.golden as gb
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 

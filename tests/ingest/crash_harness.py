@@ -41,7 +41,7 @@ def main() -> None:
         import dagster as dg
 
         from assets.ingest import build_ingest_defs
-        from orchestration.resources import LakeResource
+        from assets.resources import LakeResource
 
         defs = build_ingest_defs("2026-01-01")
         hist = defs.get_assets_def(dg.AssetKey(["bronze", "historian_readings"]))

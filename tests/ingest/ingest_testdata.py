@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-
 from lakehouse.ingest.tagmap import CONTRACT_SUFFIXES
 from lakehouse.ingest.units import PARAMETERS
 from lakehouse.storage import Lake
 
-T0 = dt.datetime(2026, 1, 3, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
 
 
 def iso(t: dt.datetime) -> str:
@@ -25,7 +24,7 @@ def _nominal(param: str) -> float:
 def historian_csv(unit_id: str, day: dt.date, minutes: int = 30, tags: list[str] | None = None) -> tuple[bytes, int]:
     """A historian day file: ``minutes`` samples of every tag. Returns (bytes, data rows)."""
     suffixes = tags or list(CONTRACT_SUFFIXES)
-    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
     lines = ["timestamp,tag,value,unit,quality"]
     for m in range(minutes):
         ts = iso(start + dt.timedelta(minutes=m, milliseconds=7 * m))
@@ -38,7 +37,7 @@ def historian_csv(unit_id: str, day: dt.date, minutes: int = 30, tags: list[str]
 def lims_csv(day: dt.date, batch_id: str = "BR101-0001", n_days: int = 3) -> tuple[bytes, int]:
     lines = ["sample_id,batch_id,sample_time,result_time,analyte,value,unit,method"]
     for d in range(n_days):
-        st = dt.datetime(day.year, day.month, day.day, 8, tzinfo=dt.timezone.utc) + dt.timedelta(days=d)
+        st = dt.datetime(day.year, day.month, day.day, 8, tzinfo=dt.UTC) + dt.timedelta(days=d)
         rt = st + dt.timedelta(hours=3)
         sid = f"S-{batch_id.replace('-', '')}-D{d:02d}"
         for analyte, value, unit, method in [("vcd", 5.5 + d, "1e6 cells/mL", "Vi-CELL"),
@@ -106,7 +105,7 @@ def filt_run(skid: str = "TFF-01", run_id: str = "UFDF-0001") -> tuple[bytes, by
 
 def cmms_csv(day: dt.date) -> tuple[bytes, int]:
     lines = ["work_order_id,equipment_id,equipment_type,work_type,failure_mode,priority,opened_at,closed_at,description"]
-    t = dt.datetime(day.year, day.month, day.day, 9, tzinfo=dt.timezone.utc)
+    t = dt.datetime(day.year, day.month, day.day, 9, tzinfo=dt.UTC)
     lines.append(f"WO-0001,BR-101-AGT,agitator,corrective,bearing wear,1,{iso(t)},{iso(t + dt.timedelta(hours=5))},\"Replace bearing, check seal\"")
     lines.append(f"WO-0002,BR-101-DO,do_probe,calibration,,3,{iso(t)},,DO probe calibration")
     return ("\n".join(lines) + "\n").encode(), 2

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from ingest_testdata import BAD_DAY, bad_landing, good_landing
+
 from lakehouse.ingest.schemas import BRONZE_SCHEMAS
 from lakehouse.ingest.writer import ingest_landing, table_uri
 from lakehouse.storage import Lake
@@ -88,7 +88,7 @@ def test_crash_inside_a_dagster_run_on_s3(lake_s3, s3_server):
     import dagster as dg
 
     from assets.ingest import build_ingest_defs
-    from orchestration.resources import LakeResource
+    from assets.resources import LakeResource
 
     lake = lake_s3
     exp = bad_landing(lake)

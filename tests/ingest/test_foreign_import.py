@@ -8,9 +8,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from foreign_testdata import CONFIG, SIGNALS, write_exports
-from lakehouse.ingest.cli import run_import
+
+from bioprocess_cli.main import run_import
 from lakehouse.ingest.tagmap import TagMap, TagMapError
 from lakehouse.ingest.units import conversion
 from lakehouse.ingest.writer import table_uri
@@ -65,9 +65,9 @@ def test_import_foreign_plant_with_tag_map_and_unit_conversion(lake: Lake, tmp_p
     assert hist.filter(pl.col("parameter") == "temperature").get_column("eng_unit").unique().to_list() == ["degC"]
     # local plant time (Europe/Berlin, UTC+1 in February) → UTC, from CSV and from Parquet
     first = hist.group_by("date").agg(pl.col("ts").min()).sort("date")
-    assert first.get_column("ts").to_list() == [dt.datetime(2026, 2, 1, 8, tzinfo=dt.timezone.utc),
-                                                dt.datetime(2026, 2, 2, 8, tzinfo=dt.timezone.utc)]
-    assert hist.get_column("_source_file").str.ends_with((".csv")).sum() == exp["historian_rows"] // 2
+    assert first.get_column("ts").to_list() == [dt.datetime(2026, 2, 1, 8, tzinfo=dt.UTC),
+                                                dt.datetime(2026, 2, 2, 8, tzinfo=dt.UTC)]
+    assert hist.get_column("_source_file").str.ends_with(".csv").sum() == exp["historian_rows"] // 2
 
     batches = _read(lake, "mes_batches")
     phases = _read(lake, "mes_phases").sort("phase_seq")

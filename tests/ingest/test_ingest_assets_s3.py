@@ -5,13 +5,13 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 import pytest
+from ingest_testdata import BAD_DAY, T0, bad_landing, good_landing, historian_csv, write
 
 from assets.ingest import build_ingest_defs
-from ingest_testdata import BAD_DAY, T0, bad_landing, good_landing, historian_csv, write
+from assets.resources import LakeResource
 from lakehouse.ingest.schemas import BRONZE_SCHEMAS, LINEAGE_COLUMNS
 from lakehouse.ingest.writer import table_uri
 from lakehouse.storage import Lake
-from orchestration.resources import LakeResource
 
 pytestmark = pytest.mark.s3
 

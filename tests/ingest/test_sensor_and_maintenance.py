@@ -7,13 +7,13 @@ import json
 import dagster as dg
 import polars as pl
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from ingest_testdata import T0, good_landing, lims_csv, write
 
 from assets.ingest import build_ingest_defs
-from ingest_testdata import T0, good_landing, lims_csv, write
+from assets.resources import LakeResource
 from lakehouse.ingest.maintenance import maintain
 from lakehouse.ingest.writer import ingest_landing, table_uri
 from lakehouse.storage import Lake
-from orchestration.resources import LakeResource
 
 DEFS = build_ingest_defs("2026-01-01")
 SENSOR = next(s for s in DEFS.sensors if s.name == "landing_files_sensor")

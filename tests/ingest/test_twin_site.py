@@ -8,8 +8,8 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets.ingest import build_ingest_defs
+from assets.resources import LakeResource
 from lakehouse.ingest.writer import table_uri
-from orchestration.resources import LakeResource
 
 site = pytest.importorskip("twin.site")
 

@@ -33,6 +33,11 @@ def _json_out(capsys) -> dict:
     return json.loads(out[out.index("{"):])
 
 
+def _lines(path) -> int:
+    with open(path) as fh:
+        return sum(1 for _ in fh)
+
+
 def _count(lake: Lake, table: str) -> int:
     return lake.delta_table(lake.uri("bronze", table)).to_pyarrow_table(columns=["_source_file"]).num_rows
 
@@ -40,10 +45,10 @@ def _count(lake: Lake, table: str) -> int:
 def _materialize_to_gold(lake: Lake, warehouse: Path):
     import dagster as dg
 
-    from assets.transform import dbt_cli_resource, defs
-    from lakehouse.spark.resource import SparkResource
-    from orchestration.resources import LakeResource
+    from assets.resources import LakeResource, SparkResource
+    from assets.transform import build_defs, dbt_cli_resource
 
+    defs = build_defs()
     return dg.materialize([*defs.assets, *defs.asset_checks],
                           resources={"lake": LakeResource(root_uri=lake.root, duckdb_path=str(warehouse)),
                                      "dbt": dbt_cli_resource(),
@@ -60,11 +65,10 @@ def test_demo_plant_export_import_gold_train(tmp_path, monkeypatch, capsys):
     lake = Lake(str(tmp_path / "data" / "demo-plant"))
 
     # 1. the plant's exports ----------------------------------------------------------------
-    import twin.foreign_export  # noqa: F401 - registers `export-plant` (also listed in PLUGIN_MODULES)
-    from twin.cli import PLUGIN_MODULES
-    from twin.cli import main as lakehouse
+    from bioprocess_cli.main import COMMANDS
+    from bioprocess_cli.main import main as lakehouse
 
-    assert "twin.foreign_export" in PLUGIN_MODULES
+    assert {"export-plant", "import", "train"} <= set(COMMANDS)
     assert lakehouse(["export-plant", "--out", str(export), "--bioreactors", "2", "--days", "60",
                       "--interval", "300", "--seed", "11"]) == 0
     exp = _json_out(capsys)
@@ -73,14 +77,14 @@ def test_demo_plant_export_import_gold_train(tmp_path, monkeypatch, capsys):
         header, first = next(csv.reader(fh, delimiter=";")), next(csv.reader(fh, delimiter=";"))
     assert header == ["TagName", "TimeStamp", "Value", "Units", "Quality"]
     assert first[0].startswith("FERM-0") and "T" not in first[1] and "+" not in first[1]  # local, no offset
-    hist_rows = sum(sum(1 for _ in open(f)) - 1 for f in day_files)
+    hist_rows = sum(_lines(f) - 1 for f in day_files)
     assert hist_rows == exp["historian_rows"] > 100_000
     sheet = pl.read_csv(export / "lims_results.csv", infer_schema=False)
     assert "IgG_HPLC" in sheet.columns and "titer" not in sheet.columns
     analyte_cols = [c for c in sheet.columns if c not in ("SampleNo", "Batch", "Sampled", "Approved", "TestMethod")]
     assay_values = sum(sheet[c].is_not_null().sum() for c in analyte_cols)
     assert assay_values == exp["assay_values"]
-    n_batches = sum(1 for _ in open(export / "batches.csv")) - 1
+    n_batches = _lines(export / "batches.csv") - 1
     assert n_batches == exp["batches"] >= 6
 
     # 2. import (config only) ------------------------------------------------------------------

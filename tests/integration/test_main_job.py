@@ -12,10 +12,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from orchestration.definitions import build_defs
-from orchestration.resources import LakeResource, SiteResource
+from assets.resources import LakeResource, SiteResource
+from orchestration.build import build_defs
 from orchestration.run import GATE_SUFFIX, failed_steps, run_full_pipeline
-from orchestration.settings import site_partition_range
+from orchestration.settings import Settings, site_partition_range
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
@@ -31,7 +31,7 @@ def main_run(s3_server, tmp_path_factory):
         aws_access_key_id=s3_server.access_key, aws_secret_access_key=s3_server.secret_key,
         duckdb_path=str(warehouse),
     )
-    defs = build_defs(lake_res, SITE)
+    defs = build_defs(Settings(lake=lake_res, site=SITE))
     start, end = site_partition_range(SITE)
     result = run_full_pipeline(defs, dg.DagsterInstance.ephemeral(), start, end, log_level="WARNING")
     yield defs, result, lake_res.get_lake()

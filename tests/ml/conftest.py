@@ -12,7 +12,7 @@ import yaml
 
 from lakehouse.storage import Lake
 from ml.config import load_pdm_config, load_softsensor_config
-from ml.synthetic import SyntheticSite, make_site
+from tests.support.ml_site import SyntheticSite, make_site
 
 warnings.filterwarnings("ignore", category=UserWarning)
 

@@ -7,7 +7,7 @@ import json
 import polars as pl
 import yaml
 
-from ml.cli import main
+from bioprocess_cli.main import main
 from ml.registry import ModelRegistry
 
 

@@ -6,10 +6,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from lakehouse.spark.resource import SparkResource
+from assets.resources import LakeResource, SparkResource
 from ml import pipeline
 from ml.registry import ModelRegistry
-from orchestration.resources import LakeResource
 
 
 def _defs():
@@ -17,7 +16,7 @@ def _defs():
     import assets.models
     import assets.scoring
 
-    return dg.Definitions.merge(assets.features.defs, assets.models.defs, assets.scoring.defs)
+    return dg.Definitions.merge(assets.features.defs, assets.models.build_defs(), assets.scoring.build_defs())
 
 
 @pytest.fixture

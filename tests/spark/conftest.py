@@ -13,7 +13,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def spark():
-    from lakehouse.spark.resource import get_spark_session, stop_spark_session
+    from lakehouse.spark.session import get_spark_session, stop_spark_session
 
     session = get_spark_session("local[2]", driver_memory="2g", shuffle_partitions=4)
     try:

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lakehouse.spark.synthetic import synthetic_site
 from lakehouse.storage import Lake
 from lakehouse.transforms.alignment import OUTPUT_COLUMNS, PARAMETERS, align_readings, batch_windows, output_schema
+from tests.support.spark_site import synthetic_site
 
 UTC = UTC
 T = datetime(2026, 1, 3, 8, 0, tzinfo=UTC)

@@ -111,7 +111,7 @@ def _assert_engines_agree(lake_a, lake_b, wh_a: Path, wh_b: Path) -> pl.DataFram
 def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp_path):
     from deltalake import DeltaTable
 
-    from assets.transform.warehouse import dbt_project_vars
+    from lakehouse.warehouse import dbt_project_vars
 
     lake_a, lake_b = s3_lake(s3_server), s3_lake(s3_server)
     wh_a, wh_b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"

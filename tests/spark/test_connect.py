@@ -22,9 +22,9 @@ SCRIPT = textwrap.dedent("""
     import os, sys, warnings
     warnings.filterwarnings("ignore")
     sys.path.insert(0, os.environ["PROJECT_ROOT"])
-    from lakehouse.spark.resource import get_spark_session, is_connect_session
+    from lakehouse.spark.session import get_spark_session, is_connect_session
     from lakehouse.spark.delta_bridge import read_delta, write_delta
-    from lakehouse.spark.synthetic import synthetic_site
+    from tests.support.spark_site import synthetic_site
     from lakehouse.transforms.alignment import align_readings
     spark = get_spark_session(connect_url="local[2]")
     assert is_connect_session(spark)

@@ -203,7 +203,7 @@ _KILL_SCRIPT = textwrap.dedent("""
     import json, os, signal, sys, threading, warnings
     warnings.filterwarnings("ignore")
     sys.path.insert(0, os.environ["PROJECT_ROOT"])
-    from lakehouse.spark.resource import get_spark_session
+    from lakehouse.spark.session import get_spark_session
     from lakehouse.spark.delta_bridge import write_delta
     spark = get_spark_session("local[2]", shuffle_partitions=2, driver_memory="1g")
     tables = json.loads(os.environ["TABLES"])  # [[uri, storage_options], ...]
@@ -265,7 +265,7 @@ def test_driver_killed_before_commit_leaves_tables_at_old_version(spark, lake_lo
 def test_delta_spark_jars_switch_uses_format_delta(spark, lake_local: Lake):
     """With use_delta_spark_jars the bridge is bypassed: here (no jars) Spark must say so."""
     uri = lake_local.uri("silver", "jars")
-    with pytest.raises(Exception, match="(?i)delta"):
+    with pytest.raises(Exception, match=r"(?i)delta"):
         write_delta(spark.range(3), uri, None, use_delta_spark_jars=True)
 
 

@@ -23,7 +23,7 @@ EQ_KEYS = ["equipment_id", "date"]
 
 @pytest.fixture(scope="module")
 def site():
-    from ml.synthetic import make_site
+    from tests.support.ml_site import make_site
 
     return make_site(n_batches=12, n_units=3, grid_minutes=10, seed=3, health_days=150)  # tests/ml: 300 days of health data
 
@@ -49,16 +49,20 @@ def ml_env(monkeypatch, tmp_path):
 def _run(lake, engine: str, with_gate: bool) -> dg.ExecuteInProcessResult:
     import assets.features
     import assets.models
-    from lakehouse.spark.resource import SparkResource
-    from orchestration.resources import LakeResource
+    from assets.resources import LakeResource, SparkResource
+
+    models = assets.models.build_defs()
+    titer_key = dg.AssetKey(["models", "titer_softsensor"])
+    model_titer = models.get_assets_def(titer_key)
+    titer_gate = next(c for c in models.asset_checks if any(k.asset_key == titer_key for k in c.check_keys))
 
     s3 = lake.s3
     res = LakeResource(root_uri=lake.root, s3_endpoint_url=s3.endpoint_url, aws_access_key_id=s3.access_key_id,
                        aws_secret_access_key=s3.secret_access_key, aws_region=s3.region)
-    checks = [*assets.features.defs.asset_checks, *([assets.models.titer_promotion_gate] if with_gate else [])]
+    checks = [*assets.features.defs.asset_checks, *([titer_gate] if with_gate else [])]
     return dg.materialize(
         [assets.features.features_softsensor, assets.features.features_equipment_health,
-         assets.models.model_titer, *checks],
+         model_titer, *checks],
         resources={"lake": res, "spark": SparkResource(engine=engine)})
 
 

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.spark
 
 @pytest.fixture(scope="module")
 def site():
-    from ml.synthetic import make_site
+    from tests.support.ml_site import make_site
 
     return make_site(n_batches=6, n_units=3, grid_minutes=10, seed=3, health_days=120)
 

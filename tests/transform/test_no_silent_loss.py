@@ -98,8 +98,8 @@ def test_overlapping_real_ingestion_runs_lose_no_reading(tmp_path, monkeypatch):
     then A commits. Staging holds every reading of both files."""
     import ingest_testdata as td
 
-    from assets.transform.warehouse import DBT_PROJECT_DIR, dbt_env, missing_bronze_tables
     from lakehouse.ingest import writer
+    from lakehouse.warehouse import DBT_PROJECT_DIR, dbt_env, missing_bronze_tables
 
     lake = Lake(str(tmp_path / "lake"))
     warehouse = tmp_path / "wh.duckdb"

@@ -190,7 +190,7 @@ def _assert_gold_readback(lake, con: duckdb.DuckDBPyConnection) -> dict[str, int
     schema as each other and as the warehouse mart."""
     import sys as _sys
 
-    from assets.transform.warehouse import DBT_PROJECT_DIR, GOLD_MARTS
+    from lakehouse.warehouse import DBT_PROJECT_DIR, GOLD_MARTS
 
     _sys.path.insert(0, str(DBT_PROJECT_DIR / "plugins"))
     import lakehouse_duckdb

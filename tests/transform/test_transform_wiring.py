@@ -11,9 +11,10 @@ from lakehouse.storage import Lake, S3Settings
 
 
 def test_asset_graph_keys_and_lineage():
-    from assets.transform import defs
-    from assets.transform.warehouse import BRONZE_TABLES, GOLD_MARTS
+    from assets.transform import build_defs
+    from lakehouse.warehouse import BRONZE_TABLES, GOLD_MARTS
 
+    defs = build_defs()
     specs = {s.key: s for a in defs.assets for s in a.specs}
     for mart in GOLD_MARTS:
         assert dg.AssetKey([mart]) in specs
@@ -43,7 +44,7 @@ def test_asset_graph_keys_and_lineage():
 
 
 def test_dbt_env_carries_lake_root_and_s3_only_for_s3():
-    from assets.transform.warehouse import dbt_env, patched_environ
+    from lakehouse.warehouse import dbt_env, patched_environ
 
     local = dbt_env(Lake("/tmp/some-lake"))
     assert local["LAKEHOUSE_ROOT"] == "/tmp/some-lake"
@@ -62,7 +63,7 @@ def test_dbt_env_carries_lake_root_and_s3_only_for_s3():
 
 
 def test_duckdb_s3_secret_is_path_style_and_http_for_http_endpoints():
-    from assets.transform.warehouse import DBT_PROJECT_DIR
+    from lakehouse.warehouse import DBT_PROJECT_DIR
 
     sys.path.insert(0, str(DBT_PROJECT_DIR / "plugins"))
     import lakehouse_duckdb

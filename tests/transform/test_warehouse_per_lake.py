@@ -37,7 +37,7 @@ def _units(warehouse, table: str) -> set[str]:
 
 
 def _refresh_needed(warehouse, lake: Lake) -> dict[str, bool]:
-    from assets.transform.warehouse import needs_full_refresh
+    from lakehouse.warehouse import needs_full_refresh
 
     return {step: bool(needs_full_refresh(warehouse, step, lake.root)) for step in ("dbt_process_model", "dbt_aligned_readings")}
 

@@ -1,4 +1,4 @@
-"""``ml.landing_frames.gold_frames`` (the benchmark shortcut landing → gold-shaped frames) on
+"""``tests.support.landing_frames.gold_frames`` (the benchmark shortcut landing → gold-shaped frames) on
 the twin site of tests/twin: the aligned grid is the contract's, values come from the CSVs."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import pytest
 
 @pytest.fixture(scope="module")
 def frames(site_dir):
-    from ml.landing_frames import gold_frames
+    from tests.support.landing_frames import gold_frames
 
     return gold_frames(str(site_dir))
 
 
 def test_aligned_grid_and_values_match_the_historian_files(frames, site_dir):
-    from ml.landing_frames import read_historian
+    from tests.support.landing_frames import read_historian
 
     batches, aligned = frames["dim_batches"], frames["fct_process_readings"]
     done = batches.filter(pl.col("inoculation_ts").is_not_null() & pl.col("harvest_ts").is_not_null())

@@ -261,29 +261,33 @@ def test_simulate_to_s3_matches_local(tmp_path: Path, s3_server, small_config: S
         assert hashlib.sha256(fs.cat_file(p)).hexdigest() == local[r]
 
 
-def test_cli_simulate_and_registry(tmp_path: Path, capsys, monkeypatch):
+def test_cli_simulate_and_commands(tmp_path: Path, capsys, tree_digest):
+    from bioprocess_cli.main import build_parser, main
+    from lakehouse.storage import Lake, S3Settings
     from twin import cli
 
-    monkeypatch.setattr(cli, "PLUGIN_MODULES", ())
     out = tmp_path / "lake"
-    rc = cli.main(["simulate", "--out", str(out), "--bioreactors", "1", "--days", "2", "--interval", "600",
-                   "--seed", "3", "--quiet"])
+    rc = main(["simulate", "--out", str(out), "--bioreactors", "1", "--days", "2", "--interval", "600",
+               "--seed", "3", "--quiet"])
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     expected = 2 * 144 * len(TAG_NAMES)  # 2 days of 10-minute scans
     assert 0.9 * expected < summary["historian_readings"] <= expected
     assert (out / "landing" / "historian" / "BR-101" / "2026-01-02.csv").exists()
+    # the simulator's own entry (python -m twin) writes the same files
+    assert cli.main(["simulate", "--out", str(tmp_path / "own"), "--bioreactors", "1", "--days", "2",
+                     "--interval", "600", "--seed", "3", "--quiet"]) == 0
+    capsys.readouterr()
+    assert tree_digest(tmp_path / "own") == tree_digest(out)
 
-    seen = {}
-    cli.register_command("hello", lambda a: seen.setdefault("who", a.who) and 0, help="test",
-                         add_arguments=lambda p: p.add_argument("--who", default="x"))
-    try:
-        assert cli.main(["hello", "--who", "lead"]) == 0 and seen["who"] == "lead"
-    finally:
-        cli.COMMANDS.pop("hello", None)
-    opts = cli.s3_storage_options_from_env({"AWS_ENDPOINT_URL": "http://h:1", "AWS_ACCESS_KEY_ID": "k",
-                                            "AWS_SECRET_ACCESS_KEY": "s"})
-    assert opts == {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": "http://h:1"}}
+    # every product subcommand is registered explicitly (no plugin discovery)
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"simulate", "export-plant", "import", "run", "train"}
+    s3 = S3Settings.from_env({"AWS_ENDPOINT_URL": "http://h:1", "AWS_ACCESS_KEY_ID": "k",
+                              "AWS_SECRET_ACCESS_KEY": "s"})
+    opts = Lake("s3://b/p", s3).fsspec_storage_options()
+    assert opts == {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": "http://h:1",
+                                                                  "region_name": "us-east-1"}}
 
 
 def test_recipe_variation_one_table_for_site_and_evaluation_sets():

@@ -1,4 +1,5 @@
-"""Gold-shaped frames straight from a landing zone (the twin's or a plant export), in polars.
+"""Gold-shaped frames straight from a landing zone (the twin's or a plant export), in polars —
+benchmark scaffolding (bench/bench_ml.py), not product code.
 
 A development/benchmark shortcut for the ML layer only: it aligns with the reference
 implementation of the contract's alignment semantics (``lakehouse.transforms.alignment``) and

@@ -78,7 +78,7 @@ def make_site(n_batches: int = 12, n_units: int = 3, grid_minutes: int = 5, dura
     next_free = {u: start + timedelta(hours=6 * i) for i, u in enumerate(units)}
     batch_rows, readings, assays = [], [], []
     per_unit_count = {u: 0 for u in units}
-    for b in range(n_batches):
+    for _ in range(n_batches):
         unit = min(units, key=lambda u: next_free[u])
         per_unit_count[unit] += 1
         batch_id = f"{unit.replace('-', '')}-{per_unit_count[unit]:04d}"
@@ -108,7 +108,7 @@ def make_site(n_batches: int = 12, n_units: int = 3, grid_minutes: int = 5, dura
         shifted = th >= sp["temp_shift_day"] * 24
         temp_sp = np.where(shifted, sp["temp_shift_c"], sp["temperature_c"])
         n = len(th)
-        noise = lambda s: rng.normal(0, s, n)
+        noise = lambda s, n=n: rng.normal(0, s, n)
         our = 0.055 * xv * (1.0 + 0.1 * np.sin(th / 7)) * (1 - 0.15 * shifted)  # L/min O2 (2000 L)
         cer = our * rng.uniform(0.85, 1.0)
         air = np.full(n, 20.0)
@@ -141,7 +141,8 @@ def make_site(n_batches: int = 12, n_units: int = 3, grid_minutes: int = 5, dura
         readings.append(pl.DataFrame(row))
 
         # ---- assays
-        def add(sample_time: datetime, analyte: str, value: float, unit_: str, method: str, delay_h: float, sid: str):
+        def add(sample_time: datetime, analyte: str, value: float, unit_: str, method: str, delay_h: float, sid: str,
+                batch_id: str = batch_id, inoc: datetime = inoc):
             assays.append({
                 "batch_id": batch_id, "sample_id": sid, "sample_time": sample_time,
                 "result_time": sample_time + timedelta(hours=delay_h), "analyte": analyte,

@@ -25,8 +25,8 @@ import duckdb
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from assets.transform.warehouse import DBT_PROJECT_DIR, MARTS_SCHEMA, model_code_fingerprint
 from lakehouse.storage import Lake
+from lakehouse.warehouse import DBT_PROJECT_DIR, MARTS_SCHEMA, model_code_fingerprint
 
 WATERMARK_KEY = "lakehouse.watermark"
 CODE_KEY = "lakehouse.model_code"
@@ -39,6 +39,9 @@ BATCH_ROWS = 250_000
 
 @dataclass
 class PublishResult:
+    """What publishing one mart did: mode (overwrite, incremental, unchanged), rows on both sides,
+    Delta version, schema, replaced batches and a preview.
+    """
     mart: str
     uri: str
     mode: str  # overwrite | incremental | unchanged
@@ -52,6 +55,7 @@ class PublishResult:
 
 
 def connect_warehouse(path: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB warehouse (read-only by default) in UTC."""
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")  # Arrow timestamps tz='UTC' (delta-rs rejects 'Etc/UTC')
     return con
@@ -154,12 +158,14 @@ def _manifest_nodes() -> dict[str, Any]:
 
 
 def mart_description(mart: str) -> str:
+    """Description of a gold mart: the dbt model's description and where the Delta copy lives."""
     node = _manifest_nodes().get(mart, {})
     text = (node.get("description") or "").strip()
     return (text + "\n\n" if text else "") + f"Delta copy of the dbt mart `{MARTS_SCHEMA}.{mart}` at `gold/{mart}`."
 
 
 def column_descriptions(mart: str) -> dict[str, str]:
+    """Column name → description of a mart, from the dbt manifest."""
     node = _manifest_nodes().get(mart, {})
     return {name: (col.get("description") or "") for name, col in node.get("columns", {}).items()}
 
@@ -175,20 +181,12 @@ def _cell(value: Any) -> str:
 
 
 def markdown_preview(table: pa.Table) -> str:
+    """An Arrow table as a markdown table (cells shortened)."""
     cols = table.column_names
     rows = table.to_pylist()
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def table_schema(schema: pa.Schema, descriptions: dict[str, str]):
-    import dagster as dg
-
-    return dg.TableSchema(columns=[
-        dg.TableColumn(name=f.name, type=str(f.type), description=descriptions.get(f.name) or None)
-        for f in schema
-    ])
 
 
 def read_back_with_polars(lake: Lake, mart: str) -> tuple[int, list[str]]:

@@ -1,58 +1,22 @@
-"""``lakehouse train``: train (and by default register + gate) models from a lake's gold tables and
-print the held-out evaluation as JSON.
+"""Train (and by default register + gate) models from a lake's gold tables with one config
+file: what ``lakehouse train`` runs (the command line itself is ``bioprocess_cli``).
 
-    lakehouse train --lake PATH --config config/ml/softsensor.yaml
-    lakehouse train --lake s3://bucket/prefix --config config/ml/pdm.yaml --dry-run
-
-Wire with ``ml.cli.add_train_subcommand(subparsers)``. S3 credentials come from the usual
-environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_REGION``), as for the Dagster ``lake`` resource.
+    run_train(Lake("data/lake"), "config/ml/softsensor.yaml")
+    run_train(lake, "config/ml/pdm.yaml", dry_run=True)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
 from pathlib import Path
 
 import yaml
 
-
-TRAIN_HELP = "train ML models from the lake's gold tables, print held-out evaluation"
-
-
-def add_train_subcommand(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("train", help=TRAIN_HELP)
-    add_train_arguments(p)
-    p.set_defaults(func=train_command)
-    return p
-
-
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lake", default=None, help="lake root (default: $LAKEHOUSE_ROOT or data/lake)")
-    p.add_argument("--config", default=None,
-                   help="ML config YAML: a soft-sensor config (config/ml/softsensor.yaml, default) or a PdM config "
-                        "(config/ml/pdm.yaml); the kind is detected from its keys")
-    p.add_argument("--models", default="all",
-                   help="soft sensor: comma list of targets to train (e.g. 'titer,g0f'), default all configured")
-    p.add_argument("--rebuild-features", action="store_true",
-                   help="rebuild the feature table from gold even if it exists")
-    p.add_argument("--dry-run", action="store_true", help="evaluate only: do not register or promote")
-
-
-def _lake(root: str | None):
-    from lakehouse.storage import Lake, S3Settings
-
-    root = root or os.environ.get("LAKEHOUSE_ROOT") or str(Path(__file__).resolve().parents[1] / "data" / "lake")
-    return Lake(root, S3Settings(endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
-                                 access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
-                                 secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-                                 region=os.environ.get("AWS_REGION", "us-east-1")))
+from lakehouse.jsonsafe import clean
+from lakehouse.storage import Lake
 
 
 def config_kind(path: str | Path) -> str:
+    """``"pdm"`` or ``"softsensor"``: the kind of ML config file ``path``, from its keys."""
     with open(path) as fh:
         keys = set((yaml.safe_load(fh) or {}).keys())
     return "pdm" if keys & {"model", "evaluation"} and "titer" not in keys else "softsensor"
@@ -89,17 +53,37 @@ def _needs_features(lake, table: tuple[str, str], features_cfg, rebuild: bool, o
     return False
 
 
-def run_train(lake_root: str | None, config: str | None, *, models: str = "all", rebuild_features: bool = False,
+def run_train(lake: Lake, config: str | Path | None, *, models: str = "all", rebuild_features: bool = False,
               dry_run: bool = False) -> dict:
+    """Train the models of ``config`` on ``lake``'s gold tables; the held-out evaluation as a dict.
+
+    Parameters
+    ----------
+    lake
+        The lake with ``gold/*`` (feature tables are (re)built when missing, asked for, or built
+        with another feature config).
+    config
+        A soft-sensor or PdM config file (default ``config/ml/softsensor.yaml``); the kind is
+        detected from its keys (:func:`config_kind`).
+    models
+        Soft sensor: comma list of targets (``"titer,g0f"``) or ``"all"``.
+    rebuild_features
+        Rebuild the feature table even if it fits.
+    dry_run
+        Evaluate only: do not register or promote.
+
+    Returns
+    -------
+    dict
+        JSON-safe: lake, config, kind, features info and per model its held-out metrics,
+        registered version and promotion decision.
+    """
     from ml import pipeline
     from ml.config import (
         DEFAULT_SOFTSENSOR_CONFIG,
         load_pdm_config,
         load_softsensor_config,
     )
-    from ml.dagster_support import clean
-
-    lake = _lake(lake_root)
     config = config or str(DEFAULT_SOFTSENSOR_CONFIG)
     kind = config_kind(config)
     out: dict = {"lake": lake.root, "config": str(config), "kind": kind, "models": {}}
@@ -124,23 +108,3 @@ def run_train(lake_root: str | None, config: str | None, *, models: str = "all",
             entry["promotion"] = pipeline.gate(lake, name, rec.version)
         out["models"][name] = entry
     return clean(out)
-
-
-def train_command(args: argparse.Namespace) -> int:
-    result = run_train(args.lake, args.config, models=args.models, rebuild_features=args.rebuild_features,
-                       dry_run=args.dry_run)
-    json.dump(result, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lakehouse")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_train_subcommand(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -11,18 +11,15 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from lakehouse.ingest.schemas import BRONZE_SCHEMAS
 from lakehouse.storage import Lake
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DEFAULT_DUCKDB_PATH = PROJECT_ROOT / "data" / "warehouse.duckdb"
 
-# Bronze tables the dbt sources read (docs/contracts.md), without _quarantine.
-BRONZE_TABLES = [
-    "historian_readings", "lims_results", "mes_batches", "mes_phases", "mes_materials",
-    "mes_genealogy", "chrom_runs", "chrom_curves", "filtration_runs", "filtration_curves",
-    "cmms_work_orders",
-]
+# Bronze tables the dbt sources read: every table of the bronze schema (without _quarantine).
+BRONZE_TABLES = list(BRONZE_SCHEMAS)
 
 # Gold marts: published to gold/<mart> (Delta) and kept as marts.<mart> in the DuckDB file.
 GOLD_MARTS = [
