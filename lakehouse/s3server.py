@@ -52,6 +52,7 @@ def _free_port_pair(used: set[int]) -> int:
 @dataclass
 class S3Server:
     """A running SeaweedFS S3 server: endpoint, credentials, bucket and process."""
+
     endpoint_url: str
     access_key: str
     secret_key: str
@@ -131,19 +132,25 @@ def start_s3_server(bucket: str = "lake", timeout_s: float = 60.0) -> S3Server:
     data_dir = Path(workdir, "data")
     data_dir.mkdir()
     cmd = [
-        _weed_binary(), "mini",
+        _weed_binary(),
+        "mini",
         f"-dir={data_dir}",
-        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",
-        f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-        f"-s3.port={s3}", f"-s3.config={cfg}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        f"-s3.port={s3}",
+        f"-s3.config={cfg}",
     ]
     log = open(Path(workdir, "weed.log"), "wb")  # noqa: SIM115 - the server process writes to it for its lifetime
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-                            start_new_session=True)
-    server = S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key, bucket,
-                      process=proc, workdir=workdir)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
+    server = S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key, bucket, process=proc, workdir=workdir)
     deadline = time.monotonic() + timeout_s
     last_err: Exception | None = None
     while time.monotonic() < deadline:

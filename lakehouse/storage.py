@@ -70,10 +70,12 @@ class S3Settings:
         region, then ``us-east-1``.
         """
         env = os.environ if environ is None else environ
-        return cls(endpoint_url=env.get(S3_ENV["endpoint_url"]) or None,
-                   access_key_id=env.get(S3_ENV["access_key_id"]) or None,
-                   secret_access_key=env.get(S3_ENV["secret_access_key"]) or None,
-                   region=env.get(S3_ENV["region"]) or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION)
+        return cls(
+            endpoint_url=env.get(S3_ENV["endpoint_url"]) or None,
+            access_key_id=env.get(S3_ENV["access_key_id"]) or None,
+            secret_access_key=env.get(S3_ENV["secret_access_key"]) or None,
+            region=env.get(S3_ENV["region"]) or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
+        )
 
 
 @dataclass(frozen=True)

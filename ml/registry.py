@@ -27,29 +27,57 @@ from ml.domain import dumps
 
 STATUSES = ("candidate", "champion", "retired")
 
-REGISTRY_SCHEMA = pa.schema([
-    ("model_name", pa.string()), ("version", pa.int64()), ("kind", pa.string()), ("target", pa.string()),
-    ("artifact_uri", pa.string()), ("meta_uri", pa.string()), ("params_json", pa.string()),
-    ("metrics_json", pa.string()), ("training_data_json", pa.string()), ("code_version", pa.string()),
-    ("created_at", pa.timestamp("us", tz="UTC")), ("status", pa.string()),
-])
+REGISTRY_SCHEMA = pa.schema(
+    [
+        ("model_name", pa.string()),
+        ("version", pa.int64()),
+        ("kind", pa.string()),
+        ("target", pa.string()),
+        ("artifact_uri", pa.string()),
+        ("meta_uri", pa.string()),
+        ("params_json", pa.string()),
+        ("metrics_json", pa.string()),
+        ("training_data_json", pa.string()),
+        ("code_version", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("status", pa.string()),
+    ]
+)
 
-PROMOTION_SCHEMA = pa.schema([
-    ("model_name", pa.string()), ("candidate_version", pa.int64()), ("champion_version", pa.int64()),
-    ("decision", pa.string()), ("promoted", pa.bool_()), ("metric", pa.string()),
-    ("candidate_value", pa.float64()), ("champion_value", pa.float64()), ("baseline_value", pa.float64()),
-    ("n_eval_rows", pa.int64()), ("evidence_json", pa.string()), ("decided_at", pa.timestamp("us", tz="UTC")),
-])
+PROMOTION_SCHEMA = pa.schema(
+    [
+        ("model_name", pa.string()),
+        ("candidate_version", pa.int64()),
+        ("champion_version", pa.int64()),
+        ("decision", pa.string()),
+        ("promoted", pa.bool_()),
+        ("metric", pa.string()),
+        ("candidate_value", pa.float64()),
+        ("champion_value", pa.float64()),
+        ("baseline_value", pa.float64()),
+        ("n_eval_rows", pa.int64()),
+        ("evidence_json", pa.string()),
+        ("decided_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 def code_version() -> str:
     """git sha of the working tree (``+dirty`` when modified), else the package version."""
     root = Path(__file__).resolve().parents[1]
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False
+        )
         if sha.returncode == 0 and sha.stdout.strip():
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                   capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            ).stdout.strip()
             return sha.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
@@ -64,6 +92,7 @@ def code_version() -> str:
 @dataclass(frozen=True)
 class RegisteredModel:
     """One registry row: model name, version, status, artifact URI, metrics and training data."""
+
     name: str
     version: int
     status: str
@@ -80,6 +109,7 @@ class ModelRegistry:
     """The model registry in the lake: ``registry/models`` and ``registry/promotions`` (Delta),
     boosters under ``models/<name>/<version>.ubj`` (XGBoost's own format, never pickled).
     """
+
     def __init__(self, lake: Lake):
         self.lake = lake
         self.models_uri = lake.uri("registry", "models")
@@ -99,9 +129,18 @@ class ModelRegistry:
         return pl.from_arrow(self.lake.read_delta(self.promotions_uri))
 
     def _row(self, r: dict) -> RegisteredModel:
-        return RegisteredModel(r["model_name"], int(r["version"]), r["status"], r["artifact_uri"], r["meta_uri"],
-                               json.loads(r["metrics_json"]), json.loads(r["params_json"]),
-                               json.loads(r["training_data_json"]), r["code_version"], r["created_at"])
+        return RegisteredModel(
+            r["model_name"],
+            int(r["version"]),
+            r["status"],
+            r["artifact_uri"],
+            r["meta_uri"],
+            json.loads(r["metrics_json"]),
+            json.loads(r["params_json"]),
+            json.loads(r["training_data_json"]),
+            r["code_version"],
+            r["created_at"],
+        )
 
     def get(self, name: str, version: int) -> RegisteredModel:
         """The registry entry of ``name`` version ``version``."""
@@ -153,8 +192,19 @@ class ModelRegistry:
         return booster, meta, rec
 
     # ------------------------------------------------------------------ write
-    def register(self, name: str, booster: xgb.Booster, meta: dict, *, params: dict, metrics: dict,
-                 training_data: dict, kind: str, target: str, status: str = "candidate") -> RegisteredModel:
+    def register(
+        self,
+        name: str,
+        booster: xgb.Booster,
+        meta: dict,
+        *,
+        params: dict,
+        metrics: dict,
+        training_data: dict,
+        kind: str,
+        target: str,
+        status: str = "candidate",
+    ) -> RegisteredModel:
         """Store a booster and its metadata as a new ``candidate`` version of ``name``.
 
         Returns
@@ -171,9 +221,20 @@ class ModelRegistry:
         self._write_bytes(meta_uri, dumps(meta | {"model_name": name, "model_version": version}).encode("utf-8"))
         now = datetime.now(UTC)
         cv = code_version()
-        row = {"model_name": name, "version": version, "kind": kind, "target": target, "artifact_uri": art,
-               "meta_uri": meta_uri, "params_json": dumps(params), "metrics_json": dumps(metrics),
-               "training_data_json": dumps(training_data), "code_version": cv, "created_at": now, "status": status}
+        row = {
+            "model_name": name,
+            "version": version,
+            "kind": kind,
+            "target": target,
+            "artifact_uri": art,
+            "meta_uri": meta_uri,
+            "params_json": dumps(params),
+            "metrics_json": dumps(metrics),
+            "training_data_json": dumps(training_data),
+            "code_version": cv,
+            "created_at": now,
+            "status": status,
+        }
         self.lake.write_delta(self.models_uri, pa.Table.from_pylist([row], schema=REGISTRY_SCHEMA), mode="append")
         return RegisteredModel(name, version, status, art, meta_uri, metrics, params, training_data, cv, now)
 
@@ -182,8 +243,9 @@ class ModelRegistry:
         if status not in STATUSES:
             raise ValueError(status)
         dt = self.lake.delta_table(self.models_uri)
-        dt.update(new_values={"status": status},
-                  predicate=f"model_name = '{_sql_str(name)}' AND version = {int(version)}")
+        dt.update(
+            new_values={"status": status}, predicate=f"model_name = '{_sql_str(name)}' AND version = {int(version)}"
+        )
 
     def promote(self, name: str, version: int) -> None:
         """Make ``version`` the champion; the previous champion is retired."""

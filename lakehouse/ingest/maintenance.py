@@ -13,9 +13,16 @@ from lakehouse.ingest.writer import WRITER_PROPERTIES, table_uri
 from lakehouse.storage import Lake
 
 
-def maintain_table(lake: Lake, table: str, *, compact: bool = True, checkpoint: bool = True,
-                   vacuum: bool = True, retention_hours: int = 168,
-                   target_size: int | None = None) -> dict[str, Any] | None:
+def maintain_table(
+    lake: Lake,
+    table: str,
+    *,
+    compact: bool = True,
+    checkpoint: bool = True,
+    vacuum: bool = True,
+    retention_hours: int = 168,
+    target_size: int | None = None,
+) -> dict[str, Any] | None:
     """Compact small files, write a checkpoint, clean old log files, vacuum removed files.
 
     ``retention_hours`` (default 7 days) protects readers of older versions; vacuum never
@@ -41,12 +48,10 @@ def maintain_table(lake: Lake, table: str, *, compact: bool = True, checkpoint: 
         dt.cleanup_metadata()
     if vacuum:
         # the retention is explicit here (the table default is 7 days as well)
-        removed = dt.vacuum(retention_hours=retention_hours, dry_run=False,
-                            enforce_retention_duration=False)
+        removed = dt.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
         out["vacuumed_files"] = len(removed)
     dt = DeltaTable(uri, storage_options=opts)
-    out.update(files_after=len(dt.file_uris()), version_after=dt.version(),
-               seconds=round(time.perf_counter() - t0, 3))
+    out.update(files_after=len(dt.file_uris()), version_after=dt.version(), seconds=round(time.perf_counter() - t0, 3))
     return out
 
 

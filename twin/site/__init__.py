@@ -19,5 +19,16 @@ from twin.site.config import RECIPE_VARIATION, ProgressFn, SiteConfig, vary_reci
 from twin.site.plan import Failure, PlannedBatch, WorkOrderRec, _Planner
 from twin.site.write import SiteSummary, simulate_site
 
-__all__ = ["RECIPE_VARIATION", "Failure", "PlannedBatch", "ProgressFn", "SiteConfig", "SiteSummary", "WorkOrderRec",
-           "_Planner", "simulate_site", "vary_recipe", "vary_recipes"]
+__all__ = [
+    "RECIPE_VARIATION",
+    "Failure",
+    "PlannedBatch",
+    "ProgressFn",
+    "SiteConfig",
+    "SiteSummary",
+    "WorkOrderRec",
+    "_Planner",
+    "simulate_site",
+    "vary_recipe",
+    "vary_recipes",
+]
