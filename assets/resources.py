@@ -38,8 +38,10 @@ class LakeResource(dg.ConfigurableResource):
     aws_secret_access_key: str | None = Field(default=None)
     aws_region: str = Field(default="us-east-1")
     duckdb_path: str | None = Field(
-        default=None, description="DuckDB warehouse file the marts land in, for BI tools "
-        "(local path; relative to the project root; default data/warehouse.duckdb).")
+        default=None,
+        description="DuckDB warehouse file the marts land in, for BI tools "
+        "(local path; relative to the project root; default data/warehouse.duckdb).",
+    )
 
     def get_warehouse_path(self) -> Path:
         """The DuckDB warehouse file of this lake (absolute)."""
@@ -76,8 +78,13 @@ class SiteResource(dg.ConfigurableResource):
 
     def site_config(self) -> SiteConfig:
         """The twin's :class:`~twin.site.SiteConfig` for these settings."""
-        return SiteConfig(start=self.start_date, days=self.days, bioreactors=self.bioreactors,
-                          interval_s=self.interval_s, seed=self.seed)
+        return SiteConfig(
+            start=self.start_date,
+            days=self.days,
+            bioreactors=self.bioreactors,
+            interval_s=self.interval_s,
+            seed=self.seed,
+        )
 
 
 class SparkResource(dg.ConfigurableResource):
@@ -89,15 +96,17 @@ class SparkResource(dg.ConfigurableResource):
     """
 
     engine: str = Field(default="default", description='"default" (DuckDB/pandas) or "spark".')
-    master: str = Field(default="local[2]",
-                        description="Spark master: local[2], local[*], spark://host:7077, k8s://…, yarn.")
+    master: str = Field(
+        default="local[2]", description="Spark master: local[2], local[*], spark://host:7077, k8s://…, yarn."
+    )
     connect_url: str | None = Field(default=None, description="Spark Connect URL (sc://host:15002); wins over master.")
     driver_memory: str = Field(default="2g")
     executor_memory: str | None = Field(default=None)
     shuffle_partitions: int = Field(default=4)
     use_delta_spark_jars: bool = Field(
         default=False,
-        description="The cluster has delta-spark: read/write Delta with format('delta') instead of the delta-rs bridge.")
+        description="The cluster has delta-spark: read/write Delta with format('delta') instead of the delta-rs bridge.",
+    )
     num_workers: int = Field(default=2, description="xgboost.spark workers (≤ executor cores).")
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark configuration.")
 

@@ -26,8 +26,9 @@ class MLConfig(dg.Config):
     explain: str = Field(default="exact", description="Scoring explanations: exact | approx | none.")
 
     def softsensor(self):
-        return load_softsensor_config(self.softsensor_config or os.environ.get("LAKEHOUSE_ML_SOFTSENSOR_CONFIG")
-                                      or DEFAULT_SOFTSENSOR_CONFIG)
+        return load_softsensor_config(
+            self.softsensor_config or os.environ.get("LAKEHOUSE_ML_SOFTSENSOR_CONFIG") or DEFAULT_SOFTSENSOR_CONFIG
+        )
 
     def pdm(self):
         return load_pdm_config(self.pdm_config or os.environ.get("LAKEHOUSE_ML_PDM_CONFIG") or DEFAULT_PDM_CONFIG)

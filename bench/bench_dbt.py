@@ -45,8 +45,14 @@ DBT = str(Path(sys.executable).parent / "dbt")
 def _dbt_build(lake: Lake, warehouse: Path, target: Path) -> dict:
     env = {**os.environ, **dbt_env(lake, warehouse, missing_bronze_tables(lake))}
     t0 = time.perf_counter()
-    proc = subprocess.run([DBT, "build", "--target-path", str(target)], cwd=DBT_PROJECT_DIR, env=env, check=False,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [DBT, "build", "--target-path", str(target)],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"dbt build failed:\n{proc.stdout[-4000:]}")

@@ -18,13 +18,21 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_TIMED = ("import time, warnings; warnings.simplefilter('ignore'); t = time.perf_counter(); {stmt}; "
-          "print('@@', time.perf_counter() - t)")
+_TIMED = (
+    "import time, warnings; warnings.simplefilter('ignore'); t = time.perf_counter(); {stmt}; "
+    "print('@@', time.perf_counter() - t)"
+)
 
 
 def _seconds(stmt: str) -> float:
-    out = subprocess.run([sys.executable, "-c", _TIMED.format(stmt=stmt)], cwd=ROOT, capture_output=True,
-                         text=True, check=True, env={**os.environ, "DAGSTER_DISABLE_TELEMETRY": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", _TIMED.format(stmt=stmt)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "DAGSTER_DISABLE_TELEMETRY": "1"},
+    )
     return float(next(ln for ln in out.stdout.splitlines() if ln.startswith("@@")).split()[1])
 
 
@@ -32,8 +40,12 @@ def run(repeats: int | None = None) -> dict:
     """Figures ``definitions_import_s``, ``definitions_dagster_floor_s``, ``definitions_load_avg_1m``."""
     repeats = repeats or int(os.environ.get("BENCH_DEFS_REPEATS", "3"))
     # build the manifest first (a fresh clone parses once; that is not what is measured)
-    subprocess.run([sys.executable, "-c", "from assets.transform.dbt_models import prepared_manifest; "
-                    "prepared_manifest()"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", "from assets.transform.dbt_models import prepared_manifest; prepared_manifest()"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     load = [os.getloadavg()[0]]
     full = [_seconds("import orchestration.definitions") for _ in range(repeats)]
     floor = [_seconds("import dagster, dagster_dbt.asset_decorator") for _ in range(repeats)]

@@ -49,8 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lakehouse.live.collector import app_id  # noqa: E402
-from lakehouse.storage import Lake  # noqa: E402
+from lakehouse.live.collector import app_id
+from lakehouse.storage import Lake
 
 
 def _cpu_children() -> float:
@@ -79,15 +79,15 @@ async def _served(endpoint: str, tags: list[str], since: dt.datetime) -> pl.Data
     async with Client(endpoint, timeout=60, watchdog_intervall=30) as c:
         ns = await c.get_namespace_index(NAMESPACE_URI)
         for tag in tags:
-            hist = await c.get_node(ua.NodeId(tag, ns)).read_raw_history(
-                since, dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc))
+            hist = await c.get_node(ua.NodeId(tag, ns)).read_raw_history(since, dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
             for dv in hist:
                 out["tag"].append(tag)
                 out["ts"].append(dv.SourceTimestamp)
                 out["value"].append(dv.Value.Value)
                 out["status"].append(dv.StatusCode.value)
-    return pl.DataFrame(out, schema={"tag": pl.Utf8, "ts": pl.Datetime("us", "UTC"), "value": pl.Float64,
-                                     "status": pl.Int64})
+    return pl.DataFrame(
+        out, schema={"tag": pl.Utf8, "ts": pl.Datetime("us", "UTC"), "value": pl.Float64, "status": pl.Int64}
+    )
 
 
 def run(units: int | None = None, interval_s: float | None = None, seconds: float | None = None) -> dict:
@@ -103,9 +103,32 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
     load_start = os.getloadavg()[0]
     server_log = tmp / "server.log"
     server = subprocess.Popen(
-        [sys.executable, "-m", "twin.live", "--port", "0", "--units", str(units), "--interval", str(interval_s),
-         "--start", "now", "--speed", "1", "--days", "2", "--history-window", "3600", "--log-every", "30"],
-        cwd=ROOT, env=env, stdout=server_log.open("w"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "twin.live",
+            "--port",
+            "0",
+            "--units",
+            str(units),
+            "--interval",
+            str(interval_s),
+            "--start",
+            "now",
+            "--speed",
+            "1",
+            "--days",
+            "2",
+            "--history-window",
+            "3600",
+            "--log-every",
+            "30",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=server_log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     runs: list[dict] = []
     try:
         endpoint = _wait_for_line(server_log, "listening", server, 180)["endpoint"]
@@ -115,9 +138,28 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
             log_path = tmp / f"collector-{k}.log"
             started = time.time()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "lakehouse.live", "--endpoint", endpoint, "--lake", lake.root,
-                 "--backfill", "0", "--flush-interval", "2", "--run-id", f"soak-{k}", "--log-every", "30"],
-                cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "lakehouse.live",
+                    "--endpoint",
+                    endpoint,
+                    "--lake",
+                    lake.root,
+                    "--backfill",
+                    "0",
+                    "--flush-interval",
+                    "2",
+                    "--run-id",
+                    f"soak-{k}",
+                    "--log-every",
+                    "30",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log_path.open("w"),
+                stderr=subprocess.STDOUT,
+            )
             # stop at the scheduled time, but never before the run collects (a loaded host may
             # take longer than a short soak's third to start a process)
             while time.time() - soak_t0 < seconds * until or "collecting" not in log_path.read_text():
@@ -134,7 +176,7 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
         soak_s = time.time() - soak_t0
         collector_cpu = _cpu_children() - cpu0
         # simulated time = wall time (speed 1, --start now): everything since a minute before the soak
-        since = dt.datetime.fromtimestamp(soak_t0 - 60.0, dt.timezone.utc)
+        since = dt.datetime.fromtimestamp(soak_t0 - 60.0, dt.UTC)
         served = asyncio.run(_served(endpoint, tags, since))
     finally:
         server.send_signal(signal.SIGTERM)
@@ -144,14 +186,26 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
             server.kill()
     load_end = os.getloadavg()[0]
     try:
-        return _figures(lake, endpoint, tags, served, runs, soak_s, collector_cpu, units, interval_s,
-                        load_start, load_end)
+        return _figures(
+            lake, endpoint, tags, served, runs, soak_s, collector_cpu, units, interval_s, load_start, load_end
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _figures(lake: Lake, endpoint: str, tags: list[str], served: pl.DataFrame, runs: list[dict], soak_s: float,
-             collector_cpu: float, units: int, interval_s: float, load_start: float, load_end: float) -> dict:
+def _figures(
+    lake: Lake,
+    endpoint: str,
+    tags: list[str],
+    served: pl.DataFrame,
+    runs: list[dict],
+    soak_s: float,
+    collector_cpu: float,
+    units: int,
+    interval_s: float,
+    load_start: float,
+    load_end: float,
+) -> dict:
     uri = lake.table_uri("bronze", "historian_readings")
     dtab = lake.delta_table(uri)
     bronze = pl.from_arrow(dtab.to_pyarrow_table(columns=["tag", "ts", "value", "_source_hash", "_run_id"]))
@@ -160,23 +214,33 @@ def _figures(lake: Lake, endpoint: str, tags: list[str], served: pl.DataFrame, r
     span = cursors.join(first, on="tag", how="left")
     missing_tags = span.filter(pl.col("cursor").is_null() | pl.col("first").is_null()).height
     expected = served.join(span, on="tag").filter(
-        (pl.col("ts").dt.epoch("us") >= pl.col("first")) & (pl.col("ts").dt.epoch("us") <= pl.col("cursor")))
+        (pl.col("ts").dt.epoch("us") >= pl.col("first")) & (pl.col("ts").dt.epoch("us") <= pl.col("cursor"))
+    )
     distinct = bronze.select("tag", "ts").unique()
     lost = expected.join(distinct, on=["tag", "ts"], how="anti").height
     extra = distinct.join(served.select("tag", "ts"), on=["tag", "ts"], how="anti").height
     # commit timestamps per micro-batch
-    commits = [(h["lakehouse.source_hash"], h["timestamp"] / 1000.0, h["version"]) for h in dtab.history()
-               if "lakehouse.source_hash" in h]
-    ctab = pl.DataFrame({"_source_hash": [c[0] for c in commits], "committed": [c[1] for c in commits],
-                         "version": [c[2] for c in commits]})
+    commits = [
+        (h["lakehouse.source_hash"], h["timestamp"] / 1000.0, h["version"])
+        for h in dtab.history()
+        if "lakehouse.source_hash" in h
+    ]
+    ctab = pl.DataFrame(
+        {
+            "_source_hash": [c[0] for c in commits],
+            "committed": [c[1] for c in commits],
+            "version": [c[2] for c in commits],
+        }
+    )
     rows = bronze.join(ctab, on="_source_hash", how="left")
     lat = rows.select(pl.col("committed") - pl.col("ts").dt.epoch("us") / 1e6, "_run_id", "version")
     firsts = lat.group_by("_run_id").agg(pl.col("version").min().alias("first_version"))
     steady = lat.join(firsts, on="_run_id").filter(pl.col("version") != pl.col("first_version"))
     restart_first = []
     for r in runs[1:]:
-        v = ctab.join(rows.filter(pl.col("_run_id") == r["run_id"]).select("_source_hash").unique(),
-                      on="_source_hash")["committed"].min()
+        v = ctab.join(rows.filter(pl.col("_run_id") == r["run_id"]).select("_source_hash").unique(), on="_source_hash")[
+            "committed"
+        ].min()
         if v is not None:  # a run killed before its first commit (short soak, loaded host) has none
             restart_first.append(v - r["started"])
     a = lat["committed"].to_numpy()

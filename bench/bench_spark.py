@@ -43,9 +43,14 @@ def _write_inputs(root: Path, days: float) -> dict:
     site = synthetic_site(N_UNITS, days, batch_hours=48, turnaround_hours=12, seed=1)
     root.mkdir(parents=True, exist_ok=True)
     # ts sorted per unit/parameter as a historian export is; delta-encoded ts (µs timestamps with jitter are over half of the parquet bytes otherwise)
-    pq.write_table(site.readings, root / "readings.parquet", compression="zstd", row_group_size=1 << 20,
-                   use_dictionary=["unit_id", "tag", "parameter", "quality", "date"],
-                   column_encoding={"ts": "DELTA_BINARY_PACKED"})
+    pq.write_table(
+        site.readings,
+        root / "readings.parquet",
+        compression="zstd",
+        row_group_size=1 << 20,
+        use_dictionary=["unit_id", "tag", "parameter", "quality", "date"],
+        column_encoding={"ts": "DELTA_BINARY_PACKED"},
+    )
     pq.write_table(site.windows, root / "windows.parquet")
     pq.write_table(site.phases, root / "phases.parquet")
     return {"rows": site.readings.num_rows, "batches": site.windows.num_rows}
@@ -53,16 +58,22 @@ def _write_inputs(root: Path, days: float) -> dict:
 
 def _default(root: Path, out: Path) -> int:
     readings = pq.read_table(root / "readings.parquet")
-    aligned = align_readings(readings, pq.read_table(root / "windows.parquet"), 1,
-                             phases=pq.read_table(root / "phases.parquet"))
+    aligned = align_readings(
+        readings, pq.read_table(root / "windows.parquet"), 1, phases=pq.read_table(root / "phases.parquet")
+    )
     pq.write_table(aligned, out, compression="zstd")
     return aligned.num_rows
 
 
 def _spark(spark, root: Path, out: Path) -> None:
-    aligned = align_readings(spark.read.parquet(str(root / "readings.parquet")),
-                             spark.read.parquet(str(root / "windows.parquet")), 1, engine="spark",
-                             spark=spark, phases=spark.read.parquet(str(root / "phases.parquet")))
+    aligned = align_readings(
+        spark.read.parquet(str(root / "readings.parquet")),
+        spark.read.parquet(str(root / "windows.parquet")),
+        1,
+        engine="spark",
+        spark=spark,
+        phases=spark.read.parquet(str(root / "phases.parquet")),
+    )
     aligned.write.mode("overwrite").option("compression", "zstd").parquet(str(out))
 
 

@@ -42,9 +42,9 @@ def env_lake_root(default: str | None = "data/lake") -> str | None:
 
 def open_lake(root: str):
     """A :class:`~lakehouse.storage.Lake` at ``root``; ``s3://`` roots get the environment's S3 settings."""
-    from lakehouse.storage import Lake, S3Settings, is_s3_uri
+    from lakehouse.storage import Lake
 
-    return Lake(root, S3Settings.from_env()) if is_s3_uri(root) else Lake(root)
+    return Lake.open(root)
 
 
 # --------------------------------------------------------------------------- simulate / export-plant
@@ -68,8 +68,11 @@ def export_plant(args: argparse.Namespace) -> int:
 def add_import_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``lakehouse import``."""
     p.add_argument("--config", required=True, help="import config YAML (see docs/ingestion.md)")
-    p.add_argument("--lake", default=env_lake_root(),
-                   help="lake root: local folder or s3://bucket/prefix (default $LAKEHOUSE_ROOT or data/lake)")
+    p.add_argument(
+        "--lake",
+        default=env_lake_root(),
+        help="lake root: local folder or s3://bucket/prefix (default $LAKEHOUSE_ROOT or data/lake)",
+    )
     p.add_argument("--run-id", default=None, help="lineage run id (default: import-<site>-<time>)")
     p.add_argument("--dry-run", action="store_true", help="only list the files the config selects")
 
@@ -100,9 +103,13 @@ def run_import(args: argparse.Namespace) -> int:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``lakehouse run`` (defaults: the environment, then :class:`twin.site.SiteConfig`)."""
     p.add_argument("--lake", default=None, help="lake root (default: $LAKEHOUSE_ROOT or data/lake)")
-    p.add_argument("--source", choices=["twin", "external"], default=None,
-                   help="twin (default): simulate the demo site; external: use the plant files already in "
-                        "the lake (landing/ exports or `lakehouse import`)")
+    p.add_argument(
+        "--source",
+        choices=["twin", "external"],
+        default=None,
+        help="twin (default): simulate the demo site; external: use the plant files already in "
+        "the lake (landing/ exports or `lakehouse import`)",
+    )
     p.add_argument("--start-date", default=None, help="first UTC day of the site's data (default 2026-01-01)")
     p.add_argument("--bioreactors", type=int, default=None, help="override the default site size")
     p.add_argument("--days", type=int, default=None, help="override the default site duration")
@@ -113,8 +120,13 @@ def run(args: argparse.Namespace) -> int:
     from orchestration.run import run_main_job
     from orchestration.settings import Settings
 
-    settings = Settings.from_env(lake_root=args.lake, source=args.source, start_date=args.start_date,
-                                 bioreactors=args.bioreactors or None, days=args.days or None)
+    settings = Settings.from_env(
+        lake_root=args.lake,
+        source=args.source,
+        start_date=args.start_date,
+        bioreactors=args.bioreactors or None,
+        days=args.days or None,
+    )
     return run_main_job(settings)
 
 
@@ -122,13 +134,20 @@ def run(args: argparse.Namespace) -> int:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``lakehouse train``."""
     p.add_argument("--lake", default=None, help="lake root (default: $LAKEHOUSE_ROOT or data/lake)")
-    p.add_argument("--config", default=None,
-                   help="ML config YAML: a soft-sensor config (config/ml/softsensor.yaml, default) or a PdM config "
-                        "(config/ml/pdm.yaml); the kind is detected from its keys")
-    p.add_argument("--models", default="all",
-                   help="soft sensor: comma list of targets to train (e.g. 'titer,g0f'), default all configured")
-    p.add_argument("--rebuild-features", action="store_true",
-                   help="rebuild the feature table from gold even if it exists")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="ML config YAML: a soft-sensor config (config/ml/softsensor.yaml, default) or a PdM config "
+        "(config/ml/pdm.yaml); the kind is detected from its keys",
+    )
+    p.add_argument(
+        "--models",
+        default="all",
+        help="soft sensor: comma list of targets to train (e.g. 'titer,g0f'), default all configured",
+    )
+    p.add_argument(
+        "--rebuild-features", action="store_true", help="rebuild the feature table from gold even if it exists"
+    )
     p.add_argument("--dry-run", action="store_true", help="evaluate only: do not register or promote")
 
 
@@ -137,8 +156,9 @@ def train(args: argparse.Namespace) -> int:
     from ml.workflow import run_train
 
     root = args.lake or env_lake_root(str(PROJECT_ROOT / "data" / "lake"))
-    result = run_train(open_lake(root), args.config, models=args.models, rebuild_features=args.rebuild_features,
-                       dry_run=args.dry_run)
+    result = run_train(
+        open_lake(root), args.config, models=args.models, rebuild_features=args.rebuild_features, dry_run=args.dry_run
+    )
     json.dump(result, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
     return 0

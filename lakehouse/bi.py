@@ -51,12 +51,19 @@ def init_sql(env: Mapping[str, str] | None = None) -> str:
     if key:
         secret = env.get("LAKEHOUSE_S3_SECRET_ACCESS_KEY") or env.get("AWS_SECRET_ACCESS_KEY") or ""
         endpoint = env.get("LAKEHOUSE_S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL") or ""
-        parts = ["TYPE s3", f"KEY_ID {_quote(key)}", f"SECRET {_quote(secret)}",
-                 f"REGION {_quote(env.get('AWS_REGION') or 'us-east-1')}"]
+        parts = [
+            "TYPE s3",
+            f"KEY_ID {_quote(key)}",
+            f"SECRET {_quote(secret)}",
+            f"REGION {_quote(env.get('AWS_REGION') or 'us-east-1')}",
+        ]
         if endpoint:
             host = endpoint.split("://", 1)[-1].rstrip("/")
-            parts += [f"ENDPOINT {_quote(host)}", "URL_STYLE 'path'",
-                      f"USE_SSL {'false' if endpoint.startswith('http://') else 'true'}"]
+            parts += [
+                f"ENDPOINT {_quote(host)}",
+                "URL_STYLE 'path'",
+                f"USE_SSL {'false' if endpoint.startswith('http://') else 'true'}",
+            ]
         lines.append(f"CREATE OR REPLACE SECRET lake ({', '.join(parts)});")
     return "\n".join(lines) + "\n"
 
@@ -76,9 +83,11 @@ def cli_command(warehouse: str | Path, init_file: str | Path, args: Sequence[str
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - interactive
+    """Open the DuckDB CLI on the warehouse (read-only, extensions and S3 secret loaded)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    warehouse = os.environ.get("LAKEHOUSE_DUCKDB_PATH") or str(Path(__file__).resolve().parents[1] / "data" /
-                                                                "warehouse.duckdb")
+    warehouse = os.environ.get("LAKEHOUSE_DUCKDB_PATH") or str(
+        Path(__file__).resolve().parents[1] / "data" / "warehouse.duckdb"
+    )
     if not Path(warehouse).exists():
         print(f"no warehouse at {warehouse}: run `make run` first (or set LAKEHOUSE_DUCKDB_PATH)", file=sys.stderr)
         return 1

@@ -42,6 +42,7 @@ class PublishResult:
     """What publishing one mart did: mode (overwrite, incremental, unchanged), rows on both sides,
     Delta version, schema, replaced batches and a preview.
     """
+
     mart: str
     uri: str
     mode: str  # overwrite | incremental | unchanged
@@ -80,12 +81,14 @@ def _delta_rows(table: DeltaTable) -> int:
 
 def _normalise(schema: pa.Schema) -> pa.Schema:
     """Field names and Arrow types comparable across writers (large/view strings -> string)."""
+
     def norm(t: pa.DataType) -> pa.DataType:
         if pa.types.is_large_string(t) or pa.types.is_string_view(t):
             return pa.string()
         if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
             return pa.binary()
         return t
+
     return pa.schema([pa.field(f.name, norm(f.type)) for f in schema])
 
 
@@ -103,8 +106,14 @@ def publish_mart(con: duckdb.DuckDBPyConnection, lake: Lake, mart: str, preview_
     if wm_col:
         new_wm = con.execute(f"select cast(max({wm_col}) as varchar) from {relation}").fetchone()[0]
     code = model_code_fingerprint()
-    props = CommitProperties(custom_metadata={WATERMARK_KEY: new_wm or "", CODE_KEY: code,
-                                              "lakehouse.operation": "publish-gold", "lakehouse.mart": mart})
+    props = CommitProperties(
+        custom_metadata={
+            WATERMARK_KEY: new_wm or "",
+            CODE_KEY: code,
+            "lakehouse.operation": "publish-gold",
+            "lakehouse.mart": mart,
+        }
+    )
 
     existing = DeltaTable(uri, storage_options=opts) if lake.delta_exists(uri) else None
     mode = "overwrite"
@@ -117,34 +126,48 @@ def publish_mart(con: duckdb.DuckDBPyConnection, lake: Lake, mart: str, preview_
         if old_wm and same_schema and old_code == code:
             mode = "incremental"
             where = f"{wm_col} > cast({_sql_literal(old_wm)} as timestamptz)" if old_wm else "true"
-            replaced = [r[0] for r in con.execute(
-                f"select distinct {key_col} from {relation} where {where} order by 1").fetchall()]
+            replaced = [
+                r[0]
+                for r in con.execute(f"select distinct {key_col} from {relation} where {where} order by 1").fetchall()
+            ]
             if not replaced:
                 mode = "unchanged"
             else:
                 keys_sql = ", ".join(_sql_literal(k) for k in replaced)
-                reader = con.execute(
-                    f"select * from {relation} where {key_col} in ({keys_sql})").fetch_record_batch(BATCH_ROWS)
-                write_deltalake(existing, reader, mode="overwrite",
-                                predicate=f"{key_col} IN ({keys_sql})", commit_properties=props)
+                reader = con.execute(f"select * from {relation} where {key_col} in ({keys_sql})").fetch_record_batch(
+                    BATCH_ROWS
+                )
+                write_deltalake(
+                    existing, reader, mode="overwrite", predicate=f"{key_col} IN ({keys_sql})", commit_properties=props
+                )
     if mode == "overwrite":
         reader = con.execute(f"select * from {relation}").fetch_record_batch(BATCH_ROWS)
-        write_deltalake(uri, reader, mode="overwrite", schema_mode="overwrite",
-                        storage_options=opts, commit_properties=props)
+        write_deltalake(
+            uri, reader, mode="overwrite", schema_mode="overwrite", storage_options=opts, commit_properties=props
+        )
 
     table = DeltaTable(uri, storage_options=opts)
     if mode != "overwrite" and _delta_rows(table) != warehouse_rows:
         # rows vanished from the mart (e.g. a batch record withdrawn) or a reset warehouse:
         # fall back to a full copy so that gold always equals the mart
         reader = con.execute(f"select * from {relation}").fetch_record_batch(BATCH_ROWS)
-        write_deltalake(uri, reader, mode="overwrite", schema_mode="overwrite",
-                        storage_options=opts, commit_properties=props)
+        write_deltalake(
+            uri, reader, mode="overwrite", schema_mode="overwrite", storage_options=opts, commit_properties=props
+        )
         mode, replaced = "overwrite", []
         table = DeltaTable(uri, storage_options=opts)
-    return PublishResult(mart=mart, uri=uri, mode=mode, rows=_delta_rows(table),
-                         warehouse_rows=warehouse_rows, version=table.version(), schema=schema,
-                         delta_columns=list(pa.schema(table.schema().to_arrow()).names),
-                         replaced_keys=replaced, preview=preview)
+    return PublishResult(
+        mart=mart,
+        uri=uri,
+        mode=mode,
+        rows=_delta_rows(table),
+        warehouse_rows=warehouse_rows,
+        version=table.version(),
+        schema=schema,
+        delta_columns=list(pa.schema(table.schema().to_arrow()).names),
+        replaced_keys=replaced,
+        preview=preview,
+    )
 
 
 # ------------------------------------------------------------------- documentation + metadata

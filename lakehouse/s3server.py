@@ -52,6 +52,7 @@ def _free_port_pair(used: set[int]) -> int:
 @dataclass
 class S3Server:
     """A running SeaweedFS S3 server: endpoint, credentials, bucket and process."""
+
     endpoint_url: str
     access_key: str
     secret_key: str
@@ -107,8 +108,9 @@ class S3Server:
     def start(self, timeout_s: float = 60.0) -> None:
         """(Re)start the server on the same ports with the same data and credentials."""
         log = open(Path(self.workdir, "weed.log"), "ab")  # noqa: SIM115 - the server writes to it for its lifetime
-        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True
+        )
         _wait_ready(self, timeout_s)
 
     def stop(self) -> None:
@@ -154,16 +156,32 @@ def start_s3_server(bucket: str = "lake", timeout_s: float = 60.0) -> S3Server:
     data_dir = Path(workdir, "data")
     data_dir.mkdir()
     cmd = [
-        _weed_binary(), "mini",
+        _weed_binary(),
+        "mini",
         f"-dir={data_dir}",
-        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",
-        f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-        f"-s3.port={s3}", f"-s3.config={cfg}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        f"-s3.port={s3}",
+        f"-s3.config={cfg}",
     ]
-    server = S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key, bucket, workdir=workdir,
-                      readonly_access_key=ro_key, readonly_secret_key=ro_secret, command=cmd)
+    server = S3Server(
+        f"http://127.0.0.1:{s3}",
+        access_key,
+        secret_key,
+        bucket,
+        workdir=workdir,
+        readonly_access_key=ro_key,
+        readonly_secret_key=ro_secret,
+        command=cmd,
+    )
     try:
         server.start(timeout_s)
     except Exception:

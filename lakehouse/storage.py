@@ -70,10 +70,12 @@ class S3Settings:
         region, then ``us-east-1``.
         """
         env = os.environ if environ is None else environ
-        return cls(endpoint_url=env.get(S3_ENV["endpoint_url"]) or None,
-                   access_key_id=env.get(S3_ENV["access_key_id"]) or None,
-                   secret_access_key=env.get(S3_ENV["secret_access_key"]) or None,
-                   region=env.get(S3_ENV["region"]) or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION)
+        return cls(
+            endpoint_url=env.get(S3_ENV["endpoint_url"]) or None,
+            access_key_id=env.get(S3_ENV["access_key_id"]) or None,
+            secret_access_key=env.get(S3_ENV["secret_access_key"]) or None,
+            region=env.get(S3_ENV["region"]) or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
+        )
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,12 @@ class Lake:
 
     root: str
     s3: S3Settings = field(default_factory=S3Settings)
+
+    @classmethod
+    def open(cls, root: str, environ: Mapping[str, str] | None = None) -> Lake:
+        """A lake at ``root``; an ``s3://`` root gets the environment's S3 settings
+        (:meth:`S3Settings.from_env`) — for command lines, never for Dagster resources."""
+        return cls(root, S3Settings.from_env(environ)) if is_s3_uri(root) else cls(root)
 
     def __post_init__(self) -> None:
         root = self.root.rstrip("/")

@@ -50,8 +50,9 @@ def to_arrow(df: pl.DataFrame | Any) -> pa.Table:
     return table.cast(pa.schema(fields))
 
 
-def write_table(lake: Lake, layer: str, name: str, df: pl.DataFrame | Any, *, mode: str = "overwrite",
-                metadata: dict | None = None) -> int:
+def write_table(
+    lake: Lake, layer: str, name: str, df: pl.DataFrame | Any, *, mode: str = "overwrite", metadata: dict | None = None
+) -> int:
     """Write a frame as the Delta table ``<layer>/<name>``; returns the new table version.
 
     Parameters
@@ -70,15 +71,30 @@ def write_table(lake: Lake, layer: str, name: str, df: pl.DataFrame | Any, *, mo
     from deltalake import CommitProperties
 
     uri = lake.uri(layer, name)
-    props = CommitProperties(custom_metadata={k: v if isinstance(v, str) else json.dumps(v)
-                                              for k, v in metadata.items()}) if metadata else None
-    lake.write_delta(uri, to_arrow(df), mode=mode, schema_mode="overwrite" if mode == "overwrite" else "merge",
-                     commit_properties=props)
+    props = (
+        CommitProperties(custom_metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+        if metadata
+        else None
+    )
+    lake.write_delta(
+        uri,
+        to_arrow(df),
+        mode=mode,
+        schema_mode="overwrite" if mode == "overwrite" else "merge",
+        commit_properties=props,
+    )
     return int(lake.delta_table(uri).version())
 
 
-def read_table(lake: Lake, layer: str, name: str, version: int | None = None, columns: list[str] | None = None,
-               *, only_existing_columns: bool = False) -> TableRead:
+def read_table(
+    lake: Lake,
+    layer: str,
+    name: str,
+    version: int | None = None,
+    columns: list[str] | None = None,
+    *,
+    only_existing_columns: bool = False,
+) -> TableRead:
     """Read the Delta table ``<layer>/<name>`` (at ``version``, default the latest) into polars.
 
     Raises :class:`TableNotFoundError` when it does not exist. ``only_existing_columns`` drops
@@ -89,8 +105,7 @@ def read_table(lake: Lake, layer: str, name: str, version: int | None = None, co
     try:
         dt = lake.delta_table(lake.uri(layer, name), version=version)
     except DeltaTableNotFound as exc:
-        raise TableNotFoundError(f"{layer}/{name} does not exist yet: materialize ['{layer}', '{name}'] "
-                                 "first") from exc
+        raise TableNotFoundError(f"{layer}/{name} does not exist yet: materialize ['{layer}', '{name}'] first") from exc
     if columns is not None and only_existing_columns:
         have = {f.name for f in dt.schema().fields}
         columns = [c for c in columns if c in have]

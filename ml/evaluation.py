@@ -19,8 +19,12 @@ def regression_metrics(y: np.ndarray, yhat: np.ndarray) -> dict[str, float]:
         return {"n": 0, "rmse": float("nan"), "mae": float("nan"), "r2": float("nan")}
     err = yhat - y
     ss_tot = float(np.sum((y - y.mean()) ** 2))
-    return {"n": int(n), "rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))),
-            "r2": float(1 - np.sum(err ** 2) / ss_tot) if ss_tot > 0 else float("nan")}
+    return {
+        "n": int(n),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+        "r2": float(1 - np.sum(err**2) / ss_tot) if ss_tot > 0 else float("nan"),
+    }
 
 
 def error_by_group(groups: np.ndarray, y: np.ndarray, yhat: np.ndarray) -> dict[str, dict[str, float]]:
@@ -40,7 +44,7 @@ def forward_split(batch_times: pl.DataFrame, test_fraction: float, min_test: int
     order = batch_times.sort(["start", "batch_id"])["batch_id"].to_list()
     n_test = max(int(min_test), int(round(len(order) * test_fraction)))
     n_test = min(n_test, max(len(order) - 1, 0))
-    return order[: len(order) - n_test], order[len(order) - n_test:]
+    return order[: len(order) - n_test], order[len(order) - n_test :]
 
 
 def group_kfold(groups: Sequence[str], n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -117,8 +121,9 @@ def pr_curve(y: np.ndarray, score: np.ndarray):
     return precision_recall_curve(np.asarray(y), np.asarray(score))
 
 
-def alert_event_metrics(alerts: pl.DataFrame, failures: pl.DataFrame, *, window_days: int, lead_days: int,
-                        period: tuple | None = None) -> dict:
+def alert_event_metrics(
+    alerts: pl.DataFrame, failures: pl.DataFrame, *, window_days: int, lead_days: int, period: tuple | None = None
+) -> dict:
     """Event-level PdM metrics.
 
     ``alerts``: ``equipment_id, date, alert`` (bool), one row per scored equipment-day.
@@ -139,16 +144,29 @@ def alert_event_metrics(alerts: pl.DataFrame, failures: pl.DataFrame, *, window_
     else:
         a_eval = a
     # precision: next failure after d within the window
-    nxt = a_eval.filter(pl.col("alert")).sort("date").join_asof(
-        failures.select("equipment_id", pl.col("failure_date").cast(pl.Date)).sort("failure_date"),
-        left_on="date", right_on="failure_date", by="equipment_id", strategy="forward", allow_exact_matches=False,
-        check_sortedness=False)
+    nxt = (
+        a_eval.filter(pl.col("alert"))
+        .sort("date")
+        .join_asof(
+            failures.select("equipment_id", pl.col("failure_date").cast(pl.Date)).sort("failure_date"),
+            left_on="date",
+            right_on="failure_date",
+            by="equipment_id",
+            strategy="forward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+    )
     n_alert = nxt.height
     tp = nxt.filter((pl.col("failure_date") - pl.col("date")).dt.total_days() <= window_days).height if n_alert else 0
     leads: list[float | None] = []
     for eq, fd in f.iter_rows():
-        w = a.filter((pl.col("equipment_id") == eq) & pl.col("alert")
-                     & (pl.col("date") >= fd - np.timedelta64(window_days, "D")) & (pl.col("date") < fd))
+        w = a.filter(
+            (pl.col("equipment_id") == eq)
+            & pl.col("alert")
+            & (pl.col("date") >= fd - np.timedelta64(window_days, "D"))
+            & (pl.col("date") < fd)
+        )
         leads.append(float((fd - w["date"].min()).days) if w.height else None)
     n_f = len(leads)
     detected = [x for x in leads if x is not None]

@@ -26,7 +26,9 @@ def by_signal(contribs: np.ndarray, feature_names: list[str]) -> tuple[list[str]
     return signals, M
 
 
-def contribution_json_rows(signals: list[str], M: np.ndarray, bias: np.ndarray, top: int = 8) -> tuple[list[str], list[str]]:
+def contribution_json_rows(
+    signals: list[str], M: np.ndarray, bias: np.ndarray, top: int = 8
+) -> tuple[list[str], list[str]]:
     """Per row: JSON ``{signal: contribution}`` of the ``top`` largest |contributions| (+ ``_bias``),
     and the single top signal."""
     out, tops = [], []

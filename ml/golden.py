@@ -32,15 +32,35 @@ CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "golden.yaml"
 
 #: Canonical parameters of ``fct_process_readings`` (contract order).
 ALL_SIGNALS: tuple[str, ...] = (
-    "temperature", "temperature_sp", "ph", "dissolved_oxygen", "agitation", "air_flow",
-    "o2_flow", "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total",
-    "feed_flow_sp", "feed_flow", "feed_total", "weight", "pressure", "vibration",
+    "temperature",
+    "temperature_sp",
+    "ph",
+    "dissolved_oxygen",
+    "agitation",
+    "air_flow",
+    "o2_flow",
+    "co2_flow",
+    "offgas_o2",
+    "offgas_co2",
+    "capacitance",
+    "base_total",
+    "feed_flow_sp",
+    "feed_flow",
+    "feed_total",
+    "weight",
+    "pressure",
+    "vibration",
     "motor_current",
 )
 
 #: Harvest CQA columns of ``dim_batches``.
 CQA_COLUMNS: tuple[str, ...] = (
-    "g0f_pct", "g1f_pct", "g2f_pct", "man5_pct", "afucosylation_pct", "hmw_pct",
+    "g0f_pct",
+    "g1f_pct",
+    "g2f_pct",
+    "man5_pct",
+    "afucosylation_pct",
+    "hmw_pct",
     "harvest_viability_pct",
 )
 
@@ -60,9 +80,23 @@ _DEFAULT_CONFIG: dict[str, Any] = {
         "sigma": 3.0,
     },
     "mspc": {
-        "signals": ["temperature", "temperature_sp", "temperature_error", "ph", "dissolved_oxygen",
-                    "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total", "feed_flow_sp",
-                    "feed_flow", "feed_total", "weight", "pressure"],
+        "signals": [
+            "temperature",
+            "temperature_sp",
+            "temperature_error",
+            "ph",
+            "dissolved_oxygen",
+            "co2_flow",
+            "offgas_o2",
+            "offgas_co2",
+            "capacitance",
+            "base_total",
+            "feed_flow_sp",
+            "feed_flow",
+            "feed_total",
+            "weight",
+            "pressure",
+        ],
         "derived": {"temperature_error": "temperature - temperature_sp"},
         "evaluation": {"visible_z": 3.0},
     },
@@ -105,8 +139,9 @@ def spec_limits(cfg: dict) -> dict[str, tuple[float | None, float | None]]:
     return out
 
 
-def in_spec(values: pd.DataFrame, specs: dict[str, tuple[float | None, float | None]],
-            margin: float = 0.0) -> pd.Series:
+def in_spec(
+    values: pd.DataFrame, specs: dict[str, tuple[float | None, float | None]], margin: float = 0.0
+) -> pd.Series:
     """Row-wise: every CQA inside its limits (missing value = not in spec)."""
     ok = pd.Series(True, index=values.index)
     for name, (lo, hi) in specs.items():
@@ -149,8 +184,9 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
             ok[i] = False
             reasons[i].append(f"status {status[i]!r} not in {sorted(statuses)}")
     for name, (lo, hi) in specs.items():
-        vals = pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df.columns \
-            else np.full(len(df), np.nan)
+        vals = (
+            pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df.columns else np.full(len(df), np.nan)
+        )
         for i, v in enumerate(vals):
             if not np.isfinite(v):
                 ok[i] = False
@@ -161,8 +197,11 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
             elif hi is not None and v > hi:
                 ok[i] = False
                 reasons[i].append(f"{name} {v:.3g} > max {hi:g}")
-    titer = pd.to_numeric(df[titer_col], errors="coerce").to_numpy(float) if titer_col in df.columns \
+    titer = (
+        pd.to_numeric(df[titer_col], errors="coerce").to_numpy(float)
+        if titer_col in df.columns
         else np.full(len(df), np.nan)
+    )
     for i, v in enumerate(titer):
         if not np.isfinite(v):
             ok[i] = False
@@ -188,15 +227,17 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
             reasons[i].append(f"qualified: CQAs in spec, titer {titer[i]:.3g} g/L >= top-{frac:.0%} cut {cut:.3g}")
         elif in_spec_mask[i]:
             reasons[i].append(f"titer {titer[i]:.3g} g/L below top-{frac:.0%} cut {cut:.3g}")
-    return pd.DataFrame({
-        "batch_id": df["batch_id"].astype(str).to_numpy(),
-        "qualified": qualified,
-        "in_spec": in_spec_mask,
-        "reason": ["; ".join(r) for r in reasons],
-        "harvest_titer_g_l": titer,
-        "titer_rank": rank,
-        "titer_cut_g_l": np.full(len(df), cut),
-    })
+    return pd.DataFrame(
+        {
+            "batch_id": df["batch_id"].astype(str).to_numpy(),
+            "qualified": qualified,
+            "in_spec": in_spec_mask,
+            "reason": ["; ".join(r) for r in reasons],
+            "harvest_titer_g_l": titer,
+            "titer_rank": rank,
+            "titer_cut_g_l": np.full(len(df), cut),
+        }
+    )
 
 
 # ------------------------------------------------------------------------ alignment
@@ -226,8 +267,15 @@ class AlignedBatches:
         pos = {b: i for i, b in enumerate(self.batch_ids)}
         keep = [b for b in batch_ids if b in pos]
         idx = np.array([pos[b] for b in keep], dtype=int)
-        return AlignedBatches(keep, list(self.signals), self.axis, self.step, self.grid.copy(),
-                              self.values[idx] if len(idx) else self.values[:0], dict(self.extras))
+        return AlignedBatches(
+            keep,
+            list(self.signals),
+            self.axis,
+            self.step,
+            self.grid.copy(),
+            self.values[idx] if len(idx) else self.values[:0],
+            dict(self.extras),
+        )
 
     def select_signals(self, signals: Sequence[str]) -> AlignedBatches:
         """The same alignment with only ``signals`` (missing ones all-NaN)."""
@@ -236,8 +284,9 @@ class AlignedBatches:
         for j, s in enumerate(signals):
             if s in pos:
                 vals[:, :, j] = self.values[:, :, pos[s]]
-        return AlignedBatches(list(self.batch_ids), list(signals), self.axis, self.step,
-                              self.grid.copy(), vals, dict(self.extras))
+        return AlignedBatches(
+            list(self.batch_ids), list(signals), self.axis, self.step, self.grid.copy(), vals, dict(self.extras)
+        )
 
     def last_step(self) -> np.ndarray:
         """Index of the last bin with any data per batch (-1 if none)."""
@@ -248,10 +297,12 @@ class AlignedBatches:
     def to_frame(self) -> pd.DataFrame:
         """Long frame: one row per batch, step and signal value."""
         n, k, _ = self.values.shape
-        out = pd.DataFrame({
-            "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), k),
-            self.axis: np.tile(self.grid, n),
-        })
+        out = pd.DataFrame(
+            {
+                "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), k),
+                self.axis: np.tile(self.grid, n),
+            }
+        )
         for jj, s in enumerate(self.signals):
             out[s] = self.values[:, :, jj].reshape(-1)
         return out
@@ -276,8 +327,9 @@ def with_derived(readings: pd.DataFrame | pl.DataFrame, derived: Mapping[str, st
     return df
 
 
-def shift_landmarks(readings: pd.DataFrame | pl.DataFrame, axis: str = "culture_age_h",
-                    min_drop_c: float = 0.5) -> dict[str, float]:
+def shift_landmarks(
+    readings: pd.DataFrame | pl.DataFrame, axis: str = "culture_age_h", min_drop_c: float = 0.5
+) -> dict[str, float]:
     """Per batch: culture age at which the temperature shift starts, seen in ``temperature_sp``.
 
     The first time the setpoint leaves its initial value towards its final (lowest) value by
@@ -287,9 +339,15 @@ def shift_landmarks(readings: pd.DataFrame | pl.DataFrame, axis: str = "culture_
     df = _to_polars(readings)
     if "temperature_sp" not in df.columns:
         return {}
-    d = (df.lazy().select(["batch_id", axis, "temperature_sp"]).drop_nulls().sort(["batch_id", axis])
-         .group_by("batch_id", maintain_order=True)
-         .agg(pl.col(axis), pl.col("temperature_sp")).collect())
+    d = (
+        df.lazy()
+        .select(["batch_id", axis, "temperature_sp"])
+        .drop_nulls()
+        .sort(["batch_id", axis])
+        .group_by("batch_id", maintain_order=True)
+        .agg(pl.col(axis), pl.col("temperature_sp"))
+        .collect()
+    )
     out = {}
     for b, t, v in zip(d["batch_id"].to_list(), d[axis].to_list(), d["temperature_sp"].to_list()):
         t = np.asarray(t, float)
@@ -306,8 +364,9 @@ def shift_landmarks(readings: pd.DataFrame | pl.DataFrame, axis: str = "culture_
     return out
 
 
-def warp_to_landmark(readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[str, float], ref_h: float,
-                     axis: str = "culture_age_h") -> pl.DataFrame:
+def warp_to_landmark(
+    readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[str, float], ref_h: float, axis: str = "culture_age_h"
+) -> pl.DataFrame:
     """Phase-wise alignment on the temperature shift (growth phase | production phase).
 
     Before its shift ``s`` a batch keeps its culture age (rows at ``ref_h`` or later that are
@@ -325,8 +384,7 @@ def warp_to_landmark(readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[s
     a = pl.col(axis)
     pre = a < pl.col("_lm")
     df = df.filter(pl.col("_lm").is_null() | ~pre | (a < ref_h))
-    warped = (pl.when(pl.col("_lm").is_null() | pre).then(a)
-              .otherwise(a - pl.col("_lm") + ref_h))
+    warped = pl.when(pl.col("_lm").is_null() | pre).then(a).otherwise(a - pl.col("_lm") + ref_h)
     return df.with_columns(warped.alias(axis)).drop("_lm")
 
 
@@ -337,9 +395,15 @@ def unwarp_age(aligned_age: np.ndarray, landmark: float | None, ref_h: float | N
     return np.where(aligned_age < ref_h, aligned_age, aligned_age - ref_h + landmark)
 
 
-def align(readings: pd.DataFrame | pl.DataFrame, signals: Sequence[str], axis: str = "culture_age_h",
-          step: float = 1.0, n_steps: int | None = None, batch_ids: Sequence[str] | None = None,
-          derived: Mapping[str, str] | None = None) -> AlignedBatches:
+def align(
+    readings: pd.DataFrame | pl.DataFrame,
+    signals: Sequence[str],
+    axis: str = "culture_age_h",
+    step: float = 1.0,
+    n_steps: int | None = None,
+    batch_ids: Sequence[str] | None = None,
+    derived: Mapping[str, str] | None = None,
+) -> AlignedBatches:
     """Bin aligned readings to ``step`` on ``axis`` (mean per bin) into a dense 3-D array.
 
     ``n_steps`` fixes the grid length (bins past it are dropped); by default it covers the
@@ -350,8 +414,13 @@ def align(readings: pd.DataFrame | pl.DataFrame, signals: Sequence[str], axis: s
     df = with_derived(readings, derived)
     present = [s for s in signals if s in df.columns]
     k = (pl.col(axis) / step).floor().cast(pl.Int64).alias("_k")
-    lf = df.lazy().select([pl.col("batch_id").cast(pl.Utf8), pl.col(axis).cast(pl.Float64),
-                           *[pl.col(s).cast(pl.Float64) for s in present]])
+    lf = df.lazy().select(
+        [
+            pl.col("batch_id").cast(pl.Utf8),
+            pl.col(axis).cast(pl.Float64),
+            *[pl.col(s).cast(pl.Float64) for s in present],
+        ]
+    )
     lf = lf.filter(pl.col(axis).is_not_null() & (pl.col(axis) >= 0)).with_columns(k)
     if n_steps is not None:
         lf = lf.filter(pl.col("_k") < n_steps)
@@ -376,9 +445,13 @@ def align(readings: pd.DataFrame | pl.DataFrame, signals: Sequence[str], axis: s
 
 
 # ----------------------------------------------------------------------- profile
-def golden_profile(aligned: AlignedBatches, batch_ids: Sequence[str] | None = None,
-                   band_pct: Sequence[float] = (5.0, 95.0), sigma: float = 3.0,
-                   min_batches: int = 3) -> pd.DataFrame:
+def golden_profile(
+    aligned: AlignedBatches,
+    batch_ids: Sequence[str] | None = None,
+    band_pct: Sequence[float] = (5.0, 95.0),
+    sigma: float = 3.0,
+    min_batches: int = 3,
+) -> pd.DataFrame:
     """Per-signal envelope of the golden batches on the aligned axis (long format).
 
     Columns: ``axis, position, signal, n_batches, median, p_lo, p_hi, mean, std, lo_sigma,
@@ -404,44 +477,74 @@ def golden_profile(aligned: AlignedBatches, batch_ids: Sequence[str] | None = No
         keep = n[:, j] >= min_batches
         if not keep.any():
             continue
-        frames.append(pd.DataFrame({
-            "axis": sub.axis,
-            "position": sub.grid[keep],
-            "signal": s,
-            "n_batches": n[keep, j].astype(np.int64),
-            "median": med[keep, j], "p_lo": plo[keep, j], "p_hi": phi[keep, j],
-            "mean": mean[keep, j], "std": std[keep, j],
-            "lo_sigma": mean[keep, j] - sigma * std[keep, j],
-            "hi_sigma": mean[keep, j] + sigma * std[keep, j],
-            "band_lo_pct": lo_q, "band_hi_pct": hi_q,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "axis": sub.axis,
+                    "position": sub.grid[keep],
+                    "signal": s,
+                    "n_batches": n[keep, j].astype(np.int64),
+                    "median": med[keep, j],
+                    "p_lo": plo[keep, j],
+                    "p_hi": phi[keep, j],
+                    "mean": mean[keep, j],
+                    "std": std[keep, j],
+                    "lo_sigma": mean[keep, j] - sigma * std[keep, j],
+                    "hi_sigma": mean[keep, j] + sigma * std[keep, j],
+                    "band_lo_pct": lo_q,
+                    "band_hi_pct": hi_q,
+                }
+            )
+        )
     if not frames:
-        return pd.DataFrame(columns=["axis", "position", "signal", "n_batches", "median", "p_lo",
-                                     "p_hi", "mean", "std", "lo_sigma", "hi_sigma",
-                                     "band_lo_pct", "band_hi_pct"])
+        return pd.DataFrame(
+            columns=[
+                "axis",
+                "position",
+                "signal",
+                "n_batches",
+                "median",
+                "p_lo",
+                "p_hi",
+                "mean",
+                "std",
+                "lo_sigma",
+                "hi_sigma",
+                "band_lo_pct",
+                "band_hi_pct",
+            ]
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def build_golden(batches: pd.DataFrame | pl.DataFrame, readings: pd.DataFrame | pl.DataFrame,
-                 cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_golden(
+    batches: pd.DataFrame | pl.DataFrame, readings: pd.DataFrame | pl.DataFrame, cfg: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Qualification table and the golden profile on both axes (culture age and % maturity)."""
     qual = qualify_batches(batches, cfg)
     golden_ids = qual.loc[qual["qualified"], "batch_id"].tolist()
     p = cfg["profile"]
     signals = list(p["signals"])
     frames = []
-    for axis, step in (("culture_age_h", float(p["culture_age_step_h"])),
-                       ("maturity_pct", float(p["maturity_step_pct"]))):
+    for axis, step in (
+        ("culture_age_h", float(p["culture_age_step_h"])),
+        ("maturity_pct", float(p["maturity_step_pct"])),
+    ):
         n_steps = int(np.ceil(100.0 / step)) + 1 if axis == "maturity_pct" else None
         al = align(readings, signals, axis=axis, step=step, n_steps=n_steps, batch_ids=golden_ids)
-        frames.append(golden_profile(al, band_pct=p["band_pct"], sigma=float(p.get("sigma", 3.0)),
-                                     min_batches=min(3, max(1, len(golden_ids)))))
+        frames.append(
+            golden_profile(
+                al,
+                band_pct=p["band_pct"],
+                sigma=float(p.get("sigma", 3.0)),
+                min_batches=min(3, max(1, len(golden_ids))),
+            )
+        )
     profile = pd.concat(frames, ignore_index=True)
     return qual, profile
 
 
-def envelope_excursions(profile: pd.DataFrame, aligned: AlignedBatches,
-                        band: str = "pct") -> pd.DataFrame:
+def envelope_excursions(profile: pd.DataFrame, aligned: AlignedBatches, band: str = "pct") -> pd.DataFrame:
     """Per batch and signal: fraction of bins outside the golden band (``pct`` or ``sigma``)."""
     lo_col, hi_col = ("p_lo", "p_hi") if band == "pct" else ("lo_sigma", "hi_sigma")
     prof = profile[profile["axis"] == aligned.axis]
@@ -459,15 +562,20 @@ def envelope_excursions(profile: pd.DataFrame, aligned: AlignedBatches,
         out = fin & ((x < lo) | (x > hi))
         for i, b in enumerate(aligned.batch_ids):
             n = int(fin[i].sum())
-            rows.append({"batch_id": b, "signal": s, "n_bins": n,
-                         "fraction_outside": float(out[i].sum() / n) if n else np.nan})
+            rows.append(
+                {"batch_id": b, "signal": s, "n_bins": n, "fraction_outside": float(out[i].sum() / n) if n else np.nan}
+            )
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------ plots
-def plot_envelope(profile: pd.DataFrame, batch: AlignedBatches | None = None,
-                  signals: Sequence[str] | None = None, axis: str = "culture_age_h",
-                  title: str | None = None) -> bytes:
+def plot_envelope(
+    profile: pd.DataFrame,
+    batch: AlignedBatches | None = None,
+    signals: Sequence[str] | None = None,
+    axis: str = "culture_age_h",
+    title: str | None = None,
+) -> bytes:
     """PNG: golden median and bands per signal, with one batch overlaid (optional)."""
     import matplotlib
 
@@ -483,15 +591,21 @@ def plot_envelope(profile: pd.DataFrame, batch: AlignedBatches | None = None,
         ps = prof[prof["signal"] == s].sort_values("position")
         x = ps["position"].to_numpy()
         ax.fill_between(x, ps["lo_sigma"], ps["hi_sigma"], color="tab:blue", alpha=0.10, label="±3σ")
-        ax.fill_between(x, ps["p_lo"], ps["p_hi"], color="tab:blue", alpha=0.25,
-                        label=f"{ps['band_lo_pct'].iloc[0]:g}–{ps['band_hi_pct'].iloc[0]:g}%" if len(ps) else None)
+        ax.fill_between(
+            x,
+            ps["p_lo"],
+            ps["p_hi"],
+            color="tab:blue",
+            alpha=0.25,
+            label=f"{ps['band_lo_pct'].iloc[0]:g}–{ps['band_hi_pct'].iloc[0]:g}%" if len(ps) else None,
+        )
         ax.plot(x, ps["median"], color="tab:blue", lw=1.2, label="golden median")
         if batch is not None and s in batch.signals and batch.axis == axis:
             j = batch.signals.index(s)
             ax.plot(batch.grid, batch.values[0, :, j], color="tab:red", lw=1.0, label=batch.batch_ids[0])
         ax.set_title(s, fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[len(signals):]:
+    for ax in axes.ravel()[len(signals) :]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=6, loc="best")
     fig.supxlabel("culture age (h)" if axis == "culture_age_h" else "maturity (%)", fontsize=9)
@@ -519,9 +633,14 @@ def assay_envelope(assays: pd.DataFrame, batch_ids: Sequence[str], step_h: float
     return g
 
 
-def assay_visible_h(assays: pd.DataFrame, envelope: pd.DataFrame, onset_h: Mapping[str, float],
-                    z: float = 3.0, step_h: float = 24.0, analytes: Sequence[str] | None = None,
-                    ) -> dict[str, float]:
+def assay_visible_h(
+    assays: pd.DataFrame,
+    envelope: pd.DataFrame,
+    onset_h: Mapping[str, float],
+    z: float = 3.0,
+    step_h: float = 24.0,
+    analytes: Sequence[str] | None = None,
+) -> dict[str, float]:
     """Per batch: culture age at which a deviation first shows in an approved assay result.
 
     The first result (at ``result_age_h``) of a sample drawn at or after the onset whose value
@@ -549,8 +668,11 @@ def mspc_training_ids(qualification: pd.DataFrame, batches: pd.DataFrame, cfg: d
     default on) without deviation work orders."""
     ids = set(qualification.loc[qualification["in_spec"], "batch_id"])
     if cfg["qualification"].get("exclude_deviation_work_orders", True) and "n_deviation_work_orders" in batches:
-        bad = set(batches.loc[pd.to_numeric(batches["n_deviation_work_orders"], errors="coerce").fillna(0) > 0,
-                              "batch_id"].astype(str))
+        bad = set(
+            batches.loc[
+                pd.to_numeric(batches["n_deviation_work_orders"], errors="coerce").fillna(0) > 0, "batch_id"
+            ].astype(str)
+        )
         ids -= bad
     return sorted(ids)
 
@@ -571,8 +693,13 @@ def deviation_truth(lake) -> pd.DataFrame | None:
     onset = pd.to_datetime(t["deviation_onset"], utc=True)
     end = pd.to_datetime(t["culture_end"], utc=True)
     dev = t["deviation_type"].fillna("").astype(str)
-    return pd.DataFrame({
-        "batch_id": t["batch_id"].astype(str), "deviation_type": dev, "deviating": dev != "",
-        "onset_h": (onset - inoc).dt.total_seconds() / 3600.0, "end_h": (end - inoc).dt.total_seconds() / 3600.0,
-        "lost": t["lost"].astype(bool),
-    })
+    return pd.DataFrame(
+        {
+            "batch_id": t["batch_id"].astype(str),
+            "deviation_type": dev,
+            "deviating": dev != "",
+            "onset_h": (onset - inoc).dt.total_seconds() / 3600.0,
+            "end_h": (end - inoc).dt.total_seconds() / 3600.0,
+            "lost": t["lost"].astype(bool),
+        }
+    )

@@ -64,10 +64,14 @@ def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[
     assays = read_table(lake, "gold", "fct_assay_results")
     cols = [c for c in readings.df.columns if c in set(needed) | set(cfg.features.signals)]
     feats = build_softsensor_features(readings.df.select(cols), batches.df, cfg.features, assays.df)
-    inputs = {"gold/fct_process_readings": readings.version, "gold/dim_batches": batches.version,
-              "gold/fct_assay_results": assays.version}
-    version = write_table(lake, *SOFTSENSOR, feats,
-                          metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)})
+    inputs = {
+        "gold/fct_process_readings": readings.version,
+        "gold/dim_batches": batches.version,
+        "gold/fct_assay_results": assays.version,
+    }
+    version = write_table(
+        lake, *SOFTSENSOR, feats, metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)}
+    )
     return feats, version, inputs
 
 
@@ -83,8 +87,9 @@ def materialize_equipment_features(lake: Lake, cfg: PdMConfig) -> tuple[pl.DataF
     wos = read_table(lake, "gold", "fct_work_orders")
     feats = build_equipment_health_features(health.df, wos.df, cfg.features)
     inputs = {"gold/fct_equipment_health_daily": health.version, "gold/fct_work_orders": wos.version}
-    version = write_table(lake, *EQUIPMENT, feats,
-                          metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)})
+    version = write_table(
+        lake, *EQUIPMENT, feats, metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)}
+    )
     return feats, version, inputs
 
 
@@ -103,8 +108,13 @@ def _gold_spark(lake: Lake, spark, name: str, wanted: set[str] | None = None):
 def _write_features_spark(lake: Lake, layer: str, name: str, built, order: list[str], metadata: dict) -> int:
     from lakehouse.spark.delta_bridge import write_delta
 
-    res = write_delta(built.orderBy(*order), lake.uri(layer, name), lake.delta_storage_options(), mode="overwrite",
-                      commit_metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    res = write_delta(
+        built.orderBy(*order),
+        lake.uri(layer, name),
+        lake.delta_storage_options(),
+        mode="overwrite",
+        commit_metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
+    )
     return int(res.version)
 
 
@@ -121,11 +131,20 @@ def materialize_softsensor_features_spark(lake: Lake, cfg: SoftSensorConfig, spa
     inputs = {"gold/fct_process_readings": rv, "gold/dim_batches": bv, "gold/fct_assay_results": av}
     built = build_softsensor_features_spark(readings, batches, cfg.features, assays, spark=spark).persist()
     try:
-        version = _write_features_spark(lake, *SOFTSENSOR, built, ["batch_id", "ts", "row_type"], {
-            "inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"})
+        version = _write_features_spark(
+            lake,
+            *SOFTSENSOR,
+            built,
+            ["batch_id", "ts", "row_type"],
+            {"inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"},
+        )
         counts = {r["row_type"]: int(r["count"]) for r in built.groupBy("row_type").count().collect()}
-        summary = {"rows": sum(counts.values()), "row_types": counts, "columns": list(built.columns),
-                   "batches": built.select("batch_id").distinct().count()}
+        summary = {
+            "rows": sum(counts.values()),
+            "row_types": counts,
+            "columns": list(built.columns),
+            "batches": built.select("batch_id").distinct().count(),
+        }
     finally:
         built.unpersist()
     return summary, version, inputs
@@ -142,12 +161,23 @@ def materialize_equipment_features_spark(lake: Lake, cfg: PdMConfig, spark) -> t
     inputs = {"gold/fct_equipment_health_daily": hv, "gold/fct_work_orders": wv}
     built = build_equipment_health_features_spark(health, wos, cfg.features, spark=spark).persist()
     try:
-        version = _write_features_spark(lake, *EQUIPMENT, built, ["equipment_id", "date"], {
-            "inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"})
-        row = built.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("equipment_id").alias("equipment"),
-                        F.sum(F.col("label__failure_within_h").cast("long")).alias("positive_rows")).first()
-        summary = {"rows": int(row["rows"]), "equipment": int(row["equipment"]),
-                   "positive_rows": int(row["positive_rows"] or 0)}
+        version = _write_features_spark(
+            lake,
+            *EQUIPMENT,
+            built,
+            ["equipment_id", "date"],
+            {"inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"},
+        )
+        row = built.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.countDistinct("equipment_id").alias("equipment"),
+            F.sum(F.col("label__failure_within_h").cast("long")).alias("positive_rows"),
+        ).first()
+        summary = {
+            "rows": int(row["rows"]),
+            "equipment": int(row["equipment"]),
+            "positive_rows": int(row["positive_rows"] or 0),
+        }
     finally:
         built.unpersist()
     return summary, version, inputs
@@ -167,14 +197,28 @@ def _feature_inputs(lake: Lake, layer: str, name: str, version: int) -> dict:
 # ----------------------------------------------------------------------------- training
 def register(lake: Lake, model: TrainedModel, training_data: dict) -> RegisteredModel:
     """Register a trained model as a candidate (booster as UBJ + registry row) with its training data versions."""
-    return ModelRegistry(lake).register(model.name, model.booster, model.meta, params=model.params,
-                                        metrics=model.metrics, training_data=training_data, kind=model.kind,
-                                        target=model.meta["target"])
+    return ModelRegistry(lake).register(
+        model.name,
+        model.booster,
+        model.meta,
+        params=model.params,
+        metrics=model.metrics,
+        training_data=training_data,
+        kind=model.kind,
+        target=model.meta["target"],
+    )
 
 
-def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[str] | None = None,
-                            do_register: bool = True, engine: str = "default", spark=None,
-                            num_workers: int = 2) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
+def train_softsensor_models(
+    lake: Lake,
+    cfg: SoftSensorConfig,
+    *,
+    targets: list[str] | None = None,
+    do_register: bool = True,
+    engine: str = "default",
+    spark=None,
+    num_workers: int = 2,
+) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
     """Train the titer soft sensor and the harvest-CQA models on the latest ``features/softsensor``.
 
     ``engine="spark"`` (with a SparkSession ``spark``) trains the titer model's boosters with
@@ -205,7 +249,9 @@ def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[
     return out
 
 
-def train_pdm_model(lake: Lake, cfg: PdMConfig, *, do_register: bool = True) -> tuple[TrainedModel, RegisteredModel | None]:
+def train_pdm_model(
+    lake: Lake, cfg: PdMConfig, *, do_register: bool = True
+) -> tuple[TrainedModel, RegisteredModel | None]:
     """Train the PdM classifier on ``features/equipment_health`` (and register it unless
     ``do_register`` is false).
 
@@ -228,8 +274,14 @@ def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: 
     rec = reg.get(name, version) if version is not None else reg.latest(name, "candidate")
     if rec is None:
         champ = reg.champion(name)
-        return {"model_name": name, "promoted": False, "decision": "no candidate", "reason": "no candidate to gate",
-                "has_champion_after": champ is not None, "champion_version": champ.version if champ else None}
+        return {
+            "model_name": name,
+            "promoted": False,
+            "decision": "no candidate",
+            "reason": "no candidate to gate",
+            "has_champion_after": champ is not None,
+            "champion_version": champ.version if champ else None,
+        }
     _, meta, _ = reg.load(name, rec.version)
     if "features/softsensor" in rec.training_data:
         feats = read_table(lake, *SOFTSENSOR, version=rec.training_data["features/softsensor"]).df

@@ -23,7 +23,9 @@ def to_markdown(fig, alt: str = "plot") -> str:
 
 def titer_trajectories(trajectories: pl.DataFrame, holdout: pl.DataFrame, max_batches: int = 4) -> str:
     """Markdown plot: predicted titer trajectories with intervals against the assays of a few held-out batches."""
-    batches = trajectories["batch_id"].unique(maintain_order=True).to_list()[:max_batches] if trajectories.height else []
+    batches = (
+        trajectories["batch_id"].unique(maintain_order=True).to_list()[:max_batches] if trajectories.height else []
+    )
     fig, axes = plt.subplots(1, max(len(batches), 1), figsize=(3.2 * max(len(batches), 1), 2.8), squeeze=False)
     for ax, b in zip(axes[0], batches, strict=False):
         t = trajectories.filter(pl.col("batch_id") == b)
@@ -43,7 +45,9 @@ def predicted_vs_actual(holdout: pl.DataFrame, target: str) -> str:
     """Markdown plot: predicted against measured ``target`` on the held-out rows."""
     fig, ax = plt.subplots(figsize=(3.2, 3.0))
     y, p = holdout["y"].to_numpy(), holdout["pred"].to_numpy()
-    ax.errorbar(y, p, yerr=[p - holdout["lo"].to_numpy(), holdout["hi"].to_numpy() - p], fmt="o", ms=3, alpha=0.6, lw=0.6)
+    ax.errorbar(
+        y, p, yerr=[p - holdout["lo"].to_numpy(), holdout["hi"].to_numpy() - p], fmt="o", ms=3, alpha=0.6, lw=0.6
+    )
     if len(y):
         lo, hi = float(np.nanmin([y.min(), p.min()])), float(np.nanmax([y.max(), p.max()]))
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)

@@ -50,9 +50,15 @@ def softsensor_schema(config: FeatureConfig) -> pa.DataFrameSchema:
         bad = data.lazyframe.filter((pl.col("row_type") == "sample") & pl.col("sample_id").is_null()).collect()
         return bad.height == 0
 
-    return pa.DataFrameSchema(cols, strict=True, name="features_softsensor",
-                              checks=[pa.Check(steps_unique, error="duplicate (batch_id, ts) step rows"),
-                                      pa.Check(samples_have_id, error="sample row without sample_id")])
+    return pa.DataFrameSchema(
+        cols,
+        strict=True,
+        name="features_softsensor",
+        checks=[
+            pa.Check(steps_unique, error="duplicate (batch_id, ts) step rows"),
+            pa.Check(samples_have_id, error="sample row without sample_id"),
+        ],
+    )
 
 
 def equipment_health_schema(config: EquipmentFeatureConfig) -> pa.DataFrameSchema:
@@ -70,8 +76,12 @@ def equipment_health_schema(config: EquipmentFeatureConfig) -> pa.DataFrameSchem
     def unique_key(data) -> bool:
         return data.lazyframe.group_by(["equipment_id", "date"]).len().filter(pl.col("len") > 1).collect().height == 0
 
-    return pa.DataFrameSchema(cols, strict=True, name="features_equipment_health",
-                              checks=[pa.Check(unique_key, error="duplicate (equipment_id, date) rows")])
+    return pa.DataFrameSchema(
+        cols,
+        strict=True,
+        name="features_equipment_health",
+        checks=[pa.Check(unique_key, error="duplicate (equipment_id, date) rows")],
+    )
 
 
 SCORE_KEY_COLUMNS = {"model_name": pl.String, "model_version": pl.Int64, "feature_table_version": pl.Int64}
@@ -80,8 +90,10 @@ SCORE_KEY_COLUMNS = {"model_name": pl.String, "model_version": pl.Int64, "featur
 def score_schema(extra: dict[str, pl.DataType] | None = None) -> pa.DataFrameSchema:
     """Every score row names its model version and the feature table version it scored."""
     cols = {k: pa.Column(t, nullable=False) for k, t in SCORE_KEY_COLUMNS.items()}
-    cols |= {"prediction": pa.Column(pl.Float64, nullable=False),
-             "out_of_domain": pa.Column(pl.Boolean, nullable=False)}
+    cols |= {
+        "prediction": pa.Column(pl.Float64, nullable=False),
+        "out_of_domain": pa.Column(pl.Boolean, nullable=False),
+    }
     for k, t in (extra or {}).items():
         cols[k] = pa.Column(t, nullable=True)
     return pa.DataFrameSchema(cols, strict=False, name="scores")

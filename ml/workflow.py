@@ -25,12 +25,36 @@ def config_kind(path: str | Path) -> str:
 def _summary(model) -> dict:
     m = model.metrics
     if model.kind == "classifier":
-        keys = ("horizon_days", "threshold", "scale_pos_weight", "n_train_rows", "n_train_pos", "n_test_rows", "split",
-                "test", "baseline_test", "threshold_selection_events", "top_signals")
+        keys = (
+            "horizon_days",
+            "threshold",
+            "scale_pos_weight",
+            "n_train_rows",
+            "n_train_pos",
+            "n_test_rows",
+            "split",
+            "test",
+            "baseline_test",
+            "threshold_selection_events",
+            "top_signals",
+        )
     else:
-        keys = ("target", "n_train_batches", "n_test_batches", "n_test_rows", "cv", "test", "baseline_test",
-                "improvement_vs_baseline", "interval", "test_by_culture_day", "baseline_test_by_culture_day",
-                "test_with_visible_result", "baseline_test_with_visible_result", "top_signals")
+        keys = (
+            "target",
+            "n_train_batches",
+            "n_test_batches",
+            "n_test_rows",
+            "cv",
+            "test",
+            "baseline_test",
+            "improvement_vs_baseline",
+            "interval",
+            "test_by_culture_day",
+            "baseline_test_by_culture_day",
+            "test_with_visible_result",
+            "baseline_test_with_visible_result",
+            "top_signals",
+        )
     return {k: m[k] for k in keys if k in m}
 
 
@@ -53,8 +77,9 @@ def _needs_features(lake, table: tuple[str, str], features_cfg, rebuild: bool, o
     return False
 
 
-def run_train(lake: Lake, config: str | Path | None, *, models: str = "all", rebuild_features: bool = False,
-              dry_run: bool = False) -> dict:
+def run_train(
+    lake: Lake, config: str | Path | None, *, models: str = "all", rebuild_features: bool = False, dry_run: bool = False
+) -> dict:
     """Train the models of ``config`` on ``lake``'s gold tables; the held-out evaluation as a dict.
 
     Parameters
@@ -84,6 +109,7 @@ def run_train(lake: Lake, config: str | Path | None, *, models: str = "all", reb
         load_pdm_config,
         load_softsensor_config,
     )
+
     config = config or str(DEFAULT_SOFTSENSOR_CONFIG)
     kind = config_kind(config)
     out: dict = {"lake": lake.root, "config": str(config), "kind": kind, "models": {}}

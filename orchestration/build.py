@@ -51,7 +51,11 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         twin_assets.defs,
         dg.Definitions(
             jobs=[full_pipeline, plant_pipeline],
-            resources={"lake": settings.lake, "site": settings.site, "dbt": dbt_cli_resource(),
-                       "spark": settings.spark},
+            resources={
+                "lake": settings.lake,
+                "site": settings.site,
+                "dbt": dbt_cli_resource(),
+                "spark": settings.spark,
+            },
         ),
     )

@@ -50,8 +50,9 @@ def run_main_job(settings: Settings, home: Path | None = None) -> int:
     rejected = sorted(s for s in failed if s.endswith(GATE_SUFFIX))
     broken = sorted(s for s in failed if not s.endswith(GATE_SUFFIX))
     if rejected:
-        print("\nNot promoted (the blocking promotion gate kept the candidate out; its scoring "
-              "waits for a better model):")
+        print(
+            "\nNot promoted (the blocking promotion gate kept the candidate out; its scoring waits for a better model):"
+        )
         for step in rejected:
             print(f"  - {step[: -len(GATE_SUFFIX)].replace('__', '/')}")
     if broken:
@@ -88,5 +89,3 @@ def failed_steps(result) -> set[str]:
     """Step keys that failed in the run. A rejected candidate shows up as the failed step of
     its blocking promotion gate: that is the gate doing its job, not a broken pipeline."""
     return {e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
-
-

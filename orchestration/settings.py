@@ -67,8 +67,9 @@ class Settings:
     spark: SparkResource = field(default_factory=SparkResource)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, lake_root: str | None = None,
-                 **site_overrides) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, lake_root: str | None = None, **site_overrides
+    ) -> Settings:
         """Settings from the environment (the embedded default: ``data/lake`` on local disk,
         the twin site, the default engine).
 
@@ -77,8 +78,9 @@ class Settings:
         options.
         """
         env = os.environ if environ is None else environ
-        return cls(lake=_lake_resource(env, lake_root), site=_site_resource(env, site_overrides),
-                   spark=_spark_resource(env))
+        return cls(
+            lake=_lake_resource(env, lake_root), site=_site_resource(env, site_overrides), spark=_spark_resource(env)
+        )
 
     def partition_range(self) -> tuple[str, str]:
         """First and last daily partition key covered by the site's data."""

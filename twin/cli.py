@@ -26,9 +26,12 @@ SIMULATE_HELP = "simulate the site and write the landing zone"
 def add_simulate_arguments(p: argparse.ArgumentParser, default_out: str = "data/lake") -> None:
     """Options of ``simulate`` (defaults: :class:`twin.site.SiteConfig`)."""
     d = SiteConfig()
-    p.add_argument("--out", default=default_out,
-                   help="lake root: a local folder or s3://bucket/prefix (landing/ is written under it); "
-                        "default $LAKEHOUSE_ROOT or data/lake")
+    p.add_argument(
+        "--out",
+        default=default_out,
+        help="lake root: a local folder or s3://bucket/prefix (landing/ is written under it); "
+        "default $LAKEHOUSE_ROOT or data/lake",
+    )
     p.add_argument("--bioreactors", type=int, default=d.bioreactors, help="number of bioreactors BR-101, BR-102, ...")
     p.add_argument("--start", default=d.start, help="first UTC day (YYYY-MM-DD)")
     p.add_argument("--days", type=int, default=d.days, help="number of days to simulate")
@@ -53,9 +56,16 @@ def simulate_command(args: argparse.Namespace, storage_options: dict[str, Any] |
 
     out = str(args.out)
     if out.startswith("s3a://"):
-        out = "s3://" + out[len("s3a://"):]
-    cfg = SiteConfig(start=args.start, days=args.days, bioreactors=args.bioreactors, interval_s=args.interval,
-                     seed=args.seed, workers=args.workers, write_trajectories=not args.no_trajectories)
+        out = "s3://" + out[len("s3a://") :]
+    cfg = SiteConfig(
+        start=args.start,
+        days=args.days,
+        bioreactors=args.bioreactors,
+        interval_s=args.interval,
+        seed=args.seed,
+        workers=args.workers,
+        write_trajectories=not args.no_trajectories,
+    )
     bar = None
     progress = None
     if not args.quiet:

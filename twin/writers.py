@@ -31,8 +31,13 @@ EPOCH_MS = np.datetime64(0, "ms")
 class LandingWriter:
     """Write files under ``out`` (a local path or ``s3://bucket/prefix``)."""
 
-    def __init__(self, out: str, storage_options: dict[str, Any] | None = None,
-                 batch_bytes: int = 64 << 20, batch_files: int = 256) -> None:
+    def __init__(
+        self,
+        out: str,
+        storage_options: dict[str, Any] | None = None,
+        batch_bytes: int = 64 << 20,
+        batch_files: int = 256,
+    ) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(out, **(storage_options or {}))
         self.root = self.root.rstrip("/")
         self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))

@@ -20,7 +20,6 @@ Library code: ``ml/golden.py``, ``ml/mspc.py``, ``lakehouse/tables.py`` (plain P
 thresholds: ``config/golden.yaml``. Docs: docs/golden-batch.md.
 """
 
-
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -59,8 +58,13 @@ def _read(lake, layer: str, name: str):
 
 
 # ----------------------------------------------------------------------------- assets
-@dg.asset(key=QUALIFICATION, deps=[DIM_BATCHES], group_name=GROUP, kinds={"delta", "python"},
-          description="Which historical batches qualify as golden (CQAs in spec, top titer) and why.")
+@dg.asset(
+    key=QUALIFICATION,
+    deps=[DIM_BATCHES],
+    group_name=GROUP,
+    kinds={"delta", "python"},
+    description="Which historical batches qualify as golden (CQAs in spec, top titer) and why.",
+)
 def batch_qualification(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     from lakehouse.tables import write_table
     from ml import golden as gb
@@ -72,16 +76,28 @@ def batch_qualification(context: dg.AssetExecutionContext, lake: LakeResource) -
     qual["evaluated_at"] = now_utc()
     version = write_table(the_lake, "golden", "batch_qualification", qual)
     n_q = int(qual["qualified"].sum())
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(qual), "golden_batches": n_q, "in_spec_batches": int(qual["in_spec"].sum()),
-        "titer_cut_g_l": float(qual["titer_cut_g_l"].iloc[0]) if len(qual) else float("nan"),
-        "cqa_specs": dg.MetadataValue.json(cfg["cqa_specs"]), "delta_version": version,
-        "preview": dg.MetadataValue.md(md_table(qual[["batch_id", "qualified", "in_spec", "harvest_titer_g_l", "reason"]])),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(qual),
+            "golden_batches": n_q,
+            "in_spec_batches": int(qual["in_spec"].sum()),
+            "titer_cut_g_l": float(qual["titer_cut_g_l"].iloc[0]) if len(qual) else float("nan"),
+            "cqa_specs": dg.MetadataValue.json(cfg["cqa_specs"]),
+            "delta_version": version,
+            "preview": dg.MetadataValue.md(
+                md_table(qual[["batch_id", "qualified", "in_spec", "harvest_titer_g_l", "reason"]])
+            ),
+        }
+    )
 
 
-@dg.asset(key=PROFILE, deps=[QUALIFICATION, READINGS], group_name=GROUP, kinds={"delta", "python"},
-          description="Golden-batch trajectory envelope per signal on culture age and % maturity.")
+@dg.asset(
+    key=PROFILE,
+    deps=[QUALIFICATION, READINGS],
+    group_name=GROUP,
+    kinds={"delta", "python"},
+    description="Golden-batch trajectory envelope per signal on culture age and % maturity.",
+)
 def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     import numpy as np
     import pandas as pd
@@ -100,33 +116,72 @@ def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     cols = ["batch_id", "culture_age_h", "maturity_pct", *p["signals"]]
     readings = read_gold(the_lake, "fct_process_readings", cols)
     frames = []
-    for axis, step in (("culture_age_h", float(p["culture_age_step_h"])), ("maturity_pct", float(p["maturity_step_pct"]))):
+    for axis, step in (
+        ("culture_age_h", float(p["culture_age_step_h"])),
+        ("maturity_pct", float(p["maturity_step_pct"])),
+    ):
         n_steps = int(np.ceil(100.0 / step)) + 1 if axis == "maturity_pct" else None
-        al = gb.align(readings.filter(pl.col("batch_id").is_in(golden_ids)), p["signals"], axis=axis, step=step,
-                      n_steps=n_steps, batch_ids=golden_ids)
-        frames.append(gb.golden_profile(al, band_pct=p["band_pct"], sigma=float(p.get("sigma", 3.0)),
-                                        min_batches=min(3, len(golden_ids))))
+        al = gb.align(
+            readings.filter(pl.col("batch_id").is_in(golden_ids)),
+            p["signals"],
+            axis=axis,
+            step=step,
+            n_steps=n_steps,
+            batch_ids=golden_ids,
+        )
+        frames.append(
+            gb.golden_profile(
+                al, band_pct=p["band_pct"], sigma=float(p.get("sigma", 3.0)), min_batches=min(3, len(golden_ids))
+            )
+        )
     profile = pd.concat(frames, ignore_index=True)
     profile["n_golden_batches"] = len(golden_ids)
     profile["built_at"] = now_utc()
     version = write_table(the_lake, "golden", "profile", profile)
     # plot: the most recent batch against the envelope
     latest = readings.group_by("batch_id").agg(pl.col("culture_age_h").max()).sort("batch_id")["batch_id"][-1]
-    al_b = gb.align(readings.filter(pl.col("batch_id") == latest), p["signals"], axis="culture_age_h",
-                    step=float(p["culture_age_step_h"]), batch_ids=[latest])
-    png = gb.plot_envelope(profile, al_b, signals=["temperature", "ph", "dissolved_oxygen", "capacitance",
-                                                     "base_total", "feed_total", "offgas_co2", "o2_flow", "weight"],
-                           title=f"{latest} against the golden envelope ({len(golden_ids)} golden batches)")
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(profile), "golden_batches": len(golden_ids),
-        "golden_batch_ids": dg.MetadataValue.json(golden_ids[:200]), "delta_version": version,
-        "plot": dg.MetadataValue.md(gb.png_markdown(png, f"{latest} vs golden envelope")),
-    })
+    al_b = gb.align(
+        readings.filter(pl.col("batch_id") == latest),
+        p["signals"],
+        axis="culture_age_h",
+        step=float(p["culture_age_step_h"]),
+        batch_ids=[latest],
+    )
+    png = gb.plot_envelope(
+        profile,
+        al_b,
+        signals=[
+            "temperature",
+            "ph",
+            "dissolved_oxygen",
+            "capacitance",
+            "base_total",
+            "feed_total",
+            "offgas_co2",
+            "o2_flow",
+            "weight",
+        ],
+        title=f"{latest} against the golden envelope ({len(golden_ids)} golden batches)",
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(profile),
+            "golden_batches": len(golden_ids),
+            "golden_batch_ids": dg.MetadataValue.json(golden_ids[:200]),
+            "delta_version": version,
+            "plot": dg.MetadataValue.md(gb.png_markdown(png, f"{latest} vs golden envelope")),
+        }
+    )
 
 
-@dg.asset(key=MODEL, deps=[QUALIFICATION, READINGS, DIM_BATCHES], group_name=GROUP, kinds={"numpy", "python"},
-          description="Batch evolution monitoring model (PCA on per-time-step scaled good batches) with "
-                      "cross-validated time-varying T²/SPE limits; stored as npz + JSON.")
+@dg.asset(
+    key=MODEL,
+    deps=[QUALIFICATION, READINGS, DIM_BATCHES],
+    group_name=GROUP,
+    kinds={"numpy", "python"},
+    description="Batch evolution monitoring model (PCA on per-time-step scaled good batches) with "
+    "cross-validated time-varying T²/SPE limits; stored as npz + JSON.",
+)
 def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     import polars as pl
 
@@ -149,23 +204,39 @@ def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     readings_version = int(the_lake.delta_table(the_lake.uri("gold", "fct_process_readings")).version())
     model.info["training_data"] = {"gold/fct_process_readings": readings_version}
     base = mspc.save_to_lake(the_lake, model, version)
-    return dg.MaterializeResult(metadata={
-        "model_name": mspc.MODEL_NAME, "model_version": version, "path": base + ".npz",
-        "n_train_batches": len(train_ids), "n_components": model.n_components,
-        "n_steps": model.n_steps, "signals": dg.MetadataValue.json(model.signals),
-        "limit_scale": model.limit_scale,
-        "cv_batch_alarm_fraction": model.info["cv_batch_alarm_fraction"],
-        "explained_variance": model.info["cumulative_explained_variance"],
-        "info": dg.MetadataValue.json(clean(model.info)),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "model_name": mspc.MODEL_NAME,
+            "model_version": version,
+            "path": base + ".npz",
+            "n_train_batches": len(train_ids),
+            "n_components": model.n_components,
+            "n_steps": model.n_steps,
+            "signals": dg.MetadataValue.json(model.signals),
+            "limit_scale": model.limit_scale,
+            "cv_batch_alarm_fraction": model.info["cv_batch_alarm_fraction"],
+            "explained_variance": model.info["cumulative_explained_variance"],
+            "info": dg.MetadataValue.json(clean(model.info)),
+        }
+    )
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(SCORES, deps=[MODEL, READINGS], group_name=GROUP, kinds={"delta"},
-                     description="Per batch and culture-age bin: T², SPE, their limits and the alarm state."),
-        dg.AssetSpec(ALARMS, deps=[MODEL, READINGS], group_name=GROUP, kinds={"delta"},
-                     description="MSPC alarms: batch, culture age, statistic, signals to blame."),
+        dg.AssetSpec(
+            SCORES,
+            deps=[MODEL, READINGS],
+            group_name=GROUP,
+            kinds={"delta"},
+            description="Per batch and culture-age bin: T², SPE, their limits and the alarm state.",
+        ),
+        dg.AssetSpec(
+            ALARMS,
+            deps=[MODEL, READINGS],
+            group_name=GROUP,
+            kinds={"delta"},
+            description="MSPC alarms: batch, culture age, statistic, signals to blame.",
+        ),
     ],
     name="mspc_monitoring",
 )
@@ -191,21 +262,40 @@ def mspc_monitoring(context: dg.AssetExecutionContext, lake: LakeResource):
     # chart: the latest alarmed batch (else the latest batch)
     show = alarmed[-1] if alarmed else al.batch_ids[-1]
     png = mspc.plot_control_charts(sc, show)
-    yield dg.MaterializeResult(asset_key=SCORES, metadata={
-        "dagster/row_count": len(frame), "batches_scored": len(al.batch_ids), "model_version": version,
-        "delta_version": v1, "chart": dg.MetadataValue.md(gb.png_markdown(png, f"T2/SPE {show}")),
-    })
+    yield dg.MaterializeResult(
+        asset_key=SCORES,
+        metadata={
+            "dagster/row_count": len(frame),
+            "batches_scored": len(al.batch_ids),
+            "model_version": version,
+            "delta_version": v1,
+            "chart": dg.MetadataValue.md(gb.png_markdown(png, f"T2/SPE {show}")),
+        },
+    )
     first = ev.groupby("batch_id").first().reset_index() if len(ev) else ev
-    yield dg.MaterializeResult(asset_key=ALARMS, metadata={
-        "dagster/row_count": len(ev), "batches_alarmed": len(alarmed), "model_version": version,
-        "delta_version": v2,
-        "first_alarm_per_batch": dg.MetadataValue.md(md_table(first[["batch_id", "culture_age_h", "statistic",
-                                                                      "top_signals"]], 20) if len(ev) else "no alarms"),
-    })
+    yield dg.MaterializeResult(
+        asset_key=ALARMS,
+        metadata={
+            "dagster/row_count": len(ev),
+            "batches_alarmed": len(alarmed),
+            "model_version": version,
+            "delta_version": v2,
+            "first_alarm_per_batch": dg.MetadataValue.md(
+                md_table(first[["batch_id", "culture_age_h", "statistic", "top_signals"]], 20)
+                if len(ev)
+                else "no alarms"
+            ),
+        },
+    )
 
 
-@dg.asset(key=EVALUATION, deps=[ALARMS, SCORES, ASSAYS], group_name=GROUP, kinds={"delta", "python"},
-          description="MSPC alarms against the twin's deviation truth (detection, lead time, false alarms).")
+@dg.asset(
+    key=EVALUATION,
+    deps=[ALARMS, SCORES, ASSAYS],
+    group_name=GROUP,
+    kinds={"delta", "python"},
+    description="MSPC alarms against the twin's deviation truth (detection, lead time, false alarms).",
+)
 def mspc_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     import numpy as np
     import pandas as pd
@@ -218,15 +308,20 @@ def mspc_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     cfg = gb.load_config()
     truth = gb.deviation_truth(the_lake)
     if truth is None:
-        return dg.MaterializeResult(metadata={"evaluated": False,
-                                              "reason": "no landing/_truth (a real plant): nothing to evaluate"})
+        return dg.MaterializeResult(
+            metadata={"evaluated": False, "reason": "no landing/_truth (a real plant): nothing to evaluate"}
+        )
     model, version = mspc.load_latest_from_lake(the_lake)
     scores = _read(the_lake, "scores", "mspc_deviation").to_pandas()
     steps = scores[scores["alarm"]][["batch_id", "culture_age_h"]]
     assays = read_gold(the_lake, "fct_assay_results").to_pandas()
-    assays["result_age_h"] = assays["culture_age_h"] + (
-        pd.to_datetime(assays["result_time"], utc=True) - pd.to_datetime(assays["sample_time"], utc=True)
-    ).dt.total_seconds() / 3600.0
+    assays["result_age_h"] = (
+        assays["culture_age_h"]
+        + (
+            pd.to_datetime(assays["result_time"], utc=True) - pd.to_datetime(assays["sample_time"], utc=True)
+        ).dt.total_seconds()
+        / 3600.0
+    )
     # honest evaluation: batches the model did not train on, that it scored
     truth = truth[truth["batch_id"].isin(scores["batch_id"].unique()) & ~truth["batch_id"].isin(model.train_batches)]
     truth = truth[truth["end_h"].notna()].copy()
@@ -236,14 +331,23 @@ def mspc_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     per["model_version"] = version
     per["evaluated_at"] = now_utc()
     v = write_table(the_lake, "golden", "mspc_evaluation", per)
-    by_type = (per[per["deviating"]].groupby("deviation_type")[["detected", "lead_h", "delay_h"]]
-               .agg({"detected": "mean", "lead_h": "median", "delay_h": "median"}).reset_index()
-               if metrics["n_deviating"] else pd.DataFrame())
-    return dg.MaterializeResult(metadata={
-        "evaluated": True, "model_version": version, "delta_version": v,
-        **{k: (float(v_) if isinstance(v_, (float, np.floating)) else v_) for k, v_ in metrics.items()},
-        "by_deviation_type": dg.MetadataValue.md(md_table(by_type) if len(by_type) else "no deviating batches"),
-    })
+    by_type = (
+        per[per["deviating"]]
+        .groupby("deviation_type")[["detected", "lead_h", "delay_h"]]
+        .agg({"detected": "mean", "lead_h": "median", "delay_h": "median"})
+        .reset_index()
+        if metrics["n_deviating"]
+        else pd.DataFrame()
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "evaluated": True,
+            "model_version": version,
+            "delta_version": v,
+            **{k: (float(v_) if isinstance(v_, (float, np.floating)) else v_) for k, v_ in metrics.items()},
+            "by_deviation_type": dg.MetadataValue.md(md_table(by_type) if len(by_type) else "no deviating batches"),
+        }
+    )
 
 
 # ------------------------------------------------------------------------ asset checks
@@ -255,8 +359,9 @@ def enough_golden_batches(lake: LakeResource) -> dg.AssetCheckResult:
     qual = _read(lake.get_lake(), "golden", "batch_qualification").to_pandas()
     n = int(qual["qualified"].sum())
     need = int(cfg["qualification"]["min_golden_batches"])
-    return dg.AssetCheckResult(passed=n >= need, metadata={"golden_batches": n, "required": need},
-                               severity=dg.AssetCheckSeverity.WARN)
+    return dg.AssetCheckResult(
+        passed=n >= need, metadata={"golden_batches": n, "required": need}, severity=dg.AssetCheckSeverity.WARN
+    )
 
 
 @dg.asset_check(asset=MODEL, description="Cross-validated good batches alarm at most at the target rate.")
@@ -266,13 +371,18 @@ def cv_false_alarm_within_target(lake: LakeResource) -> dg.AssetCheckResult:
     model, version = mspc.load_latest_from_lake(lake.get_lake())
     target = float(model.config["batch_false_alarm_target"])
     got = float(model.info["cv_batch_alarm_fraction"])
-    return dg.AssetCheckResult(passed=got <= target + 1e-9,
-                               metadata={"cv_batch_alarm_fraction": got, "target": target, "model_version": version})
+    return dg.AssetCheckResult(
+        passed=got <= target + 1e-9,
+        metadata={"cv_batch_alarm_fraction": got, "target": target, "model_version": version},
+    )
 
 
-@dg.asset_check(asset=EVALUATION, description="Goals (config/golden.yaml mspc.evaluation.goals): >= 80 % of "
-                                             "deviating batches alarmed, median lead >= 24 h, <= 5 % of normal "
-                                             "batches ever alarmed.")
+@dg.asset_check(
+    asset=EVALUATION,
+    description="Goals (config/golden.yaml mspc.evaluation.goals): >= 80 % of "
+    "deviating batches alarmed, median lead >= 24 h, <= 5 % of normal "
+    "batches ever alarmed.",
+)
 def alarm_goals_met(lake: LakeResource) -> dg.AssetCheckResult:
     from ml import golden as gb
     from ml import mspc
@@ -284,8 +394,9 @@ def alarm_goals_met(lake: LakeResource) -> dg.AssetCheckResult:
     per = _read(the_lake, "golden", "mspc_evaluation").to_pandas()
     goals = gb.load_config()["mspc"]["evaluation"]["goals"]
     ok, figures = mspc.alarm_goal_metrics(per, goals)
-    return dg.AssetCheckResult(passed=ok, severity=dg.AssetCheckSeverity.WARN,
-                               metadata={**figures, "goals": dg.MetadataValue.json(goals)})
+    return dg.AssetCheckResult(
+        passed=ok, severity=dg.AssetCheckSeverity.WARN, metadata={**figures, "goals": dg.MetadataValue.json(goals)}
+    )
 
 
 defs = dg.Definitions(

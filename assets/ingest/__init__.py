@@ -25,8 +25,7 @@ from assets.ingest.systems import UNPARTITIONED_SYSTEMS, build_system_asset
 LANDING_SYSTEMS = ["historian", "lims", "mes", "chromatography", "filtration", "cmms"]
 
 
-def build_ingest_defs(historian_start_date: str | None = None,
-                      landing_deps=DEFAULT_LANDING_DEPS) -> dg.Definitions:
+def build_ingest_defs(historian_start_date: str | None = None, landing_deps=DEFAULT_LANDING_DEPS) -> dg.Definitions:
     """Assets, checks, jobs, schedule and sensor of bronze ingestion (no resources)."""
     partitions = historian_partitions(historian_start_date)
     historian = build_historian_asset(partitions, landing_deps)

@@ -3,7 +3,6 @@
 Each run ingests every landing file of the system that is new or changed (exactly once per
 file version; the ingest log makes unchanged files free)."""
 
-
 import dagster as dg
 
 from assets.ingest._common import (
@@ -22,7 +21,7 @@ from lakehouse.ingest.readers import SYSTEM_TABLES
 DESCRIPTIONS = {
     "lims": "LIMS released results (landing/lims/<day>.csv) → bronze/lims_results.",
     "mes": "MES electronic batch records (landing/mes/<batch>.json) → batches, ISA-88 phases, "
-           "materials and lot genealogy.",
+    "materials and lot genealogy.",
     "chromatography": "Protein A capture runs (run.json + curves.csv per run) → chrom_runs, chrom_curves.",
     "filtration": "UF/DF TFF runs (run.json + curves.csv per run) → filtration_runs, filtration_curves.",
     "cmms": "CMMS work orders (landing/cmms/<day>.csv) → bronze/cmms_work_orders.",
@@ -34,9 +33,16 @@ def build_system_asset(system: str, deps=DEFAULT_LANDING_DEPS) -> dg.AssetsDefin
 
     @dg.multi_asset(
         name=f"ingest_{system}",
-        specs=[dg.AssetSpec(bronze_key(t), group_name=GROUP, deps=landing_deps(deps),
-                            kinds={"delta", "python"}, description=DESCRIPTIONS[system])
-               for t in tables],
+        specs=[
+            dg.AssetSpec(
+                bronze_key(t),
+                group_name=GROUP,
+                deps=landing_deps(deps),
+                kinds={"delta", "python"},
+                description=DESCRIPTIONS[system],
+            )
+            for t in tables
+        ],
         check_specs=[quarantine_check_spec(t) for t in tables],
         can_subset=False,
     )

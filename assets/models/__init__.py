@@ -11,7 +11,6 @@ The model names come from the soft-sensor config (``config/ml/softsensor.yaml``)
 are made by :func:`build_defs` (nothing is read at import).
 """
 
-
 import dagster as dg
 
 from assets.resources import LakeResource, SparkResource
@@ -39,17 +38,25 @@ def _regression_metadata(model, version: int, with_trajectories: bool) -> dict:
 
     m = model.metrics
     md = {
-        "model_version": version, "test_rmse": num(m["test"]["rmse"]), "test_mae": num(m["test"]["mae"]),
-        "test_r2": num(m["test"]["r2"]), "baseline_rmse": num(m.get("baseline_test", {}).get("rmse")),
-        "improvement_vs_baseline": num(m.get("improvement_vs_baseline")), "cv_rmse": num(m["cv"]["rmse"]),
-        "interval_coverage_test": num(m["interval"]["coverage_test"]), "interval_alpha": m["interval"]["alpha"],
-        "n_train_batches": m["n_train_batches"], "n_test_batches": m["n_test_batches"], "metrics": js(m),
+        "model_version": version,
+        "test_rmse": num(m["test"]["rmse"]),
+        "test_mae": num(m["test"]["mae"]),
+        "test_r2": num(m["test"]["r2"]),
+        "baseline_rmse": num(m.get("baseline_test", {}).get("rmse")),
+        "improvement_vs_baseline": num(m.get("improvement_vs_baseline")),
+        "cv_rmse": num(m["cv"]["rmse"]),
+        "interval_coverage_test": num(m["interval"]["coverage_test"]),
+        "interval_alpha": m["interval"]["alpha"],
+        "n_train_batches": m["n_train_batches"],
+        "n_test_batches": m["n_test_batches"],
+        "metrics": js(m),
         "top_signals": dg.MetadataValue.md(plots.top_signals(m.get("top_signals", {}))),
         "predicted_vs_actual": dg.MetadataValue.md(plots.predicted_vs_actual(model.holdout, model.meta["target"])),
     }
     if "test_by_culture_day" in m:
         md["error_by_culture_day"] = dg.MetadataValue.md(
-            by_day_markdown(m["test_by_culture_day"], m.get("baseline_test_by_culture_day")))
+            by_day_markdown(m["test_by_culture_day"], m.get("baseline_test_by_culture_day"))
+        )
     if with_trajectories:
         md["titer_trajectories"] = dg.MetadataValue.md(plots.titer_trajectories(model.trajectories, model.holdout))
     return md
@@ -62,31 +69,54 @@ def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
     promoted = bool(d.get("promoted"))
     has_champion = bool(d.get("has_champion_after"))
     severity = dg.AssetCheckSeverity.WARN if (not promoted and has_champion) else dg.AssetCheckSeverity.ERROR
-    return dg.AssetCheckResult(passed=promoted, severity=severity, metadata={
-        "decision": d.get("decision", ""), "reason": d.get("reason", ""), "evidence": js(d),
-        "champion_in_service": has_champion})
+    return dg.AssetCheckResult(
+        passed=promoted,
+        severity=severity,
+        metadata={
+            "decision": d.get("decision", ""),
+            "reason": d.get("reason", ""),
+            "evidence": js(d),
+            "champion_in_service": has_champion,
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- titer
 def _titer_assets(name: str):
-    @dg.asset(key=["models", name], group_name="models", kinds={"xgboost"}, deps=[SOFTSENSOR_KEY],
-              description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
-                          "forward in time, with split-conformal intervals; registered as a candidate.")
-    def model_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig,
-                    spark: SparkResource) -> dg.MaterializeResult:
+    @dg.asset(
+        key=["models", name],
+        group_name="models",
+        kinds={"xgboost"},
+        deps=[SOFTSENSOR_KEY],
+        description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
+        "forward in time, with split-conformal intervals; registered as a candidate.",
+    )
+    def model_titer(
+        context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig, spark: SparkResource
+    ) -> dg.MaterializeResult:
         from ml import pipeline
 
         cfg = config.softsensor()
         # engine "spark": boosters trained with xgboost.spark (same rows/features/split/params), same UBJ + registry
-        (model, rec), = pipeline.train_softsensor_models(
-            lake.get_lake(), cfg, targets=[cfg.titer.target], engine=spark.engine,
-            spark=spark.session_or_none(), num_workers=spark.num_workers).values()
-        return dg.MaterializeResult(metadata=_regression_metadata(model, rec.version, True)
-                                    | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data),
-                                       "engine": spark.engine})
+        ((model, rec),) = pipeline.train_softsensor_models(
+            lake.get_lake(),
+            cfg,
+            targets=[cfg.titer.target],
+            engine=spark.engine,
+            spark=spark.session_or_none(),
+            num_workers=spark.num_workers,
+        ).values()
+        return dg.MaterializeResult(
+            metadata=_regression_metadata(model, rec.version, True)
+            | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data), "engine": spark.engine}
+        )
 
-    @dg.asset_check(asset=["models", name], blocking=True, name="promotion_gate",
-                    description="Promote the candidate only if it beats the champion and the carry-forward baseline.")
+    @dg.asset_check(
+        asset=["models", name],
+        blocking=True,
+        name="promotion_gate",
+        description="Promote the candidate only if it beats the champion and the carry-forward baseline.",
+    )
     def _titer_promotion_gate(lake: LakeResource) -> dg.AssetCheckResult:
         return _gate_result(lake, name)
 
@@ -95,19 +125,30 @@ def _titer_assets(name: str):
 
 # ----------------------------------------------------------------------------- harvest CQAs
 def _harvest_assets(target: str, name: str):
-    @dg.asset(key=["models", name], group_name="models", kinds={"xgboost"}, deps=[SOFTSENSOR_KEY],
-              description=f"Harvest {target} from data available by culture day D (config), XGBoost; baseline: "
-                          "mean of training.")
+    @dg.asset(
+        key=["models", name],
+        group_name="models",
+        kinds={"xgboost"},
+        deps=[SOFTSENSOR_KEY],
+        description=f"Harvest {target} from data available by culture day D (config), XGBoost; baseline: "
+        "mean of training.",
+    )
     def _model(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
         from ml import pipeline
 
         cfg = config.softsensor()
-        (model, rec), = pipeline.train_softsensor_models(lake.get_lake(), cfg, targets=[target]).values()
-        return dg.MaterializeResult(metadata=_regression_metadata(model, rec.version, False)
-                                    | {"artifact": rec.artifact_uri, "feature_day": cfg.harvest.day})
+        ((model, rec),) = pipeline.train_softsensor_models(lake.get_lake(), cfg, targets=[target]).values()
+        return dg.MaterializeResult(
+            metadata=_regression_metadata(model, rec.version, False)
+            | {"artifact": rec.artifact_uri, "feature_day": cfg.harvest.day}
+        )
 
-    @dg.asset_check(asset=["models", name], blocking=True, name="promotion_gate",
-                    description="Promote only if it beats the champion and the mean-of-training baseline.")
+    @dg.asset_check(
+        asset=["models", name],
+        blocking=True,
+        name="promotion_gate",
+        description="Promote only if it beats the champion and the mean-of-training baseline.",
+    )
     def _gate(lake: LakeResource) -> dg.AssetCheckResult:
         return _gate_result(lake, name)
 
@@ -115,10 +156,14 @@ def _harvest_assets(target: str, name: str):
 
 
 # ----------------------------------------------------------------------------- PdM
-@dg.asset(key=["models", PDM_NAME], group_name="models", kinds={"xgboost"},
-          deps=[EQUIPMENT_KEY, dg.AssetKey(["gold", "fct_work_orders"])],
-          description="Predictive maintenance: P(failure within H days) per equipment-day; time-ordered "
-                      "train/validation/test, scale_pos_weight, alert threshold chosen on validation.")
+@dg.asset(
+    key=["models", PDM_NAME],
+    group_name="models",
+    kinds={"xgboost"},
+    deps=[EQUIPMENT_KEY, dg.AssetKey(["gold", "fct_work_orders"])],
+    description="Predictive maintenance: P(failure within H days) per equipment-day; time-ordered "
+    "train/validation/test, scale_pos_weight, alert threshold chosen on validation.",
+)
 def model_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
     import numpy as np
 
@@ -130,21 +175,33 @@ def model_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLC
     h = model.holdout
     y = h["label__failure_within_h"].to_numpy()
     ev = m["test"]["events"]
-    return dg.MaterializeResult(metadata={
-        "model_version": rec.version, "test_pr_auc": num(m["test"]["pr_auc"]),
-        "baseline_pr_auc": num(m["baseline_test"]["pr_auc"]), "threshold": num(m["threshold"]),
-        f"recall_{cfg.evaluation.lead_days}d": num(ev.get(f"recall_{cfg.evaluation.lead_days}d")),
-        "alert_precision": num(ev.get("precision")), "median_lead_days": num(ev.get("median_lead_days")),
-        "n_test_failures": ev.get("n_failures", 0), "metrics": js(m),
-        "pr_curve": dg.MetadataValue.md(plots.pr_curve_plot(y, h["probability"].to_numpy(),
-                                                            np.asarray(h["baseline_score"].to_numpy()))),
-        "top_signals": dg.MetadataValue.md(plots.top_signals(m.get("top_signals", {}))),
-        "artifact": rec.artifact_uri, "training_data": js(rec.training_data),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": rec.version,
+            "test_pr_auc": num(m["test"]["pr_auc"]),
+            "baseline_pr_auc": num(m["baseline_test"]["pr_auc"]),
+            "threshold": num(m["threshold"]),
+            f"recall_{cfg.evaluation.lead_days}d": num(ev.get(f"recall_{cfg.evaluation.lead_days}d")),
+            "alert_precision": num(ev.get("precision")),
+            "median_lead_days": num(ev.get("median_lead_days")),
+            "n_test_failures": ev.get("n_failures", 0),
+            "metrics": js(m),
+            "pr_curve": dg.MetadataValue.md(
+                plots.pr_curve_plot(y, h["probability"].to_numpy(), np.asarray(h["baseline_score"].to_numpy()))
+            ),
+            "top_signals": dg.MetadataValue.md(plots.top_signals(m.get("top_signals", {}))),
+            "artifact": rec.artifact_uri,
+            "training_data": js(rec.training_data),
+        }
+    )
 
 
-@dg.asset_check(asset=["models", PDM_NAME], blocking=True, name="promotion_gate",
-                description="Promote only if PR-AUC beats the champion and the threshold-rule baseline.")
+@dg.asset_check(
+    asset=["models", PDM_NAME],
+    blocking=True,
+    name="promotion_gate",
+    description="Promote only if PR-AUC beats the champion and the threshold-rule baseline.",
+)
 def pdm_promotion_gate(lake: LakeResource) -> dg.AssetCheckResult:
     return _gate_result(lake, PDM_NAME)
 
@@ -155,5 +212,7 @@ def build_defs(softsensor: SoftSensorConfig | None = None) -> dg.Definitions:
     cfg = softsensor or load_softsensor_config()
     titer, titer_gate = _titer_assets(titer_name(cfg))
     harvest = [_harvest_assets(t, n) for t, n in harvest_names(cfg).items()]
-    return dg.Definitions(assets=[titer, model_pdm, *[a for a, _ in harvest]],
-                          asset_checks=[titer_gate, pdm_promotion_gate, *[c for _, c in harvest]])
+    return dg.Definitions(
+        assets=[titer, model_pdm, *[a for a, _ in harvest]],
+        asset_checks=[titer_gate, pdm_promotion_gate, *[c for _, c in harvest]],
+    )

@@ -12,7 +12,6 @@ load under ``dagster dev``, like ``DbtProject.prepare_if_dev``), once per proces
 the ``@dbt_assets`` (which need the manifest at definition time).
 """
 
-
 import functools
 import hashlib
 import shutil
@@ -71,15 +70,16 @@ def prepare_manifest(project: DbtProject | None = None) -> Path:
     """Run ``dbt parse`` if the manifest is missing or stale (always under ``dagster dev``)."""
     project = project or dbt_project()
     if using_dagster_dev() or _manifest_is_stale(project):
+
         def parse(project: DbtProject) -> None:
             with patched_environ({"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}):
                 DbtCliResource(project_dir=project, dbt_executable=_dbt_executable()).cli(
-                    ["parse", "--quiet"], target_path=project.target_path).wait()
+                    ["parse", "--quiet"], target_path=project.target_path
+                ).wait()
 
         # processes importing this module at the same time parse once, not over each other
         Path(project.manifest_path).parent.mkdir(parents=True, exist_ok=True)
-        run_with_concurrent_update_guard(Path(project.manifest_path), parse, guard_timeout_seconds=600,
-                                         project=project)
+        run_with_concurrent_update_guard(Path(project.manifest_path), parse, guard_timeout_seconds=600, project=project)
     return Path(project.manifest_path)
 
 
@@ -122,8 +122,13 @@ ALIGNED_SELECTION = "int_process_readings__aligned+"
 ALIGNED_MODEL_KEY = dg.AssetKey(["int_process_readings__aligned"])
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
-           extra_env: dict[str, str] | None = None, extra_args: list[str] | None = None):
+def _build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    lake: LakeResource,
+    extra_env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+):
     """``dbt build`` of the context's selection against the lake, streamed as Dagster events."""
     the_lake = lake.get_lake()
     warehouse = lake.get_warehouse_path()
@@ -140,8 +145,11 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeRes
         args.append("--full-refresh")
     env = {**dbt_env(the_lake, warehouse, missing), "LAKEHOUSE_ALIGNMENT_ENGINE": "duckdb", **(extra_env or {})}
     with patched_environ(env):
-        invocation = dbt.cli(["build", *args], context=context,  # the subprocess starts here
-                             target_path=run_target_path(the_lake.root, warehouse))
+        invocation = dbt.cli(
+            ["build", *args],
+            context=context,  # the subprocess starts here
+            target_path=run_target_path(the_lake.root, warehouse),
+        )
     yield from invocation.stream()
     if set(context.selected_asset_keys) == set(context.assets_def.keys):  # every model of the step built
         record_build(warehouse, step, the_lake.root, code)
@@ -177,8 +185,9 @@ def build_dbt_assets() -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
         name="dbt_aligned_readings",
         select=ALIGNED_SELECTION,
     )
-    def dbt_aligned_readings(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
-                             spark: SparkResource):
+    def dbt_aligned_readings(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, spark: SparkResource
+    ):
         """The historian aligned to the grid per batch (``int_process_readings__aligned``) and its
         downstream models (as-of assays, ``fct_process_readings``), with the engine switch.
 
@@ -196,18 +205,29 @@ def build_dbt_assets() -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
 
             dbt_vars = dbt_project_vars()
             refresh = refresh_aligned_readings(
-                the_lake, spark.get_session(), grid_minutes=int(dbt_vars.get("grid_minutes", 1)),
+                the_lake,
+                spark.get_session(),
+                grid_minutes=int(dbt_vars.get("grid_minutes", 1)),
                 unit_conversions=dbt_vars.get("unit_conversions") or {},
-                use_delta_spark_jars=spark.use_delta_spark_jars)
-            context.log.info(f"Spark alignment: {refresh.mode}, {len(refresh.batches_rebuilt)} of "
-                             f"{refresh.batches_total} batches rebuilt, {refresh.rows_written} rows, "
-                             f"{refresh.uri} version {refresh.version}")
+                use_delta_spark_jars=spark.use_delta_spark_jars,
+            )
+            context.log.info(
+                f"Spark alignment: {refresh.mode}, {len(refresh.batches_rebuilt)} of "
+                f"{refresh.batches_total} batches rebuilt, {refresh.rows_written} rows, "
+                f"{refresh.uri} version {refresh.version}"
+            )
             extra["LAKEHOUSE_ALIGNMENT_ENGINE"] = "spark"
             # the model's unit tests exercise its DuckDB SQL on mock inputs, not the Spark copy
             args = ["--exclude", "test_type:unit,int_process_readings__aligned"]
-            info.update({"spark_table": dg.MetadataValue.path(refresh.uri), "spark_table_version": refresh.version,
-                         "spark_refresh_mode": refresh.mode, "spark_batches_rebuilt": len(refresh.batches_rebuilt),
-                         "spark_rows_written": refresh.rows_written})
+            info.update(
+                {
+                    "spark_table": dg.MetadataValue.path(refresh.uri),
+                    "spark_table_version": refresh.version,
+                    "spark_refresh_mode": refresh.mode,
+                    "spark_batches_rebuilt": len(refresh.batches_rebuilt),
+                    "spark_rows_written": refresh.rows_written,
+                }
+            )
         for event in _build(context, dbt, lake, extra, args):
             if _is_aligned_model(event):
                 event = event.with_metadata({**(event.metadata or {}), **info})

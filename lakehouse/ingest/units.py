@@ -120,6 +120,7 @@ _CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
 
 class UnitError(ValueError):
     """A unit that cannot be converted to the canonical unit of its parameter."""
+
     pass
 
 
@@ -134,6 +135,7 @@ def normalise_unit(unit: str | None) -> str | None:
 @dataclass(frozen=True)
 class Conversion:
     """A linear unit conversion ``canonical = value * scale + offset``."""
+
     scale: float = 1.0
     offset: float = 0.0
 

@@ -7,8 +7,23 @@ rows; :func:`collect` runs one until interrupted (``python -m lakehouse.live``);
 """
 
 from lakehouse.live.collector import (
-    HOOKS, STATUS_PATH, CollectorConfig, CollectorStatus, LiveCollector, app_id, collect, read_status,
+    HOOKS,
+    STATUS_PATH,
+    CollectorConfig,
+    CollectorStatus,
+    LiveCollector,
+    app_id,
+    collect,
+    read_status,
 )
 
-__all__ = ["HOOKS", "STATUS_PATH", "CollectorConfig", "CollectorStatus", "LiveCollector", "app_id", "collect",
-           "read_status"]
+__all__ = [
+    "HOOKS",
+    "STATUS_PATH",
+    "CollectorConfig",
+    "CollectorStatus",
+    "LiveCollector",
+    "app_id",
+    "collect",
+    "read_status",
+]

@@ -63,7 +63,14 @@ from lakehouse.ingest.schemas import PARTITION_BY, QUARANTINE_SCHEMA, QUARANTINE
 from lakehouse.ingest.tagmap import TagMap
 from lakehouse.ingest.validation import split_invalid
 from lakehouse.ingest.writer import (
-    HISTORIAN_WRITER_PROPERTIES, HOOKS, WRITER_PROPERTIES, _fire, _with_lineage, const_string, const_ts, ensure_table,
+    HISTORIAN_WRITER_PROPERTIES,
+    HOOKS,
+    WRITER_PROPERTIES,
+    _fire,
+    _with_lineage,
+    const_string,
+    const_ts,
+    ensure_table,
     ingest_provenance,
 )
 from lakehouse.retry import DEFAULT_POLICY, RetryPolicy, is_transient, retrying
@@ -73,9 +80,19 @@ log = logging.getLogger(__name__)
 
 TABLE = "historian_readings"
 STATUS_PATH = "_live/collector_status.json"
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_NUMERIC = {ua.ObjectIds.Double, ua.ObjectIds.Float, ua.ObjectIds.Int16, ua.ObjectIds.Int32, ua.ObjectIds.Int64,
-            ua.ObjectIds.UInt16, ua.ObjectIds.UInt32, ua.ObjectIds.UInt64, ua.ObjectIds.Byte, ua.ObjectIds.SByte}
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NUMERIC = {
+    ua.ObjectIds.Double,
+    ua.ObjectIds.Float,
+    ua.ObjectIds.Int16,
+    ua.ObjectIds.Int32,
+    ua.ObjectIds.Int64,
+    ua.ObjectIds.UInt16,
+    ua.ObjectIds.UInt32,
+    ua.ObjectIds.UInt64,
+    ua.ObjectIds.Byte,
+    ua.ObjectIds.SByte,
+}
 
 # Hook points: the collector fires "before_commit" (cursors read, rows filtered, the write not
 # yet done), "quarantine_committed" and "bronze_committed" (info: table, rows, version, run_id)
@@ -92,7 +109,7 @@ def app_id(endpoint: str, tag: str) -> str:
 def to_us(t: dt.datetime) -> int:
     """Microseconds since the epoch of an aware (or naive UTC) datetime, exactly."""
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
     d = t - EPOCH
     return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
@@ -155,8 +172,8 @@ class CollectorConfig:
 @dataclass
 class TagState:
     tag: str
-    unit: str | None = None           # engineering unit string the server declares
-    cursor_us: int | None = None      # newest source time in the lake (bronze cursor)
+    unit: str | None = None  # engineering unit string the server declares
+    cursor_us: int | None = None  # newest source time in the lake (bronze cursor)
     rows_committed: int = 0
     rows_quarantined: int = 0
 
@@ -167,7 +184,7 @@ class CollectorStatus:
 
     endpoint: str
     run_id: str
-    state: str = "starting"           # starting | connecting | syncing | running | reconnecting | stopped
+    state: str = "starting"  # starting | connecting | syncing | running | reconnecting | stopped
     started_at: str = ""
     updated_at: str = ""
     sessions: int = 0
@@ -181,12 +198,13 @@ class CollectorStatus:
     last_commit_version: int | None = None
     last_commit_at: str | None = None
     last_error: str | None = None
-    server_time: str | None = None    # newest source timestamp received
-    max_lag_s: float | None = None    # server_time - oldest cursor
-    commit_latency_s: dict[str, float] = field(default_factory=dict)   # p50/p95 of commit - source ts
+    server_time: str | None = None  # newest source timestamp received
+    max_lag_s: float | None = None  # server_time - oldest cursor
+    commit_latency_s: dict[str, float] = field(default_factory=dict)  # p50/p95 of commit - source ts
     tags: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """The status as plain JSON-able data."""
         return asdict(self)
 
 
@@ -225,13 +243,13 @@ class _Batch:
     """One micro-batch, validated: rows sorted by (tag, ts)."""
 
     tags: list[str]
-    code: np.ndarray            # tag index per row
+    code: np.ndarray  # tag index per row
     ts_us: np.ndarray
-    last_us: dict[str, int]     # per tag: newest ts in the batch (its next cursor)
-    payload: pa.Table           # bronze rows (all rows, validity in ``valid``)
+    last_us: dict[str, int]  # per tag: newest ts in the batch (its next cursor)
+    payload: pa.Table  # bronze rows (all rows, validity in ``valid``)
     valid: np.ndarray
-    reasons: dict[int, str]     # row -> reason (rejected rows)
-    raw: list[str | None]       # raw record JSON of rejected rows (by row, None otherwise)
+    reasons: dict[int, str]  # row -> reason (rejected rows)
+    raw: list[str | None]  # raw record JSON of rejected rows (by row, None otherwise)
     sha256: str
 
 
@@ -254,8 +272,7 @@ class LiveCollector:
         self.run_id = run_id or f"live-{uuid.uuid4().hex[:12]}"
         self.ctx = IngestContext(tagmap=config.tagmap)
         self._provenance = ingest_provenance(self.ctx)  # tag map, config hash, code version
-        self.status = CollectorStatus(endpoint=self.endpoint, run_id=self.run_id,
-                                      started_at=_iso(time.time()))
+        self.status = CollectorStatus(endpoint=self.endpoint, run_id=self.run_id, started_at=_iso(time.time()))
         self.tags: dict[str, TagState] = {}
         self._node_tag: dict[ua.NodeId, str] = {}
         self._pending: dict[str, _Pending] = {}
@@ -278,7 +295,7 @@ class LiveCollector:
             try:
                 await self._session(stop, deadline)
                 delay = self.cfg.reconnect_min_s
-            except Exception as exc:  # noqa: BLE001 - filtered: only connection / storage hiccups are retried
+            except Exception as exc:
                 if not (is_transient(exc) or isinstance(exc, (asyncio.TimeoutError, ua.UaError))):
                     raise
                 self._note_error(f"connection: {exc!r}")
@@ -326,12 +343,12 @@ class LiveCollector:
                 consumer.cancel()
                 try:
                     await consumer
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the session is over anyway
+                except (asyncio.CancelledError, Exception):
                     pass
         finally:
             try:
                 await asyncio.wait_for(client.disconnect(), 5.0)
-            except Exception:  # noqa: BLE001 - the server may be gone already
+            except Exception:
                 pass
 
     async def _loop(self, stop: asyncio.Event, deadline: float | None, sub, consumer: asyncio.Task) -> None:
@@ -341,8 +358,11 @@ class LiveCollector:
             if self._lost.is_set():
                 raise ConnectionError("subscription reported a lost connection")
             if consumer.done():
-                raise ConnectionError(f"subscription consumer stopped: {consumer.exception()!r}"
-                                      if not consumer.cancelled() else "subscription consumer cancelled")
+                raise ConnectionError(
+                    f"subscription consumer stopped: {consumer.exception()!r}"
+                    if not consumer.cancelled()
+                    else "subscription consumer cancelled"
+                )
             if sub.subscription_id != sub_id:  # re-created by asyncua's watchdog: readings may be missing
                 raise ConnectionError("subscription was re-created")
             now = time.monotonic()
@@ -373,14 +393,22 @@ class LiveCollector:
         flt = ua.DataChangeFilter(Trigger=ua.DataChangeTrigger.StatusValueTimestamp)
         requests = []
         for handle, nodeid in enumerate(self._node_tag, start=1):
-            params = ua.MonitoringParameters(ClientHandle=handle, SamplingInterval=0.0, QueueSize=0,
-                                             DiscardOldest=False, Filter=flt)
-            requests.append(ua.MonitoredItemCreateRequest(
-                ItemToMonitor=ua.ReadValueId(NodeId=nodeid, AttributeId=ua.AttributeIds.Value),
-                MonitoringMode=ua.MonitoringMode.Reporting, RequestedParameters=params))
+            params = ua.MonitoringParameters(
+                ClientHandle=handle, SamplingInterval=0.0, QueueSize=0, DiscardOldest=False, Filter=flt
+            )
+            requests.append(
+                ua.MonitoredItemCreateRequest(
+                    ItemToMonitor=ua.ReadValueId(NodeId=nodeid, AttributeId=ua.AttributeIds.Value),
+                    MonitoringMode=ua.MonitoringMode.Reporting,
+                    RequestedParameters=params,
+                )
+            )
         results = await sub.create_monitored_items(requests)
-        bad = [(self._node_tag[r.ItemToMonitor.NodeId], res) for r, res in zip(requests, results)
-               if isinstance(res, ua.StatusCode)]
+        bad = [
+            (self._node_tag[r.ItemToMonitor.NodeId], res)
+            for r, res in zip(requests, results)
+            if isinstance(res, ua.StatusCode)
+        ]
         if bad:
             raise ua.UaError(f"could not monitor {len(bad)} tags, e.g. {bad[0]}")
 
@@ -432,7 +460,7 @@ class LiveCollector:
         step = max(1, self.cfg.history_nodes_per_request)
         n_read = 0
         for i in range(0, len(todo), step):
-            chunk = todo[i:i + step]
+            chunk = todo[i : i + step]
             starts = {n: self._start_us(self._node_tag[n], ends[n]) for n in chunk}
             got = await _history_raw(client, chunk, min(starts.values()), max(ends[n] for n in chunk))
             for n in chunk:
@@ -464,18 +492,21 @@ class LiveCollector:
             if batch_in:
                 try:
                     await asyncio.to_thread(self._commit, batch_in)
-                except Exception as exc:  # noqa: BLE001 - keep the readings, retry at the next flush
+                except Exception as exc:
                     self.status.commit_failures += 1
                     self._note_error(f"commit: {exc!r}")
-                    log.error("commit of %d readings failed, kept for the next flush: %r",
-                              sum(a[0].size for a in batch_in.values()), exc)
+                    log.error(
+                        "commit of %d readings failed, kept for the next flush: %r",
+                        sum(a[0].size for a in batch_in.values()),
+                        exc,
+                    )
                     for tag, arrays in batch_in.items():
                         self._pending[tag].chunks.insert(0, arrays)
             if final or time.monotonic() - self._status_written >= self.cfg.status_every_s:
                 self._status_written = time.monotonic()
                 try:
                     await asyncio.to_thread(self.write_status)
-                except Exception as exc:  # noqa: BLE001 - status is best effort, data is not
+                except Exception as exc:
                     log.warning("could not write the collector status: %r", exc)
 
     def _take_batch(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -495,11 +526,16 @@ class LiveCollector:
     def _commit(self, batch_in: dict[str, tuple[np.ndarray, ...]]) -> None:
         """Validate and commit one micro-batch (quarantine, then bronze); runs in a thread."""
         batch = self._prepare(batch_in)
-        ingested_at = dt.datetime.now(dt.timezone.utc)
+        ingested_at = dt.datetime.now(dt.UTC)
         q_written, q_version = self._commit_table(QUARANTINE_TABLE, batch, ~batch.valid, ingested_at)
         if q_version is not None:
-            _fire("quarantine_committed", table=QUARANTINE_TABLE, rows=int(q_written.sum()), version=q_version,
-                  run_id=self.run_id)
+            _fire(
+                "quarantine_committed",
+                table=QUARANTINE_TABLE,
+                rows=int(q_written.sum()),
+                version=q_version,
+                run_id=self.run_id,
+            )
         written, version = self._commit_table(TABLE, batch, batch.valid, ingested_at)
         commit_wall = time.time()
         if version is not None:
@@ -533,13 +569,15 @@ class LiveCollector:
         tag_dict = pa.array(tags, pa.string())
         unit_dict = pa.array(units, pa.string())
         codes = pa.array(code, pa.int32())
-        tbl = pa.table({
-            "timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
-            "tag": pa.DictionaryArray.from_arrays(codes, tag_dict),
-            "value": pa.array(val, pa.float64(), mask=null),
-            "unit": pa.DictionaryArray.from_arrays(codes, unit_dict),
-            "quality": pa.array(quality, pa.int16()),
-        })
+        tbl = pa.table(
+            {
+                "timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
+                "tag": pa.DictionaryArray.from_arrays(codes, tag_dict),
+                "value": pa.array(val, pa.float64(), mask=null),
+                "unit": pa.DictionaryArray.from_arrays(codes, unit_dict),
+                "quality": pa.array(quality, pa.int16()),
+            }
+        )
         part = historian_part(tbl, None, self.ctx)
         check = part.check.with_columns(pl.lit(0, pl.Int32).alias("_file"))
         bad_idx = split_invalid(check, schema_historian(self.ctx), HIST_REASONS)
@@ -551,9 +589,15 @@ class LiveCollector:
             valid[idx] = False
             for i, reason in zip(idx.tolist(), bad_idx.get_column("_reason").to_list()):
                 reasons[i] = reason
-                raw[i] = json.dumps({"tag": tags[code[i]], "source_timestamp": us_to_datetime(int(ts[i])).isoformat(),
-                                     "value": None if null[i] else float(val[i]), "status": f"0x{int(st[i]):08X}",
-                                     "unit": units[code[i]]})
+                raw[i] = json.dumps(
+                    {
+                        "tag": tags[code[i]],
+                        "source_timestamp": us_to_datetime(int(ts[i])).isoformat(),
+                        "value": None if null[i] else float(val[i]),
+                        "status": f"0x{int(st[i]):08X}",
+                        "unit": units[code[i]],
+                    }
+                )
         h = hashlib.sha256(self.endpoint.encode())
         for t, n in zip(tags, sizes):
             h.update(f"|{t}|{n}|".encode())
@@ -562,8 +606,9 @@ class LiveCollector:
         last = {t: int(batch_in[t][0][-1]) for t in tags}
         return _Batch(tags, code, ts, last, part.payload, valid, reasons, raw, h.hexdigest())
 
-    def _commit_table(self, table: str, batch: _Batch, rows: np.ndarray,
-                      ingested_at: dt.datetime) -> tuple[np.ndarray, int | None]:
+    def _commit_table(
+        self, table: str, batch: _Batch, rows: np.ndarray, ingested_at: dt.datetime
+    ) -> tuple[np.ndarray, int | None]:
         """Append ``batch`` rows (mask) newer than each tag's cursor in ``table``, with the
         tags' transactions, in ONE commit (retried on conflicts and transient errors).
 
@@ -580,27 +625,41 @@ class LiveCollector:
                 self._tables.pop(table, None)
                 self.status.commit_retries += 1
             dt_ = self._table(table, refresh=True)
-            cursors = np.array([_or_min(dt_.transaction_version(app_id(self.endpoint, t))) for t in batch.tags],
-                               dtype=np.int64)
+            cursors = np.array(
+                [_or_min(dt_.transaction_version(app_id(self.endpoint, t))) for t in batch.tags], dtype=np.int64
+            )
             sel = rows & (batch.ts_us > cursors[batch.code])
             # bronze: a transaction for every tag with newer readings (rejected ones too);
             # quarantine: for tags with newer rejected readings
-            txn_tags = [t for k, t in enumerate(batch.tags) if batch.last_us[t] > cursors[k]
-                        and (table == TABLE or sel[batch.code == k].any())]
+            txn_tags = [
+                t
+                for k, t in enumerate(batch.tags)
+                if batch.last_us[t] > cursors[k] and (table == TABLE or sel[batch.code == k].any())
+            ]
             if not txn_tags:
                 return nothing, None
             data = self._rows(table, batch, sel, ingested_at)
             _fire("before_commit", table=table, rows=data.num_rows, attempt=attempts - 1, run_id=self.run_id)
             now_ms = int(time.time() * 1000)
             write_deltalake(
-                dt_, data, mode="append", partition_by=PARTITION_BY.get(table),
+                dt_,
+                data,
+                mode="append",
+                partition_by=PARTITION_BY.get(table),
                 writer_properties=HISTORIAN_WRITER_PROPERTIES if table == TABLE else WRITER_PROPERTIES,
                 commit_properties=CommitProperties(
-                    app_transactions=[Transaction(app_id(self.endpoint, t), int(batch.last_us[t]), now_ms)
-                                      for t in txn_tags],
-                    custom_metadata={"lakehouse.operation": "live-collect", "lakehouse.run_id": self.run_id,
-                                     "lakehouse.source": self.endpoint, "lakehouse.source_hash": batch.sha256,
-                                     "lakehouse.tags": str(len(txn_tags)), **self._provenance}),
+                    app_transactions=[
+                        Transaction(app_id(self.endpoint, t), int(batch.last_us[t]), now_ms) for t in txn_tags
+                    ],
+                    custom_metadata={
+                        "lakehouse.operation": "live-collect",
+                        "lakehouse.run_id": self.run_id,
+                        "lakehouse.source": self.endpoint,
+                        "lakehouse.source_hash": batch.sha256,
+                        "lakehouse.tags": str(len(txn_tags)),
+                        **self._provenance,
+                    },
+                ),
             )
             return sel, dt_.version()
 
@@ -613,16 +672,18 @@ class LiveCollector:
             return _with_lineage(batch.payload.take(idx), src, TABLE, self.run_id, ingested_at)
         rows = np.flatnonzero(sel)
         n = rows.size
-        return pa.table({
-            "table": const_string(TABLE, n),
-            "source_file": const_string(self.endpoint, n),
-            "source_hash": const_string(batch.sha256, n),
-            "row_number": pa.array(rows + 1, pa.int64()),
-            "reason": pa.array([batch.reasons[i] for i in rows.tolist()], pa.string()),
-            "raw_record": pa.array([batch.raw[i] for i in rows.tolist()], pa.string()),
-            "_run_id": const_string(self.run_id, n),
-            "_ingested_at": const_ts(ingested_at, n),
-        }).cast(QUARANTINE_SCHEMA)
+        return pa.table(
+            {
+                "table": const_string(TABLE, n),
+                "source_file": const_string(self.endpoint, n),
+                "source_hash": const_string(batch.sha256, n),
+                "row_number": pa.array(rows + 1, pa.int64()),
+                "reason": pa.array([batch.reasons[i] for i in rows.tolist()], pa.string()),
+                "raw_record": pa.array([batch.raw[i] for i in rows.tolist()], pa.string()),
+                "_run_id": const_string(self.run_id, n),
+                "_ingested_at": const_ts(ingested_at, n),
+            }
+        ).cast(QUARANTINE_SCHEMA)
 
     def _table(self, table: str, refresh: bool = False) -> DeltaTable:
         dt_ = self._tables.get(table)
@@ -646,15 +707,22 @@ class LiveCollector:
             lag = (newest - st.cursor_us) / 1e6 if newest is not None and st.cursor_us is not None else None
             if lag is not None:
                 lags.append(lag)
-            tags[tag] = {"cursor": us_to_datetime(st.cursor_us).isoformat() if st.cursor_us is not None else None,
-                         "lag_s": None if lag is None else round(lag, 3), "unit": st.unit,
-                         "rows_committed": st.rows_committed, "rows_quarantined": st.rows_quarantined}
+            tags[tag] = {
+                "cursor": us_to_datetime(st.cursor_us).isoformat() if st.cursor_us is not None else None,
+                "lag_s": None if lag is None else round(lag, 3),
+                "unit": st.unit,
+                "rows_committed": st.rows_committed,
+                "rows_quarantined": st.rows_quarantined,
+            }
         s.tags = tags
         s.max_lag_s = round(max(lags), 3) if lags else None
         if self._latencies:
             a = np.asarray(self._latencies[-20_000:])
-            s.commit_latency_s = {"p50": round(float(np.percentile(a, 50)), 3),
-                                  "p95": round(float(np.percentile(a, 95)), 3), "n": int(a.size)}
+            s.commit_latency_s = {
+                "p50": round(float(np.percentile(a, 50)), 3),
+                "p95": round(float(np.percentile(a, 95)), 3),
+                "n": int(a.size),
+            }
         return s
 
     def write_status(self, final: bool = False) -> None:
@@ -717,16 +785,30 @@ async def _browse_historized(client: Client) -> dict[ua.NodeId, str]:
 
 async def _engineering_units(client: Client, nodes: list[ua.NodeId]) -> dict[ua.NodeId, str | None]:
     """The EngineeringUnits (EUInformation DisplayName) of each node, None where it has none."""
-    paths = [ua.BrowsePath(StartingNode=n, RelativePath=ua.RelativePath(Elements=[ua.RelativePathElement(
-        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasProperty), IsInverse=False, IncludeSubtypes=True,
-        TargetName=ua.QualifiedName("EngineeringUnits", 0))])) for n in nodes]
+    paths = [
+        ua.BrowsePath(
+            StartingNode=n,
+            RelativePath=ua.RelativePath(
+                Elements=[
+                    ua.RelativePathElement(
+                        ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasProperty),
+                        IsInverse=False,
+                        IncludeSubtypes=True,
+                        TargetName=ua.QualifiedName("EngineeringUnits", 0),
+                    )
+                ]
+            ),
+        )
+        for n in nodes
+    ]
     results = await client.uaclient.translate_browsepaths_to_nodeids(paths)
     props = {n: r.Targets[0].TargetId for n, r in zip(nodes, results) if r.StatusCode.is_good() and r.Targets}
     out: dict[ua.NodeId, str | None] = {n: None for n in nodes}
     if props:
         keys = list(props)
-        values = await client.uaclient.read_attributes([ua.NodeId(props[k].Identifier, props[k].NamespaceIndex)
-                                                        for k in keys], ua.AttributeIds.Value)
+        values = await client.uaclient.read_attributes(
+            [ua.NodeId(props[k].Identifier, props[k].NamespaceIndex) for k in keys], ua.AttributeIds.Value
+        )
         for k, dv in zip(keys, values):
             eu = dv.Value.Value if dv.Value is not None else None
             text = getattr(getattr(eu, "DisplayName", None), "Text", None)
@@ -734,20 +816,28 @@ async def _engineering_units(client: Client, nodes: list[ua.NodeId]) -> dict[ua.
     return out
 
 
-async def _history_raw(client: Client, nodes: list[ua.NodeId], start_us: int,
-                       end_us: int) -> dict[ua.NodeId, tuple[np.ndarray, ...]]:
+async def _history_raw(
+    client: Client, nodes: list[ua.NodeId], start_us: int, end_us: int
+) -> dict[ua.NodeId, tuple[np.ndarray, ...]]:
     """HistoryRead (raw, forward) of several nodes over [start, end], following continuation
     points: per node (ts µs, value, value is null, status) in time order."""
     acc: dict[ua.NodeId, list[tuple[int, float | None, int]]] = {n: [] for n in nodes}
     cont: dict[ua.NodeId, bytes | None] = {n: None for n in nodes}
     todo = list(nodes)
-    details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=us_to_datetime(max(start_us, 0)),
-                                        EndTime=us_to_datetime(end_us), NumValuesPerNode=0, ReturnBounds=False)
+    details = ua.ReadRawModifiedDetails(
+        IsReadModified=False,
+        StartTime=us_to_datetime(max(start_us, 0)),
+        EndTime=us_to_datetime(end_us),
+        NumValuesPerNode=0,
+        ReturnBounds=False,
+    )
     while todo:
         params = ua.HistoryReadParameters(
-            HistoryReadDetails=details, TimestampsToReturn=ua.TimestampsToReturn.Both,
+            HistoryReadDetails=details,
+            TimestampsToReturn=ua.TimestampsToReturn.Both,
             ReleaseContinuationPoints=False,
-            NodesToRead=[ua.HistoryReadValueId(NodeId=n, ContinuationPoint=cont[n]) for n in todo])
+            NodesToRead=[ua.HistoryReadValueId(NodeId=n, ContinuationPoint=cont[n]) for n in todo],
+        )
         results = await client.uaclient.history_read(params)
         nxt = []
         for n, res in zip(todo, results):
@@ -757,8 +847,13 @@ async def _history_raw(client: Client, nodes: list[ua.NodeId], start_us: int,
                 if t is None:
                     continue
                 v = dv.Value.Value if dv.Value is not None else None
-                acc[n].append((to_us(t), None if v is None else float(v),
-                               int(dv.StatusCode.value) if dv.StatusCode is not None else 0))
+                acc[n].append(
+                    (
+                        to_us(t),
+                        None if v is None else float(v),
+                        int(dv.StatusCode.value) if dv.StatusCode is not None else 0,
+                    )
+                )
             if res.ContinuationPoint and res.ContinuationPoint != cont[n]:
                 cont[n] = res.ContinuationPoint
                 nxt.append(n)
@@ -766,10 +861,12 @@ async def _history_raw(client: Client, nodes: list[ua.NodeId], start_us: int,
     out = {}
     for n, rows in acc.items():
         k = len(rows)
-        out[n] = (np.fromiter((r[0] for r in rows), np.int64, k),
-                  np.fromiter((0.0 if r[1] is None else r[1] for r in rows), np.float64, k),
-                  np.fromiter((r[1] is None for r in rows), bool, k),
-                  np.fromiter((r[2] for r in rows), np.int64, k))
+        out[n] = (
+            np.fromiter((r[0] for r in rows), np.int64, k),
+            np.fromiter((0.0 if r[1] is None else r[1] for r in rows), np.float64, k),
+            np.fromiter((r[1] is None for r in rows), bool, k),
+            np.fromiter((r[2] for r in rows), np.int64, k),
+        )
     return out
 
 
@@ -784,7 +881,7 @@ def _or_min(v: int | None) -> int:
 
 
 def _iso(wall: float) -> str:
-    return dt.datetime.fromtimestamp(wall, dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(wall, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _past(deadline: float | None) -> bool:
@@ -796,27 +893,44 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
         return
     try:
         await asyncio.wait_for(event.wait(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 
 # ---------------------------------------------------------------------- entry point
-def collect(lake: Lake, endpoint: str, *, tagmap: TagMap | None = None, tags: Sequence[str] | None = None,
-            flush_interval_s: float = 2.0, backfill_s: float | None = 3600.0, duration_s: float | None = None,
-            run_id: str | None = None, stop: threading.Event | None = None,
-            log_every_s: float = 10.0, **config: Any) -> CollectorStatus:
+def collect(
+    lake: Lake,
+    endpoint: str,
+    *,
+    tagmap: TagMap | None = None,
+    tags: Sequence[str] | None = None,
+    flush_interval_s: float = 2.0,
+    backfill_s: float | None = 3600.0,
+    duration_s: float | None = None,
+    run_id: str | None = None,
+    stop: threading.Event | None = None,
+    log_every_s: float = 10.0,
+    **config: Any,
+) -> CollectorStatus:
     """Run a collector until SIGINT/SIGTERM, ``stop`` or ``duration_s``; log progress.
 
     Returns the final :class:`CollectorStatus` (also written to the lake).
     """
-    cfg = CollectorConfig(endpoint=endpoint, tags=tags, tagmap=tagmap or TagMap.contract_default(),
-                          flush_interval_s=flush_interval_s, backfill_s=backfill_s, **config)
+    cfg = CollectorConfig(
+        endpoint=endpoint,
+        tags=tags,
+        tagmap=tagmap or TagMap.contract_default(),
+        flush_interval_s=flush_interval_s,
+        backfill_s=backfill_s,
+        **config,
+    )
     collector = LiveCollector(lake, cfg, run_id=run_id)
     return asyncio.run(_collect(collector, duration_s, stop, log_every_s))
 
 
-async def _collect(collector: LiveCollector, duration_s: float | None, stop: threading.Event | None,
-                   log_every_s: float) -> CollectorStatus:
+async def _collect(
+    collector: LiveCollector, duration_s: float | None, stop: threading.Event | None, log_every_s: float
+) -> CollectorStatus:
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -834,9 +948,16 @@ async def _collect(collector: LiveCollector, duration_s: float | None, stop: thr
             if time.monotonic() - last >= log_every_s:
                 last = time.monotonic()
                 s = collector.snapshot()
-                log.info("%s: %s, %d rows committed (%d quarantined), %d commits, max lag %s s, %d reconnects",
-                         s.endpoint, s.state, s.rows_committed, s.rows_quarantined, s.commits, s.max_lag_s,
-                         s.reconnects)
+                log.info(
+                    "%s: %s, %d rows committed (%d quarantined), %d commits, max lag %s s, %d reconnects",
+                    s.endpoint,
+                    s.state,
+                    s.rows_committed,
+                    s.rows_quarantined,
+                    s.commits,
+                    s.max_lag_s,
+                    s.reconnects,
+                )
             await _wait(done, 0.2)
 
     watcher = asyncio.create_task(watch())

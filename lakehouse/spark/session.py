@@ -66,8 +66,9 @@ def default_conf(shuffle_partitions: int = 4) -> dict[str, str]:
     }
 
 
-def _settings_key(master: str | None, connect_url: str | None, driver_memory: str,
-                  use_delta_spark_jars: bool, conf: dict[str, str]) -> tuple:
+def _settings_key(
+    master: str | None, connect_url: str | None, driver_memory: str, use_delta_spark_jars: bool, conf: dict[str, str]
+) -> tuple:
     return (master, connect_url, driver_memory, use_delta_spark_jars, tuple(sorted(conf.items())))
 
 
@@ -101,8 +102,10 @@ def get_spark_session(
     with _LOCK:
         if _SESSION is not None and _session_alive(_SESSION):
             if key != _SESSION_KEY:
-                log.warning("a SparkSession is already running in this process; reusing it "
-                            "(static settings of this call are ignored)")
+                log.warning(
+                    "a SparkSession is already running in this process; reusing it "
+                    "(static settings of this call are ignored)"
+                )
             return _SESSION
 
         from pyspark.sql import SparkSession
@@ -121,8 +124,7 @@ def get_spark_session(
             # only runtime SQL confs can be set from a Connect client (static ones belong in
             # the server's spark-defaults.conf)
             for k, v in settings.items():
-                if k.startswith("spark.sql.") and k not in _STATIC_SQL_CONF \
-                        and not k.startswith("spark.sql.catalog."):
+                if k.startswith("spark.sql.") and k not in _STATIC_SQL_CONF and not k.startswith("spark.sql.catalog."):
                     builder = builder.config(k, v)
             session = builder.getOrCreate()
         else:

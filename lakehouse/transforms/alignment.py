@@ -48,8 +48,17 @@ from lakehouse.transforms.grid import (
     output_schema,
 )
 
-__all__ = ["ENGINES", "GOOD_QUALITY", "KEY_COLUMNS", "OUTPUT_COLUMNS", "PARAMETERS", "US_PER_HOUR",
-           "align_readings", "batch_windows", "output_schema"]
+__all__ = [
+    "ENGINES",
+    "GOOD_QUALITY",
+    "KEY_COLUMNS",
+    "OUTPUT_COLUMNS",
+    "PARAMETERS",
+    "US_PER_HOUR",
+    "align_readings",
+    "batch_windows",
+    "output_schema",
+]
 
 
 # ----------------------------------------------------------------------------- DuckDB
@@ -97,8 +106,11 @@ def batch_windows(mes_batches: Any, mes_phases: Any, engine: str = "default", sp
     try:
         con.register("mes_batches", _as_arrow(mes_batches))
         con.register("mes_phases", _as_arrow(mes_phases))
-        b_dedup = ("QUALIFY row_number() OVER (PARTITION BY batch_id ORDER BY _ingested_at DESC, "
-                   "_source_file DESC) = 1") if "_ingested_at" in _columns(mes_batches) else ""
+        b_dedup = (
+            ("QUALIFY row_number() OVER (PARTITION BY batch_id ORDER BY _ingested_at DESC, _source_file DESC) = 1")
+            if "_ingested_at" in _columns(mes_batches)
+            else ""
+        )
         return con.sql(f"""
             WITH latest AS (
                 SELECT * FROM mes_batches {b_dedup}
@@ -133,17 +145,22 @@ def _check_engine(engine: str) -> None:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
 
 
-def _align_sql(grid_minutes: int, parameters: tuple[str, ...], dedupe: bool, has_tag: bool,
-               has_source_file: bool, with_phases: bool, phase_cols: list[str]) -> str:
+def _align_sql(
+    grid_minutes: int,
+    parameters: tuple[str, ...],
+    dedupe: bool,
+    has_tag: bool,
+    has_source_file: bool,
+    with_phases: bool,
+    phase_cols: list[str],
+) -> str:
     g = f"to_minutes(CAST({int(grid_minutes)} AS BIGINT))"
     means = ",\n".join(f"avg(value) FILTER (WHERE parameter = '{p}') AS \"{p}\"" for p in parameters)
-    carried = ",\n".join(
-        f"last_value(m.\"{p}\" IGNORE NULLS) OVER batch_so_far AS \"{p}\"" for p in parameters)
+    carried = ",\n".join(f'last_value(m."{p}" IGNORE NULLS) OVER batch_so_far AS "{p}"' for p in parameters)
     plist = ", ".join(f"'{p}'" for p in parameters)
     key = "tag" if has_tag else "parameter"
     order = "_ingested_at DESC" + (", _source_file DESC" if has_source_file else "")
-    dedup = (f"QUALIFY row_number() OVER (PARTITION BY unit_id, {key}, ts ORDER BY {order}) = 1"
-             if dedupe else "")
+    dedup = f"QUALIFY row_number() OVER (PARTITION BY unit_id, {key}, ts ORDER BY {order}) = 1" if dedupe else ""
     if with_phases:
         phase_cte = f""",
         phases AS (
@@ -160,7 +177,7 @@ def _align_sql(grid_minutes: int, parameters: tuple[str, ...], dedupe: bool, has
     hours = "(date_diff('microsecond', {a}, {b}) / 3600000000.0)"
     age = hours.format(a="inoculation_ts", b="ts")
     dur = hours.format(a="inoculation_ts", b="harvest_ts")
-    cols = ",\n".join(f"CAST(\"{p}\" AS DOUBLE) AS \"{p}\"" for p in parameters)
+    cols = ",\n".join(f'CAST("{p}" AS DOUBLE) AS "{p}"' for p in parameters)
     return f"""
         WITH w AS (
             SELECT CAST(batch_id AS VARCHAR) AS batch_id, CAST(unit_id AS VARCHAR) AS unit_id,
@@ -233,8 +250,9 @@ def align_readings(
     if engine == "spark":
         from lakehouse.spark.transforms import align_readings_spark
 
-        return align_readings_spark(readings, batch_windows, grid_minutes, spark, phases=phases,
-                                    parameters=parameters, dedupe=dedupe)
+        return align_readings_spark(
+            readings, batch_windows, grid_minutes, spark, phases=phases, parameters=parameters, dedupe=dedupe
+        )
     rcols = _columns(readings)
     if dedupe is None:
         dedupe = "_ingested_at" in rcols
@@ -246,8 +264,15 @@ def align_readings(
         if phases is not None:
             con.register("mes_phases", _as_arrow(phases))
             phase_cols = _columns(phases)
-        sql = _align_sql(int(grid_minutes), tuple(parameters), bool(dedupe), "tag" in rcols,
-                         "_source_file" in rcols, phases is not None, phase_cols)
+        sql = _align_sql(
+            int(grid_minutes),
+            tuple(parameters),
+            bool(dedupe),
+            "tag" in rcols,
+            "_source_file" in rcols,
+            phases is not None,
+            phase_cols,
+        )
         out = con.sql(sql).to_arrow_table()
     finally:
         con.close()

@@ -10,9 +10,24 @@ from __future__ import annotations
 import pyarrow as pa
 
 PARAMETERS: tuple[str, ...] = (
-    "temperature", "temperature_sp", "ph", "dissolved_oxygen", "agitation", "air_flow",
-    "o2_flow", "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total",
-    "feed_flow_sp", "feed_flow", "feed_total", "weight", "pressure", "vibration",
+    "temperature",
+    "temperature_sp",
+    "ph",
+    "dissolved_oxygen",
+    "agitation",
+    "air_flow",
+    "o2_flow",
+    "co2_flow",
+    "offgas_o2",
+    "offgas_co2",
+    "capacitance",
+    "base_total",
+    "feed_flow_sp",
+    "feed_flow",
+    "feed_total",
+    "weight",
+    "pressure",
+    "vibration",
     "motor_current",
 )
 KEY_COLUMNS: tuple[str, ...] = ("batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase")
@@ -25,6 +40,13 @@ ENGINES = ("default", "spark")
 def output_schema(parameters: tuple[str, ...] = PARAMETERS) -> pa.Schema:
     """Arrow schema of the aligned table (``fct_process_readings`` without lineage)."""
     return pa.schema(
-        [("batch_id", pa.string()), ("unit_id", pa.string()), ("ts", pa.timestamp("us", tz="UTC")),
-         ("culture_age_h", pa.float64()), ("maturity_pct", pa.float64()), ("phase", pa.string())]
-        + [(p, pa.float64()) for p in parameters])
+        [
+            ("batch_id", pa.string()),
+            ("unit_id", pa.string()),
+            ("ts", pa.timestamp("us", tz="UTC")),
+            ("culture_age_h", pa.float64()),
+            ("maturity_pct", pa.float64()),
+            ("phase", pa.string()),
+        ]
+        + [(p, pa.float64()) for p in parameters]
+    )

@@ -67,8 +67,12 @@ def _imports(path: Path, module: str, known: set[str]) -> list[tuple[str, int]]:
 
 
 def _graph() -> dict[str, list[tuple[str, int, Path]]]:
-    files = [p for top in (*PRODUCT, "tests", "bench") for p in (ROOT / top).rglob("*.py")
-             if ".venv" not in p.parts and "target" not in p.parts]
+    files = [
+        p
+        for top in (*PRODUCT, "tests", "bench")
+        for p in (ROOT / top).rglob("*.py")
+        if ".venv" not in p.parts and "target" not in p.parts
+    ]
     known = {_module_name(p) for p in files}
     return {_module_name(p): [(m, line, p) for m, line in _imports(p, _module_name(p), known)] for p in files}
 
@@ -93,21 +97,31 @@ def test_imports_point_down():
 
 
 def test_nothing_imports_the_cli():
-    bad = [f"{p.relative_to(ROOT)}:{line}: imports {t}" for module, imports in _graph().items()
-           for t, line, p in imports if _top(t) == "bioprocess_cli" and _top(module) not in ("bioprocess_cli", "tests")]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line}: imports {t}"
+        for module, imports in _graph().items()
+        for t, line, p in imports
+        if _top(t) == "bioprocess_cli" and _top(module) not in ("bioprocess_cli", "tests")
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_libraries_do_not_import_dagster():
-    bad = [f"{p.relative_to(ROOT)}:{line}: imports {t}" for module, imports in _graph().items()
-           if _top(module) in NO_DAGSTER for t, line, p in imports if _top(t) in DAGSTER]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line}: imports {t}"
+        for module, imports in _graph().items()
+        if _top(module) in NO_DAGSTER
+        for t, line, p in imports
+        if _top(t) in DAGSTER
+    ]
     assert not bad, "Dagster in library code (put it in assets/):\n" + "\n".join(bad)
 
 
 def test_no_import_cycles():
     graph = _graph()
-    edges = {m: sorted({t for t, _, _ in imps if t in graph and t != m}) for m, imps in graph.items()
-             if _top(m) in LAYERS}
+    edges = {
+        m: sorted({t for t, _, _ in imps if t in graph and t != m}) for m, imps in graph.items() if _top(m) in LAYERS
+    }
     # Tarjan's strongly connected components
     index: dict[str, int] = {}
     low: dict[str, int] = {}

@@ -27,8 +27,11 @@ def code_location_outline(defs) -> dict:
     assets = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
-        assets[key.to_user_string()] = {"group": node.group_name, "partitioned": node.partitions_def is not None,
-                                        "deps": sorted(d.to_user_string() for d in node.parent_keys)}
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "partitioned": node.partitions_def is not None,
+            "deps": sorted(d.to_user_string() for d in node.parent_keys),
+        }
     return {
         "assets": assets,
         "checks": sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys),
@@ -51,4 +54,5 @@ def test_code_location_matches_snapshot():
         raise AssertionError(
             f"The code location changed (asset keys, checks, jobs, schedules or sensors):\n{diff}\n"
             f"If the change is deliberate, update the snapshot: {UPDATE}=1 .venv/bin/python -m pytest "
-            f"tests/foundation/test_code_location_snapshot.py (and commit {SNAPSHOT.name}).")
+            f"tests/foundation/test_code_location_snapshot.py (and commit {SNAPSHOT.name})."
+        )

@@ -54,10 +54,19 @@ def test_settings_from_env_and_overrides_leave_the_environment_alone(monkeypatch
     default = Settings.from_env()
     assert default.lake.root_uri == str(DEFAULT_LAKE_ROOT)
     d = SiteConfig()
-    assert (default.site.start_date, default.site.days, default.site.bioreactors, default.site.interval_s,
-            default.site.seed) == (d.start, d.days, d.bioreactors, d.interval_s, d.seed)
-    s = Settings.from_env({"LAKEHOUSE_SITE_DAYS": "12", "LAKEHOUSE_SOURCE": "external"}, lake_root="/tmp/lake-x",
-                          bioreactors=2, start_date=None)
+    assert (
+        default.site.start_date,
+        default.site.days,
+        default.site.bioreactors,
+        default.site.interval_s,
+        default.site.seed,
+    ) == (d.start, d.days, d.bioreactors, d.interval_s, d.seed)
+    s = Settings.from_env(
+        {"LAKEHOUSE_SITE_DAYS": "12", "LAKEHOUSE_SOURCE": "external"},
+        lake_root="/tmp/lake-x",
+        bioreactors=2,
+        start_date=None,
+    )
     assert s.lake.root_uri == "/tmp/lake-x" and s.site.days == 12 and s.site.bioreactors == 2
     assert s.site.source == "external" and s.site.start_date == d.start
     assert s.partition_range() == (d.start, "2026-01-12")

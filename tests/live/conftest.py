@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from live_testutil import SITE, UNKNOWN_SUFFIX
+
 from twin.site import SitePlan, plan_site
 
 

@@ -23,8 +23,8 @@ from twin.live.server import NAMESPACE_URI
 from twin.site import SiteConfig, SitePlan
 
 SITE = SiteConfig(bioreactors=1, days=4, interval_s=60.0, seed=7)
-SIM_START = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)   # one simulated day after the site start
-UNKNOWN_SUFFIX = "AGIT.VIB"                                     # left out of the test tag map
+SIM_START = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)  # one simulated day after the site start
+UNKNOWN_SUFFIX = "AGIT.VIB"  # left out of the test tag map
 
 HERE = Path(__file__).resolve().parent
 HARNESS = HERE / "collector_harness.py"
@@ -38,8 +38,9 @@ async def _served(endpoint: str, tags: list[str]) -> pl.DataFrame:
         ns = await c.get_namespace_index(NAMESPACE_URI)
         for tag in tags:
             node = c.get_node(ua.NodeId(tag, ns))
-            hist = await node.read_raw_history(dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
-                                               dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc))
+            hist = await node.read_raw_history(
+                dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+            )
             for dv in hist:
                 code = dv.StatusCode.value
                 rows["tag"].append(tag)
@@ -47,8 +48,16 @@ async def _served(endpoint: str, tags: list[str]) -> pl.DataFrame:
                 rows["value"].append(dv.Value.Value)
                 rows["status"].append(code)
                 rows["quality"].append(192 if code >> 30 == 0 else 64 if code >> 30 == 1 else 0)
-    return pl.DataFrame(rows, schema={"tag": pl.Utf8, "ts": pl.Datetime("us", "UTC"), "value": pl.Float64,
-                                      "quality": pl.Int16, "status": pl.Int64})
+    return pl.DataFrame(
+        rows,
+        schema={
+            "tag": pl.Utf8,
+            "ts": pl.Datetime("us", "UTC"),
+            "value": pl.Float64,
+            "quality": pl.Int16,
+            "status": pl.Int64,
+        },
+    )
 
 
 def served(endpoint: str, tags: list[str]) -> pl.DataFrame:
@@ -62,12 +71,17 @@ def generated(plan: SitePlan, unit: str, days: range) -> pl.DataFrame:
     for d in days:
         r = plan.unit_day(unit, d)
         n, k = r.values.shape
-        parts.append(pl.DataFrame({
-            "tag": np.tile(np.array([f"{unit}.{s}" for s in TAG_NAMES]), n),
-            "ts": np.repeat(r.ts.astype("datetime64[us]"), k),
-            "value": r.values.ravel(), "quality": r.quality.ravel().astype(np.int16),
-            "unit": np.tile(np.array([TAG_UNITS[s] for s in TAG_NAMES]), n),
-        }).with_columns(pl.col("ts").dt.replace_time_zone("UTC")))
+        parts.append(
+            pl.DataFrame(
+                {
+                    "tag": np.tile(np.array([f"{unit}.{s}" for s in TAG_NAMES]), n),
+                    "ts": np.repeat(r.ts.astype("datetime64[us]"), k),
+                    "value": r.values.ravel(),
+                    "quality": r.quality.ravel().astype(np.int16),
+                    "unit": np.tile(np.array([TAG_UNITS[s] for s in TAG_NAMES]), n),
+                }
+            ).with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
+        )
     return pl.concat(parts)
 
 
@@ -86,15 +100,33 @@ def cursors(lake: Lake, endpoint: str, tags: list[str], table: str = "historian_
 def upto_cursor(df: pl.DataFrame, cur: dict[str, int | None]) -> pl.DataFrame:
     """Rows of ``df`` (tag, ts) at or before each tag's cursor."""
     lim = pl.DataFrame({"tag": list(cur), "_cursor": [c if c is not None else -1 for c in cur.values()]})
-    return (df.join(lim, on="tag").filter(pl.col("ts").dt.epoch("us") <= pl.col("_cursor")).drop("_cursor"))
+    return df.join(lim, on="tag").filter(pl.col("ts").dt.epoch("us") <= pl.col("_cursor")).drop("_cursor")
 
 
-def start_collector(endpoint: str, lake_root: str, *args: str, crash_after: str = "",
-                    env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_collector(
+    endpoint: str, lake_root: str, *args: str, crash_after: str = "", env: dict[str, str] | None = None
+) -> subprocess.Popen:
     e = {**os.environ, **(env or {}), "LIVE_CRASH_AFTER": crash_after}
-    return subprocess.Popen([sys.executable, str(HARNESS), "--endpoint", endpoint, "--lake", lake_root,
-                             "--backfill", "-1", "--log-every", "1", *args],
-                            cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(HARNESS),
+            "--endpoint",
+            endpoint,
+            "--lake",
+            lake_root,
+            "--backfill",
+            "-1",
+            "--log-every",
+            "1",
+            *args,
+        ],
+        cwd=ROOT,
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_until(pred, timeout: float, what: str, proc: subprocess.Popen | None = None, every: float = 0.25) -> None:
@@ -103,8 +135,10 @@ def wait_until(pred, timeout: float, what: str, proc: subprocess.Popen | None = 
         if pred():
             return
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"collector exited ({proc.returncode}) while waiting for {what}:\n"
-                                 f"{proc.stdout.read()[-4000:] if proc.stdout else ''}")
+            raise AssertionError(
+                f"collector exited ({proc.returncode}) while waiting for {what}:\n"
+                f"{proc.stdout.read()[-4000:] if proc.stdout else ''}"
+            )
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 

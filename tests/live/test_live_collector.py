@@ -15,20 +15,29 @@ import time
 
 import polars as pl
 import pytest
+from live_testutil import (
+    SIM_START,
+    UNKNOWN_SUFFIX,
+    bronze,
+    cursors,
+    served,
+    start_collector,
+    stop,
+    upto_cursor,
+    wait_until,
+)
 
-from live_testutil import SIM_START, UNKNOWN_SUFFIX
-from live_testutil import bronze, cursors, served, start_collector, stop, upto_cursor, wait_until
 from lakehouse.ingest.tagmap import load_tagmap
 from lakehouse.live import HOOKS, collect, read_status
 from lakehouse.storage import Lake
-from twin.historian import TAG_NAMES, TAG_UNITS
 from tests.conftest import s3_lake
+from twin.historian import TAG_NAMES, TAG_UNITS
 from twin.live.server import PlantServerThread, SimClock
 
 TAGS = [f"BR-101.{s}" for s in TAG_NAMES]
 UNKNOWN = f"BR-101.{UNKNOWN_SUFFIX}"
 MAPPED = [t for t in TAGS if t != UNKNOWN]
-SPEED = 1800.0          # 30 simulated minutes per second: 30 readings per tag and second
+SPEED = 1800.0  # 30 simulated minutes per second: 30 readings per tag and second
 WINDOW_S = 5 * 86_400.0  # HistoryRead serves everything since the site start
 
 
@@ -114,12 +123,17 @@ def test_collector_rides_out_a_server_restart(tmp_path, live_plan):
     clock = SimClock.starting_now(SIM_START, speed=SPEED)
     srv = PlantServerThread(live_plan, clock, port=0, history_window_s=WINDOW_S).start()
     port, stop_collecting, result = srv.server.port, threading.Event(), {}
-    worker = threading.Thread(target=lambda: result.update(status=collect(
-        lake, srv.endpoint, flush_interval_s=0.5, backfill_s=None, stop=stop_collecting, log_every_s=1.0)))
+    worker = threading.Thread(
+        target=lambda: result.update(
+            status=collect(
+                lake, srv.endpoint, flush_interval_s=0.5, backfill_s=None, stop=stop_collecting, log_every_s=1.0
+            )
+        )
+    )
     worker.start()
     try:
         wait_until(lambda: _version(lake) >= 2, 240, "first commits")
-        srv.stop()                               # the plant's OPC UA server goes away ...
+        srv.stop()  # the plant's OPC UA server goes away ...
         down_at = _version(lake)
         time.sleep(3.0)
         srv = PlantServerThread(live_plan, clock, port=port, history_window_s=WINDOW_S).start()  # ... and back
@@ -143,8 +157,12 @@ def test_collector_rides_out_a_server_restart(tmp_path, live_plan):
 @pytest.mark.s3
 def test_collector_on_s3_crash_and_restart(s3_server, server, tagmap_without_vibration):
     lake = s3_lake(s3_server)
-    env = {"AWS_ENDPOINT_URL": s3_server.endpoint_url, "AWS_ACCESS_KEY_ID": s3_server.access_key,
-           "AWS_SECRET_ACCESS_KEY": s3_server.secret_key, "AWS_REGION": s3_server.region}
+    env = {
+        "AWS_ENDPOINT_URL": s3_server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": s3_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
+        "AWS_REGION": s3_server.region,
+    }
     args = ("--tagmap", str(tagmap_without_vibration), "--flush-interval", "0.5")
     p = start_collector(server.endpoint, lake.root, *args, crash_after="bronze_committed:3", env=env)
     rc, out = p.wait(timeout=300), p.stdout.read()
@@ -180,8 +198,16 @@ def test_two_collectors_on_one_server_write_each_reading_once(tmp_path, server):
     stops = {"a": threading.Event(), "b": threading.Event()}
 
     def run(name: str) -> None:
-        results[name] = collect(lake, server.endpoint, tagmap=tagmap, flush_interval_s=0.3, backfill_s=None,
-                                run_id=name, stop=stops[name], status_path=f"_live/{name}.json")
+        results[name] = collect(
+            lake,
+            server.endpoint,
+            tagmap=tagmap,
+            flush_interval_s=0.3,
+            backfill_s=None,
+            run_id=name,
+            stop=stops[name],
+            status_path=f"_live/{name}.json",
+        )
 
     HOOKS.append(race)
     threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]

@@ -9,9 +9,8 @@ import time
 import numpy as np
 import polars as pl
 from asyncua import Client, ua
+from live_testutil import SIM_START, generated, served
 
-from live_testutil import SIM_START
-from live_testutil import generated, served
 from twin.historian import TAG_NAMES, TAG_UNITS
 from twin.live.server import NAMESPACE_URI, PlantServerThread, SimClock, _TwinHistory, unece_unit_id
 
@@ -34,14 +33,20 @@ def test_server_serves_the_twin_readings(live_plan):
                 # one Read request: the server answers it between two publications (consistent)
                 *batch, published = await c.read_values(
                     [c.get_node(ua.NodeId(f"BR-101.Batch.{n}", ns)) for n in ("Id", "Operation", "Phase")]
-                    + [c.get_node(ua.NodeId("Plant.PublishedUntil", ns))])
+                    + [c.get_node(ua.NodeId("Plant.PublishedUntil", ns))]
+                )
                 # every published reading of a subscription, with its source timestamp and status
                 sub = await c.create_subscription(50, None, queue_maxsize=0)
                 flt = ua.DataChangeFilter(Trigger=ua.DataChangeTrigger.StatusValueTimestamp)
-                await sub.create_monitored_items([ua.MonitoredItemCreateRequest(
-                    ItemToMonitor=ua.ReadValueId(NodeId=temp.nodeid, AttributeId=ua.AttributeIds.Value),
-                    MonitoringMode=ua.MonitoringMode.Reporting,
-                    RequestedParameters=ua.MonitoringParameters(ClientHandle=1, QueueSize=0, Filter=flt))])
+                await sub.create_monitored_items(
+                    [
+                        ua.MonitoredItemCreateRequest(
+                            ItemToMonitor=ua.ReadValueId(NodeId=temp.nodeid, AttributeId=ua.AttributeIds.Value),
+                            MonitoringMode=ua.MonitoringMode.Reporting,
+                            RequestedParameters=ua.MonitoringParameters(ClientHandle=1, QueueSize=0, Filter=flt),
+                        )
+                    ]
+                )
                 got = []
                 t0 = time.monotonic()
                 while time.monotonic() - t0 < 2.0:
@@ -54,34 +59,42 @@ def test_server_serves_the_twin_readings(live_plan):
 
         eu, level, units, batch, published, got = asyncio.run(browse_and_subscribe())
         history = served(srv.endpoint, tags)
-        sim_now = dt.datetime.fromtimestamp(clock.now_ms() / 1000, dt.timezone.utc)
+        sim_now = dt.datetime.fromtimestamp(clock.now_ms() / 1000, dt.UTC)
 
     # node attributes: engineering unit (UNECE code where there is one), historized
     assert eu.DisplayName.Text == "degC" and eu.UnitId == unece_unit_id("CEL") == 0x43454C
     assert units == {s: TAG_UNITS[s] for s in TAG_NAMES}
     assert level & ua.AccessLevel.HistoryRead.mask and level & ua.AccessLevel.CurrentRead.mask
     # MES context equals the plan's batch record at the published time
-    t_h = (published - dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)).total_seconds() / 3600.0
+    t_h = (published - dt.datetime(2026, 1, 1, tzinfo=dt.UTC)).total_seconds() / 3600.0
     assert tuple(batch) == live_plan.batch_state("BR-101", t_h)
     # history = the twin's own readings over the served window: values, statuses, timestamps
     truth = generated(live_plan, "BR-101", range(0, 4))
     lo, hi = history["ts"].min(), history["ts"].max()
-    assert lo == dt.datetime(2026, 1, 1, 0, 0, 0, 462000, tzinfo=dt.timezone.utc)  # first reading of the site
+    assert lo == dt.datetime(2026, 1, 1, 0, 0, 0, 462000, tzinfo=dt.UTC)  # first reading of the site
     assert hi <= sim_now and (sim_now - hi).total_seconds() < 10 * 3600  # up to (nearly) now at 1 h/s
     # (each tag was read at its own moment: compare over each tag's own served range)
     rng = history.group_by("tag").agg(pl.col("ts").min().alias("lo"), pl.col("ts").max().alias("hi"))
-    expect = truth.join(rng, on="tag").filter(pl.col("ts").is_between(pl.col("lo"), pl.col("hi"))) \
+    expect = (
+        truth.join(rng, on="tag")
+        .filter(pl.col("ts").is_between(pl.col("lo"), pl.col("hi")))
         .select("tag", "ts", "value", "quality")
+    )
     assert history.height == expect.height > 19 * 1440
     assert history.select("tag", "ts", "value", "quality").sort("tag", "ts").equals(expect.sort("tag", "ts"))
     assert set(history["quality"].unique().to_list()) == {192, 64, 0}  # Good, Uncertain, Bad all served
     assert set(history["status"].unique().to_list()) == {0, 0x40000000, 0x80000000}
     # the subscription delivered every reading in order (trigger on timestamps: repeated values too)
     assert len(got) >= 30
-    sub = pl.DataFrame({"ts": [g[0] for g in got], "value": [g[1] for g in got]},
-                       schema={"ts": pl.Datetime("us", "UTC"), "value": pl.Float64})
-    temp_truth = truth.filter(pl.col("tag") == "BR-101.TEMP.PV").filter(
-        pl.col("ts").is_between(sub["ts"].min(), sub["ts"].max())).select("ts", "value")
+    sub = pl.DataFrame(
+        {"ts": [g[0] for g in got], "value": [g[1] for g in got]},
+        schema={"ts": pl.Datetime("us", "UTC"), "value": pl.Float64},
+    )
+    temp_truth = (
+        truth.filter(pl.col("tag") == "BR-101.TEMP.PV")
+        .filter(pl.col("ts").is_between(sub["ts"].min(), sub["ts"].max()))
+        .select("ts", "value")
+    )
     assert sub.equals(temp_truth)
 
 
@@ -96,11 +109,14 @@ def test_history_read_pages_and_reads_backward(live_plan):
                 ns = await c.get_namespace_index(NAMESPACE_URI)
                 node = c.get_node(ua.NodeId("BR-101.PH.PV", ns))
                 fwd = await node.read_raw_history(SIM_START - dt.timedelta(hours=6), SIM_START)  # 4 pages
-                details = ua.ReadRawModifiedDetails(IsReadModified=False, StartTime=SIM_START,
-                                                    EndTime=SIM_START - dt.timedelta(hours=1), NumValuesPerNode=10)
+                details = ua.ReadRawModifiedDetails(
+                    IsReadModified=False,
+                    StartTime=SIM_START,
+                    EndTime=SIM_START - dt.timedelta(hours=1),
+                    NumValuesPerNode=10,
+                )
                 back = (await node.history_read(details)).HistoryData.DataValues
-                before = await node.read_raw_history(SIM_START - dt.timedelta(days=3),
-                                                     SIM_START - dt.timedelta(days=2))
+                before = await node.read_raw_history(SIM_START - dt.timedelta(days=3), SIM_START - dt.timedelta(days=2))
                 return fwd, back, before
 
         fwd, back, before = asyncio.run(reads())
@@ -111,7 +127,8 @@ def test_history_read_pages_and_reads_backward(live_plan):
     assert len(back) == 10 and bts == sorted(bts, reverse=True) and bts[0] == ts[-1]  # newest first
     assert before == []  # outside the history window (and before the site start)
     truth = generated(live_plan, "BR-101", range(0, 2)).filter(pl.col("tag") == "BR-101.PH.PV")
-    got = pl.DataFrame({"ts": ts, "value": [d.Value.Value for d in fwd]},
-                       schema={"ts": pl.Datetime("us", "UTC"), "value": pl.Float64})
+    got = pl.DataFrame(
+        {"ts": ts, "value": [d.Value.Value for d in fwd]}, schema={"ts": pl.Datetime("us", "UTC"), "value": pl.Float64}
+    )
     assert got.equals(truth.filter(pl.col("ts").is_between(got["ts"].min(), got["ts"].max())).select("ts", "value"))
     assert np.all(np.diff(got["ts"].dt.epoch("ms").to_numpy()) > 59_000)  # one reading per minute

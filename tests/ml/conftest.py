@@ -56,7 +56,9 @@ def pdm_cfg(config_paths):
 def ss_features(site, ss_cfg):
     from ml.features import build_softsensor_features
 
-    return build_softsensor_features(site.fct_process_readings, site.dim_batches, ss_cfg.features, site.fct_assay_results)
+    return build_softsensor_features(
+        site.fct_process_readings, site.dim_batches, ss_cfg.features, site.fct_assay_results
+    )
 
 
 @pytest.fixture(scope="session")

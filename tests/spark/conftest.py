@@ -7,8 +7,7 @@ import pytest
 
 def pytest_configure(config):
     # pyspark 4.x warns that pandas >= 3 is not fully supported; the Arrow paths we use are fine
-    config.addinivalue_line("filterwarnings",
-                            "ignore:PySpark does not yet fully support pandas:FutureWarning")
+    config.addinivalue_line("filterwarnings", "ignore:PySpark does not yet fully support pandas:FutureWarning")
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow,
-              pytest.mark.skipif(os.environ.get("LAKEHOUSE_TEST_SPARK_CONNECT") != "1",
-                                 reason="opt-in: LAKEHOUSE_TEST_SPARK_CONNECT=1")]
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("LAKEHOUSE_TEST_SPARK_CONNECT") != "1", reason="opt-in: LAKEHOUSE_TEST_SPARK_CONNECT=1"
+    ),
+]
 
 SCRIPT = textwrap.dedent("""
     import os, sys, warnings
@@ -46,7 +50,10 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_bridge_and_alignment_over_spark_connect(tmp_path):
-    env = {**os.environ, "PROJECT_ROOT": str(Path(__file__).resolve().parents[2]),
-           "TABLE_URI": str(tmp_path / "readings")}
+    env = {
+        **os.environ,
+        "PROJECT_ROOT": str(Path(__file__).resolve().parents[2]),
+        "TABLE_URI": str(tmp_path / "readings"),
+    }
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "CONNECT_OK" in proc.stdout, proc.stderr[-3000:]

@@ -17,23 +17,48 @@ from ml.golden import ALL_SIGNALS
 
 #: per-signal measurement noise (1 SD of an hourly mean, absolute units) for twin-built frames
 DEFAULT_NOISE: dict[str, float] = {
-    "temperature": 0.025, "temperature_sp": 0.0, "ph": 0.006, "dissolved_oxygen": 0.6,
-    "agitation": 0.3, "air_flow": 0.3, "o2_flow": 0.05, "co2_flow": 0.02, "offgas_o2": 0.02,
-    "offgas_co2": 0.02, "capacitance": 0.15, "base_total": 20.0, "feed_flow_sp": 0.0,
-    "feed_flow": 0.3, "feed_total": 50.0, "weight": 0.5, "pressure": 0.001, "vibration": 0.03,
+    "temperature": 0.025,
+    "temperature_sp": 0.0,
+    "ph": 0.006,
+    "dissolved_oxygen": 0.6,
+    "agitation": 0.3,
+    "air_flow": 0.3,
+    "o2_flow": 0.05,
+    "co2_flow": 0.02,
+    "offgas_o2": 0.02,
+    "offgas_co2": 0.02,
+    "capacitance": 0.15,
+    "base_total": 20.0,
+    "feed_flow_sp": 0.0,
+    "feed_flow": 0.3,
+    "feed_total": 50.0,
+    "weight": 0.5,
+    "pressure": 0.001,
+    "vibration": 0.03,
     "motor_current": 0.03,
 }
 #: relative noise of the in-process assays (and their result delay in hours)
 ASSAY_NOISE: dict[str, tuple[float, float]] = {
-    "vcd": (0.05, 1.0), "viability": (0.01, 1.0), "glucose": (0.04, 1.0), "lactate": (0.05, 1.0),
-    "ammonia": (0.06, 1.0), "osmolality": (0.015, 1.0), "titer": (0.04, 24.0),
+    "vcd": (0.05, 1.0),
+    "viability": (0.01, 1.0),
+    "glucose": (0.04, 1.0),
+    "lactate": (0.05, 1.0),
+    "ammonia": (0.06, 1.0),
+    "osmolality": (0.015, 1.0),
+    "titer": (0.04, 24.0),
 }
 
 
-def twin_marts(result: Any, batch_ids: Sequence[str], seed: int = 0,
-               noise: dict[str, float] | None = None, status: Sequence[str] | None = None,
-               signals: Sequence[str] = ALL_SIGNALS, assay_every_h: float = 24.0,
-               first_sample_h: float = 2.0) -> dict[str, pd.DataFrame]:
+def twin_marts(
+    result: Any,
+    batch_ids: Sequence[str],
+    seed: int = 0,
+    noise: dict[str, float] | None = None,
+    status: Sequence[str] | None = None,
+    signals: Sequence[str] = ALL_SIGNALS,
+    assay_every_h: float = 24.0,
+    first_sample_h: float = 2.0,
+) -> dict[str, pd.DataFrame]:
     """Gold-mart-shaped frames from a ``twin.bioreactor.BatchResult`` (tests, benchmarks).
 
     Returns ``readings`` (like ``fct_process_readings`` on the twin's record grid, with
@@ -61,9 +86,13 @@ def twin_marts(result: Any, batch_ids: Sequence[str], seed: int = 0,
     readings = pd.concat(frames, ignore_index=True)
 
     h = result.harvest_noisy
-    batches = pd.DataFrame({"batch_id": list(batch_ids),
-                            "status": list(status) if status is not None else ["complete"] * n,
-                            "duration_h": end})
+    batches = pd.DataFrame(
+        {
+            "batch_id": list(batch_ids),
+            "status": list(status) if status is not None else ["complete"] * n,
+            "duration_h": end,
+        }
+    )
     for k, v in result.recipes.items():
         batches[k] = np.asarray(v, dtype=float)
     batches["harvest_titer_g_l"] = np.asarray(h["titer"], dtype=float)
@@ -95,10 +124,17 @@ def _vary_recipes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return recipes_to_arrays(vary_recipes(rng, n))
 
 
-def simulate_monitoring_set(n_normal: int, n_per_type: int = 0, seed: int = 0, prefix: str = "B",
-                            equipment: bool = True, variability: dict | None = None,
-                            deviation_types: Sequence[str] = ("contamination", "temperature_fault", "feed_error"),
-                            dt_h: float = 0.25, params: Any = None) -> dict[str, Any]:
+def simulate_monitoring_set(
+    n_normal: int,
+    n_per_type: int = 0,
+    seed: int = 0,
+    prefix: str = "B",
+    equipment: bool = True,
+    variability: dict | None = None,
+    deviation_types: Sequence[str] = ("contamination", "temperature_fault", "feed_error"),
+    dt_h: float = 0.25,
+    params: Any = None,
+) -> dict[str, Any]:
     """Site-like twin batches with ground truth, for tests and benchmarks.
 
     Like ``twin.site``: the nominal recipe with small setpoint variation, biological
@@ -144,7 +180,7 @@ def simulate_monitoring_set(n_normal: int, n_per_type: int = 0, seed: int = 0, p
     name_to_type = {t.label: t for t in dv.DeviationType if t is not dv.DeviationType.NONE}
     for j, label in enumerate(types):
         i = n_normal + j
-        d = dv.sample_deviations(rng, dur[i:i + 1], {name_to_type[label]: 1.0})
+        d = dv.sample_deviations(rng, dur[i : i + 1], {name_to_type[label]: 1.0})
         faults.dev_type[i] = d.dev_type[0]
         faults.dev_onset_h[i] = d.onset_h[0]
         faults.dev_magnitude[i] = d.magnitude[0]
@@ -157,11 +193,20 @@ def simulate_monitoring_set(n_normal: int, n_per_type: int = 0, seed: int = 0, p
             end_h[i] = round(d.detect_h[0] / dt_h) * dt_h
             lost[i] = True
     kin = sample_kinetics(n, params, variability, seed=seed + 7)
-    res = simulate_batches(rec, params=kin, faults=faults, end_h=end_h, dt_h=dt_h, seed=seed,
-                           sample_offset_h=sample_off)
+    res = simulate_batches(
+        rec, params=kin, faults=faults, end_h=end_h, dt_h=dt_h, seed=seed, sample_offset_h=sample_off
+    )
     ids = [f"{prefix}{i:04d}" for i in range(n)]
     status = np.where(lost, "aborted", "complete")
     marts = twin_marts(res, ids, seed=seed + 11, status=list(status), first_sample_h=sample_off)
-    truth = pd.DataFrame({"batch_id": ids, "deviation_type": dev_label, "deviating": dev_label != "",
-                          "onset_h": onset, "lost": lost, "end_h": end_h})
+    truth = pd.DataFrame(
+        {
+            "batch_id": ids,
+            "deviation_type": dev_label,
+            "deviating": dev_label != "",
+            "onset_h": onset,
+            "lost": lost,
+            "end_h": end_h,
+        }
+    )
     return {**marts, "truth": truth, "result": res}

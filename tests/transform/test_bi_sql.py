@@ -46,13 +46,22 @@ def test_the_documented_sql_runs_verbatim_in_the_duckdb_cli(tmp_path):
     assert len(statements) >= 6
     with_rows = 0
     for sql in statements:
-        proc = subprocess.run(cli_command("data/warehouse.duckdb", init, ["-csv", "-c", sql]), cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            cli_command("data/warehouse.duckdb", init, ["-csv", "-c", sql]),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0 and "Error" not in proc.stderr, (sql, proc.stderr[-2000:])
         with_rows += proc.stdout.strip().count("\n") >= 1  # a header and at least one row
     # the fixture plant has other batch ids than the twin's 'BR101-0001': that one may be empty
     assert with_rows >= len(statements) - 1
     # read-only: a write is refused
-    proc = subprocess.run(cli_command(warehouse, init, ["-c", "create table marts.x as select 1"]),
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        cli_command(warehouse, init, ["-c", "create table marts.x as select 1"]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode != 0 or "read-only" in (proc.stderr + proc.stdout).lower()

@@ -25,8 +25,13 @@ DBT = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # Arrow type of the bronze schema -> the DuckDB type dbt must use for it
 DUCKDB_TYPES: dict[pa.DataType, str] = {
-    pa.string(): "varchar", pa.float64(): "double", pa.int64(): "bigint", pa.int32(): "integer",
-    pa.int16(): "smallint", pa.date32(): "date", pa.timestamp("us", tz="UTC"): "timestamptz",
+    pa.string(): "varchar",
+    pa.float64(): "double",
+    pa.int64(): "bigint",
+    pa.int32(): "integer",
+    pa.int16(): "smallint",
+    pa.date32(): "date",
+    pa.timestamp("us", tz="UTC"): "timestamptz",
 }
 
 
@@ -56,8 +61,10 @@ def test_bronze_columns_macro_is_the_bronze_schema():
         assert [list(c) for c in macro[table]] == want, table
 
 
-_CAST = re.compile(r"""cast\(\s*(?:"?(?P<col>\w+)"?|\{\{\s*canonical_value\('(?P<canon>\w+)'[^}]*\}\})\s+as\s+(?P<type>\w+)\s*\)""",
-                   re.IGNORECASE)
+_CAST = re.compile(
+    r"""cast\(\s*(?:"?(?P<col>\w+)"?|\{\{\s*canonical_value\('(?P<canon>\w+)'[^}]*\}\})\s+as\s+(?P<type>\w+)\s*\)""",
+    re.IGNORECASE,
+)
 _BRONZE = re.compile(r"bronze\('\w+',\s*'(?P<table>\w+)'\)")
 
 
@@ -79,8 +86,8 @@ def test_staging_casts_follow_the_bronze_schema(model: Path):
             continue  # a derived expression, not a bronze column
         checked += 1
         assert m.group("type").lower() == types[col], (
-            f"{model.name}: cast({col} as {m.group('type')}) but bronze has {types[col]} "
-            f"(lakehouse/ingest/schemas.py)")
+            f"{model.name}: cast({col} as {m.group('type')}) but bronze has {types[col]} (lakehouse/ingest/schemas.py)"
+        )
     # every bronze column the model types explicitly was compared: at least the lineage column
     # and the table's own columns, so the check cannot pass on a model it failed to parse
     assert checked >= min(3, len(types)), f"{model.name}: only {checked} casts of bronze columns found"

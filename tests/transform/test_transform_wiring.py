@@ -33,7 +33,8 @@ def test_asset_graph_keys_and_lineage():
     rest = next(a for a in defs.assets if dg.AssetKey(["stg_historian__readings"]) in a.keys)
     assert aligned is not rest and not set(aligned.keys) & set(rest.keys)
     assert {"int_process_readings__aligned", "int_process_readings__assays_asof", "fct_process_readings"} <= {
-        k.to_user_string() for k in aligned.keys}
+        k.to_user_string() for k in aligned.keys
+    }
     assert dg.AssetKey(["stg_historian__readings"]) in {d.asset_key for s in aligned.specs for d in s.deps}
     assert {"spark", "dbt", "lake"} <= set(aligned.required_resource_keys)
     check_assets = {c.asset_key for c in aligned.check_specs}

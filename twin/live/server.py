@@ -54,15 +54,23 @@ from twin.site import SiteConfig, SitePlan, plan_site
 log = logging.getLogger(__name__)
 
 NAMESPACE_URI = "urn:bioprocess-lakehouse:twin"
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 DAY_MS = 86_400_000
 # historian quality -> OPC UA status code (severity bits: 00 Good, 01 Uncertain, 10 Bad)
 QUALITY_STATUS: dict[int, int] = {192: ua.StatusCodes.Good, 64: ua.StatusCodes.Uncertain, 0: ua.StatusCodes.Bad}
 _STATUS = {q: ua.StatusCode(code) for q, code in QUALITY_STATUS.items()}
 # historian unit -> UNECE Rec. 20 common code (OPC UA Part 8 EUInformation); units without a
 # code (pH, rpm, pF/cm, mm/s here) get UnitId -1. DisplayName is always the historian's unit.
-UNECE_CODES: dict[str, str] = {"degC": "CEL", "%": "P1", "kg": "KGM", "bar": "BAR", "A": "AMP",
-                               "mL": "MLT", "L/min": "L2", "mL/min": "41"}
+UNECE_CODES: dict[str, str] = {
+    "degC": "CEL",
+    "%": "P1",
+    "kg": "KGM",
+    "bar": "BAR",
+    "A": "AMP",
+    "mL": "MLT",
+    "L/min": "L2",
+    "mL/min": "41",
+}
 UNECE_NAMESPACE = "http://www.opcfoundation.org/UA/units/un/cefact"
 
 
@@ -78,18 +86,23 @@ def unece_unit_id(code: str | None) -> int:
 
 def eu_information(unit: str) -> ua.EUInformation:
     """EngineeringUnits of a historian unit string."""
-    return ua.EUInformation(NamespaceUri=UNECE_NAMESPACE, UnitId=unece_unit_id(UNECE_CODES.get(unit)),
-                            DisplayName=ua.LocalizedText(unit), Description=ua.LocalizedText(unit))
+    return ua.EUInformation(
+        NamespaceUri=UNECE_NAMESPACE,
+        UnitId=unece_unit_id(UNECE_CODES.get(unit)),
+        DisplayName=ua.LocalizedText(unit),
+        Description=ua.LocalizedText(unit),
+    )
 
 
 def ms_to_datetime(ms: int) -> dt.datetime:
+    """Milliseconds since the epoch as an aware UTC datetime."""
     return EPOCH + dt.timedelta(milliseconds=int(ms))
 
 
 def datetime_to_us(t: dt.datetime) -> int:
     """Microseconds since the epoch of an aware (or naive UTC) datetime, exactly."""
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
     d = t - EPOCH
     return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
@@ -107,7 +120,7 @@ class SimClock:
     speed: float = 1.0
 
     @classmethod
-    def starting_now(cls, sim_start: dt.datetime | str, speed: float = 1.0) -> "SimClock":
+    def starting_now(cls, sim_start: dt.datetime | str, speed: float = 1.0) -> SimClock:
         """A clock whose simulated time is ``sim_start`` now."""
         if isinstance(sim_start, str):
             sim_start = dt.datetime.fromisoformat(sim_start.replace("Z", "+00:00"))
@@ -116,6 +129,7 @@ class SimClock:
         return cls(datetime_to_us(sim_start) // 1000, time.time(), float(speed))
 
     def now_ms(self, wall: float | None = None) -> int:
+        """Simulated time (ms since the epoch) at wall-clock time ``wall`` (default: now)."""
         wall = time.time() if wall is None else wall
         return self.sim_start_ms + int(math.floor((wall - self.wall_anchor) * self.speed * 1000.0))
 
@@ -159,7 +173,9 @@ class _Days:
         hi = min(self.day_of(b_ms), self.n_days - 1)
         return range(lo, hi + 1)
 
-    def slices(self, unit: str, a_ms: int, b_ms: int, *, left_open: bool) -> list[tuple[np.ndarray, DayReadings, int, int]]:
+    def slices(
+        self, unit: str, a_ms: int, b_ms: int, *, left_open: bool
+    ) -> list[tuple[np.ndarray, DayReadings, int, int]]:
         """Row slices of ``unit`` with a < ts ≤ b (``left_open``) or a ≤ ts ≤ b."""
         out = []
         for d in self.days_between(a_ms, b_ms):
@@ -174,7 +190,7 @@ class _Days:
 class _TwinHistory(HistoryStorageInterface):
     """HistoryRead (raw) from the twin's day arrays; nothing is stored."""
 
-    def __init__(self, server: "PlantServer", max_history_data_response_size: int = 10_000) -> None:
+    def __init__(self, server: PlantServer, max_history_data_response_size: int = 10_000) -> None:
         super().__init__(max_history_data_response_size)
         self.server = server
 
@@ -190,8 +206,9 @@ class _TwinHistory(HistoryStorageInterface):
     async def stop(self) -> None:
         return None
 
-    async def read_node_history(self, node_id: ua.NodeId, start: dt.datetime | None, end: dt.datetime | None,
-                                nb_values: int) -> tuple[list[ua.DataValue], dt.datetime | None]:
+    async def read_node_history(
+        self, node_id: ua.NodeId, start: dt.datetime | None, end: dt.datetime | None, nb_values: int
+    ) -> tuple[list[ua.DataValue], dt.datetime | None]:
         where = self.server.tag_index.get(node_id)
         if where is None:
             return [], None
@@ -213,9 +230,9 @@ class _TwinHistory(HistoryStorageInterface):
         # ms-resolution readings in [a_us, b_us]: ceil / floor to whole milliseconds
         a_ms, b_ms = -(-a_us // 1000), b_us // 1000
         parts = await asyncio.to_thread(self.server.days.slices, unit, a_ms, b_ms, left_open=False)
-        ts = np.concatenate([p[0][p[2]:p[3]] for p in parts]) if parts else np.empty(0, np.int64)
-        val = np.concatenate([p[1].values[p[2]:p[3], j] for p in parts]) if parts else np.empty(0)
-        q = np.concatenate([p[1].quality[p[2]:p[3], j] for p in parts]) if parts else np.empty(0, np.int16)
+        ts = np.concatenate([p[0][p[2] : p[3]] for p in parts]) if parts else np.empty(0, np.int64)
+        val = np.concatenate([p[1].values[p[2] : p[3], j] for p in parts]) if parts else np.empty(0)
+        q = np.concatenate([p[1].quality[p[2] : p[3], j] for p in parts]) if parts else np.empty(0, np.int16)
         if backward:
             ts, val, q = ts[::-1], val[::-1], q[::-1]
         if nb_values and ts.size > nb_values:
@@ -225,13 +242,17 @@ class _TwinHistory(HistoryStorageInterface):
             cont = ms_to_datetime(int(ts[self.max_history_data_response_size]))
             n = self.max_history_data_response_size
             ts, val, q = ts[:n], val[:n], q[:n]
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         return [_datavalue(float(v), int(qq), ms_to_datetime(int(t)), now) for t, v, qq in zip(ts, val, q)], cont
 
 
 def _datavalue(value: float, quality: int, source: dt.datetime, server: dt.datetime) -> ua.DataValue:
-    return ua.DataValue(Value=ua.Variant(value, ua.VariantType.Double), StatusCode=_STATUS[quality],
-                        SourceTimestamp=source, ServerTimestamp=server)
+    return ua.DataValue(
+        Value=ua.Variant(value, ua.VariantType.Double),
+        StatusCode=_STATUS[quality],
+        SourceTimestamp=source,
+        ServerTimestamp=server,
+    )
 
 
 class PlantServer:
@@ -253,9 +274,17 @@ class PlantServer:
         Units to serve (default: every unit of the plan).
     """
 
-    def __init__(self, plan: SitePlan, clock: SimClock, *, host: str = "127.0.0.1", port: int = 4840,
-                 history_window_s: float = 86_400.0, tick_s: float = 0.25,
-                 units: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        plan: SitePlan,
+        clock: SimClock,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4840,
+        history_window_s: float = 86_400.0,
+        tick_s: float = 0.25,
+        units: Sequence[str] | None = None,
+    ) -> None:
         if plan.cfg.interval_s < 1.0:
             raise ValueError("the live server needs a historian interval of at least 1 s")
         self.plan = plan
@@ -284,6 +313,7 @@ class PlantServer:
     # ------------------------------------------------------------------ properties
     @property
     def endpoint(self) -> str:
+        """``opc.tcp://host:port`` of the server."""
         return f"opc.tcp://{self.host}:{self.port}"
 
     def history_range_ms(self) -> tuple[int, int]:
@@ -305,9 +335,14 @@ class PlantServer:
         self._server = server
         self.port = int(server.bserver.port) if server.bserver is not None else self.port
         self._task = asyncio.create_task(self._publish_loop(), name="twin-publisher")
-        log.info("twin OPC UA server on %s: %d units, %d tags, speed %g, simulated time %s",
-                 self.endpoint, len(self.units), len(self.tag_index), self.clock.speed,
-                 ms_to_datetime(self.published_ms).isoformat())
+        log.info(
+            "twin OPC UA server on %s: %d units, %d tags, speed %g, simulated time %s",
+            self.endpoint,
+            len(self.units),
+            len(self.tag_index),
+            self.clock.speed,
+            ms_to_datetime(self.published_ms).isoformat(),
+        )
 
     async def stop(self) -> None:
         """Stop publishing and close every connection."""
@@ -330,10 +365,12 @@ class PlantServer:
         ns = self.ns
         plant = await server.nodes.objects.add_object(ua.NodeId("Plant", ns), ua.QualifiedName("Plant", ns))
         now = ms_to_datetime(self.published_ms)
-        for name, value, vtype in (("SimulatedTime", now, ua.VariantType.DateTime),
-                                   ("PublishedUntil", now, ua.VariantType.DateTime),
-                                   ("Speed", float(self.clock.speed), ua.VariantType.Double),
-                                   ("HistoryWindow", self.history_window_ms / 1000.0, ua.VariantType.Double)):
+        for name, value, vtype in (
+            ("SimulatedTime", now, ua.VariantType.DateTime),
+            ("PublishedUntil", now, ua.VariantType.DateTime),
+            ("Speed", float(self.clock.speed), ua.VariantType.Double),
+            ("HistoryWindow", self.history_window_ms / 1000.0, ua.VariantType.Double),
+        ):
             node = await plant.add_variable(ua.NodeId(f"Plant.{name}", ns), ua.QualifiedName(name, ns), value, vtype)
             self._plant_nodes[name] = node.nodeid
         initial = await asyncio.to_thread(self._last_values, self.published_ms)
@@ -344,25 +381,35 @@ class PlantServer:
                 tag = f"{unit}.{suffix}"
                 value, quality, src = initial[unit][j]
                 var = await obj.add_variable(ua.NodeId(tag, ns), ua.QualifiedName(tag, ns), 0.0, ua.VariantType.Double)
-                await var.add_property(ua.NodeId(f"{tag}.EngineeringUnits", ns), "EngineeringUnits",
-                                       eu_information(TAG_UNITS[suffix]), ua.VariantType.ExtensionObject,
-                                       ua.ObjectIds.EUInformation)
+                await var.add_property(
+                    ua.NodeId(f"{tag}.EngineeringUnits", ns),
+                    "EngineeringUnits",
+                    eu_information(TAG_UNITS[suffix]),
+                    ua.VariantType.ExtensionObject,
+                    ua.ObjectIds.EUInformation,
+                )
                 level = ua.AccessLevel.CurrentRead.mask | ua.AccessLevel.HistoryRead.mask
-                await var.write_attribute(ua.AttributeIds.AccessLevel, ua.DataValue(ua.Variant(level, ua.VariantType.Byte)))
-                await var.write_attribute(ua.AttributeIds.UserAccessLevel,
-                                          ua.DataValue(ua.Variant(level, ua.VariantType.Byte)))
-                await var.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(ua.Variant(True, ua.VariantType.Boolean)))
+                await var.write_attribute(
+                    ua.AttributeIds.AccessLevel, ua.DataValue(ua.Variant(level, ua.VariantType.Byte))
+                )
+                await var.write_attribute(
+                    ua.AttributeIds.UserAccessLevel, ua.DataValue(ua.Variant(level, ua.VariantType.Byte))
+                )
+                await var.write_attribute(
+                    ua.AttributeIds.Historizing, ua.DataValue(ua.Variant(True, ua.VariantType.Boolean))
+                )
                 self.tag_index[var.nodeid] = (unit, j)
                 attval = server.iserver.aspace[var.nodeid].attributes[ua.AttributeIds.Value]
                 if src is not None:
-                    attval.value = _datavalue(value, quality, src, dt.datetime.now(dt.timezone.utc))
+                    attval.value = _datavalue(value, quality, src, dt.datetime.now(dt.UTC))
                 attvals.append(attval)
             self._attvals[unit] = attvals
             batch = await obj.add_object(ua.NodeId(f"{unit}.Batch", ns), ua.QualifiedName("Batch", ns))
             ids = []
             for name in ("Id", "Operation", "Phase"):
-                node = await batch.add_variable(ua.NodeId(f"{unit}.Batch.{name}", ns), ua.QualifiedName(name, ns),
-                                                "", ua.VariantType.String)
+                node = await batch.add_variable(
+                    ua.NodeId(f"{unit}.Batch.{name}", ns), ua.QualifiedName(name, ns), "", ua.VariantType.String
+                )
                 ids.append(node.nodeid)
             self._batch_nodes[unit] = (ids[0], ids[1], ids[2])
         await self._update_context(server)
@@ -392,7 +439,7 @@ class PlantServer:
                 await self.publish_until(self.clock.now_ms())
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a publisher bug must be visible, not kill the server silently
+            except Exception:
                 log.exception("publishing failed")
             await asyncio.sleep(max(self.tick_s - (time.monotonic() - t), 0.01))
 
@@ -409,7 +456,7 @@ class PlantServer:
         slices = {u: await asyncio.to_thread(self.days.slices, u, a, b, left_open=True) for u in self.units}
         self.published_ms = b  # history shows them first: subscribe-then-read never has a gap
         n = 0
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         for unit in self.units:
             attvals = self._attvals[unit]
             for ts, r, i0, i1 in slices[unit]:
@@ -440,6 +487,7 @@ class PlantServer:
             async def work() -> None:
                 for unit in self.units:
                     await asyncio.to_thread(self.days.get, unit, nxt)
+
             self._prefetching = asyncio.create_task(work())
             self._prefetching.add_done_callback(lambda _: setattr(self, "_prefetching", None))
 
@@ -451,13 +499,19 @@ class PlantServer:
             if state != self._batch_state.get(unit):
                 self._batch_state[unit] = state
                 for nodeid, value in zip(self._batch_nodes[unit], state):
-                    await server.write_attribute_value(nodeid, ua.DataValue(
-                        ua.Variant(value, ua.VariantType.String), SourceTimestamp=src,
-                        ServerTimestamp=dt.datetime.now(dt.timezone.utc)))
+                    await server.write_attribute_value(
+                        nodeid,
+                        ua.DataValue(
+                            ua.Variant(value, ua.VariantType.String),
+                            SourceTimestamp=src,
+                            ServerTimestamp=dt.datetime.now(dt.UTC),
+                        ),
+                    )
         sim_now = ms_to_datetime(min(self.clock.now_ms(), self.site_end_ms))
         for name, value in (("SimulatedTime", sim_now), ("PublishedUntil", src)):
-            await server.write_attribute_value(self._plant_nodes[name], ua.DataValue(
-                ua.Variant(value, ua.VariantType.DateTime), SourceTimestamp=src))
+            await server.write_attribute_value(
+                self._plant_nodes[name], ua.DataValue(ua.Variant(value, ua.VariantType.DateTime), SourceTimestamp=src)
+            )
 
 
 async def _set_value(attval: Any, dv: ua.DataValue) -> None:
@@ -486,9 +540,11 @@ class PlantServerThread:
 
     @property
     def endpoint(self) -> str:
+        """``opc.tcp://host:port`` of the server."""
         return self.server.endpoint
 
-    def start(self, timeout: float = 60.0) -> "PlantServerThread":
+    def start(self, timeout: float = 60.0) -> PlantServerThread:
+        """Start the server in its thread; return once it accepts connections."""
         self._thread = threading.Thread(target=self._run, name="twin-opcua", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -503,7 +559,7 @@ class PlantServerThread:
             self._stop = asyncio.Event()
             try:
                 await self.server.start()
-            except BaseException as exc:  # noqa: BLE001 - reported to start()
+            except BaseException as exc:
                 self._error = exc
                 self._ready.set()
                 return
@@ -521,12 +577,13 @@ class PlantServerThread:
         return asyncio.run_coroutine_threadsafe(coro_fn(*args), self._loop).result(timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server and join its thread."""
         if self._loop is not None and self._stop is not None and self._thread is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def __enter__(self) -> "PlantServerThread":
+    def __enter__(self) -> PlantServerThread:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -534,34 +591,68 @@ class PlantServerThread:
 
 
 # ---------------------------------------------------------------------- entry point
-def site_for_live(units: int = 2, interval_s: float = 60.0, seed: int = 7, days: int = 30,
-                  site_start: str | None = None, start: str | None = None,
-                  history_window_s: float = 86_400.0, product: str = "mAb-A") -> tuple[SiteConfig, dt.datetime]:
+def site_for_live(
+    units: int = 2,
+    interval_s: float = 60.0,
+    seed: int = 7,
+    days: int = 30,
+    site_start: str | None = None,
+    start: str | None = None,
+    history_window_s: float = 86_400.0,
+    product: str = "mAb-A",
+) -> tuple[SiteConfig, dt.datetime]:
     """The site to play and the simulated start time.
 
     ``start``: ISO time, ``"now"`` (the site is laid out so that simulated time = wall time at
     speed 1: it starts ``history_window`` + 1 day before today), or None (site start + 2 days).
     """
     if start == "now":
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         lead = int(math.ceil(history_window_s / 86_400.0)) + 1
         first = (now - dt.timedelta(days=lead)).date()
-        cfg = SiteConfig(start=first.isoformat(), days=days + lead, bioreactors=units, interval_s=interval_s,
-                         seed=seed, product=product)
+        cfg = SiteConfig(
+            start=first.isoformat(),
+            days=days + lead,
+            bioreactors=units,
+            interval_s=interval_s,
+            seed=seed,
+            product=product,
+        )
         return cfg, now
-    cfg = SiteConfig(start=site_start or SiteConfig.start, days=days, bioreactors=units, interval_s=interval_s,
-                     seed=seed, product=product)
-    t0 = dt.datetime.fromisoformat(cfg.start).replace(tzinfo=dt.timezone.utc)
-    sim_start = t0 + dt.timedelta(days=2) if start is None else \
-        dt.datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+    cfg = SiteConfig(
+        start=site_start or SiteConfig.start,
+        days=days,
+        bioreactors=units,
+        interval_s=interval_s,
+        seed=seed,
+        product=product,
+    )
+    t0 = dt.datetime.fromisoformat(cfg.start).replace(tzinfo=dt.UTC)
+    sim_start = (
+        t0 + dt.timedelta(days=2)
+        if start is None
+        else dt.datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(dt.UTC)
+    )
     return cfg, sim_start
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 4840, units: int = 2, interval_s: float = 60.0,
-          seed: int = 7, days: int = 30, site_start: str | None = None, start: str | None = None,
-          speed: float = 1.0, history_window_s: float = 86_400.0, tick_s: float = 0.25,
-          wall_anchor: float | None = None, log_every_s: float = 10.0,
-          stop: threading.Event | None = None) -> None:
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 4840,
+    units: int = 2,
+    interval_s: float = 60.0,
+    seed: int = 7,
+    days: int = 30,
+    site_start: str | None = None,
+    start: str | None = None,
+    speed: float = 1.0,
+    history_window_s: float = 86_400.0,
+    tick_s: float = 0.25,
+    wall_anchor: float | None = None,
+    log_every_s: float = 10.0,
+    stop: threading.Event | None = None,
+) -> None:
     """Serve a twin site over OPC UA until SIGINT/SIGTERM (or ``stop`` is set).
 
     Prints one JSON line ``{"event": "listening", "endpoint": ...}`` when ready, then a progress
@@ -575,8 +666,13 @@ def serve(*, host: str = "127.0.0.1", port: int = 4840, units: int = 2, interval
     if wall_anchor is not None:
         clock = SimClock(clock.sim_start_ms, float(wall_anchor), clock.speed)
     log.info("planned %d units x %d days in %.1f s", units, cfg.days, time.perf_counter() - t)
-    asyncio.run(_serve(PlantServer(plan, clock, host=host, port=port, history_window_s=history_window_s,
-                                   tick_s=tick_s), log_every_s, stop))
+    asyncio.run(
+        _serve(
+            PlantServer(plan, clock, host=host, port=port, history_window_s=history_window_s, tick_s=tick_s),
+            log_every_s,
+            stop,
+        )
+    )
 
 
 async def _serve(server: PlantServer, log_every_s: float, stop: threading.Event | None) -> None:
@@ -588,18 +684,36 @@ async def _serve(server: PlantServer, log_every_s: float, stop: threading.Event 
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
     await server.start()
-    print(json.dumps({"event": "listening", "endpoint": server.endpoint, "tags": len(server.tag_index),
-                      "speed": server.clock.speed, "wall_anchor": server.clock.wall_anchor,
-                      "sim_start_ms": server.clock.sim_start_ms}), flush=True)
+    print(
+        json.dumps(
+            {
+                "event": "listening",
+                "endpoint": server.endpoint,
+                "tags": len(server.tag_index),
+                "speed": server.clock.speed,
+                "wall_anchor": server.clock.wall_anchor,
+                "sim_start_ms": server.clock.sim_start_ms,
+            }
+        ),
+        flush=True,
+    )
     try:
         last = 0.0
         while not done.is_set() and not (stop is not None and stop.is_set()):
             await asyncio.sleep(0.2)
             if time.monotonic() - last >= log_every_s:
                 last = time.monotonic()
-                print(json.dumps({"event": "progress", "simulated_time": ms_to_datetime(server.published_ms).isoformat(),
-                                  "readings_published": server.readings_published,
-                                  "batches": {u: s[0] or s[2] for u, s in server._batch_state.items()}}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "event": "progress",
+                            "simulated_time": ms_to_datetime(server.published_ms).isoformat(),
+                            "readings_published": server.readings_published,
+                            "batches": {u: s[0] or s[2] for u, s in server._batch_state.items()},
+                        }
+                    ),
+                    flush=True,
+                )
     finally:
         await server.stop()
         print(json.dumps({"event": "stopped", "readings_published": server.readings_published}), flush=True)

@@ -20,5 +20,18 @@ from twin.site.config import RECIPE_VARIATION, ProgressFn, SiteConfig, vary_reci
 from twin.site.plan import Failure, PlannedBatch, SitePlan, WorkOrderRec, _Planner, plan_site
 from twin.site.write import SiteSummary, simulate_site
 
-__all__ = ["RECIPE_VARIATION", "Failure", "PlannedBatch", "ProgressFn", "SiteConfig", "SitePlan", "SiteSummary",
-           "WorkOrderRec", "_Planner", "plan_site", "simulate_site", "vary_recipe", "vary_recipes"]
+__all__ = [
+    "RECIPE_VARIATION",
+    "Failure",
+    "PlannedBatch",
+    "ProgressFn",
+    "SiteConfig",
+    "SitePlan",
+    "SiteSummary",
+    "WorkOrderRec",
+    "_Planner",
+    "plan_site",
+    "simulate_site",
+    "vary_recipe",
+    "vary_recipes",
+]

@@ -102,8 +102,7 @@ def vary_recipe(rng: np.random.Generator, nominal: Recipe) -> Recipe:
 def vary_recipes(rng: np.random.Generator, n: int, nominal: Recipe | None = None) -> dict[str, np.ndarray]:
     """``n`` recipes drawn like :func:`vary_recipe`, vectorised: one array per field."""
     nominal = nominal or NOMINAL_RECIPE
-    return {key: np.clip(_round_setpoint(rng.normal(getattr(nominal, key), sd, n), rounding, np.round),
-                         *DESIGN_SPACE[key])
-            for key, (sd, rounding) in RECIPE_VARIATION.items()}
-
-
+    return {
+        key: np.clip(_round_setpoint(rng.normal(getattr(nominal, key), sd, n), rounding, np.round), *DESIGN_SPACE[key])
+        for key, (sd, rounding) in RECIPE_VARIATION.items()
+    }

@@ -35,6 +35,7 @@ from twin.deviations import DEFAULT_RATES, DeviationType, sample_deviations
 from twin.historian import BatchSignals, DayReadings, HistorianDay, Segment, UnitTimeline, unit_day_readings
 from twin.site.config import (
     _S_DSP,
+    _S_HIST,
     _S_PLAN,
     _S_RECIPE,
     AGITATOR_PM_D,
@@ -47,7 +48,6 @@ from twin.site.config import (
     SAMPLE_TOD_H,
     SKID_PM_D,
     TURNAROUND_H,
-    _S_HIST,
     SiteConfig,
     _rng,
     vary_recipe,
@@ -58,6 +58,7 @@ from twin.writers import to_datetime64
 @dataclass
 class WorkOrderRec:
     """A CMMS work order as planned (times in hours since the simulation start)."""
+
     equipment_id: str
     equipment_type: str
     work_type: str
@@ -109,6 +110,7 @@ class PlannedBatch:
 @dataclass
 class Failure:
     """An equipment failure (ground truth): equipment, mode, degradation start, failure and repair time."""
+
     equipment_id: str
     failure_mode: str
     degradation_start: float
@@ -137,8 +139,9 @@ class _UnitState:
 class _Planner:
     """Sequential event planning of one bioreactor (batches, failures, maintenance)."""
 
-    def __init__(self, cfg: SiteConfig, unit_idx: int, t_end: float, wos: list[WorkOrderRec],
-                 failures: list[Failure]) -> None:
+    def __init__(
+        self, cfg: SiteConfig, unit_idx: int, t_end: float, wos: list[WorkOrderRec], failures: list[Failure]
+    ) -> None:
         self.cfg = cfg
         self.u = unit_idx
         self.unit_id = cfg.unit_ids()[unit_idx]
@@ -154,10 +157,15 @@ class _Planner:
         self.timeline.bearings.append((-1e9, onset, fail))
         self.st = _UnitState(
             bearing=(-1e9, onset, fail),
-            pump_run_h=float(rng.uniform(0.0, 1200.0)), pump_life_h=eq.sample_pump_life(rng),
-            pump_installed=-1e9, pump_last_pm=-float(rng.uniform(0.0, eq.PUMP_PM_INTERVAL_D)) * 24.0,
-            probe_age=int(rng.integers(0, eq.DO_INITIAL_AGE_MAX)), probe_installed=-1e9, probe_degr_start=math.nan,
-            probe_pending_wo=-1, agit_last_pm=-float(rng.uniform(0.0, AGITATOR_PM_D)) * 24.0,
+            pump_run_h=float(rng.uniform(0.0, 1200.0)),
+            pump_life_h=eq.sample_pump_life(rng),
+            pump_installed=-1e9,
+            pump_last_pm=-float(rng.uniform(0.0, eq.PUMP_PM_INTERVAL_D)) * 24.0,
+            probe_age=int(rng.integers(0, eq.DO_INITIAL_AGE_MAX)),
+            probe_installed=-1e9,
+            probe_degr_start=math.nan,
+            probe_pending_wo=-1,
+            agit_last_pm=-float(rng.uniform(0.0, AGITATOR_PM_D)) * 24.0,
         )
         if self.st.pump_run_h >= float(eq.pump_tolerance_hours(self.st.pump_life_h)):
             self.st.pump_run_h = 0.5 * self.st.pump_life_h
@@ -166,8 +174,7 @@ class _Planner:
         self.st.pump_degr_start = -excess * 1.4 if excess >= 0 else math.nan
 
     # -- work orders ------------------------------------------------------------
-    def _wo(self, suffix: str, work_type: str, mode: str, prio: str, opened: float, closed: float,
-            desc: str) -> int:
+    def _wo(self, suffix: str, work_type: str, mode: str, prio: str, opened: float, closed: float, desc: str) -> int:
         eid = f"{self.unit_id}-{suffix}"
         etype = eq.EQUIPMENT_TYPES[suffix]
         self.wos.append(WorkOrderRec(eid, etype, work_type, mode, prio, opened, closed, desc))
@@ -178,8 +185,11 @@ class _Planner:
         rng = self.rng
         opened = t_fail + float(rng.uniform(0.05, 0.5))
         done = t_fail + repair_h
-        desc = ("Agitator stopped during culture: bearing seized, DO lost; bearing replaced" if in_batch
-                else "Agitator bearing seized at start-up; bearing replaced")
+        desc = (
+            "Agitator stopped during culture: bearing seized, DO lost; bearing replaced"
+            if in_batch
+            else "Agitator bearing seized at start-up; bearing replaced"
+        )
         self._wo("AGT", "corrective", "bearing_failure", "high", opened, done, desc)
         _, onset, fail = self.st.bearing
         self.failures.append(Failure(f"{self.unit_id}-AGT", "bearing_failure", onset, t_fail, done))
@@ -191,7 +201,7 @@ class _Planner:
     # -- main loop --------------------------------------------------------------
     def plan(self) -> None:
         cfg, rng, st = self.cfg, self.rng, self.st
-        cycle_h = (cfg.nominal.duration_days * 24.0 + 48.0)
+        cycle_h = cfg.nominal.duration_days * 24.0 + 48.0
         free_from = self.u * cycle_h / max(cfg.bioreactors, 1) + float(rng.uniform(0.0, 12.0))
         first = True
         seq = 0
@@ -224,12 +234,14 @@ class _Planner:
         """Preventive work done in the idle time right before a Prepare; probe calibration."""
         st, rng = self.st, self.rng
         if t - st.agit_last_pm >= AGITATOR_PM_D * 24.0:
-            self._wo("AGT", "preventive", "", "medium", t - 3.0, t - 1.0,
-                     "Quarterly agitator inspection and lubrication")
+            self._wo(
+                "AGT", "preventive", "", "medium", t - 3.0, t - 1.0, "Quarterly agitator inspection and lubrication"
+            )
             st.agit_last_pm = t
         if t - st.pump_last_pm >= eq.PUMP_PM_INTERVAL_D * 24.0:
-            self._wo("FP", "preventive", "", "medium", t - 2.0, t - 1.5,
-                     "Feed pump head service and tubing replacement (PM)")
+            self._wo(
+                "FP", "preventive", "", "medium", t - 2.0, t - 1.5, "Feed pump head service and tubing replacement (PM)"
+            )
             st.pump_last_pm = t
             st.pump_run_h = 0.0
             st.pump_life_h = eq.sample_pump_life(rng)
@@ -253,24 +265,36 @@ class _Planner:
         qp_mult = float(self.rrng.lognormal(0.0, 0.06))
         dur_h = recipe.duration_days * 24.0
         b = PlannedBatch(self.u, self.unit_id, seq, recipe, prep_start, inoc, dur_h, mu_mult=mu_mult, qp_mult=qp_mult)
-        tod = (inoc % 24.0)
+        tod = inoc % 24.0
         off = (SAMPLE_TOD_H + float(rng.uniform(-0.5, 0.5)) - tod) % 24.0
         if off < 1.0:
             off += 24.0
         b.sample_offset_h = round(off / dt) * dt
         f: dict[str, float] = dict(
-            agitator_fail_h=math.inf, agitator_down_h=math.inf, pump_run_h0=st.pump_run_h,
-            pump_life_h=st.pump_life_h, pump_down_h=float(rng.uniform(*PUMP_REPAIR_H)),
-            pump_wear_max=eq.PUMP_WEAR_AT_FAILURE, do_drift_per_day=0.0, do_restd_h=math.inf,
-            dev_type=0.0, dev_onset_h=math.inf, dev_magnitude=0.0, dev_duration_h=0.0,
+            agitator_fail_h=math.inf,
+            agitator_down_h=math.inf,
+            pump_run_h0=st.pump_run_h,
+            pump_life_h=st.pump_life_h,
+            pump_down_h=float(rng.uniform(*PUMP_REPAIR_H)),
+            pump_wear_max=eq.PUMP_WEAR_AT_FAILURE,
+            do_drift_per_day=0.0,
+            do_restd_h=math.inf,
+            dev_type=0.0,
+            dev_onset_h=math.inf,
+            dev_magnitude=0.0,
+            dev_duration_h=0.0,
         )
         # process deviation
         draw = sample_deviations(rng, np.array([dur_h]), cfg.deviation_rates or DEFAULT_RATES)
         dtype = DeviationType(int(draw.dev_type[0]))
         end_rel = dur_h
         if dtype is not DeviationType.NONE:
-            f.update(dev_type=float(int(dtype)), dev_onset_h=float(draw.onset_h[0]),
-                     dev_magnitude=float(draw.magnitude[0]), dev_duration_h=float(draw.duration_h[0]))
+            f.update(
+                dev_type=float(int(dtype)),
+                dev_onset_h=float(draw.onset_h[0]),
+                dev_magnitude=float(draw.magnitude[0]),
+                dev_duration_h=float(draw.duration_h[0]),
+            )
             b.deviation_type, b.deviation_onset = dtype.label, inoc + float(draw.onset_h[0])
             if dtype is DeviationType.CONTAMINATION:
                 end_rel = min(end_rel, round(float(draw.detect_h[0]) / dt) * dt)
@@ -320,19 +344,36 @@ class _Planner:
                 # the simulator's tubing model: wear curve of the old tubing up to the swap, no flow
                 # while swapping, then new tubing (whose wear over the rest of the batch follows the
                 # old curve; carried over as equivalent hours of the new tubing below)
-                f.update(pump_life_h=h_swap, pump_wear_max=eq.PUMP_WEAR_AT_FAILURE * (h_swap / st.pump_life_h) ** 2,
-                         pump_down_h=swap_h)
+                f.update(
+                    pump_life_h=h_swap,
+                    pump_wear_max=eq.PUMP_WEAR_AT_FAILURE * (h_swap / st.pump_life_h) ** 2,
+                    pump_down_h=swap_h,
+                )
                 done = inoc + swap_on + swap_h
                 h_new = float((running & (t_steps >= swap_on + swap_h)).sum() * dt)
             else:  # found at the end of the culture: changed during the turnaround
                 detect = min(detect, end_rel + 0.5)
                 done = inoc + end_rel + float(rng.uniform(2.0, 6.0))
                 h_new = 0.0
-            self._wo("FP", "corrective", "flow_out_of_tolerance", "medium", inoc + detect, done,
-                     f"Feed delivered below {eq.PUMP_FLOW_TOLERANCE:.0%} of setpoint at the daily feed review "
-                     "(pump tubing worn); tubing replaced")
-            self.failures.append(Failure(f"{self.unit_id}-FP", "flow_out_of_tolerance",
-                                         degr if not math.isnan(degr) else t_abs - 24.0, t_abs, done))
+            self._wo(
+                "FP",
+                "corrective",
+                "flow_out_of_tolerance",
+                "medium",
+                inoc + detect,
+                done,
+                f"Feed delivered below {eq.PUMP_FLOW_TOLERANCE:.0%} of setpoint at the daily feed review "
+                "(pump tubing worn); tubing replaced",
+            )
+            self.failures.append(
+                Failure(
+                    f"{self.unit_id}-FP",
+                    "flow_out_of_tolerance",
+                    degr if not math.isnan(degr) else t_abs - 24.0,
+                    t_abs,
+                    done,
+                )
+            )
             old_life = st.pump_life_h
             st.pump_life_h = eq.sample_pump_life(rng)
             st.pump_run_h = h_new * st.pump_life_h / old_life
@@ -353,9 +394,16 @@ class _Planner:
             detect_rel = b.sample_offset_h + 24.0 * max(k, 0) + 0.5
             if detect_rel < end_rel:
                 f["do_restd_h"] = round(detect_rel / dt) * dt
-                idx = self._wo("DO", "corrective", "probe_drift", "medium", inoc + detect_rel, math.inf,
-                               "DO probe reading deviates >15 % from blood-gas reference; re-standardised, "
-                               "replace at next preparation")
+                idx = self._wo(
+                    "DO",
+                    "corrective",
+                    "probe_drift",
+                    "medium",
+                    inoc + detect_rel,
+                    math.inf,
+                    "DO probe reading deviates >15 % from blood-gas reference; re-standardised, "
+                    "replace at next preparation",
+                )
                 st.probe_pending_wo = idx
                 degr = st.probe_degr_start if not math.isnan(st.probe_degr_start) else inoc
                 self.failures.append(Failure(f"{self.unit_id}-DO", "probe_drift", degr, inoc + cross, math.nan))
@@ -401,8 +449,13 @@ def _simulate(cfg: SiteConfig, batches: list[PlannedBatch]) -> BatchResult:
         qp=KineticParams.qp * np.array([b.qp_mult for b in batches]),
     )
     return simulate_batches(
-        [b.recipe for b in batches], params=params, dt_h=cfg.dt_h, seed=cfg.seed, faults=faults,
-        record_every_h=cfg.dt_h, sample_offset_h=np.array([b.sample_offset_h for b in batches]),
+        [b.recipe for b in batches],
+        params=params,
+        dt_h=cfg.dt_h,
+        seed=cfg.seed,
+        faults=faults,
+        record_every_h=cfg.dt_h,
+        sample_offset_h=np.array([b.sample_offset_h for b in batches]),
         end_h=np.array([b.sim_end_rel for b in batches]),
     )
 
@@ -438,12 +491,20 @@ class _Dsp:
     membrane_use: int = 0
 
 
-def _downstream(cfg: SiteConfig, batches: list[PlannedBatch], res: BatchResult, t_end: float,
-                wos: list[WorkOrderRec], failures: list[Failure]) -> list[_Dsp]:
+def _downstream(
+    cfg: SiteConfig,
+    batches: list[PlannedBatch],
+    res: BatchResult,
+    t_end: float,
+    wos: list[WorkOrderRec],
+    failures: list[Failure],
+) -> list[_Dsp]:
     rng = _rng(cfg.seed, _S_DSP)
     index = {id(b): i for i, b in enumerate(batches)}
-    harvests = sorted((b for b in batches if b.status == "complete" and b.harvest_end < t_end),
-                      key=lambda b: (b.harvest_end, b.unit_idx))
+    harvests = sorted(
+        (b for b in batches if b.status == "complete" and b.harvest_end < t_end),
+        key=lambda b: (b.harvest_end, b.unit_idx),
+    )
     col_n = 1
     column = eq.ColumnHealth.new(rng, f"COL-PA-{col_n:02d}", int(rng.integers(20, 90)))
     col_degr = math.nan
@@ -455,10 +516,30 @@ def _downstream(cfg: SiteConfig, batches: list[PlannedBatch], res: BatchResult, 
     # monthly preventive maintenance on the skids
     for k in range(int(cfg.days // SKID_PM_D) + 1):
         t = (k * SKID_PM_D + 10.0) * 24.0
-        wos.append(WorkOrderRec("AKTA-01", "chromatography_skid", "preventive", "", "low", t, t + 4.0,
-                                "Monthly skid PM: pump seals, valve block, UV lamp check"))
-        wos.append(WorkOrderRec("TFF-01", "tff_skid", "preventive", "", "low", t + 24.0, t + 28.0,
-                                "Monthly skid PM: pump, pressure transmitters, integrity tester"))
+        wos.append(
+            WorkOrderRec(
+                "AKTA-01",
+                "chromatography_skid",
+                "preventive",
+                "",
+                "low",
+                t,
+                t + 4.0,
+                "Monthly skid PM: pump seals, valve block, UV lamp check",
+            )
+        )
+        wos.append(
+            WorkOrderRec(
+                "TFF-01",
+                "tff_skid",
+                "preventive",
+                "",
+                "low",
+                t + 24.0,
+                t + 28.0,
+                "Monthly skid PM: pump, pressure transmitters, integrity tester",
+            )
+        )
     for b in harvests:
         i = index[id(b)]
         vol = float(res.harvest["volume"][i]) * 0.97  # clarification losses
@@ -473,27 +554,45 @@ def _downstream(cfg: SiteConfig, batches: list[PlannedBatch], res: BatchResult, 
             column.cycles += 1
             if math.isnan(col_degr) and column.fouling() > 1.5:
                 col_degr = t
-            run = _CaptureRun(f"PA-{b.batch_id}-C{c + 1:02d}", column.column_id, column.cycles, t,
-                              t + cyc.duration_s / 3600.0, cyc)
+            run = _CaptureRun(
+                f"PA-{b.batch_id}-C{c + 1:02d}", column.column_id, column.cycles, t, t + cyc.duration_s / 3600.0, cyc
+            )
             runs.append(run)
             pool_mass += cyc.pool_mass_g
             pool_vol += cyc.pool_volume_l
             t = run.end + 0.25
             if cyc.result != "pass":  # pressure alarm: column fails, replaced before the next cycle
                 repaired = run.end + 8.0
-                wos.append(WorkOrderRec(column.column_id, "chromatography_column", "corrective", "high_backpressure",
-                                        "high", run.end + 0.2, repaired,
-                                        f"Protein A column pressure {cyc.max_pressure_bar:.2f} bar above limit; "
-                                        "column unpacked and replaced"))
-                failures.append(Failure(column.column_id, "high_backpressure",
-                                        col_degr if not math.isnan(col_degr) else run.start, run.end, repaired))
+                wos.append(
+                    WorkOrderRec(
+                        column.column_id,
+                        "chromatography_column",
+                        "corrective",
+                        "high_backpressure",
+                        "high",
+                        run.end + 0.2,
+                        repaired,
+                        f"Protein A column pressure {cyc.max_pressure_bar:.2f} bar above limit; "
+                        "column unpacked and replaced",
+                    )
+                )
+                failures.append(
+                    Failure(
+                        column.column_id,
+                        "high_backpressure",
+                        col_degr if not math.isnan(col_degr) else run.start,
+                        run.end,
+                        repaired,
+                    )
+                )
                 col_n += 1
                 column = eq.ColumnHealth.new(rng, f"COL-PA-{col_n:02d}", 0)
                 col_degr = math.nan
                 t = repaired
         akta_free = t
-        d = _Dsp(b, f"HCCF-{b.batch_id}", vol, titer, start, runs[-1].end, runs, pool_vol,
-                 pool_mass / max(pool_vol, 1e-9))
+        d = _Dsp(
+            b, f"HCCF-{b.batch_id}", vol, titer, start, runs[-1].end, runs, pool_vol, pool_mass / max(pool_vol, 1e-9)
+        )
         # UF/DF after viral inactivation / polishing holds
         uf_start = max(d.cap_end + float(rng.uniform(12.0, 30.0)), tff_free)
         uf = ds.simulate_ufdf(rng, pool_vol, d.pool_conc, membrane)
@@ -505,10 +604,18 @@ def _downstream(cfg: SiteConfig, batches: list[PlannedBatch], res: BatchResult, 
             mem_degr = uf_start
         if uf.result != "pass":
             repaired = d.uf_end + 6.0
-            wos.append(WorkOrderRec(membrane.membrane_id, "tff_membrane", "corrective", "low_flux", "medium",
-                                    d.uf_end + 0.5, repaired,
-                                    f"TFF mean flux {uf.mean_flux_lmh:.1f} LMH below specification; "
-                                    "cassettes replaced"))
+            wos.append(
+                WorkOrderRec(
+                    membrane.membrane_id,
+                    "tff_membrane",
+                    "corrective",
+                    "low_flux",
+                    "medium",
+                    d.uf_end + 0.5,
+                    repaired,
+                    f"TFF mean flux {uf.mean_flux_lmh:.1f} LMH below specification; cassettes replaced",
+                )
+            )
             degr = mem_degr if not math.isnan(mem_degr) else uf_start
             failures.append(Failure(membrane.membrane_id, "low_flux", degr, d.uf_end, repaired))
             mem_n += 1
@@ -551,7 +658,9 @@ class SitePlan:
         days = self.historian_days()[unit_id]
         if not 0 <= day < len(days):
             raise IndexError(f"day {day} outside the simulated window (0..{len(days) - 1})")
-        return unit_day_readings(days[day], self.t0, _rng(self.cfg.seed, _S_HIST, self.cfg.unit_ids().index(unit_id), day))
+        return unit_day_readings(
+            days[day], self.t0, _rng(self.cfg.seed, _S_HIST, self.cfg.unit_ids().index(unit_id), day)
+        )
 
     def batch_state(self, unit_id: str, t_h: float) -> tuple[str, str, str]:
         """(batch id, operation, phase) of ``unit_id`` at ``t_h`` hours after the start, as the
@@ -595,15 +704,38 @@ def _historian_days(plan: SitePlan) -> dict[str, list[HistorianDay]]:
     ves = Vessel()
     signals: list[BatchSignals] = []
     for i, b in enumerate(batches):
-        keep = ("temperature", "temperature_sp", "ph", "dissolved_oxygen", "agitation", "air_flow", "o2_flow",
-                "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total", "feed_flow_sp", "feed_flow",
-                "feed_total", "weight", "pressure")
-        signals.append(BatchSignals(
-            inoc_h=b.inoc, t_rec=res.t_h, series={k: res.series[k][i] for k in keep},
-            temperature_c=b.recipe.temperature_c, ph=b.recipe.ph,
-            do_pct=b.recipe.do_pct, v0_l=b.recipe.working_volume_l, agit_min=ves.agit_min_rpm,
-            air_min=ves.air_min_vvm * b.recipe.working_volume_l,
-        ))
+        keep = (
+            "temperature",
+            "temperature_sp",
+            "ph",
+            "dissolved_oxygen",
+            "agitation",
+            "air_flow",
+            "o2_flow",
+            "co2_flow",
+            "offgas_o2",
+            "offgas_co2",
+            "capacitance",
+            "base_total",
+            "feed_flow_sp",
+            "feed_flow",
+            "feed_total",
+            "weight",
+            "pressure",
+        )
+        signals.append(
+            BatchSignals(
+                inoc_h=b.inoc,
+                t_rec=res.t_h,
+                series={k: res.series[k][i] for k in keep},
+                temperature_c=b.recipe.temperature_c,
+                ph=b.recipe.ph,
+                do_pct=b.recipe.do_pct,
+                v0_l=b.recipe.working_volume_l,
+                agit_min=ves.agit_min_rpm,
+                air_min=ves.air_min_vvm * b.recipe.working_volume_l,
+            )
+        )
     base = 0
     out: dict[str, list[HistorianDay]] = {}
     for p in plan.planners:
@@ -626,10 +758,16 @@ def _historian_days(plan: SitePlan) -> dict[str, list[HistorianDay]]:
         for j in range(len(batches)):
             sig = signals[j]
             e = batches[j].sim_end_rel
-            totals[j] = (float(np.interp(e, sig.t_rec, sig.series["base_total"])),
-                         float(np.interp(e, sig.t_rec, sig.series["feed_total"])))
-        out[p.unit_id] = [HistorianDay(p.unit_id, tl, {i: signals[i] for i in range(len(signals))}, d * 24.0,
-                                       cfg.interval_s, t_end, totals) for d in range(int(cfg.days))]
+            totals[j] = (
+                float(np.interp(e, sig.t_rec, sig.series["base_total"])),
+                float(np.interp(e, sig.t_rec, sig.series["feed_total"])),
+            )
+        out[p.unit_id] = [
+            HistorianDay(
+                p.unit_id, tl, {i: signals[i] for i in range(len(signals))}, d * 24.0, cfg.interval_s, t_end, totals
+            )
+            for d in range(int(cfg.days))
+        ]
     return out
 
 
@@ -640,8 +778,10 @@ def _phases(b: PlannedBatch) -> list[tuple[str, str, float, float]]:
     feed = inoc + r.feed_start_day * 24.0
     shift = inoc + r.temp_shift_day * 24.0
     end_c = b.end_culture
-    out = [("Vessel Preparation", "Prepare", b.prep_start, inoc - INOCULATE_H),
-           ("Inoculation", "Inoculate", inoc - INOCULATE_H, inoc)]
+    out = [
+        ("Vessel Preparation", "Prepare", b.prep_start, inoc - INOCULATE_H),
+        ("Inoculation", "Inoculate", inoc - INOCULATE_H, inoc),
+    ]
     for phase, a, z in (("Batch", inoc, feed), ("Fed-Batch", feed, shift), ("Production", shift, math.inf)):
         a2, z2 = a, min(z, end_c)
         if a2 < end_c and z2 > a2:

@@ -20,10 +20,9 @@ from twin import downstream as ds
 from twin.bioreactor import (
     SETPOINT_KEYS,
     BatchResult,
-    Vessel,
 )
 from twin.historian import HistorianDay, build_unit_day
-from twin.site.config import _S_CQA, _S_HIST, _S_LIMS, INOCULATE_H, ProgressFn, SiteConfig, _rng
+from twin.site.config import _S_CQA, _S_HIST, _S_LIMS, ProgressFn, SiteConfig, _rng
 from twin.site.plan import (
     Failure,
     PlannedBatch,
@@ -34,7 +33,7 @@ from twin.site.plan import (
     _phases,
     plan_site,
 )
-from twin.writers import LandingWriter, csv_bytes, iso1, iso_ms, json_bytes, parquet_bytes, to_datetime64, ts_array
+from twin.writers import LandingWriter, csv_bytes, iso1, iso_ms, json_bytes, parquet_bytes, ts_array
 
 # --------------------------------------------------------------------------- simulate
 
@@ -42,6 +41,7 @@ from twin.writers import LandingWriter, csv_bytes, iso1, iso_ms, json_bytes, par
 @dataclass
 class SiteSummary:
     """What :func:`simulate_site` produced: batches, failures, work orders, readings, files and timing."""
+
     out: str
     batches: int
     batches_closed: int
@@ -64,8 +64,12 @@ class SiteSummary:
         return self.historian_readings / max(self.seconds, 1e-9)
 
 
-def simulate_site(out: str, config: SiteConfig | None = None, storage_options: dict[str, Any] | None = None,
-                  progress: ProgressFn | None = None) -> SiteSummary:
+def simulate_site(
+    out: str,
+    config: SiteConfig | None = None,
+    storage_options: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+) -> SiteSummary:
     """Simulate the site and write ``<out>/landing/...`` (local path or ``s3://bucket/prefix``).
 
     ``storage_options`` go to ``fsspec.core.url_to_fs`` (s3fs: ``key``, ``secret``,
@@ -118,15 +122,21 @@ def simulate_site(out: str, config: SiteConfig | None = None, storage_options: d
     seconds = time.perf_counter() - t_start
     closed = sum(1 for b in batches if b.harvest_end < t_end)
     return SiteSummary(
-        out=out, batches=len(batches), batches_closed=closed,
+        out=out,
+        batches=len(batches),
+        batches_closed=closed,
         batches_lost=sum(1 for b in batches if b.lost and b.harvest_end < t_end),
         deviations=sum(1 for b in batches if b.deviation_type and b.inoc < t_end),
         failures=sum(1 for f in failures if f.failure_time < t_end),
         work_orders=sum(1 for w in wos if w.opened_h < t_end),
         capture_runs=sum(len(c.cycles) for c in dsp if c.cap_end < t_end),
         ufdf_runs=sum(1 for c in dsp if c.uf is not None and c.uf_end < t_end),
-        historian_readings=n_readings, lims_results=n_lims, files_written=writer.files_written,
-        bytes_written=writer.bytes_written, seconds=seconds, timings=timings,
+        historian_readings=n_readings,
+        lims_results=n_lims,
+        files_written=writer.files_written,
+        bytes_written=writer.bytes_written,
+        seconds=seconds,
+        timings=timings,
     )
 
 
@@ -138,8 +148,7 @@ def _write_historian(plan: SitePlan, writer: LandingWriter, tick: Callable[[int]
     jobs: list[tuple[str, HistorianDay, np.random.Generator]] = []
     for p in plan.planners:
         for d, day in enumerate(plan.historian_days()[p.unit_id]):
-            jobs.append((f"landing/historian/{p.unit_id}/{_day_str(t0, d)}.csv", day,
-                         _rng(cfg.seed, _S_HIST, p.u, d)))
+            jobs.append((f"landing/historian/{p.unit_id}/{_day_str(t0, d)}.csv", day, _rng(cfg.seed, _S_HIST, p.u, d)))
     n_readings = 0
 
     def build(job: tuple[str, HistorianDay, np.random.Generator]) -> tuple[str, bytes]:
@@ -174,10 +183,17 @@ _DAILY = (
 )
 
 
-def _write_lims(cfg: SiteConfig, t0: np.datetime64, t_end: float, batches: list[PlannedBatch],
-                res: BatchResult, writer: LandingWriter) -> int:
-    rows: dict[str, list[Any]] = {k: [] for k in ("sample_id", "batch_id", "sample_h", "result_h", "analyte",
-                                                   "value", "unit", "method")}
+def _write_lims(
+    cfg: SiteConfig,
+    t0: np.datetime64,
+    t_end: float,
+    batches: list[PlannedBatch],
+    res: BatchResult,
+    writer: LandingWriter,
+) -> int:
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("sample_id", "batch_id", "sample_h", "result_h", "analyte", "value", "unit", "method")
+    }
     dt = res.t_h[1] - res.t_h[0]
 
     def add(sid: str, bid: str, s_h: float, r_h: float, analyte: str, value: float, unit: str, method: str) -> None:
@@ -222,19 +238,51 @@ def _write_lims(cfg: SiteConfig, t0: np.datetime64, t_end: float, batches: list[
         s_h = b.end_culture
         sid = f"S-{short}-HRV"
         h = {key: float(v[i]) for key, v in res.harvest.items()}
-        add(sid, bid, s_h, s_h + float(rng.uniform(0.3, 1.5)), "vcd",
-            round(h["vcd"] * (1 + 0.05 * rng.standard_normal()), 3), "1e6 cells/mL", "Vi-CELL")
-        add(sid, bid, s_h, s_h + float(rng.uniform(0.3, 1.5)), "viability",
-            round(float(np.clip(h["viability"] + 1.2 * rng.standard_normal(), 0, 100)), 3), "%", "Vi-CELL")
-        add(sid, bid, s_h, s_h + float(rng.uniform(18.0, 48.0)), "titer",
-            round(h["titer"] * (1 + 0.04 * rng.standard_normal()), 3), "g/L", "ProA-HPLC")
+        add(
+            sid,
+            bid,
+            s_h,
+            s_h + float(rng.uniform(0.3, 1.5)),
+            "vcd",
+            round(h["vcd"] * (1 + 0.05 * rng.standard_normal()), 3),
+            "1e6 cells/mL",
+            "Vi-CELL",
+        )
+        add(
+            sid,
+            bid,
+            s_h,
+            s_h + float(rng.uniform(0.3, 1.5)),
+            "viability",
+            round(float(np.clip(h["viability"] + 1.2 * rng.standard_normal(), 0, 100)), 3),
+            "%",
+            "Vi-CELL",
+        )
+        add(
+            sid,
+            bid,
+            s_h,
+            s_h + float(rng.uniform(18.0, 48.0)),
+            "titer",
+            round(h["titer"] * (1 + 0.04 * rng.standard_normal()), 3),
+            "g/L",
+            "ProA-HPLC",
+        )
         glycan_delay = float(rng.uniform(5.0, 10.0)) * 24.0
         qrng = _rng(cfg.seed, _S_CQA, b.unit_idx, b.seq)
         for analyte, sd in (("g0f", 0.8), ("g1f", 0.8), ("g2f", 0.3), ("man5", 0.25), ("afucosylation", 0.3)):
             value = round(max(h[analyte] + sd * qrng.standard_normal(), 0.0), 3)
             add(sid, bid, s_h, s_h + glycan_delay, analyte, value, "%", "HILIC")
-        add(sid, bid, s_h, s_h + float(rng.uniform(2.0, 5.0)) * 24.0, "hmw",
-            round(max(h["hmw"] + 0.08 * qrng.standard_normal(), 0.0), 3), "%", "SEC")
+        add(
+            sid,
+            bid,
+            s_h,
+            s_h + float(rng.uniform(2.0, 5.0)) * 24.0,
+            "hmw",
+            round(max(h["hmw"] + 0.08 * qrng.standard_normal(), 0.0), 3),
+            "%",
+            "SEC",
+        )
     if not rows["sample_id"]:
         return 0
     r_h = np.array(rows["result_h"])
@@ -261,8 +309,7 @@ def _write_lims(cfg: SiteConfig, t0: np.datetime64, t_end: float, batches: list[
     return n
 
 
-def _write_downstream(cfg: SiteConfig, t0: np.datetime64, t_end: float, dsp: list[_Dsp],
-                      writer: LandingWriter) -> None:
+def _write_downstream(cfg: SiteConfig, t0: np.datetime64, t_end: float, dsp: list[_Dsp], writer: LandingWriter) -> None:
     for d in dsp:
         for r in d.cycles:
             if r.end >= t_end:
@@ -281,13 +328,22 @@ def _write_downstream(cfg: SiteConfig, t0: np.datetime64, t_end: float, dsp: lis
             base = f"landing/chromatography/AKTA-01/{r.run_id}"
             writer.put(f"{base}/curves.csv", csv_bytes(cols))
             run = {
-                "run_id": r.run_id, "skid_id": "AKTA-01", "column_id": r.column_id, "column_cycle": r.column_cycle,
-                "batch_id": d.batch.batch_id, "input_lot": d.harvest_lot, "output_lot": f"CAP-{d.batch.batch_id}",
-                "start": iso1(t0, r.start), "end": iso1(t0, r.end),
-                "load_volume_l": round(cyc.load_volume_l, 2), "load_titer_g_l": round(d.harvest_titer, 4),
-                "column_volume_l": round(ds.COLUMN_VOLUME_L, 2), "pool_volume_l": round(cyc.pool_volume_l, 2),
+                "run_id": r.run_id,
+                "skid_id": "AKTA-01",
+                "column_id": r.column_id,
+                "column_cycle": r.column_cycle,
+                "batch_id": d.batch.batch_id,
+                "input_lot": d.harvest_lot,
+                "output_lot": f"CAP-{d.batch.batch_id}",
+                "start": iso1(t0, r.start),
+                "end": iso1(t0, r.end),
+                "load_volume_l": round(cyc.load_volume_l, 2),
+                "load_titer_g_l": round(d.harvest_titer, 4),
+                "column_volume_l": round(ds.COLUMN_VOLUME_L, 2),
+                "pool_volume_l": round(cyc.pool_volume_l, 2),
                 "pool_concentration_g_l": round(cyc.pool_mass_g / max(cyc.pool_volume_l, 1e-9), 3),
-                "step_yield_pct": round(cyc.step_yield_pct, 2), "max_pressure_bar": round(cyc.max_pressure_bar, 3),
+                "step_yield_pct": round(cyc.step_yield_pct, 2),
+                "max_pressure_bar": round(cyc.max_pressure_bar, 3),
                 "result": cyc.result,
             }
             writer.put(f"{base}/run.json", json_bytes(run))
@@ -310,12 +366,19 @@ def _write_downstream(cfg: SiteConfig, t0: np.datetime64, t_end: float, dsp: lis
         base = f"landing/filtration/TFF-01/{run_id}"
         writer.put(f"{base}/curves.csv", csv_bytes(cols))
         run = {
-            "run_id": run_id, "skid_id": "TFF-01", "membrane_id": d.membrane_id, "membrane_use": d.membrane_use,
-            "input_lot": f"CAP-{d.batch.batch_id}", "output_lot": f"DS-{d.batch.batch_id}",
-            "start": iso1(t0, d.uf_start), "end": iso1(t0, d.uf_end), "diavolumes": ds.DIAVOLUMES,
+            "run_id": run_id,
+            "skid_id": "TFF-01",
+            "membrane_id": d.membrane_id,
+            "membrane_use": d.membrane_use,
+            "input_lot": f"CAP-{d.batch.batch_id}",
+            "output_lot": f"DS-{d.batch.batch_id}",
+            "start": iso1(t0, d.uf_start),
+            "end": iso1(t0, d.uf_end),
+            "diavolumes": ds.DIAVOLUMES,
             "final_concentration_g_l": round(uf.final_concentration_g_l, 2),
             "step_yield_pct": round(uf.step_yield_pct, 2),
-            "mean_flux_lmh": round(uf.mean_flux_lmh, 2), "result": uf.result,
+            "mean_flux_lmh": round(uf.mean_flux_lmh, 2),
+            "result": uf.result,
         }
         writer.put(f"{base}/run.json", json_bytes(run))
 
@@ -323,8 +386,15 @@ def _write_downstream(cfg: SiteConfig, t0: np.datetime64, t_end: float, dsp: lis
 # --------------------------------------------------------------------------- MES
 
 
-def _write_mes(cfg: SiteConfig, t0: np.datetime64, t_end: float, batches: list[PlannedBatch], res: BatchResult,
-               dsp: list[_Dsp], writer: LandingWriter) -> None:
+def _write_mes(
+    cfg: SiteConfig,
+    t0: np.datetime64,
+    t_end: float,
+    batches: list[PlannedBatch],
+    res: BatchResult,
+    dsp: list[_Dsp],
+    writer: LandingWriter,
+) -> None:
     index = {id(b): i for i, b in enumerate(batches)}
     for b in batches:
         if b.harvest_end >= t_end:
@@ -337,28 +407,75 @@ def _write_mes(cfg: SiteConfig, t0: np.datetime64, t_end: float, batches: list[P
         base_l = float(np.interp(e, res.t_h, res.series["base_total"][i])) / 1000.0
         d_prep = str((t0 + np.timedelta64(int(b.prep_start * 3600), "s")).astype("datetime64[D]")).replace("-", "")[2:]
         materials = [
-            {"lot_id": f"MED-{d_prep}-{b.unit_id[-3:]}", "material": "basal medium", "role": "input",
-             "quantity": round(0.9 * v0, 1), "unit": "L"},
-            {"lot_id": f"INOC-{b.batch_id}", "material": "inoculum (N-1 seed)", "role": "input",
-             "quantity": round(0.1 * v0, 1), "unit": "L"},
+            {
+                "lot_id": f"MED-{d_prep}-{b.unit_id[-3:]}",
+                "material": "basal medium",
+                "role": "input",
+                "quantity": round(0.9 * v0, 1),
+                "unit": "L",
+            },
+            {
+                "lot_id": f"INOC-{b.batch_id}",
+                "material": "inoculum (N-1 seed)",
+                "role": "input",
+                "quantity": round(0.1 * v0, 1),
+                "unit": "L",
+            },
         ]
         if feed_l > 0:
-            materials.append({"lot_id": f"FEED-{d_prep}-{b.unit_id[-3:]}", "material": "feed medium", "role": "input",
-                              "quantity": round(feed_l, 2), "unit": "L"})
+            materials.append(
+                {
+                    "lot_id": f"FEED-{d_prep}-{b.unit_id[-3:]}",
+                    "material": "feed medium",
+                    "role": "input",
+                    "quantity": round(feed_l, 2),
+                    "unit": "L",
+                }
+            )
         if base_l > 0:
-            materials.append({"lot_id": f"BASE-{d_prep[:4]}", "material": "1 M sodium carbonate", "role": "input",
-                              "quantity": round(base_l, 2), "unit": "L"})
+            materials.append(
+                {
+                    "lot_id": f"BASE-{d_prep[:4]}",
+                    "material": "1 M sodium carbonate",
+                    "role": "input",
+                    "quantity": round(base_l, 2),
+                    "unit": "L",
+                }
+            )
         out_lot = f"HCCF-{b.batch_id}" if b.status == "complete" else None
         if out_lot:
-            materials.append({"lot_id": out_lot, "material": "harvested cell culture fluid", "role": "output",
-                              "quantity": round(float(res.harvest["volume"][i]), 1), "unit": "L"})
+            materials.append(
+                {
+                    "lot_id": out_lot,
+                    "material": "harvested cell culture fluid",
+                    "role": "output",
+                    "quantity": round(float(res.harvest["volume"][i]), 1),
+                    "unit": "L",
+                }
+            )
         rec = {
-            "record_type": "bioreactor", "batch_id": b.batch_id, "product": cfg.product, "unit_id": b.unit_id,
-            "recipe_id": cfg.recipe_id, "status": b.status, "start": iso1(t0, b.prep_start),
-            "end": iso1(t0, b.harvest_end), "setpoints": {k: float(getattr(r, k)) for k in SETPOINT_KEYS},
-            "procedure": [{"unit_procedure": "Production Culture", "operation": op, "phase": ph,
-                           "start": iso1(t0, a), "end": iso1(t0, z)} for op, ph, a, z in _phases(b)],
-            "materials": materials, "output_lot": out_lot, "input_lots": [],
+            "record_type": "bioreactor",
+            "batch_id": b.batch_id,
+            "product": cfg.product,
+            "unit_id": b.unit_id,
+            "recipe_id": cfg.recipe_id,
+            "status": b.status,
+            "start": iso1(t0, b.prep_start),
+            "end": iso1(t0, b.harvest_end),
+            "setpoints": {k: float(getattr(r, k)) for k in SETPOINT_KEYS},
+            "procedure": [
+                {
+                    "unit_procedure": "Production Culture",
+                    "operation": op,
+                    "phase": ph,
+                    "start": iso1(t0, a),
+                    "end": iso1(t0, z),
+                }
+                for op, ph, a, z in _phases(b)
+            ],
+            "materials": materials,
+            "output_lot": out_lot,
+            "input_lots": [],
         }
         writer.put(f"landing/mes/{b.batch_id}.json", json_bytes(rec))
     for d in dsp:
@@ -367,44 +484,102 @@ def _write_mes(cfg: SiteConfig, t0: np.datetime64, t_end: float, batches: list[P
             proc = []
             for k, r in enumerate(d.cycles):
                 for ph, a, z in r.cycle.phase_bounds_s:
-                    proc.append({"unit_procedure": "Protein A Capture", "operation": f"Cycle {k + 1}", "phase": ph,
-                                 "start": iso1(t0, r.start + a / 3600.0), "end": iso1(t0, r.start + z / 3600.0)})
+                    proc.append(
+                        {
+                            "unit_procedure": "Protein A Capture",
+                            "operation": f"Cycle {k + 1}",
+                            "phase": ph,
+                            "start": iso1(t0, r.start + a / 3600.0),
+                            "end": iso1(t0, r.start + z / 3600.0),
+                        }
+                    )
             rec = {
-                "record_type": "capture", "batch_id": f"PA-{b.batch_id}", "product": cfg.product,
-                "unit_id": "AKTA-01", "recipe_id": "PA-CAPTURE-v2", "status": "complete",
-                "start": iso1(t0, d.cap_start), "end": iso1(t0, d.cap_end),
-                "setpoints": {"column_volume_l": round(ds.COLUMN_VOLUME_L, 2), "load_density_g_l": ds.LOAD_TARGET_G_L,
-                              "linear_velocity_cm_h": ds.LINEAR_VELOCITY_CM_H, "cycles": len(d.cycles)},
+                "record_type": "capture",
+                "batch_id": f"PA-{b.batch_id}",
+                "product": cfg.product,
+                "unit_id": "AKTA-01",
+                "recipe_id": "PA-CAPTURE-v2",
+                "status": "complete",
+                "start": iso1(t0, d.cap_start),
+                "end": iso1(t0, d.cap_end),
+                "setpoints": {
+                    "column_volume_l": round(ds.COLUMN_VOLUME_L, 2),
+                    "load_density_g_l": ds.LOAD_TARGET_G_L,
+                    "linear_velocity_cm_h": ds.LINEAR_VELOCITY_CM_H,
+                    "cycles": len(d.cycles),
+                },
                 "procedure": proc,
                 "materials": [
-                    {"lot_id": d.harvest_lot, "material": "harvested cell culture fluid", "role": "input",
-                     "quantity": round(d.harvest_volume_l, 1), "unit": "L"},
-                    {"lot_id": f"CAP-{b.batch_id}", "material": "Protein A eluate pool", "role": "output",
-                     "quantity": round(d.pool_volume_l, 1), "unit": "L"},
+                    {
+                        "lot_id": d.harvest_lot,
+                        "material": "harvested cell culture fluid",
+                        "role": "input",
+                        "quantity": round(d.harvest_volume_l, 1),
+                        "unit": "L",
+                    },
+                    {
+                        "lot_id": f"CAP-{b.batch_id}",
+                        "material": "Protein A eluate pool",
+                        "role": "output",
+                        "quantity": round(d.pool_volume_l, 1),
+                        "unit": "L",
+                    },
                 ],
-                "output_lot": f"CAP-{b.batch_id}", "input_lots": [d.harvest_lot],
+                "output_lot": f"CAP-{b.batch_id}",
+                "input_lots": [d.harvest_lot],
             }
             writer.put(f"landing/mes/PA-{b.batch_id}.json", json_bytes(rec))
         if d.uf is not None and d.uf_end < t_end:
             uf = d.uf
             rec = {
-                "record_type": "ufdf", "batch_id": f"UF-{b.batch_id}", "product": cfg.product, "unit_id": "TFF-01",
-                "recipe_id": "UFDF-v1", "status": "complete", "start": iso1(t0, d.uf_start), "end": iso1(t0, d.uf_end),
-                "setpoints": {"target_concentration_g_l": ds.DS_TARGET_G_L, "diavolumes": ds.DIAVOLUMES,
-                              "tmp_bar": ds.TMP_SETPOINT_BAR},
-                "procedure": [{"unit_procedure": "UF/DF", "operation": "TFF", "phase": ph,
-                               "start": iso1(t0, d.uf_start + a / 3600.0), "end": iso1(t0, d.uf_start + z / 3600.0)}
-                              for ph, a, z in uf.phase_bounds_s],
-                "materials": [
-                    {"lot_id": f"CAP-{b.batch_id}", "material": "Protein A eluate pool", "role": "input",
-                     "quantity": round(d.pool_volume_l, 1), "unit": "L"},
-                    {"lot_id": f"DFB-{b.batch_id}", "material": "formulation buffer", "role": "input",
-                     "quantity": round(ds.DIAVOLUMES * d.pool_volume_l * d.pool_conc / ds.UF1_TARGET_G_L, 1),
-                     "unit": "L"},
-                    {"lot_id": f"DS-{b.batch_id}", "material": "drug substance", "role": "output",
-                     "quantity": round(uf.final_volume_l, 2), "unit": "L"},
+                "record_type": "ufdf",
+                "batch_id": f"UF-{b.batch_id}",
+                "product": cfg.product,
+                "unit_id": "TFF-01",
+                "recipe_id": "UFDF-v1",
+                "status": "complete",
+                "start": iso1(t0, d.uf_start),
+                "end": iso1(t0, d.uf_end),
+                "setpoints": {
+                    "target_concentration_g_l": ds.DS_TARGET_G_L,
+                    "diavolumes": ds.DIAVOLUMES,
+                    "tmp_bar": ds.TMP_SETPOINT_BAR,
+                },
+                "procedure": [
+                    {
+                        "unit_procedure": "UF/DF",
+                        "operation": "TFF",
+                        "phase": ph,
+                        "start": iso1(t0, d.uf_start + a / 3600.0),
+                        "end": iso1(t0, d.uf_start + z / 3600.0),
+                    }
+                    for ph, a, z in uf.phase_bounds_s
                 ],
-                "output_lot": f"DS-{b.batch_id}", "input_lots": [f"CAP-{b.batch_id}"],
+                "materials": [
+                    {
+                        "lot_id": f"CAP-{b.batch_id}",
+                        "material": "Protein A eluate pool",
+                        "role": "input",
+                        "quantity": round(d.pool_volume_l, 1),
+                        "unit": "L",
+                    },
+                    {
+                        "lot_id": f"DFB-{b.batch_id}",
+                        "material": "formulation buffer",
+                        "role": "input",
+                        "quantity": round(ds.DIAVOLUMES * d.pool_volume_l * d.pool_conc / ds.UF1_TARGET_G_L, 1),
+                        "unit": "L",
+                    },
+                    {
+                        "lot_id": f"DS-{b.batch_id}",
+                        "material": "drug substance",
+                        "role": "output",
+                        "quantity": round(uf.final_volume_l, 2),
+                        "unit": "L",
+                    },
+                ],
+                "output_lot": f"DS-{b.batch_id}",
+                "input_lots": [f"CAP-{b.batch_id}"],
             }
             writer.put(f"landing/mes/UF-{b.batch_id}.json", json_bytes(rec))
 
@@ -439,8 +614,15 @@ def _write_cmms(t0: np.datetime64, t_end: float, wos: list[WorkOrderRec], writer
 # --------------------------------------------------------------------------- truth
 
 
-def _write_truth(cfg: SiteConfig, t0: np.datetime64, t_end: float, batches: list[PlannedBatch], res: BatchResult,
-                 failures: list[Failure], writer: LandingWriter) -> None:
+def _write_truth(
+    cfg: SiteConfig,
+    t0: np.datetime64,
+    t_end: float,
+    batches: list[PlannedBatch],
+    res: BatchResult,
+    failures: list[Failure],
+    writer: LandingWriter,
+) -> None:
     sel = [i for i, b in enumerate(batches) if b.prep_start < t_end]
     bs = [batches[i] for i in sel]
     closed = np.array([b.harvest_end < t_end and b.sim_end_rel >= b.end_rel for b in bs])
@@ -470,14 +652,28 @@ def _write_truth(cfg: SiteConfig, t0: np.datetime64, t_end: float, batches: list
         "failure_mode": pa.array([f.failure_mode for f in fs], type=pa.string()),
         "degradation_start": ts_array(t0, np.array([f.degradation_start for f in fs], dtype=float)),
         "failure_time": ts_array(t0, np.array([f.failure_time for f in fs], dtype=float)),
-        "repaired_at": ts_array(t0, np.array([f.repaired_at if f.repaired_at < t_end else math.nan for f in fs],
-                                             dtype=float)),
+        "repaired_at": ts_array(
+            t0, np.array([f.repaired_at if f.repaired_at < t_end else math.nan for f in fs], dtype=float)
+        ),
     }
     writer.put("landing/_truth/failures.parquet", parquet_bytes(pa.table(fcols)))
     if not cfg.write_trajectories:
         return
-    keys = ("vcd", "viability", "glucose", "lactate", "glutamine", "ammonia", "osmolality", "titer", "ph", "do_true",
-            "dissolved_oxygen", "temperature", "volume")
+    keys = (
+        "vcd",
+        "viability",
+        "glucose",
+        "lactate",
+        "glutamine",
+        "ammonia",
+        "osmolality",
+        "titer",
+        "ph",
+        "do_true",
+        "dissolved_oxygen",
+        "temperature",
+        "volume",
+    )
     step = max(1, int(round(1.0 / (res.t_h[1] - res.t_h[0]))))
     for i in sel:
         b = batches[i]

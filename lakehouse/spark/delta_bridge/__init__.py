@@ -43,6 +43,18 @@ from lakehouse.spark.delta_bridge.common import (
 )
 from lakehouse.spark.delta_bridge.read import DeltaRsDataSource, read_delta, register
 
-__all__ = ["FORMAT_NAME", "DeltaRsDataSource", "WriteResult", "_filesystem", "normalize_arrow_schema",
-           "normalize_arrow_type", "normalize_table_uri", "read_delta", "register", "replace_where",
-           "to_delta_storage_options", "to_fsspec_storage_options", "write_delta"]
+__all__ = [
+    "FORMAT_NAME",
+    "DeltaRsDataSource",
+    "WriteResult",
+    "_filesystem",
+    "normalize_arrow_schema",
+    "normalize_arrow_type",
+    "normalize_table_uri",
+    "read_delta",
+    "register",
+    "replace_where",
+    "to_delta_storage_options",
+    "to_fsspec_storage_options",
+    "write_delta",
+]

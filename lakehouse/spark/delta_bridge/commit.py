@@ -182,9 +182,17 @@ def write_delta(
     fs, root = _filesystem(table_uri, to_fsspec_storage_options(dopts))
     if not _is_remote(table_uri):
         fs.makedirs(root, exist_ok=True)
-    spec = _WriteSpec(table_uri, to_fsspec_storage_options(dopts), data_schema, partition_by,
-                      full_schema, uuid.uuid4().hex[:16], compression, max_rows_per_file,
-                      _fail_partition)
+    spec = _WriteSpec(
+        table_uri,
+        to_fsspec_storage_options(dopts),
+        data_schema,
+        partition_by,
+        full_schema,
+        uuid.uuid4().hex[:16],
+        compression,
+        max_rows_per_file,
+        _fail_partition,
+    )
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from _write_partition_files(spec, batches)
@@ -199,30 +207,51 @@ def write_delta(
     if not rows and dt is not None and mode == "append":  # nothing to add: no empty commit
         return WriteResult(dt.version(), 0, 0, [])
     now = int(time.time() * 1000)
-    actions = [AddAction(r["path"], int(r["size"]), json.loads(r["partition_values"]),
-                         int(r["modification_time"] or now), True, r["stats"]) for r in rows]
-    meta = {"engine": _WRITER_ENGINE, "write_id": spec.write_id,
-            "num_files": len(actions), **dict(commit_metadata or {})}
+    actions = [
+        AddAction(
+            r["path"],
+            int(r["size"]),
+            json.loads(r["partition_values"]),
+            int(r["modification_time"] or now),
+            True,
+            r["stats"],
+        )
+        for r in rows
+    ]
+    meta = {
+        "engine": _WRITER_ENGINE,
+        "write_id": spec.write_id,
+        "num_files": len(actions),
+        **dict(commit_metadata or {}),
+    }
     if _before_commit is not None:
         _before_commit(actions)
     try:
         if dt is None:
             create_table_with_add_actions(
-                table_uri, Schema.from_arrow(commit_schema), actions, mode="error",
-                partition_by=partition_by or None, storage_options=dopts or None,
-                commit_properties=CommitProperties(custom_metadata=meta))
+                table_uri,
+                Schema.from_arrow(commit_schema),
+                actions,
+                mode="error",
+                partition_by=partition_by or None,
+                storage_options=dopts or None,
+                commit_properties=CommitProperties(custom_metadata=meta),
+            )
         else:
             dt.create_write_transaction(
-                actions, mode, commit_schema, partition_by=partition_by or None,
+                actions,
+                mode,
+                commit_schema,
+                partition_by=partition_by or None,
                 partition_filters=partition_filters if mode == "overwrite" else None,
-                commit_properties=CommitProperties(custom_metadata=meta))
+                commit_properties=CommitProperties(custom_metadata=meta),
+            )
     except BaseException:
         if cleanup_on_failure:
             _remove_write_files(fs, root, spec.write_id)
         raise
     version = DeltaTable(table_uri, storage_options=dopts or None).version()
-    return WriteResult(version, len(actions), sum(int(r["num_records"]) for r in rows),
-                       [a.path for a in actions])
+    return WriteResult(version, len(actions), sum(int(r["num_records"]) for r in rows), [a.path for a in actions])
 
 
 def _remove_write_files(fs, root: str, write_id: str) -> int:

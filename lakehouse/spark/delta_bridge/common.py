@@ -29,7 +29,6 @@ _STRING_STATS_PREFIX = 32
 _WRITER_ENGINE = "lakehouse.spark.delta_bridge"
 
 
-
 # --------------------------------------------------------------------------- storage options
 def _is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
@@ -39,7 +38,7 @@ def normalize_table_uri(uri: str) -> str:
     """Strip the trailing slash; ``s3a://`` is spelled ``s3://`` for delta-rs and s3fs."""
     uri = uri.rstrip("/")
     if uri.startswith("s3a://"):
-        uri = "s3://" + uri[len("s3a://"):]
+        uri = "s3://" + uri[len("s3a://") :]
     uri = uri.removeprefix("file://")
     return uri
 
@@ -155,4 +154,4 @@ def _conform(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:
 
 def _spark_delta_uri(uri: str) -> str:
     """URI for delta-spark/hadoop: ``s3://`` → ``s3a://`` (the S3A connector)."""
-    return "s3a://" + uri[len("s3://"):] if uri.startswith("s3://") else uri
+    return "s3a://" + uri[len("s3://") :] if uri.startswith("s3://") else uri

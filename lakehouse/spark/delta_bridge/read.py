@@ -1,13 +1,13 @@
 """Reading Delta into Spark without jars: the ``deltars`` Python data source.
 
-    :class:`DeltaRsDataSource` is a Spark 4 Python data source (format ``"deltars"``). On the
-    driver it loads the Delta snapshot with ``deltalake`` (so time travel, removed files and
-    partition values come from the transaction log, not from listing the folder) and plans
-    one Spark partition per data file (small files are packed together up to a target
-    size). Each executor task opens its files with pyarrow + fsspec (s3fs for ``s3://``) and
-    yields Arrow record batches: only the requested columns are read, partition columns are
-    filled from the add action's partition values, columns added to the table after a file
-    was written come back as nulls. Filters on partition columns prune files.
+:class:`DeltaRsDataSource` is a Spark 4 Python data source (format ``"deltars"``). On the
+driver it loads the Delta snapshot with ``deltalake`` (so time travel, removed files and
+partition values come from the transaction log, not from listing the folder) and plans
+one Spark partition per data file (small files are packed together up to a target
+size). Each executor task opens its files with pyarrow + fsspec (s3fs for ``s3://``) and
+yields Arrow record batches: only the requested columns are read, partition columns are
+filled from the add action's partition values, columns added to the table after a file
+was written come back as nulls. Filters on partition columns prune files.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ def _snapshot_files(dt, table_uri: str) -> tuple[list[_FileSlice], list[str]]:
         except Exception:  # pragma: no cover
             has_dv = True
         if has_dv:
-            raise NotImplementedError("deltars: tables with deletion vectors need delta-spark "
-                                      "(use_delta_spark_jars=True) or a delta-rs read")
+            raise NotImplementedError(
+                "deltars: tables with deletion vectors need delta-spark (use_delta_spark_jars=True) or a delta-rs read"
+            )
     mode = (dt.metadata().configuration or {}).get("delta.columnMapping.mode", "none")
     if mode not in ("none", None):
         raise NotImplementedError("deltars: column mapping is not supported")
@@ -87,8 +88,7 @@ def _snapshot_files(dt, table_uri: str) -> tuple[list[_FileSlice], list[str]]:
     for r in rows:
         rel = urllib.parse.unquote(r["path"])
         path = rel if "://" in rel else _join(table_uri, rel)
-        files.append(_FileSlice(path, {c: r.get(f"partition.{c}") for c in part_cols},
-                                int(r.get("size_bytes") or 0)))
+        files.append(_FileSlice(path, {c: r.get(f"partition.{c}") for c in part_cols}, int(r.get("size_bytes") or 0)))
     return files, part_cols
 
 
@@ -149,8 +149,7 @@ def _safe(op, a, b) -> bool:
 
 
 def _options_storage(options: Mapping[str, str]) -> dict[str, str]:
-    return {k[len(_STORAGE_PREFIX):].upper(): v for k, v in options.items()
-            if k.lower().startswith(_STORAGE_PREFIX)}
+    return {k[len(_STORAGE_PREFIX) :].upper(): v for k, v in options.items() if k.lower().startswith(_STORAGE_PREFIX)}
 
 
 def _options_columns(options: Mapping[str, str]) -> list[str] | None:
@@ -183,8 +182,11 @@ class DeltaRsDataSource(DataSource):  # type: ignore[misc]
 
         uri = normalize_table_uri(self.options["path"])
         version = self.options.get("version")
-        return DeltaTable(uri, version=int(version) if version not in (None, "") else None,
-                          storage_options=_options_storage(self.options) or None)
+        return DeltaTable(
+            uri,
+            version=int(version) if version not in (None, "") else None,
+            storage_options=_options_storage(self.options) or None,
+        )
 
     def schema(self):
         """The table's Spark schema (from the Delta snapshot, or the requested columns)."""
@@ -214,8 +216,11 @@ class _DeltaReader(DataSourceReader):  # type: ignore[misc]
 
         uri = normalize_table_uri(self.options["path"])
         version = self.options.get("version")
-        dt = DeltaTable(uri, version=int(version) if version not in (None, "") else None,
-                        storage_options=_options_storage(self.options) or None)
+        dt = DeltaTable(
+            uri,
+            version=int(version) if version not in (None, "") else None,
+            storage_options=_options_storage(self.options) or None,
+        )
         files, part_cols = _snapshot_files(dt, uri)
         preds = [p for p in (_partition_filter(f, set(part_cols)) for f in self.filters) if p]
         if preds:
@@ -245,9 +250,10 @@ class _DeltaReader(DataSourceReader):  # type: ignore[misc]
                 if data_cols:
                     it = pf.iter_batches(batch_size=batch_rows, columns=data_cols, use_threads=False)
                 else:  # only partition / missing columns requested: still need the row count
-                    it = (pa.record_batch([pa.nulls(min(batch_rows, pf.metadata.num_rows - i))],
-                                          names=["__n"])
-                          for i in range(0, pf.metadata.num_rows, batch_rows))
+                    it = (
+                        pa.record_batch([pa.nulls(min(batch_rows, pf.metadata.num_rows - i))], names=["__n"])
+                        for i in range(0, pf.metadata.num_rows, batch_rows)
+                    )
                 for rb in it:
                     yield _with_partitions(rb, target, f.partition_values)
 
@@ -321,8 +327,7 @@ def read_delta(
 
     table_uri = normalize_table_uri(uri)
     dopts = to_delta_storage_options(storage_options)
-    dt = DeltaTable(table_uri, version=version if isinstance(version, int) else None,
-                    storage_options=dopts or None)
+    dt = DeltaTable(table_uri, version=version if isinstance(version, int) else None, storage_options=dopts or None)
     if version is not None and not isinstance(version, int):
         dt.load_as_version(version)
     resolved = dt.version()
@@ -341,10 +346,14 @@ def read_delta(
     spark_schema = from_arrow_schema(normalize_arrow_schema(schema), prefer_timestamp_ntz=True)
 
     register(spark)
-    reader = (spark.read.format(FORMAT_NAME).schema(spark_schema)
-              .option("path", table_uri).option("version", str(resolved))
-              .option("parallelism", str(default_parallelism(spark)))
-              .option("pushdown", "true" if _pushdown_enabled(spark) else "false"))
+    reader = (
+        spark.read.format(FORMAT_NAME)
+        .schema(spark_schema)
+        .option("path", table_uri)
+        .option("version", str(resolved))
+        .option("parallelism", str(default_parallelism(spark)))
+        .option("pushdown", "true" if _pushdown_enabled(spark) else "false")
+    )
     if columns:
         reader = reader.option("columns", json.dumps(list(columns)))
     if max_partition_bytes:

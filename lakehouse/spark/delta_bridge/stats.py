@@ -58,9 +58,14 @@ def _minmax_summary(tbl: pa.Table) -> _SummaryTable:
             continue
         if pa.types.is_floating(t) and pc.any(pc.is_nan(col)).as_py():
             arr = pa.array([float("nan"), float("nan")], type=t)  # poison: no stats
-        elif (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_timestamp(t)
-              or pa.types.is_date(t) or pa.types.is_string(t) or pa.types.is_large_string(t)) \
-                and col.null_count < len(col):
+        elif (
+            pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_timestamp(t)
+            or pa.types.is_date(t)
+            or pa.types.is_string(t)
+            or pa.types.is_large_string(t)
+        ) and col.null_count < len(col):
             mm = pc.min_max(col)
             arr = pa.array([mm["min"].as_py(), mm["max"].as_py()], type=t)
         else:
@@ -100,5 +105,6 @@ def _stats_from_summaries(parts: list[_SummaryTable], rows: int) -> str:
             mins[name] = lo
         if hi is not None:
             maxs[name] = hi
-    return json.dumps({"numRecords": rows, "minValues": mins, "maxValues": maxs,
-                       "nullCount": nulls}, separators=(",", ":"))
+    return json.dumps(
+        {"numRecords": rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}, separators=(",", ":")
+    )

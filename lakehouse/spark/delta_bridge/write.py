@@ -31,16 +31,17 @@ from lakehouse.spark.delta_bridge.common import _HIVE_NULL, _conform, _filesyste
 from lakehouse.spark.delta_bridge.stats import _minmax_summary, _stats_from_summaries
 
 # --------------------------------------------------------------------------- write
-_RESULT_SCHEMA = pa.schema([
-    ("path", pa.string()),  # relative to the table root, not URL-encoded
-    ("size", pa.int64()),
-    ("partition_values", pa.string()),  # JSON {col: str | null}
-    ("modification_time", pa.int64()),
-    ("num_records", pa.int64()),
-    ("stats", pa.string()),  # Delta stats JSON
-])
-_RESULT_DDL = ("path string, size long, partition_values string, modification_time long, "
-               "num_records long, stats string")
+_RESULT_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),  # relative to the table root, not URL-encoded
+        ("size", pa.int64()),
+        ("partition_values", pa.string()),  # JSON {col: str | null}
+        ("modification_time", pa.int64()),
+        ("num_records", pa.int64()),
+        ("stats", pa.string()),  # Delta stats JSON
+    ]
+)
+_RESULT_DDL = "path string, size long, partition_values string, modification_time long, num_records long, stats string"
 
 
 def _partition_value_str(v: Any) -> str | None:
@@ -66,7 +67,6 @@ def _partition_dir(part_cols: Sequence[str], values: Mapping[str, str | None]) -
         v = values[c]
         segs.append(f"{c}={_HIVE_NULL if v is None else urllib.parse.quote(v, safe='')}")
     return "/".join(segs)
-
 
 
 @dataclass
@@ -114,13 +114,16 @@ def _write_partition_files(spec: _WriteSpec, batches: Iterator[pa.RecordBatch]) 
         st["writer"].close()
         st["fh"].close()
         size = int(fs.size(st["fs_path"]))
-        results.append({
-            "path": st["rel"], "size": size,
-            "partition_values": json.dumps(st["pvalues"]),
-            "modification_time": int(time.time() * 1000),
-            "num_records": st["rows"],
-            "stats": _stats_from_summaries(st["stats_parts"], st["rows"]),
-        })
+        results.append(
+            {
+                "path": st["rel"],
+                "size": size,
+                "partition_values": json.dumps(st["pvalues"]),
+                "modification_time": int(time.time() * 1000),
+                "num_records": st["rows"],
+                "stats": _stats_from_summaries(st["stats_parts"], st["rows"]),
+            }
+        )
 
     def target_for(key: tuple, pvalues: dict[str, str | None]) -> dict[str, Any]:
         nonlocal seq
@@ -136,8 +139,15 @@ def _write_partition_files(spec: _WriteSpec, batches: Iterator[pa.RecordBatch]) 
             if spec.partition_by and not _is_remote(spec.table_uri):
                 fs.makedirs(posixpath.dirname(fs_path), exist_ok=True)
             fh, writer = _parquet_writer(fs, fs_path, spec.data_schema, spec.compression)
-            st = {"writer": writer, "fh": fh, "rel": rel, "fs_path": fs_path, "pvalues": pvalues,
-                  "rows": 0, "stats_parts": []}
+            st = {
+                "writer": writer,
+                "fh": fh,
+                "rel": rel,
+                "fs_path": fs_path,
+                "pvalues": pvalues,
+                "rows": 0,
+                "stats_parts": [],
+            }
             open_files[key] = st
         return st
 
