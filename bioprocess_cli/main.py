@@ -8,7 +8,12 @@ export-plant    the twin's site as a foreign plant's exports         :func:`twin
 import          a plant's exports into bronze (YAML config)          :func:`lakehouse.ingest.foreign.run_import_config`
 run             the whole asset graph in one Dagster run             :func:`orchestration.run.run_main_job`
 train           ML models from gold with a config file               :func:`ml.workflow.run_train`
+audit           show / verify the hash-chained audit trail           :class:`lakehouse.audit.AuditLog`
 =============== ==================================================== ================================
+
+Errors a user can act on (disk full, permission denied, unreachable endpoint, invalid
+configuration) end the command with one line and status 2 (:func:`lakehouse.errors.describe`);
+anything else keeps its backtrace.
 
 The environment is read here and in :meth:`orchestration.settings.Settings.from_env` only:
 ``LAKEHOUSE_ROOT`` (the default lake) and, for ``s3://`` lakes, the S3 settings through
@@ -166,12 +171,47 @@ def train(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- parser
 #: name -> (help, add_arguments, handler), in the order of ``lakehouse --help``.
+# --------------------------------------------------------------------------- audit
+AUDIT_HELP = "show or verify the lake's hash-chained audit trail (promotions, approvals, config changes)"
+
+
+def add_audit_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``lakehouse audit``."""
+    p.add_argument("action", choices=["verify", "show"], help="verify: recompute the chain; show: list the entries")
+    p.add_argument(
+        "--lake",
+        default=env_lake_root(),
+        help="lake root: local folder or s3://bucket/prefix (default $LAKEHOUSE_ROOT or data/lake)",
+    )
+
+
+def audit(args: argparse.Namespace) -> int:
+    """``lakehouse audit verify|show``: exit status 1 when the chain is broken."""
+    from lakehouse.audit import AuditLog
+
+    log = AuditLog(open_lake(args.lake))
+    if args.action == "show":
+        for e in log.entries():
+            print(
+                f"{e.seq:6d}  {e.at:%Y-%m-%d %H:%M:%S}Z  {e.actor:24s}  {e.action:16s}  {e.subject}  {e.details_json}"
+            )
+        return 0
+    result = log.verify()
+    seq, head = log.head() if result.ok else (None, None)
+    if result.ok:
+        print(f"audit trail intact: {result.entries} entries, head {seq} {head}")
+        return 0
+    print(f"audit trail BROKEN at entry {result.first_bad_seq}: {result.problem}")
+    return 1
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
     "export-plant": (EXPORT_HELP, add_export_arguments, export_plant),
     "import": (IMPORT_HELP, add_import_arguments, run_import),
     "run": (RUN_HELP, add_run_arguments, run),
     "simulate": (SIMULATE_HELP, lambda p: add_simulate_arguments(p, default_out=env_lake_root()), simulate),
     "train": (TRAIN_HELP, add_train_arguments, train),
+    "audit": (AUDIT_HELP, add_audit_arguments, audit),
 }
 
 
@@ -189,7 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lakehouse`` console script."""
     args = build_parser().parse_args(argv)
-    return int(args._handler(args) or 0)
+    try:
+        return int(args._handler(args) or 0)
+    except Exception as exc:
+        from lakehouse.errors import describe
+
+        line = describe(exc)
+        if line is None:
+            raise
+        print(f"lakehouse {args.command}: error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
