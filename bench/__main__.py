@@ -14,7 +14,17 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODULES = ["bench_sim", "bench_ingest", "bench_dbt", "bench_ml", "bench_golden", "bench_plant2", "bench_spark"]
+MODULES = [
+    "bench_definitions",
+    "bench_sim",
+    "bench_ingest",
+    "bench_dbt",
+    "bench_ml",
+    "bench_golden",
+    "bench_plant2",
+    "bench_spark",
+    "bench_live",
+]
 
 
 def main(argv: list[str]) -> int:

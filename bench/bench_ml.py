@@ -38,7 +38,7 @@ GOLD = ("dim_batches", "fct_process_readings", "fct_assay_results", "fct_equipme
 def _frames_from_twin(days: int, bioreactors: int, seed: int, cache: Path, timings: dict) -> dict:
     import polars as pl
 
-    from ml.landing_frames import gold_frames
+    from tests.support.landing_frames import gold_frames
     from twin.site import SiteConfig, simulate_site
 
     key = cache / f"site-{days}d-{bioreactors}br-s{seed}"
@@ -63,10 +63,10 @@ def _frames_from_twin(days: int, bioreactors: int, seed: int, cache: Path, timin
 def _frames_from_lake(lake_root: str) -> dict:
     import polars as pl
 
-    from ml.cli import _lake
+    from lakehouse.storage import Lake, S3Settings
     from ml.pipeline import read_table
 
-    lake = _lake(lake_root)
+    lake = Lake(lake_root, S3Settings.from_env())
     frames = {n: read_table(lake, "gold", n).df for n in GOLD}
     fs = lake.filesystem()
     truth = lake.fs_path(lake.uri("landing", "_truth", "failures.parquet"))

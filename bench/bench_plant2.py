@@ -54,23 +54,37 @@ def _one_campaign(seed: int, mspc_seeds: list[int], tmp: Path) -> dict:
     res = evaluate_plant2(frames, BUNDLE / "softsensor.yaml", BUNDLE / "golden.yaml", mspc_seed=mspc_seeds[0])
     t_eval = time.perf_counter() - t
     cfg = gb.load_config(BUNDLE / "golden.yaml", catalog=plant2_catalog())
-    ms = [res["mspc"]] + [mspc_truth_figures(frames["readings"], frames["batches"], frames["deviations"],
-                                             frames["truth_batches"], cfg, seed=s) for s in mspc_seeds[1:]]
+    ms = [res["mspc"]] + [
+        mspc_truth_figures(
+            frames["readings"], frames["batches"], frames["deviations"], frames["truth_batches"], cfg, seed=s
+        )
+        for s in mspc_seeds[1:]
+    ]
     ss = res["softsensor"]["normal"]
     m = res["softsensor_model"]
-    return {"seed": seed, "batches": exp.batches, "faulty_batches": exp.faulty_batches,
-            "softsensor_rmse": ss["rmse"], "baseline_rmse": ss["baseline_mean_trajectory_rmse"],
-            "pi90_coverage": ss["pi90_coverage"], "softsensor_test_batches": ss["n_batches"],
-            "selected": m["selection"]["chosen"], "cv_rmse_by_candidate": m["selection"]["cv_rmse_by_candidate"],
-            "lab_rmse": m["test"]["rmse"], "lab_carry_forward_rmse": m["baseline_test"]["rmse"],
-            "lab_mean_trajectory_rmse": m["baseline_mean_trajectory_test"]["rmse"],
-            "lab_pi90_coverage": m["interval"]["coverage_test"],
-            "fault_post_onset": res["softsensor"]["fault_post_onset"],
-            "mspc_detected": [x["detected_fraction"] for x in ms],
-            "mspc_false_alarm": [x["false_alarm_fraction"] for x in ms],
-            "mspc_missed": ms[0]["missed"], "mspc_false_alarms": ms[0]["false_alarms"],
-            "mspc_median_delay_h": ms[0]["median_delay_h"], "mspc_phase1_excluded": ms[0]["phase1_excluded"],
-            "seconds": {"export": round(t_export, 1), "load": round(t_load, 1), "evaluate": round(t_eval, 1)}}
+    return {
+        "seed": seed,
+        "batches": exp.batches,
+        "faulty_batches": exp.faulty_batches,
+        "softsensor_rmse": ss["rmse"],
+        "baseline_rmse": ss["baseline_mean_trajectory_rmse"],
+        "pi90_coverage": ss["pi90_coverage"],
+        "softsensor_test_batches": ss["n_batches"],
+        "selected": m["selection"]["chosen"],
+        "cv_rmse_by_candidate": m["selection"]["cv_rmse_by_candidate"],
+        "lab_rmse": m["test"]["rmse"],
+        "lab_carry_forward_rmse": m["baseline_test"]["rmse"],
+        "lab_mean_trajectory_rmse": m["baseline_mean_trajectory_test"]["rmse"],
+        "lab_pi90_coverage": m["interval"]["coverage_test"],
+        "fault_post_onset": res["softsensor"]["fault_post_onset"],
+        "mspc_detected": [x["detected_fraction"] for x in ms],
+        "mspc_false_alarm": [x["false_alarm_fraction"] for x in ms],
+        "mspc_missed": ms[0]["missed"],
+        "mspc_false_alarms": ms[0]["false_alarms"],
+        "mspc_median_delay_h": ms[0]["median_delay_h"],
+        "mspc_phase1_excluded": ms[0]["phase1_excluded"],
+        "seconds": {"export": round(t_export, 1), "load": round(t_load, 1), "evaluate": round(t_eval, 1)},
+    }
 
 
 def run() -> dict:
@@ -93,7 +107,8 @@ def run() -> dict:
         "plant2_mspc_detected_fraction": round(main["mspc_detected"][0], 3),
         "plant2_mspc_false_alarm_fraction": round(main["mspc_false_alarm"][0], 3),
         "plant2_spread": {
-            "export_seeds": export_seeds, "mspc_fold_seeds": mspc_seeds,
+            "export_seeds": export_seeds,
+            "mspc_fold_seeds": mspc_seeds,
             "softsensor_improvement": spread_improvement(runs),
             "pi90_coverage": spread("pi90_coverage"),
             "mspc_detected_fraction": spread("mspc_detected"),

@@ -19,7 +19,6 @@ import yaml
 
 from lakehouse.identifiers import check_identifier
 from ml.batches import BatchConditionConfig
-from ml.softsensor import SelectionConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOFTSENSOR_CONFIG = PROJECT_ROOT / "config" / "ml" / "softsensor.yaml"
@@ -141,8 +140,35 @@ def features_from_catalog(catalog: Any, exclude: tuple[str, ...] | list[str] = (
     return {**{k: tuple(v) for k, v in out.items()}, "state_codes": codes}
 
 
+CANDIDATES = ("xgboost", "ridge", "pls", "blend")
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Which estimators compete and their small hyper-parameter grids (``titer.selection``).
+
+    Attributes
+    ----------
+    candidates
+        Subset of ``xgboost, ridge, pls, blend`` (``blend`` needs ``xgboost`` and a linear one).
+    ridge_alphas
+        Ridge penalties tried (on standardised features).
+    pls_components
+        PLS component counts tried (capped at the number of features and rows - 1).
+    blend_weights
+        XGBoost weights tried for the blend.
+    """
+
+    candidates: tuple[str, ...] = CANDIDATES
+    ridge_alphas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+    pls_components: tuple[int, ...] = (2, 3, 4, 6, 8, 10, 12, 16, 20)
+    blend_weights: tuple[float, ...] = (0.2, 0.35, 0.5, 0.65, 0.8)
+
+
 @dataclass(frozen=True)
 class XGBParams:
+    """XGBoost hyperparameters of one model (``params`` in the ML config)."""
+
     n_estimators: int = 400
     max_depth: int = 5
     learning_rate: float = 0.05
@@ -154,6 +180,7 @@ class XGBParams:
     seed: int = 0
 
     def booster_params(self, objective: str = "reg:squarederror") -> dict[str, Any]:
+        """The ``xgboost.train`` parameter dict for ``objective`` (number of rounds excluded)."""
         return {
             "objective": objective,
             "max_depth": self.max_depth,
@@ -170,6 +197,8 @@ class XGBParams:
 
 @dataclass(frozen=True)
 class ValidationConfig:
+    """How models are validated: grouped-by-batch CV folds and the forward-in-time test split."""
+
     n_splits: int = 5  # GroupKFold by batch on the training part
     test_fraction: float = 0.25  # forward split: the latest batches (by inoculation) held out
     interval_alpha: float = 0.1  # 90% prediction intervals (split-conformal, per culture day)
@@ -183,6 +212,8 @@ class ValidationConfig:
 
 @dataclass(frozen=True)
 class DomainConfig:
+    """Applicability domain: how far (in training-data terms) a scored row may lie before it is flagged."""
+
     quantile_low: float = 0.005
     quantile_high: float = 0.995
     range_margin: float = 0.1  # fraction of the training (q_hi - q_lo) allowed outside
@@ -192,6 +223,8 @@ class DomainConfig:
 
 @dataclass(frozen=True)
 class VerificationConfig:
+    """Verification of a champion in service: rolling-error window and PSI drift limits."""
+
     window_results: int = 20  # rolling error over the last N assay results
     max_rmse_ratio: float = 2.0  # fail if rolling RMSE > ratio x held-out RMSE of the model
     max_rmse_abs: float | None = None  # or an absolute limit (target units)
@@ -218,6 +251,8 @@ class TiterModelConfig:
 
 @dataclass(frozen=True)
 class HarvestModelConfig:
+    """Harvest CQA models: targets, the culture day their features are taken at, name prefix."""
+
     targets: tuple[str, ...] = ()
     day: float = 7.0  # features from data available by culture day D
     name_prefix: str = "harvest_"
@@ -227,6 +262,10 @@ class HarvestModelConfig:
 
 @dataclass(frozen=True)
 class SoftSensorConfig:
+    """A soft-sensor config file (``config/ml/softsensor.yaml``): features, models, validation,
+    domain and verification.
+    """
+
     features: FeatureConfig = field(default_factory=FeatureConfig)
     titer: TiterModelConfig = field(default_factory=TiterModelConfig)
     harvest: HarvestModelConfig = field(default_factory=HarvestModelConfig)
@@ -267,11 +306,14 @@ class EquipmentFeatureConfig:
 
     @property
     def all_signals(self) -> tuple[str, ...]:
+        """The configured signals followed by the derived ones (config order)."""
         return tuple(self.signals) + tuple(d.name for d in self.derived)
 
 
 @dataclass(frozen=True)
 class PdMEvaluationConfig:
+    """How the PdM model is evaluated: time-ordered split fractions, alert lead time, threshold choice."""
+
     alert_window_days: int = 21  # an alert day is true when a failure follows within W days
     lead_days: int = 7  # "alerted >= lead_days ahead"
     target_precision: float = 0.7  # threshold chosen on validation for this precision
@@ -286,6 +328,8 @@ class PdMEvaluationConfig:
 
 @dataclass(frozen=True)
 class PdMModelConfig:
+    """The PdM classifier: registry name and XGBoost parameters."""
+
     name: str = "pdm"
     params: XGBParams = field(default_factory=lambda: XGBParams(n_estimators=300, max_depth=4))
     baseline_rules: tuple[BaselineRule, ...] = ()  # pdm.yaml (threshold rules on health features)
@@ -352,6 +396,10 @@ def load_softsensor_config(path: str | Path | None = None, catalog: Any = None) 
         :data:`CATALOG_LISTS` the YAML's ``features`` section does not give is generated from
         it (:func:`features_from_catalog`, minus ``features.exclude``). Without a catalog the
         YAML's lists are used as they are.
+
+    Returns
+    -------
+    SoftSensorConfig
     """
     path = Path(path) if path else DEFAULT_SOFTSENSOR_CONFIG
     with open(path) as fh:
@@ -378,10 +426,22 @@ def softsensor_config_from_dict(data: dict, catalog: Any = None) -> SoftSensorCo
 
 
 def load_pdm_config(path: str | Path | None = None) -> PdMConfig:
+    """Load a PdM config (default ``config/ml/pdm.yaml``).
+
+    Parameters
+    ----------
+    path
+        YAML file; ``None`` for the project default.
+
+    Returns
+    -------
+    PdMConfig
+    """
     path = Path(path) if path else DEFAULT_PDM_CONFIG
     with open(path) as fh:
         return _build(PdMConfig, yaml.safe_load(fh) or {})
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass (nested) as plain dicts/lists, e.g. to store it with a model."""
     return asdict(cfg)

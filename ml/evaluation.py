@@ -12,6 +12,7 @@ from sklearn.model_selection import GroupKFold
 
 # ----------------------------------------------------------------------------- regression
 def regression_metrics(y: np.ndarray, yhat: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE, R² and the number of rows of predictions ``yhat`` against ``y`` (NaN-aware)."""
     y, yhat = np.asarray(y, float), np.asarray(yhat, float)
     n = len(y)
     if n == 0:
@@ -60,6 +61,7 @@ def group_kfold(groups: Sequence[str], n_splits: int) -> list[tuple[np.ndarray, 
 
 # ----------------------------------------------------------------------------- intervals
 def conformal_quantile(abs_residuals: np.ndarray, alpha: float) -> float:
+    """Split-conformal quantile of absolute residuals for miscoverage ``alpha`` (finite-sample corrected)."""
     r = np.sort(np.asarray(abs_residuals, float))
     n = len(r)
     if n == 0:
@@ -107,6 +109,9 @@ def for_true_value(conformal: dict, groups: np.ndarray, y: np.ndarray, sd_relati
 
 
 def interval_halfwidth(conformal: dict, groups: np.ndarray | None, n: int) -> np.ndarray:
+    """Half-width of the prediction interval per row: by group (e.g. culture day) where the
+    conformal calibration has one, else the global quantile.
+    """
     if groups is None or not conformal.get("by_group"):
         return np.full(n, conformal["global"])
     by = conformal["by_group"]
@@ -124,12 +129,14 @@ def interval_halfwidth(conformal: dict, groups: np.ndarray | None, n: int) -> np
 
 
 def coverage(y, lo, hi) -> float:
+    """Fraction of ``y`` inside ``[lo, hi]``."""
     y, lo, hi = (np.asarray(a, float) for a in (y, lo, hi))
     return float(np.mean((y >= lo) & (y <= hi))) if len(y) else float("nan")
 
 
 # ----------------------------------------------------------------------------- PdM
 def pr_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the precision-recall curve (average precision); NaN without positives."""
     y = np.asarray(y)
     if y.sum() == 0 or y.sum() == len(y):
         return float("nan")
@@ -137,6 +144,7 @@ def pr_auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def pr_curve(y: np.ndarray, score: np.ndarray):
+    """Precision, recall and thresholds of ``score`` against the binary labels ``y``."""
     return precision_recall_curve(np.asarray(y), np.asarray(score))
 
 

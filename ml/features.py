@@ -347,6 +347,7 @@ def build_harvest_dataset(features: pl.DataFrame, harvest: HarvestModelConfig) -
 
 # =========================================================================== equipment health
 def equipment_feature_names(config: EquipmentFeatureConfig) -> list[str]:
+    """Names of the equipment-health feature columns a config produces (model inputs, in order)."""
     names: list[str] = []
     for s in config.all_signals:
         names.append(s)

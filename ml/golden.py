@@ -297,12 +297,15 @@ class AlignedBatches:
 
     @property
     def n_steps(self) -> int:
+        """Number of grid steps (bins) on the alignment axis."""
         return int(self.grid.shape[0])
 
     def index(self, batch_id: str) -> int:
+        """Row index of ``batch_id``."""
         return self.batch_ids.index(batch_id)
 
     def subset(self, batch_ids: Iterable[str]) -> AlignedBatches:
+        """The same alignment restricted to ``batch_ids`` (in that order)."""
         pos = {b: i for i, b in enumerate(self.batch_ids)}
         keep = [b for b in batch_ids if b in pos]
         idx = np.array([pos[b] for b in keep], dtype=int)
@@ -317,6 +320,7 @@ class AlignedBatches:
         )
 
     def select_signals(self, signals: Sequence[str]) -> AlignedBatches:
+        """The same alignment with only ``signals`` (missing ones all-NaN)."""
         pos = {s: j for j, s in enumerate(self.signals)}
         vals = np.full(self.values.shape[:2] + (len(signals),), np.nan)
         for j, s in enumerate(signals):
@@ -333,6 +337,7 @@ class AlignedBatches:
         return last
 
     def to_frame(self) -> pd.DataFrame:
+        """Long frame: one row per batch, step and signal value."""
         n, k, _ = self.values.shape
         out = pd.DataFrame(
             {
@@ -359,7 +364,7 @@ def with_derived(readings: pd.DataFrame | pl.DataFrame, derived: Mapping[str, st
     for name, expr in (derived or {}).items():
         try:
             df = df.with_columns(pl.sql_expr(expr).cast(pl.Float64).alias(name))
-        except Exception:  # noqa: BLE001, S112 - a plant without one of the inputs
+        except Exception:
             continue
     return df
 
@@ -412,7 +417,7 @@ def condition_landmarks(
         hit = (
             df.lazy().filter(pl.sql_expr(expr).fill_null(False)).group_by("batch_id").agg(pl.col(axis).min()).collect()
         )
-    except Exception as exc:  # noqa: BLE001 - a config error, said once with the expression
+    except Exception as exc:
         raise ValueError(f"landmark condition {expr!r} cannot be evaluated on the readings: {exc}") from exc
     return {str(b): float(t) for b, t in zip(hit["batch_id"].to_list(), hit[axis].to_list()) if t is not None}
 
@@ -773,108 +778,6 @@ def png_markdown(png: bytes, alt: str = "plot") -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-# ------------------------------------------------------------- twin → gold-mart frames
-#: per-signal measurement noise (1 SD of an hourly mean, absolute units) for twin-built frames
-DEFAULT_NOISE: dict[str, float] = {
-    "temperature": 0.025,
-    "temperature_sp": 0.0,
-    "ph": 0.006,
-    "dissolved_oxygen": 0.6,
-    "agitation": 0.3,
-    "air_flow": 0.3,
-    "o2_flow": 0.05,
-    "co2_flow": 0.02,
-    "offgas_o2": 0.02,
-    "offgas_co2": 0.02,
-    "capacitance": 0.15,
-    "base_total": 20.0,
-    "feed_flow_sp": 0.0,
-    "feed_flow": 0.3,
-    "feed_total": 50.0,
-    "weight": 0.5,
-    "pressure": 0.001,
-    "vibration": 0.03,
-    "motor_current": 0.03,
-}
-#: relative noise of the in-process assays (and their result delay in hours)
-ASSAY_NOISE: dict[str, tuple[float, float]] = {
-    "vcd": (0.05, 1.0),
-    "viability": (0.01, 1.0),
-    "glucose": (0.04, 1.0),
-    "lactate": (0.05, 1.0),
-    "ammonia": (0.06, 1.0),
-    "osmolality": (0.015, 1.0),
-    "titer": (0.04, 24.0),
-}
-
-
-def twin_marts(
-    result: Any,
-    batch_ids: Sequence[str],
-    seed: int = 0,
-    noise: dict[str, float] | None = None,
-    status: Sequence[str] | None = None,
-    signals: Sequence[str] = ALL_SIGNALS,
-    assay_every_h: float = 24.0,
-    first_sample_h: float = 2.0,
-) -> dict[str, pd.DataFrame]:
-    """Gold-mart-shaped frames from a ``twin.bioreactor.BatchResult`` (tests, benchmarks).
-
-    Returns ``readings`` (like ``fct_process_readings`` on the twin's record grid, with
-    measurement noise), ``batches`` (like ``dim_batches``: status, setpoints, ``duration_h``,
-    harvest titer and the noisy harvest CQAs) and ``assays`` (like ``fct_assay_results`` with
-    ``culture_age_h`` of the sample and ``result_age_h`` when the result is approved).
-    """
-    noise = DEFAULT_NOISE if noise is None else noise
-    rng = np.random.default_rng(seed)
-    t = np.asarray(result.t_h, dtype=float)
-    n = len(batch_ids)
-    end = np.asarray(result.end_h, dtype=float)
-    frames = []
-    for i, b in enumerate(batch_ids):
-        keep = t <= end[i] + 1e-9
-        tt = t[keep]
-        cols: dict[str, Any] = {"batch_id": b, "culture_age_h": tt, "maturity_pct": 100.0 * tt / end[i]}
-        for s in signals:
-            if s not in result.series:
-                continue
-            v = np.asarray(result.series[s][i, keep], dtype=float)
-            sd = float(noise.get(s, 0.0))
-            cols[s] = v + rng.normal(0.0, sd, v.shape) if sd > 0 else v.copy()
-        frames.append(pd.DataFrame(cols))
-    readings = pd.concat(frames, ignore_index=True)
-
-    h = result.harvest_noisy
-    batches = pd.DataFrame(
-        {
-            "batch_id": list(batch_ids),
-            "status": list(status) if status is not None else ["complete"] * n,
-            "duration_h": end,
-        }
-    )
-    for k, v in result.recipes.items():
-        batches[k] = np.asarray(v, dtype=float)
-    batches["harvest_titer_g_l"] = np.asarray(h["titer"], dtype=float)
-    batches["peak_vcd"] = np.asarray(h["peak_vcd"], dtype=float)
-    batches["harvest_viability_pct"] = np.asarray(h["viability"], dtype=float)
-    for k in ("g0f", "g1f", "g2f", "man5", "afucosylation", "hmw"):
-        batches[f"{k}_pct"] = np.asarray(h[k], dtype=float)
-
-    rows = []
-    for i, b in enumerate(batch_ids):
-        ts = np.arange(first_sample_h, end[i] + 1e-9, assay_every_h)
-        for a, (rel, delay) in ASSAY_NOISE.items():
-            if a not in result.series:
-                continue
-            tsa = ts[ts >= 72.0] if a == "titer" else ts
-            v = np.interp(tsa, t, np.nan_to_num(result.series[a][i], nan=0.0))
-            v = v * (1.0 + rel * rng.standard_normal(v.shape))
-            for tj, vj in zip(tsa, v):
-                rows.append((b, a, float(vj), float(tj), float(tj + delay)))
-    assays = pd.DataFrame(rows, columns=["batch_id", "analyte", "value", "culture_age_h", "result_age_h"])
-    return {"readings": readings, "batches": batches, "assays": assays}
-
-
 def assay_envelope(assays: pd.DataFrame, batch_ids: Sequence[str], step_h: float = 24.0) -> pd.DataFrame:
     """Mean/SD of each in-process assay per culture-age bin over the given (good) batches."""
     a = assays[assays["batch_id"].isin(list(batch_ids))].copy()
@@ -910,3 +813,32 @@ def assay_visible_h(
         sub = a[(a["batch_id"] == b) & (a["culture_age_h"] >= on) & (a["z"].abs() > z)]
         out[b] = float(sub[res_col].min()) if len(sub) else float("nan")
     return out
+
+
+# ------------------------------------------------------------------ lake-level helpers
+def deviation_truth(lake) -> pd.DataFrame | None:
+    """The twin's deviation ground truth (``landing/_truth/batches.parquet``, evaluation only)
+    with onset and culture end as culture age in hours; ``None`` when the lake has none (a real
+    plant)."""
+    import pyarrow.parquet as pq
+
+    fs = lake.filesystem()
+    path = lake.fs_path(lake.uri("landing", "_truth", "batches.parquet"))
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as f:
+        t = pq.read_table(f).to_pandas()
+    inoc = pd.to_datetime(t["inoculation"], utc=True)
+    onset = pd.to_datetime(t["deviation_onset"], utc=True)
+    end = pd.to_datetime(t["culture_end"], utc=True)
+    dev = t["deviation_type"].fillna("").astype(str)
+    return pd.DataFrame(
+        {
+            "batch_id": t["batch_id"].astype(str),
+            "deviation_type": dev,
+            "deviating": dev != "",
+            "onset_h": (onset - inoc).dt.total_seconds() / 3600.0,
+            "end_h": (end - inoc).dt.total_seconds() / 3600.0,
+            "lost": t["lost"].astype(bool),
+        }
+    )

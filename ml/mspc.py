@@ -31,18 +31,22 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
 
+from lakehouse.jsonsafe import clean
 from ml.golden import AlignedBatches
 
 
 # ---------------------------------------------------------------------------- config
 @dataclass
 class MSPCConfig:
+    """Settings of batch evolution monitoring (config/golden.yaml ``mspc``): signals, time step,
+    components, limit confidence and false-alarm target, smoothing windows.
+    """
+
     signals: list[str]
     step_h: float = 1.0
     n_steps: int | None = None  # culture-age bins covered by the model (default: good batches' span)
@@ -127,6 +131,10 @@ def align_for(
 # ----------------------------------------------------------------------- the model
 @dataclass
 class MSPCModel:
+    """A fitted batch evolution monitoring model: per-step scaling, PCA loadings and the
+    time-varying T² and SPE limits (saved as ``.npz`` + ``.json``, never pickled).
+    """
+
     signals: list[str]
     step_h: float
     mean: np.ndarray  # (K, J)
@@ -142,14 +150,17 @@ class MSPCModel:
 
     @property
     def n_steps(self) -> int:
+        """Number of time steps the model covers."""
         return int(self.mean.shape[0])
 
     @property
     def n_components(self) -> int:
+        """Number of principal components."""
         return int(self.loadings.shape[1])
 
     # ------------------------------------------------------------ persistence
     def to_npz_bytes(self) -> bytes:
+        """The model's arrays as compressed ``.npz`` bytes."""
         buf = io.BytesIO()
         np.savez_compressed(
             buf,
@@ -163,6 +174,7 @@ class MSPCModel:
         return buf.getvalue()
 
     def to_json_dict(self) -> dict:
+        """The model's settings and metadata as a JSON-safe dict (the ``.json`` part)."""
         return {
             "format": "mspc-bem/1",
             "signals": self.signals,
@@ -172,11 +184,12 @@ class MSPCModel:
             "config": self.config,
             "train_batches": self.train_batches,
             "limit_scale": self.limit_scale,
-            "info": _jsonable(self.info),
+            "info": clean(self.info),
         }
 
     @classmethod
     def from_parts(cls, meta: dict, npz_bytes: bytes) -> MSPCModel:
+        """Rebuild a model from its ``.json`` dict and ``.npz`` bytes."""
         with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         return cls(
@@ -204,24 +217,38 @@ class MSPCModel:
 
     @classmethod
     def load(cls, fs, base_path: str) -> MSPCModel:
+        """Read ``<base>.json`` and ``<base>.npz`` with an fsspec filesystem."""
         meta = json.loads(fs.cat(base_path + ".json"))
         return cls.from_parts(meta, fs.cat(base_path + ".npz"))
 
 
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, float) and not np.isfinite(o):
-        return None
-    return o
+# ----------------------------------------------------------------- the model in the lake
+MODEL_NAME = "mspc_bem"
+
+
+def model_dir(lake) -> str:
+    """URI of the MSPC model folder ``models/mspc_bem`` of a :class:`~lakehouse.storage.Lake`."""
+    return lake.uri("models", MODEL_NAME)
+
+
+def save_to_lake(lake, model: MSPCModel, version: str) -> str:
+    """Write ``models/mspc_bem/<version>.npz`` + ``.json`` (no pickle) and point
+    ``latest.json`` at it; returns the base path (without extension)."""
+    fs = lake.filesystem()
+    base = lake.fs_path(model_dir(lake)) + "/" + version
+    model.save(fs, base)
+    fs.pipe(lake.fs_path(model_dir(lake)) + "/latest.json", json.dumps({"version": version}).encode())
+    return base
+
+
+def load_latest_from_lake(lake) -> tuple[MSPCModel, str]:
+    """The model ``latest.json`` points at and its version; :class:`FileNotFoundError` when none."""
+    fs = lake.filesystem()
+    d = lake.fs_path(model_dir(lake))
+    if not fs.exists(d + "/latest.json"):
+        raise FileNotFoundError("no MSPC model yet: materialize ['golden', 'mspc_model'] first")
+    version = json.loads(fs.cat(d + "/latest.json"))["version"]
+    return MSPCModel.load(fs, d + "/" + version), version
 
 
 # -------------------------------------------------------------------- internals
@@ -551,6 +578,8 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
 # -------------------------------------------------------------------------- scoring
 @dataclass
 class MSPCScores:
+    """T², SPE, their limits and the alarm state of scored batches per time step."""
+
     batch_ids: list[str]
     signals: list[str]
     step_h: float
@@ -576,6 +605,7 @@ class MSPCScores:
         return np.tile(self.age_h(), (self.t2.shape[0], 1))
 
     def first_alarm_h(self) -> dict[str, float]:
+        """Culture age (h) of each batch's first alarm (NaN: never alarmed)."""
         age = self.culture_age()
         out = {}
         for i, b in enumerate(self.batch_ids):
@@ -584,6 +614,7 @@ class MSPCScores:
         return out
 
     def to_frame(self) -> pd.DataFrame:
+        """Long frame: one row per batch and time step with T², SPE, limits and alarm flags."""
         N, K = self.t2.shape
         idx = np.minimum(np.arange(K), len(self.t2_limit) - 1)
         df = pd.DataFrame(
@@ -818,104 +849,6 @@ def plot_control_charts(
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     return buf.getvalue()
-
-
-# ------------------------------------------------------- twin-based evaluation sets
-def _vary_recipes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Nominal recipe with a site's small batch-to-batch setpoint variation (``twin.site``)."""
-    from twin.bioreactor import recipes_to_arrays
-    from twin.site import vary_recipes
-
-    return recipes_to_arrays(vary_recipes(rng, n))
-
-
-def simulate_monitoring_set(
-    n_normal: int,
-    n_per_type: int = 0,
-    seed: int = 0,
-    prefix: str = "B",
-    equipment: bool = True,
-    variability: dict | None = None,
-    deviation_types: Sequence[str] = ("contamination", "temperature_fault", "feed_error"),
-    dt_h: float = 0.25,
-    params: Any = None,
-) -> dict[str, Any]:
-    """Site-like twin batches with ground truth, for tests and benchmarks.
-
-    Like ``twin.site``: the nominal recipe with small setpoint variation, biological
-    variability of ``mu_max``/``qp``, DO-probe gain drift (re-standardised at the daily
-    offline check once it exceeds 15 %) and feed-pump tubing wear. ``n_normal`` batches get no
-    process deviation, ``n_per_type`` batches get each type of ``deviation_types`` (drawn by
-    ``twin.deviations``: onset, magnitude, duration); contaminated batches are aborted when
-    operators detect them. A tubing rupture inside a batch is labelled ``feed_pump_failure``
-    (as the site's truth does). Returns ``readings``, ``batches``, ``assays``
-    (``ml.golden.twin_marts``) and ``truth`` (``batch_id, deviation_type, deviating, onset_h,
-    lost, end_h``).
-    """
-    from ml.doe import sample_kinetics
-    from ml.golden import twin_marts
-    from twin import deviations as dv
-    from twin import equipment as eq
-    from twin.bioreactor import Faults, simulate_batches
-
-    rng = np.random.default_rng(seed)
-    types = [t for t in deviation_types for _ in range(n_per_type)]
-    n = n_normal + len(types)
-    rec = _vary_recipes(rng, n)
-    dur = rec["duration_days"] * 24.0
-    faults = Faults.none(n)
-    sample_off = 2.0
-    dev_label = np.array([""] * n, dtype=object)
-    onset = np.full(n, np.nan)
-    end_h = dur.copy()
-    lost = np.zeros(n, dtype=bool)
-    if equipment:
-        drift = np.array([eq.do_drift_rate(rng, int(rng.integers(1, 10))) for _ in range(n)])
-        faults.do_drift_per_day = drift
-        cross = eq.DO_FAIL_REL_DEV / np.maximum(np.abs(drift), 1e-12) * 24.0
-        k = np.ceil((cross - sample_off) / 24.0)
-        faults.do_restd_h = np.where(cross < dur, sample_off + 24.0 * np.maximum(k, 0) + 0.5, np.inf)
-        life = np.array([eq.sample_pump_life(rng) for _ in range(n)])
-        run0 = rng.uniform(0.0, 600.0, n)
-        run0 = np.where(run0 >= life, 0.5 * life, run0)
-        faults.pump_life_h, faults.pump_run_h0 = life, run0
-        t_rupt = rec["feed_start_day"] * 24.0 + (life - run0)  # continuous feed from feed start
-        rupt = t_rupt < dur
-        dev_label[rupt] = "feed_pump_failure"
-        onset[rupt] = t_rupt[rupt]
-    name_to_type = {t.label: t for t in dv.DeviationType if t is not dv.DeviationType.NONE}
-    for j, label in enumerate(types):
-        i = n_normal + j
-        d = dv.sample_deviations(rng, dur[i : i + 1], {name_to_type[label]: 1.0})
-        faults.dev_type[i] = d.dev_type[0]
-        faults.dev_onset_h[i] = d.onset_h[0]
-        faults.dev_magnitude[i] = d.magnitude[0]
-        faults.dev_duration_h[i] = d.duration_h[0]
-        if dev_label[i] != "" and onset[i] < d.onset_h[0]:
-            continue  # an earlier pump failure stays the batch's labelled event
-        dev_label[i] = label
-        onset[i] = d.onset_h[0]
-        if np.isfinite(d.detect_h[0]) and d.detect_h[0] < dur[i]:
-            end_h[i] = round(d.detect_h[0] / dt_h) * dt_h
-            lost[i] = True
-    kin = sample_kinetics(n, params, variability, seed=seed + 7)
-    res = simulate_batches(
-        rec, params=kin, faults=faults, end_h=end_h, dt_h=dt_h, seed=seed, sample_offset_h=sample_off
-    )
-    ids = [f"{prefix}{i:04d}" for i in range(n)]
-    status = np.where(lost, "aborted", "complete")
-    marts = twin_marts(res, ids, seed=seed + 11, status=list(status), first_sample_h=sample_off)
-    truth = pd.DataFrame(
-        {
-            "batch_id": ids,
-            "deviation_type": dev_label,
-            "deviating": dev_label != "",
-            "onset_h": onset,
-            "lost": lost,
-            "end_h": end_h,
-        }
-    )
-    return {**marts, "truth": truth, "result": res}
 
 
 def visibility(

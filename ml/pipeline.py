@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 
 from lakehouse.storage import Lake
+from lakehouse.tables import read_table, write_table
 from ml import promotion
 from ml.batches import batch_conditions
 from ml.config import PdMConfig, SoftSensorConfig
@@ -31,51 +31,6 @@ GOLD_PDM_INPUTS = ("fct_equipment_health_daily", "fct_work_orders")
 DEVIATIONS_TABLE = "fct_deviations"  # a plant's recorded deviations, when its import provides them
 
 
-@dataclass
-class TableRead:
-    df: pl.DataFrame
-    version: int
-
-
-def read_table(
-    lake: Lake, layer: str, name: str, version: int | None = None, columns: list[str] | None = None
-) -> TableRead:
-    uri = lake.uri(layer, name)
-    dt = lake.delta_table(uri, version=version)
-    return TableRead(pl.from_arrow(dt.to_pyarrow_table(columns=columns)), int(dt.version()))
-
-
-def _to_arrow(df: pl.DataFrame) -> pa.Table:
-    t = df.to_arrow()
-    # delta-rs wants plain (non-view) string types
-    return t.cast(
-        pa.schema(
-            [pa.field(f.name, pa.large_string() if pa.types.is_string_view(f.type) else f.type) for f in t.schema]
-        )
-    )
-
-
-def write_table(
-    lake: Lake, layer: str, name: str, df: pl.DataFrame, *, metadata: dict | None = None, mode: str = "overwrite"
-) -> int:
-    """Write (overwrite by default) a Delta table and return its new version. ``metadata`` goes into
-    the commit's custom metadata (e.g. the input table versions)."""
-    from deltalake import CommitProperties
-
-    uri = lake.uri(layer, name)
-    props = (
-        CommitProperties(
-            custom_metadata={k: json.dumps(v) if not isinstance(v, str) else v for k, v in (metadata or {}).items()}
-        )
-        if metadata
-        else None
-    )
-    lake.write_delta(
-        uri, _to_arrow(df), mode=mode, schema_mode="overwrite" if mode == "overwrite" else None, commit_properties=props
-    )
-    return int(lake.delta_table(uri).version())
-
-
 # ----------------------------------------------------------------------------- features
 def features_config_digest(features_cfg) -> str:
     """Fingerprint of a feature config (``FeatureConfig`` / ``EquipmentFeatureConfig``), stored in the
@@ -88,7 +43,7 @@ def features_config_mismatch(lake: Lake, layer: str, name: str, features_cfg) ->
     """Why the latest version of a feature table does not fit ``features_cfg`` (None: it fits)."""
     try:
         hist = lake.delta_table(lake.uri(layer, name)).history(1)
-    except Exception:  # noqa: BLE001 - unreadable history: treat as unknown provenance
+    except Exception:
         hist = []
     built = hist[0].get("features_config") if hist else None
     want = features_config_digest(features_cfg)
@@ -98,6 +53,13 @@ def features_config_mismatch(lake: Lake, layer: str, name: str, features_cfg) ->
 
 
 def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[pl.DataFrame, int, dict]:
+    """Build ``features/softsensor`` from the gold marts and write it (overwrite).
+
+    Returns
+    -------
+    (features, version, inputs)
+        The feature frame, its Delta version and the gold table versions it was built from.
+    """
     needed = ["batch_id", "unit_id", "ts", "culture_age_h", "phase"]
     readings = read_table(lake, "gold", "fct_process_readings")
     batches = read_table(lake, "gold", "dim_batches")
@@ -116,6 +78,13 @@ def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[
 
 
 def materialize_equipment_features(lake: Lake, cfg: PdMConfig) -> tuple[pl.DataFrame, int, dict]:
+    """Build ``features/equipment_health`` from the gold marts and write it (overwrite).
+
+    Returns
+    -------
+    (features, version, inputs)
+        The feature frame, its Delta version and the gold table versions it was built from.
+    """
     health = read_table(lake, "gold", "fct_equipment_health_daily")
     wos = read_table(lake, "gold", "fct_work_orders")
     feats = build_equipment_health_features(health.df, wos.df, cfg.features)
@@ -222,13 +191,14 @@ def _feature_inputs(lake: Lake, layer: str, name: str, version: int) -> dict:
         for h in lake.delta_table(lake.uri(layer, name)).history():
             if int(h.get("version", -1)) == version and "inputs" in h:
                 return json.loads(h["inputs"])
-    except Exception:  # noqa: BLE001 - lineage is best-effort metadata; the version itself is recorded
+    except Exception:
         return {}
     return {}
 
 
 # ----------------------------------------------------------------------------- training
 def register(lake: Lake, model: TrainedModel, training_data: dict) -> RegisteredModel:
+    """Register a trained model as a candidate (booster as UBJ + registry row) with its training data versions."""
     return ModelRegistry(lake).register(
         model.name,
         model.booster,
@@ -364,6 +334,7 @@ def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: 
 
 # ----------------------------------------------------------------------------- scoring
 def score_titer_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
+    """Score every feature row with the titer champion and write ``scores/titer``; returns the scores and version."""
     reg = ModelRegistry(lake)
     booster, meta, rec = reg.load(cfg.titer.name)
     feats = read_table(lake, *SOFTSENSOR)
@@ -372,6 +343,7 @@ def score_titer_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exac
 
 
 def score_harvest_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
+    """Score every batch with each harvest CQA champion and write ``scores/harvest_cqa``; returns the scores and version."""
     reg = ModelRegistry(lake)
     feats = read_table(lake, *SOFTSENSOR)
     models = []
@@ -384,6 +356,7 @@ def score_harvest_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "ex
 
 
 def score_pdm_table(lake: Lake, cfg: PdMConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
+    """Score every equipment-day with the PdM champion and write ``scores/pdm``; returns the scores and version."""
     reg = ModelRegistry(lake)
     booster, meta, rec = reg.load(cfg.model.name)
     feats = read_table(lake, *EQUIPMENT)
@@ -393,6 +366,7 @@ def score_pdm_table(lake: Lake, cfg: PdMConfig, *, explain: str = "exact") -> tu
 
 # ----------------------------------------------------------------------------- verification
 def verify_titer(lake: Lake, cfg: SoftSensorConfig) -> dict:
+    """Verification of the titer champion: rolling error against arrived titer results and PSI drift."""
     scores = read_table(lake, "scores", "titer").df
     reg = ModelRegistry(lake)
     version = int(scores["model_version"][0])
@@ -404,6 +378,7 @@ def verify_titer(lake: Lake, cfg: SoftSensorConfig) -> dict:
 
 
 def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
+    """Verification of the harvest CQA champions: error against arrived harvest assays and PSI drift."""
     scores = read_table(lake, "scores", "harvest_cqa").df
     reg = ModelRegistry(lake)
     out: dict = {"passed": True, "targets": {}}
@@ -430,6 +405,7 @@ def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
 
 
 def verify_pdm(lake: Lake, cfg: PdMConfig, days: int = 30) -> dict:
+    """Verification of the PdM champion: PSI drift of the last ``days`` days' inputs."""
     scores = read_table(lake, "scores", "pdm").df
     reg = ModelRegistry(lake)
     _, meta, _ = reg.load(cfg.model.name, int(scores["model_version"][0]))

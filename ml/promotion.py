@@ -153,6 +153,9 @@ def _f(v) -> float | None:
 def softsensor_holdout(
     features: pl.DataFrame, meta: dict, min_culture_age_h: float = 0.0
 ) -> tuple[pl.DataFrame, np.ndarray]:
+    """Held-out sample rows of a soft-sensor model (its test batches, from ``min_culture_age_h``) and
+    their carry-forward baseline predictions.
+    """
     from ml.train import titer_baseline
 
     t = meta["target"]
@@ -169,6 +172,7 @@ def softsensor_holdout(
 
 
 def harvest_holdout(features: pl.DataFrame, meta: dict) -> tuple[pl.DataFrame, np.ndarray]:
+    """Held-out batches of a harvest CQA model and their mean-of-training baseline predictions."""
     from ml.config import HarvestModelConfig
     from ml.features import build_harvest_dataset
 
@@ -179,6 +183,7 @@ def harvest_holdout(features: pl.DataFrame, meta: dict) -> tuple[pl.DataFrame, n
 
 
 def pdm_holdout(eq_features: pl.DataFrame, meta: dict) -> tuple[pl.DataFrame, np.ndarray]:
+    """Held-out equipment-days of the PdM model (its test period) and the threshold-rule baseline scores."""
     H = meta["horizon_days"]
     test_start = date.fromisoformat(meta["split"]["test_start"])
     test_end = date.fromisoformat(meta["split"]["test_end"])

@@ -32,31 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ml.config import CANDIDATES, SelectionConfig
 from ml.evaluation import group_kfold
-
-CANDIDATES = ("xgboost", "ridge", "pls", "blend")
-
-
-@dataclass(frozen=True)
-class SelectionConfig:
-    """Which estimators compete and their small hyper-parameter grids (``titer.selection``).
-
-    Attributes
-    ----------
-    candidates
-        Subset of ``xgboost, ridge, pls, blend`` (``blend`` needs ``xgboost`` and a linear one).
-    ridge_alphas
-        Ridge penalties tried (on standardised features).
-    pls_components
-        PLS component counts tried (capped at the number of features and rows - 1).
-    blend_weights
-        XGBoost weights tried for the blend.
-    """
-
-    candidates: tuple[str, ...] = CANDIDATES
-    ridge_alphas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
-    pls_components: tuple[int, ...] = (2, 3, 4, 6, 8, 10, 12, 16, 20)
-    blend_weights: tuple[float, ...] = (0.2, 0.35, 0.5, 0.65, 0.8)
 
 
 # ----------------------------------------------------------------------------- linear models
@@ -254,15 +231,30 @@ def gate_mask(df: pl.DataFrame, gate: str | None, min_culture_age_h: float = 0.0
             return ok
         try:
             g = df.select(pl.sql_expr(gate).cast(pl.Boolean).fill_null(False).alias("_g"))["_g"].to_numpy()
-        except Exception as exc:  # noqa: BLE001 - re-raised with the config key
+        except Exception as exc:
             raise ValueError(f"titer.gate {gate!r} cannot be evaluated on the feature table: {exc}") from exc
         ok &= g
     return ok
 
 
-def _xgb_part(booster, X: np.ndarray, names: list[str]) -> np.ndarray:
-    from ml.train import predict
+def matrix(df: pl.DataFrame, feature_names: list[str]) -> np.ndarray:
+    """The feature matrix of ``df`` (float64, columns in ``feature_names`` order, missing → NaN)."""
+    cols = [
+        pl.col(c).cast(pl.Float64) if c in df.columns else pl.lit(None, dtype=pl.Float64).alias(c)
+        for c in feature_names
+    ]
+    return df.select(cols).to_numpy().astype(np.float64)
 
+
+def predict(booster, X: np.ndarray, feature_names: list[str]) -> np.ndarray:
+    """Predictions of an XGBoost ``booster`` for ``X`` (columns named ``feature_names``)."""
+    import xgboost as xgb
+
+    dm = xgb.DMatrix(np.asarray(X, np.float32), feature_names=feature_names, missing=np.nan)
+    return booster.predict(dm)
+
+
+def _xgb_part(booster, X: np.ndarray, names: list[str]) -> np.ndarray:
     return predict(booster, X, names).astype(float)
 
 
@@ -284,8 +276,6 @@ def estimator_predict(booster, meta: dict, X: np.ndarray) -> np.ndarray:
 def predict_rows(booster, meta: dict, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Predictions for the rows of a feature table and the gate (True = the model predicted;
     gated rows carry the mean-trajectory baseline)."""
-    from ml.train import matrix
-
     X = matrix(df, meta["features"])
     pred = estimator_predict(booster, meta, X)
     open_ = gate_mask(df, meta.get("gate"), float(meta.get("min_culture_age_h") or 0.0))

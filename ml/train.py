@@ -12,6 +12,7 @@ held-out metrics next to the baseline. Nothing here touches the lake or Dagster.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,7 @@ import polars as pl
 import xgboost as xgb
 
 from ml.batches import FAULT
-from ml.config import PdMConfig, SoftSensorConfig, XGBParams
+from ml.config import PdMConfig, SelectionConfig, SoftSensorConfig, XGBParams
 from ml.domain import fit_domain, fit_psi_reference
 from ml.evaluation import (
     alert_event_metrics,
@@ -42,25 +43,28 @@ from ml.features import (
     softsensor_training_rows,
 )
 from ml.softsensor import (
-    SelectionConfig,
     estimator_contributions,
     estimator_predict,
     fit_linear,
     fit_mean_trajectory,
     gate_mask,
+    matrix,
     mean_trajectory,
+    predict,
     predict_rows,
     select_estimator,
 )
 
 
-class InsufficientData(ValueError):  # noqa: N818 - a state ("insufficient data"), not a failure
+class InsufficientData(ValueError):
     """Too little data to train (batches, assays, failures, days): the step is skipped with this
     reason, never turned into a made-up model or metric."""
 
 
 @dataclass
 class TrainedModel:
+    """A trained booster with its metadata, metrics, held-out predictions and (soft sensor) trajectories."""
+
     name: str
     kind: str  # "regression" | "classifier"
     booster: xgb.Booster
@@ -72,14 +76,6 @@ class TrainedModel:
 
 
 # ----------------------------------------------------------------------------- helpers
-def matrix(df: pl.DataFrame, feature_names: list[str]) -> np.ndarray:
-    cols = [
-        pl.col(c).cast(pl.Float64) if c in df.columns else pl.lit(None, dtype=pl.Float64).alias(c)
-        for c in feature_names
-    ]
-    return df.select(cols).to_numpy().astype(np.float64)
-
-
 def fit_booster(
     X: np.ndarray,
     y: np.ndarray,
@@ -88,6 +84,7 @@ def fit_booster(
     objective: str = "reg:squarederror",
     extra: dict | None = None,
 ) -> xgb.Booster:
+    """Train an XGBoost booster on ``X``/``y`` with ``params`` (optionally with sample weights)."""
     dm = xgb.DMatrix(
         np.asarray(X, np.float32), label=np.asarray(y, np.float32), feature_names=feature_names, missing=np.nan
     )
@@ -95,12 +92,8 @@ def fit_booster(
     return xgb.train(p, dm, num_boost_round=params.n_estimators)
 
 
-def predict(booster: xgb.Booster, X: np.ndarray, feature_names: list[str]) -> np.ndarray:
-    dm = xgb.DMatrix(np.asarray(X, np.float32), feature_names=feature_names, missing=np.nan)
-    return booster.predict(dm)
-
-
 def batch_starts(features: pl.DataFrame) -> pl.DataFrame:
+    """First time stamp of each batch (``batch_id``, ``start``): the order of the forward split."""
     return features.group_by("batch_id").agg(pl.col("ts").min().alias("start"))
 
 
@@ -482,6 +475,7 @@ def _alerts(df: pl.DataFrame, thresholds: dict[str, float], default: float) -> n
 
 
 def pdm_split_dates(df: pl.DataFrame, ev) -> tuple:
+    """Time split of the PdM data: (end of training, end of validation, first date, last date)."""
     dates = np.array(sorted(df["date"].unique().to_list()), dtype="datetime64[D]")
     n = len(dates)
     t_train_end = dates[int(n * (1 - ev.test_fraction - ev.validation_fraction)) - 1]
@@ -505,7 +499,7 @@ def _pdm_oof(
     first = int(len(dates) * 0.45)
     edges = np.linspace(first, len(dates), folds + 1).astype(int)
     parts = []
-    for b0, b1 in zip(edges[:-1], edges[1:], strict=True):
+    for b0, b1 in itertools.pairwise(edges):
         if b1 <= b0:
             continue
         lo, hi = dates[b0].astype(object), dates[b1 - 1].astype(object)

@@ -30,6 +30,7 @@ def rolling_error(scores: pl.DataFrame, window: int) -> dict:
 
 
 def drift(meta: dict, recent: pl.DataFrame) -> dict[str, float]:
+    """PSI per feature of ``recent`` rows against the model's training reference (``{}`` without one)."""
     names = meta["features"]
     if recent.height == 0 or not meta.get("psi_reference"):
         return {}
@@ -165,5 +166,6 @@ def recent_batches(features: pl.DataFrame, n: int) -> pl.DataFrame:
 
 
 def recent_days(eq_features: pl.DataFrame, days: int = 30) -> pl.DataFrame:
+    """Equipment-days of the last ``days`` days of the table, without days in repair."""
     end = eq_features["date"].max()
     return eq_features.filter((pl.col("date") > pl.lit(end) - pl.duration(days=days)) & ~pl.col("in_repair"))

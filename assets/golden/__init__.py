@@ -16,22 +16,16 @@ Asset keys (group ``golden_batch``), all reading/writing the lake (resource ``la
   simulator ground truth (``landing/_truth/batches.parquet``, evaluation only) — detection,
   lead time, false alarms; skipped (empty) when the lake has no truth (a real plant).
 
-Library code: ``ml/golden.py``, ``ml/mspc.py`` (plain Python). Docs: docs/golden-batch.md.
+Library code: ``ml/golden.py``, ``ml/mspc.py``, ``lakehouse/tables.py`` (plain Python); goals and
+thresholds: ``config/golden.yaml``. Docs: docs/golden-batch.md.
 """
 
-import json
 from datetime import UTC, datetime
 
 import dagster as dg
-import numpy as np
-import pandas as pd
-import polars as pl
-import pyarrow as pa
 
-from lakehouse.storage import Lake
-from ml import golden as gb
-from ml import mspc
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
+from assets.support import md_table
 
 GROUP = "golden_batch"
 DIM_BATCHES = dg.AssetKey(["gold", "dim_batches"])
@@ -43,83 +37,24 @@ MODEL = dg.AssetKey(["golden", "mspc_model"])
 SCORES = dg.AssetKey(["golden", "deviation_scores"])
 ALARMS = dg.AssetKey(["golden", "alarms"])
 EVALUATION = dg.AssetKey(["golden", "mspc_evaluation"])
-MODEL_NAME = "mspc_bem"
 
 
-# ------------------------------------------------------------------------ lake helpers
 def now_utc() -> datetime:
+    """The time stamp of a materialization (UTC)."""
     return datetime.now(UTC)
 
 
-def read_gold(lake: Lake, mart: str, columns: list[str] | None = None) -> pl.DataFrame:
-    uri = lake.uri("gold", mart)
-    if not lake.delta_exists(uri):
-        raise dg.Failure(f"gold/{mart} does not exist yet: materialize ['gold', '{mart}'] first")
-    dt = lake.delta_table(uri)
-    if columns is not None:
-        have = {f.name for f in dt.schema().fields}
-        columns = [c for c in columns if c in have]
-    return pl.from_arrow(dt.to_pyarrow_table(columns=columns))
+def read_gold(lake, mart: str, columns: list[str] | None = None):
+    """``gold/<mart>`` as polars (requested columns the mart lacks are left out)."""
+    from lakehouse.tables import read_table
+
+    return read_table(lake, "gold", mart, columns=columns, only_existing_columns=True).df
 
 
-def write_table(lake: Lake, layer: str, name: str, df: pd.DataFrame | pl.DataFrame, mode: str = "overwrite") -> int:
-    """Write a frame as Delta under ``<layer>/<name>``; returns the new table version."""
-    table = df.to_arrow() if isinstance(df, pl.DataFrame) else pa.Table.from_pandas(df, preserve_index=False)
-    table = _utc(table)
-    uri = lake.uri(layer, name)
-    kw = {"schema_mode": "overwrite"} if mode == "overwrite" else {"schema_mode": "merge"}
-    lake.write_delta(uri, table, mode=mode, **kw)
-    return int(lake.delta_table(uri).version())
+def _read(lake, layer: str, name: str):
+    from lakehouse.tables import read_table
 
-
-def _utc(table: pa.Table) -> pa.Table:
-    """Timestamps as ``timestamp[us, tz=UTC]`` (the lake convention)."""
-    cols = []
-    for f, c in zip(table.schema, table.columns):
-        if pa.types.is_timestamp(f.type):
-            c = c.cast(pa.timestamp("us", tz="UTC"))
-        cols.append(c)
-    return pa.Table.from_arrays(cols, names=table.schema.names)
-
-
-def read_table(lake: Lake, layer: str, name: str) -> pl.DataFrame:
-    uri = lake.uri(layer, name)
-    if not lake.delta_exists(uri):
-        raise dg.Failure(f"{layer}/{name} does not exist yet")
-    return pl.from_arrow(lake.read_delta(uri))
-
-
-def model_dir(lake: Lake) -> str:
-    return lake.uri("models", MODEL_NAME)
-
-
-def save_model(lake: Lake, model: mspc.MSPCModel, version: str) -> str:
-    fs = lake.filesystem()
-    base = lake.fs_path(model_dir(lake)) + "/" + version
-    model.save(fs, base)
-    fs.pipe(lake.fs_path(model_dir(lake)) + "/latest.json", json.dumps({"version": version}).encode())
-    return base
-
-
-def load_latest_model(lake: Lake) -> tuple[mspc.MSPCModel, str]:
-    fs = lake.filesystem()
-    d = lake.fs_path(model_dir(lake))
-    if not fs.exists(d + "/latest.json"):
-        raise dg.Failure("no MSPC model yet: materialize ['golden', 'mspc_model'] first")
-    version = json.loads(fs.cat(d + "/latest.json"))["version"]
-    return mspc.MSPCModel.load(fs, d + "/" + version), version
-
-
-def md_table(df: pd.DataFrame, n: int = 10) -> str:
-    d = df.head(n)
-    head = "| " + " | ".join(map(str, d.columns)) + " |\n|" + "---|" * len(d.columns) + "\n"
-
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v).replace("|", "/")
-
-    return head + "\n".join("| " + " | ".join(cell(v) for v in r) + " |" for r in d.itertuples(index=False))
+    return read_table(lake, layer, name).df
 
 
 # ----------------------------------------------------------------------------- assets
@@ -131,6 +66,9 @@ def md_table(df: pd.DataFrame, n: int = 10) -> str:
     description="Which historical batches qualify as golden (CQAs in spec, top titer) and why.",
 )
 def batch_qualification(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from lakehouse.tables import write_table
+    from ml import golden as gb
+
     the_lake = lake.get_lake()
     cfg = gb.load_config()
     batches = read_gold(the_lake, "dim_batches").to_pandas()
@@ -161,9 +99,16 @@ def batch_qualification(context: dg.AssetExecutionContext, lake: LakeResource) -
     description="Golden-batch trajectory envelope per signal on culture age and % maturity.",
 )
 def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    import numpy as np
+    import pandas as pd
+    import polars as pl
+
+    from lakehouse.tables import write_table
+    from ml import golden as gb
+
     the_lake = lake.get_lake()
     cfg = gb.load_config()
-    qual = read_table(the_lake, "golden", "batch_qualification").to_pandas()
+    qual = _read(the_lake, "golden", "batch_qualification").to_pandas()
     golden_ids = qual.loc[qual["qualified"], "batch_id"].tolist()
     if not golden_ids:
         raise dg.Failure("no batch qualifies as golden: check cqa_specs in config/golden.yaml")
@@ -238,12 +183,20 @@ def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     "cross-validated time-varying T²/SPE limits; stored as npz + JSON.",
 )
 def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    import polars as pl
+
+    from lakehouse.jsonsafe import clean
+    from ml import golden as gb
+    from ml import mspc
+
     the_lake = lake.get_lake()
     cfg = gb.load_config()
     mcfg = mspc.MSPCConfig.from_dict(cfg["mspc"])
-    qual = read_table(the_lake, "golden", "batch_qualification").to_pandas()
+    qual = _read(the_lake, "golden", "batch_qualification").to_pandas()
     batches = read_gold(the_lake, "dim_batches").to_pandas()
-    train_ids = gb.mspc_reference_ids(qual, batches, None, cfg)
+    from ml.pipeline import lake_deviations
+
+    train_ids = gb.mspc_reference_ids(qual, batches, lake_deviations(the_lake), cfg)
     if len(train_ids) < 4:
         raise dg.Failure(f"MSPC needs >= 4 in-spec batches without deviations, found {len(train_ids)}")
     readings = read_gold(the_lake, "fct_process_readings").filter(pl.col("batch_id").is_in(train_ids))
@@ -252,10 +205,10 @@ def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     version = now_utc().strftime("%Y%m%dT%H%M%SZ")
     readings_version = int(the_lake.delta_table(the_lake.uri("gold", "fct_process_readings")).version())
     model.info["training_data"] = {"gold/fct_process_readings": readings_version}
-    base = save_model(the_lake, model, version)
+    base = mspc.save_to_lake(the_lake, model, version)
     return dg.MaterializeResult(
         metadata={
-            "model_name": MODEL_NAME,
+            "model_name": mspc.MODEL_NAME,
             "model_version": version,
             "path": base + ".npz",
             "n_train_batches": len(train_ids),
@@ -265,7 +218,7 @@ def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
             "limit_scale": model.limit_scale,
             "cv_batch_alarm_fraction": model.info["cv_batch_alarm_fraction"],
             "explained_variance": model.info["cumulative_explained_variance"],
-            "info": dg.MetadataValue.json(mspc._jsonable(model.info)),
+            "info": dg.MetadataValue.json(clean(model.info)),
         }
     )
 
@@ -290,18 +243,22 @@ def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     name="mspc_monitoring",
 )
 def mspc_monitoring(context: dg.AssetExecutionContext, lake: LakeResource):
+    from lakehouse.tables import write_table
+    from ml import golden as gb
+    from ml import mspc
+
     the_lake = lake.get_lake()
-    model, version = load_latest_model(the_lake)
+    model, version = mspc.load_latest_from_lake(the_lake)
     readings = read_gold(the_lake, "fct_process_readings")
     al = mspc.align_for(model, readings)
     sc = mspc.score(model, al)
     scored_at = now_utc()
     frame = sc.to_frame()
-    frame["model_name"], frame["model_version"], frame["scored_at"] = MODEL_NAME, version, scored_at
+    frame["model_name"], frame["model_version"], frame["scored_at"] = mspc.MODEL_NAME, version, scored_at
     frame["in_training"] = frame["batch_id"].isin(model.train_batches)
     v1 = write_table(the_lake, "scores", "mspc_deviation", frame)
     ev = mspc.alarm_events(sc)
-    ev["model_name"], ev["model_version"], ev["raised_at"] = MODEL_NAME, version, scored_at
+    ev["model_name"], ev["model_version"], ev["raised_at"] = mspc.MODEL_NAME, version, scored_at
     v2 = write_table(the_lake, "golden", "alarms", ev)
     alarmed = sorted(ev["batch_id"].unique().tolist())
     # chart: the latest alarmed batch (else the latest batch)
@@ -334,32 +291,6 @@ def mspc_monitoring(context: dg.AssetExecutionContext, lake: LakeResource):
     )
 
 
-def _truth_frame(lake: Lake) -> pd.DataFrame | None:
-    """Simulator truth (evaluation only) with onset / end as culture age in hours."""
-    import pyarrow.parquet as pq
-
-    fs = lake.filesystem()
-    path = lake.fs_path(lake.uri("landing", "_truth", "batches.parquet"))
-    if not fs.exists(path):
-        return None
-    with fs.open(path, "rb") as f:
-        t = pq.read_table(f).to_pandas()
-    inoc = pd.to_datetime(t["inoculation"], utc=True)
-    onset = pd.to_datetime(t["deviation_onset"], utc=True)
-    end = pd.to_datetime(t["culture_end"], utc=True)
-    dev = t["deviation_type"].fillna("").astype(str)
-    return pd.DataFrame(
-        {
-            "batch_id": t["batch_id"].astype(str),
-            "deviation_type": dev,
-            "deviating": dev != "",
-            "onset_h": (onset - inoc).dt.total_seconds() / 3600.0,
-            "end_h": (end - inoc).dt.total_seconds() / 3600.0,
-            "lost": t["lost"].astype(bool),
-        }
-    )
-
-
 @dg.asset(
     key=EVALUATION,
     deps=[ALARMS, SCORES, ASSAYS],
@@ -368,15 +299,22 @@ def _truth_frame(lake: Lake) -> pd.DataFrame | None:
     description="MSPC alarms against the twin's deviation truth (detection, lead time, false alarms).",
 )
 def mspc_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    import numpy as np
+    import pandas as pd
+
+    from lakehouse.tables import write_table
+    from ml import golden as gb
+    from ml import mspc
+
     the_lake = lake.get_lake()
     cfg = gb.load_config()
-    truth = _truth_frame(the_lake)
+    truth = gb.deviation_truth(the_lake)
     if truth is None:
         return dg.MaterializeResult(
             metadata={"evaluated": False, "reason": "no landing/_truth (a real plant): nothing to evaluate"}
         )
-    model, version = load_latest_model(the_lake)
-    scores = read_table(the_lake, "scores", "mspc_deviation").to_pandas()
+    model, version = mspc.load_latest_from_lake(the_lake)
+    scores = _read(the_lake, "scores", "mspc_deviation").to_pandas()
     steps = scores[scores["alarm"]][["batch_id", "culture_age_h"]]
     assays = read_gold(the_lake, "fct_assay_results").to_pandas()
     assays["result_age_h"] = (
@@ -417,8 +355,10 @@ def mspc_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
 # ------------------------------------------------------------------------ asset checks
 @dg.asset_check(asset=PROFILE, description="At least qualification.min_golden_batches golden batches.")
 def enough_golden_batches(lake: LakeResource) -> dg.AssetCheckResult:
+    from ml import golden as gb
+
     cfg = gb.load_config()
-    qual = read_table(lake.get_lake(), "golden", "batch_qualification").to_pandas()
+    qual = _read(lake.get_lake(), "golden", "batch_qualification").to_pandas()
     n = int(qual["qualified"].sum())
     need = int(cfg["qualification"]["min_golden_batches"])
     return dg.AssetCheckResult(
@@ -428,7 +368,9 @@ def enough_golden_batches(lake: LakeResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=MODEL, description="Cross-validated good batches alarm at most at the target rate.")
 def cv_false_alarm_within_target(lake: LakeResource) -> dg.AssetCheckResult:
-    model, version = load_latest_model(lake.get_lake())
+    from ml import mspc
+
+    model, version = mspc.load_latest_from_lake(lake.get_lake())
     target = float(model.config["batch_false_alarm_target"])
     got = float(model.info["cv_batch_alarm_fraction"])
     return dg.AssetCheckResult(
@@ -450,9 +392,12 @@ def cv_false_alarm_within_target(lake: LakeResource) -> dg.AssetCheckResult:
     can_subset=True,
 )
 def alarm_goals_met(context: dg.AssetCheckExecutionContext, lake: LakeResource):
+    from ml import golden as gb
+    from ml import mspc
+
     the_lake = lake.get_lake()
     uri = the_lake.uri("golden", "mspc_evaluation")
-    per = pl.from_arrow(the_lake.read_delta(uri)).to_pandas() if the_lake.delta_exists(uri) else None
+    per = _read(the_lake, "golden", "mspc_evaluation").to_pandas() if the_lake.delta_exists(uri) else None
     out = mspc.alarm_goal_outcome(per, gb.load_config()["mspc"].get("evaluation", {}).get("goals"))
     if out["state"] == "not_evaluated":  # no result: Dagster records the check as skipped, never passed
         context.log.warning(f"alarm_goals_met not evaluated: {out['reason']}")

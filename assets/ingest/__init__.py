@@ -2,8 +2,9 @@
 
 Asset keys ``["bronze", <table>]`` (group ``bronze``); every ingestion asset depends on the
 landing zone asset ``["landing", "site"]`` (assets/landing). ``build_ingest_defs(start_date,
-landing_deps)`` builds the same with another historian partition start or other upstream keys
-(e.g. ``[("landing", s) for s in LANDING_SYSTEMS]`` for per-system landing assets).
+landing_deps)`` builds them for a historian partition start (default: the site's start date,
+:class:`twin.site.SiteConfig`) and upstream keys (e.g. ``[("landing", s) for s in
+LANDING_SYSTEMS]`` for per-system landing assets).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import dagster as dg
 from assets.ingest._common import DEFAULT_LANDING_DEPS
 from assets.ingest.historian import build_historian_asset, historian_partitions
 from assets.ingest.quarantine import (
-    bronze_maintenance, maintenance_job, maintenance_schedule, quarantine_summary,
+    bronze_maintenance,
+    maintenance_job,
+    maintenance_schedule,
+    quarantine_summary,
 )
 from assets.ingest.sensors import build_landing_sensor
 from assets.ingest.systems import UNPARTITIONED_SYSTEMS, build_system_asset
@@ -21,8 +25,7 @@ from assets.ingest.systems import UNPARTITIONED_SYSTEMS, build_system_asset
 LANDING_SYSTEMS = ["historian", "lims", "mes", "chromatography", "filtration", "cmms"]
 
 
-def build_ingest_defs(historian_start_date: str | None = None,
-                      landing_deps=DEFAULT_LANDING_DEPS) -> dg.Definitions:
+def build_ingest_defs(historian_start_date: str | None = None, landing_deps=DEFAULT_LANDING_DEPS) -> dg.Definitions:
     """Assets, checks, jobs, schedule and sensor of bronze ingestion (no resources)."""
     partitions = historian_partitions(historian_start_date)
     historian = build_historian_asset(partitions, landing_deps)
@@ -37,6 +40,4 @@ def build_ingest_defs(historian_start_date: str | None = None,
     )
 
 
-defs = build_ingest_defs()
-
-__all__ = ["defs", "build_ingest_defs", "historian_partitions", "LANDING_SYSTEMS"]
+__all__ = ["LANDING_SYSTEMS", "build_ingest_defs", "historian_partitions"]

@@ -6,27 +6,36 @@ promotes the candidate to champion only if it beats the champion (when there is 
 baseline on the same held-out set, and appends the decision to ``registry/promotions``. The
 check fails with severity ERROR (blocking scoring) when no champion exists afterwards, and with
 WARN when the candidate is rejected but a champion remains in service.
+
+The model names come from the soft-sensor config (``config/ml/softsensor.yaml``), so the assets
+are made by :func:`build_defs` (nothing is read at import).
 """
 
 import dagster as dg
-import numpy as np
 
-from lakehouse.spark.resource import SparkResource
-from ml import pipeline, plots
-from ml.config import load_softsensor_config
-from ml.dagster_support import MLConfig, by_day_markdown, js, num
-from ml.train import TrainedModel
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource, SparkResource
+from assets.support import MLConfig, by_day_markdown, js, num
+from ml.config import SoftSensorConfig, load_softsensor_config
 
 SOFTSENSOR_KEY = dg.AssetKey(["features", "softsensor"])
 EQUIPMENT_KEY = dg.AssetKey(["features", "equipment_health"])
-_DEFAULT = load_softsensor_config()
-TITER_NAME = _DEFAULT.titer.name
-HARVEST_NAMES = {t: f"{_DEFAULT.harvest.name_prefix}{t}" for t in _DEFAULT.harvest.targets}
 PDM_NAME = "pdm"
 
 
-def _regression_metadata(model: TrainedModel, version: int, with_trajectories: bool) -> dict:
+def titer_name(cfg: SoftSensorConfig) -> str:
+    """Registry/asset name of the titer soft sensor of a soft-sensor config."""
+    return cfg.titer.name
+
+
+def harvest_names(cfg: SoftSensorConfig) -> dict[str, str]:
+    """Harvest CQA target -> registry/asset name, of a soft-sensor config."""
+    return {t: f"{cfg.harvest.name_prefix}{t}" for t in cfg.harvest.targets}
+
+
+def _regression_metadata(model, version: int, with_trajectories: bool) -> dict:
+    """Metadata of a trained regression model (:class:`ml.train.TrainedModel`): metrics and plots."""
+    from ml import plots
+
     m = model.metrics
     md = {
         "model_version": version,
@@ -57,6 +66,8 @@ def _regression_metadata(model: TrainedModel, version: int, with_trajectories: b
 
 
 def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
+    from ml import pipeline
+
     d = pipeline.gate(lake.get_lake(), name)
     promoted = bool(d.get("promoted"))
     has_champion = bool(d.get("has_champion_after"))
@@ -74,41 +85,45 @@ def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
 
 
 # ----------------------------------------------------------------------------- titer
-@dg.asset(
-    key=["models", TITER_NAME],
-    group_name="models",
-    kinds={"xgboost"},
-    deps=[SOFTSENSOR_KEY],
-    description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
-    "forward in time, with split-conformal intervals; registered as a candidate.",
-)
-def model_titer(
-    context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig, spark: SparkResource
-) -> dg.MaterializeResult:
-    cfg = config.softsensor()
-    # engine "spark": boosters trained with xgboost.spark (same rows/features/split/params), same UBJ + registry
-    ((model, rec),) = pipeline.train_softsensor_models(
-        lake.get_lake(),
-        cfg,
-        targets=[cfg.titer.target],
-        engine=spark.engine,
-        spark=spark.session_or_none(),
-        num_workers=spark.num_workers,
-    ).values()
-    return dg.MaterializeResult(
-        metadata=_regression_metadata(model, rec.version, True)
-        | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data), "engine": spark.engine}
+def _titer_assets(name: str):
+    @dg.asset(
+        key=["models", name],
+        group_name="models",
+        kinds={"xgboost"},
+        deps=[SOFTSENSOR_KEY],
+        description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
+        "forward in time, with split-conformal intervals; registered as a candidate.",
     )
+    def model_titer(
+        context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig, spark: SparkResource
+    ) -> dg.MaterializeResult:
+        from ml import pipeline
 
+        cfg = config.softsensor()
+        # engine "spark": boosters trained with xgboost.spark (same rows/features/split/params), same UBJ + registry
+        ((model, rec),) = pipeline.train_softsensor_models(
+            lake.get_lake(),
+            cfg,
+            targets=[cfg.titer.target],
+            engine=spark.engine,
+            spark=spark.session_or_none(),
+            num_workers=spark.num_workers,
+        ).values()
+        return dg.MaterializeResult(
+            metadata=_regression_metadata(model, rec.version, True)
+            | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data), "engine": spark.engine}
+        )
 
-@dg.asset_check(
-    asset=["models", TITER_NAME],
-    blocking=True,
-    name="promotion_gate",
-    description="Promote the candidate only if it beats the champion and the carry-forward baseline.",
-)
-def titer_promotion_gate(lake: LakeResource) -> dg.AssetCheckResult:
-    return _gate_result(lake, TITER_NAME)
+    @dg.asset_check(
+        asset=["models", name],
+        blocking=True,
+        name="promotion_gate",
+        description="Promote the candidate only if it beats the champion and the carry-forward baseline.",
+    )
+    def _titer_promotion_gate(lake: LakeResource) -> dg.AssetCheckResult:
+        return _gate_result(lake, name)
+
+    return model_titer, _titer_promotion_gate
 
 
 # ----------------------------------------------------------------------------- harvest CQAs
@@ -122,6 +137,8 @@ def _harvest_assets(target: str, name: str):
         "mean of training.",
     )
     def _model(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+        from ml import pipeline
+
         cfg = config.softsensor()
         ((model, rec),) = pipeline.train_softsensor_models(lake.get_lake(), cfg, targets=[target]).values()
         return dg.MaterializeResult(
@@ -141,9 +158,6 @@ def _harvest_assets(target: str, name: str):
     return _model, _gate
 
 
-HARVEST = [_harvest_assets(t, n) for t, n in HARVEST_NAMES.items()]
-
-
 # ----------------------------------------------------------------------------- PdM
 @dg.asset(
     key=["models", PDM_NAME],
@@ -154,6 +168,10 @@ HARVEST = [_harvest_assets(t, n) for t, n in HARVEST_NAMES.items()]
     "train/validation/test, scale_pos_weight, alert threshold chosen on validation.",
 )
 def model_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+    import numpy as np
+
+    from ml import pipeline, plots
+
     cfg = config.pdm()
     model, rec = pipeline.train_pdm_model(lake.get_lake(), cfg)
     m = model.metrics
@@ -191,7 +209,13 @@ def pdm_promotion_gate(lake: LakeResource) -> dg.AssetCheckResult:
     return _gate_result(lake, PDM_NAME)
 
 
-defs = dg.Definitions(
-    assets=[model_titer, model_pdm, *[a for a, _ in HARVEST]],
-    asset_checks=[titer_promotion_gate, pdm_promotion_gate, *[c for _, c in HARVEST]],
-)
+def build_defs(softsensor: SoftSensorConfig | None = None) -> dg.Definitions:
+    """Model assets and their promotion gates, named after ``softsensor`` (default: the
+    project's ``config/ml/softsensor.yaml``)."""
+    cfg = softsensor or load_softsensor_config()
+    titer, titer_gate = _titer_assets(titer_name(cfg))
+    harvest = [_harvest_assets(t, n) for t, n in harvest_names(cfg).items()]
+    return dg.Definitions(
+        assets=[titer, model_pdm, *[a for a, _ in harvest]],
+        asset_checks=[titer_gate, pdm_promotion_gate, *[c for _, c in harvest]],
+    )

@@ -1,21 +1,28 @@
 """Batch-scoring assets: champion predictions to ``scores/<name>`` with model name + version and
 the scored feature-table version on every row, applicability-domain flags and per-signal
-contributions; verification checks against fresh assay results and input drift (PSI)."""
+contributions; verification checks against fresh assay results and input drift (PSI).
+
+The scores depend on model assets named in the soft-sensor config: :func:`build_defs`."""
 
 import dagster as dg
-import polars as pl
 
-from assets.models import HARVEST_NAMES, PDM_NAME, TITER_NAME
-from ml import pipeline
-from ml.dagster_support import MLConfig, js, num
-from ml.registry import ModelRegistry
-from orchestration.resources import LakeResource
+from assets.models import PDM_NAME, harvest_names, titer_name
+from assets.resources import LakeResource
+from assets.support import MLConfig, js, num
+from ml.config import SoftSensorConfig, load_softsensor_config
 
 SOFTSENSOR_KEY = dg.AssetKey(["features", "softsensor"])
 EQUIPMENT_KEY = dg.AssetKey(["features", "equipment_health"])
 
 
-def _score_metadata(df: pl.DataFrame, version: int) -> dict:
+def _pipeline():
+    """:mod:`ml.pipeline`, imported when an asset runs (not when the code location loads)."""
+    from ml import pipeline
+
+    return pipeline
+
+
+def _score_metadata(df, version: int) -> dict:
     versions = df.select("model_name", "model_version").unique().to_dicts() if df.height else []
     return {
         "delta_version": version,
@@ -26,28 +33,32 @@ def _score_metadata(df: pl.DataFrame, version: int) -> dict:
     }
 
 
-@dg.asset(
-    key=["scores", "titer"],
-    group_name="scoring",
-    kinds={"xgboost", "delta"},
-    deps=[dg.AssetKey(["models", TITER_NAME]), SOFTSENSOR_KEY],
-    description="Titer soft-sensor trajectory for every batch step (and at every sample time) by the champion.",
-)
-def scores_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
-    df, version = pipeline.score_titer_table(lake.get_lake(), config.softsensor(), explain=config.explain)
-    return dg.MaterializeResult(metadata=_score_metadata(df, version))
+def _score_assets(titer: str, harvest: dict[str, str]):
+    @dg.asset(
+        key=["scores", "titer"],
+        group_name="scoring",
+        kinds={"xgboost", "delta"},
+        deps=[dg.AssetKey(["models", titer]), SOFTSENSOR_KEY],
+        description="Titer soft-sensor trajectory for every batch step (and at every sample time) by the champion.",
+    )
+    def scores_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+        df, version = _pipeline().score_titer_table(lake.get_lake(), config.softsensor(), explain=config.explain)
+        return dg.MaterializeResult(metadata=_score_metadata(df, version))
 
+    @dg.asset(
+        key=["scores", "harvest_cqa"],
+        group_name="scoring",
+        kinds={"xgboost", "delta"},
+        deps=[*[dg.AssetKey(["models", n]) for n in harvest.values()], SOFTSENSOR_KEY],
+        description="Harvest CQA predictions per batch from data available by day D, by each champion.",
+    )
+    def scores_harvest_cqa(
+        context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig
+    ) -> dg.MaterializeResult:
+        df, version = _pipeline().score_harvest_table(lake.get_lake(), config.softsensor(), explain=config.explain)
+        return dg.MaterializeResult(metadata=_score_metadata(df, version))
 
-@dg.asset(
-    key=["scores", "harvest_cqa"],
-    group_name="scoring",
-    kinds={"xgboost", "delta"},
-    deps=[*[dg.AssetKey(["models", n]) for n in HARVEST_NAMES.values()], SOFTSENSOR_KEY],
-    description="Harvest CQA predictions per batch from data available by day D, by each champion.",
-)
-def scores_harvest_cqa(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
-    df, version = pipeline.score_harvest_table(lake.get_lake(), config.softsensor(), explain=config.explain)
-    return dg.MaterializeResult(metadata=_score_metadata(df, version))
+    return scores_titer, scores_harvest_cqa
 
 
 @dg.asset(
@@ -58,7 +69,9 @@ def scores_harvest_cqa(context: dg.AssetExecutionContext, lake: LakeResource, co
     description="Probability of failure within H days per equipment-day and the alert flag, by the champion.",
 )
 def scores_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
-    df, version = pipeline.score_pdm_table(lake.get_lake(), config.pdm(), explain=config.explain)
+    import polars as pl
+
+    df, version = _pipeline().score_pdm_table(lake.get_lake(), config.pdm(), explain=config.explain)
     md = _score_metadata(df, version)
     latest = df.filter(pl.col("date") == df["date"].max()) if df.height else df
     md["alerts_latest_day"] = js(latest.filter(pl.col("alert"))["equipment_id"].to_list() if latest.height else [])
@@ -67,8 +80,12 @@ def scores_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: ML
 
 def _traceable(context, lake: LakeResource, name: str):
     """Every score row names a registered model version; skipped (no result) without score rows."""
+    import polars as pl
+
+    from ml.registry import ModelRegistry
+
     lk = lake.get_lake()
-    df = pipeline.read_table(lk, "scores", name, columns=["model_name", "model_version"]).df
+    df = _pipeline().read_table(lk, "scores", name, columns=["model_name", "model_version"]).df
     if df.height == 0:  # nothing to trace: skipped, never passed
         context.log.warning(f"traceable_to_registry not evaluated: scores/{name} has no rows")
         return
@@ -129,7 +146,7 @@ def titer_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource):
 
 @_check("titer", "verification", "Rolling error of the champion's predictions vs arrived titer results, and PSI drift.")
 def titer_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
-    yield from _verification(context, pipeline.verify_titer(lake.get_lake(), config.softsensor()), "titer")
+    yield from _verification(context, _pipeline().verify_titer(lake.get_lake(), config.softsensor()), "titer")
 
 
 @_check("harvest_cqa", "traceable_to_registry", TRACE)
@@ -139,7 +156,7 @@ def harvest_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource
 
 @_check("harvest_cqa", "verification", "Rolling error vs arrived harvest assays, and PSI drift of the day-D features.")
 def harvest_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
-    yield from _verification(context, pipeline.verify_harvest(lake.get_lake(), config.softsensor()), "harvest_cqa")
+    yield from _verification(context, _pipeline().verify_harvest(lake.get_lake(), config.softsensor()), "harvest_cqa")
 
 
 @_check("pdm", "traceable_to_registry", TRACE)
@@ -149,17 +166,21 @@ def pdm_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource):
 
 @_check("pdm", "verification", "PSI drift of the last 30 days' inputs.")
 def pdm_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
-    yield from _verification(context, pipeline.verify_pdm(lake.get_lake(), config.pdm()), "pdm")
+    yield from _verification(context, _pipeline().verify_pdm(lake.get_lake(), config.pdm()), "pdm")
 
 
-defs = dg.Definitions(
-    assets=[scores_titer, scores_harvest_cqa, scores_pdm],
-    asset_checks=[
-        titer_traceable,
-        titer_verification,
-        harvest_traceable,
-        harvest_verification,
-        pdm_traceable,
-        pdm_verification,
-    ],
-)
+def build_defs(softsensor: SoftSensorConfig | None = None) -> dg.Definitions:
+    """Score assets and their checks, downstream of the models named in ``softsensor``."""
+    cfg = softsensor or load_softsensor_config()
+    scores_titer, scores_harvest_cqa = _score_assets(titer_name(cfg), harvest_names(cfg))
+    return dg.Definitions(
+        assets=[scores_titer, scores_harvest_cqa, scores_pdm],
+        asset_checks=[
+            titer_traceable,
+            titer_verification,
+            harvest_traceable,
+            harvest_verification,
+            pdm_traceable,
+            pdm_verification,
+        ],
+    )

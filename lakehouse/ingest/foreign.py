@@ -52,6 +52,8 @@ from lakehouse.storage import Lake
 
 
 class ImportConfigError(ValueError):
+    """An import config that cannot be used (one-line reason)."""
+
     pass
 
 
@@ -64,7 +66,7 @@ def _table_from_file(f: R.SourceFile, ctx: R.IngestContext) -> pl.DataFrame:
             raise FileRejected("empty file")
         try:
             tbl = pq.read_table(io.BytesIO(f.data))
-        except Exception as exc:  # noqa: BLE001 - any parquet error means unreadable
+        except Exception as exc:
             raise FileRejected(f"unreadable Parquet (truncated or wrong format): {str(exc)[:200]}") from None
         df = pl.from_arrow(tbl)
     else:
@@ -85,20 +87,26 @@ def _to_ts(df: pl.DataFrame, col: str, tz: str | None) -> tuple[pl.Expr, pl.Expr
     dtype = df.schema[col]
     if isinstance(dtype, pl.Datetime):
         e = pl.col(col).dt.cast_time_unit("us")
-        e = e.dt.convert_time_zone("UTC") if dtype.time_zone else e.dt.replace_time_zone(tz or "UTC").dt.convert_time_zone("UTC")
+        e = (
+            e.dt.convert_time_zone("UTC")
+            if dtype.time_zone
+            else e.dt.replace_time_zone(tz or "UTC").dt.convert_time_zone("UTC")
+        )
         return e.alias(col), pl.lit(None, pl.Utf8)
     raw = pl.col(col).cast(pl.Utf8)
     parsed = parse_ts_strings(raw, tz or "UTC")
-    issue = pl.when(raw.is_not_null() & (raw.str.strip_chars() != "") & parsed.is_null()) \
-        .then(pl.format(f"unparseable timestamp in column {col}: '{{}}'", raw.str.slice(0, 60)))
+    issue = pl.when(raw.is_not_null() & (raw.str.strip_chars() != "") & parsed.is_null()).then(
+        pl.format(f"unparseable timestamp in column {col}: '{{}}'", raw.str.slice(0, 60))
+    )
     return parsed.alias(col), issue
 
 
 def _to_float(col: str) -> tuple[pl.Expr, pl.Expr]:
     raw = pl.col(col).cast(pl.Utf8).str.strip_chars()
     val = raw.cast(pl.Float64, strict=False)
-    issue = pl.when(raw.is_not_null() & (raw != "") & val.is_null()) \
-        .then(pl.format(f"non-numeric value in column {col}: '{{}}'", raw.str.slice(0, 60)))
+    issue = pl.when(raw.is_not_null() & (raw != "") & val.is_null()).then(
+        pl.format(f"non-numeric value in column {col}: '{{}}'", raw.str.slice(0, 60))
+    )
     return val.alias(col), issue
 
 
@@ -108,6 +116,7 @@ def _join_issues(issues: list[pl.Expr]) -> pl.Expr:
 
 
 def parse_import_historian(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, R.FastPart]:
+    """Read a plant's historian export as configured (columns, separator, time zone) into bronze rows."""
     if f.meta.get("format") != "parquet":
         return R.parse_historian(f, ctx)
     df = _table_from_file(f, ctx)
@@ -127,25 +136,35 @@ def parse_import_historian(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, R
 
 
 def parse_import_batches(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.DataFrame]:
+    """Read a plant's batch list into ``mes_batches`` and the synthetic ISA-88 ``mes_phases``."""
     opt = ctx.options
     df = _table_from_file(f, ctx)
     _require(df, ["batch_id", "unit_id", "start", "end"])
     start, s_issue = _to_ts(df, "start", ctx.naive_tz)
     end, e_issue = _to_ts(df, "end", ctx.naive_tz)
     unit_map = opt.get("unit_ids") or {}
-    str_col = lambda c, default=None: (pl.col(c).cast(pl.Utf8) if c in df.columns else pl.lit(default, pl.Utf8)).alias(c)  # noqa: E731
+    str_col = lambda c, default=None: (pl.col(c).cast(pl.Utf8) if c in df.columns else pl.lit(default, pl.Utf8)).alias(
+        c
+    )
     batches = df.select(
-        "_row", str_col("batch_id"),
+        "_row",
+        str_col("batch_id"),
         pl.col("unit_id").cast(pl.Utf8).replace(unit_map).alias("unit_id"),
-        start.alias("start_ts"), end.alias("end_ts"),
-        str_col("product", opt.get("product")), str_col("recipe_id", opt.get("recipe_id")),
-        str_col("status", "complete"), str_col("record_type", "bioreactor"),
+        start.alias("start_ts"),
+        end.alias("end_ts"),
+        str_col("product", opt.get("product")),
+        str_col("recipe_id", opt.get("recipe_id")),
+        str_col("status", "complete"),
+        str_col("record_type", "bioreactor"),
         _join_issues([s_issue, e_issue]),
     ).with_columns(
         pl.col("status").str.to_lowercase(),
         pl.lit("{}").alias("setpoints_json"),
-        (pl.format(opt["output_lot"].replace("{batch_id}", "{}"), pl.col("batch_id"))
-         if opt.get("output_lot") else pl.lit(None, pl.Utf8)).alias("output_lot"),
+        (
+            pl.format(opt["output_lot"].replace("{batch_id}", "{}"), pl.col("batch_id"))
+            if opt.get("output_lot")
+            else pl.lit(None, pl.Utf8)
+        ).alias("output_lot"),
         *[pl.lit(None, pl.Float64).alias(k) for k in R.SETPOINT_KEYS],
     )
     inoc_h = float(opt.get("inoculate_hours", 1.0))
@@ -153,24 +172,53 @@ def parse_import_batches(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.
     t_inoc_end = pl.col("start_ts") + pl.duration(seconds=int(inoc_h * 3600))
     t_harv = pl.col("end_ts") - pl.duration(seconds=int(harv_h * 3600))
     base = batches.select("_row", "batch_id", "_issue", "start_ts", "end_ts")
-    phases = pl.concat([
-        base.select("_row", "batch_id", "_issue", pl.lit("Inoculate").alias("phase"), pl.lit(1).alias("phase_seq"),
-                    pl.col("start_ts"), t_inoc_end.alias("end_ts")),
-        base.select("_row", "batch_id", "_issue", pl.lit("Production").alias("phase"), pl.lit(2).alias("phase_seq"),
-                    t_inoc_end.alias("start_ts"), t_harv.alias("end_ts")),
-        base.select("_row", "batch_id", "_issue", pl.lit("Harvest").alias("phase"), pl.lit(3).alias("phase_seq"),
-                    t_harv.alias("start_ts"), pl.col("end_ts")),
-    ]).with_columns(pl.lit("Production Culture").alias("unit_procedure"),
-                    pl.lit("imported batch list").alias("operation"),
-                    pl.col("phase_seq").cast(pl.Int64)).sort("_row", "phase_seq")
+    phases = (
+        pl.concat(
+            [
+                base.select(
+                    "_row",
+                    "batch_id",
+                    "_issue",
+                    pl.lit("Inoculate").alias("phase"),
+                    pl.lit(1).alias("phase_seq"),
+                    pl.col("start_ts"),
+                    t_inoc_end.alias("end_ts"),
+                ),
+                base.select(
+                    "_row",
+                    "batch_id",
+                    "_issue",
+                    pl.lit("Production").alias("phase"),
+                    pl.lit(2).alias("phase_seq"),
+                    t_inoc_end.alias("start_ts"),
+                    t_harv.alias("end_ts"),
+                ),
+                base.select(
+                    "_row",
+                    "batch_id",
+                    "_issue",
+                    pl.lit("Harvest").alias("phase"),
+                    pl.lit(3).alias("phase_seq"),
+                    t_harv.alias("start_ts"),
+                    pl.col("end_ts"),
+                ),
+            ]
+        )
+        .with_columns(
+            pl.lit("Production Culture").alias("unit_procedure"),
+            pl.lit("imported batch list").alias("operation"),
+            pl.col("phase_seq").cast(pl.Int64),
+        )
+        .sort("_row", "phase_seq")
+    )
     return {"mes_batches": batches, "mes_phases": phases}
 
 
 @dataclass(frozen=True)
 class _Analyte:
     analyte: str
-    unit: str          # as exported
-    canonical: str     # stored unit
+    unit: str  # as exported
+    canonical: str  # stored unit
     scale: float
     offset: float
 
@@ -187,12 +235,14 @@ def _analyte_map(opt: dict[str, Any]) -> dict[str, _Analyte]:
         else:
             unit = str(spec.get("unit", ""))
             canon, c = unit, conversion(unit, unit) if unit else None
-        out[str(name)] = _Analyte(analyte, normalise_unit(unit), normalise_unit(canon),
-                                  c.scale if c else 1.0, c.offset if c else 0.0)
+        out[str(name)] = _Analyte(
+            analyte, normalise_unit(unit), normalise_unit(canon), c.scale if c else 1.0, c.offset if c else 0.0
+        )
     return out
 
 
 def parse_import_assays(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.DataFrame]:
+    """Read a plant's (long or wide) assay sheet into ``lims_results`` rows."""
     opt = ctx.options
     amap = _analyte_map(opt)
     df = _table_from_file(f, ctx)
@@ -203,29 +253,48 @@ def parse_import_assays(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.D
         value_cols = [c for c in df.columns if c in amap]
         if not value_cols:
             raise FileRejected(f"no analyte column of the config found (expected one of {sorted(amap)})")
-        long = df.select("_row", *id_cols, *[pl.col(c).cast(pl.Utf8) for c in value_cols]) \
-            .unpivot(index=["_row", *id_cols], on=value_cols, variable_name="analyte", value_name="value")
+        long = df.select("_row", *id_cols, *[pl.col(c).cast(pl.Utf8) for c in value_cols]).unpivot(
+            index=["_row", *id_cols], on=value_cols, variable_name="analyte", value_name="value"
+        )
         long = long.filter(pl.col("value").is_not_null() & (pl.col("value").str.strip_chars() != ""))
         long = long.with_columns(pl.lit(None, pl.Utf8).alias("unit"))
     else:
         _require(df, ["analyte", "value"])
-        long = df.select("_row", *id_cols, pl.col("analyte").cast(pl.Utf8), pl.col("value").cast(pl.Utf8),
-                         (pl.col("unit").cast(pl.Utf8) if "unit" in df.columns else pl.lit(None, pl.Utf8)).alias("unit"))
+        long = df.select(
+            "_row",
+            *id_cols,
+            pl.col("analyte").cast(pl.Utf8),
+            pl.col("value").cast(pl.Utf8),
+            (pl.col("unit").cast(pl.Utf8) if "unit" in df.columns else pl.lit(None, pl.Utf8)).alias("unit"),
+        )
     long = long.sort("_row", maintain_order=True)
     names = list(amap)
-    spec = pl.DataFrame({"analyte": names,
-                         "_canon": [amap[n].analyte for n in names],
-                         "_decl_unit": [amap[n].unit for n in names],
-                         "_store_unit": [amap[n].canonical for n in names],
-                         "_scale": [amap[n].scale for n in names],
-                         "_offset": [amap[n].offset for n in names]},
-                        schema={"analyte": pl.Utf8, "_canon": pl.Utf8, "_decl_unit": pl.Utf8,
-                                "_store_unit": pl.Utf8, "_scale": pl.Float64, "_offset": pl.Float64})
+    spec = pl.DataFrame(
+        {
+            "analyte": names,
+            "_canon": [amap[n].analyte for n in names],
+            "_decl_unit": [amap[n].unit for n in names],
+            "_store_unit": [amap[n].canonical for n in names],
+            "_scale": [amap[n].scale for n in names],
+            "_offset": [amap[n].offset for n in names],
+        },
+        schema={
+            "analyte": pl.Utf8,
+            "_canon": pl.Utf8,
+            "_decl_unit": pl.Utf8,
+            "_store_unit": pl.Utf8,
+            "_scale": pl.Float64,
+            "_offset": pl.Float64,
+        },
+    )
     units = long.get_column("unit").unique().to_list()
-    unorm = pl.DataFrame({"unit": units, "_unit_norm": [normalise_unit(u) for u in units]},
-                         schema={"unit": pl.Utf8, "_unit_norm": pl.Utf8})
-    long = long.join(spec, on="analyte", how="left", maintain_order="left") \
-               .join(unorm, on="unit", how="left", maintain_order="left", nulls_equal=True)
+    unorm = pl.DataFrame(
+        {"unit": units, "_unit_norm": [normalise_unit(u) for u in units]},
+        schema={"unit": pl.Utf8, "_unit_norm": pl.Utf8},
+    )
+    long = long.join(spec, on="analyte", how="left", maintain_order="left").join(
+        unorm, on="unit", how="left", maintain_order="left", nulls_equal=True
+    )
     sample, s_issue = _to_ts(long, "sample_time", ctx.naive_tz)
     if "result_time" in long.columns:
         result, r_issue = _to_ts(long, "result_time", ctx.naive_tz)
@@ -233,34 +302,72 @@ def parse_import_assays(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.D
         delay = float(opt.get("result_delay_hours", 0.0))
         result, r_issue = (sample + pl.duration(seconds=int(delay * 3600))).alias("result_time"), pl.lit(None, pl.Utf8)
     val, v_issue = _to_float("value")
-    unit_issue = pl.when(pl.col("_unit_norm").is_not_null() & pl.col("_decl_unit").is_not_null()
-                         & (pl.col("_unit_norm") != pl.col("_decl_unit"))) \
-        .then(pl.format("unit '{}' does not match the declared unit '{}' of the analyte", pl.col("unit"), pl.col("_decl_unit")))
-    unknown = pl.when(pl.col("_canon").is_null()).then(pl.format("unknown analyte '{}' (not in the import config)", pl.col("analyte")))
+    unit_issue = pl.when(
+        pl.col("_unit_norm").is_not_null()
+        & pl.col("_decl_unit").is_not_null()
+        & (pl.col("_unit_norm") != pl.col("_decl_unit"))
+    ).then(
+        pl.format(
+            "unit '{}' does not match the declared unit '{}' of the analyte", pl.col("unit"), pl.col("_decl_unit")
+        )
+    )
+    unknown = pl.when(pl.col("_canon").is_null()).then(
+        pl.format("unknown analyte '{}' (not in the import config)", pl.col("analyte"))
+    )
     out = long.select(
         "_row",
-        (pl.col("sample_id").cast(pl.Utf8) if "sample_id" in long.columns
-         else pl.format("{}@{}", pl.col("batch_id"), pl.col("sample_time"))).alias("sample_id"),
-        pl.col("batch_id").cast(pl.Utf8), sample, result,
+        (
+            pl.col("sample_id").cast(pl.Utf8)
+            if "sample_id" in long.columns
+            else pl.format("{}@{}", pl.col("batch_id"), pl.col("sample_time"))
+        ).alias("sample_id"),
+        pl.col("batch_id").cast(pl.Utf8),
+        sample,
+        result,
         pl.coalesce("_canon", "analyte").alias("analyte"),
         (val * pl.col("_scale").fill_null(1.0) + pl.col("_offset").fill_null(0.0)).alias("value"),
         pl.coalesce("_store_unit", "_unit_norm", "unit").alias("unit"),
-        (pl.col("method").cast(pl.Utf8) if "method" in long.columns else pl.lit(opt.get("method"), pl.Utf8)).alias("method"),
+        (pl.col("method").cast(pl.Utf8) if "method" in long.columns else pl.lit(opt.get("method"), pl.Utf8)).alias(
+            "method"
+        ),
         _join_issues([s_issue, r_issue, v_issue, unit_issue, unknown]),
     )
     return {"lims_results": out}
 
 
 _IMPORT_KINDS = {
-    "historian": R.Kind("import_historian", "import", ["historian_readings"], R.re.compile(r"^$"),
-                        parse_import_historian, {}, {"historian_readings": R.schema_historian},
-                        {"historian_readings": R.HIST_REASONS}, landing=False),
-    "batches": R.Kind("import_batches", "import", ["mes_batches", "mes_phases"], R.re.compile(r"^$"),
-                      parse_import_batches, {},
-                      {"mes_batches": R.schema_mes_batches, "mes_phases": R.schema_mes_phases}, landing=False),
-    "assays": R.Kind("import_assays", "import", ["lims_results"], R.re.compile(r"^$"), parse_import_assays,
-                     {"lims_results": R.prepare_lims}, {"lims_results": R.schema_lims},
-                     {"lims_results": R.LIMS_REASONS}, landing=False),
+    "historian": R.Kind(
+        "import_historian",
+        "import",
+        ["historian_readings"],
+        R.re.compile(r"^$"),
+        parse_import_historian,
+        {},
+        {"historian_readings": R.schema_historian},
+        {"historian_readings": R.HIST_REASONS},
+        landing=False,
+    ),
+    "batches": R.Kind(
+        "import_batches",
+        "import",
+        ["mes_batches", "mes_phases"],
+        R.re.compile(r"^$"),
+        parse_import_batches,
+        {},
+        {"mes_batches": R.schema_mes_batches, "mes_phases": R.schema_mes_phases},
+        landing=False,
+    ),
+    "assays": R.Kind(
+        "import_assays",
+        "import",
+        ["lims_results"],
+        R.re.compile(r"^$"),
+        parse_import_assays,
+        {"lims_results": R.prepare_lims},
+        {"lims_results": R.schema_lims},
+        {"lims_results": R.LIMS_REASONS},
+        landing=False,
+    ),
 }
 for _k in _IMPORT_KINDS.values():
     R.KINDS[_k.name] = _k
@@ -269,6 +376,8 @@ for _k in _IMPORT_KINDS.values():
 # ----------------------------------------------------------------------- the driver
 @dataclass
 class ImportPlan:
+    """The files an import config selects, per section (historian, batches, assays)."""
+
     site: str
     base: Path
     config: dict[str, Any]
@@ -276,6 +385,7 @@ class ImportPlan:
 
 
 def load_import_config(path: str | Path) -> dict[str, Any]:
+    """Load and check an import config YAML; paths become absolute (relative to the file)."""
     p = Path(path)
     try:
         cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
@@ -307,6 +417,7 @@ def _expand(lake: Lake, base: Path, patterns: Iterable[str]) -> list[tuple[str, 
 
 
 def plan_import(config_path: str | Path, lake: Lake) -> ImportPlan:
+    """The source files an import config selects in ``lake`` (nothing is read or written)."""
     cfg = load_import_config(config_path)
     base = Path(config_path).resolve().parent
     plan = ImportPlan(site=str(cfg["site"]), base=base, config=cfg)
@@ -327,10 +438,16 @@ def plan_import(config_path: str | Path, lake: Lake) -> ImportPlan:
             except ValueError:
                 shown = uri.lstrip("/")
             fmt = sec.get("format") or ("parquet" if uri.endswith((".parquet", ".pq")) else "csv")
-            sfs.append(R.SourceFile(uri=uri, rel_path=f"{plan.site}/{section}/{shown}",
-                                    size=int(info.get("size", -1)), fingerprint=fingerprint(info),
-                                    kind=_IMPORT_KINDS[section].name, meta={"format": fmt,
-                                                                            "_delimiter": sec.get("delimiter", ",")}))
+            sfs.append(
+                R.SourceFile(
+                    uri=uri,
+                    rel_path=f"{plan.site}/{section}/{shown}",
+                    size=int(info.get("size", -1)),
+                    fingerprint=fingerprint(info),
+                    kind=_IMPORT_KINDS[section].name,
+                    meta={"format": fmt, "_delimiter": sec.get("delimiter", ",")},
+                )
+            )
         plan.sections[section] = sfs
     return plan
 
@@ -369,7 +486,7 @@ def _context(plan: ImportPlan, section: str) -> R.IngestContext:
 def run_import_config(config_path: str | Path, lake: Lake, run_id: str | None = None) -> IngestReport:
     """Ingest every file the config names (exactly once per file version) into bronze."""
     plan = plan_import(config_path, lake)
-    total = IngestReport(run_id=run_id or f"import-{plan.site}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}")
+    total = IngestReport(run_id=run_id or f"import-{plan.site}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
     for section in ("batches", "historian", "assays"):
         files = plan.sections.get(section)
         if not files:

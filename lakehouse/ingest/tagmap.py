@@ -32,12 +32,24 @@ from lakehouse.ingest.units import PARAMETERS, Conversion, conversion, normalise
 
 # the twin's suffix table (docs/contracts.md) — used when config/tagmaps/twin.yaml is absent
 CONTRACT_SUFFIXES: dict[str, str] = {
-    "TEMP.PV": "temperature", "TEMP.SP": "temperature_sp", "PH.PV": "ph",
-    "DO.PV": "dissolved_oxygen", "AGIT.PV": "agitation", "AIR.FLOW": "air_flow",
-    "O2.FLOW": "o2_flow", "CO2.FLOW": "co2_flow", "OFFGAS.O2": "offgas_o2",
-    "OFFGAS.CO2": "offgas_co2", "CAP.PV": "capacitance", "BASE.TOT": "base_total",
-    "FEED.FLOW.SP": "feed_flow_sp", "FEED.FLOW.PV": "feed_flow", "FEED.TOT": "feed_total",
-    "WEIGHT.PV": "weight", "PRESS.PV": "pressure", "AGIT.VIB": "vibration",
+    "TEMP.PV": "temperature",
+    "TEMP.SP": "temperature_sp",
+    "PH.PV": "ph",
+    "DO.PV": "dissolved_oxygen",
+    "AGIT.PV": "agitation",
+    "AIR.FLOW": "air_flow",
+    "O2.FLOW": "o2_flow",
+    "CO2.FLOW": "co2_flow",
+    "OFFGAS.O2": "offgas_o2",
+    "OFFGAS.CO2": "offgas_co2",
+    "CAP.PV": "capacitance",
+    "BASE.TOT": "base_total",
+    "FEED.FLOW.SP": "feed_flow_sp",
+    "FEED.FLOW.PV": "feed_flow",
+    "FEED.TOT": "feed_total",
+    "WEIGHT.PV": "weight",
+    "PRESS.PV": "pressure",
+    "AGIT.VIB": "vibration",
     "AGIT.CURRENT": "motor_current",
 }
 
@@ -46,6 +58,8 @@ _UNIT_ID_KEYS = ("unit_id", "equipment", "vessel")
 
 
 class TagMapError(ValueError):
+    """A tag map that cannot be used (one-line reason)."""
+
     pass
 
 
@@ -55,8 +69,8 @@ class TagSpec:
 
     unit_id: str
     parameter: str
-    source_unit: str          # unit string the plant exports (normalised)
-    eng_unit: str             # canonical unit
+    source_unit: str  # unit string the plant exports (normalised)
+    eng_unit: str  # canonical unit
     conv: Conversion
     lo: float
     hi: float
@@ -77,8 +91,11 @@ def _rule(value: Any, where: str) -> _Rule:
         raise TagMapError(f"{where}: expected a parameter name or a mapping with 'parameter'")
     unit = next((value[k] for k in _UNIT_KEYS if k in value), None)
     unit_id = next((value[k] for k in _UNIT_ID_KEYS if k in value), None)
-    return _Rule(parameter=str(value["parameter"]), unit=None if unit is None else str(unit),
-                 unit_id=None if unit_id is None else str(unit_id))
+    return _Rule(
+        parameter=str(value["parameter"]),
+        unit=None if unit is None else str(unit),
+        unit_id=None if unit_id is None else str(unit_id),
+    )
 
 
 def _placeholder_regex(match: str) -> re.Pattern:
@@ -89,6 +106,8 @@ def _placeholder_regex(match: str) -> re.Pattern:
 
 @dataclass
 class TagMap:
+    """Historian tag → (unit id, canonical parameter, unit conversion): a plant's tag map YAML."""
+
     site: str = "default"
     tags: dict[str, _Rule] = field(default_factory=dict)
     patterns: list[_Rule] = field(default_factory=list)
@@ -100,7 +119,8 @@ class TagMap:
 
     # ------------------------------------------------------------ loading
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> "TagMap":
+    def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> TagMap:
+        """Build a tag map from its YAML content (``source`` names it in error messages)."""
         if not isinstance(d, dict):
             raise TagMapError(f"{source}: a tag map is a YAML mapping")
         tm = cls(site=str(d.get("site", d.get("name", "default"))), source=source)
@@ -134,21 +154,23 @@ class TagMap:
         return tm
 
     @classmethod
-    def load(cls, path: str | Path) -> "TagMap":
+    def load(cls, path: str | Path) -> TagMap:
+        """Load a tag map YAML file."""
         p = Path(path)
         with p.open("r", encoding="utf-8") as fh:
             return cls.from_dict(yaml.safe_load(fh) or {}, source=str(p))
 
     @classmethod
-    def contract_default(cls) -> "TagMap":
+    def contract_default(cls) -> TagMap:
         """The contract's suffix table (what ``config/tagmaps/twin.yaml`` encodes)."""
         return cls.from_dict({"site": "twin", "suffixes": dict(CONTRACT_SUFFIXES)}, "<contract>")
 
     # ---------------------------------------------------------- resolving
     def _spec_for(self, rule: _Rule, unit_id: str) -> TagSpec:
         if rule.parameter not in PARAMETERS:
-            raise TagMapError(f"{self.source}: unknown canonical parameter {rule.parameter!r} "
-                              f"(one of {sorted(PARAMETERS)})")
+            raise TagMapError(
+                f"{self.source}: unknown canonical parameter {rule.parameter!r} (one of {sorted(PARAMETERS)})"
+            )
         eng_unit, lo, hi = PARAMETERS[rule.parameter]
         lo, hi = self.ranges.get(rule.parameter, (lo, hi))
         src = normalise_unit(rule.unit) if rule.unit is not None else eng_unit
@@ -156,8 +178,15 @@ class TagMap:
             conv = conversion(src, eng_unit)
         except ValueError as exc:
             raise TagMapError(f"{self.source}: {rule.parameter}: {exc}") from None
-        return TagSpec(unit_id=self.unit_ids.get(unit_id, unit_id), parameter=rule.parameter,
-                       source_unit=src, eng_unit=eng_unit, conv=conv, lo=lo, hi=hi)
+        return TagSpec(
+            unit_id=self.unit_ids.get(unit_id, unit_id),
+            parameter=rule.parameter,
+            source_unit=src,
+            eng_unit=eng_unit,
+            conv=conv,
+            lo=lo,
+            hi=hi,
+        )
 
     def resolve(self, tag: str) -> TagSpec | None:
         """The spec for one exported tag, or None if the map does not know it."""

@@ -119,10 +119,13 @@ _CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
 
 
 class UnitError(ValueError):
+    """A unit that cannot be converted to the canonical unit of its parameter."""
+
     pass
 
 
 def normalise_unit(unit: str | None) -> str | None:
+    """A unit string in its canonical spelling (case, spaces, aliases); ``None`` stays ``None``."""
     if unit is None:
         return None
     u = str(unit).strip()
@@ -131,11 +134,14 @@ def normalise_unit(unit: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Conversion:
+    """A linear unit conversion ``canonical = value * scale + offset``."""
+
     scale: float = 1.0
     offset: float = 0.0
 
     @property
     def identity(self) -> bool:
+        """True when the conversion changes nothing."""
         return self.scale == 1.0 and self.offset == 0.0
 
 

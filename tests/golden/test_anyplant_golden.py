@@ -35,9 +35,19 @@ def _readings(n_batches=12, seed=0, fault: dict | None = None) -> pl.DataFrame:
         if fault and b in fault:
             t0, off = fault[b]
             rate = rate + np.where(age >= t0, off, 0.0)
-        rows.append(pl.DataFrame({"batch_id": f"B{b:02d}", "culture_age_h": age, "maturity_pct": 100 * age / 60,
-                                  "step": np.where(after, 4.0, 2.0), "rate": rate, "temp": temp,
-                                  "temp_sp": np.full(age.size, 30.0)}))
+        rows.append(
+            pl.DataFrame(
+                {
+                    "batch_id": f"B{b:02d}",
+                    "culture_age_h": age,
+                    "maturity_pct": 100 * age / 60,
+                    "step": np.where(after, 4.0, 2.0),
+                    "rate": rate,
+                    "temp": temp,
+                    "temp_sp": np.full(age.size, 30.0),
+                }
+            )
+        )
     return pl.concat(rows)
 
 
@@ -75,8 +85,15 @@ def test_state_code_landmarks_align_the_phases_and_invert_exactly():
 
 
 def test_landmark_mspc_catches_a_fault_and_spares_normal_batches():
-    cfg = mspc.MSPCConfig.from_dict({"signals": ["rate", "temp"], "landmarks": [{"expr": "step >= 4"}],
-                                     "step_h": 1.0, "std_floor_global_frac": 0.1, "phase1_leave_one_out": True})
+    cfg = mspc.MSPCConfig.from_dict(
+        {
+            "signals": ["rate", "temp"],
+            "landmarks": [{"expr": "step >= 4"}],
+            "step_h": 1.0,
+            "std_floor_global_frac": 0.1,
+            "phase1_leave_one_out": True,
+        }
+    )
     ref = _readings(20, seed=1, fault={3: (30.0, 25.0)})  # one unrecorded fault in the reference
     model = mspc.fit_mspc(mspc.align_for(cfg, ref), cfg)
     assert "B03" in [e["batch_id"] for e in model.info["phase1_excluded"]]
@@ -94,8 +111,9 @@ def test_reference_batches_are_in_spec_and_normal_and_no_titer_ranking_is_allowe
     path = tmp_path / "golden.yaml"  # a plant without CQA specs and without a harvest titer
     path.write_text("qualification: {statuses: [Completed], titer_column: null}\nmspc: {signals: [x]}\n")
     cfg = gb.load_config(path)
-    batches = pd.DataFrame({"batch_id": ["A", "B", "C", "D"], "status": ["Completed", "Aborted", "Completed",
-                                                                        "Completed"]})
+    batches = pd.DataFrame(
+        {"batch_id": ["A", "B", "C", "D"], "status": ["Completed", "Aborted", "Completed", "Completed"]}
+    )
     dev = pl.DataFrame({"batch_id": ["C"]})
     qual = gb.qualify_batches(batches, cfg)
     assert qual["qualified"].tolist() == [True, False, True, True]
@@ -107,11 +125,24 @@ def test_alarm_goals_never_pass_on_nothing():
     goals = {"detected_fraction_min": 0.9, "median_lead_h_min": 0.0, "false_alarm_fraction_max": 0.1}
     assert mspc.alarm_goal_outcome(None, goals)["state"] == "not_evaluated"
     assert mspc.alarm_goal_outcome(pd.DataFrame(columns=["deviating"]), goals)["state"] == "not_evaluated"
-    normal_only = pd.DataFrame({"batch_id": ["A", "B"], "deviating": [False, False], "detected": [False, False],
-                                "lead_h": [np.nan, np.nan], "false_alarm": [False, True]})
+    normal_only = pd.DataFrame(
+        {
+            "batch_id": ["A", "B"],
+            "deviating": [False, False],
+            "detected": [False, False],
+            "lead_h": [np.nan, np.nan],
+            "false_alarm": [False, True],
+        }
+    )
     out = mspc.alarm_goal_outcome(normal_only, goals)
     assert out["state"] == "failed" and out["not_evaluated_goals"] == ["detected_fraction_min", "median_lead_h_min"]
     assert "not evaluated" in out["reason"]
-    both = pd.concat([normal_only.iloc[:1], pd.DataFrame({"batch_id": ["F"], "deviating": [True], "detected": [True],
-                                                          "lead_h": [5.0], "false_alarm": [False]})])
+    both = pd.concat(
+        [
+            normal_only.iloc[:1],
+            pd.DataFrame(
+                {"batch_id": ["F"], "deviating": [True], "detected": [True], "lead_h": [5.0], "false_alarm": [False]}
+            ),
+        ]
+    )
     assert mspc.alarm_goal_outcome(both, goals)["state"] == "passed"

@@ -34,14 +34,20 @@ class Sig:
     valid_range: tuple[float, float] | None = None
 
 
-CATALOG = [Sig("t_broth", "process_value", "degC"), Sig("t_sp", "setpoint", "degC"), Sig("feed", "flow", "kg/h"),
-           Sig("our", "rate", "mmol/L/h"), Sig("base_tot", "totaliser", "kg"), Sig("step", "state", "1", (0, 5))]
+CATALOG = [
+    Sig("t_broth", "process_value", "degC"),
+    Sig("t_sp", "setpoint", "degC"),
+    Sig("feed", "flow", "kg/h"),
+    Sig("our", "rate", "mmol/L/h"),
+    Sig("base_tot", "totaliser", "kg"),
+    Sig("step", "state", "1", (0, 5)),
+]
 
 
 def test_default_feature_lists_follow_the_signal_kinds():
     d = features_from_catalog(CATALOG)
     assert d["signals"] == ("t_broth", "t_sp", "feed", "our", "base_tot")
-    assert d["integrals"] == ("feed", "our")           # flows and rates: mass-balance integrals
+    assert d["integrals"] == ("feed", "our")  # flows and rates: mass-balance integrals
     assert d["totalisers"] == ("base_tot",)
     assert d["states"] == ("step",) and d["state_codes"] == {"step": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)}
     assert features_from_catalog(CATALOG, exclude=["our"])["integrals"] == ("feed",)
@@ -65,20 +71,35 @@ def test_yaml_lists_win_over_the_catalog_and_names_stay_expressible():
 def _frame(n: int, grid_min: int = 10, seed: int = 0) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     step = np.repeat([2.0, 3.0, 4.0], [n // 3, n // 3, n - 2 * (n // 3)])
-    return pl.DataFrame({
-        "batch_id": "B1", "unit_id": "U1", "phase": None,
-        "ts": [T0 + timedelta(minutes=grid_min * i) for i in range(n)],
-        "culture_age_h": [grid_min * i / 60 for i in range(n)],
-        "t_broth": 30 + rng.normal(0, 0.1, n), "t_sp": np.full(n, 30.0), "feed": np.abs(rng.normal(2, 0.5, n)),
-        "our": np.linspace(5, 50, n), "base_tot": 7.0 + np.cumsum(np.abs(rng.normal(0.01, 0.005, n))),
-        "step": step,
-    }).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")), pl.col("phase").cast(pl.String))
+    return pl.DataFrame(
+        {
+            "batch_id": "B1",
+            "unit_id": "U1",
+            "phase": None,
+            "ts": [T0 + timedelta(minutes=grid_min * i) for i in range(n)],
+            "culture_age_h": [grid_min * i / 60 for i in range(n)],
+            "t_broth": 30 + rng.normal(0, 0.1, n),
+            "t_sp": np.full(n, 30.0),
+            "feed": np.abs(rng.normal(2, 0.5, n)),
+            "our": np.linspace(5, 50, n),
+            "base_tot": 7.0 + np.cumsum(np.abs(rng.normal(0.01, 0.005, n))),
+            "step": step,
+        }
+    ).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")), pl.col("phase").cast(pl.String))
 
 
 def _cfg(**kw) -> FeatureConfig:
-    base = softsensor_config_from_dict({"features": {"windows_minutes": [30, 120], "maturity_from": "planned_h",
-                                                     "derived": [{"name": "t_err", "expr": "t_broth - t_sp"}],
-                                                     "step_minutes": 30}}, CATALOG).features
+    base = softsensor_config_from_dict(
+        {
+            "features": {
+                "windows_minutes": [30, 120],
+                "maturity_from": "planned_h",
+                "derived": [{"name": "t_err", "expr": "t_broth - t_sp"}],
+                "step_minutes": 30,
+            }
+        },
+        CATALOG,
+    ).features
     return FeatureConfig(**{**base.__dict__, **kw})
 
 
@@ -93,15 +114,14 @@ def test_totaliser_state_and_maturity_semantics():
     assert r["step__time_in_state_h"] == pytest.approx((45 - 40) * 10 / 60)
     assert r["step__hours_in_3"] == pytest.approx(20 * 10 / 60)
     assert r["step__hours_in_4"] == pytest.approx((45 - 40 + 1) * 10 / 60)  # right-Riemann, like the integrals
-    assert r["step__hours_in_2"] == pytest.approx(19 * 10 / 60)             # the first row contributes 0
+    assert r["step__hours_in_2"] == pytest.approx(19 * 10 / 60)  # the first row contributes 0
     assert r["maturity_planned_pct"] == pytest.approx(100 * 45 * 10 / 60 / 20.0)
     assert r["our__integral"] == pytest.approx(float(np.sum(df["our"].to_numpy()[1:46]) * 10 / 60))
     assert r["t_err"] == pytest.approx(df["t_broth"][45] - 30.0)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cut=st.integers(min_value=1, max_value=58), seed=st.integers(0, 10_000),
-       null_frac=st.floats(0.0, 0.3))
+@given(cut=st.integers(min_value=1, max_value=58), seed=st.integers(0, 10_000), null_frac=st.floats(0.0, 0.3))
 def test_perturbing_future_rows_never_changes_a_feature_row(cut, seed, null_frac):
     """Every feature at row t is a function of rows <= t: rewrite (values, nulls, state codes) every row
     after ``cut`` and no feature row up to ``cut`` may change."""
@@ -114,8 +134,10 @@ def test_perturbing_future_rows_never_changes_a_feature_row(cut, seed, null_frac
         new = np.where(rng.random(n) < null_frac, np.nan, new)
         return pl.Series(col, np.where(future, new, df[col].to_numpy())).fill_nan(None)
 
-    changed = df.with_columns(*[rewrite(c, rng.normal(0, 100, n)) for c in ("t_broth", "t_sp", "feed", "our", "base_tot")],
-                              rewrite("step", rng.integers(0, 6, n).astype(float)))
+    changed = df.with_columns(
+        *[rewrite(c, rng.normal(0, 100, n)) for c in ("t_broth", "t_sp", "feed", "our", "base_tot")],
+        rewrite("step", rng.integers(0, 6, n).astype(float)),
+    )
     batches = pl.DataFrame({"batch_id": ["B1"], "planned_h": [20.0]})
     cfg = _cfg()
     a = compute_online_features(df, batches, cfg).head(cut + 1)
@@ -131,22 +153,32 @@ def test_sample_rows_and_baselines_only_see_the_past():
     t_sample = T0 + timedelta(minutes=10 * 30 + 5)
 
     def assays(late_value: float) -> pl.DataFrame:
-        return pl.DataFrame({"batch_id": ["B1"] * 3, "sample_id": ["S1", "S2", "S3"], "analyte": ["titer"] * 3,
-                             "value": [1.0, 2.0, late_value],
-                             "sample_time": [T0 + timedelta(hours=1), t_sample, T0 + timedelta(hours=2)],
-                             "result_time": [T0 + timedelta(hours=2), t_sample + timedelta(hours=6),
-                                             t_sample + timedelta(minutes=1)]}
-                            ).with_columns(pl.col("sample_time", "result_time").cast(pl.Datetime("us", "UTC")))
+        return pl.DataFrame(
+            {
+                "batch_id": ["B1"] * 3,
+                "sample_id": ["S1", "S2", "S3"],
+                "analyte": ["titer"] * 3,
+                "value": [1.0, 2.0, late_value],
+                "sample_time": [T0 + timedelta(hours=1), t_sample, T0 + timedelta(hours=2)],
+                "result_time": [
+                    T0 + timedelta(hours=2),
+                    t_sample + timedelta(hours=6),
+                    t_sample + timedelta(minutes=1),
+                ],
+            }
+        ).with_columns(pl.col("sample_time", "result_time").cast(pl.Datetime("us", "UTC")))
 
     cfg = _cfg()
     batches = pl.DataFrame({"batch_id": ["B1"], "planned_h": [20.0]})
     a = build_softsensor_features(df, batches, cfg, assays(3.0))
-    later = df.with_columns(pl.when(pl.col("ts") > t_sample).then(pl.lit(-1e6)).otherwise(pl.col(c)).alias(c)
-                            for c in ("t_broth", "feed", "our"))
+    later = df.with_columns(
+        pl.when(pl.col("ts") > t_sample).then(pl.lit(-1e6)).otherwise(pl.col(c)).alias(c)
+        for c in ("t_broth", "feed", "our")
+    )
     b = build_softsensor_features(later, batches, cfg, assays(99.0))
     row = lambda f: f.filter(pl.col("sample_id") == "S2")
     assert row(a).equals(row(b), null_equal=True)
-    assert row(a)["baseline__titer"][0] == 1.0   # S1's result (approved at 2 h) — not S3's, approved after
+    assert row(a)["baseline__titer"][0] == 1.0  # S1's result (approved at 2 h) — not S3's, approved after
     assert row(a)["ts"][0] <= t_sample
 
 

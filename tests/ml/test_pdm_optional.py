@@ -18,23 +18,35 @@ UTC_US = pl.Datetime("us", "UTC")
 
 
 def _health(days: int) -> pl.DataFrame:
-    return pl.DataFrame({"equipment_id": ["AG-1"] * days, "equipment_type": ["agitator"] * days,
-                         "date": [date(2026, 1, 1) + timedelta(days=i) for i in range(days)],
-                         "vibration_mean_mm_s": [1.0 + 0.01 * i for i in range(days)], "in_repair": [False] * days})
+    return pl.DataFrame(
+        {
+            "equipment_id": ["AG-1"] * days,
+            "equipment_type": ["agitator"] * days,
+            "date": [date(2026, 1, 1) + timedelta(days=i) for i in range(days)],
+            "vibration_mean_mm_s": [1.0 + 0.01 * i for i in range(days)],
+            "in_repair": [False] * days,
+        }
+    )
 
 
 def _work_orders(n_failures: int) -> pl.DataFrame:
     t0 = datetime(2026, 2, 1, tzinfo=UTC)
-    return pl.DataFrame({"work_order_id": [f"W{i}" for i in range(n_failures)], "equipment_id": ["AG-1"] * n_failures,
-                         "equipment_type": ["agitator"] * n_failures, "work_type": ["corrective"] * n_failures,
-                         "failure_mode": ["bearing"] * n_failures,
-                         "opened_at": [t0 + timedelta(days=20 * i) for i in range(n_failures)],
-                         "closed_at": [t0 + timedelta(days=20 * i + 1) for i in range(n_failures)]}
-                        ).with_columns(pl.col("opened_at", "closed_at").cast(UTC_US))
+    return pl.DataFrame(
+        {
+            "work_order_id": [f"W{i}" for i in range(n_failures)],
+            "equipment_id": ["AG-1"] * n_failures,
+            "equipment_type": ["agitator"] * n_failures,
+            "work_type": ["corrective"] * n_failures,
+            "failure_mode": ["bearing"] * n_failures,
+            "opened_at": [t0 + timedelta(days=20 * i) for i in range(n_failures)],
+            "closed_at": [t0 + timedelta(days=20 * i + 1) for i in range(n_failures)],
+        }
+    ).with_columns(pl.col("opened_at", "closed_at").cast(UTC_US))
 
 
-CFG = PdMConfig(features=dataclasses.replace(PdMConfig().features, signals=("vibration_mean_mm_s",),
-                                            equipment_types=("agitator",)))
+CFG = PdMConfig(
+    features=dataclasses.replace(PdMConfig().features, signals=("vibration_mean_mm_s",), equipment_types=("agitator",))
+)
 
 
 def test_a_plant_without_cmms_data_skips_pdm_with_the_reason(lake_local):
@@ -59,8 +71,9 @@ def test_disabled_or_too_little_data_is_a_state():
     assert "equipment-health rows" in pdm_data_problem(_health(0), _work_orders(5), cfg)
     assert pdm_data_problem(_health(100), _work_orders(4), cfg) is None
     with pytest.raises(InsufficientData, match="no CMMS work orders"):
-        train_pdm(_health(100).with_columns(pl.lit(0, dtype=pl.Int8).alias("label__failure_within_h")),
-                  _work_orders(0), cfg)
+        train_pdm(
+            _health(100).with_columns(pl.lit(0, dtype=pl.Int8).alias("label__failure_within_h")), _work_orders(0), cfg
+        )
 
 
 def test_plant_bundle_without_pdm_means_pdm_off(tmp_path):
@@ -75,8 +88,10 @@ def test_nothing_to_verify_is_not_a_pass():
     from ml.config import VerificationConfig
     from ml.verification import verify
 
-    empty = pl.DataFrame({"model_version": [], "actual": [], "prediction": []},
-                         schema={"model_version": pl.Int64, "actual": pl.Float64, "prediction": pl.Float64})
+    empty = pl.DataFrame(
+        {"model_version": [], "actual": [], "prediction": []},
+        schema={"model_version": pl.Int64, "actual": pl.Float64, "prediction": pl.Float64},
+    )
     meta = {"kind": "regression", "features": ["x"], "psi_reference": {}, "test_rmse": 1.0}
     r = verify(empty, meta, pl.DataFrame({"x": []}, schema={"x": pl.Float64}), VerificationConfig())
     assert r["state"] == "not_evaluated" and "nothing to verify" in r["reason"]
@@ -84,4 +99,6 @@ def test_nothing_to_verify_is_not_a_pass():
     r = verify(scored, meta, pl.DataFrame({"x": []}, schema={"x": pl.Float64}), VerificationConfig())
     assert r["state"] == "passed" and r["not_evaluated"] == ["drift (no recent feature rows with a PSI reference)"]
     far = scored.with_columns(pl.lit(50.0).alias("prediction"))
-    assert verify(far, meta, pl.DataFrame({"x": []}, schema={"x": pl.Float64}), VerificationConfig())["state"] == "failed"
+    assert (
+        verify(far, meta, pl.DataFrame({"x": []}, schema={"x": pl.Float64}), VerificationConfig())["state"] == "failed"
+    )

@@ -46,7 +46,9 @@ def _batches(n_batches=12, rows=30, seed=0, nonlinear=False):
     for b in range(n_batches):
         offset = rng.normal(0, 1)  # between-batch shift of every feature
         x = rng.normal(offset, 1.0, (rows, 4))
-        t = (np.where(np.abs(x[:, 0]) > 1.0, 3.0, -3.0) if nonlinear else 2.0 * x[:, 0] - x[:, 1]) + rng.normal(0, 0.1, rows)
+        t = (np.where(np.abs(x[:, 0]) > 1.0, 3.0, -3.0) if nonlinear else 2.0 * x[:, 0] - x[:, 1]) + rng.normal(
+            0, 0.1, rows
+        )
         X.append(x)
         y.append(t)
         g += [f"B{b:02d}"] * rows
@@ -71,11 +73,13 @@ def test_cv_folds_never_share_a_batch_and_linear_models_are_fitted_inside_folds(
 
 def test_selection_prefers_the_model_family_that_fits():
     names = ["a", "b", "c", "d"]
-    lin = select_estimator(*_batches(seed=1), 4, SelectionConfig(candidates=("xgboost", "ridge", "pls")),
-                           _xgb_fitter(names))
+    lin = select_estimator(
+        *_batches(seed=1), 4, SelectionConfig(candidates=("xgboost", "ridge", "pls")), _xgb_fitter(names)
+    )
     assert lin.estimator["kind"] in ("ridge", "pls") and lin.cv_rmse[lin.estimator["kind"]] < 0.2
-    step = select_estimator(*_batches(seed=2, nonlinear=True), 4, SelectionConfig(candidates=("xgboost", "ridge")),
-                            _xgb_fitter(names))
+    step = select_estimator(
+        *_batches(seed=2, nonlinear=True), 4, SelectionConfig(candidates=("xgboost", "ridge")), _xgb_fitter(names)
+    )
     assert step.estimator["kind"] == "xgboost" and step.cv_rmse["xgboost"] < 0.6 * step.cv_rmse["ridge"]
     blend = select_estimator(*_batches(seed=3), 4, SelectionConfig(), _xgb_fitter(names))
     assert set(blend.cv_rmse) == {"xgboost", "ridge", "pls", "blend"}
@@ -132,29 +136,59 @@ def _site(n_batches=14, seed=6):
         start = T0 + timedelta(days=3 * b)
         for h in range(0, 96, 4):
             fed = rate * max(h - 24, 0)
-            rows.append({"batch_id": f"B{b:02d}", "unit_id": "U1", "ts": start + timedelta(hours=h),
-                         "culture_age_h": float(h), "culture_day": h // 24, "phase": None, "row_type": "sample",
-                         "sample_id": f"B{b:02d}-{h}", "sample_time": start + timedelta(hours=h),
-                         "result_time": start + timedelta(hours=h + 8), "fed__integral": fed,
-                         "induced": float(h >= 24), "label__titer": 3.0 * fed + rng.normal(0, 2) + (
-                             500.0 if b in (4, 9) and h > 48 else 0.0), "baseline__titer": None})
-    df = pl.DataFrame(rows).with_columns(pl.col("ts", "sample_time", "result_time").cast(pl.Datetime("us", "UTC")),
-                                         pl.col("baseline__titer").cast(pl.Float64), pl.col("phase").cast(pl.String),
-                                         pl.col("culture_day").cast(pl.Int32))
-    steps = df.with_columns(pl.lit("step").alias("row_type"), pl.lit(None, dtype=pl.String).alias("sample_id"),
-                            pl.lit(None, dtype=pl.Float64).alias("label__titer"))
-    batches = pl.DataFrame({"batch_id": [f"B{b:02d}" for b in range(n_batches)],
-                            "status": ["Deviation" if b in (4, 9) else "Completed" for b in range(n_batches)]})
+            rows.append(
+                {
+                    "batch_id": f"B{b:02d}",
+                    "unit_id": "U1",
+                    "ts": start + timedelta(hours=h),
+                    "culture_age_h": float(h),
+                    "culture_day": h // 24,
+                    "phase": None,
+                    "row_type": "sample",
+                    "sample_id": f"B{b:02d}-{h}",
+                    "sample_time": start + timedelta(hours=h),
+                    "result_time": start + timedelta(hours=h + 8),
+                    "fed__integral": fed,
+                    "induced": float(h >= 24),
+                    "label__titer": 3.0 * fed + rng.normal(0, 2) + (500.0 if b in (4, 9) and h > 48 else 0.0),
+                    "baseline__titer": None,
+                }
+            )
+    df = pl.DataFrame(rows).with_columns(
+        pl.col("ts", "sample_time", "result_time").cast(pl.Datetime("us", "UTC")),
+        pl.col("baseline__titer").cast(pl.Float64),
+        pl.col("phase").cast(pl.String),
+        pl.col("culture_day").cast(pl.Int32),
+    )
+    steps = df.with_columns(
+        pl.lit("step").alias("row_type"),
+        pl.lit(None, dtype=pl.String).alias("sample_id"),
+        pl.lit(None, dtype=pl.Float64).alias("label__titer"),
+    )
+    batches = pl.DataFrame(
+        {
+            "batch_id": [f"B{b:02d}" for b in range(n_batches)],
+            "status": ["Deviation" if b in (4, 9) else "Completed" for b in range(n_batches)],
+        }
+    )
     return pl.concat([df, steps]), batches
 
 
 def _cfg(**titer):
     # feature names: culture_age_h, induced, fed__integral (the toy table's columns)
-    base = {"features": {"signals": ["induced"], "integrals": ["fed"], "windows_minutes": [], "rate_of_change": False,
-                         "label_analytes": ["titer"], "baseline_analytes": ["titer"]},
+    base = {
+        "features": {
+            "signals": ["induced"],
+            "integrals": ["fed"],
+            "windows_minutes": [],
+            "rate_of_change": False,
+            "label_analytes": ["titer"],
+            "baseline_analytes": ["titer"],
+        },
         "titer": {"params": FAST, "selection": {"candidates": ["xgboost", "ridge"]}, **titer},
         "validation": {"n_splits": 3, "test_fraction": 0.25, "min_test_batches": 2},
-        "batches": {"normal_statuses": ["Completed"]}}
+        "batches": {"normal_statuses": ["Completed"]},
+    }
     return softsensor_config_from_dict(base)
 
 
@@ -189,10 +223,16 @@ def test_too_few_batches_is_a_state_not_a_crash():
 
 
 def test_batch_conditions_from_status_and_recorded_deviations():
-    b = pl.DataFrame({"batch_id": ["A", "B", "C", "D"], "status": ["Completed", "Aborted", "completed", "Completed"],
-                      "n_deviation_work_orders": [0, 0, 0, 2]})
+    b = pl.DataFrame(
+        {
+            "batch_id": ["A", "B", "C", "D"],
+            "status": ["Completed", "Aborted", "completed", "Completed"],
+            "n_deviation_work_orders": [0, 0, 0, 2],
+        }
+    )
     dev = pl.DataFrame({"batch_id": ["C"], "recorded_onset_ts": [T0]}).with_columns(
-        pl.col("recorded_onset_ts").cast(pl.Datetime("us", "UTC")))
+        pl.col("recorded_onset_ts").cast(pl.Datetime("us", "UTC"))
+    )
     c = batch_conditions(b, dev, BatchConditionConfig(normal_statuses=("Completed",)))
     assert c["condition"].to_list() == ["normal", "fault", "fault", "fault"]
     assert c.filter(pl.col("batch_id") == "C")["recorded_onset_ts"][0] == T0

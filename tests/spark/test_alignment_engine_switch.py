@@ -50,11 +50,16 @@ def _write_days(lakes, days: range) -> None:
 def _reexport_in_degf(lake, day: dt.date) -> pa.Table:
     """A later re-export of BR-101's temperatures of 06:00–09:00 on ``day``, in degF."""
     t = lake.delta_table(lake.uri("bronze", "historian_readings")).to_pyarrow_table(
-        filters=[("date", "=", day), ("unit_id", "=", "BR-101")])
+        filters=[("date", "=", day), ("unit_id", "=", "BR-101")]
+    )
     lo = dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
     hi = dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC)
-    t = t.filter(pc.and_(pc.and_(pc.greater_equal(t["ts"], pa.scalar(lo, bf.TS)), pc.less(t["ts"], pa.scalar(hi, bf.TS))),
-                         pc.equal(t["parameter"], "temperature")))
+    t = t.filter(
+        pc.and_(
+            pc.and_(pc.greater_equal(t["ts"], pa.scalar(lo, bf.TS)), pc.less(t["ts"], pa.scalar(hi, bf.TS))),
+            pc.equal(t["parameter"], "temperature"),
+        )
+    )
     assert t.num_rows > 100
     t = t.set_column(t.schema.get_field_index("value"), "value", pc.add(pc.multiply(t["value"], 1.8), 32.0))
     t = t.set_column(t.schema.get_field_index("eng_unit"), "eng_unit", pa.array(["degF"] * t.num_rows))
@@ -72,8 +77,11 @@ def _run(lake, engine: str, warehouse: Path):
 
 
 def _aligned_md(result) -> dict:
-    [m] = [m for m in result.get_asset_materialization_events()
-           if m.asset_key.to_user_string() == "int_process_readings__aligned"]
+    [m] = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.to_user_string() == "int_process_readings__aligned"
+    ]
     return {k: v.value for k, v in m.materialization.metadata.items()}
 
 
@@ -96,14 +104,20 @@ def _assert_same(a: pl.DataFrame, b: pl.DataFrame) -> None:
 
 
 def _assert_engines_agree(lake_a, lake_b, wh_a: Path, wh_b: Path) -> pl.DataFrame:
-    for table, keys in (("intermediate.int_process_readings__aligned", PROCESS_KEYS),
-                        ("intermediate.int_process_readings__assays_asof", PROCESS_KEYS),
-                        ("marts.fct_process_readings", PROCESS_KEYS),
-                        ("marts.fct_equipment_health_daily", ["equipment_id", "date"]),
-                        ("marts.dim_batches", ["batch_id"])):
+    for table, keys in (
+        ("intermediate.int_process_readings__aligned", PROCESS_KEYS),
+        ("intermediate.int_process_readings__assays_asof", PROCESS_KEYS),
+        ("marts.fct_process_readings", PROCESS_KEYS),
+        ("marts.fct_equipment_health_daily", ["equipment_id", "date"]),
+        ("marts.dim_batches", ["batch_id"]),
+    ):
         _assert_same(_mart(wh_a, table, keys), _mart(wh_b, table, keys))
-    gold = [pl.read_delta(lk.uri("gold", "fct_process_readings"), storage_options=lk.delta_storage_options())
-            .sort(PROCESS_KEYS) for lk in (lake_a, lake_b)]
+    gold = [
+        pl.read_delta(lk.uri("gold", "fct_process_readings"), storage_options=lk.delta_storage_options()).sort(
+            PROCESS_KEYS
+        )
+        for lk in (lake_a, lake_b)
+    ]
     _assert_same(*gold)
     return gold[1]
 
@@ -111,7 +125,7 @@ def _assert_engines_agree(lake_a, lake_b, wh_a: Path, wh_b: Path) -> pl.DataFram
 def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp_path):
     from deltalake import DeltaTable
 
-    from assets.transform.warehouse import dbt_project_vars
+    from lakehouse.warehouse import dbt_project_vars
 
     lake_a, lake_b = s3_lake(s3_server), s3_lake(s3_server)
     wh_a, wh_b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
@@ -136,15 +150,26 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     assert md_b["spark_rows_written"] == gold.height
     # the re-exported values (+0.5) won on both engines: BR-101 12:00–13:00 of day 2
     noon = dt.datetime.combine(FIRST_DAY + dt.timedelta(days=1), dt.time(12, 30), tzinfo=dt.UTC)
-    in_minute = pc.and_(pc.greater_equal(corrected["ts"], pa.scalar(noon, bf.TS)),
-                        pc.less(corrected["ts"], pa.scalar(noon + dt.timedelta(minutes=1), bf.TS)))
-    raw = corrected.filter(pc.and_(in_minute, pc.and_(pc.equal(corrected["parameter"], "ph"),
-                                                      pc.equal(corrected["quality"], 192))))
+    in_minute = pc.and_(
+        pc.greater_equal(corrected["ts"], pa.scalar(noon, bf.TS)),
+        pc.less(corrected["ts"], pa.scalar(noon + dt.timedelta(minutes=1), bf.TS)),
+    )
+    raw = corrected.filter(
+        pc.and_(in_minute, pc.and_(pc.equal(corrected["parameter"], "ph"), pc.equal(corrected["quality"], 192)))
+    )
     row = gold.filter((pl.col("unit_id") == "BR-101") & (pl.col("ts") == noon))
     assert row.height == 1 and raw.num_rows >= 1
     assert row["ph"][0] == pytest.approx(float(pc.mean(raw["value"]).as_py()), abs=1e-9)
-    before = dict(zip(*_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
-                      .group_by("batch_id").agg(pl.col("_loaded_at").max()).to_dict().values(), strict=True))
+    before = dict(
+        zip(
+            *_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
+            .group_by("batch_id")
+            .agg(pl.col("_loaded_at").max())
+            .to_dict()
+            .values(),
+            strict=True,
+        )
+    )
 
     # ---- round 2: day 6 arrives, and day 4 of BR-101 is re-exported with temperatures in degF
     _write_days((lake_a, lake_b), range(5, 6))
@@ -158,18 +183,28 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     assert md_b["spark_refresh_mode"] == "incremental"
     gold = _assert_engines_agree(lake_a, lake_b, wh_a, wh_b)
 
-    after = dict(zip(*_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
-                     .group_by("batch_id").agg(pl.col("_loaded_at").max()).to_dict().values(), strict=True))
+    after = dict(
+        zip(
+            *_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
+            .group_by("batch_id")
+            .agg(pl.col("_loaded_at").max())
+            .to_dict()
+            .values(),
+            strict=True,
+        )
+    )
     changed = {b for b in after if before.get(b) != after[b]}  # rebuilt: loaded again
     # exactly the BR-101 batches whose window touches day 4, and the batches new or grown with day 6
-    touched = {b for b in gold.filter((pl.col("unit_id") == "BR-101") & (pl.col("ts").dt.date() == day4))
-               ["batch_id"].unique()}
+    touched = {
+        b for b in gold.filter((pl.col("unit_id") == "BR-101") & (pl.col("ts").dt.date() == day4))["batch_id"].unique()
+    }
     assert touched and touched <= changed
     assert md_b["spark_batches_rebuilt"] == len(changed) < len(after)
     assert all(after[b] == before[b] for b in before if b not in changed)  # history untouched
     # the degF re-export was converted to degC (same values as the first export on both engines)
-    t_row = gold.filter((pl.col("unit_id") == "BR-101")
-                        & (pl.col("ts") == dt.datetime.combine(day4, dt.time(7, 0), tzinfo=dt.UTC)))
+    t_row = gold.filter(
+        (pl.col("unit_id") == "BR-101") & (pl.col("ts") == dt.datetime.combine(day4, dt.time(7, 0), tzinfo=dt.UTC))
+    )
     assert t_row.height == 1 and 20.0 < t_row["temperature"][0] < 40.0
 
     # ---- nothing new: the refresh rewrites nothing
@@ -180,8 +215,9 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     assert (again.mode, again.batches_rebuilt, again.batches_total) == ("unchanged", [], len(after))
     assert DeltaTable(lake_b.uri(*SILVER), storage_options=lake_b.delta_storage_options()).version() == v
     # a changed alignment spec (grid) rebuilds every batch
-    regrid = refresh_aligned_readings(lake_b, spark, grid_minutes=5,
-                                      unit_conversions=dbt_project_vars()["unit_conversions"])
+    regrid = refresh_aligned_readings(
+        lake_b, spark, grid_minutes=5, unit_conversions=dbt_project_vars()["unit_conversions"]
+    )
     assert regrid.mode == "full" and len(regrid.batches_rebuilt) == len(after)
     five = pl.read_delta(lake_b.uri(*SILVER), storage_options=lake_b.delta_storage_options())
     assert five.height < gold.height / 4 and (five["ts"].dt.minute() % 5 == 0).all()
@@ -193,12 +229,21 @@ def test_refresh_watermark_read_from_delta_rs_and_delta_spark_commits():
 
     from lakehouse.spark.aligned_table import BRONZE_KEY, SPEC_KEY, WATERMARK_KEY, RefreshState, last_refresh
 
-    rs = {"operation": "WRITE", WATERMARK_KEY: "2026-01-05 10:00:00.000000", SPEC_KEY: "abc",
-          BRONZE_KEY: '{"historian_readings": 7, "mes_batches": 2}'}
-    spark_commit = {"operation": "WRITE", "userMetadata": json.dumps({WATERMARK_KEY: "2026-01-06 00:00:00.000000",
-                                                                      SPEC_KEY: "abc", BRONZE_KEY: '{"mes_phases": 3}'})}
+    rs = {
+        "operation": "WRITE",
+        WATERMARK_KEY: "2026-01-05 10:00:00.000000",
+        SPEC_KEY: "abc",
+        BRONZE_KEY: '{"historian_readings": 7, "mes_batches": 2}',
+    }
+    spark_commit = {
+        "operation": "WRITE",
+        "userMetadata": json.dumps(
+            {WATERMARK_KEY: "2026-01-06 00:00:00.000000", SPEC_KEY: "abc", BRONZE_KEY: '{"mes_phases": 3}'}
+        ),
+    }
     assert last_refresh([{"operation": "OPTIMIZE"}, rs]) == RefreshState(
-        "2026-01-05 10:00:00.000000", "abc", {"historian_readings": 7, "mes_batches": 2})
+        "2026-01-05 10:00:00.000000", "abc", {"historian_readings": 7, "mes_batches": 2}
+    )
     assert last_refresh([spark_commit, rs]) == RefreshState("2026-01-06 00:00:00.000000", "abc", {"mes_phases": 3})
     assert last_refresh([{"userMetadata": "not json"}, {"operation": "VACUUM"}]) == RefreshState()
     # an empty first build; a table written before change capture by version (full rebuild)
