@@ -55,10 +55,14 @@ from twin.bioreactor import (
 from twin.site.config import LIMS_DAILY, LIMS_TITER
 
 __all__ = [
+    "ACTION_SETPOINTS",
     "DEFAULT_NUISANCE_SD",
     "DEFAULT_PRIOR_SD",
     "FIT_ANALYTES",
     "HARVEST_KEYS",
+    "NO_ACTION",
+    "QUANTILES",
+    "TRAJECTORY_SERIES",
     "Action",
     "BatchData",
     "Forecast",
@@ -68,7 +72,9 @@ __all__ = [
     "candidate_actions",
     "estimate",
     "forecast",
+    "in_design_space",
     "recommend",
+    "spec_risk",
 ]
 
 # --------------------------------------------------------------------------- what is estimated
@@ -321,6 +327,7 @@ def _prepare(data: BatchData, as_of_h: float, dt_h: float) -> _Case:
         feed = _step_means(t, col("feed_flow"), edges, False) * 60.0 / 1000.0
     else:
         feed = np.full(m, np.nan)
+    feed = np.where(np.isfinite(feed), np.maximum(feed, 0.0), np.nan)  # a noisy totaliser never feeds < 0
     eff = 1.0
     if {"feed_flow", "feed_flow_sp"} <= set(on.columns):
         recent = t >= as_of_h - 24.0

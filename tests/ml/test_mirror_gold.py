@@ -51,3 +51,13 @@ def test_mirror_batches_frame_and_warm_start(heldout):
     prev[heldout.data[0].batch_id]["names"] = ["mu_max"]  # another prior's posterior: not a warm start
     again, _, _ = mirror_batches(batches, pd.concat(readings), pd.concat(assays), ages + 6.0, previous=prev, n_draws=8)
     assert all(p.converged for p in again)
+
+
+def test_forecast_plot(heldout):
+    from ml.plots import mirror_forecasts
+
+    d = heldout.data[0]
+    fc = mirror.forecast(mirror.estimate(d, 120.0), n_draws=8)
+    known = d.known_at(120.0)[1]
+    md = mirror_forecasts(fc, {d.batch_id: known})
+    assert md.startswith("![mirror forecast titer](data:image/png;base64,") and len(md) > 2000
