@@ -327,7 +327,6 @@ def _prepare(data: BatchData, as_of_h: float, dt_h: float) -> _Case:
         feed = _step_means(t, col("feed_flow"), edges, False) * 60.0 / 1000.0
     else:
         feed = np.full(m, np.nan)
-    feed = np.where(np.isfinite(feed), np.maximum(feed, 0.0), np.nan)  # a noisy totaliser never feeds < 0
     eff = 1.0
     if {"feed_flow", "feed_flow_sp"} <= set(on.columns):
         recent = t >= as_of_h - 24.0
