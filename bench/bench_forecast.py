@@ -11,7 +11,8 @@ precision and result delays):
   with no data (the population prior); ``forecast_titer_day7_ape_p50/_p90/_max``: its distribution;
   ``forecast_titer_day7_mape_vs_measured``: against the *measured* harvest titer (4 % assay noise);
 * ``forecast_band80_coverage`` / ``forecast_band95_coverage``: fraction of true harvest titers
-  inside the 80 / 95 % bands (days 5, 7, 9 pooled);
+  inside the 80 / 95 % bands (days 5, 7, 9 pooled); ``forecast_cqa_day7_mae`` /
+  ``forecast_cqa_day7_band80_coverage``: the same for harvest viability and CQAs from day 7 (per key);
 * ``forecast_update_10_batches_s`` (wall) and ``_cpu_s``: one update of 10 running batches at
   mixed culture ages (days 2-12) — estimate warm-started from the posterior of an hour earlier +
   a forecast with 100 draws; ``forecast_cold_10_batches_s``: the same from scratch;
@@ -44,7 +45,7 @@ from ml.golden import load_config
 from ml.mirror import twin_specs
 from tests.support.mirror_set import simulate_mirror_set, true_outcome
 from twin import mirror
-from twin.bioreactor import Faults
+from twin.bioreactor import CQA_KEYS, Faults
 from twin.deviations import DeviationType
 
 
@@ -77,6 +78,14 @@ def bench_accuracy(n: int, seed: int = 2027, n_draws: int = 60) -> dict:
             meas = ms.truth["harvest_titer_measured"].to_numpy()
             out["forecast_titer_day7_mape_vs_measured"] = round(float(np.mean(np.abs(mean / meas - 1.0)) * 100), 2)
             out["forecast_band80_coverage_day7"] = round(float(np.mean(hits[0.8][-1])), 3)
+            for k in ("viability", *CQA_KEYS):
+                tr = ms.truth[k].to_numpy()
+                b = np.array([f.band(k, 0.8) for f in fcs])
+                med = np.array([np.median(f.harvest[k]) for f in fcs])
+                out.setdefault("forecast_cqa_day7_mae", {})[k] = round(float(np.mean(np.abs(med - tr))), 3)
+                out.setdefault("forecast_cqa_day7_band80_coverage", {})[k] = round(
+                    float(np.mean((tr >= b[:, 0]) & (tr <= b[:, 1]))), 3
+                )
     out["forecast_band80_coverage"] = round(float(np.mean(hits[0.8])), 3)
     out["forecast_band95_coverage"] = round(float(np.mean(hits[0.95])), 3)
     return out

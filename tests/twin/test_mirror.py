@@ -96,6 +96,17 @@ def test_band_coverage_is_sane(heldout, runs):
     assert 0.80 <= cover[0.95] <= 1.0
 
 
+def test_harvest_cqa_forecasts(heldout, runs):
+    for k in ("viability", "g0f", "afucosylation", "hmw"):
+        truth = heldout.truth[k].to_numpy()
+        mae = {d: np.mean(np.abs([np.median(f.harvest[k]) for f in runs[d][1]] - truth)) for d in (0, 7)}
+        b = np.array([f.band(k, 0.8) for f in runs[7][1]])
+        cover = np.mean((truth >= b[:, 0]) & (truth <= b[:, 1]))
+        print(f"{k}: MAE no data {mae[0]:.3f}, day 7 {mae[7]:.3f}; day-7 80 % band coverage {cover:.2f}")
+        assert mae[7] < 0.8 * mae[0]
+        assert cover >= 0.5
+
+
 def test_current_state_estimate_tracks_truth(heldout, runs):
     res = heldout.result
     j = int(np.argmin(np.abs(res.t_h - 168.0)))
