@@ -829,6 +829,20 @@ def in_design_space(recipe: Mapping[str, Any], action: Action, as_of_h: float) -
 
     Every design-space factor of the resulting recipe must lie within its bounds, a changed
     temperature-shift day cannot lie in the past, the harvest not before now.
+
+    Parameters
+    ----------
+    recipe : Mapping
+        The batch's recipe (``Recipe`` field -> value).
+    action : Action
+        The candidate.
+    as_of_h : float
+        Decision time (culture age) [h].
+
+    Returns
+    -------
+    tuple of (bool, str)
+        Whether it is allowed, and why not.
     """
     rec = _apply(recipes_to_arrays(dict(recipe)), action)
     for k, (lo, hi) in DESIGN_SPACE.items():
@@ -856,6 +870,22 @@ def candidate_actions(
     Feed rate for the rest of the culture; a catch-up feed (a higher rate for
     ``catch_up_hours``); temperature-shift timing (whole days from now to day 8) x level while the
     shift is ahead, or a new post-shift level after it; harvest day. :data:`NO_ACTION` first.
+
+    Parameters
+    ----------
+    recipe : Recipe or Mapping
+        The batch's recipe.
+    as_of_h : float
+        Decision time (culture age) [h].
+    feed_rates, shift_levels, harvest_days : sequence of float
+        Candidate feed rates [%/d], production temperatures [degC] and harvest days.
+    catch_up_hours : float
+        Duration of a catch-up feed [h].
+
+    Returns
+    -------
+    list of Action
+        Only actions for which :func:`in_design_space` holds.
     """
     rec = recipes_to_arrays(recipe if isinstance(recipe, Recipe) else dict(recipe))
     g = lambda k: float(rec[k][0])
@@ -977,6 +1007,20 @@ def spec_risk(
     ``harvest``: twin harvest values per draw (noise-free); ``specs``: ``{harvest key: (min, max)}``
     (None = unbounded). The measurement is the twin value + the assay's SD (``QualityParams.sd_*``;
     viability: the cell counter's), assumed independent between CQAs.
+
+    Parameters
+    ----------
+    harvest : Mapping[str, numpy.ndarray]
+        Harvest values per draw, (n,) each.
+    specs : Mapping[str, tuple]
+        ``{harvest key: (min, max)}``.
+    quality : QualityParams
+        Source of the assay SDs.
+
+    Returns
+    -------
+    tuple
+        (P(all in spec) per draw (n,), ``{key: P(out of spec) per draw}``).
     """
     sds = {
         "g0f": quality.sd_g0f,
