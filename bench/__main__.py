@@ -21,6 +21,7 @@ MODULES = [
     "bench_dbt",
     "bench_ml",
     "bench_golden",
+    "bench_forecast",
     "bench_spark",
     "bench_live",
 ]
