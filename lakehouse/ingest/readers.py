@@ -27,7 +27,7 @@ from lakehouse.ingest.parsing import (
 )
 from lakehouse.ingest.schemas import BRONZE_SCHEMAS, SETPOINT_KEYS, TS, data_columns
 from lakehouse.ingest.tagmap import TagMap
-from lakehouse.ingest.units import ANALYTES, normalise_unit
+from lakehouse.ingest.units import ANALYTES, normalise_unit, unit_key
 from lakehouse.ingest.validation import (
     TimePolicy, _expr_check, duplicate_check, finite_check, frame_check, issue_column,
     range_check, split_invalid, ts_column, between_columns_check,
@@ -241,7 +241,8 @@ _UNIT_IDS: dict[str | None, int] = {}
 
 
 def _unit_id(u: str | None) -> int:
-    n = normalise_unit(u) if u is not None else None
+    """A small int per unit: spellings of the same unit (``l/min``, ``L/min``) share it."""
+    n = unit_key(u) if u is not None else None
     return _UNIT_IDS.setdefault(n, len(_UNIT_IDS) + 1) if n is not None else -1
 
 
