@@ -45,23 +45,23 @@ from typing import Any
 
 import yaml
 
+from typing import TYPE_CHECKING
+
 from lakehouse.catalog import PROJECT_ROOT, SignalCatalog
 from lakehouse.identifiers import InvalidIdentifierError, check_identifier
-from lakehouse.ingest.tagmap import TagMap, TagMapError
 from lakehouse.units import UnitError, conversion
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lakehouse.ingest.tagmap import TagMap
 
 PLANTS_DIR = PROJECT_ROOT / "config" / "plants"
 DEFAULT_PLANT = "cho-twin"
 MIN_GRID_S, MAX_GRID_S = 1, 900
-#: roles of the equipment-health models (dbt int_equipment__*): role -> what it is
-EQUIPMENT_ROLES: dict[str, str] = {
-    "agitator_vibration": "agitator bearing vibration (signal)",
-    "agitator_motor_current": "agitator motor current (signal)",
-    "feed_pump_flow": "feed pump delivered flow (signal)",
-    "feed_pump_setpoint": "feed pump commanded flow (signal)",
-    "do_probe": "online dissolved-oxygen probe checked against an offline analyte (signal)",
-    "do_probe_reference": "offline analyte the DO probe is compared with (LIMS analyte, same unit)",
-}
+#: roles of the equipment-health models (dbt int_equipment__*): agitator bearing vibration and
+#: motor current, feed pump delivered and commanded flow, the online DO probe (all signals of the
+#: catalog) and the offline analyte the DO probe is compared with (a LIMS analyte, same unit)
+EQUIPMENT_ROLES: tuple[str, ...] = ("agitator_vibration", "agitator_motor_current", "feed_pump_flow",
+                                    "feed_pump_setpoint", "do_probe", "do_probe_reference")
 _KEYS = {"name", "description", "grid", "grid_seconds", "tagmap", "import", "timezone", "phases",
          "equipment", "models"}
 _MODEL_KEYS = ("softsensor", "golden", "pdm")
@@ -150,14 +150,17 @@ class PlantBundle:
 
     def dbt_env(self) -> dict[str, str]:
         """Environment variables of the dbt process for this plant (read by the project's
-        macros ``process_parameters``, ``grid_seconds``, ``phase_signal``, ``equipment_signal``):
+        macros ``process_parameters``, ``state_parameters``, ``grid_seconds``, ``phase_signal``,
+        ``equipment_signal``):
 
         ``LAKEHOUSE_SIGNALS`` (comma-separated signal names, column order),
+        ``LAKEHOUSE_STATE_SIGNALS`` (those of kind ``state``: last reading per step, not the mean),
         ``LAKEHOUSE_GRID_SECONDS``, ``LAKEHOUSE_PHASE_SIGNAL`` (JSON or empty),
         ``LAKEHOUSE_EQUIPMENT_SIGNALS`` (JSON role -> signal).
         """
         return {
             "LAKEHOUSE_SIGNALS": ",".join(self.catalog.names()),
+            "LAKEHOUSE_STATE_SIGNALS": ",".join(s.name for s in self.catalog.of_kind("state")),
             "LAKEHOUSE_GRID_SECONDS": str(self.grid_seconds),
             "LAKEHOUSE_PHASE_SIGNAL": self.phase_signal.as_json() if self.phase_signal else "",
             "LAKEHOUSE_EQUIPMENT_SIGNALS": json.dumps(dict(sorted(self.equipment.items()))),
@@ -272,6 +275,7 @@ def load_plant(plant: str | Path | None = None) -> PlantBundle:
         signal not in the catalog — or a tag map / import config error (re-raised as one line).
     """
     from lakehouse.ingest.foreign import ImportConfigError, load_import_config
+    from lakehouse.ingest.tagmap import TagMap, TagMapError
 
     root = plant_dir(plant)
     if not root.is_dir():

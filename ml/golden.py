@@ -30,13 +30,15 @@ import polars as pl
 
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "golden.yaml"
 
-#: Canonical parameters of ``fct_process_readings`` (contract order).
-ALL_SIGNALS: tuple[str, ...] = (
-    "temperature", "temperature_sp", "ph", "dissolved_oxygen", "agitation", "air_flow",
-    "o2_flow", "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total",
-    "feed_flow_sp", "feed_flow", "feed_total", "weight", "pressure", "vibration",
-    "motor_current",
-)
+
+
+def all_signals() -> tuple[str, ...]:
+    """The signals of the default plant's catalog (``config/plants/cho-twin/signals.yaml``): the
+    wide columns of its ``fct_process_readings``, in column order."""
+    from lakehouse.catalog import default_catalog
+
+    return tuple(default_catalog().names())
+
 
 #: Harvest CQA columns of ``dim_batches``.
 CQA_COLUMNS: tuple[str, ...] = (
@@ -53,7 +55,7 @@ _DEFAULT_CONFIG: dict[str, Any] = {
     },
     "cqa_specs": {},
     "profile": {
-        "signals": list(ALL_SIGNALS),
+        "signals": None,  # None: every signal of the catalog (all_signals)
         "culture_age_step_h": 1.0,
         "maturity_step_pct": 1.0,
         "band_pct": [5.0, 95.0],
@@ -92,6 +94,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         cfg = _deep_update(cfg, yaml.safe_load(path.read_text()) or {})
     if overrides:
         cfg = _deep_update(cfg, overrides)
+    if cfg["profile"].get("signals") is None:
+        cfg["profile"]["signals"] = list(all_signals())
     return cfg
 
 
@@ -524,7 +528,7 @@ ASSAY_NOISE: dict[str, tuple[float, float]] = {
 
 def twin_marts(result: Any, batch_ids: Sequence[str], seed: int = 0,
                noise: dict[str, float] | None = None, status: Sequence[str] | None = None,
-               signals: Sequence[str] = ALL_SIGNALS, assay_every_h: float = 24.0,
+               signals: Sequence[str] | None = None, assay_every_h: float = 24.0,
                first_sample_h: float = 2.0) -> dict[str, pd.DataFrame]:
     """Gold-mart-shaped frames from a ``twin.bioreactor.BatchResult`` (tests, benchmarks).
 
@@ -534,6 +538,7 @@ def twin_marts(result: Any, batch_ids: Sequence[str], seed: int = 0,
     ``culture_age_h`` of the sample and ``result_age_h`` when the result is approved).
     """
     noise = DEFAULT_NOISE if noise is None else noise
+    signals = all_signals() if signals is None else signals
     rng = np.random.default_rng(seed)
     t = np.asarray(result.t_h, dtype=float)
     n = len(batch_ids)

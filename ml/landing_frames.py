@@ -17,14 +17,14 @@ import os
 import polars as pl
 
 UTC_US = pl.Datetime("us", "UTC")
-TAG_SUFFIX = {
-    "TEMP.PV": "temperature", "TEMP.SP": "temperature_sp", "PH.PV": "ph", "DO.PV": "dissolved_oxygen",
-    "AGIT.PV": "agitation", "AIR.FLOW": "air_flow", "O2.FLOW": "o2_flow", "CO2.FLOW": "co2_flow",
-    "OFFGAS.O2": "offgas_o2", "OFFGAS.CO2": "offgas_co2", "CAP.PV": "capacitance", "BASE.TOT": "base_total",
-    "FEED.FLOW.SP": "feed_flow_sp", "FEED.FLOW.PV": "feed_flow", "FEED.TOT": "feed_total", "WEIGHT.PV": "weight",
-    "PRESS.PV": "pressure", "AGIT.VIB": "vibration", "AGIT.CURRENT": "motor_current",
-}
-PARAMETERS = list(TAG_SUFFIX.values())
+
+
+def tag_suffixes() -> dict[str, str]:
+    """The twin's historian tag suffix -> signal (its tag map, ``config/tagmaps/twin.yaml``)."""
+    from lakehouse.ingest.tagmap import TagMap
+
+    return {suf: sig for suf, (sig, _unit) in TagMap.contract_default().suffix_table().items()}
+
 SETPOINTS = ("temperature_c", "temp_shift_day", "temp_shift_c", "ph", "do_pct", "feed_rate_pct_per_day",
              "seed_density_e6_per_ml", "working_volume_l")
 
@@ -64,7 +64,7 @@ def read_historian(landing: str) -> pl.LazyFrame:
                                     "unit": pl.String, "quality": pl.Int32})
     return (lf.filter(pl.col("quality") == 192)
             .with_columns(_ts("timestamp").alias("ts"), pl.col("tag").str.extract(r"^([^.]+)\.", 1).alias("unit_id"),
-                          pl.col("tag").str.replace(r"^[^.]+\.", "").replace_strict(TAG_SUFFIX, default=None).alias("parameter"))
+                          pl.col("tag").str.replace(r"^[^.]+\.", "").replace_strict(tag_suffixes(), default=None).alias("parameter"))
             .filter(pl.col("parameter").is_not_null()).select("ts", "unit_id", "parameter", "value"))
 
 
@@ -79,7 +79,7 @@ def align_readings(readings: pl.LazyFrame, batches: pl.DataFrame, phases: pl.Dat
     out = align(good, batches.select("batch_id", "unit_id", "inoculation_ts", "harvest_ts"), grid_minutes,
                 phases=phases.select("batch_id", "phase", "start_ts", "end_ts"))
     return pl.from_arrow(out).select("batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase",
-                                     *PARAMETERS).sort("batch_id", "ts")
+                                     *tag_suffixes().values()).sort("batch_id", "ts")
 
 
 def read_lims(landing: str, batches: pl.DataFrame) -> pl.DataFrame:

@@ -14,11 +14,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-SIGNAL_COLUMNS = (
-    "temperature", "temperature_sp", "ph", "dissolved_oxygen", "agitation", "air_flow", "o2_flow",
-    "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total", "feed_flow_sp", "feed_flow",
-    "feed_total", "weight", "pressure", "vibration", "motor_current",
-)
 HARVEST_ANALYTES = ("g0f", "g1f", "g2f", "man5", "afucosylation", "hmw")
 
 

@@ -26,11 +26,10 @@ from dagster_dbt.dbt_project import using_dagster_dev
 from assets.transform.warehouse import (
     DBT_PROJECT_DIR,
     dbt_env,
-    dbt_project_vars,
     missing_bronze_tables,
-    model_code_fingerprint,
     needs_full_refresh,
     patched_environ,
+    plant_model_code,
     record_build,
 )
 from lakehouse.spark.resource import SparkResource
@@ -118,6 +117,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeRes
            extra_env: dict[str, str] | None = None, extra_args: list[str] | None = None):
     """``dbt build`` of the context's selection against the lake, streamed as Dagster events."""
     the_lake = lake.get_lake()
+    plant = lake.get_plant()  # its signal catalog, grid, phase signal: the aligned models' shape
     warehouse = lake.get_warehouse_path()
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     missing = missing_bronze_tables(the_lake)
@@ -125,12 +125,12 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeRes
         context.log.warning(f"bronze tables not in the lake yet, read as empty: {missing}")
     step = context.op_def.name
     args = list(extra_args or [])
-    code = model_code_fingerprint(Path(DBT_PROJECT.manifest_path))
+    code = plant_model_code(Path(DBT_PROJECT.manifest_path), plant)
     reason = needs_full_refresh(warehouse, step, the_lake.root, code)
     if reason:
         context.log.warning(f"{warehouse}: {reason}: dbt build --full-refresh from {the_lake.root}")
         args.append("--full-refresh")
-    env = {**dbt_env(the_lake, warehouse, missing), "LAKEHOUSE_ALIGNMENT_ENGINE": "duckdb", **(extra_env or {})}
+    env = {**dbt_env(the_lake, warehouse, missing, plant), "LAKEHOUSE_ALIGNMENT_ENGINE": "duckdb", **(extra_env or {})}
     with patched_environ(env):
         invocation = dbt.cli(["build", *args], context=context,  # the subprocess starts here
                              target_path=run_target_path(the_lake.root, warehouse))
@@ -181,11 +181,8 @@ def dbt_aligned_readings(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     if spark.is_spark and ALIGNED_MODEL_KEY in context.selected_asset_keys:
         from lakehouse.spark.aligned_table import refresh_aligned_readings
 
-        dbt_vars = dbt_project_vars()
-        refresh = refresh_aligned_readings(
-            the_lake, spark.get_session(), grid_minutes=int(dbt_vars.get("grid_minutes", 1)),
-            unit_conversions=dbt_vars.get("unit_conversions") or {},
-            use_delta_spark_jars=spark.use_delta_spark_jars)
+        refresh = refresh_aligned_readings(the_lake, spark.get_session(), plant=lake.get_plant(),
+                                           use_delta_spark_jars=spark.use_delta_spark_jars)
         context.log.info(f"Spark alignment: {refresh.mode}, {len(refresh.batches_rebuilt)} of "
                          f"{refresh.batches_total} batches rebuilt, {refresh.rows_written} rows, "
                          f"{refresh.uri} version {refresh.version}")

@@ -538,6 +538,14 @@ def schema_mes_genealogy(ctx: IngestContext) -> pap.DataFrameSchema:
     return _schema({**_str_cols("batch_id", "input_lot", "output_lot")})
 
 
+def schema_mes_deviations(ctx: IngestContext) -> pap.DataFrameSchema:
+    """Recorded deviations: id, batch and recorded onset required; one row per id and file."""
+    return _schema({
+        **_str_cols("deviation_id", "batch_id"),
+        "onset_ts": ts_column(ctx.time), "opened_ts": ts_column(ctx.time, nullable=True),
+    }, checks=[duplicate_check(["deviation_id"], "deviations")])
+
+
 # ------------------------------------------------------- chromatography / filtration
 CHROM_RUN_FLOATS = ["load_volume_l", "load_titer_g_l", "column_volume_l", "pool_volume_l",
                     "pool_concentration_g_l", "step_yield_pct", "max_pressure_bar"]

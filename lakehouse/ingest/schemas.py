@@ -57,6 +57,11 @@ BRONZE_SCHEMAS: dict[str, pa.Schema] = {
     "mes_genealogy": _s(
         ("batch_id", STR), ("input_lot", STR), ("output_lot", STR), ("record_type", STR),
     ),
+    # deviations QA recorded against a batch (a plant's deviation list, lakehouse import)
+    "mes_deviations": _s(
+        ("deviation_id", STR), ("batch_id", STR), ("onset_ts", TS), ("category", STR),
+        ("description", STR), ("opened_ts", TS),
+    ),
     "chrom_runs": _s(
         ("run_id", STR), ("skid_id", STR), ("column_id", STR), ("column_cycle", I64),
         ("batch_id", STR), ("input_lot", STR), ("output_lot", STR), ("start", TS), ("end", TS),

@@ -14,27 +14,24 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from lakehouse.transforms.alignment import PARAMETERS
+from lakehouse.transforms.alignment import default_parameters
 
 _US = 1_000_000
 _MIN = 60 * _US
 _HOUR = 60 * _MIN
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
-_TAG_SUFFIX = {
-    "temperature": "TEMP.PV", "temperature_sp": "TEMP.SP", "ph": "PH.PV", "dissolved_oxygen": "DO.PV",
-    "agitation": "AGIT.PV", "air_flow": "AIR.FLOW", "o2_flow": "O2.FLOW", "co2_flow": "CO2.FLOW",
-    "offgas_o2": "OFFGAS.O2", "offgas_co2": "OFFGAS.CO2", "capacitance": "CAP.PV",
-    "base_total": "BASE.TOT", "feed_flow_sp": "FEED.FLOW.SP", "feed_flow": "FEED.FLOW.PV",
-    "feed_total": "FEED.TOT", "weight": "WEIGHT.PV", "pressure": "PRESS.PV", "vibration": "AGIT.VIB",
-    "motor_current": "AGIT.CURRENT",
-}
-_LEVEL = {
-    "temperature": 36.8, "temperature_sp": 36.8, "ph": 7.0, "dissolved_oxygen": 40.0, "agitation": 120.0,
-    "air_flow": 20.0, "o2_flow": 2.0, "co2_flow": 0.5, "offgas_o2": 20.0, "offgas_co2": 1.5,
-    "capacitance": 10.0, "base_total": 100.0, "feed_flow_sp": 5.0, "feed_flow": 4.9, "feed_total": 500.0,
-    "weight": 2000.0, "pressure": 0.3, "vibration": 2.0, "motor_current": 8.0,
-}
+
+def _tag_suffixes() -> dict[str, str]:
+    """signal -> the twin's tag suffix (its tag map); other signals get their upper-case name."""
+    from lakehouse.ingest.tagmap import TagMap
+
+    return {sig: suf for suf, (sig, _unit) in TagMap.contract_default().suffix_table().items()}
+
+
+def _level(i: int) -> float:
+    """A distinct nominal level per signal (only the structure matters here, not the values)."""
+    return round(2.0 * 1.7 ** (i % 12), 3)
 PHASES = ("Prepare", "Inoculate", "Batch", "Fed-Batch", "Production", "Harvest")
 
 
@@ -57,7 +54,7 @@ def synthetic_site(
     sample_seconds: int = 60,
     batch_hours: float = 14 * 24.0,
     turnaround_hours: float = 24.0,
-    parameters: tuple[str, ...] = PARAMETERS,
+    parameters: tuple[str, ...] | None = None,
     seed: int = 7,
     lineage: bool = False,
     duplicate_fraction: float = 0.0,
@@ -66,11 +63,15 @@ def synthetic_site(
     """``n_units`` bioreactors logging ``parameters`` every ``sample_seconds`` for ``days``.
 
     Each unit runs back-to-back batches of ``batch_hours`` (±10 %) separated by
-    ``turnaround_hours``; the historian logs throughout. Unit 2 (if any) has no capacitance
-    probe. ~2 % of readings are not good quality, each parameter has outages of 5–40 minutes.
+    ``turnaround_hours``; the historian logs throughout. Unit 2 (if any) lacks the 11th
+    signal (the twin catalog's capacitance probe). ~2 % of readings are not good quality, each parameter has outages of 5–40 minutes.
     ``lineage`` adds ``_source_file``/``_ingested_at``; ``duplicate_fraction`` re-ingests that
     share of rows later with a different value (only the newest ingestion must count).
     """
+    parameters = default_parameters() if parameters is None else tuple(parameters)
+    missing_on_unit_2 = parameters[10] if len(parameters) > 10 else None
+    level = {p: _level(i) for i, p in enumerate(parameters)}
+    suffix = _tag_suffixes()
     rng = np.random.default_rng(seed)
     t0 = int(start.timestamp() * _US)
     span = int(days * 24 * _HOUR)
@@ -98,7 +99,7 @@ def synthetic_site(
             t = harv + int(turnaround_hours * _HOUR)
             k += 1
         for p in parameters:
-            if u == 2 and p == "capacitance":
+            if u == 2 and p == missing_on_unit_2:
                 continue
             ts = base_t + rng.integers(-step // 4, step // 4, size=n_t)  # µs jitter
             keep = np.ones(n_t, dtype=bool)
@@ -108,7 +109,7 @@ def synthetic_site(
             ts = ts[keep]
             n = len(ts)
             phase = (ts - t0) / (24 * _HOUR)
-            val = _LEVEL[p] * (1.0 + 0.05 * np.sin(phase * 2 * np.pi / 3 + u)) + rng.normal(0, 0.01 * _LEVEL[p], n)
+            val = level[p] * (1.0 + 0.05 * np.sin(phase * 2 * np.pi / 3 + u)) + rng.normal(0, 0.01 * level[p], n)
             q = np.where(rng.random(n) < 0.02, rng.choice([0, 64], size=n), 192).astype(np.int16)
             cols["ts"].append(ts)
             cols["unit_id"].append(np.full(n, u, dtype=np.int32))
@@ -124,7 +125,7 @@ def synthetic_site(
     unit_col = pa.DictionaryArray.from_arrays(pa.array(unit_idx), units).cast(pa.string())
     par_col = pa.DictionaryArray.from_arrays(pa.array(par_idx), pars).cast(pa.string())
     n_par = len(parameters)
-    tags = pa.array([f"BR-{101 + u}.{_TAG_SUFFIX.get(p, p.upper())}" for u in range(n_units) for p in parameters])
+    tags = pa.array([f"BR-{101 + u}.{suffix.get(p, p.upper())}" for u in range(n_units) for p in parameters])
     tag_col = pa.DictionaryArray.from_arrays(pa.array(unit_idx * n_par + par_idx), tags).cast(pa.string())
     ts_arr = _ts(ts)
     readings = pa.table({

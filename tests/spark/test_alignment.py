@@ -12,7 +12,13 @@ import pytest
 
 from lakehouse.spark.synthetic import synthetic_site
 from lakehouse.storage import Lake
-from lakehouse.transforms.alignment import OUTPUT_COLUMNS, PARAMETERS, align_readings, batch_windows, output_schema
+from lakehouse.transforms.alignment import (
+    align_readings,
+    batch_windows,
+    default_parameters,
+    output_columns,
+    output_schema,
+)
 
 UTC = UTC
 T = datetime(2026, 1, 3, 8, 0, tzinfo=UTC)
@@ -87,7 +93,7 @@ def test_contract_rules_on_a_hand_made_example():
     mat = out.filter(pa.compute.equal(out["batch_id"], "B1"))["maturity_pct"].to_pylist()
     assert mat[0] == pytest.approx(100 * (-30) / 270) and mat[-1] == pytest.approx(100 * 270 / 270)
     # every parameter of the contract is a column, null where the plant lacks it
-    assert out.column_names == list(OUTPUT_COLUMNS)
+    assert out.column_names == list(output_columns())
     assert out["capacitance"].null_count == out.num_rows
 
 
@@ -189,7 +195,7 @@ def test_spark_engine_matches_default(spark):
     ref = align_readings(site.readings, site.windows, grid_minutes, phases=site.phases)
     got = align_readings(site.readings, site.windows, grid_minutes, engine="spark", spark=spark,
                          phases=site.phases)
-    assert got.columns == list(OUTPUT_COLUMNS)
+    assert got.columns == list(output_columns())
     out = pa.table(got.toArrow())
     assert out.schema.field("ts").type == TS
     assert_same_rows(ref, out)
@@ -228,4 +234,6 @@ def test_engine_switch_validation():
         align_readings(site.readings, site.windows, engine="pandas")
     with pytest.raises(ValueError, match="grid_minutes"):
         align_readings(site.readings, site.windows, grid_minutes=0)
-    assert set(PARAMETERS) <= set(output_schema().names)
+    assert set(default_parameters()) <= set(output_schema().names)
+    with pytest.raises(ValueError, match="grid_seconds"):
+        align_readings(site.readings, site.windows, grid_seconds=0.5)
