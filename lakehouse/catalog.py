@@ -106,7 +106,7 @@ class SignalCatalog:
     """
 
     signals: tuple[Signal, ...]
-    source: str = field(default="<catalog>", compare=False)
+    source: str = field(default="<catalog>", compare=False, repr=False)
 
     def names(self) -> list[str]:
         """Signal names in column order."""

@@ -81,7 +81,7 @@ class _Rule:
     unit: str | None
     unit_id: str | None = None
     regex: re.Pattern | None = None
-    where: str = ""
+    where: str = field(default="", repr=False, compare=False)  # for messages only
 
 
 def _rule(value: Any, where: str) -> _Rule:

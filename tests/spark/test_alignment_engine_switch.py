@@ -72,7 +72,8 @@ def _reexport_in_degf(lake_a, lake_b, day: dt.date, tmp_path: Path) -> pa.Table:
     bad = t.filter(pc.not_equal(t["quality"], 192))  # the fixture's absurd 9999 readings: out of range now
     assert report.rows_valid["historian_readings"] + report.rows_quarantined.get("historian_readings", 0) == t.num_rows
     new = lake_a.delta_table(lake_a.uri("bronze", "historian_readings")).to_pyarrow_table(
-        filters=[("_run_id", "=", "reexport-degf")])
+        filters=[("date", "=", day)])
+    new = new.filter(pc.equal(new["_run_id"], "reexport-degf"))
     assert new.num_rows == report.rows_valid["historian_readings"] >= t.num_rows - bad.num_rows
     _append([lake_b], {"historian_readings": new})
     # bronze holds canonical units only: the importer converted degF -> degC
