@@ -45,15 +45,23 @@ from lakehouse.identifiers import check_identifier
 from lakehouse.units import UnitError, dimension, normalise_unit, parse_unit, time_exponent
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: the default plant bundle (the CHO twin site; lakehouse/plant.py)
+DEFAULT_PLANT_DIR = PROJECT_ROOT / "config" / "plants" / "cho-twin"
 #: the catalog used by tag maps that declare no signals (the CHO twin's, the contract's list)
-DEFAULT_CATALOG_PATH = PROJECT_ROOT / "config" / "plants" / "cho-twin" / "signals.yaml"
+DEFAULT_CATALOG_PATH = DEFAULT_PLANT_DIR / "signals.yaml"
 
 KINDS: tuple[str, ...] = ("process_value", "setpoint", "flow", "totaliser", "rate", "state")
-_KIND_ALIASES = {"process value": "process_value", "pv": "process_value", "sp": "setpoint",
-                 "totalizer": "totaliser", "total": "totaliser"}
+_KIND_ALIASES = {
+    "process value": "process_value",
+    "pv": "process_value",
+    "sp": "setpoint",
+    "totalizer": "totaliser",
+    "total": "totaliser",
+}
 #: columns of the aligned table that a signal may not be called
-RESERVED_NAMES = frozenset({"batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase",
-                            "_source_ingested_at", "_loaded_at"})
+RESERVED_NAMES = frozenset(
+    {"batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase", "_source_ingested_at", "_loaded_at"}
+)
 _COLUMN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _SPEC_KEYS = {"name", "unit", "kind", "description", "range", "valid_range"}
 
@@ -134,8 +142,9 @@ class SignalCatalog:
 
     def fingerprint(self) -> str:
         """sha256 (16 hex) of names, units, kinds and ranges in order: what shapes the data."""
-        blob = json.dumps([[s.name, s.unit, s.kind, list(s.valid_range) if s.valid_range else None]
-                           for s in self.signals])
+        blob = json.dumps(
+            [[s.name, s.unit, s.kind, list(s.valid_range) if s.valid_range else None] for s in self.signals]
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
@@ -153,8 +162,10 @@ def check_signal_name(name: object, where: str = "signal") -> str:
     """``name`` if it can be a signal (a plain identifier and a SQL column name), else raise."""
     check_identifier(name, f"{where} name")
     if not _COLUMN.fullmatch(str(name)):
-        raise CatalogError(f"invalid {where} name {name!r}: lower-case letters, digits and '_', "
-                           "starting with a letter (it becomes a column name)")
+        raise CatalogError(
+            f"invalid {where} name {name!r}: lower-case letters, digits and '_', "
+            "starting with a letter (it becomes a column name)"
+        )
     if name in RESERVED_NAMES:
         raise CatalogError(f"invalid {where} name {name!r}: a key column of the aligned table")
     return str(name)
@@ -195,8 +206,7 @@ def check_unit_for_kind(unit: str, kind: str, where: str) -> None:
         raise CatalogError(f"{where}: a state signal has the unit 'code', not {unit!r}")
 
 
-def signal_from_spec(name: str, spec: Mapping[str, Any] | None, where: str,
-                     unit: str | None = None) -> Signal:
+def signal_from_spec(name: str, spec: Mapping[str, Any] | None, where: str, unit: str | None = None) -> Signal:
     """One :class:`Signal` from its YAML spec (``unit`` given: used when the spec has none)."""
     spec = dict(spec or {})
     unknown = set(spec) - _SPEC_KEYS
@@ -210,8 +220,7 @@ def signal_from_spec(name: str, spec: Mapping[str, Any] | None, where: str,
     kind = _kind(spec.get("kind", "process_value"), where)
     check_unit_for_kind(u, kind, where)
     rng = _range(spec.get("range", spec.get("valid_range")), where)
-    return Signal(name=name, unit=u, kind=kind, description=str(spec.get("description") or ""),
-                  valid_range=rng)
+    return Signal(name=name, unit=u, kind=kind, description=str(spec.get("description") or ""), valid_range=rng)
 
 
 def _check_unique(signals: Iterable[Signal], source: str) -> None:

@@ -41,13 +41,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from typing import TYPE_CHECKING
-
-from lakehouse.catalog import PROJECT_ROOT, SignalCatalog
+from lakehouse.catalog import DEFAULT_PLANT_DIR, PROJECT_ROOT, SignalCatalog
 from lakehouse.identifiers import InvalidIdentifierError, check_identifier
 from lakehouse.units import UnitError, conversion
 
@@ -55,15 +53,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from lakehouse.ingest.tagmap import TagMap
 
 PLANTS_DIR = PROJECT_ROOT / "config" / "plants"
-DEFAULT_PLANT = "cho-twin"
+DEFAULT_PLANT = DEFAULT_PLANT_DIR.name
 MIN_GRID_S, MAX_GRID_S = 1, 900
 #: roles of the equipment-health models (dbt int_equipment__*): agitator bearing vibration and
 #: motor current, feed pump delivered and commanded flow, the online DO probe (all signals of the
 #: catalog) and the offline analyte the DO probe is compared with (a LIMS analyte, same unit)
-EQUIPMENT_ROLES: tuple[str, ...] = ("agitator_vibration", "agitator_motor_current", "feed_pump_flow",
-                                    "feed_pump_setpoint", "do_probe", "do_probe_reference")
-_KEYS = {"name", "description", "grid", "grid_seconds", "tagmap", "import", "timezone", "phases",
-         "equipment", "models"}
+EQUIPMENT_ROLES: tuple[str, ...] = (
+    "agitator_vibration",
+    "agitator_motor_current",
+    "feed_pump_flow",
+    "feed_pump_setpoint",
+    "do_probe",
+    "do_probe_reference",
+)
+_KEYS = {"name", "description", "grid", "grid_seconds", "tagmap", "import", "timezone", "phases", "equipment", "models"}
 _MODEL_KEYS = ("softsensor", "golden", "pdm")
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]+)\s*")
 
@@ -143,9 +146,15 @@ class PlantBundle:
     def fingerprint(self) -> str:
         """sha256 (16 hex) of what shapes the process data model: catalog, grid, phases,
         equipment roles. A warehouse built with another fingerprint is rebuilt from scratch."""
-        blob = json.dumps({"catalog": self.catalog.fingerprint(), "grid_s": self.grid_seconds,
-                           "phases": self.phase_signal.as_json() if self.phase_signal else None,
-                           "equipment": dict(sorted(self.equipment.items()))}, sort_keys=True)
+        blob = json.dumps(
+            {
+                "catalog": self.catalog.fingerprint(),
+                "grid_s": self.grid_seconds,
+                "phases": self.phase_signal.as_json() if self.phase_signal else None,
+                "equipment": dict(sorted(self.equipment.items())),
+            },
+            sort_keys=True,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def dbt_env(self) -> dict[str, str]:
@@ -182,8 +191,9 @@ def parse_grid(value: Any, where: str) -> int:
         if seconds is None:
             raise PlantBundleError(f"{where}: grid must be a duration like '1 min' or '30 s', got {value!r}")
     if seconds != round(seconds) or not MIN_GRID_S <= seconds <= MAX_GRID_S:
-        raise PlantBundleError(f"{where}: grid {value!r} must be a whole number of seconds from "
-                               f"{MIN_GRID_S} s to {MAX_GRID_S // 60} min")
+        raise PlantBundleError(
+            f"{where}: grid {value!r} must be a whole number of seconds from {MIN_GRID_S} s to {MAX_GRID_S // 60} min"
+        )
     return int(round(seconds))
 
 
@@ -312,7 +322,9 @@ def load_plant(plant: str | Path | None = None) -> PlantBundle:
         if hist.get("tagmap"):
             declared = _resolve(import_path.parent, hist["tagmap"], str(import_path))
             if declared != tagmap_path:
-                raise PlantBundleError(f"{import_path}: historian.tagmap {declared} is not the bundle's tag map {tagmap_path}")
+                raise PlantBundleError(
+                    f"{import_path}: historian.tagmap {declared} is not the bundle's tag map {tagmap_path}"
+                )
     _check_timezone(timezone, where)
     if "grid" in d and "grid_seconds" in d:
         raise PlantBundleError(f"{where}: give `grid` or `grid_seconds`, not both")
@@ -326,11 +338,19 @@ def load_plant(plant: str | Path | None = None) -> PlantBundle:
         if p is not None and p.exists():
             model_paths[key] = p
     return PlantBundle(
-        name=name, root=root, tagmap_path=tagmap_path, tagmap=tagmap, catalog=tagmap.catalog,
-        import_path=import_path, import_config=import_config, grid_seconds=grid, timezone=timezone,
+        name=name,
+        root=root,
+        tagmap_path=tagmap_path,
+        tagmap=tagmap,
+        catalog=tagmap.catalog,
+        import_path=import_path,
+        import_config=import_config,
+        grid_seconds=grid,
+        timezone=timezone,
         phase_signal=_phase_signal(d.get("phases"), tagmap.catalog, where),
         equipment=_equipment(d.get("equipment"), tagmap.catalog, where),
-        models=model_paths, description=str(d.get("description") or ""),
+        models=model_paths,
+        description=str(d.get("description") or ""),
     )
 
 

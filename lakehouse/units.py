@@ -74,7 +74,7 @@ for _canon, _alts in _ALIASES.items():
 
 # What pint parses for a project spelling, where it differs from the spelling itself.
 _PINT_EXPR: dict[str, str] = {
-    "rpm": "1 / minute",   # rotational frequency: 60 rpm = 1 Hz (pint's rpm is 2π rad/min)
+    "rpm": "1 / minute",  # rotational frequency: 60 rpm = 1 Hz (pint's rpm is 2π rad/min)
     "%": "percent",
 }
 
@@ -97,8 +97,26 @@ _GAUGE = ("barg", "mbarg", "kPag", "psig")
 # Preferred canonical unit per dimension (a tag map may declare a signal without its canonical
 # unit: it is inferred from the exported unit's dimension).
 _PREFERRED: tuple[str, ...] = (
-    "degC", "bar", "L/min", "kg/h", "kg", "L", "g/L", "mM", "mmol/L/h", "%", "A", "mm/s", "pH",
-    "code", "pF/cm", "1e6 cells/mL", "mOsm/kg", "kW", "mS/cm", "rpm",
+    "degC",
+    "bar",
+    "L/min",
+    "kg/h",
+    "kg",
+    "L",
+    "g/L",
+    "mM",
+    "mmol/L/h",
+    "%",
+    "A",
+    "mm/s",
+    "pH",
+    "code",
+    "pF/cm",
+    "1e6 cells/mL",
+    "mOsm/kg",
+    "kW",
+    "mS/cm",
+    "rpm",
 )
 
 
@@ -221,8 +239,9 @@ def conversion(from_unit: str, to_unit: str) -> Conversion:
         return Conversion()
     qf, qt = parse_unit(f), parse_unit(t)
     if qf.dimensionality != qt.dimensionality:
-        raise UnitError(f"cannot convert {from_unit!r} ({dimension(f)}) to {to_unit!r} ({dimension(t)}): "
-                        "different dimensions")
+        raise UnitError(
+            f"cannot convert {from_unit!r} ({dimension(f)}) to {to_unit!r} ({dimension(t)}): different dimensions"
+        )
     Q = registry().Quantity
 
     def fn(x: float) -> float:

@@ -14,6 +14,7 @@ import polars as pl
 
 
 def to_markdown(fig, alt: str = "plot") -> str:
+    """A matplotlib figure as a markdown image (inline PNG); the figure is closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
@@ -21,7 +22,10 @@ def to_markdown(fig, alt: str = "plot") -> str:
 
 
 def titer_trajectories(trajectories: pl.DataFrame, holdout: pl.DataFrame, max_batches: int = 4) -> str:
-    batches = trajectories["batch_id"].unique(maintain_order=True).to_list()[:max_batches] if trajectories.height else []
+    """Markdown plot: predicted titer trajectories with intervals against the assays of a few held-out batches."""
+    batches = (
+        trajectories["batch_id"].unique(maintain_order=True).to_list()[:max_batches] if trajectories.height else []
+    )
     fig, axes = plt.subplots(1, max(len(batches), 1), figsize=(3.2 * max(len(batches), 1), 2.8), squeeze=False)
     for ax, b in zip(axes[0], batches, strict=False):
         t = trajectories.filter(pl.col("batch_id") == b)
@@ -38,9 +42,12 @@ def titer_trajectories(trajectories: pl.DataFrame, holdout: pl.DataFrame, max_ba
 
 
 def predicted_vs_actual(holdout: pl.DataFrame, target: str) -> str:
+    """Markdown plot: predicted against measured ``target`` on the held-out rows."""
     fig, ax = plt.subplots(figsize=(3.2, 3.0))
     y, p = holdout["y"].to_numpy(), holdout["pred"].to_numpy()
-    ax.errorbar(y, p, yerr=[p - holdout["lo"].to_numpy(), holdout["hi"].to_numpy() - p], fmt="o", ms=3, alpha=0.6, lw=0.6)
+    ax.errorbar(
+        y, p, yerr=[p - holdout["lo"].to_numpy(), holdout["hi"].to_numpy() - p], fmt="o", ms=3, alpha=0.6, lw=0.6
+    )
     if len(y):
         lo, hi = float(np.nanmin([y.min(), p.min()])), float(np.nanmax([y.max(), p.max()]))
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
@@ -50,6 +57,7 @@ def predicted_vs_actual(holdout: pl.DataFrame, target: str) -> str:
 
 
 def pr_curve_plot(y: np.ndarray, score: np.ndarray, baseline_score: np.ndarray | None = None) -> str:
+    """Markdown plot: precision-recall curve of the model (and of the baseline score, if given)."""
     from sklearn.metrics import precision_recall_curve
 
     fig, ax = plt.subplots(figsize=(3.4, 3.0))
@@ -66,6 +74,7 @@ def pr_curve_plot(y: np.ndarray, score: np.ndarray, baseline_score: np.ndarray |
 
 
 def top_signals(importance: dict[str, float], title: str = "mean |contribution| by signal") -> str:
+    """Markdown bar chart of the signals with the largest mean absolute contribution."""
     items = list(importance.items())[:10][::-1]
     fig, ax = plt.subplots(figsize=(3.8, 0.25 * len(items) + 0.8))
     ax.barh([k for k, _ in items], [v for _, v in items])

@@ -71,7 +71,7 @@ from lakehouse.storage import Lake
 
 
 class ImportConfigError(ValueError):
-    pass
+    """An import config that cannot be used (one-line reason)."""
 
 
 # ----------------------------------------------------------------- readers of the formats
@@ -83,7 +83,7 @@ def _table_from_file(f: R.SourceFile, ctx: R.IngestContext) -> pl.DataFrame:
             raise FileRejected("empty file")
         try:
             tbl = pq.read_table(io.BytesIO(f.data))
-        except Exception as exc:  # noqa: BLE001 - any parquet error means unreadable
+        except Exception as exc:
             raise FileRejected(f"unreadable Parquet (truncated or wrong format): {str(exc)[:200]}") from None
         df = pl.from_arrow(tbl)
     else:
@@ -104,20 +104,26 @@ def _to_ts(df: pl.DataFrame, col: str, tz: str | None) -> tuple[pl.Expr, pl.Expr
     dtype = df.schema[col]
     if isinstance(dtype, pl.Datetime):
         e = pl.col(col).dt.cast_time_unit("us")
-        e = e.dt.convert_time_zone("UTC") if dtype.time_zone else e.dt.replace_time_zone(tz or "UTC").dt.convert_time_zone("UTC")
+        e = (
+            e.dt.convert_time_zone("UTC")
+            if dtype.time_zone
+            else e.dt.replace_time_zone(tz or "UTC").dt.convert_time_zone("UTC")
+        )
         return e.alias(col), pl.lit(None, pl.Utf8)
     raw = pl.col(col).cast(pl.Utf8)
     parsed = parse_ts_strings(raw, tz or "UTC")
-    issue = pl.when(raw.is_not_null() & (raw.str.strip_chars() != "") & parsed.is_null()) \
-        .then(pl.format(f"unparseable timestamp in column {col}: '{{}}'", raw.str.slice(0, 60)))
+    issue = pl.when(raw.is_not_null() & (raw.str.strip_chars() != "") & parsed.is_null()).then(
+        pl.format(f"unparseable timestamp in column {col}: '{{}}'", raw.str.slice(0, 60))
+    )
     return parsed.alias(col), issue
 
 
 def _to_float(col: str) -> tuple[pl.Expr, pl.Expr]:
     raw = pl.col(col).cast(pl.Utf8).str.strip_chars()
     val = raw.cast(pl.Float64, strict=False)
-    issue = pl.when(raw.is_not_null() & (raw != "") & val.is_null()) \
-        .then(pl.format(f"non-numeric value in column {col}: '{{}}'", raw.str.slice(0, 60)))
+    issue = pl.when(raw.is_not_null() & (raw != "") & val.is_null()).then(
+        pl.format(f"non-numeric value in column {col}: '{{}}'", raw.str.slice(0, 60))
+    )
     return val.alias(col), issue
 
 
@@ -133,16 +139,19 @@ def _local_ts(df: pl.DataFrame, col: str, tz: str | None, key: str) -> tuple[pl.
     if isinstance(df.schema[col], pl.Datetime):
         return _to_ts(df, col, tz)
     raw = pl.col(col).cast(pl.Utf8).str.strip_chars()
-    aware = pl.coalesce([raw.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False)
-                         for f in TS_FORMATS_AWARE])
+    aware = pl.coalesce(
+        [raw.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False) for f in TS_FORMATS_AWARE]
+    )
     naive = pl.coalesce([raw.str.to_datetime(f, time_unit="us", strict=False) for f in TS_FORMATS_NAIVE])
     first = pl.struct([pl.col(key), raw]).is_first_distinct()
     ambiguous = pl.when(first).then(pl.lit("earliest")).otherwise(pl.lit("latest"))
-    local = (naive.dt.replace_time_zone(tz or "UTC", ambiguous=ambiguous, non_existent="null")
-             .dt.convert_time_zone("UTC"))
+    local = naive.dt.replace_time_zone(tz or "UTC", ambiguous=ambiguous, non_existent="null").dt.convert_time_zone(
+        "UTC"
+    )
     parsed = pl.coalesce([aware, local])
-    issue = pl.when(raw.is_not_null() & (raw != "") & parsed.is_null()) \
-        .then(pl.format(f"unparseable timestamp in column {col}: '{{}}'", raw.str.slice(0, 60)))
+    issue = pl.when(raw.is_not_null() & (raw != "") & parsed.is_null()).then(
+        pl.format(f"unparseable timestamp in column {col}: '{{}}'", raw.str.slice(0, 60))
+    )
     return parsed.alias(col), issue
 
 
@@ -153,13 +162,15 @@ def _quality(df: pl.DataFrame, codes: dict[str, int] | None) -> tuple[pl.Expr, p
     raw = pl.col("quality").cast(pl.Utf8).str.strip_chars()
     if codes:
         val = raw.replace_strict(codes, default=None, return_dtype=pl.Int16)
-        issue = pl.when(raw.is_not_null() & val.is_null()) \
-            .then(pl.format("unknown quality '{}' (not in historian.quality)", raw.str.slice(0, 40)))
+        issue = pl.when(raw.is_not_null() & val.is_null()).then(
+            pl.format("unknown quality '{}' (not in historian.quality)", raw.str.slice(0, 40))
+        )
         return val.alias("quality"), issue
     num = raw.cast(pl.Float64, strict=False)
     val = pl.when(num == num.round(0)).then(num).cast(pl.Int16, strict=False)
-    issue = pl.when(raw.is_not_null() & (raw != "") & val.is_null()) \
-        .then(pl.format("non-integer value in column quality: '{}'", raw.str.slice(0, 40)))
+    issue = pl.when(raw.is_not_null() & (raw != "") & val.is_null()).then(
+        pl.format("non-integer value in column quality: '{}'", raw.str.slice(0, 40))
+    )
     return val.alias("quality"), issue
 
 
@@ -179,6 +190,8 @@ def quality_codes(sec: dict[str, Any], where: str = "historian") -> dict[str, in
 
 
 def parse_import_historian(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, R.FastPart]:
+    """Read a plant's historian export as configured (columns, separator, time zone, quality
+    texts) into bronze rows."""
     df = _table_from_file(f, ctx)
     _require(df, ["timestamp", "tag", "value"])
     ts, ts_issue = _local_ts(df, "timestamp", ctx.naive_tz, "tag")
@@ -195,25 +208,35 @@ def parse_import_historian(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, R
 
 
 def parse_import_batches(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.DataFrame]:
+    """Read a plant's batch list into ``mes_batches`` (status mapped) and the synthetic ISA-88 ``mes_phases``."""
     opt = ctx.options
     df = _table_from_file(f, ctx)
     _require(df, ["batch_id", "unit_id", "start", "end"])
     start, s_issue = _to_ts(df, "start", ctx.naive_tz)
     end, e_issue = _to_ts(df, "end", ctx.naive_tz)
     unit_map = opt.get("unit_ids") or {}
-    str_col = lambda c, default=None: (pl.col(c).cast(pl.Utf8) if c in df.columns else pl.lit(default, pl.Utf8)).alias(c)  # noqa: E731
+    str_col = lambda c, default=None: (pl.col(c).cast(pl.Utf8) if c in df.columns else pl.lit(default, pl.Utf8)).alias(
+        c
+    )
     status, st_issue = _status(df, opt.get("statuses"))
     batches = df.select(
-        "_row", str_col("batch_id"),
+        "_row",
+        str_col("batch_id"),
         pl.col("unit_id").cast(pl.Utf8).replace(unit_map).alias("unit_id"),
-        start.alias("start_ts"), end.alias("end_ts"),
-        str_col("product", opt.get("product")), str_col("recipe_id", opt.get("recipe_id")),
-        status, str_col("record_type", "bioreactor"),
+        start.alias("start_ts"),
+        end.alias("end_ts"),
+        str_col("product", opt.get("product")),
+        str_col("recipe_id", opt.get("recipe_id")),
+        status,
+        str_col("record_type", "bioreactor"),
         _join_issues([s_issue, e_issue, st_issue]),
     ).with_columns(
         pl.lit("{}").alias("setpoints_json"),
-        (pl.format(opt["output_lot"].replace("{batch_id}", "{}"), pl.col("batch_id"))
-         if opt.get("output_lot") else pl.lit(None, pl.Utf8)).alias("output_lot"),
+        (
+            pl.format(opt["output_lot"].replace("{batch_id}", "{}"), pl.col("batch_id"))
+            if opt.get("output_lot")
+            else pl.lit(None, pl.Utf8)
+        ).alias("output_lot"),
         *[pl.lit(None, pl.Float64).alias(k) for k in R.SETPOINT_KEYS],
     )
     inoc_h = float(opt.get("inoculate_hours", 1.0))
@@ -221,16 +244,45 @@ def parse_import_batches(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.
     t_inoc_end = pl.col("start_ts") + pl.duration(seconds=int(inoc_h * 3600))
     t_harv = pl.col("end_ts") - pl.duration(seconds=int(harv_h * 3600))
     base = batches.select("_row", "batch_id", "_issue", "start_ts", "end_ts")
-    phases = pl.concat([
-        base.select("_row", "batch_id", "_issue", pl.lit("Inoculate").alias("phase"), pl.lit(1).alias("phase_seq"),
-                    pl.col("start_ts"), t_inoc_end.alias("end_ts")),
-        base.select("_row", "batch_id", "_issue", pl.lit("Production").alias("phase"), pl.lit(2).alias("phase_seq"),
-                    t_inoc_end.alias("start_ts"), t_harv.alias("end_ts")),
-        base.select("_row", "batch_id", "_issue", pl.lit("Harvest").alias("phase"), pl.lit(3).alias("phase_seq"),
-                    t_harv.alias("start_ts"), pl.col("end_ts")),
-    ]).with_columns(pl.lit("Production Culture").alias("unit_procedure"),
-                    pl.lit("imported batch list").alias("operation"),
-                    pl.col("phase_seq").cast(pl.Int64)).sort("_row", "phase_seq")
+    phases = (
+        pl.concat(
+            [
+                base.select(
+                    "_row",
+                    "batch_id",
+                    "_issue",
+                    pl.lit("Inoculate").alias("phase"),
+                    pl.lit(1).alias("phase_seq"),
+                    pl.col("start_ts"),
+                    t_inoc_end.alias("end_ts"),
+                ),
+                base.select(
+                    "_row",
+                    "batch_id",
+                    "_issue",
+                    pl.lit("Production").alias("phase"),
+                    pl.lit(2).alias("phase_seq"),
+                    t_inoc_end.alias("start_ts"),
+                    t_harv.alias("end_ts"),
+                ),
+                base.select(
+                    "_row",
+                    "batch_id",
+                    "_issue",
+                    pl.lit("Harvest").alias("phase"),
+                    pl.lit(3).alias("phase_seq"),
+                    t_harv.alias("start_ts"),
+                    pl.col("end_ts"),
+                ),
+            ]
+        )
+        .with_columns(
+            pl.lit("Production Culture").alias("unit_procedure"),
+            pl.lit("imported batch list").alias("operation"),
+            pl.col("phase_seq").cast(pl.Int64),
+        )
+        .sort("_row", "phase_seq")
+    )
     return {"mes_batches": batches, "mes_phases": phases}
 
 
@@ -243,8 +295,9 @@ def _status(df: pl.DataFrame, statuses: dict[str, str] | None) -> tuple[pl.Expr,
     if not statuses:
         return raw.str.to_lowercase().alias("status"), pl.lit(None, pl.Utf8)
     mapped = raw.replace_strict({str(k): str(v) for k, v in statuses.items()}, default=None, return_dtype=pl.Utf8)
-    issue = pl.when(raw.is_not_null() & mapped.is_null()) \
-        .then(pl.format("unknown status '{}' (not in batches.statuses)", raw.str.slice(0, 40)))
+    issue = pl.when(raw.is_not_null() & mapped.is_null()).then(
+        pl.format("unknown status '{}' (not in batches.statuses)", raw.str.slice(0, 40))
+    )
     return mapped.alias("status"), issue
 
 
@@ -271,20 +324,30 @@ def parse_import_deviations(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, 
     if "opened" in df.columns:
         opened, op_issue = _to_ts(df, "opened", ctx.naive_tz)
         issues.append(op_issue)
-    text = lambda c: (pl.col(c).cast(pl.Utf8).str.strip_chars() if c in df.columns  # noqa: E731
-                      else pl.lit(None, pl.Utf8)).alias(c)
-    out = df.select("_row", text("deviation_id"), text("batch_id"), onset.alias("onset_ts"),
-                    text("category"), text("description"), opened.alias("opened_ts"), _join_issues(issues))
-    return {"mes_deviations": out.with_columns(
-        pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("deviation_id", "batch_id", "category", "description"))}
+    text = lambda c: (pl.col(c).cast(pl.Utf8).str.strip_chars() if c in df.columns else pl.lit(None, pl.Utf8)).alias(c)
+    out = df.select(
+        "_row",
+        text("deviation_id"),
+        text("batch_id"),
+        onset.alias("onset_ts"),
+        text("category"),
+        text("description"),
+        opened.alias("opened_ts"),
+        _join_issues(issues),
+    )
+    return {
+        "mes_deviations": out.with_columns(
+            pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
+            for c in ("deviation_id", "batch_id", "category", "description")
+        )
+    }
 
 
 @dataclass(frozen=True)
 class _Analyte:
     analyte: str
-    unit: str          # as exported
-    canonical: str     # stored unit
+    unit: str  # as exported
+    canonical: str  # stored unit
     scale: float
     offset: float
 
@@ -309,12 +372,14 @@ def _analyte_map(opt: dict[str, Any]) -> dict[str, _Analyte]:
         else:
             unit = str(declared or "")
             canon, c = unit, conversion(unit, unit) if unit else None
-        out[str(name)] = _Analyte(analyte, normalise_unit(unit), normalise_unit(canon),
-                                  c.scale if c else 1.0, c.offset if c else 0.0)
+        out[str(name)] = _Analyte(
+            analyte, normalise_unit(unit), normalise_unit(canon), c.scale if c else 1.0, c.offset if c else 0.0
+        )
     return out
 
 
 def parse_import_assays(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.DataFrame]:
+    """Read a plant's (long or wide) assay sheet into ``lims_results`` rows."""
     opt = ctx.options
     amap = _analyte_map(opt)
     df = _table_from_file(f, ctx)
@@ -325,29 +390,48 @@ def parse_import_assays(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.D
         value_cols = [c for c in df.columns if c in amap]
         if not value_cols:
             raise FileRejected(f"no analyte column of the config found (expected one of {sorted(amap)})")
-        long = df.select("_row", *id_cols, *[pl.col(c).cast(pl.Utf8) for c in value_cols]) \
-            .unpivot(index=["_row", *id_cols], on=value_cols, variable_name="analyte", value_name="value")
+        long = df.select("_row", *id_cols, *[pl.col(c).cast(pl.Utf8) for c in value_cols]).unpivot(
+            index=["_row", *id_cols], on=value_cols, variable_name="analyte", value_name="value"
+        )
         long = long.filter(pl.col("value").is_not_null() & (pl.col("value").str.strip_chars() != ""))
         long = long.with_columns(pl.lit(None, pl.Utf8).alias("unit"))
     else:
         _require(df, ["analyte", "value"])
-        long = df.select("_row", *id_cols, pl.col("analyte").cast(pl.Utf8), pl.col("value").cast(pl.Utf8),
-                         (pl.col("unit").cast(pl.Utf8) if "unit" in df.columns else pl.lit(None, pl.Utf8)).alias("unit"))
+        long = df.select(
+            "_row",
+            *id_cols,
+            pl.col("analyte").cast(pl.Utf8),
+            pl.col("value").cast(pl.Utf8),
+            (pl.col("unit").cast(pl.Utf8) if "unit" in df.columns else pl.lit(None, pl.Utf8)).alias("unit"),
+        )
     long = long.sort("_row", maintain_order=True)
     names = list(amap)
-    spec = pl.DataFrame({"analyte": names,
-                         "_canon": [amap[n].analyte for n in names],
-                         "_decl_unit": [amap[n].unit for n in names],
-                         "_store_unit": [amap[n].canonical for n in names],
-                         "_scale": [amap[n].scale for n in names],
-                         "_offset": [amap[n].offset for n in names]},
-                        schema={"analyte": pl.Utf8, "_canon": pl.Utf8, "_decl_unit": pl.Utf8,
-                                "_store_unit": pl.Utf8, "_scale": pl.Float64, "_offset": pl.Float64})
+    spec = pl.DataFrame(
+        {
+            "analyte": names,
+            "_canon": [amap[n].analyte for n in names],
+            "_decl_unit": [amap[n].unit for n in names],
+            "_store_unit": [amap[n].canonical for n in names],
+            "_scale": [amap[n].scale for n in names],
+            "_offset": [amap[n].offset for n in names],
+        },
+        schema={
+            "analyte": pl.Utf8,
+            "_canon": pl.Utf8,
+            "_decl_unit": pl.Utf8,
+            "_store_unit": pl.Utf8,
+            "_scale": pl.Float64,
+            "_offset": pl.Float64,
+        },
+    )
     units = long.get_column("unit").unique().to_list()
-    unorm = pl.DataFrame({"unit": units, "_unit_norm": [normalise_unit(u) for u in units]},
-                         schema={"unit": pl.Utf8, "_unit_norm": pl.Utf8})
-    long = long.join(spec, on="analyte", how="left", maintain_order="left") \
-               .join(unorm, on="unit", how="left", maintain_order="left", nulls_equal=True)
+    unorm = pl.DataFrame(
+        {"unit": units, "_unit_norm": [normalise_unit(u) for u in units]},
+        schema={"unit": pl.Utf8, "_unit_norm": pl.Utf8},
+    )
+    long = long.join(spec, on="analyte", how="left", maintain_order="left").join(
+        unorm, on="unit", how="left", maintain_order="left", nulls_equal=True
+    )
     sample, s_issue = _to_ts(long, "sample_time", ctx.naive_tz)
     if "result_time" in long.columns:
         result, r_issue = _to_ts(long, "result_time", ctx.naive_tz)
@@ -355,36 +439,82 @@ def parse_import_assays(f: R.SourceFile, ctx: R.IngestContext) -> dict[str, pl.D
         delay = float(opt.get("result_delay_hours", 0.0))
         result, r_issue = (sample + pl.duration(seconds=int(delay * 3600))).alias("result_time"), pl.lit(None, pl.Utf8)
     val, v_issue = _to_float("value")
-    unit_issue = pl.when(pl.col("_unit_norm").is_not_null() & pl.col("_decl_unit").is_not_null()
-                         & (pl.col("_unit_norm") != pl.col("_decl_unit"))) \
-        .then(pl.format("unit '{}' does not match the declared unit '{}' of the analyte", pl.col("unit"), pl.col("_decl_unit")))
-    unknown = pl.when(pl.col("_canon").is_null()).then(pl.format("unknown analyte '{}' (not in the import config)", pl.col("analyte")))
+    unit_issue = pl.when(
+        pl.col("_unit_norm").is_not_null()
+        & pl.col("_decl_unit").is_not_null()
+        & (pl.col("_unit_norm") != pl.col("_decl_unit"))
+    ).then(
+        pl.format(
+            "unit '{}' does not match the declared unit '{}' of the analyte", pl.col("unit"), pl.col("_decl_unit")
+        )
+    )
+    unknown = pl.when(pl.col("_canon").is_null()).then(
+        pl.format("unknown analyte '{}' (not in the import config)", pl.col("analyte"))
+    )
     out = long.select(
         "_row",
-        (pl.col("sample_id").cast(pl.Utf8) if "sample_id" in long.columns
-         else pl.format("{}@{}", pl.col("batch_id"), pl.col("sample_time"))).alias("sample_id"),
-        pl.col("batch_id").cast(pl.Utf8), sample, result,
+        (
+            pl.col("sample_id").cast(pl.Utf8)
+            if "sample_id" in long.columns
+            else pl.format("{}@{}", pl.col("batch_id"), pl.col("sample_time"))
+        ).alias("sample_id"),
+        pl.col("batch_id").cast(pl.Utf8),
+        sample,
+        result,
         pl.coalesce("_canon", "analyte").alias("analyte"),
         (val * pl.col("_scale").fill_null(1.0) + pl.col("_offset").fill_null(0.0)).alias("value"),
         pl.coalesce("_store_unit", "_unit_norm", "unit").alias("unit"),
-        (pl.col("method").cast(pl.Utf8) if "method" in long.columns else pl.lit(opt.get("method"), pl.Utf8)).alias("method"),
+        (pl.col("method").cast(pl.Utf8) if "method" in long.columns else pl.lit(opt.get("method"), pl.Utf8)).alias(
+            "method"
+        ),
         _join_issues([s_issue, r_issue, v_issue, unit_issue, unknown]),
     )
     return {"lims_results": out}
 
 
 _IMPORT_KINDS = {
-    "historian": R.Kind("import_historian", "import", ["historian_readings"], R.re.compile(r"^$"),
-                        parse_import_historian, {}, {"historian_readings": R.schema_historian},
-                        {"historian_readings": R.HIST_REASONS}, landing=False),
-    "batches": R.Kind("import_batches", "import", ["mes_batches", "mes_phases"], R.re.compile(r"^$"),
-                      parse_import_batches, {},
-                      {"mes_batches": R.schema_mes_batches, "mes_phases": R.schema_mes_phases}, landing=False),
-    "deviations": R.Kind("import_deviations", "import", ["mes_deviations"], R.re.compile(r"^$"),
-                         parse_import_deviations, {}, {"mes_deviations": R.schema_mes_deviations}, landing=False),
-    "assays": R.Kind("import_assays", "import", ["lims_results"], R.re.compile(r"^$"), parse_import_assays,
-                     {"lims_results": R.prepare_lims}, {"lims_results": R.schema_lims},
-                     {"lims_results": R.LIMS_REASONS}, landing=False),
+    "historian": R.Kind(
+        "import_historian",
+        "import",
+        ["historian_readings"],
+        R.re.compile(r"^$"),
+        parse_import_historian,
+        {},
+        {"historian_readings": R.schema_historian},
+        {"historian_readings": R.HIST_REASONS},
+        landing=False,
+    ),
+    "batches": R.Kind(
+        "import_batches",
+        "import",
+        ["mes_batches", "mes_phases"],
+        R.re.compile(r"^$"),
+        parse_import_batches,
+        {},
+        {"mes_batches": R.schema_mes_batches, "mes_phases": R.schema_mes_phases},
+        landing=False,
+    ),
+    "deviations": R.Kind(
+        "import_deviations",
+        "import",
+        ["mes_deviations"],
+        R.re.compile(r"^$"),
+        parse_import_deviations,
+        {},
+        {"mes_deviations": R.schema_mes_deviations},
+        landing=False,
+    ),
+    "assays": R.Kind(
+        "import_assays",
+        "import",
+        ["lims_results"],
+        R.re.compile(r"^$"),
+        parse_import_assays,
+        {"lims_results": R.prepare_lims},
+        {"lims_results": R.schema_lims},
+        {"lims_results": R.LIMS_REASONS},
+        landing=False,
+    ),
 }
 for _k in _IMPORT_KINDS.values():
     R.KINDS[_k.name] = _k
@@ -393,14 +523,17 @@ for _k in _IMPORT_KINDS.values():
 # ----------------------------------------------------------------------- the driver
 @dataclass
 class ImportPlan:
+    """The files an import config selects, per section (batches, deviations, historian, assays)."""
+
     site: str
-    base: Path                # folder the globs are relative to (data_dir)
+    base: Path  # folder the globs are relative to (data_dir)
     config: dict[str, Any]
     sections: dict[str, list[R.SourceFile]] = field(default_factory=dict)
-    config_dir: Path | None = None   # folder of the config file (the tag map path is relative to it)
+    config_dir: Path | None = None  # folder of the config file (the tag map path is relative to it)
 
 
 def load_import_config(path: str | Path) -> dict[str, Any]:
+    """Load and check an import config YAML (sections, quality codes, status mapping)."""
     p = Path(path)
     try:
         cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
@@ -408,8 +541,7 @@ def load_import_config(path: str | Path) -> dict[str, Any]:
         raise ImportConfigError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(cfg, dict) or not cfg.get("site"):
         raise ImportConfigError(f"{p}: an import config is a mapping with at least `site:`")
-    unknown = set(cfg) - {"site", "timezone", "data_dir", "historian", "batches", "deviations", "assays",
-                          "description"}
+    unknown = set(cfg) - {"site", "timezone", "data_dir", "historian", "batches", "deviations", "assays", "description"}
     if unknown:
         raise ImportConfigError(f"{p}: unknown section(s) {sorted(unknown)}")
     try:
@@ -472,10 +604,16 @@ def plan_import(config_path: str | Path, lake: Lake, data_dir: str | Path | None
             except ValueError:
                 shown = uri.lstrip("/")
             fmt = sec.get("format") or ("parquet" if uri.endswith((".parquet", ".pq")) else "csv")
-            sfs.append(R.SourceFile(uri=uri, rel_path=f"{plan.site}/{section}/{shown}",
-                                    size=int(info.get("size", -1)), fingerprint=fingerprint(info),
-                                    kind=_IMPORT_KINDS[section].name, meta={"format": fmt,
-                                                                            "_delimiter": sec.get("delimiter", ",")}))
+            sfs.append(
+                R.SourceFile(
+                    uri=uri,
+                    rel_path=f"{plan.site}/{section}/{shown}",
+                    size=int(info.get("size", -1)),
+                    fingerprint=fingerprint(info),
+                    kind=_IMPORT_KINDS[section].name,
+                    meta={"format": fmt, "_delimiter": sec.get("delimiter", ",")},
+                )
+            )
         plan.sections[section] = sfs
     return plan
 
@@ -511,13 +649,14 @@ def _context(plan: ImportPlan, section: str) -> R.IngestContext:
     return ctx
 
 
-def run_import_config(config_path: str | Path, lake: Lake, run_id: str | None = None,
-                      data_dir: str | Path | None = None) -> IngestReport:
+def run_import_config(
+    config_path: str | Path, lake: Lake, run_id: str | None = None, data_dir: str | Path | None = None
+) -> IngestReport:
     """Ingest every file the config names (exactly once per file version) into bronze.
 
     ``data_dir`` overrides the folder the config's globs are relative to (see :func:`plan_import`)."""
     plan = plan_import(config_path, lake, data_dir)
-    total = IngestReport(run_id=run_id or f"import-{plan.site}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}")
+    total = IngestReport(run_id=run_id or f"import-{plan.site}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
     for section in SECTIONS:
         files = plan.sections.get(section)
         if not files:

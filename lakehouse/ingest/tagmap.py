@@ -32,6 +32,7 @@ unit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from typing import Any
 import yaml
 
 from lakehouse.catalog import (
+    DEFAULT_PLANT_DIR,
     CatalogError,
     Signal,
     SignalCatalog,
@@ -53,8 +55,20 @@ from lakehouse.units import Conversion, UnitError, conversion, dimension, normal
 
 _UNIT_KEYS = ("unit", "source_unit", "from_unit", "eng_unit", "units")
 _UNIT_ID_KEYS = ("unit_id", "equipment", "vessel")
-_TOP_KEYS = {"site", "name", "description", "catalog", "signals", "tags", "patterns", "separator",
-             "suffixes", "units", "unit_ids", "ranges"}
+_TOP_KEYS = {
+    "site",
+    "name",
+    "description",
+    "catalog",
+    "signals",
+    "tags",
+    "patterns",
+    "separator",
+    "suffixes",
+    "units",
+    "unit_ids",
+    "ranges",
+}
 
 
 class TagMapError(ValueError):
@@ -67,8 +81,8 @@ class TagSpec:
 
     unit_id: str
     parameter: str
-    source_unit: str          # unit string the plant exports (normalised)
-    eng_unit: str             # canonical unit (the catalog's)
+    source_unit: str  # unit string the plant exports (normalised)
+    eng_unit: str  # canonical unit (the catalog's)
     conv: Conversion
     lo: float
     hi: float
@@ -91,8 +105,12 @@ def _rule(value: Any, where: str) -> _Rule:
         raise TagMapError(f"{where}: expected a parameter name or a mapping with 'parameter'")
     unit = next((value[k] for k in _UNIT_KEYS if k in value), None)
     unit_id = next((value[k] for k in _UNIT_ID_KEYS if k in value), None)
-    return _Rule(parameter=str(value["parameter"]), unit=None if unit is None else str(unit),
-                 unit_id=None if unit_id is None else str(unit_id), where=where)
+    return _Rule(
+        parameter=str(value["parameter"]),
+        unit=None if unit is None else str(unit),
+        unit_id=None if unit_id is None else str(unit_id),
+        where=where,
+    )
 
 
 def _placeholder_regex(match: str) -> re.Pattern:
@@ -190,8 +208,9 @@ class TagMap:
                 cat = load_catalog(p if p.is_absolute() or base is None else base / p)
             declared = []
             for name, spec in specs_of(signals, self.source):
-                declared.append(signal_from_spec(name, spec, f"{self.source}: signals.{name}",
-                                                 unit=self._inferred_unit(name, spec)))
+                declared.append(
+                    signal_from_spec(name, spec, f"{self.source}: signals.{name}", unit=self._inferred_unit(name, spec))
+                )
             out = cat.extended(declared, self.source) if declared else cat
         except CatalogError as exc:
             raise TagMapError(str(exc)) from None
@@ -224,10 +243,9 @@ class TagMap:
 
     @classmethod
     def contract_default(cls) -> TagMap:
-        """The CHO twin's tag map (the default plant's, ``config/tagmaps/twin.yaml``)."""
-        from lakehouse.plant import default_plant
-
-        return dataclasses.replace(default_plant().tagmap, _cache={})
+        """The CHO twin's tag map: the one the default plant bundle names
+        (``config/plants/cho-twin/plant.yaml`` → ``config/tagmaps/twin.yaml``)."""
+        return dataclasses.replace(_default_plant_tagmap(), _cache={})
 
     def suffix_table(self) -> dict[str, tuple[str, str]]:
         """``suffix -> (signal, exported unit)`` of the ``suffixes`` rules, in file order."""
@@ -236,8 +254,10 @@ class TagMap:
     # ---------------------------------------------------------- resolving
     def _spec_for(self, rule: _Rule, unit_id: str) -> TagSpec:
         if rule.parameter not in self.catalog:
-            raise TagMapError(f"{rule.where or self.source}: unknown signal {rule.parameter!r} "
-                              f"(not in the catalog {self.catalog.source}; declare it under `signals:`)")
+            raise TagMapError(
+                f"{rule.where or self.source}: unknown signal {rule.parameter!r} "
+                f"(not in the catalog {self.catalog.source}; declare it under `signals:`)"
+            )
         sig: Signal = self.catalog.get(rule.parameter)
         lo, hi = self.ranges.get(rule.parameter, sig.bounds)
         src = normalise_unit(rule.unit) if rule.unit is not None else sig.unit
@@ -246,9 +266,18 @@ class TagMap:
         except UnitError:
             raise TagMapError(
                 f"{rule.where or self.source}: {rule.parameter}: exported unit {src!r} ({_dim(src)}) "
-                f"does not convert to the signal's unit {sig.unit!r} ({_dim(sig.unit)})") from None
-        return TagSpec(unit_id=self.unit_ids.get(unit_id, unit_id), parameter=rule.parameter,
-                       source_unit=src, eng_unit=sig.unit, conv=conv, lo=lo, hi=hi, kind=sig.kind)
+                f"does not convert to the signal's unit {sig.unit!r} ({_dim(sig.unit)})"
+            ) from None
+        return TagSpec(
+            unit_id=self.unit_ids.get(unit_id, unit_id),
+            parameter=rule.parameter,
+            source_unit=src,
+            eng_unit=sig.unit,
+            conv=conv,
+            lo=lo,
+            hi=hi,
+            kind=sig.kind,
+        )
 
     def resolve(self, tag: str) -> TagSpec | None:
         """The spec for one exported tag, or None if the map does not know it."""
@@ -272,6 +301,13 @@ class TagMap:
                 spec = self._spec_for(r, r.unit_id or uid)
         self._cache[tag] = spec
         return spec
+
+
+@functools.cache
+def _default_plant_tagmap() -> TagMap:
+    manifest = DEFAULT_PLANT_DIR / "plant.yaml"
+    d = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+    return TagMap.load(DEFAULT_PLANT_DIR / str(d.get("tagmap", "tagmap.yaml")))
 
 
 def _dim(unit: str) -> str:

@@ -19,8 +19,19 @@ from lakehouse.units import (
     unit_key,
 )
 
-__all__ = ["ALIASES", "ANALYTES", "Conversion", "UnitError", "conversion", "convert", "dimension",
-           "normalise_unit", "parse_unit", "preferred_unit", "unit_key"]
+__all__ = [
+    "ALIASES",
+    "ANALYTES",
+    "Conversion",
+    "UnitError",
+    "conversion",
+    "convert",
+    "dimension",
+    "normalise_unit",
+    "parse_unit",
+    "preferred_unit",
+    "unit_key",
+]
 
 # canonical LIMS analytes: analyte -> (unit, lo, hi). A plant may add its own analytes in an
 # import config (with their unit and range); unknown analytes in the twin's LIMS files are
@@ -43,4 +54,3 @@ ANALYTES: dict[str, tuple[str, float, float]] = {
     "afucosylation": ("%", 0.0, 100.0),
     "hmw": ("%", 0.0, 100.0),
 }
-

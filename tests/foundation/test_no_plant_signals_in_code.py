@@ -12,9 +12,8 @@ Two explicit lists, each entry with its reason:
 * ``ALLOWED``: uses of a word that happens to equal a signal name but means something else (the
   ``ph`` column of the chromatography curves, the ``ph`` recipe setpoint of an MES record).
 * ``PENDING``: known offenders owned by other work (the ML half of issue 11 rewrites the
-  golden-batch/soft-sensor defaults; the refactor of issue 12 moves the test scaffolding out of
-  the library packages). The list may only shrink: an entry whose file still exists but no
-  longer names the signal fails the test, so it has to be removed.
+  golden-batch/soft-sensor defaults). The list may only shrink: an entry whose file still
+  exists but no longer names the signal fails the test, so it has to be removed.
 """
 
 from __future__ import annotations
@@ -43,28 +42,64 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("dbt_project/models/marts/dim_batches.sql", "ph"): _CHROM_OR_SETPOINT,
     ("dbt_project/models/marts/_marts__models.yml", "ph"): _CHROM_OR_SETPOINT,
     ("dbt_project/models/marts/fct_chromatography_runs.sql", "ph"): _CHROM_OR_SETPOINT,
-    ("ml/landing_frames.py", "ph"): _CHROM_OR_SETPOINT,
     ("lakehouse/units.py", "ph"): "a spelling of the unit pH (alias)",
 }
 
 _ML_HALF = "issue 11, ML half (anyplant-ml): golden-batch / MSPC / soft-sensor defaults from the bundle's configs"
-_SCAFFOLD = "issue 12 (refactor): test scaffolding moves to tests/support/ (outside the scanned packages)"
 PENDING: dict[str, tuple[set[str], str]] = {
-    "ml/golden.py": ({"temperature", "temperature_sp", "ph", "dissolved_oxygen", "agitation", "air_flow",
-                      "o2_flow", "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total",
-                      "feed_flow_sp", "feed_flow", "feed_total", "weight", "pressure", "vibration",
-                      "motor_current"}, _ML_HALF),
-    "ml/config.py": ({"temperature", "ph", "dissolved_oxygen", "agitation", "air_flow", "o2_flow", "co2_flow",
-                      "offgas_o2", "offgas_co2", "capacitance", "base_total", "feed_flow", "feed_total",
-                      "weight", "pressure"}, _ML_HALF),
-    "assets/golden/__init__.py": ({"temperature", "ph", "dissolved_oxygen", "capacitance", "base_total",
-                                   "feed_total", "offgas_co2", "o2_flow", "weight"}, _ML_HALF),
-    "ml/synthetic.py": ({"temperature", "temperature_sp", "ph", "dissolved_oxygen", "agitation", "air_flow",
-                         "o2_flow", "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total",
-                         "feed_flow_sp", "feed_flow", "feed_total", "weight", "pressure", "vibration",
-                         "motor_current"}, _SCAFFOLD),
-    "ml/landing_frames.py": ({"dissolved_oxygen", "feed_flow", "feed_flow_sp", "vibration", "motor_current"},
-                             _SCAFFOLD),
+    "ml/golden.py": (
+        {
+            "base_total",
+            "capacitance",
+            "co2_flow",
+            "dissolved_oxygen",
+            "feed_flow",
+            "feed_flow_sp",
+            "feed_total",
+            "offgas_co2",
+            "offgas_o2",
+            "ph",
+            "pressure",
+            "temperature",
+            "temperature_sp",
+            "weight",
+        },
+        _ML_HALF,
+    ),
+    "ml/config.py": (
+        {
+            "agitation",
+            "air_flow",
+            "base_total",
+            "capacitance",
+            "co2_flow",
+            "dissolved_oxygen",
+            "feed_flow",
+            "feed_total",
+            "o2_flow",
+            "offgas_co2",
+            "offgas_o2",
+            "ph",
+            "pressure",
+            "temperature",
+            "weight",
+        },
+        _ML_HALF,
+    ),
+    "assets/golden/__init__.py": (
+        {
+            "base_total",
+            "capacitance",
+            "dissolved_oxygen",
+            "feed_total",
+            "o2_flow",
+            "offgas_co2",
+            "ph",
+            "temperature",
+            "weight",
+        },
+        _ML_HALF,
+    ),
 }
 
 
@@ -82,8 +117,12 @@ def _docstring_nodes(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = getattr(node, "body", [])
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 ids.add(id(body[0].value))
     return ids
 
@@ -154,8 +193,10 @@ def test_product_code_names_no_plant_signal():
         pending = PENDING.get(rel, (set(), ""))[0]
         if hits - pending:
             offenders[rel] = hits - pending
-    assert not offenders, ("signal names in product code (take them from the catalog, lakehouse/catalog.py): "
-                           f"{ {k: sorted(v) for k, v in sorted(offenders.items())} }")
+    assert not offenders, (
+        "signal names in product code (take them from the catalog, lakehouse/catalog.py): "
+        f"{ {k: sorted(v) for k, v in sorted(offenders.items())} }"
+    )
 
 
 def test_pending_list_only_shrinks():

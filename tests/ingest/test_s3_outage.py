@@ -13,8 +13,8 @@ import time
 import duckdb
 import pytest
 from deltalake import DeltaTable, write_deltalake
-
 from ingest_testdata import good_landing
+
 from lakehouse.ingest import writer
 from lakehouse.s3server import start_s3_server
 from lakehouse.storage import Lake, S3Settings
@@ -32,8 +32,14 @@ def private_server():
 
 
 def _lake(server, key=None, secret=None) -> Lake:
-    return Lake(server.uri("lake"), S3Settings(endpoint_url=server.endpoint_url, access_key_id=key or server.access_key,
-                                               secret_access_key=secret or server.secret_key))
+    return Lake(
+        server.uri("lake"),
+        S3Settings(
+            endpoint_url=server.endpoint_url,
+            access_key_id=key or server.access_key,
+            secret_access_key=secret or server.secret_key,
+        ),
+    )
 
 
 def test_ingestion_survives_an_s3_restart(private_server, monkeypatch):
@@ -79,12 +85,20 @@ def test_a_read_only_key_reads_the_lake_and_cannot_write(private_server):
     import lakehouse_duckdb
 
     con = duckdb.connect()
-    lakehouse_duckdb.configure(con, {"s3_endpoint_url": private_server.endpoint_url,
-                                     "s3_access_key_id": private_server.readonly_access_key,
-                                     "s3_secret_access_key": private_server.readonly_secret_key})
+    lakehouse_duckdb.configure(
+        con,
+        {
+            "s3_endpoint_url": private_server.endpoint_url,
+            "s3_access_key_id": private_server.readonly_access_key,
+            "s3_secret_access_key": private_server.readonly_secret_key,
+        },
+    )
     assert con.execute(f"select count(*) from delta_scan('{uri}')").fetchone()[0] == table.num_rows
-    with pytest.raises(Exception, match="(?i)access ?denied|forbidden|403"):  # noqa: PT011
+    with pytest.raises(Exception, match=r"(?i)access ?denied|forbidden|403"):
         write_deltalake(uri, table.slice(0, 1), mode="append", storage_options=reader.delta_storage_options())
-    with pytest.raises(Exception, match="(?i)access ?denied|forbidden|403"):  # noqa: PT011
+    with pytest.raises(Exception, match=r"(?i)access ?denied|forbidden|403"):
         reader.filesystem().pipe(reader.fs_path(reader.uri("landing", "evil.csv")), b"x")
-    assert DeltaTable(uri, storage_options=writer_lake.delta_storage_options()).to_pyarrow_table().num_rows == table.num_rows
+    assert (
+        DeltaTable(uri, storage_options=writer_lake.delta_storage_options()).to_pyarrow_table().num_rows
+        == table.num_rows
+    )

@@ -37,22 +37,31 @@ KEYS = ["batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase"]
 def _materialize(lake: Lake, warehouse: Path, plant: str):
     import dagster as dg
 
-    from assets.transform import dbt_cli_resource, defs
-    from lakehouse.spark.resource import SparkResource
-    from orchestration.resources import LakeResource
+    from assets.resources import LakeResource, SparkResource
+    from assets.transform import build_defs, dbt_cli_resource
 
-    return dg.materialize([*defs.assets, *defs.asset_checks],
-                          resources={"lake": LakeResource(root_uri=lake.root, duckdb_path=str(warehouse), plant=plant),
-                                     "dbt": dbt_cli_resource(), "spark": SparkResource()},
-                          raise_on_error=False)
+    defs = build_defs()
+    return dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        resources={
+            "lake": LakeResource(root_uri=lake.root, duckdb_path=str(warehouse), plant=plant),
+            "dbt": dbt_cli_resource(),
+            "spark": SparkResource(),
+        },
+        raise_on_error=False,
+    )
 
 
 def _raw_historian(export: Path) -> pl.DataFrame:
     raw = pl.concat([pl.read_csv(f, infer_schema=False) for f in sorted((export / "historian").glob("HIST_*.csv"))])
     return raw.with_columns(
         pl.col("Value").cast(pl.Float64),
-        pl.col("Timestamp").str.strptime(pl.Datetime("us"), "%m/%d/%Y %H:%M:%S")
-        .dt.replace_time_zone("America/Chicago", ambiguous="earliest").dt.convert_time_zone("UTC").alias("ts"))
+        pl.col("Timestamp")
+        .str.strptime(pl.Datetime("us"), "%m/%d/%Y %H:%M:%S")
+        .dt.replace_time_zone("America/Chicago", ambiguous="earliest")
+        .dt.convert_time_zone("UTC")
+        .alias("ts"),
+    )
 
 
 def _local(text: str) -> dt.datetime:
@@ -85,11 +94,13 @@ def test_pichia_bundle_export_import_dbt_gold(tmp_path, monkeypatch):
     assert units == {s.name: s.unit for s in catalog.signals}
     assert hist.filter(pl.col("quality") == 0).height == raw.filter(pl.col("Quality") == "Bad").height > 0
     # canonical units, compared with the raw export row by row for three converted tags
-    for loop, signal, f in (("TIC-110.PV", "temperature", lambda v: (v - 32.0) / 1.8),
-                            ("PIC-160.PV", "back_pressure", lambda v: v * 0.0689475729316836),
-                            ("FI-200.PV", "cooling_water_flow", lambda v: v * 3.785411784)):
+    for loop, signal, f in (
+        ("TIC-110.PV", "temperature", lambda v: (v - 32.0) / 1.8),
+        ("PIC-160.PV", "back_pressure", lambda v: v * 0.0689475729316836),
+        ("FI-200.PV", "cooling_water_flow", lambda v: v * 3.785411784),
+    ):
         r = raw.filter(pl.col("Tagname") == f"F-202/{loop}").select("ts", f(pl.col("Value")).alias("expected"))
-        b = hist.filter((pl.col("tag") == f"F-202/{loop}")).select("ts", "value", "parameter")
+        b = hist.filter(pl.col("tag") == f"F-202/{loop}").select("ts", "value", "parameter")
         j = r.join(b, on="ts", how="inner")
         assert j.height == r.height == b.height > 500 and set(j["parameter"]) == {signal}
         assert (j["value"] - j["expected"]).abs().max() < 1e-9
@@ -120,14 +131,17 @@ def test_pichia_bundle_export_import_dbt_gold(tmp_path, monkeypatch):
     batch = dim.sort("batch_id").row(1, named=True)
     steps = fct.filter(pl.col("batch_id") == batch["batch_id"]).sort("ts")
     tag = f"{batch['unit_id']}/TIC-110.PV"
-    good = (raw.filter((pl.col("Tagname") == tag) & (pl.col("Quality") == "Good"))
-            .with_columns(((pl.col("Value") - 32.0) / 1.8).alias("c"), pl.col("ts").dt.truncate("10m").alias("step"))
-            .group_by("step").agg(pl.col("c").mean()))
+    good = (
+        raw.filter((pl.col("Tagname") == tag) & (pl.col("Quality") == "Good"))
+        .with_columns(((pl.col("Value") - 32.0) / 1.8).alias("c"), pl.col("ts").dt.truncate("10m").alias("step"))
+        .group_by("step")
+        .agg(pl.col("c").mean())
+    )
     j = steps.join(good, left_on="ts", right_on="step", how="inner")
     assert j.height > 0.9 * steps.height and (j["temperature"] - j["c"]).abs().max() < 1e-9
     in_culture = steps.filter(pl.col("culture_age_h").is_between(12, 48))
-    assert in_culture["temperature"].is_between(20, 35).all()          # degC, not degF
-    assert in_culture["dissolved_oxygen_mgl"].max() < 15                  # mg/L, its own signal
+    assert in_culture["temperature"].is_between(20, 35).all()  # degC, not degF
+    assert in_culture["dissolved_oxygen_mgl"].max() < 15  # mg/L, its own signal
     # phases from the state signal (KS-100.STEP): glycerol batch, then methanol induction
     phases = steps.get_column("phase").unique().drop_nulls().to_list()
     assert {"Batch", "Induction"} <= set(phases) <= {"Prepare", "Batch", "Transition", "Induction", "Harvest", "Idle"}

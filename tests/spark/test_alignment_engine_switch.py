@@ -55,15 +55,21 @@ def _reexport_in_degf(lake_a, lake_b, day: dt.date, tmp_path: Path) -> pa.Table:
     from lakehouse.ingest.foreign import run_import_config
 
     t = lake_a.delta_table(lake_a.uri("bronze", "historian_readings")).to_pyarrow_table(
-        filters=[("date", "=", day), ("unit_id", "=", "BR-101")])
+        filters=[("date", "=", day), ("unit_id", "=", "BR-101")]
+    )
     lo = dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
     hi = dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC)
-    t = t.filter(pc.and_(pc.and_(pc.greater_equal(t["ts"], pa.scalar(lo, bf.TS)), pc.less(t["ts"], pa.scalar(hi, bf.TS))),
-                         pc.equal(t["parameter"], "temperature")))
+    t = t.filter(
+        pc.and_(
+            pc.and_(pc.greater_equal(t["ts"], pa.scalar(lo, bf.TS)), pc.less(t["ts"], pa.scalar(hi, bf.TS))),
+            pc.equal(t["parameter"], "temperature"),
+        )
+    )
     assert t.num_rows > 100
     lines = ["timestamp,tag,value,unit,quality"] + [
         f"{r['ts']:%Y-%m-%dT%H:%M:%S.%fZ},{r['tag']},{r['value'] * 1.8 + 32.0!r},degF,{r['quality']}"
-        for r in t.to_pylist()]
+        for r in t.to_pylist()
+    ]
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "reexport.csv").write_text("\n".join(lines) + "\n")
     (tmp_path / "tagmap.yaml").write_text("site: fixture\nsuffixes:\n  TEMP.PV: {parameter: temperature, unit: degF}\n")
@@ -71,8 +77,7 @@ def _reexport_in_degf(lake_a, lake_b, day: dt.date, tmp_path: Path) -> pa.Table:
     report = run_import_config(tmp_path / "import.yaml", lake_a, run_id="reexport-degf")
     bad = t.filter(pc.not_equal(t["quality"], 192))  # the fixture's absurd 9999 readings: out of range now
     assert report.rows_valid["historian_readings"] + report.rows_quarantined.get("historian_readings", 0) == t.num_rows
-    new = lake_a.delta_table(lake_a.uri("bronze", "historian_readings")).to_pyarrow_table(
-        filters=[("date", "=", day)])
+    new = lake_a.delta_table(lake_a.uri("bronze", "historian_readings")).to_pyarrow_table(filters=[("date", "=", day)])
     new = new.filter(pc.equal(new["_run_id"], "reexport-degf"))
     assert new.num_rows == report.rows_valid["historian_readings"] >= t.num_rows - bad.num_rows
     _append([lake_b], {"historian_readings": new})
@@ -93,8 +98,11 @@ def _run(lake, engine: str, warehouse: Path):
 
 
 def _aligned_md(result) -> dict:
-    [m] = [m for m in result.get_asset_materialization_events()
-           if m.asset_key.to_user_string() == "int_process_readings__aligned"]
+    [m] = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.to_user_string() == "int_process_readings__aligned"
+    ]
     return {k: v.value for k, v in m.materialization.metadata.items()}
 
 
@@ -117,14 +125,20 @@ def _assert_same(a: pl.DataFrame, b: pl.DataFrame) -> None:
 
 
 def _assert_engines_agree(lake_a, lake_b, wh_a: Path, wh_b: Path) -> pl.DataFrame:
-    for table, keys in (("intermediate.int_process_readings__aligned", PROCESS_KEYS),
-                        ("intermediate.int_process_readings__assays_asof", PROCESS_KEYS),
-                        ("marts.fct_process_readings", PROCESS_KEYS),
-                        ("marts.fct_equipment_health_daily", ["equipment_id", "date"]),
-                        ("marts.dim_batches", ["batch_id"])):
+    for table, keys in (
+        ("intermediate.int_process_readings__aligned", PROCESS_KEYS),
+        ("intermediate.int_process_readings__assays_asof", PROCESS_KEYS),
+        ("marts.fct_process_readings", PROCESS_KEYS),
+        ("marts.fct_equipment_health_daily", ["equipment_id", "date"]),
+        ("marts.dim_batches", ["batch_id"]),
+    ):
         _assert_same(_mart(wh_a, table, keys), _mart(wh_b, table, keys))
-    gold = [pl.read_delta(lk.uri("gold", "fct_process_readings"), storage_options=lk.delta_storage_options())
-            .sort(PROCESS_KEYS) for lk in (lake_a, lake_b)]
+    gold = [
+        pl.read_delta(lk.uri("gold", "fct_process_readings"), storage_options=lk.delta_storage_options()).sort(
+            PROCESS_KEYS
+        )
+        for lk in (lake_a, lake_b)
+    ]
     _assert_same(*gold)
     return gold[1]
 
@@ -155,15 +169,26 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     assert md_b["spark_rows_written"] == gold.height
     # the re-exported values (+0.5) won on both engines: BR-101 12:00–13:00 of day 2
     noon = dt.datetime.combine(FIRST_DAY + dt.timedelta(days=1), dt.time(12, 30), tzinfo=dt.UTC)
-    in_minute = pc.and_(pc.greater_equal(corrected["ts"], pa.scalar(noon, bf.TS)),
-                        pc.less(corrected["ts"], pa.scalar(noon + dt.timedelta(minutes=1), bf.TS)))
-    raw = corrected.filter(pc.and_(in_minute, pc.and_(pc.equal(corrected["parameter"], "ph"),
-                                                      pc.equal(corrected["quality"], 192))))
+    in_minute = pc.and_(
+        pc.greater_equal(corrected["ts"], pa.scalar(noon, bf.TS)),
+        pc.less(corrected["ts"], pa.scalar(noon + dt.timedelta(minutes=1), bf.TS)),
+    )
+    raw = corrected.filter(
+        pc.and_(in_minute, pc.and_(pc.equal(corrected["parameter"], "ph"), pc.equal(corrected["quality"], 192)))
+    )
     row = gold.filter((pl.col("unit_id") == "BR-101") & (pl.col("ts") == noon))
     assert row.height == 1 and raw.num_rows >= 1
     assert row["ph"][0] == pytest.approx(float(pc.mean(raw["value"]).as_py()), abs=1e-9)
-    before = dict(zip(*_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
-                      .group_by("batch_id").agg(pl.col("_loaded_at").max()).to_dict().values(), strict=True))
+    before = dict(
+        zip(
+            *_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
+            .group_by("batch_id")
+            .agg(pl.col("_loaded_at").max())
+            .to_dict()
+            .values(),
+            strict=True,
+        )
+    )
 
     # ---- round 2: day 6 arrives, and day 4 of BR-101 is re-exported with temperatures in degF
     _write_days((lake_a, lake_b), range(5, 6))
@@ -176,18 +201,28 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     assert md_b["spark_refresh_mode"] == "incremental"
     gold = _assert_engines_agree(lake_a, lake_b, wh_a, wh_b)
 
-    after = dict(zip(*_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
-                     .group_by("batch_id").agg(pl.col("_loaded_at").max()).to_dict().values(), strict=True))
+    after = dict(
+        zip(
+            *_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
+            .group_by("batch_id")
+            .agg(pl.col("_loaded_at").max())
+            .to_dict()
+            .values(),
+            strict=True,
+        )
+    )
     changed = {b for b in after if before.get(b) != after[b]}  # rebuilt: loaded again
     # exactly the BR-101 batches whose window touches day 4, and the batches new or grown with day 6
-    touched = {b for b in gold.filter((pl.col("unit_id") == "BR-101") & (pl.col("ts").dt.date() == day4))
-               ["batch_id"].unique()}
+    touched = {
+        b for b in gold.filter((pl.col("unit_id") == "BR-101") & (pl.col("ts").dt.date() == day4))["batch_id"].unique()
+    }
     assert touched and touched <= changed
     assert md_b["spark_batches_rebuilt"] == len(changed) < len(after)
     assert all(after[b] == before[b] for b in before if b not in changed)  # history untouched
     # the degF re-export, converted to degC at ingestion, gave the first export's values on both engines
-    t_row = gold.filter((pl.col("unit_id") == "BR-101")
-                        & (pl.col("ts") == dt.datetime.combine(day4, dt.time(7, 0), tzinfo=dt.UTC)))
+    t_row = gold.filter(
+        (pl.col("unit_id") == "BR-101") & (pl.col("ts") == dt.datetime.combine(day4, dt.time(7, 0), tzinfo=dt.UTC))
+    )
     assert t_row.height == 1 and 20.0 < t_row["temperature"][0] < 40.0
 
     # ---- nothing new: the refresh rewrites nothing
@@ -210,12 +245,21 @@ def test_refresh_watermark_read_from_delta_rs_and_delta_spark_commits():
 
     from lakehouse.spark.aligned_table import BRONZE_KEY, SPEC_KEY, WATERMARK_KEY, RefreshState, last_refresh
 
-    rs = {"operation": "WRITE", WATERMARK_KEY: "2026-01-05 10:00:00.000000", SPEC_KEY: "abc",
-          BRONZE_KEY: '{"historian_readings": 7, "mes_batches": 2}'}
-    spark_commit = {"operation": "WRITE", "userMetadata": json.dumps({WATERMARK_KEY: "2026-01-06 00:00:00.000000",
-                                                                      SPEC_KEY: "abc", BRONZE_KEY: '{"mes_phases": 3}'})}
+    rs = {
+        "operation": "WRITE",
+        WATERMARK_KEY: "2026-01-05 10:00:00.000000",
+        SPEC_KEY: "abc",
+        BRONZE_KEY: '{"historian_readings": 7, "mes_batches": 2}',
+    }
+    spark_commit = {
+        "operation": "WRITE",
+        "userMetadata": json.dumps(
+            {WATERMARK_KEY: "2026-01-06 00:00:00.000000", SPEC_KEY: "abc", BRONZE_KEY: '{"mes_phases": 3}'}
+        ),
+    }
     assert last_refresh([{"operation": "OPTIMIZE"}, rs]) == RefreshState(
-        "2026-01-05 10:00:00.000000", "abc", {"historian_readings": 7, "mes_batches": 2})
+        "2026-01-05 10:00:00.000000", "abc", {"historian_readings": 7, "mes_batches": 2}
+    )
     assert last_refresh([spark_commit, rs]) == RefreshState("2026-01-06 00:00:00.000000", "abc", {"mes_phases": 3})
     assert last_refresh([{"userMetadata": "not json"}, {"operation": "VACUUM"}]) == RefreshState()
     # an empty first build; a table written before change capture by version (full rebuild)

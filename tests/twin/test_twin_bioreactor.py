@@ -68,13 +68,18 @@ def r():
     f.dev_type[i], f.dev_onset_h[i], f.dev_magnitude[i] = DeviationType.CONTAMINATION, 120.0, 1.0
     i = IDX["temp_fault"]
     f.dev_type[i], f.dev_onset_h[i], f.dev_magnitude[i], f.dev_duration_h[i] = (
-        DeviationType.TEMPERATURE_FAULT, 100.0, 2.5, 10.0)
+        DeviationType.TEMPERATURE_FAULT,
+        100.0,
+        2.5,
+        10.0,
+    )
     gln = np.full(n, Medium().gln_feed)
     gln[IDX["high_gln_feed"]] = 80.0
     osm = np.full(n, Medium().osm_feed_other)
     osm[IDX["high_osm_feed"]] = 900.0
-    return simulate_batches(recipes, faults=f, record_every_h=DT, dt_h=DT,
-                            medium=Medium(gln_feed=gln, osm_feed_other=osm))
+    return simulate_batches(
+        recipes, faults=f, record_every_h=DT, dt_h=DT, medium=Medium(gln_feed=gln, osm_feed_other=osm)
+    )
 
 
 def _valid(r, i):
@@ -179,8 +184,14 @@ def test_ranges_and_titer_monotonic(r):
     assert np.all((h["titer"] > 1) & (h["titer"] < 8))
     assert np.all((h["viability"] > 45) & (h["viability"] < 95))
     assert np.mean((h["viability"] >= 60) & (h["viability"] <= 95)) >= 0.8
-    for k, lo, hi in (("g0f", 30, 60), ("g1f", 25, 45), ("g2f", 3, 15), ("man5", 1, 10),
-                      ("afucosylation", 3, 15), ("hmw", 0.3, 5)):
+    for k, lo, hi in (
+        ("g0f", 30, 60),
+        ("g1f", 25, 45),
+        ("g2f", 3, 15),
+        ("man5", 1, 10),
+        ("afucosylation", 3, 15),
+        ("hmw", 0.3, 5),
+    ):
         assert np.all((h[k] > lo) & (h[k] < hi)), k
     assert np.all(h["g0f"] + h["g1f"] + h["g2f"] + h["afucosylation"] <= 100.0)
     for i in range(SITE.start, SITE.stop):
@@ -221,7 +232,7 @@ def test_quality_responds_to_ammonia_and_osmolality(r):
     h = r.harvest
     base, amm, osm = IDX["nominal"], IDX["high_gln_feed"], IDX["high_osm_feed"]
     assert h["ammonia"][amm] > h["ammonia"][base] + 2.0
-    galacto = lambda i: h["g1f"][i] + 2 * h["g2f"][i]  # noqa: E731
+    galacto = lambda i: h["g1f"][i] + 2 * h["g2f"][i]
     assert galacto(amm) < galacto(base)
     assert h["osmolality"][osm] > h["osmolality"][base] + 30.0
     assert h["man5"][osm] > h["man5"][base] and h["afucosylation"][osm] > h["afucosylation"][base]
@@ -303,8 +314,9 @@ def test_struct_of_arrays_per_batch_params_and_seed():
     kw = dict(record_every_h=24, dt_h=0.5)
     a = simulate_batches(recipes, seed=1, **kw)
     soa = recipes_to_arrays(recipes)
-    b = simulate_batches({k: v for k, v in soa.items()}, seed=1,
-                         params=KineticParams(mu_max=np.full(2, KineticParams.mu_max)), **kw)
+    b = simulate_batches(
+        {k: v for k, v in soa.items()}, seed=1, params=KineticParams(mu_max=np.full(2, KineticParams.mu_max)), **kw
+    )
     for k in a.harvest:
         np.testing.assert_array_equal(a.harvest[k], b.harvest[k])
         np.testing.assert_array_equal(a.harvest_noisy[k], b.harvest_noisy[k])

@@ -8,7 +8,11 @@
 with samples as (
     select l.batch_id, l.sample_id, l.sample_time, l.result_time, l.value as reference_value
     from {{ ref('stg_lims__results') }} l
-    where l.analyte = {{ sql_string(reference) if reference else 'null' }}
+    {%- if reference %}
+    where l.analyte = {{ sql_string(reference) }}
+    {%- else %}
+    where false
+    {%- endif %}
 ),
 
 online as (

@@ -127,11 +127,11 @@ step_means as (
     select
         batch_id,
         time_bucket({{ grid }}, reading_ts) as ts
-        {%- for p in params %}
+        {%- for p in params %},
         {%- if p in states %}
-        , arg_max(value, reading_ts) filter (where parameter = {{ sql_string(p) }}) as "{{ p }}"
+        arg_max(value, reading_ts) filter (where parameter = {{ sql_string(p) }}) as "{{ p }}"
         {%- else %}
-        , avg(value) filter (where parameter = {{ sql_string(p) }}) as "{{ p }}"
+        avg(value) filter (where parameter = {{ sql_string(p) }}) as "{{ p }}"
         {%- endif %}
         {%- endfor %}
     from window_readings
@@ -158,8 +158,8 @@ carried as (
         g.inoculation_ts,
         g.harvest_ts,
         g.mes_ingested_at
-        {%- for p in params %}
-        , last_value(m."{{ p }}" ignore nulls) over batch_so_far as "{{ p }}"
+        {%- for p in params %},
+        last_value(m."{{ p }}" ignore nulls) over batch_so_far as "{{ p }}"
         {%- endfor %}
     from grid g
     left join step_means m on m.batch_id = g.batch_id and m.ts = g.ts

@@ -47,10 +47,7 @@ renamed as (
 deduplicated as (
     select *
     from renamed
-    qualify row_number() over (
-        partition by unit_id, tag, reading_ts
-        order by _ingested_at desc, _source_file desc
-    ) = 1
+    qualify {{ latest_version(['unit_id', 'tag', 'reading_ts']) }}
 )
 
 select s.*, {{ loaded_at() }} as _loaded_at

@@ -24,10 +24,7 @@ renamed as (
 latest as (
     select *
     from renamed
-    qualify row_number() over (
-        partition by sample_id, analyte
-        order by _ingested_at desc, result_time desc, _source_file desc
-    ) = 1
+    qualify {{ latest_version(['sample_id', 'analyte'], ['_ingested_at desc', 'result_time desc', '_source_file desc']) }}
 )
 
 select s.*, {{ loaded_at() }} as _loaded_at

@@ -1,14 +1,14 @@
-"""Small helpers shared by the ML Dagster assets (config, metadata). Imported only by ``assets/``."""
+"""Small helpers shared by the Dagster assets: ML run config (:class:`MLConfig`) and metadata
+(numbers, JSON, markdown tables)."""
 
 from __future__ import annotations
 
-import json
-import math
 import os
 
 import dagster as dg
 from pydantic import Field
 
+from lakehouse.jsonsafe import clean
 from ml.config import (
     DEFAULT_PDM_CONFIG,
     DEFAULT_SOFTSENSOR_CONFIG,
@@ -26,24 +26,12 @@ class MLConfig(dg.Config):
     explain: str = Field(default="exact", description="Scoring explanations: exact | approx | none.")
 
     def softsensor(self):
-        return load_softsensor_config(self.softsensor_config or os.environ.get("LAKEHOUSE_ML_SOFTSENSOR_CONFIG")
-                                      or DEFAULT_SOFTSENSOR_CONFIG)
+        return load_softsensor_config(
+            self.softsensor_config or os.environ.get("LAKEHOUSE_ML_SOFTSENSOR_CONFIG") or DEFAULT_SOFTSENSOR_CONFIG
+        )
 
     def pdm(self):
         return load_pdm_config(self.pdm_config or os.environ.get("LAKEHOUSE_ML_PDM_CONFIG") or DEFAULT_PDM_CONFIG)
-
-
-def clean(v):
-    """JSON-safe (NaN → None) copy."""
-    if isinstance(v, dict):
-        return {str(k): clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [clean(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if hasattr(v, "item"):
-        return clean(v.item())
-    return v
 
 
 def num(v) -> dg.MetadataValue:
@@ -64,5 +52,14 @@ def by_day_markdown(model_by_day: dict, base_by_day: dict | None) -> str:
     return "\n".join(lines)
 
 
-def dumps(v) -> str:
-    return json.dumps(clean(v), default=str)
+def md_table(df, n: int = 10) -> str:
+    """The first ``n`` rows of a pandas frame as a markdown table (floats to 4 significant digits)."""
+    d = df.head(n)
+    head = "| " + " | ".join(map(str, d.columns)) + " |\n|" + "---|" * len(d.columns) + "\n"
+
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v).replace("|", "/")
+
+    return head + "\n".join("| " + " | ".join(cell(v) for v in r) + " |" for r in d.itertuples(index=False))

@@ -1,8 +1,8 @@
-"""The Spark resource: engine switch + a lazily started, reused SparkSession.
+"""A lazily started, reused SparkSession (plain Python, no Dagster).
 
-Plain Python first: :func:`get_spark_session` starts (or connects to) a session without
-Dagster; :class:`SparkResource` is the Dagster resource (key ``spark``) that wraps it and
-carries the engine switch (``"default"`` = DuckDB/pandas on one machine, ``"spark"``).
+:func:`get_spark_session` starts (or connects to) a session; the Dagster resource that wraps
+it and carries the engine switch (``"default"`` = DuckDB/pandas on one machine, ``"spark"``)
+is :class:`assets.resources.SparkResource`.
 
 One SparkContext per process: every call with the same settings returns the same session
 (tests share one session for the whole test session). Settings of a second call that differ
@@ -18,9 +18,6 @@ import sys
 import tempfile
 import threading
 from typing import TYPE_CHECKING, Any, Literal
-
-import dagster as dg
-from pydantic import Field, field_validator
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -46,7 +43,7 @@ _SESSION_KEY: tuple | None = None
 
 
 def default_conf(shuffle_partitions: int = 4) -> dict[str, str]:
-    """Configuration of a small local session (the figures in PERFORMANCE.md use these)."""
+    """Configuration of a small local session (the bench figures in docs/spark.md use these)."""
     return {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -69,8 +66,9 @@ def default_conf(shuffle_partitions: int = 4) -> dict[str, str]:
     }
 
 
-def _settings_key(master: str | None, connect_url: str | None, driver_memory: str,
-                  use_delta_spark_jars: bool, conf: dict[str, str]) -> tuple:
+def _settings_key(
+    master: str | None, connect_url: str | None, driver_memory: str, use_delta_spark_jars: bool, conf: dict[str, str]
+) -> tuple:
     return (master, connect_url, driver_memory, use_delta_spark_jars, tuple(sorted(conf.items())))
 
 
@@ -104,8 +102,10 @@ def get_spark_session(
     with _LOCK:
         if _SESSION is not None and _session_alive(_SESSION):
             if key != _SESSION_KEY:
-                log.warning("a SparkSession is already running in this process; reusing it "
-                            "(static settings of this call are ignored)")
+                log.warning(
+                    "a SparkSession is already running in this process; reusing it "
+                    "(static settings of this call are ignored)"
+                )
             return _SESSION
 
         from pyspark.sql import SparkSession
@@ -124,8 +124,7 @@ def get_spark_session(
             # only runtime SQL confs can be set from a Connect client (static ones belong in
             # the server's spark-defaults.conf)
             for k, v in settings.items():
-                if k.startswith("spark.sql.") and k not in _STATIC_SQL_CONF \
-                        and not k.startswith("spark.sql.catalog."):
+                if k.startswith("spark.sql.") and k not in _STATIC_SQL_CONF and not k.startswith("spark.sql.catalog."):
                     builder = builder.config(k, v)
             session = builder.getOrCreate()
         else:
@@ -185,56 +184,3 @@ def default_parallelism(spark: Any, fallback: int = 2) -> int:
         return int(spark.conf.get("spark.default.parallelism", str(fallback)))
     except Exception:  # pragma: no cover
         return fallback
-
-
-class SparkResource(dg.ConfigurableResource):
-    """Dagster resource ``spark``: engine switch for the heavy transforms + the SparkSession.
-
-    ``engine="default"`` keeps everything on DuckDB/pandas/XGBoost on one machine and never
-    starts a JVM; ``engine="spark"`` runs the heavy time-series transforms, Delta I/O of
-    those and distributed XGBoost training on Spark.
-    """
-
-    engine: str = Field(default="default", description='"default" (DuckDB/pandas) or "spark".')
-    master: str = Field(default="local[2]",
-                        description="Spark master: local[2], local[*], spark://host:7077, k8s://…, yarn.")
-    connect_url: str | None = Field(default=None, description="Spark Connect URL (sc://host:15002); wins over master.")
-    driver_memory: str = Field(default="2g")
-    executor_memory: str | None = Field(default=None)
-    shuffle_partitions: int = Field(default=4)
-    use_delta_spark_jars: bool = Field(
-        default=False,
-        description="The cluster has delta-spark: read/write Delta with format('delta') instead of the delta-rs bridge.")
-    num_workers: int = Field(default=2, description="xgboost.spark workers (≤ executor cores).")
-    conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark configuration.")
-
-    @field_validator("engine", mode="before")
-    @classmethod
-    def _check_engine(cls, value: str) -> str:
-        if isinstance(value, dg.EnvVar):  # resolved (and checked again) when the run starts
-            return value
-        if value not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {value!r}")
-        return value
-
-    @property
-    def is_spark(self) -> bool:
-        if self.engine not in ENGINES:  # an environment variable with a wrong value
-            raise ValueError(f"spark resource: engine must be one of {ENGINES}, got {self.engine!r}")
-        return self.engine == "spark"
-
-    def get_session(self) -> SparkSession:
-        """The shared SparkSession (started on first use)."""
-        return get_spark_session(
-            self.master,
-            connect_url=self.connect_url,
-            driver_memory=self.driver_memory,
-            executor_memory=self.executor_memory,
-            shuffle_partitions=self.shuffle_partitions,
-            use_delta_spark_jars=self.use_delta_spark_jars,
-            conf=dict(self.conf),
-        )
-
-    def session_or_none(self) -> SparkSession | None:
-        """The session when ``engine == "spark"``, else None (never starts a JVM)."""
-        return self.get_session() if self.is_spark else None

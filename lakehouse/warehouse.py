@@ -10,30 +10,33 @@ import functools
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
+from lakehouse.ingest.schemas import BRONZE_SCHEMAS
 from lakehouse.storage import Lake
 
 if TYPE_CHECKING:  # pragma: no cover
     from lakehouse.plant import PlantBundle
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DEFAULT_DUCKDB_PATH = PROJECT_ROOT / "data" / "warehouse.duckdb"
 
-# Bronze tables the dbt sources read (docs/contracts.md), without _quarantine.
-BRONZE_TABLES = [
-    "historian_readings", "lims_results", "mes_batches", "mes_phases", "mes_materials",
-    "mes_genealogy", "mes_deviations", "chrom_runs", "chrom_curves", "filtration_runs", "filtration_curves",
-    "cmms_work_orders",
-]
+# Bronze tables the dbt sources read: every table of the bronze schema (without _quarantine).
+BRONZE_TABLES = list(BRONZE_SCHEMAS)
 
 # Gold marts: published to gold/<mart> (Delta) and kept as marts.<mart> in the DuckDB file.
 GOLD_MARTS = [
-    "dim_batches", "dim_equipment", "fct_batch_phases", "fct_process_readings",
-    "fct_assay_results", "fct_chromatography_runs", "fct_filtration_runs",
-    "fct_lot_genealogy", "fct_equipment_health_daily", "fct_work_orders",
+    "dim_batches",
+    "dim_equipment",
+    "fct_batch_phases",
+    "fct_process_readings",
+    "fct_assay_results",
+    "fct_chromatography_runs",
+    "fct_filtration_runs",
+    "fct_lot_genealogy",
+    "fct_equipment_health_daily",
+    "fct_work_orders",
 ]
 MARTS_SCHEMA = "marts"
 
@@ -88,10 +91,16 @@ def _fingerprint(path: str, mtime: float) -> str:
     if not mtime:
         return ""
     manifest = json.loads(Path(path).read_text())
-    parts = sorted(f"{k}:{v.get('checksum', {}).get('checksum', '')}" for k, v in manifest.get("nodes", {}).items()
-                   if v.get("resource_type") == "model")
-    parts += sorted(f"{k}:{hashlib.sha1(v.get('macro_sql', '').encode()).hexdigest()}"
-                    for k, v in manifest.get("macros", {}).items() if v.get("package_name") == "bioprocess_lakehouse")
+    parts = sorted(
+        f"{k}:{v.get('checksum', {}).get('checksum', '')}"
+        for k, v in manifest.get("nodes", {}).items()
+        if v.get("resource_type") == "model"
+    )
+    parts += sorted(
+        f"{k}:{hashlib.sha1(v.get('macro_sql', '').encode()).hexdigest()}"
+        for k, v in manifest.get("macros", {}).items()
+        if v.get("package_name") == "bioprocess_lakehouse"
+    )
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -108,14 +117,20 @@ def needs_full_refresh(warehouse: Path, step: str, lake_root: str, model_code: s
         return None
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        tables = {r[0] for r in con.execute(
-            "select table_schema || '.' || table_name from information_schema.tables").fetchall()}
+        tables = {
+            r[0]
+            for r in con.execute("select table_schema || '.' || table_name from information_schema.tables").fetchall()
+        }
         has_models = any(t.split(".")[0] in ("staging", "intermediate", "marts") for t in tables)
         row = None
         if BUILD_STATE in tables:
-            cols = {r[0] for r in con.execute(
-                "select column_name from information_schema.columns "
-                "where table_schema = 'lakehouse_state' and table_name = 'dbt_builds'").fetchall()}
+            cols = {
+                r[0]
+                for r in con.execute(
+                    "select column_name from information_schema.columns "
+                    "where table_schema = 'lakehouse_state' and table_name = 'dbt_builds'"
+                ).fetchall()
+            }
             code_col = "model_code" if "model_code" in cols else "null"
             row = con.execute(f"select lake_root, {code_col} from {BUILD_STATE} where step = ?", [step]).fetchone()
         if row is None:
@@ -137,11 +152,15 @@ def record_build(warehouse: Path, step: str, lake_root: str, model_code: str | N
     con = duckdb.connect(str(warehouse))
     try:
         con.execute("create schema if not exists lakehouse_state")
-        con.execute(f"create table if not exists {BUILD_STATE} "
-                    "(step varchar primary key, lake_root varchar, built_at timestamptz)")
+        con.execute(
+            f"create table if not exists {BUILD_STATE} "
+            "(step varchar primary key, lake_root varchar, built_at timestamptz)"
+        )
         con.execute(f"alter table {BUILD_STATE} add column if not exists model_code varchar")
-        con.execute(f"insert or replace into {BUILD_STATE} (step, lake_root, built_at, model_code) "
-                    "values (?, ?, now(), ?)", [step, lake_root, model_code])
+        con.execute(
+            f"insert or replace into {BUILD_STATE} (step, lake_root, built_at, model_code) values (?, ?, now(), ?)",
+            [step, lake_root, model_code],
+        )
     finally:
         con.close()
 
@@ -151,8 +170,9 @@ def missing_bronze_tables(lake: Lake) -> list[str]:
     return [t for t in BRONZE_TABLES if not lake.delta_exists(lake.uri("bronze", t))]
 
 
-def dbt_env(lake: Lake, warehouse: Path | None = None, missing_bronze: list[str] | None = None,
-            plant: PlantBundle | None = None) -> dict[str, str]:
+def dbt_env(
+    lake: Lake, warehouse: Path | None = None, missing_bronze: list[str] | None = None, plant: PlantBundle | None = None
+) -> dict[str, str]:
     """Environment variables ``profiles.yml``, the sources and the models read (see
     dbt_project/profiles.yml, macros/lakehouse.sql).
 

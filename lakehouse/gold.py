@@ -25,8 +25,8 @@ import duckdb
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from assets.transform.warehouse import DBT_PROJECT_DIR, MARTS_SCHEMA, model_code_fingerprint
 from lakehouse.storage import Lake
+from lakehouse.warehouse import DBT_PROJECT_DIR, MARTS_SCHEMA, model_code_fingerprint
 
 WATERMARK_KEY = "lakehouse.watermark"
 CODE_KEY = "lakehouse.model_code"
@@ -39,6 +39,10 @@ BATCH_ROWS = 250_000
 
 @dataclass
 class PublishResult:
+    """What publishing one mart did: mode (overwrite, incremental, unchanged), rows on both sides,
+    Delta version, schema, replaced batches and a preview.
+    """
+
     mart: str
     uri: str
     mode: str  # overwrite | incremental | unchanged
@@ -52,6 +56,7 @@ class PublishResult:
 
 
 def connect_warehouse(path: str | Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB warehouse (read-only by default) in UTC."""
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")  # Arrow timestamps tz='UTC' (delta-rs rejects 'Etc/UTC')
     return con
@@ -76,12 +81,14 @@ def _delta_rows(table: DeltaTable) -> int:
 
 def _normalise(schema: pa.Schema) -> pa.Schema:
     """Field names and Arrow types comparable across writers (large/view strings -> string)."""
+
     def norm(t: pa.DataType) -> pa.DataType:
         if pa.types.is_large_string(t) or pa.types.is_string_view(t):
             return pa.string()
         if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
             return pa.binary()
         return t
+
     return pa.schema([pa.field(f.name, norm(f.type)) for f in schema])
 
 
@@ -99,8 +106,14 @@ def publish_mart(con: duckdb.DuckDBPyConnection, lake: Lake, mart: str, preview_
     if wm_col:
         new_wm = con.execute(f"select cast(max({wm_col}) as varchar) from {relation}").fetchone()[0]
     code = model_code_fingerprint()
-    props = CommitProperties(custom_metadata={WATERMARK_KEY: new_wm or "", CODE_KEY: code,
-                                              "lakehouse.operation": "publish-gold", "lakehouse.mart": mart})
+    props = CommitProperties(
+        custom_metadata={
+            WATERMARK_KEY: new_wm or "",
+            CODE_KEY: code,
+            "lakehouse.operation": "publish-gold",
+            "lakehouse.mart": mart,
+        }
+    )
 
     existing = DeltaTable(uri, storage_options=opts) if lake.delta_exists(uri) else None
     mode = "overwrite"
@@ -113,34 +126,48 @@ def publish_mart(con: duckdb.DuckDBPyConnection, lake: Lake, mart: str, preview_
         if old_wm and same_schema and old_code == code:
             mode = "incremental"
             where = f"{wm_col} > cast({_sql_literal(old_wm)} as timestamptz)" if old_wm else "true"
-            replaced = [r[0] for r in con.execute(
-                f"select distinct {key_col} from {relation} where {where} order by 1").fetchall()]
+            replaced = [
+                r[0]
+                for r in con.execute(f"select distinct {key_col} from {relation} where {where} order by 1").fetchall()
+            ]
             if not replaced:
                 mode = "unchanged"
             else:
                 keys_sql = ", ".join(_sql_literal(k) for k in replaced)
-                reader = con.execute(
-                    f"select * from {relation} where {key_col} in ({keys_sql})").fetch_record_batch(BATCH_ROWS)
-                write_deltalake(existing, reader, mode="overwrite",
-                                predicate=f"{key_col} IN ({keys_sql})", commit_properties=props)
+                reader = con.execute(f"select * from {relation} where {key_col} in ({keys_sql})").fetch_record_batch(
+                    BATCH_ROWS
+                )
+                write_deltalake(
+                    existing, reader, mode="overwrite", predicate=f"{key_col} IN ({keys_sql})", commit_properties=props
+                )
     if mode == "overwrite":
         reader = con.execute(f"select * from {relation}").fetch_record_batch(BATCH_ROWS)
-        write_deltalake(uri, reader, mode="overwrite", schema_mode="overwrite",
-                        storage_options=opts, commit_properties=props)
+        write_deltalake(
+            uri, reader, mode="overwrite", schema_mode="overwrite", storage_options=opts, commit_properties=props
+        )
 
     table = DeltaTable(uri, storage_options=opts)
     if mode != "overwrite" and _delta_rows(table) != warehouse_rows:
         # rows vanished from the mart (e.g. a batch record withdrawn) or a reset warehouse:
         # fall back to a full copy so that gold always equals the mart
         reader = con.execute(f"select * from {relation}").fetch_record_batch(BATCH_ROWS)
-        write_deltalake(uri, reader, mode="overwrite", schema_mode="overwrite",
-                        storage_options=opts, commit_properties=props)
+        write_deltalake(
+            uri, reader, mode="overwrite", schema_mode="overwrite", storage_options=opts, commit_properties=props
+        )
         mode, replaced = "overwrite", []
         table = DeltaTable(uri, storage_options=opts)
-    return PublishResult(mart=mart, uri=uri, mode=mode, rows=_delta_rows(table),
-                         warehouse_rows=warehouse_rows, version=table.version(), schema=schema,
-                         delta_columns=list(pa.schema(table.schema().to_arrow()).names),
-                         replaced_keys=replaced, preview=preview)
+    return PublishResult(
+        mart=mart,
+        uri=uri,
+        mode=mode,
+        rows=_delta_rows(table),
+        warehouse_rows=warehouse_rows,
+        version=table.version(),
+        schema=schema,
+        delta_columns=list(pa.schema(table.schema().to_arrow()).names),
+        replaced_keys=replaced,
+        preview=preview,
+    )
 
 
 # ------------------------------------------------------------------- documentation + metadata
@@ -154,12 +181,14 @@ def _manifest_nodes() -> dict[str, Any]:
 
 
 def mart_description(mart: str) -> str:
+    """Description of a gold mart: the dbt model's description and where the Delta copy lives."""
     node = _manifest_nodes().get(mart, {})
     text = (node.get("description") or "").strip()
     return (text + "\n\n" if text else "") + f"Delta copy of the dbt mart `{MARTS_SCHEMA}.{mart}` at `gold/{mart}`."
 
 
 def column_descriptions(mart: str) -> dict[str, str]:
+    """Column name → description of a mart, from the dbt manifest."""
     node = _manifest_nodes().get(mart, {})
     return {name: (col.get("description") or "") for name, col in node.get("columns", {}).items()}
 
@@ -175,20 +204,12 @@ def _cell(value: Any) -> str:
 
 
 def markdown_preview(table: pa.Table) -> str:
+    """An Arrow table as a markdown table (cells shortened)."""
     cols = table.column_names
     rows = table.to_pylist()
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def table_schema(schema: pa.Schema, descriptions: dict[str, str]):
-    import dagster as dg
-
-    return dg.TableSchema(columns=[
-        dg.TableColumn(name=f.name, type=str(f.type), description=descriptions.get(f.name) or None)
-        for f in schema
-    ])
 
 
 def read_back_with_polars(lake: Lake, mart: str) -> tuple[int, list[str]]:
