@@ -30,28 +30,14 @@ import polars as pl
 
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "golden.yaml"
 
-#: Canonical parameters of ``fct_process_readings`` (contract order).
-ALL_SIGNALS: tuple[str, ...] = (
-    "temperature",
-    "temperature_sp",
-    "ph",
-    "dissolved_oxygen",
-    "agitation",
-    "air_flow",
-    "o2_flow",
-    "co2_flow",
-    "offgas_o2",
-    "offgas_co2",
-    "capacitance",
-    "base_total",
-    "feed_flow_sp",
-    "feed_flow",
-    "feed_total",
-    "weight",
-    "pressure",
-    "vibration",
-    "motor_current",
-)
+
+def all_signals() -> tuple[str, ...]:
+    """The signals of the default plant's catalog (``config/plants/cho-twin/signals.yaml``): the
+    wide columns of its ``fct_process_readings``, in column order."""
+    from lakehouse.catalog import default_catalog
+
+    return tuple(default_catalog().names())
+
 
 #: Harvest CQA columns of ``dim_batches``.
 CQA_COLUMNS: tuple[str, ...] = (
@@ -73,7 +59,7 @@ _DEFAULT_CONFIG: dict[str, Any] = {
     },
     "cqa_specs": {},
     "profile": {
-        "signals": list(ALL_SIGNALS),
+        "signals": None,  # None: every signal of the catalog (all_signals)
         "culture_age_step_h": 1.0,
         "maturity_step_pct": 1.0,
         "band_pct": [5.0, 95.0],
@@ -126,6 +112,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         cfg = _deep_update(cfg, yaml.safe_load(path.read_text()) or {})
     if overrides:
         cfg = _deep_update(cfg, overrides)
+    if cfg["profile"].get("signals") is None:
+        cfg["profile"]["signals"] = list(all_signals())
     return cfg
 
 
