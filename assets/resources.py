@@ -22,6 +22,8 @@ from twin.site import SiteConfig
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
+    from lakehouse.plant import PlantBundle
+
 _SITE = SiteConfig()  # the site defaults (one place: twin.site.SiteConfig)
 
 
@@ -42,6 +44,18 @@ class LakeResource(dg.ConfigurableResource):
         description="DuckDB warehouse file the marts land in, for BI tools "
         "(local path; relative to the project root; default data/warehouse.duckdb).",
     )
+    plant: str | None = Field(
+        default=None,
+        description="The plant whose data the lake holds: a bundle name under config/plants/ or a bundle "
+        "folder (default: cho-twin, the twin site). Its signal catalog, grid and phase signal shape the "
+        "process data model.",
+    )
+
+    def get_plant(self) -> PlantBundle:
+        """The plant bundle (:class:`lakehouse.plant.PlantBundle`) of this lake."""
+        from lakehouse.plant import default_plant, load_plant
+
+        return load_plant(self.plant) if self.plant else default_plant()
 
     def get_warehouse_path(self) -> Path:
         """The DuckDB warehouse file of this lake (absolute)."""

@@ -22,6 +22,7 @@ MODULES = [
     "bench_ml",
     "bench_golden",
     "bench_plant2",
+    "bench_forecast",
     "bench_spark",
     "bench_live",
 ]

@@ -57,8 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lakehouse.ingest.tagmap import CONTRACT_SUFFIXES
-from lakehouse.ingest.units import PARAMETERS
+from lakehouse.ingest.tagmap import TagMap
 from lakehouse.storage import Lake
 
 # the baseline's parse: the landing contract's column types, pyarrow defaults otherwise
@@ -73,7 +72,8 @@ PARQUET_OPTS = {"compression": "zstd", "compression_level": 1}
 
 
 def _day_file(unit_id: str, day: dt.date, rng: np.random.Generator) -> bytes:
-    sufs = list(CONTRACT_SUFFIXES)
+    table = TagMap.contract_default().suffix_table()  # the twin's tags: suffix -> (signal, unit)
+    sufs = list(table)
     n_min = 1440
     start = np.datetime64(day.isoformat() + "T00:00:00", "ms")
     jitter = rng.integers(0, 900, n_min).astype("timedelta64[ms]")
@@ -81,7 +81,7 @@ def _day_file(unit_id: str, day: dt.date, rng: np.random.Generator) -> bytes:
     ts_s = np.char.add(np.datetime_as_string(ts, unit="ms").astype(str), "Z")
     k = len(sufs)
     tags = np.array([f"{unit_id}.{s}" for s in sufs])
-    units = np.array([PARAMETERS[CONTRACT_SUFFIXES[s]][0] for s in sufs])
+    units = np.array([table[s][1] for s in sufs])
     base = np.array(
         [
             36.8,

@@ -1,20 +1,23 @@
 """Any plant, YAML only: the soft sensor and MSPC of the second simulated plant, judged on its truth.
 
-``run()`` exports the default campaign of ``twin.microbial_site.export_microbial_plant`` (60 Pichia
-fed-batches, 20 with a fault; a foreign vendor's files), turns it into gold-shaped frames with
-``tests/support/plant2.py`` (STAND-IN for the import → dbt path until the signal catalog lands) and
-uses only the plant's bundle ``config/plants/plant2/`` and library code:
+``run()`` exports a campaign of ``twin.microbial_site.export_microbial_plant`` (default 60 Pichia
+fed-batches, 20 with a fault; a foreign vendor's files) and takes it the real way with the shipped
+bundle ``config/plants/pichia/``: import → bronze → dbt → gold → the plant job of
+``lakehouse run --plant`` (features, model selection, gate, scores, golden batch, MSPC) in one
+Dagster run (``tests.support.plant2.run_plant``). Then, against the truth no model reads:
 
-* ``plant2_softsensor_rmse`` / ``plant2_baseline_rmse``: titer soft sensor vs the mean trajectory by
-  culture age, RMSE against the TRUE titer on the hourly rows of the held-out normal batches
-  (the latest quarter of the normal batches; rows before the induction gate left out);
+* ``plant2_softsensor_rmse`` / ``plant2_baseline_rmse``: the titer champion's published scores
+  (``scores/titer``) vs its mean trajectory by culture age, RMSE against the TRUE titer (g/L) on
+  the hourly rows of the held-out normal batches (rows before the induction gate left out);
   ``plant2_pi90_coverage``: share of those rows whose 90 % interval holds the true titer;
 * ``plant2_mspc_detected_fraction``: faulty batches with an alarm at or after the true onset;
-  ``plant2_mspc_false_alarm_fraction``: truly fault-free batches that ever alarm — MSPC by 5-fold
-  cross-validation over batches (every batch scored once by a model whose reference it is not in).
+  ``plant2_mspc_false_alarm_fraction``: truly fault-free batches that ever alarm — MSPC with the
+  bundle's golden.yaml by 5-fold cross-validation over the gold batches (every batch scored once
+  by a model whose reference it is not in).
 
 Spread: MSPC over ``BENCH_PLANT2_MSPC_SEEDS`` fold assignments (default 0,1,2,3) and the whole
-evaluation over ``BENCH_PLANT2_EXPORT_SEEDS`` campaigns (default 21 = the reported figures, 22, 23).
+evaluation over ``BENCH_PLANT2_EXPORT_SEEDS`` campaigns (default 21; e.g. 21,22,23);
+``BENCH_PLANT2_BATCHES`` (default 60) batches per campaign.
 """
 
 from __future__ import annotations
@@ -32,36 +35,36 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 warnings.filterwarnings("ignore")
-BUNDLE = ROOT / "config" / "plants" / "plant2"
 
 
 def _seeds(name: str, default: str) -> list[int]:
     return [int(x) for x in os.environ.get(name, default).split(",") if x.strip()]
 
 
-def _one_campaign(seed: int, mspc_seeds: list[int], tmp: Path) -> dict:
-    from ml import golden as gb
-    from tests.support.plant2 import evaluate_plant2, load_plant2, mspc_truth_figures, plant2_catalog
+def _one_campaign(seed: int, mspc_seeds: list[int], tmp: Path, n_batches: int) -> dict:
+    from lakehouse.storage import Lake
+    from tests.support.plant2 import evaluate_plant2, mspc_truth_figures, run_plant
     from twin.microbial_site import export_microbial_plant
 
     t = time.perf_counter()
-    exp = export_microbial_plant(tmp / f"export-{seed}", seed=seed)
+    export = tmp / f"export-{seed}"
+    exp = export_microbial_plant(export, n_batches=n_batches, seed=seed)
     t_export = time.perf_counter() - t
     t = time.perf_counter()
-    frames = load_plant2(tmp / f"export-{seed}")
-    t_load = time.perf_counter() - t
+    _, result = run_plant(export, tmp / f"lake-{seed}", tmp / f"warehouse-{seed}.duckdb")
+    t_run = time.perf_counter() - t
+    if not result.success:
+        raise RuntimeError(f"the plant run failed for export seed {seed}")
     t = time.perf_counter()
-    res = evaluate_plant2(frames, BUNDLE / "softsensor.yaml", BUNDLE / "golden.yaml", mspc_seed=mspc_seeds[0])
+    res = evaluate_plant2(Lake(str(tmp / f"lake-{seed}")), export, mspc_seed=mspc_seeds[0])
     t_eval = time.perf_counter() - t
-    cfg = gb.load_config(BUNDLE / "golden.yaml", catalog=plant2_catalog())
+    g, truth = res["frames"], res["truth"]
     ms = [res["mspc"]] + [
-        mspc_truth_figures(
-            frames["readings"], frames["batches"], frames["deviations"], frames["truth_batches"], cfg, seed=s
-        )
+        mspc_truth_figures(g["readings"], g["batches"], g["deviations"], truth["batches"], res["golden"], seed=s)
         for s in mspc_seeds[1:]
     ]
     ss = res["softsensor"]["normal"]
-    m = res["softsensor_model"]
+    m = res["softsensor"]["metrics"]
     return {
         "seed": seed,
         "batches": exp.batches,
@@ -83,16 +86,17 @@ def _one_campaign(seed: int, mspc_seeds: list[int], tmp: Path) -> dict:
         "mspc_false_alarms": ms[0]["false_alarms"],
         "mspc_median_delay_h": ms[0]["median_delay_h"],
         "mspc_phase1_excluded": ms[0]["phase1_excluded"],
-        "seconds": {"export": round(t_export, 1), "load": round(t_load, 1), "evaluate": round(t_eval, 1)},
+        "seconds": {"export": round(t_export, 1), "plant_run": round(t_run, 1), "evaluate": round(t_eval, 1)},
     }
 
 
 def run() -> dict:
     t_all = time.perf_counter()
-    export_seeds = _seeds("BENCH_PLANT2_EXPORT_SEEDS", "21,22,23")
+    export_seeds = _seeds("BENCH_PLANT2_EXPORT_SEEDS", "21")
     mspc_seeds = _seeds("BENCH_PLANT2_MSPC_SEEDS", "0,1,2,3")
+    n_batches = int(os.environ.get("BENCH_PLANT2_BATCHES", "60"))
     with tempfile.TemporaryDirectory(prefix="bench-plant2-") as d:
-        runs = [_one_campaign(s, mspc_seeds, Path(d)) for s in export_seeds]
+        runs = [_one_campaign(s, mspc_seeds, Path(d), n_batches) for s in export_seeds]
     main = runs[0]
 
     def spread(key: str) -> list[float]:

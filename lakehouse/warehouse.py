@@ -10,9 +10,13 @@ import functools
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakehouse.ingest.schemas import BRONZE_SCHEMAS
 from lakehouse.storage import Lake
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lakehouse.plant import PlantBundle
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -49,8 +53,7 @@ def duckdb_path(configured: str | Path | None = None) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def dbt_project_vars() -> dict:
-    """``vars`` of dbt_project.yml (grid_minutes, unit_conversions, …): what the Spark
-    alignment needs to compute exactly what the dbt model would."""
+    """``vars`` of dbt_project.yml (assay as-of tolerance, test windows, …)."""
     import yaml
 
     return dict(yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()).get("vars") or {})
@@ -63,6 +66,14 @@ def dbt_project_vars() -> dict:
 # one built by other model code (an incremental model whose columns or logic changed would
 # otherwise fail on its schema or keep rows computed the old way).
 BUILD_STATE = "lakehouse_state.dbt_builds"
+
+
+def plant_model_code(manifest: Path | None, plant: PlantBundle) -> str:
+    """What a dbt build of ``plant`` is made from: the model code (:func:`model_code_fingerprint`)
+    and the plant's catalog, grid, phase and equipment signals (:meth:`PlantBundle.fingerprint`).
+    A warehouse built from another value is rebuilt from scratch (the aligned models' columns
+    are the plant's signals)."""
+    return f"{model_code_fingerprint(manifest)}:{plant.fingerprint()}"
 
 
 def model_code_fingerprint(manifest: Path | None = None) -> str:
@@ -159,8 +170,14 @@ def missing_bronze_tables(lake: Lake) -> list[str]:
     return [t for t in BRONZE_TABLES if not lake.delta_exists(lake.uri("bronze", t))]
 
 
-def dbt_env(lake: Lake, warehouse: Path | None = None, missing_bronze: list[str] | None = None) -> dict[str, str]:
-    """Environment variables ``profiles.yml`` and the sources read (see dbt_project/profiles.yml).
+def dbt_env(
+    lake: Lake, warehouse: Path | None = None, missing_bronze: list[str] | None = None, plant: PlantBundle | None = None
+) -> dict[str, str]:
+    """Environment variables ``profiles.yml``, the sources and the models read (see
+    dbt_project/profiles.yml, macros/lakehouse.sql).
+
+    ``plant`` (default: the default bundle, the twin site) gives the signal columns, grid,
+    phase signal and equipment signals (:meth:`lakehouse.plant.PlantBundle.dbt_env`).
 
     The lake root goes in ``LAKEHOUSE_ROOT`` (sources: ``delta_scan('<root>/bronze/<table>')``);
     S3 endpoint and credentials become a DuckDB S3 secret (path-style URLs, HTTP when the
@@ -177,7 +194,14 @@ def dbt_env(lake: Lake, warehouse: Path | None = None, missing_bronze: list[str]
         "DBT_ENV_SECRET_LAKEHOUSE_S3_SECRET_ACCESS_KEY": (s3.secret_access_key or "") if s3 else "",
         "LAKEHOUSE_S3_REGION": (s3.region or "us-east-1") if s3 else "us-east-1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **(plant or _default_plant()).dbt_env(),
     }
+
+
+def _default_plant() -> PlantBundle:
+    from lakehouse.plant import default_plant
+
+    return default_plant()
 
 
 @contextlib.contextmanager

@@ -11,31 +11,12 @@ These are what the plant recorded (QA), never a simulator's truth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import polars as pl
+
+from ml.config import BatchConditionConfig
 
 UTC_US = pl.Datetime("us", "UTC")
 NORMAL, FAULT = "normal", "fault"
-
-
-@dataclass(frozen=True)
-class BatchConditionConfig:
-    """How a plant's batch list and deviation records tell normal batches from fault batches.
-
-    Attributes
-    ----------
-    normal_statuses
-        ``dim_batches.status`` values of a normal batch (case-insensitive); empty: any status.
-    exclude_recorded_deviations
-        A batch with a recorded deviation is a fault batch.
-    deviation_count_column
-        ``dim_batches`` column counting recorded deviations (used when present).
-    """
-
-    normal_statuses: tuple[str, ...] = ()
-    exclude_recorded_deviations: bool = True
-    deviation_count_column: str | None = "n_deviation_work_orders"
 
 
 def batch_conditions(

@@ -10,15 +10,14 @@ The same config objects are the contract with the Spark engine: every feature fu
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import yaml
 
 from lakehouse.identifiers import check_identifier
-from ml.batches import BatchConditionConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOFTSENSOR_CONFIG = PROJECT_ROOT / "config" / "ml" / "softsensor.yaml"
@@ -134,10 +133,29 @@ def features_from_catalog(catalog: Any, exclude: tuple[str, ...] | list[str] = (
             out[lst].append(s.name)
         rng = getattr(s, "valid_range", None)
         if kind == "state" and rng is not None and rng[0] is not None and rng[1] is not None:
-            lo, hi = int(np.ceil(rng[0])), int(np.floor(rng[1]))
+            lo, hi = math.ceil(rng[0]), math.floor(rng[1])
             if 0 <= hi - lo < MAX_DEFAULT_STATE_CODES:
                 codes[s.name] = tuple(float(c) for c in range(lo, hi + 1))
     return {**{k: tuple(v) for k, v in out.items()}, "state_codes": codes}
+
+
+@dataclass(frozen=True)
+class BatchConditionConfig:
+    """How a plant's batch list and deviation records tell normal batches from fault batches.
+
+    Attributes
+    ----------
+    normal_statuses
+        ``dim_batches.status`` values of a normal batch (case-insensitive); empty: any status.
+    exclude_recorded_deviations
+        A batch with a recorded deviation is a fault batch.
+    deviation_count_column
+        ``dim_batches`` column counting recorded deviations (used when present).
+    """
+
+    normal_statuses: tuple[str, ...] = ()
+    exclude_recorded_deviations: bool = True
+    deviation_count_column: str | None = "n_deviation_work_orders"
 
 
 CANDIDATES = ("xgboost", "ridge", "pls", "blend")

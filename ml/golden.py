@@ -30,28 +30,14 @@ import polars as pl
 
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "golden.yaml"
 
-#: Canonical parameters of ``fct_process_readings`` (contract order).
-ALL_SIGNALS: tuple[str, ...] = (
-    "temperature",
-    "temperature_sp",
-    "ph",
-    "dissolved_oxygen",
-    "agitation",
-    "air_flow",
-    "o2_flow",
-    "co2_flow",
-    "offgas_o2",
-    "offgas_co2",
-    "capacitance",
-    "base_total",
-    "feed_flow_sp",
-    "feed_flow",
-    "feed_total",
-    "weight",
-    "pressure",
-    "vibration",
-    "motor_current",
-)
+
+def all_signals() -> tuple[str, ...]:
+    """The signals of the default plant's catalog (``config/plants/cho-twin/signals.yaml``): the
+    wide columns of its ``fct_process_readings``, in column order."""
+    from lakehouse.catalog import default_catalog
+
+    return tuple(default_catalog().names())
+
 
 #: Harvest CQA columns of ``dim_batches``.
 CQA_COLUMNS: tuple[str, ...] = (
@@ -74,7 +60,7 @@ _DEFAULT_CONFIG: dict[str, Any] = {
     },
     "cqa_specs": {},
     "profile": {
-        "signals": [],  # empty: the MSPC signals
+        "signals": [],  # empty: the MSPC signals (from the plant's catalog when mspc.signals is empty)
         "culture_age_step_h": 1.0,
         "maturity_step_pct": 1.0,
         "band_pct": [5.0, 95.0],
@@ -129,9 +115,12 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None, c
         cfg = _deep_update(cfg, overrides)
     m = cfg["mspc"]
     if not m.get("signals"):
-        if catalog is None:
-            raise ValueError(f"{path}: mspc.signals is empty and no signal catalog was given to choose them from")
         from ml.config import catalog_signals
+
+        if catalog is None:  # the default plant's catalog (config/plants/cho-twin)
+            from lakehouse.catalog import default_catalog
+
+            catalog = default_catalog()
 
         skip = set(m.get("exclude") or [])
         m["signals"] = [
@@ -146,7 +135,7 @@ def batch_condition_config(cfg: dict):
     """The golden config's reference-batch rule as :class:`ml.batches.BatchConditionConfig`
     (``qualification.statuses`` are the normal statuses; ``exclude_deviation_work_orders`` keeps
     batches with recorded deviations out)."""
-    from ml.batches import BatchConditionConfig
+    from ml.config import BatchConditionConfig
 
     q = cfg["qualification"]
     return BatchConditionConfig(

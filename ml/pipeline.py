@@ -28,7 +28,6 @@ SOFTSENSOR = ("features", "softsensor")
 EQUIPMENT = ("features", "equipment_health")
 GOLD_SOFTSENSOR_INPUTS = ("fct_process_readings", "dim_batches", "fct_assay_results")
 GOLD_PDM_INPUTS = ("fct_equipment_health_daily", "fct_work_orders")
-DEVIATIONS_TABLE = "fct_deviations"  # a plant's recorded deviations, when its import provides them
 
 
 # ----------------------------------------------------------------------------- features
@@ -212,10 +211,24 @@ def register(lake: Lake, model: TrainedModel, training_data: dict) -> Registered
 
 
 def lake_deviations(lake: Lake) -> pl.DataFrame | None:
-    """The plant's recorded deviations (``gold/fct_deviations``: ``batch_id, recorded_onset_ts``), None
-    when the lake has no such table."""
-    uri = lake.uri("gold", DEVIATIONS_TABLE)
-    return read_table(lake, "gold", DEVIATIONS_TABLE).df if lake.delta_exists(uri) else None
+    """The plant's recorded deviations as ``batch_id, recorded_onset_ts`` (the earliest onset QA
+    recorded), from ``gold/dim_batches`` (``n_recorded_deviations``, ``first_deviation_onset_ts``:
+    the import's deviation list); None when the lake has no such columns."""
+    if not lake.delta_exists(lake.uri("gold", "dim_batches")):
+        return None
+    b = read_table(
+        lake,
+        "gold",
+        "dim_batches",
+        only_existing_columns=True,
+        columns=["batch_id", "n_recorded_deviations", "first_deviation_onset_ts"],
+    ).df
+    if "n_recorded_deviations" not in b.columns:
+        return None
+    onset = pl.col("first_deviation_onset_ts") if "first_deviation_onset_ts" in b.columns else pl.lit(None)
+    return b.filter(pl.col("n_recorded_deviations") > 0).select(
+        "batch_id", onset.cast(pl.Datetime("us", "UTC")).alias("recorded_onset_ts")
+    )
 
 
 def lake_conditions(lake: Lake, cfg: SoftSensorConfig) -> pl.DataFrame | None:

@@ -81,3 +81,27 @@ def top_signals(importance: dict[str, float], title: str = "mean |contribution| 
     ax.set_title(title, fontsize=8)
     ax.tick_params(labelsize=7)
     return to_markdown(fig, "top signals")
+
+
+def mirror_forecasts(forecasts, assays: dict | None = None, series: str = "titer", max_batches: int = 4) -> str:
+    """Markdown plot: the live mirror's forecast of ``series`` to harvest (median, 80/95 % bands) per
+    running batch, with the assays released so far (``{batch_id: frame of analyte, value,
+    culture_age_h}``) and the decision time."""
+    fcs = list(forecasts)[:max_batches]
+    fig, axes = plt.subplots(1, max(len(fcs), 1), figsize=(3.2 * max(len(fcs), 1), 2.8), squeeze=False)
+    for ax, fc in zip(axes[0], fcs, strict=False):
+        d = fc.t_h / 24.0
+        q = fc.trajectory[series]  # rows: 2.5, 10, 50, 90, 97.5 %
+        ax.fill_between(d, q[0], q[4], alpha=0.15, color="C0", lw=0, label="95 %")
+        ax.fill_between(d, q[1], q[3], alpha=0.3, color="C0", lw=0, label="80 %")
+        ax.plot(d, q[2], lw=1.2, color="C0", label="median")
+        ax.axvline(fc.as_of_h / 24.0, color="0.4", lw=0.8, ls="--")
+        a = (assays or {}).get(fc.batch_id)
+        if a is not None and len(a):
+            a = a[a["analyte"] == series]
+            ax.scatter(a["culture_age_h"] / 24.0, a["value"], s=14, c="k", zorder=3, label="assay")
+        ax.set_title(f"{fc.batch_id} @ day {fc.as_of_h / 24:.1f}", fontsize=8)
+        ax.set_xlabel("culture day")
+    axes[0][0].set_ylabel(series)
+    axes[0][0].legend(fontsize=6)
+    return to_markdown(fig, f"mirror forecast {series}")

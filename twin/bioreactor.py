@@ -42,7 +42,7 @@ Public API (stable; other engineers' DoE and calibration code depend on it)
 --------------------------------------------------------------------------
 ``Recipe``, ``DESIGN_SPACE``, ``NOMINAL_RECIPE``, ``KineticParams``, ``QualityParams``,
 ``Medium``, ``Vessel``, ``Faults``, ``simulate_batches`` -> ``BatchResult``,
-``recipes_to_arrays``, ``SERIES_UNITS``, ``HARVEST_UNITS``.
+``recipes_to_arrays``, ``SERIES_UNITS``, ``HARVEST_UNITS``, ``INPUT_KEYS``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from twin import equipment as eq
 __all__ = [
     "DESIGN_SPACE",
     "HARVEST_UNITS",
+    "INPUT_KEYS",
     "NOMINAL_RECIPE",
     "SERIES_UNITS",
     "BatchResult",
@@ -819,6 +820,30 @@ def _exogenous(
     )
 
 
+#: ``simulate_batches(inputs=...)`` keys -> the per-step exogenous array they replace
+INPUT_KEYS: dict[str, str] = {"temperature": "t_act", "feed_lph": "feed"}
+
+
+def _override_inputs(ex: dict[str, np.ndarray], inputs: Mapping[str, np.ndarray] | None, n: int) -> None:
+    """Replace per-step exogenous inputs by the finite entries of ``inputs`` (in place)."""
+    if not inputs:
+        return
+    unknown = set(inputs) - set(INPUT_KEYS)
+    if unknown:
+        raise ValueError(f"unknown inputs {sorted(unknown)}; expected a subset of {sorted(INPUT_KEYS)}")
+    for key, target in INPUT_KEYS.items():
+        if key not in inputs:
+            continue
+        a = np.asarray(inputs[key], dtype=float)
+        if a.ndim != 2 or a.shape[0] != n:
+            raise ValueError(f"inputs[{key!r}] has shape {a.shape}, expected ({n}, n_steps)")
+        dst = ex[target]
+        m = min(a.shape[1], dst.shape[1])
+        part = dst[:, :m]
+        ok = np.isfinite(a[:, :m])
+        part[ok] = a[:, :m][ok]
+
+
 def _initial_state(rec: dict[str, np.ndarray], med: Medium) -> np.ndarray:
     n = rec["ph"].shape[0]
     V0 = rec["working_volume_l"]
@@ -847,6 +872,7 @@ def simulate_batches(
     vessel: Vessel | None = None,
     sample_offset_h: float | np.ndarray = 2.0,
     end_h: np.ndarray | None = None,
+    inputs: Mapping[str, np.ndarray] | None = None,
 ) -> BatchResult:
     """Integrate many fed-batch cultures at once (RK4, fixed step ``dt_h``).
 
@@ -862,6 +888,11 @@ def simulate_batches(
         daily samples of ``medium.sample_volume_l`` are withdrawn at offset + 24 k.
     end_h: actual end of each culture [h] (default: ``duration_days`` * 24); an aborted batch
         ends early. Series are NaN after it, harvest values are taken at it.
+    inputs: measured (or planned) inputs that replace the recipe's, per integration step
+        ``[k dt_h, (k+1) dt_h)``: ``temperature`` (actual culture temperature, degC) and/or
+        ``feed_lph`` (delivered feed, L/h), arrays (n_batches, m) for steps ``k < m``; NaN (and
+        every step ``k >= m``) = the recipe's value with its faults. This is how the live mirror
+        (``twin.mirror``) replays what a running batch actually received.
     """
     kp = params or KineticParams()
     qpar = quality or QualityParams()
@@ -878,6 +909,7 @@ def simulate_batches(
     rec_every = max(1, int(round(record_every_h / dt_h)))
     t_steps = np.arange(n_steps + 1) * dt_h  # inputs also at the final time (for its record)
     ex = _exogenous(rec, faults, t_steps, dt_h, end_h)
+    _override_inputs(ex, inputs, n)
     model = _Model(kp, qpar, med, ves, rec)
 
     # end-of-culture step per batch, sample events

@@ -42,7 +42,9 @@ def _score_assets(titer: str, harvest: dict[str, str]):
         description="Titer soft-sensor trajectory for every batch step (and at every sample time) by the champion.",
     )
     def scores_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
-        df, version = _pipeline().score_titer_table(lake.get_lake(), config.softsensor(), explain=config.explain)
+        df, version = _pipeline().score_titer_table(
+            lake.get_lake(), config.softsensor(lake.get_plant()), explain=config.explain
+        )
         return dg.MaterializeResult(metadata=_score_metadata(df, version))
 
     @dg.asset(
@@ -55,7 +57,9 @@ def _score_assets(titer: str, harvest: dict[str, str]):
     def scores_harvest_cqa(
         context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig
     ) -> dg.MaterializeResult:
-        df, version = _pipeline().score_harvest_table(lake.get_lake(), config.softsensor(), explain=config.explain)
+        df, version = _pipeline().score_harvest_table(
+            lake.get_lake(), config.softsensor(lake.get_plant()), explain=config.explain
+        )
         return dg.MaterializeResult(metadata=_score_metadata(df, version))
 
     return scores_titer, scores_harvest_cqa
@@ -71,7 +75,7 @@ def _score_assets(titer: str, harvest: dict[str, str]):
 def scores_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
     import polars as pl
 
-    df, version = _pipeline().score_pdm_table(lake.get_lake(), config.pdm(), explain=config.explain)
+    df, version = _pipeline().score_pdm_table(lake.get_lake(), config.pdm(lake.get_plant()), explain=config.explain)
     md = _score_metadata(df, version)
     latest = df.filter(pl.col("date") == df["date"].max()) if df.height else df
     md["alerts_latest_day"] = js(latest.filter(pl.col("alert"))["equipment_id"].to_list() if latest.height else [])
@@ -146,7 +150,9 @@ def titer_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource):
 
 @_check("titer", "verification", "Rolling error of the champion's predictions vs arrived titer results, and PSI drift.")
 def titer_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
-    yield from _verification(context, _pipeline().verify_titer(lake.get_lake(), config.softsensor()), "titer")
+    yield from _verification(
+        context, _pipeline().verify_titer(lake.get_lake(), config.softsensor(lake.get_plant())), "titer"
+    )
 
 
 @_check("harvest_cqa", "traceable_to_registry", TRACE)
@@ -156,7 +162,9 @@ def harvest_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource
 
 @_check("harvest_cqa", "verification", "Rolling error vs arrived harvest assays, and PSI drift of the day-D features.")
 def harvest_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
-    yield from _verification(context, _pipeline().verify_harvest(lake.get_lake(), config.softsensor()), "harvest_cqa")
+    yield from _verification(
+        context, _pipeline().verify_harvest(lake.get_lake(), config.softsensor(lake.get_plant())), "harvest_cqa"
+    )
 
 
 @_check("pdm", "traceable_to_registry", TRACE)
@@ -166,20 +174,22 @@ def pdm_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource):
 
 @_check("pdm", "verification", "PSI drift of the last 30 days' inputs.")
 def pdm_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
-    yield from _verification(context, _pipeline().verify_pdm(lake.get_lake(), config.pdm()), "pdm")
+    yield from _verification(context, _pipeline().verify_pdm(lake.get_lake(), config.pdm(lake.get_plant())), "pdm")
 
 
 def build_defs(softsensor: SoftSensorConfig | None = None) -> dg.Definitions:
-    """Score assets and their checks, downstream of the models named in ``softsensor``."""
+    """Score assets and their checks, downstream of the models named in ``softsensor`` (no harvest
+    scores for a plant without harvest targets)."""
     cfg = softsensor or load_softsensor_config()
-    scores_titer, scores_harvest_cqa = _score_assets(titer_name(cfg), harvest_names(cfg))
+    harvest = harvest_names(cfg)
+    scores_titer, scores_harvest_cqa = _score_assets(titer_name(cfg), harvest)
+    with_harvest = [scores_harvest_cqa] if harvest else []
     return dg.Definitions(
-        assets=[scores_titer, scores_harvest_cqa, scores_pdm],
+        assets=[scores_titer, *with_harvest, scores_pdm],
         asset_checks=[
             titer_traceable,
             titer_verification,
-            harvest_traceable,
-            harvest_verification,
+            *([harvest_traceable, harvest_verification] if harvest else []),
             pdm_traceable,
             pdm_verification,
         ],

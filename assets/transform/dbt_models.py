@@ -29,11 +29,10 @@ from assets.resources import LakeResource, SparkResource
 from lakehouse.warehouse import (
     DBT_PROJECT_DIR,
     dbt_env,
-    dbt_project_vars,
     missing_bronze_tables,
-    model_code_fingerprint,
     needs_full_refresh,
     patched_environ,
+    plant_model_code,
     record_build,
 )
 
@@ -131,6 +130,7 @@ def _build(
 ):
     """``dbt build`` of the context's selection against the lake, streamed as Dagster events."""
     the_lake = lake.get_lake()
+    plant = lake.get_plant()  # its signal catalog, grid, phase signal: the aligned models' shape
     warehouse = lake.get_warehouse_path()
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     missing = missing_bronze_tables(the_lake)
@@ -138,12 +138,12 @@ def _build(
         context.log.warning(f"bronze tables not in the lake yet, read as empty: {missing}")
     step = context.op_def.name
     args = list(extra_args or [])
-    code = model_code_fingerprint(Path(dbt_project().manifest_path))
+    code = plant_model_code(Path(dbt_project().manifest_path), plant)
     reason = needs_full_refresh(warehouse, step, the_lake.root, code)
     if reason:
         context.log.warning(f"{warehouse}: {reason}: dbt build --full-refresh from {the_lake.root}")
         args.append("--full-refresh")
-    env = {**dbt_env(the_lake, warehouse, missing), "LAKEHOUSE_ALIGNMENT_ENGINE": "duckdb", **(extra_env or {})}
+    env = {**dbt_env(the_lake, warehouse, missing, plant), "LAKEHOUSE_ALIGNMENT_ENGINE": "duckdb", **(extra_env or {})}
     with patched_environ(env):
         invocation = dbt.cli(
             ["build", *args],
@@ -203,12 +203,10 @@ def build_dbt_assets() -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
         if spark.is_spark and ALIGNED_MODEL_KEY in context.selected_asset_keys:
             from lakehouse.spark.aligned_table import refresh_aligned_readings
 
-            dbt_vars = dbt_project_vars()
             refresh = refresh_aligned_readings(
                 the_lake,
                 spark.get_session(),
-                grid_minutes=int(dbt_vars.get("grid_minutes", 1)),
-                unit_conversions=dbt_vars.get("unit_conversions") or {},
+                plant=lake.get_plant(),  # its catalog, grid, state and phase signals
                 use_delta_spark_jars=spark.use_delta_spark_jars,
             )
             context.log.info(

@@ -21,6 +21,8 @@
     'mes_materials': [['batch_id', 'varchar'], ['lot_id', 'varchar'], ['material', 'varchar'], ['role', 'varchar'],
                       ['quantity', 'double'], ['unit', 'varchar']],
     'mes_genealogy': [['batch_id', 'varchar'], ['input_lot', 'varchar'], ['output_lot', 'varchar'], ['record_type', 'varchar']],
+    'mes_deviations': [['deviation_id', 'varchar'], ['batch_id', 'varchar'], ['onset_ts', 'timestamptz'], ['category', 'varchar'],
+                       ['description', 'varchar'], ['opened_ts', 'timestamptz']],
     'chrom_runs': [['run_id', 'varchar'], ['skid_id', 'varchar'], ['column_id', 'varchar'], ['column_cycle', 'bigint'],
                    ['batch_id', 'varchar'], ['input_lot', 'varchar'], ['output_lot', 'varchar'], ['start', 'timestamptz'],
                    ['end', 'timestamptz'], ['load_volume_l', 'double'], ['load_titer_g_l', 'double'],

@@ -31,7 +31,7 @@ from lakehouse.ingest.parsing import (
 )
 from lakehouse.ingest.schemas import BRONZE_SCHEMAS, SETPOINT_KEYS, TS, data_columns
 from lakehouse.ingest.tagmap import TagMap
-from lakehouse.ingest.units import ANALYTES, normalise_unit
+from lakehouse.ingest.units import ANALYTES, normalise_unit, unit_key
 from lakehouse.ingest.validation import (
     TimePolicy,
     _expr_check,
@@ -273,7 +273,8 @@ _UNIT_IDS: dict[str | None, int] = {}
 
 
 def _unit_id(u: str | None) -> int:
-    n = normalise_unit(u) if u is not None else None
+    """A small int per unit: spellings of the same unit (``l/min``, ``L/min``) share it."""
+    n = unit_key(u) if u is not None else None
     return _UNIT_IDS.setdefault(n, len(_UNIT_IDS) + 1) if n is not None else -1
 
 
@@ -701,6 +702,18 @@ def schema_mes_materials(ctx: IngestContext) -> pap.DataFrameSchema:
 def schema_mes_genealogy(ctx: IngestContext) -> pap.DataFrameSchema:
     """pandera schema of ``mes_genealogy`` rows."""
     return _schema({**_str_cols("batch_id", "input_lot", "output_lot")})
+
+
+def schema_mes_deviations(ctx: IngestContext) -> pap.DataFrameSchema:
+    """Recorded deviations: id, batch and recorded onset required; one row per id and file."""
+    return _schema(
+        {
+            **_str_cols("deviation_id", "batch_id"),
+            "onset_ts": ts_column(ctx.time),
+            "opened_ts": ts_column(ctx.time, nullable=True),
+        },
+        checks=[duplicate_check(["deviation_id"], "deviations")],
+    )
 
 
 # ------------------------------------------------------- chromatography / filtration

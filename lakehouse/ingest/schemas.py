@@ -95,6 +95,15 @@ BRONZE_SCHEMAS: dict[str, pa.Schema] = {
         ("output_lot", STR),
         ("record_type", STR),
     ),
+    # deviations QA recorded against a batch (a plant's deviation list, lakehouse import)
+    "mes_deviations": _s(
+        ("deviation_id", STR),
+        ("batch_id", STR),
+        ("onset_ts", TS),
+        ("category", STR),
+        ("description", STR),
+        ("opened_ts", TS),
+    ),
     "chrom_runs": _s(
         ("run_id", STR),
         ("skid_id", STR),

@@ -18,16 +18,18 @@ semantics, values within float rounding), ``_source_ingested_at`` included, plus
   inputs gained data files since: a (unit, day) of new historian files their window touches,
   or a new MES record or phase file of theirs. Ingestion runs that overlap commit rows with
   out-of-order ``_ingested_at``; none is skipped. It replaces exactly their partitions (the
-  table is partitioned by ``batch_id``) in one Delta commit. A change of grid, parameters or
-  unit conversions (the ``spec`` in the commit metadata) rebuilds everything, and so does a
+  table is partitioned by ``batch_id``) in one Delta commit. A change of the plant's catalog,
+  grid or phase signal (the ``spec`` in the commit metadata) rebuilds everything, and so does a
   bronze version that is gone from the log (a re-created table).
 * ``_loaded_at`` of the rebuilt batches = the refresh's stamp, strictly increasing from one
   refresh to the next (stored as the commit's watermark): dbt copies the batches whose
   ``_loaded_at`` is newer than the newest it holds.
 * Readings are staged like ``stg_historian__readings``: rows without ``parameter`` dropped, the
   same reading (unit, tag, ts) ingested twice counts once (latest ``_ingested_at``, then
-  ``_source_file``), values converted to canonical units (``unit_conversions``, the dbt var of
-  the same name), then only good readings (quality 192) enter the grid.
+  ``_source_file``), then only good readings (quality 192) enter the grid. Values are already
+  in the catalog's canonical units (the importer converted them): nothing is converted here.
+* The columns are the signals of the plant's catalog (``plant``, :class:`lakehouse.plant.PlantBundle`),
+  with its grid, state signals and phase signal — what the dbt model gets from the same bundle.
 
 Plain Python + PySpark; the Dagster wiring is in ``assets/transform/dbt_models.py``.
 """
@@ -40,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakehouse.transforms.alignment import GOOD_QUALITY, PARAMETERS
+from lakehouse.transforms.grid import GOOD_QUALITY, grid_us, phase_codes
 
 SILVER_LAYER = "silver"
 ALIGNED_TABLE = "process_readings_aligned"
@@ -63,30 +65,23 @@ class AlignedRefresh:
     watermark: str | None = None
 
 
-def alignment_spec(grid_minutes: int, parameters: Sequence[str], unit_conversions: Mapping[str, Any]) -> str:
-    """Fingerprint of everything that shapes the aligned rows (a change rebuilds every batch)."""
+def alignment_spec(
+    g_us: int, parameters: Sequence[str], catalog_fingerprint: str = "", states: Sequence[str] = (), phase: Any = None
+) -> str:
+    """Fingerprint of everything that shapes the aligned rows (a change rebuilds every batch):
+    grid, signal columns, the catalog (units, kinds, ranges), state and phase signals."""
+    ph = phase_codes(phase)
     blob = json.dumps(
         {
-            "grid_minutes": int(grid_minutes),
+            "grid_us": int(g_us),
             "parameters": list(parameters),
-            "unit_conversions": {k: list(v) for k, v in sorted(unit_conversions.items())},
+            "catalog": catalog_fingerprint,
+            "states": sorted(states),
+            "phase": [ph[0], sorted(ph[1].items())] if ph else None,
         },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def canonical_value_sql(
-    unit_conversions: Mapping[str, Sequence[str]], value: str = "value", unit: str = "eng_unit"
-) -> str:
-    """The ``canonical_value`` dbt macro as a Spark SQL expression (same arithmetic, IEEE doubles)."""
-    whens = " ".join(
-        f"WHEN '{src}' THEN {conv[1].replace('x', f'(CAST({value} AS DOUBLE))')}"
-        for src, conv in unit_conversions.items()
-    )
-    if not whens:
-        return f"CAST({value} AS DOUBLE)"
-    return f"CAST(CASE lower(trim({unit})) {whens} ELSE CAST({value} AS DOUBLE) END AS DOUBLE)"
 
 
 def _format_us(us: int) -> str:
@@ -114,7 +109,7 @@ class RefreshState:
     watermark : str or None
         Its ``_loaded_at`` stamp ('YYYY-MM-DD HH:MM:SS.ffffff', UTC).
     spec : str or None
-        Fingerprint of grid, parameters and unit conversions (:func:`alignment_spec`).
+        Fingerprint of the signal columns, catalog, grid, state and phase signals (:func:`alignment_spec`).
     bronze_versions : dict or None
         Bronze table -> version it read (None: written before change capture by version).
     """
@@ -243,13 +238,17 @@ def refresh_aligned_readings(
     lake: Any,
     spark: Any,
     *,
-    grid_minutes: int = 1,
-    parameters: Sequence[str] = PARAMETERS,
-    unit_conversions: Mapping[str, Sequence[str]] | None = None,
+    plant: Any = None,
+    grid_minutes: int | None = None,
+    parameters: Sequence[str] | None = None,
     full_refresh: bool = False,
     use_delta_spark_jars: bool = False,
 ) -> AlignedRefresh:
-    """Bring ``silver/process_readings_aligned`` up to date with the bronze tables of ``lake``."""
+    """Bring ``silver/process_readings_aligned`` up to date with the bronze tables of ``lake``.
+
+    ``plant`` (a :class:`lakehouse.plant.PlantBundle`; default: the default bundle) gives the
+    signal columns, grid, state and phase signals. ``grid_minutes`` / ``parameters`` override
+    its grid / signals (tests)."""
     from deltalake import DeltaTable
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -257,13 +256,18 @@ def refresh_aligned_readings(
     from lakehouse.spark.delta_bridge import read_delta, write_delta
     from lakehouse.spark.transforms import align_readings_spark
 
-    conversions = dict(unit_conversions or {})
-    parameters = list(parameters)
+    if plant is None:
+        from lakehouse.plant import default_plant
+
+        plant = default_plant()
+    parameters = list(plant.catalog.names() if parameters is None else parameters)
+    states = [s.name for s in plant.catalog.of_kind("state") if s.name in parameters]
+    phase = plant.phase_signal if plant.phase_signal and plant.phase_signal.signal in parameters else None
+    g_us = grid_us(grid_minutes) if grid_minutes is not None else grid_us(grid_seconds=plant.grid_seconds)
     opts = lake.delta_storage_options()
     jars = {"use_delta_spark_jars": use_delta_spark_jars}
     uri = lake.uri(SILVER_LAYER, ALIGNED_TABLE)
-    spec = alignment_spec(grid_minutes, parameters, conversions)
-    grid_us = int(grid_minutes) * 60_000_000
+    spec = alignment_spec(g_us, parameters, plant.catalog.fingerprint(), states, phase)
 
     existing = DeltaTable(uri, storage_options=opts or None) if lake.delta_exists(uri) else None
     state = _last_commit(existing) if existing is not None else RefreshState()
@@ -308,7 +312,7 @@ def refresh_aligned_readings(
     incremental = changed is not None
     windows = _windows(batches, phases).cache()
     try:
-        days = _window_days(windows, grid_us)
+        days = _window_days(windows, g_us)
         all_batches = sorted(r["batch_id"] for r in windows.select("batch_id").collect())
         if incremental:
             unit_days, mes_batches = changed
@@ -382,20 +386,20 @@ def refresh_aligned_readings(
                 r.withColumn("__rn", F.row_number().over(latest))
                 .where("__rn = 1")
                 .where((F.col("quality") == GOOD_QUALITY) & F.col("parameter").isin(parameters))
-                .select(
-                    "unit_id", "parameter", F.expr(canonical_value_sql(conversions)).alias("value"), "quality", "ts"
-                )
+                .select("unit_id", "parameter", F.col("value").cast("double").alias("value"), "quality", "ts")
             )
         else:
             r = spark.createDataFrame([], "unit_id string, parameter string, value double, quality int, ts timestamp")
         aligned = align_readings_spark(
             r,
             w_sel.select("batch_id", "unit_id", "inoculation_ts", "harvest_ts"),
-            grid_minutes,
-            spark,
+            spark=spark,
             phases=phases.join(F.broadcast(selected), "batch_id"),
             parameters=tuple(parameters),
             dedupe=False,
+            grid_seconds=g_us // 1_000_000,
+            state_parameters=states,
+            phase_signal=phase,
         )
         src = spark.createDataFrame([(b, per_batch[b]) for b in rebuild], "batch_id string, us long").select(
             "batch_id",

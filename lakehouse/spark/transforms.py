@@ -16,11 +16,19 @@ in the batch's (broadcast) sorted phase list.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
 
-from lakehouse.transforms.grid import GOOD_QUALITY, PARAMETERS, US_PER_HOUR
+from lakehouse.transforms.grid import (
+    GOOD_QUALITY,
+    US_PER_HOUR,
+    default_parameters,
+    grid_us,
+    phase_case_sql,
+    phase_codes,
+)
 
 # DuckDB's time_bucket origin for minute/hour/day widths: 2000-01-03T00:00:00Z (a Monday)
 BUCKET_ORIGIN_US = 946_857_600_000_000
@@ -134,17 +142,24 @@ def align_readings_spark(
     spark: Any = None,
     *,
     phases: Any = None,
-    parameters: tuple[str, ...] = PARAMETERS,
+    parameters: Sequence[str] | None = None,
     dedupe: bool | None = None,
+    grid_seconds: int | None = None,
+    state_parameters: Sequence[str] = (),
+    phase_signal: Any = None,
 ):
-    """The aligned wide table as a Spark DataFrame (lazy); same rows/values as the default engine."""
+    """The aligned wide table as a Spark DataFrame (lazy); same rows/values as the default
+    engine (arguments: :func:`lakehouse.transforms.alignment.align_readings`)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     r = to_spark(spark, readings)
     w = to_spark(spark, batch_windows)
     spark = spark or r.sparkSession
-    g_us = int(grid_minutes) * 60 * 1_000_000
+    parameters = default_parameters() if parameters is None else tuple(parameters)
+    states = {p for p in state_parameters if p in parameters}
+    phase_sig = phase_codes(phase_signal)
+    g_us = grid_us(grid_minutes, grid_seconds)
     g = F.lit(g_us)
     if dedupe is None:
         dedupe = "_ingested_at" in r.columns
@@ -181,6 +196,13 @@ def align_readings_spark(
         F.col("value").cast("double").alias("value"),
         F.unix_micros(F.col("ts").cast("timestamp")).alias("ts_us"),
     )
+
+    def step_value(p: str):
+        """Mean of the step's readings; a state signal: its last reading (max_by over time)."""
+        if p in states:
+            return F.max_by(F.col("value"), F.when(F.col("parameter") == p, F.col("ts_us"))).alias(p)
+        return F.avg(F.when(F.col("parameter") == p, F.col("value"))).alias(p)
+
     u = F.broadcast(unit_span).alias("u")
     r = (
         r.alias("r")
@@ -196,7 +218,8 @@ def align_readings_spark(
         r.withColumn("__g_us", g)
         .withColumn("bucket_us", _bucket(F.col("ts_us")))
         .groupBy("unit_id", "bucket_us")
-        .agg(*[F.avg(F.when(F.col("parameter") == p, F.col("value"))).alias(p) for p in parameters])
+        .agg(F.count(F.lit(1)).alias("__n"), *[step_value(p) for p in parameters])
+        .drop("__n")
     )
 
     # -- grid, gaps filled forward within the batch
@@ -220,8 +243,11 @@ def align_readings_spark(
         *[F.last(p, ignorenulls=True).over(so_far).alias(p) for p in parameters],
     )
 
-    # -- phase: as-of lookup in the batch's sorted phase list (broadcast, no range join)
-    if phases is not None:
+    # -- phase: from the carried state code, or an as-of lookup in the batch's sorted phase list
+    #    (broadcast, no range join)
+    if phase_sig is not None:
+        phase = F.expr(phase_case_sql(f"`{phase_sig[0]}`", phase_sig[1]))
+    elif phases is not None:
         ph = _dedupe_phases(to_spark(spark, phases))
         ph = (
             ph.where(F.col("end_ts").isNull() | (F.col("end_ts") > F.col("start_ts")))
@@ -256,7 +282,14 @@ def align_readings_spark(
     )
 
 
-def align_bronze_spark(lake: Any, spark: Any, grid_minutes: int = 1, *, use_delta_spark_jars: bool = False):
+def align_bronze_spark(
+    lake: Any,
+    spark: Any,
+    grid_minutes: int = 1,
+    *,
+    use_delta_spark_jars: bool = False,
+    parameters: Sequence[str] | None = None,
+):
     """``fct_process_readings`` rows on Spark straight from the bronze Delta tables of ``lake``.
 
     Reads ``bronze/historian_readings`` (only the columns the alignment needs),
@@ -282,4 +315,4 @@ def align_bronze_spark(lake: Any, spark: Any, grid_minutes: int = 1, *, use_delt
     batches = read_delta(spark, lake.uri("bronze", "mes_batches"), opts, **jars)
     phases = read_delta(spark, lake.uri("bronze", "mes_phases"), opts, **jars)
     windows = batch_windows_spark(batches, phases, spark)
-    return align_readings_spark(readings, windows, grid_minutes, spark, phases=phases)
+    return align_readings_spark(readings, windows, grid_minutes, spark, phases=phases, parameters=parameters)

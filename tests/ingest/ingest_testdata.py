@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from lakehouse.ingest.tagmap import CONTRACT_SUFFIXES
-from lakehouse.ingest.units import PARAMETERS
+from lakehouse.ingest.tagmap import TagMap
 from lakehouse.storage import Lake
 
 T0 = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
+# the twin's historian contract: suffix -> (signal, unit), from its tag map
+SUFFIXES: dict[str, tuple[str, str]] = TagMap.contract_default().suffix_table()
 
 
 def iso(t: dt.datetime) -> str:
@@ -30,14 +31,14 @@ def _nominal(param: str) -> float:
 
 def historian_csv(unit_id: str, day: dt.date, minutes: int = 30, tags: list[str] | None = None) -> tuple[bytes, int]:
     """A historian day file: ``minutes`` samples of every tag. Returns (bytes, data rows)."""
-    suffixes = tags or list(CONTRACT_SUFFIXES)
+    suffixes = tags or list(SUFFIXES)
     start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
     lines = ["timestamp,tag,value,unit,quality"]
     for m in range(minutes):
         ts = iso(start + dt.timedelta(minutes=m, milliseconds=7 * m))
         for suf in suffixes:
-            p = CONTRACT_SUFFIXES[suf]
-            lines.append(f"{ts},{unit_id}.{suf},{_nominal(p) + 0.01 * (m % 7):.3f},{PARAMETERS[p][0]},192")
+            p, unit = SUFFIXES[suf]
+            lines.append(f"{ts},{unit_id}.{suf},{_nominal(p) + 0.01 * (m % 7):.3f},{unit},192")
     return ("\n".join(lines) + "\n").encode(), len(lines) - 1
 
 
@@ -262,7 +263,7 @@ BAD_DAY = dt.date(2026, 1, 3)
 
 def _replace_row(lines: list[str], tag_suffix: str, minute: int, fn) -> None:
     """Apply ``fn`` to the data line of tag ``*.<suffix>`` at ``minute``."""
-    suffixes = list(CONTRACT_SUFFIXES)
+    suffixes = list(SUFFIXES)
     idx = 1 + minute * len(suffixes) + suffixes.index(tag_suffix)
     lines[idx] = fn(lines[idx])
 

@@ -1,7 +1,7 @@
 """A short S3 outage does not end an ingestion, and a BI reader's read-only key cannot write.
 
 A private SeaweedFS server (not the session's: this test kills it) is stopped right after the
-first bronze commit of a run and comes back after a few seconds (~8–10 s without service,
+first bronze commit of a run and comes back after a few seconds (at least 5 s without service,
 restart included). The run rides it out (retries with back-off on every commit and read) and
 bronze holds exactly what was exported: no loss, no duplicate."""
 
@@ -42,7 +42,8 @@ def _lake(server, key=None, secret=None) -> Lake:
     )
 
 
-def test_ingestion_survives_an_s3_restart(private_server, monkeypatch):
+def test_ingestion_survives_an_s3_restart(private_server, monkeypatch, caplog):
+    caplog.set_level("WARNING", logger="lakehouse.retry")
     lake = _lake(private_server)
     expected = good_landing(lake, days=3, units=("BR-101", "BR-102"), minutes=30)
     outage: dict[str, float] = {}
@@ -60,7 +61,10 @@ def test_ingestion_survives_an_s3_restart(private_server, monkeypatch):
 
     monkeypatch.setattr(writer, "HOOKS", [kill_once])
     report = writer.ingest_landing(lake, run_id="outage", max_batch_files=2)
-    assert outage["up"] - outage["down"] >= 6.0  # it really was down (restart included)
+    assert outage["up"] - outage["down"] >= 5.0  # it really was down for the whole sleep
+    # and the run met the outage: at least one commit or read failed and was retried
+    retries = [r.getMessage() for r in caplog.records if r.name == "lakehouse.retry"]
+    assert any("failed" in m and "retrying" in m for m in retries), retries
     for table, n in expected.items():
         if n:
             got = DeltaTable(lake.uri("bronze", table), storage_options=lake.delta_storage_options())

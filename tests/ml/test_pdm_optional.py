@@ -77,11 +77,22 @@ def test_disabled_or_too_little_data_is_a_state():
 
 
 def test_plant_bundle_without_pdm_means_pdm_off(tmp_path):
-    (tmp_path / "softsensor.yaml").write_text("features: {signals: [a]}\n")
-    (tmp_path / "golden.yaml").write_text("mspc: {signals: [a]}\n")
+    import shutil
+
+    from lakehouse.plant import PLANTS_DIR
+
+    for f in ("tagmap.yaml", "softsensor.yaml", "golden.yaml"):  # the Pichia bundle without pdm.yaml
+        shutil.copy(PLANTS_DIR / "pichia" / f, tmp_path / f)
+    (tmp_path / "plant.yaml").write_text("name: minimal\ngrid: 10 min\n")
     plant = load_plant_ml(tmp_path)
-    assert plant.pdm.enabled is False and "disabled" in pdm_data_problem(None, None, plant.pdm)
-    assert plant.softsensor.features.signals == ("a",) and plant.golden["mspc"]["signals"] == ["a"]
+    assert plant.name == "minimal" and plant.pdm.enabled is False
+    assert "disabled" in pdm_data_problem(None, None, plant.pdm)
+    # lists the YAML leaves out come from the bundle's catalog (lakehouse.catalog.Signal)
+    f = plant.softsensor.features
+    assert "oxygen_uptake_rate" in f.integrals and "base_total" in f.totalisers and f.states == ("process_step",)
+    assert "dissolved_oxygen_mgl" in plant.golden["mspc"]["signals"]
+    assert "methanol_tank" not in plant.golden["mspc"]["signals"]  # mspc.exclude
+    assert load_plant_ml("pichia").pdm.enabled is False  # its pdm.yaml: no CMMS data
 
 
 def test_nothing_to_verify_is_not_a_pass():

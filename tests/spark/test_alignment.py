@@ -11,7 +11,13 @@ import pyarrow as pa
 import pytest
 
 from lakehouse.storage import Lake
-from lakehouse.transforms.alignment import OUTPUT_COLUMNS, PARAMETERS, align_readings, batch_windows, output_schema
+from lakehouse.transforms.alignment import (
+    align_readings,
+    batch_windows,
+    default_parameters,
+    output_columns,
+    output_schema,
+)
 from tests.support.spark_site import synthetic_site
 
 UTC = UTC
@@ -108,7 +114,7 @@ def test_contract_rules_on_a_hand_made_example():
     mat = out.filter(pa.compute.equal(out["batch_id"], "B1"))["maturity_pct"].to_pylist()
     assert mat[0] == pytest.approx(100 * (-30) / 270) and mat[-1] == pytest.approx(100 * 270 / 270)
     # every parameter of the contract is a column, null where the plant lacks it
-    assert out.column_names == list(OUTPUT_COLUMNS)
+    assert out.column_names == list(output_columns())
     assert out["capacitance"].null_count == out.num_rows
 
 
@@ -218,7 +224,7 @@ def test_spark_engine_matches_default(spark):
     site = synthetic_site(3, 1.0, batch_hours=7, turnaround_hours=2, lineage=True, duplicate_fraction=0.01, seed=11)
     ref = align_readings(site.readings, site.windows, grid_minutes, phases=site.phases)
     got = align_readings(site.readings, site.windows, grid_minutes, engine="spark", spark=spark, phases=site.phases)
-    assert got.columns == list(OUTPUT_COLUMNS)
+    assert got.columns == list(output_columns())
     out = pa.table(got.toArrow())
     assert out.schema.field("ts").type == TS
     assert_same_rows(ref, out)
@@ -260,4 +266,109 @@ def test_engine_switch_validation():
         align_readings(site.readings, site.windows, engine="pandas")
     with pytest.raises(ValueError, match="grid_minutes"):
         align_readings(site.readings, site.windows, grid_minutes=0)
-    assert set(PARAMETERS) <= set(output_schema().names)
+    assert set(default_parameters()) <= set(output_schema().names)
+    with pytest.raises(ValueError, match="grid_seconds"):
+        align_readings(site.readings, site.windows, grid_seconds=0.5)
+
+
+# ---------------------------------------------------------------- any plant's catalog
+ANY = ("broth_temp", "feed_kg_h", "step")  # signals the project never saw, one a state code
+CODES = {1: "Prepare", 2: "Batch", 4: "Induction"}
+
+
+def _any_plant_site(seed: int):
+    """The synthetic site with a catalog of its own: ``step`` switches between state codes 1-5
+    within grid steps (a mean of two codes would be a third code)."""
+    import pyarrow.compute as pc
+
+    site = synthetic_site(
+        2,
+        0.4,
+        sample_seconds=7,
+        batch_hours=3,
+        turnaround_hours=1,
+        parameters=ANY,
+        lineage=True,
+        duplicate_fraction=0.01,
+        seed=seed,
+    )
+    r = site.readings
+    is_step = pc.equal(r["parameter"], "step")
+    minutes = pc.divide(r["ts"].cast(pa.int64()), 60_000_000).cast(pa.int64())
+    code = pc.add(pc.bit_wise_and(pc.divide(minutes, 4), 3), 1).cast(pa.float64())  # 1..4, changes every 4 min
+    return site, r.set_column(r.schema.get_field_index("value"), "value", pc.if_else(is_step, code, r["value"]))
+
+
+def _brute_force_any(readings: pa.Table, windows: pa.Table, grid_s: int) -> dict:
+    """The contract for a state signal, literally: last good reading per step, carried; phase
+    = name of the carried code."""
+    g = timedelta(seconds=grid_s)
+    best = {}
+    for r in readings.to_pylist():
+        k = (r["unit_id"], r["tag"], r["ts"])
+        if k not in best or (r["_ingested_at"], r["_source_file"]) > (best[k]["_ingested_at"], best[k]["_source_file"]):
+            best[k] = r
+    series = defaultdict(list)
+    for r in best.values():
+        if r["quality"] == 192:
+            series[(r["unit_id"], r["parameter"])].append((r["ts"], r["value"]))
+    for v in series.values():
+        v.sort()
+    out = {}
+    for w in windows.to_pylist():
+        ts = ORIGIN + ((w["inoculation_ts"] - ORIGIN) // g) * g
+        last = {p: None for p in ANY}
+        while ts <= w["harvest_ts"]:
+            for p in ANY:
+                s = series.get((w["unit_id"], p), [])
+                lo, hi = bisect.bisect_left(s, (ts, -np.inf)), bisect.bisect_left(s, (ts + g, -np.inf))
+                if hi > lo:
+                    last[p] = s[hi - 1][1] if p == "step" else sum(v for _, v in s[lo:hi]) / (hi - lo)
+            code = last["step"]
+            out[(w["batch_id"], ts)] = (CODES.get(round(code)) if code is not None else None, dict(last))
+            ts += g
+    return out
+
+
+@pytest.mark.parametrize("grid_seconds", [30, 600])
+def test_default_engine_any_catalog_state_signal_and_phase_codes(grid_seconds):
+    site, readings = _any_plant_site(seed=4)
+    out = align_readings(
+        readings,
+        site.windows,
+        grid_seconds=grid_seconds,
+        phases=site.phases,
+        parameters=ANY,
+        state_parameters=["step"],
+        phase_signal={"signal": "step", "codes": CODES},
+    )
+    assert out.column_names == [*output_columns(ANY)]
+    expected = _brute_force_any(readings, site.windows, grid_seconds)
+    assert out.num_rows == len(expected) > 0
+    phases = set()
+    for r in out.to_pylist():
+        phase, vals = expected[(r["batch_id"], r["ts"])]
+        assert r["phase"] == phase
+        phases.add(phase)
+        for p in ANY:
+            assert (r[p] is None) == (vals[p] is None) and (r[p] is None or r[p] == pytest.approx(vals[p], rel=1e-12))
+    assert {"Prepare", "Batch", None} <= phases  # code 3 is not mapped: no phase
+    assert {v for v in out["step"].to_pylist() if v is not None} <= {1.0, 2.0, 3.0, 4.0}  # codes, never means
+    with pytest.raises(ValueError, match="phase signal 'nope'"):
+        align_readings(readings, site.windows, parameters=ANY, phase_signal={"signal": "nope", "codes": CODES})
+
+
+@pytest.mark.spark
+def test_spark_engine_matches_default_for_any_catalog(spark):
+    site, readings = _any_plant_site(seed=6)
+    kw = {
+        "grid_seconds": 30,
+        "phases": site.phases,
+        "parameters": ANY,
+        "state_parameters": ["step"],
+        "phase_signal": {"signal": "step", "codes": CODES},
+    }
+    ref = align_readings(readings, site.windows, **kw)
+    got = align_readings(readings, site.windows, engine="spark", spark=spark, **kw)
+    assert_same_rows(ref, pa.table(got.toArrow()))
+    assert ref["phase"].null_count < ref.num_rows

@@ -5,7 +5,8 @@ uncertain/bad readings, a re-exported day file, an aborted batch). The transform
 (dbt build + gold publication + checks) run on lake A with ``SparkResource()`` and on lake B
 with ``SparkResource(engine="spark")``: the historian alignment runs in DuckDB on A and on
 Spark (``silver/process_readings_aligned``) on B. Then a new day arrives together with a
-re-export of an old day in degF, and both run again (incremental). After each round the DuckDB
+re-export of an old day in degF — imported through the ingestion with a tag map that declares
+degF, so bronze holds degC — and both run again (incremental). After each round the DuckDB
 marts and the gold Delta tables of A and B must hold the same rows and values.
 """
 
@@ -47,9 +48,13 @@ def _write_days(lakes, days: range) -> None:
         _append(lakes, bf.day_tables(PLANT, FIRST_DAY + dt.timedelta(days=i)))
 
 
-def _reexport_in_degf(lake, day: dt.date) -> pa.Table:
-    """A later re-export of BR-101's temperatures of 06:00–09:00 on ``day``, in degF."""
-    t = lake.delta_table(lake.uri("bronze", "historian_readings")).to_pyarrow_table(
+def _reexport_in_degf(lake_a, lake_b, day: dt.date, tmp_path: Path) -> pa.Table:
+    """A later re-export of BR-101's temperatures of 06:00–09:00 on ``day``, in degF, imported
+    through the ingestion (a tag map that declares degF) into lake A; the bronze rows it wrote
+    are appended to lake B as they are (both lakes keep byte-identical bronze). Returns them."""
+    from lakehouse.ingest.foreign import run_import_config
+
+    t = lake_a.delta_table(lake_a.uri("bronze", "historian_readings")).to_pyarrow_table(
         filters=[("date", "=", day), ("unit_id", "=", "BR-101")]
     )
     lo = dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
@@ -61,10 +66,26 @@ def _reexport_in_degf(lake, day: dt.date) -> pa.Table:
         )
     )
     assert t.num_rows > 100
-    t = t.set_column(t.schema.get_field_index("value"), "value", pc.add(pc.multiply(t["value"], 1.8), 32.0))
-    t = t.set_column(t.schema.get_field_index("eng_unit"), "eng_unit", pa.array(["degF"] * t.num_rows))
-    later = pa.array([dt.datetime.now(dt.UTC)] * t.num_rows, bf.TS)
-    return t.set_column(t.schema.get_field_index("_ingested_at"), "_ingested_at", later)
+    lines = ["timestamp,tag,value,unit,quality"] + [
+        f"{r['ts']:%Y-%m-%dT%H:%M:%S.%fZ},{r['tag']},{r['value'] * 1.8 + 32.0!r},degF,{r['quality']}"
+        for r in t.to_pylist()
+    ]
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "reexport.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "tagmap.yaml").write_text("site: fixture\nsuffixes:\n  TEMP.PV: {parameter: temperature, unit: degF}\n")
+    (tmp_path / "import.yaml").write_text("site: fixture\nhistorian:\n  files: [export/*.csv]\n  tagmap: tagmap.yaml\n")
+    report = run_import_config(tmp_path / "import.yaml", lake_a, run_id="reexport-degf")
+    bad = t.filter(pc.not_equal(t["quality"], 192))  # the fixture's absurd 9999 readings: out of range now
+    assert report.rows_valid["historian_readings"] + report.rows_quarantined.get("historian_readings", 0) == t.num_rows
+    new = lake_a.delta_table(lake_a.uri("bronze", "historian_readings")).to_pyarrow_table(filters=[("date", "=", day)])
+    new = new.filter(pc.equal(new["_run_id"], "reexport-degf"))
+    assert new.num_rows == report.rows_valid["historian_readings"] >= t.num_rows - bad.num_rows
+    _append([lake_b], {"historian_readings": new})
+    # bronze holds canonical units only: the importer converted degF -> degC
+    assert new["eng_unit"].unique().to_pylist() == ["degC"]
+    orig = {(r["tag"], r["ts"]): r["value"] for r in t.to_pylist()}
+    assert all(abs(r["value"] - orig[(r["tag"], r["ts"])]) < 1e-9 for r in new.to_pylist())
+    return new
 
 
 def _run(lake, engine: str, warehouse: Path):
@@ -125,8 +146,6 @@ def _assert_engines_agree(lake_a, lake_b, wh_a: Path, wh_b: Path) -> pl.DataFram
 def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp_path):
     from deltalake import DeltaTable
 
-    from lakehouse.warehouse import dbt_project_vars
-
     lake_a, lake_b = s3_lake(s3_server), s3_lake(s3_server)
     wh_a, wh_b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
 
@@ -174,8 +193,7 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     # ---- round 2: day 6 arrives, and day 4 of BR-101 is re-exported with temperatures in degF
     _write_days((lake_a, lake_b), range(5, 6))
     day4 = FIRST_DAY + dt.timedelta(days=3)
-    reexport = _reexport_in_degf(lake_a, day4)
-    _append((lake_a, lake_b), {"historian_readings": reexport})
+    _reexport_in_degf(lake_a, lake_b, day4, tmp_path)
 
     r_a = _run(lake_a, "default", wh_a)
     r_b = _run(lake_b, "spark", wh_b)
@@ -201,7 +219,7 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     assert touched and touched <= changed
     assert md_b["spark_batches_rebuilt"] == len(changed) < len(after)
     assert all(after[b] == before[b] for b in before if b not in changed)  # history untouched
-    # the degF re-export was converted to degC (same values as the first export on both engines)
+    # the degF re-export, converted to degC at ingestion, gave the first export's values on both engines
     t_row = gold.filter(
         (pl.col("unit_id") == "BR-101") & (pl.col("ts") == dt.datetime.combine(day4, dt.time(7, 0), tzinfo=dt.UTC))
     )
@@ -211,13 +229,11 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     from lakehouse.spark.aligned_table import refresh_aligned_readings
 
     v = DeltaTable(lake_b.uri(*SILVER), storage_options=lake_b.delta_storage_options()).version()
-    again = refresh_aligned_readings(lake_b, spark, unit_conversions=dbt_project_vars()["unit_conversions"])
+    again = refresh_aligned_readings(lake_b, spark)
     assert (again.mode, again.batches_rebuilt, again.batches_total) == ("unchanged", [], len(after))
     assert DeltaTable(lake_b.uri(*SILVER), storage_options=lake_b.delta_storage_options()).version() == v
     # a changed alignment spec (grid) rebuilds every batch
-    regrid = refresh_aligned_readings(
-        lake_b, spark, grid_minutes=5, unit_conversions=dbt_project_vars()["unit_conversions"]
-    )
+    regrid = refresh_aligned_readings(lake_b, spark, grid_minutes=5)
     assert regrid.mode == "full" and len(regrid.batches_rebuilt) == len(after)
     five = pl.read_delta(lake_b.uri(*SILVER), storage_options=lake_b.delta_storage_options())
     assert five.height < gold.height / 4 and (five["ts"].dt.minute() % 5 == 0).all()

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.golden import ALL_SIGNALS
+from ml.golden import all_signals
 
 #: per-signal measurement noise (1 SD of an hourly mean, absolute units) for twin-built frames
 DEFAULT_NOISE: dict[str, float] = {
@@ -55,7 +55,7 @@ def twin_marts(
     seed: int = 0,
     noise: dict[str, float] | None = None,
     status: Sequence[str] | None = None,
-    signals: Sequence[str] = ALL_SIGNALS,
+    signals: Sequence[str] | None = None,
     assay_every_h: float = 24.0,
     first_sample_h: float = 2.0,
 ) -> dict[str, pd.DataFrame]:
@@ -67,6 +67,7 @@ def twin_marts(
     ``culture_age_h`` of the sample and ``result_age_h`` when the result is approved).
     """
     noise = DEFAULT_NOISE if noise is None else noise
+    signals = all_signals() if signals is None else signals
     rng = np.random.default_rng(seed)
     t = np.asarray(result.t_h, dtype=float)
     n = len(batch_ids)

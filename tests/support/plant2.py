@@ -1,161 +1,29 @@
-"""The second plant's export (``twin.microbial_site.export_microbial_plant``) as gold-shaped frames.
+"""The second plant (``twin.microbial_site.export_microbial_plant``, the Pichia fed-batch) judged
+against its ground truth, which no model reads: helpers for ``tests/ml/test_plant2_end_to_end.py``
+and ``bench/bench_plant2.py``.
 
-STAND-IN FOR THE PIPELINE: until the open signal catalog (branch ``catalog``: tag map + catalog,
-import config, dbt model over the catalog) lands, this module parses the foreign export and aligns
-it on the grid so that the ML layer can be proven on a plant that is not the twin. It uses the
-contract's reference alignment (:func:`lakehouse.transforms.alignment.align_readings`, the
-semantics the dbt model and the Spark port are tested against) with the plant's own parameter
-names, so the frames are what ``gold/fct_process_readings`` will hold; only the parsing (local
-time → UTC, tag → parameter, wide LIMS sheet → long assays) is hand-written here. When merging,
-switch :func:`load_plant2` to the real import → dbt path and keep the callers.
+Two ways from the export to the ML layer, both with the shipped bundle ``config/plants/pichia/``:
 
-Units are the plant's own (°F, psig, SLPM, kg/h, g/h, gpm, mg/L DO): models do not care, the
-catalog branch converts them. The state signal ``KS-100.STEP`` is ``step_code`` (``phase`` is the
-gold column of the MES phase).
+* :func:`run_plant` — the real path: the bundle's import → bronze → dbt → gold → features →
+  model → promotion gate → ``scores/titer`` → golden batch / MSPC, in the Dagster run
+  ``lakehouse run --plant`` makes (the benchmark; the integration test on a small export);
+* :func:`gold_frames_from_bronze` — the bundle's real import into bronze, then gold-shaped frames
+  built by the REFERENCE alignment (:func:`lakehouse.transforms.alignment.align_readings`, the
+  contract the dbt model is tested against) instead of the dbt build: a STAND-IN for dbt only,
+  so that the judgement on a full campaign stays a test of minutes (the dbt build of 60 batches
+  takes longer than a test may).
 
-Never a product import (``tests/`` only): the truth (``_truth/``) is read here for the evaluation
-and is returned separately from anything a model reads.
+Only the evaluation reads the truth (``_truth/``), here, separately from anything a model reads.
 """
 
 from __future__ import annotations
 
-import glob
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from twin.microbial_site import BATCH_TS_FMT, HIST_TS_FMT, LIMS_TS_FMT, SIGNALS, TIMEZONE
-
 UTC_US = pl.Datetime("us", "UTC")
-GOOD_QUALITY = 192
-#: export key -> parameter name in the plant's catalog (``phase`` is a gold key column)
-RENAME = {"phase": "step_code"}
-#: the export's kind words -> catalog kinds
-KINDS = {
-    "process value": "process_value",
-    "setpoint": "setpoint",
-    "flow": "flow",
-    "totaliser": "totaliser",
-    "rate": "rate",
-    "state": "state",
-}
-#: LIMS column -> analyte
-ANALYTES = {
-    "OD600": "od600",
-    "DCW (g/L)": "dcw",
-    "Glycerol (g/L)": "glycerol",
-    "Methanol (g/L)": "methanol",
-    "Ethanol (g/L)": "ethanol",
-    "Titer (mg/L)": "titer",
-}
-STATE_RANGE = (0.0, 5.0)
-
-
-@dataclass(frozen=True)
-class CatalogSignal:
-    """A catalog entry as the ML layer sees it (``name``, ``unit``, ``kind``; duck-typed like
-    ``lakehouse.catalog.Signal``)."""
-
-    name: str
-    unit: str
-    kind: str
-    description: str = ""
-    valid_range: tuple[float, float] | None = None
-
-
-def plant2_catalog() -> list[CatalogSignal]:
-    """The plant's 26 historian signals as catalog entries (names of :data:`RENAME` applied)."""
-    return [
-        CatalogSignal(RENAME.get(k, k), s.unit, KINDS[s.kind], s.meaning, STATE_RANGE if s.kind == "state" else None)
-        for k, s in SIGNALS.items()
-    ]
-
-
-def _local_to_utc(col: str, fmt: str) -> pl.Expr:
-    return (
-        pl.col(col)
-        .str.to_datetime(fmt, time_unit="us")
-        .dt.replace_time_zone(TIMEZONE, ambiguous="earliest", non_existent="null")
-        .dt.convert_time_zone("UTC")
-    )
-
-
-def read_historian(export_dir: str | Path) -> pl.DataFrame:
-    """Long readings ``ts, unit_id, parameter, value, quality`` (UTC; ``Good`` → 192, else 0)."""
-    loop_to_name = {s.loop: RENAME.get(k, k) for k, s in SIGNALS.items()}
-    files = sorted(glob.glob(str(Path(export_dir) / "historian" / "*.csv")))
-    if not files:
-        raise FileNotFoundError(f"no historian files under {export_dir}/historian")
-    h = pl.read_csv(files, schema={"Tagname": pl.Utf8, "Timestamp": pl.Utf8, "Value": pl.Float64, "Quality": pl.Utf8})
-    parts = pl.col("Tagname").str.split_exact("/", 1)
-    h = h.with_columns(parts.struct.field("field_0").alias("unit_id"), parts.struct.field("field_1").alias("loop"))
-    return h.select(
-        _local_to_utc("Timestamp", HIST_TS_FMT).alias("ts"),
-        "unit_id",
-        pl.col("loop").replace_strict(loop_to_name, default=None).alias("parameter"),
-        pl.col("Value").alias("value"),
-        pl.when(pl.col("Quality") == "Good").then(GOOD_QUALITY).otherwise(0).cast(pl.Int64).alias("quality"),
-    ).filter(pl.col("parameter").is_not_null() & pl.col("ts").is_not_null())
-
-
-def read_batches(export_dir: str | Path) -> pl.DataFrame:
-    """``dim_batches``-like: ``batch_id, unit_id, status, inoculation_ts, harvest_ts, duration_h``."""
-    bl = pl.read_csv(Path(export_dir) / "batch_list.csv", infer_schema_length=0)
-    return (
-        bl.select(
-            pl.col("Lot").alias("batch_id"),
-            pl.col("Fermenter").alias("unit_id"),
-            pl.col("Status").alias("status"),
-            pl.col("Recipe").alias("recipe_id"),
-            _local_to_utc("Inoculated", BATCH_TS_FMT).alias("inoculation_ts"),
-            _local_to_utc("Harvested", BATCH_TS_FMT).alias("harvest_ts"),
-        )
-        .with_columns(
-            ((pl.col("harvest_ts") - pl.col("inoculation_ts")).dt.total_seconds() / 3600.0).alias("duration_h")
-        )
-        .sort("inoculation_ts")
-    )
-
-
-def read_deviations(export_dir: str | Path) -> pl.DataFrame:
-    """Recorded deviations: ``batch_id, deviation_id, category, recorded_onset_ts``."""
-    d = pl.read_csv(Path(export_dir) / "deviations.csv", infer_schema_length=0)
-    return d.select(
-        pl.col("Lot").alias("batch_id"),
-        pl.col("Deviation ID").alias("deviation_id"),
-        pl.col("Category").alias("category"),
-        _local_to_utc("Recorded Onset", BATCH_TS_FMT).alias("recorded_onset_ts"),
-    )
-
-
-def read_assays(export_dir: str | Path, batches: pl.DataFrame) -> pl.DataFrame:
-    """``fct_assay_results``-like long frame: ``batch_id, sample_id, analyte, value, sample_time,
-    result_time, culture_age_h`` (the wide LIMS sheet, one row per sample, test and analyte)."""
-    lab = pl.read_csv(Path(export_dir) / "lab_results.csv", infer_schema_length=10000)
-    long = lab.unpivot(
-        index=["Sample ID", "Lot", "Sampled", "Reported", "Test"],
-        on=list(ANALYTES),
-        variable_name="column",
-        value_name="value",
-    ).filter(pl.col("value").is_not_null())
-    out = long.select(
-        pl.col("Lot").alias("batch_id"),
-        pl.col("Sample ID").alias("sample_id"),
-        pl.col("column").replace_strict(ANALYTES).alias("analyte"),
-        pl.col("value").cast(pl.Float64),
-        _local_to_utc("Sampled", LIMS_TS_FMT).alias("sample_time"),
-        _local_to_utc("Reported", LIMS_TS_FMT).alias("result_time"),
-    )
-    inoc = batches.select("batch_id", "inoculation_ts")
-    return (
-        out.join(inoc, on="batch_id", how="inner")
-        .with_columns(
-            ((pl.col("sample_time") - pl.col("inoculation_ts")).dt.total_seconds() / 3600.0).alias("culture_age_h")
-        )
-        .drop("inoculation_ts")
-        .sort("batch_id", "sample_time", "analyte")
-    )
+PLANT = "pichia"
 
 
 def read_truth(export_dir: str | Path) -> dict[str, pl.DataFrame]:
@@ -167,60 +35,149 @@ def read_truth(export_dir: str | Path) -> dict[str, pl.DataFrame]:
     return {"batches": tb, "trajectories": tr.with_columns(pl.col("ts").cast(UTC_US))}
 
 
-def load_plant2(export_dir: str | Path, grid_minutes: int = 10) -> dict[str, pl.DataFrame]:
-    """Gold-shaped frames of the export: ``readings`` (``fct_process_readings``: key columns and one
-    column per catalog signal, aligned on a ``grid_minutes`` grid from inoculation to harvest),
-    ``batches``, ``assays``, ``deviations``; plus ``truth_batches`` / ``truth_trajectories``.
-    """
-    from lakehouse.transforms.alignment import align_readings
+def run_plant(export_dir: str | Path, lake_root: str | Path, warehouse: str | Path, plant: str = PLANT):
+    """What ``lakehouse run --plant <bundle> --data-dir <export>`` does, in process: the bundle's
+    import into bronze, then the plant job (dbt, features, models, gates, scores, golden batch,
+    MSPC) in one Dagster run. Returns ``(defs, result)``."""
+    import dagster as dg
 
-    batches = read_batches(export_dir)
-    readings_long = read_historian(export_dir)
-    names = tuple(s.name for s in plant2_catalog())
-    windows = batches.select("batch_id", "unit_id", "inoculation_ts", "harvest_ts")
-    aligned = pl.from_arrow(align_readings(readings_long, windows, grid_minutes=grid_minutes, parameters=names))
-    truth = read_truth(export_dir)
-    return {
-        "readings": aligned,
-        "batches": batches,
-        "assays": read_assays(export_dir, batches),
-        "deviations": read_deviations(export_dir),
-        "truth_batches": truth["batches"],
-        "truth_trajectories": truth["trajectories"],
-    }
+    from assets.resources import LakeResource
+    from lakehouse.ingest.foreign import run_import_config
+    from lakehouse.plant import load_plant
+    from lakehouse.storage import Lake
+    from orchestration.build import PLANT_JOB, build_defs
+    from orchestration.settings import Settings
 
-
-# ------------------------------------------------------------------ end-to-end judgement (uses the truth)
-def softsensor_truth_figures(model, truth_batches: pl.DataFrame, truth_trajectories: pl.DataFrame) -> dict:
-    """The titer soft sensor against the TRUE titer (which no model reads), on the hourly step rows
-    of the batches it never trained on: held-out normal batches (truly fault-free) and fault
-    batches after the true onset. Rows before the gate are left out (the sensor does not predict
-    there); the mean-trajectory baseline is scored on the same rows."""
-    tr = model.trajectories.join(
-        truth_trajectories.select("batch_id", "ts", "titer_mg_l"), on=["batch_id", "ts"], how="inner"
+    bundle = load_plant(plant)
+    run_import_config(bundle.import_path, Lake(str(lake_root)), data_dir=export_dir)
+    settings = Settings(lake=LakeResource(root_uri=str(lake_root), duckdb_path=str(warehouse), plant=str(bundle.root)))
+    defs = build_defs(settings)
+    start, end = settings.partition_range()
+    result = defs.resolve_job_def(PLANT_JOB).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+        raise_on_error=False,
     )
+    return defs, result
+
+
+def gold_frames_from_bronze(lake, plant: str = PLANT) -> dict[str, pl.DataFrame]:
+    """Gold-shaped frames from the bronze tables the bundle's import wrote (STAND-IN for the dbt
+    build, see the module docstring): ``readings`` (``fct_process_readings``: the catalog's signal
+    columns on the plant's grid, phases from its state signal), ``batches`` (``dim_batches``:
+    window, status, recorded deviations), ``assays`` (``fct_assay_results``) and ``deviations``."""
+    from lakehouse.plant import load_plant
+    from lakehouse.transforms.alignment import align_readings, batch_windows
+
+    bundle = load_plant(plant)
+
+    def bronze(name: str) -> pl.DataFrame:
+        return pl.read_delta(lake.uri("bronze", name))
+
+    windows = pl.from_arrow(batch_windows(bronze("mes_batches"), bronze("mes_phases")))
+    readings = pl.from_arrow(
+        align_readings(
+            bronze("historian_readings"),
+            windows,
+            grid_seconds=bundle.grid_seconds,
+            parameters=bundle.catalog.names(),
+            state_parameters=[s.name for s in bundle.catalog.of_kind("state")],
+            phase_signal=bundle.phase_signal,
+        )
+    )
+    dev = (
+        bronze("mes_deviations")
+        .group_by("batch_id")
+        .agg(pl.len().alias("n_recorded_deviations"), pl.col("onset_ts").min().alias("first_deviation_onset_ts"))
+    )
+    batches = (
+        windows.join(bronze("mes_batches").select("batch_id", "status", "recipe_id"), on="batch_id", how="left")
+        .join(dev, on="batch_id", how="left")
+        .with_columns(
+            pl.col("n_recorded_deviations").fill_null(0),
+            ((pl.col("harvest_ts") - pl.col("inoculation_ts")).dt.total_seconds() / 3600.0).alias("duration_h"),
+        )
+        .sort("inoculation_ts")
+    )
+    assays = (
+        bronze("lims_results")
+        .select("batch_id", "sample_id", "analyte", "value", "unit", "sample_time", "result_time")
+        .join(windows.select("batch_id", "inoculation_ts"), on="batch_id", how="inner")
+        .with_columns(
+            ((pl.col("sample_time") - pl.col("inoculation_ts")).dt.total_seconds() / 3600.0).alias("culture_age_h")
+        )
+        .drop("inoculation_ts")
+    )
+    deviations = dev.select("batch_id", pl.col("first_deviation_onset_ts").alias("recorded_onset_ts"))
+    return {"readings": readings, "batches": batches, "assays": assays, "deviations": deviations}
+
+
+def model_truth_figures(model, truth_batches: pl.DataFrame, truth_trajectories: pl.DataFrame) -> dict:
+    """A trained titer model's held-out trajectories (``model.trajectories``: prediction, interval,
+    gate, mean-trajectory baseline) against the TRUE titer, on the batches it never trained on —
+    as :func:`softsensor_truth_figures` judges the published scores."""
+    tr = model.trajectories.join(
+        truth_trajectories.select("batch_id", "ts", (pl.col("titer_mg_l") / 1000.0).alias("truth")),
+        on=["batch_id", "ts"],
+        how="inner",
+    ).rename({"pred": "prediction", "lo": "pi_lower", "hi": "pi_upper", "baseline_mean_trajectory": "baseline"})
+    return _truth_figures(tr, model.meta["split"]["test_batches"], truth_batches)
+
+
+def _truth_figures(tr: pl.DataFrame, test_batches: list[str], truth_batches: pl.DataFrame) -> dict:
+    """RMSE / baseline RMSE / interval coverage against ``truth`` on held-out normal batches and
+    on fault batches after the true onset; gated rows left out."""
+    import numpy as np
+
     faulty = truth_batches.filter(pl.col("faulty") == 1).select("batch_id", "fault_onset_age_h")
-    test = set(model.meta["split"]["test_batches"])
-    normal = tr.filter(pl.col("batch_id").is_in(list(test)) & ~pl.col("batch_id").is_in(faulty["batch_id"].to_list()))
+    normal = tr.filter(pl.col("batch_id").is_in(test_batches) & ~pl.col("batch_id").is_in(faulty["batch_id"].to_list()))
     post = tr.join(faulty, on="batch_id").filter(pl.col("culture_age_h") >= pl.col("fault_onset_age_h"))
 
     def figures(part: pl.DataFrame) -> dict:
         o = part.filter(~pl.col("gated"))
         if o.height == 0:
             return {"n_batches": 0, "n_rows": 0}
-        y = o["titer_mg_l"].to_numpy()
-        err = lambda p: float(((p - y) ** 2).mean() ** 0.5)
-        inside = (y >= o["lo"].to_numpy()) & (y <= o["hi"].to_numpy())
+        y = o["truth"].to_numpy()
+
+        def err(col: str) -> float:
+            return float(np.sqrt(np.mean((o[col].to_numpy().astype(float) - y) ** 2)))
+
+        inside = (y >= o["pi_lower"].to_numpy()) & (y <= o["pi_upper"].to_numpy())
         return {
             "n_batches": o["batch_id"].n_unique(),
             "n_rows": o.height,
             "gated_rows": part.height - o.height,
-            "rmse": err(o["pred"].to_numpy()),
-            "baseline_mean_trajectory_rmse": err(o["baseline_mean_trajectory"].to_numpy()),
+            "rmse": err("prediction"),
+            "baseline_mean_trajectory_rmse": err("baseline"),
             "pi90_coverage": float(inside.mean()),
         }
 
     return {"normal": figures(normal), "fault_post_onset": figures(post)}
+
+
+def softsensor_truth_figures(lake, cfg, truth_batches: pl.DataFrame, truth_trajectories: pl.DataFrame) -> dict:
+    """The titer champion's published scores (``scores/titer`` step rows) against the TRUE titer on
+    the batches it never trained on: held-out normal batches (truly fault-free) and fault batches
+    after the true onset. Gated rows (before the early-culture gate: the sensor publishes the mean
+    trajectory there) are left out; the mean-trajectory baseline (the model's own, from its
+    training batches) is scored on the same rows. Titer: g/L in gold, mg/L in the truth."""
+    from lakehouse.tables import read_table
+    from ml.registry import ModelRegistry
+    from ml.softsensor import mean_trajectory
+
+    _, meta, rec = ModelRegistry(lake).load(cfg.titer.name)
+    scores = read_table(lake, "scores", "titer").df.filter(pl.col("row_type") == "step")
+    if set(scores["model_version"].unique()) != {rec.version}:
+        raise AssertionError("scores/titer is not by the champion")
+    tr = scores.join(
+        truth_trajectories.select("batch_id", "ts", (pl.col("titer_mg_l") / 1000.0).alias("truth")),
+        on=["batch_id", "ts"],
+        how="inner",
+    )
+    tr = tr.with_columns(
+        pl.Series("baseline", mean_trajectory(meta.get("mean_trajectory") or {}, tr["culture_age_h"].to_numpy()))
+    )
+    return _truth_figures(tr, meta["split"]["test_batches"], truth_batches) | {"meta": meta, "metrics": rec.metrics}
 
 
 def mspc_truth_figures(
@@ -282,45 +239,30 @@ def mspc_truth_figures(
     }
 
 
+def gold_frames(lake) -> dict[str, pl.DataFrame]:
+    """What MSPC reads: ``gold/fct_process_readings``, ``gold/dim_batches`` and the recorded deviations."""
+    from lakehouse.tables import read_table
+    from ml.pipeline import lake_deviations
+
+    return {
+        "readings": read_table(lake, "gold", "fct_process_readings").df,
+        "batches": read_table(lake, "gold", "dim_batches").df,
+        "deviations": lake_deviations(lake),
+    }
+
+
 def evaluate_plant2(
-    frames: dict[str, pl.DataFrame],
-    softsensor_yaml: str | Path,
-    golden_yaml: str | Path,
-    *,
-    titer_estimators: int | None = None,
-    mspc_folds: int = 5,
-    mspc_seed: int = 0,
+    lake, export_dir: str | Path, plant: str = PLANT, *, mspc_folds: int = 5, mspc_seed: int = 0
 ) -> dict:
-    """Soft sensor + MSPC of plant 2 from its YAML bundle, judged against the truth (see above)."""
-    import dataclasses
+    """Soft sensor (the champion the plant run published) and MSPC (K-fold over the plant's gold
+    batches, its bundle's golden.yaml) judged against the truth of the export."""
+    from ml.plant import load_plant_ml
 
-    from ml import golden as gb
-    from ml.batches import batch_conditions
-    from ml.config import load_softsensor_config
-    from ml.features import build_softsensor_features
-    from ml.train import train_titer
-
-    catalog = plant2_catalog()
-    cfg = load_softsensor_config(softsensor_yaml, catalog)
-    if titer_estimators:
-        cfg = dataclasses.replace(
-            cfg,
-            titer=dataclasses.replace(
-                cfg.titer, params=dataclasses.replace(cfg.titer.params, n_estimators=titer_estimators)
-            ),
-        )
-    feats = build_softsensor_features(frames["readings"], frames["batches"], cfg.features, frames["assays"])
-    conditions = batch_conditions(frames["batches"], frames["deviations"], cfg.batches)
-    model = train_titer(feats, cfg, conditions=conditions)
-    ss = softsensor_truth_figures(model, frames["truth_batches"], frames["truth_trajectories"])
-    golden_cfg = gb.load_config(golden_yaml, catalog=catalog)
+    ml = load_plant_ml(plant)
+    truth = read_truth(export_dir)
+    ss = softsensor_truth_figures(lake, ml.softsensor, truth["batches"], truth["trajectories"])
+    g = gold_frames(lake)
     ms = mspc_truth_figures(
-        frames["readings"],
-        frames["batches"],
-        frames["deviations"],
-        frames["truth_batches"],
-        golden_cfg,
-        folds=mspc_folds,
-        seed=mspc_seed,
+        g["readings"], g["batches"], g["deviations"], truth["batches"], ml.golden, folds=mspc_folds, seed=mspc_seed
     )
-    return {"softsensor": ss, "softsensor_model": model.metrics, "mspc": ms, "model": model}
+    return {"softsensor": ss, "mspc": ms, "frames": g, "golden": ml.golden, "truth": truth}

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from lakehouse.transforms.alignment import PARAMETERS
+from lakehouse.transforms.grid import default_parameters
 
 _US = 1_000_000
 _MIN = 60 * _US
@@ -85,7 +85,7 @@ def synthetic_site(
     sample_seconds: int = 60,
     batch_hours: float = 14 * 24.0,
     turnaround_hours: float = 24.0,
-    parameters: tuple[str, ...] = PARAMETERS,
+    parameters: tuple[str, ...] | None = None,
     seed: int = 7,
     lineage: bool = False,
     duplicate_fraction: float = 0.0,
@@ -99,6 +99,7 @@ def synthetic_site(
     ``lineage`` adds ``_source_file``/``_ingested_at``; ``duplicate_fraction`` re-ingests that
     share of rows later with a different value (only the newest ingestion must count).
     """
+    parameters = default_parameters() if parameters is None else tuple(parameters)
     rng = np.random.default_rng(seed)
     t0 = int(start.timestamp() * _US)
     span = int(days * 24 * _HOUR)
@@ -143,7 +144,8 @@ def synthetic_site(
             ts = ts[keep]
             n = len(ts)
             phase = (ts - t0) / (24 * _HOUR)
-            val = _LEVEL[p] * (1.0 + 0.05 * np.sin(phase * 2 * np.pi / 3 + u)) + rng.normal(0, 0.01 * _LEVEL[p], n)
+            level = _LEVEL.get(p, 10.0)  # a signal of another catalog: any level will do
+            val = level * (1.0 + 0.05 * np.sin(phase * 2 * np.pi / 3 + u)) + rng.normal(0, 0.01 * level, n)
             q = np.where(rng.random(n) < 0.02, rng.choice([0, 64], size=n), 192).astype(np.int16)
             cols["ts"].append(ts)
             cols["unit_id"].append(np.full(n, u, dtype=np.int32))

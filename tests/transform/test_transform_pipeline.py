@@ -188,7 +188,7 @@ def _assert_parity_with_reference_alignment(lake, con: duckdb.DuckDBPyConnection
     phases = lake.read_delta(lake.uri("bronze", "mes_phases"))
     windows = alignment.batch_windows(lake.read_delta(lake.uri("bronze", "mes_batches")), phases)
     ref = alignment.align_readings(readings, windows, grid_minutes=1, phases=phases)
-    cols = list(alignment.OUTPUT_COLUMNS)
+    cols = list(alignment.output_columns())
     ours = con.execute(
         f"select {', '.join(cols)} from marts.fct_process_readings order by batch_id, ts"
     ).fetch_arrow_table()
@@ -382,7 +382,9 @@ def test_twin_to_ingestion_to_dbt_on_s3(lake_s3, warehouse):
     data_end = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=days)
     with _warehouse(warehouse) as con:
         _assert_alignment_asof_genealogy(con, data_end, min_batches=1)
-        from lakehouse.transforms.alignment import PARAMETERS
+        from lakehouse.catalog import default_catalog
+
+        PARAMETERS = default_catalog().names()
 
         filled = con.execute(
             "select " + ", ".join(f"count({p})" for p in PARAMETERS) + " from marts.fct_process_readings"

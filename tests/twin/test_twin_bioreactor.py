@@ -332,3 +332,34 @@ def test_design_space_is_consistent():
     nominal = dataclasses.asdict(NOMINAL_RECIPE)
     for k, (lo, hi) in DESIGN_SPACE.items():
         assert lo < hi and lo <= nominal[k] <= hi, k
+
+
+def test_measured_inputs_replay_a_deviation_exactly():
+    """``inputs=``: the actual temperature and delivered feed of a faulty run, replayed into a
+    fault-free run, give that run back (what the live mirror relies on); NaN = the recipe."""
+    dt = 0.5
+    f = Faults.none(3)
+    f.dev_type[1], f.dev_onset_h[1], f.dev_magnitude[1], f.dev_duration_h[1] = (
+        DeviationType.TEMPERATURE_FAULT,
+        100,
+        2.5,
+        10,
+    )
+    f.dev_type[2], f.dev_onset_h[2], f.dev_magnitude[2], f.dev_duration_h[2] = DeviationType.FEED_ERROR, 120, 0.0, 30
+    kw = dict(dt_h=dt, record_every_h=dt)
+    faulty = simulate_batches([NOMINAL_RECIPE] * 3, faults=f, **kw)
+    temp, feed = faulty["temperature"], faulty["feed_flow"] * 60.0 / 1000.0
+    replay = simulate_batches([NOMINAL_RECIPE] * 3, inputs={"temperature": temp, "feed_lph": feed}, **kw)
+    for k in ("vcd", "titer", "glucose", "feed_total"):
+        np.testing.assert_array_equal(replay[k], faulty[k])
+    assert faulty.harvest["titer"][2] < faulty.harvest["titer"][0]
+    # measured up to 130 h only, the recipe afterwards: the missed feed is replayed, then feeding resumes
+    part = feed[:, : int(130 / dt)].copy()
+    part[0] = np.nan  # NaN = the recipe's value
+    mixed = simulate_batches([NOMINAL_RECIPE] * 3, inputs={"feed_lph": part}, **kw)
+    np.testing.assert_array_equal(mixed["titer"][0], faulty["titer"][0])
+    k = int(140 / dt)
+    assert mixed["feed_flow"][2, k] > 0.0 and faulty["feed_flow"][2, k] == 0.0
+    assert faulty.harvest["titer"][2] < mixed.harvest["titer"][2] < faulty.harvest["titer"][0]
+    with pytest.raises(ValueError, match="unknown inputs"):
+        simulate_batches(NOMINAL_RECIPE, inputs={"ph": np.zeros((1, 3))})

@@ -31,6 +31,31 @@ TURNAROUND_H = (24.0, 72.0)  # harvest end -> next inoculation
 AGITATOR_REPAIR_H = (12.0, 48.0)
 PUMP_REPAIR_H = (3.0, 8.0)  # Faults.pump_down_h default (a rupture; the site changes worn tubing first)
 AGITATOR_PM_D = 90.0
+# In-process LIMS assays of the daily sample: analyte, BatchResult series, unit, method,
+# relative SD, absolute SD, result delay range [h]. The site's lab writes them (twin.site.write);
+# the live mirror (twin.mirror) takes its default measurement errors from them.
+LIMS_DAILY: tuple[tuple[str, str, str, str, float, float, tuple[float, float]], ...] = (
+    ("vcd", "vcd", "1e6 cells/mL", "Vi-CELL", 0.05, 0.0, (0.3, 1.5)),
+    ("viability", "viability", "%", "Vi-CELL", 0.0, 1.2, (0.3, 1.5)),
+    ("glucose", "glucose", "g/L", "BGA", 0.03, 0.03, (0.2, 1.0)),
+    ("lactate", "lactate", "g/L", "BGA", 0.04, 0.03, (0.2, 1.0)),
+    ("glutamine", "glutamine", "mM", "Cedex Bio", 0.06, 0.05, (1.0, 4.0)),
+    ("ammonia", "ammonia", "mM", "Cedex Bio", 0.05, 0.1, (1.0, 4.0)),
+    ("osmolality", "osmolality", "mOsm/kg", "Osmometer", 0.0, 3.0, (1.0, 3.0)),
+    ("ph_offline", "ph", "pH", "BGA", 0.0, 0.02, (0.2, 1.0)),
+    ("po2_offline", "do_true", "%", "BGA", 0.015, 0.5, (0.2, 1.0)),  # ~0.8 % air sat. at 40-50 %
+)
+# Titer of the daily sample from culture day LIMS_TITER_FROM_DAY on, every 1-2 days (same layout).
+LIMS_TITER: tuple[str, str, str, str, float, float, tuple[float, float]] = (
+    "titer",
+    "titer",
+    "g/L",
+    "ProA-HPLC",
+    0.04,
+    0.0,
+    (18.0, 60.0),
+)
+LIMS_TITER_FROM_DAY = 3
 SKID_PM_D = 30.0
 SAMPLE_TOD_H = 8.5  # daily sampling around 08:30 UTC
 

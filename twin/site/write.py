@@ -22,7 +22,17 @@ from twin.bioreactor import (
     BatchResult,
 )
 from twin.historian import HistorianDay, build_unit_day
-from twin.site.config import _S_CQA, _S_HIST, _S_LIMS, ProgressFn, SiteConfig, _rng
+from twin.site.config import (
+    _S_CQA,
+    _S_HIST,
+    _S_LIMS,
+    LIMS_DAILY,
+    LIMS_TITER,
+    LIMS_TITER_FROM_DAY,
+    ProgressFn,
+    SiteConfig,
+    _rng,
+)
 from twin.site.plan import (
     Failure,
     PlannedBatch,
@@ -169,19 +179,6 @@ def _day_str(t0: np.datetime64, d: int) -> str:
 
 # --------------------------------------------------------------------------- LIMS
 
-_DAILY = (
-    # analyte, series, unit, method, relative sd, absolute sd, delay (h) range
-    ("vcd", "vcd", "1e6 cells/mL", "Vi-CELL", 0.05, 0.0, (0.3, 1.5)),
-    ("viability", "viability", "%", "Vi-CELL", 0.0, 1.2, (0.3, 1.5)),
-    ("glucose", "glucose", "g/L", "BGA", 0.03, 0.03, (0.2, 1.0)),
-    ("lactate", "lactate", "g/L", "BGA", 0.04, 0.03, (0.2, 1.0)),
-    ("glutamine", "glutamine", "mM", "Cedex Bio", 0.06, 0.05, (1.0, 4.0)),
-    ("ammonia", "ammonia", "mM", "Cedex Bio", 0.05, 0.1, (1.0, 4.0)),
-    ("osmolality", "osmolality", "mOsm/kg", "Osmometer", 0.0, 3.0, (1.0, 3.0)),
-    ("ph_offline", "ph", "pH", "BGA", 0.0, 0.02, (0.2, 1.0)),
-    ("po2_offline", "do_true", "%", "BGA", 0.015, 0.5, (0.2, 1.0)),  # ~0.8 % air sat. at 40-50 %
-)
-
 
 def _write_lims(
     cfg: SiteConfig,
@@ -212,7 +209,7 @@ def _write_lims(
         short = bid
         # daily samples (the simulation withdrew them at these times)
         k = 0
-        titer_next = 3
+        titer_next = LIMS_TITER_FROM_DAY
         while True:
             rel = b.sample_offset_h + 24.0 * k
             if rel > b.sim_end_rel + 1e-9:
@@ -221,15 +218,16 @@ def _write_lims(
             s_h = b.inoc + rel + float(rng.uniform(-0.1, 0.1))
             day = int(rel // 24.0)
             sid = f"S-{short}-D{day:02d}"
-            for analyte, key, unit, method, rsd, asd, delay in _DAILY:
+            for analyte, key, unit, method, rsd, asd, delay in LIMS_DAILY:
                 true = float(res.series[key][i, j])
                 v = true * (1.0 + rsd * rng.standard_normal()) + asd * rng.standard_normal()
                 v = max(v, 0.0) if analyte != "viability" else float(np.clip(v, 0.0, 100.0))
                 add(sid, bid, s_h, s_h + float(rng.uniform(*delay)), analyte, round(v, 3), unit, method)
             if day >= titer_next:
-                true = float(res.series["titer"][i, j])
-                v = max(true * (1.0 + 0.04 * rng.standard_normal()), 0.0)
-                add(sid, bid, s_h, s_h + float(rng.uniform(18.0, 60.0)), "titer", round(v, 3), "g/L", "ProA-HPLC")
+                analyte, key, unit, method, rsd, _, delay = LIMS_TITER
+                true = float(res.series[key][i, j])
+                v = max(true * (1.0 + rsd * rng.standard_normal()), 0.0)
+                add(sid, bid, s_h, s_h + float(rng.uniform(*delay)), analyte, round(v, 3), unit, method)
                 titer_next = day + int(rng.integers(1, 3))
             k += 1
         if b.status != "complete" or b.sim_end_rel < b.end_rel:
