@@ -83,7 +83,7 @@ class MSPCConfig:
         if d.get("align_on_shift") and not d.get("landmarks"):
             raise ValueError(
                 "mspc.align_on_shift was replaced by mspc.landmarks (e.g. "
-                "[{setpoint_change: temperature_sp, min_step: 0.5}]); retrain models saved before"
+                "[{setpoint_change: <a setpoint signal>, min_step: 0.5}]); retrain models saved before"
             )
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
