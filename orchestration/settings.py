@@ -82,9 +82,13 @@ class Settings:
 
         ``lake_root``, ``plant`` (a plant bundle folder or name: ``$LAKEHOUSE_PLANT``) and
         ``site_overrides`` (``source``, ``start_date``, ``days``, ``bioreactors``, …; ``None`` =
-        not given) win over the environment: the command line's options.
+        not given) win over the environment: the command line's options. With a plant the
+        source defaults to ``external`` (its files, not the twin simulation).
         """
         env = os.environ if environ is None else environ
+        if (plant or env.get(PLANT_ENV)) and not (site_overrides.get("source") or env.get("LAKEHOUSE_SOURCE")):
+            # a plant's own data: never the twin simulated into its landing zone
+            site_overrides = {**site_overrides, "source": "external"}
         return cls(
             lake=_lake_resource(env, lake_root, plant),
             site=_site_resource(env, site_overrides),

@@ -58,8 +58,12 @@ def test_mspc_signals_default_to_the_catalog_minus_exclusions(tmp_path):
     cfg = gb.load_config(path, catalog=cat)
     assert cfg["mspc"]["signals"] == ["rate", "temp", "rate2"]
     assert cfg["profile"]["signals"] == ["rate", "temp"]
-    with pytest.raises(ValueError, match="no signal catalog"):
-        gb.load_config(path)
+    # without a catalog: the default plant's (config/plants/cho-twin), as its fct_process_readings has
+    from lakehouse.catalog import default_catalog
+
+    default = gb.load_config(path)["mspc"]["signals"]
+    assert default[-1] == "rate2" and set(default[:-1]) <= set(default_catalog().names())
+    assert len(default) > 10
 
 
 def test_state_code_landmarks_align_the_phases_and_invert_exactly():

@@ -41,7 +41,7 @@ def run_plant(export_dir: str | Path, lake_root: str | Path, warehouse: str | Pa
     MSPC) in one Dagster run. Returns ``(defs, result)``."""
     import dagster as dg
 
-    from assets.resources import LakeResource
+    from assets.resources import LakeResource, SiteResource
     from lakehouse.ingest.foreign import run_import_config
     from lakehouse.plant import load_plant
     from lakehouse.storage import Lake
@@ -50,7 +50,10 @@ def run_plant(export_dir: str | Path, lake_root: str | Path, warehouse: str | Pa
 
     bundle = load_plant(plant)
     run_import_config(bundle.import_path, Lake(str(lake_root)), data_dir=export_dir)
-    settings = Settings(lake=LakeResource(root_uri=str(lake_root), duckdb_path=str(warehouse), plant=str(bundle.root)))
+    settings = Settings(  # source external: the plant's files, no twin simulation in the landing zone
+        lake=LakeResource(root_uri=str(lake_root), duckdb_path=str(warehouse), plant=str(bundle.root)),
+        site=SiteResource(source="external"),
+    )
     defs = build_defs(settings)
     start, end = settings.partition_range()
     result = defs.resolve_job_def(PLANT_JOB).execute_in_process(
