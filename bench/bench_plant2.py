@@ -104,8 +104,8 @@ def run() -> dict:
         return [round(min(vals), 3), round(max(vals), 3)]
 
     out = {
-        "plant2_softsensor_rmse": round(main["softsensor_rmse"], 1),
-        "plant2_baseline_rmse": round(main["baseline_rmse"], 1),
+        "plant2_softsensor_rmse": round(main["softsensor_rmse"], 4),
+        "plant2_baseline_rmse": round(main["baseline_rmse"], 4),
         "plant2_softsensor_improvement": round(1 - main["softsensor_rmse"] / main["baseline_rmse"], 3),
         "plant2_pi90_coverage": round(main["pi90_coverage"], 3),
         "plant2_mspc_detected_fraction": round(main["mspc_detected"][0], 3),
