@@ -742,7 +742,9 @@ class LiveCollector:
             lag = (newest - st.cursor_us) / 1e6 if newest is not None and st.cursor_us is not None else None
             if lag is not None:
                 lags.append(lag)
+            spec = self.cfg.tagmap.resolve(tag)
             tags[tag] = {
+                "unit_id": spec.unit_id if spec is not None else None,
                 "cursor": us_to_datetime(st.cursor_us).isoformat() if st.cursor_us is not None else None,
                 "lag_s": None if lag is None else round(lag, 3),
                 "unit": st.unit,

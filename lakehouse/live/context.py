@@ -131,3 +131,15 @@ def phase_changes(context: pl.DataFrame, batch_ids: Sequence[str]) -> pl.DataFra
         .unique()
         .sort(["batch_id", "phase_start"])
     )
+
+
+def read_rows(lake: Lake, uri: str, batch_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """Rows of a Delta table (of ``batch_ids`` if given); empty when the table does not exist.
+
+    The batch filter is applied by polars after the scan: pyarrow's predicate pushdown on
+    delta-rs' view-typed Parquet string columns silently matches nothing.
+    """
+    if not lake.delta_exists(uri):
+        return pl.DataFrame()
+    df = pl.from_arrow(lake.delta_table(uri).to_pyarrow_table())
+    return df.filter(pl.col("batch_id").is_in(list(batch_ids))) if batch_ids is not None else df
