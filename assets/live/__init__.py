@@ -11,7 +11,6 @@ landed in bronze (``lakehouse plant collect``), scored, monitored, forecast, and
 * asset check ``live_alerts_raised_once``: one row per alert condition.
 """
 
-
 import json
 
 import dagster as dg
@@ -96,9 +95,7 @@ def _collector_metadata(lake) -> dict:
     ],
     check_specs=[dg.AssetCheckSpec("live_alerts_raised_once", asset=ALERTS)],
 )
-def live_refresh(
-    context: dg.AssetExecutionContext, lake: LakeResource, alerts: LiveAlertsResource, config: LiveConfig
-):
+def live_refresh(context: dg.AssetExecutionContext, lake: LakeResource, alerts: LiveAlertsResource, config: LiveConfig):
     """One increment: align the new complete grid steps of the running batches and score them."""
     from lakehouse.live import alerts as live
     from ml.config import DEFAULT_SOFTSENSOR_CONFIG, load_softsensor_config

@@ -180,6 +180,11 @@ def refresh_aligned(lake: Lake, grid_s: float = GRID_S, max_steps: int | None = 
             continue
         raw = _read_bronze(bronze, unit, a, b)
         res.readings_read += raw.height
+        if wm is None:  # first refresh: start at the batch's first reading in the lake (a collector
+            # started mid-batch has nothing before; no rows of nulls from the culture start)
+            if raw.height == 0:
+                continue
+            a = max(a, (int(raw["ts"].dt.epoch("us").min()) // grid_us) * grid_us)
         wide = _grid(raw, grid_us)
         steps = pl.DataFrame(
             {

@@ -20,11 +20,11 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import dagster as dg
 import polars as pl
 import pytest
-from live_models import train_live_models
 from live_testutil import ROOT
 
 from assets.live import live_refresh
@@ -32,6 +32,7 @@ from assets.resources import LakeResource, LiveAlertsResource
 from lakehouse.live import alerts as live
 from lakehouse.live import read_status
 from lakehouse.storage import Lake
+from tests.support.live_models import train_live_models
 from twin.site import SiteConfig, plan_site
 
 SITE = SiteConfig(bioreactors=1, days=8, interval_s=60.0, seed=7)
@@ -41,9 +42,9 @@ WEBHOOK_ENV = "LAKEHOUSE_TEST_ALERT_WEBHOOK"
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
+    received: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802 (http.server API)
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Hook.received.append(json.loads(body))
         self.send_response(204)
