@@ -5,7 +5,8 @@
 * the twin's server (``python -m twin.live``): ``BENCH_LIVE_UNITS`` (16) bioreactors × 19 tags
   = 304 tags (the issue's 10 × 30 = 300 tags, with the twin's 19 tags per unit) logged every
   ``BENCH_LIVE_INTERVAL`` (1) s, in real time (speed 1, simulated time = wall time), HistoryRead
-  over the last hour;
+  over the last ``BENCH_LIVE_HISTORY_S`` (4 days: the site then starts 5 days before now, so
+  most vessels are mid-batch when the soak runs);
 * the collector (``python -m lakehouse.live``, a local lake, micro-batches every 2 s, no
   backfill) three times over ``BENCH_LIVE_SECONDS`` (180) s: the first two runs are SIGKILLed
   (at 1/3 and 2/3 of the soak), each immediately restarted; the third is stopped with SIGTERM.
@@ -135,6 +136,8 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
     seconds = seconds or float(os.environ.get("BENCH_LIVE_SECONDS", 300.0))
     scoring = os.environ.get("BENCH_LIVE_SCORING", "1") != "0"
     refresh_s = float(os.environ.get("BENCH_LIVE_REFRESH_S", 60.0))
+    # `--start now` lays the site out history + 1 day before now: 4 days puts most vessels mid-batch
+    history_s = float(os.environ.get("BENCH_LIVE_HISTORY_S", 4 * 86_400.0))
     tags = [f"BR-{101 + u}.{s}" for u in range(units) for s in TAG_NAMES]
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
     lake = Lake(str(tmp / "lake"))
@@ -166,7 +169,7 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
             "--days",
             "2",
             "--history-window",
-            "3600",
+            str(history_s),
             "--log-every",
             "30",
         ],
