@@ -34,11 +34,14 @@ from lakehouse.live import read_status
 from lakehouse.storage import Lake
 from tests.support.live_models import train_live_models
 from twin.site import SiteConfig, plan_site
+from twin.site.config import LIMS_TITER, LIMS_TITER_FROM_DAY
 
 SITE = SiteConfig(bioreactors=1, days=8, interval_s=60.0, seed=7)
 CULTURE_AT_START_H = 12.0  # culture age of BR101-0001 when the server starts
 INJECT_AFTER_H = 30.0  # the fault starts 30 simulated hours later (culture age ~42 h)
 WEBHOOK_ENV = "LAKEHOUSE_TEST_ALERT_WEBHOOK"
+# no titer result of a batch exists before its first titer sample (day 3) plus the lab's shortest delay
+FIRST_TITER_RESULT_H = LIMS_TITER_FROM_DAY * 24.0 + LIMS_TITER[6][0]
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -85,7 +88,7 @@ def test_running_batch_scored_live_and_deviation_alerted_once(tmp_path, webhook,
     start = inoc + dt.timedelta(hours=CULTURE_AT_START_H)
     onset_age_h = CULTURE_AT_START_H + INJECT_AFTER_H
     server = _cli(
-        ["plant", "serve", "--port", "0", "--units", "1", "--days", str(SITE.days), "--speed", "3600"]
+        ["plant", "serve", "--port", "0", "--units", "1", "--days", str(SITE.days), "--speed", "1800"]
         + ["--start", start.isoformat(), "--log-every", "3600"]
         + ["--inject", f"BR-101.TEMP.PV:+3.0:{INJECT_AFTER_H * 3600:.0f}:{200 * 3600}:3600"]
     )
@@ -105,7 +108,7 @@ def test_running_batch_scored_live_and_deviation_alerted_once(tmp_path, webhook,
             ["plant", "collect", "--endpoint", endpoint, "--lake", lake.root, "--flush-interval", "1"]
             + ["--backfill", "-1", "--log-every", "3600"]
         )
-        deadline = time.monotonic() + 150.0
+        deadline = time.monotonic() + 240.0
         after_alert = 0
         while time.monotonic() < deadline and after_alert < 3:
             time.sleep(2.0)
@@ -133,8 +136,8 @@ def test_running_batch_scored_live_and_deviation_alerted_once(tmp_path, webhook,
     preds = live.read_live(lake, live.SOFTSENSOR)
     mspc = live.read_live(lake, live.MSPC)
     fc = live.read_live(lake, live.FORECAST)
-    # before any titer result of the batch exists (the first titer sample is taken on day 3)
-    early = preds.filter((pl.col("batch_id") == bid) & (pl.col("culture_age_h") < 72.0))
+    # before any titer result of the batch exists
+    early = preds.filter((pl.col("batch_id") == bid) & (pl.col("culture_age_h") < FIRST_TITER_RESULT_H))
     assert early.height > 100
     assert (early["pi_lower"] < early["prediction"]).all() and (early["prediction"] < early["pi_upper"]).all()
     assert set(early["model_name"]) == {"titer_softsensor"} and set(early["model_version"]) == {1}
@@ -142,11 +145,13 @@ def test_running_batch_scored_live_and_deviation_alerted_once(tmp_path, webhook,
     assert (early["scored_at"] >= early["data_until"]).all()  # traceable: what data, which model, when
     # one prediction per grid step, never twice
     assert preds.select(pl.struct("batch_id", "ts", "target").is_unique().all()).item()
-    m_early = mspc.filter(pl.col("culture_age_h") < 72.0)
+    m_early = mspc.filter(pl.col("culture_age_h") < FIRST_TITER_RESULT_H)
     assert m_early.height >= 20 and (m_early["t2_limit"] > 0).all() and (m_early["spe_limit"] > 0).all()
     assert mspc.select(pl.struct("batch_id", "step").is_unique().all()).item()
     assert (
-        fc.filter((pl.col("as_of_h") < 72.0) & (pl.col("kind") == "harvest") & (pl.col("quantity") == "titer")).height
+        fc.filter(
+            (pl.col("as_of_h") < FIRST_TITER_RESULT_H) & (pl.col("kind") == "harvest") & (pl.col("quantity") == "titer")
+        ).height
         >= 1
     )
 

@@ -35,7 +35,7 @@ def _stop(p: subprocess.Popen, sig: int, timeout: float = 60.0) -> tuple[str, st
 
 def test_plant_serve_and_collect_cli(tmp_path, live_plan):
     lake_root = tmp_path / "lake"
-    # 1 bioreactor, 60 s interval, one simulated hour per wall second, starting 1 day into the site
+    # 1 bioreactor, 60 s interval, one simulated hour per wall second
     server = _start(
         ["plant", "serve", "--port", "0", "--units", "1", "--days", "4", "--speed", "3600"]
         + ["--start", "2026-01-02T00:00:00Z", "--history-window", "345600", "--log-every", "1"],
