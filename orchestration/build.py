@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import features, golden, ingest, landing, models, scoring, transform
+from assets import features, golden, ingest, landing, live, models, scoring, transform
 from assets import twin as twin_assets
 from assets.transform.dbt_models import dbt_cli_resource
 from ml.plant import softsensor_config
@@ -31,7 +31,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings()
     full_pipeline = dg.define_asset_job(
         FULL_JOB,
-        selection=dg.AssetSelection.all(),
+        selection=dg.AssetSelection.all() - dg.AssetSelection.groups(live.GROUP),
         description="Landing → bronze → dbt model → gold → features → models → scores, golden "
         "batch and twin experiments, in one run (daily partitions handed over as one range).",
     )
@@ -39,7 +39,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     plant_pipeline = dg.define_asset_job(
         PLANT_JOB,
         selection=dg.AssetSelection.all()
-        - dg.AssetSelection.groups(*(TWIN_ONLY_GROUPS if with_bundle else TWIN_TRAINED_GROUPS)),
+        - dg.AssetSelection.groups(*(TWIN_ONLY_GROUPS if with_bundle else TWIN_TRAINED_GROUPS), live.GROUP),
         description="A plant's own data: landing → bronze → dbt model → gold → features; with a plant "
         "bundle also models, promotion gates, scores, golden batch and MSPC on its yamls "
         "(without one: `lakehouse train` with the plant's config).",
@@ -56,6 +56,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         scoring.build_defs(softsensor),
         golden.defs,
         twin_assets.defs,
+        live.defs,
         dg.Definitions(
             jobs=[full_pipeline, plant_pipeline],
             resources={
@@ -63,6 +64,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
                 "site": settings.site,
                 "dbt": dbt_cli_resource(),
                 "spark": settings.spark,
+                "alerts": settings.alerts,
             },
         ),
     )
