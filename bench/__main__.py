@@ -21,6 +21,7 @@ MODULES = [
     "bench_dbt",
     "bench_ml",
     "bench_golden",
+    "bench_plant2",
     "bench_forecast",
     "bench_spark",
     "bench_live",
