@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODULES = ["bench_sim", "bench_ingest", "bench_dbt", "bench_ml", "bench_golden", "bench_spark"]
+MODULES = ["bench_sim", "bench_ingest", "bench_integrity", "bench_dbt", "bench_ml", "bench_golden", "bench_spark"]
 
 
 def main(argv: list[str]) -> int:
