@@ -18,28 +18,35 @@ Sections (``run()`` runs them all; ``BENCH_INTEGRITY_SECTIONS=concurrency,fuzz``
   included), ``concurrency_first10_p50_s`` vs ``concurrency_last10_p50_s`` (median of the
   first/last 10 calls of every writer) and their ratio; ``concurrency_retries`` (commit
   conflicts and transient faults retried).
-* ``race`` — ``race_ingest_runs`` processes (spawn) ingest the same landing zone of a new
-  lake at the same moment, on local disk and on S3: ``race_ingest_duplicates``,
-  ``race_ingest_rows_lost`` (vs the reference) and ``race_ingest_crashes`` (runs that did
-  not exit 0).
-* ``s3_restart`` — one ingestion while the S3 server is SIGKILLed and restarted
-  ``s3_restarts`` times (each outage ≈ 8–10 s: down, then the restart; the next kill only
-  after the server is back): ``s3_restart_rows_lost``, ``s3_restart_rows_duplicated`` vs the
-  reference, ``s3_restart_outage_max_s``.
-* ``fuzz`` — ``fuzz_cases`` files over the nine source kinds (the eight landing kinds
-  mutated by the hypothesis strategy of ``tests/ingest/test_parsers_property.py``, plus
-  generated Parquet exports for the importer's historian kind), ingested for real into a
-  local lake in batches: ``fuzz_crashes`` = files whose ingestion raised (a batch that raises
-  is re-run file by file to find them), ``fuzz_rows_unaccounted`` = |rows read − (bronze +
-  quarantine rows)|, counted per table in the Delta tables.
-* ``sigkill`` — an ingestion process is SIGKILLed at a random moment ``sigkill_kills``
-  times (each time a new run resumes the work), then a last run completes:
-  ``sigkill_rows_lost``, ``sigkill_rows_duplicated`` vs the reference.
+* ``race`` — ``race_ingest_runs`` / 2 processes (spawn) ingest the same landing zone of a
+  new lake (no table exists yet) at the same moment, on local disk, then again on S3:
+  ``race_ingest_duplicates``, ``race_ingest_rows_lost`` (vs the reference) and
+  ``race_ingest_crashes`` (runs that raised or did not exit 0).
+* ``s3_restart`` — one ingestion (2 files per batch: many commits) while the S3 server is
+  SIGKILLed after every 3rd bronze commit and restarted 3 s later, ``s3_restarts`` times (the
+  next kill only once it is back): ``s3_restart_rows_lost``, ``s3_restart_rows_duplicated`` vs
+  the reference, ``s3_restart_outage_median_s`` / ``_max_s`` (kill → server answering again,
+  its start-up included: longer on a loaded host).
+* ``fuzz`` — ``fuzz_cases`` distinct files over the nine source kinds (the eight landing
+  kinds mutated by the hypothesis strategy of ``tests/ingest/test_parsers_property.py``,
+  plus generated Parquet exports for the importer's historian kind), ingested for real into
+  a local lake in batches of 100: ``fuzz_crashes`` = files whose ingestion raised (a batch
+  that raises is re-run file by file to find them), ``fuzz_rows_unaccounted`` = Σ over
+  tables |rows read − (bronze rows + quarantine rows)|, counted in the Delta tables.
+* ``sigkill`` — ``sigkill_trials`` new lakes, each: an ingestion process SIGKILLed at a
+  random moment (uniform over the time a whole run takes in such a process), then a new run:
+  ``sigkill_rows_lost``, ``sigkill_rows_duplicated`` vs the reference; ``sigkill_interrupted``
+  = trials where the kill had left work undone.
 
-Knobs: ``BENCH_INTEGRITY_QUICK=1`` (or ``--quick``: small sizes, ~2 min),
+The reference of race, restart and SIGKILL is one clean ingestion of the same landing zone
+(every kind, good rows, bad rows, unreadable files) on local disk; rows are compared as
+multisets of whole rows (source file relative to the landing zone, without run id and
+ingestion time).
+
+Knobs: ``BENCH_INTEGRITY_QUICK=1`` (or ``--quick``: 4 × 10 writers, small sizes, ~3 min),
 ``BENCH_INTEGRITY_WRITERS`` (16), ``BENCH_INTEGRITY_COMMITS`` (50),
 ``BENCH_INTEGRITY_RACE_RUNS`` (8), ``BENCH_INTEGRITY_RESTARTS`` (3),
-``BENCH_INTEGRITY_FUZZ_CASES`` (2700), ``BENCH_INTEGRITY_SIGKILLS`` (6). The load average of
+``BENCH_INTEGRITY_FUZZ_CASES`` (3000), ``BENCH_INTEGRITY_SIGKILLS`` (8). The load average of
 the host is reported at the start and at the end (``integrity_load_average_1m_*``).
 
 Run: ``python -m bench integrity`` or ``python -m bench.bench_integrity [--quick] [sections]``.
@@ -80,8 +87,8 @@ class Sizes:
     commits: int = 50
     race_runs: int = 8
     restarts: int = 3
-    fuzz_cases: int = 2700
-    sigkills: int = 6
+    fuzz_cases: int = 3000
+    sigkills: int = 8
 
     @classmethod
     def from_env(cls, quick: bool = False) -> "Sizes":
@@ -374,7 +381,7 @@ def bench_race(server, tmp: Path, runs: int, reference: dict) -> dict:
 
 
 # ====================================================================== S3 restarts
-def bench_s3_restart(server, restarts: int, reference: dict, down_s: float = 4.0, every: int = 3) -> dict:
+def bench_s3_restart(server, restarts: int, reference: dict, down_s: float = 3.0, every: int = 3) -> dict:
     """Kill the server after every ``every``-th bronze commit (once the previous restart is
     done), restart it ``down_s`` s later (plus its own start-up time)."""
     from lakehouse.ingest import writer
@@ -418,6 +425,7 @@ def bench_s3_restart(server, restarts: int, reference: dict, down_s: float = 4.0
         raise RuntimeError("the S3 server did not come back")
     lost, dup = diff_rows(reference, lake_rows(lake))
     return {"s3_restarts": state["kills"], "s3_restart_rows_lost": lost, "s3_restart_rows_duplicated": dup,
+            "s3_restart_outage_median_s": round(statistics.median(state["outages"]), 1) if state["outages"] else 0.0,
             "s3_restart_outage_max_s": round(max(state["outages"], default=0.0), 1),
             "s3_restart_retries": sum(retries.reasons.values()), "s3_restart_seconds": round(wall, 1)}
 
@@ -425,36 +433,39 @@ def bench_s3_restart(server, restarts: int, reference: dict, down_s: float = 4.0
 # ====================================================================== SIGKILL
 def bench_sigkill(tmp: Path, kills: int, reference: dict, seed: int = 17) -> dict:
     """``kills`` trials, each on a new lake: an ingestion process is SIGKILLed at a random
-    moment (uniform over the duration of a whole run), then a new run resumes; the lake must
-    then hold exactly the reference rows."""
+    moment (uniform over the duration of a whole run in such a process, timed first), then a
+    new run resumes; the lake must then hold exactly the reference rows.
+    ``sigkill_interrupted``: trials whose killed run had left work undone (the recovery run
+    had something to repair)."""
     from lakehouse.ingest.writer import ingest_landing
     from lakehouse.storage import Lake
 
     rng = random.Random(seed)
-    probe = Lake(str(tmp / "sigkill-probe"))  # how long a whole run takes here
-    _landing(probe)
-    t0 = time.perf_counter()
-    ingest_landing(probe, run_id="probe", max_batch_files=4)
-    run_s = time.perf_counter() - t0
-    lakes = [Lake(str(tmp / f"sigkill-{k}")) for k in range(kills)]
+    lakes = [Lake(str(tmp / f"sigkill-{k}")) for k in range(kills + 1)]  # lakes[0]: the timing run
     for lake in lakes:
         _landing(lake)
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     gos = [ctx.Event() for _ in lakes]
     procs = _spawn(ctx, [[(lake.root, None, f"killed-{k}", 4, gos[k])] for k, lake in enumerate(lakes)], out)
-    killed_mid_run = lost = dup = 0
-    for p, go, lake in zip(procs, gos, lakes):
+    t0 = time.perf_counter()
+    gos[0].set()
+    if _results(out, 1, 600) != {"killed-0": "ok"}:
+        raise RuntimeError("the timing run of the SIGKILL section failed")
+    run_s = time.perf_counter() - t0
+    interrupted = lost = dup = 0
+    for p, go, lake in zip(procs[1:], gos[1:], lakes[1:]):
         go.set()
         time.sleep(rng.uniform(0.0, run_s))
         if p.is_alive():
             os.kill(p.pid, signal.SIGKILL)
-            killed_mid_run += 1
         p.join(60)
+        interrupted += diff_rows(reference, lake_rows(lake))[0] > 0
         ingest_landing(lake, run_id="after-kill", max_batch_files=4)
         trial_lost, trial_dup = diff_rows(reference, lake_rows(lake))
         lost, dup = lost + trial_lost, dup + trial_dup
-    return {"sigkill_trials": kills, "sigkill_kills": killed_mid_run, "sigkill_rows_lost": lost,
+    procs[0].join(60)
+    return {"sigkill_trials": kills, "sigkill_interrupted": interrupted, "sigkill_rows_lost": lost,
             "sigkill_rows_duplicated": dup, "sigkill_run_seconds": round(run_s, 1)}
 
 
@@ -512,7 +523,7 @@ def _parquet_cases(n: int, seed: int = 17) -> list[bytes]:
 
 
 def _fuzz_cases(total: int) -> dict[str, list[bytes]]:
-    """Fuzzed contents per kind: ``total`` / 9 each (distinct contents)."""
+    """Fuzzed contents per kind: up to ``total`` / 9 distinct contents each."""
     from hypothesis import HealthCheck, given, settings
 
     from test_parsers_property import SAMPLES, mutated
@@ -522,7 +533,8 @@ def _fuzz_cases(total: int) -> dict[str, list[bytes]]:
     def draw_all(sample: bytes) -> list[bytes]:
         got: list[bytes] = []
 
-        @settings(max_examples=per_kind, deadline=None, database=None, derandomize=True,
+        # hypothesis repeats small examples (about half are duplicates): draw twice as many
+        @settings(max_examples=2 * per_kind, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         @given(data=mutated(sample))
         def collect(data: bytes) -> None:
@@ -532,8 +544,8 @@ def _fuzz_cases(total: int) -> dict[str, list[bytes]]:
         return got
 
     cases = {kind: draw_all(sample) for kind, (_, sample) in sorted(SAMPLES.items())}
-    cases["import_historian"] = _parquet_cases(per_kind)
-    return {k: list(dict.fromkeys(v)) for k, v in cases.items()}  # one file per content
+    cases["import_historian"] = _parquet_cases(2 * per_kind)
+    return {k: list(dict.fromkeys(v))[:per_kind] for k, v in cases.items()}  # one file per content
 
 
 def bench_fuzz(tmp: Path, total: int, batch_files: int = 100) -> dict:
