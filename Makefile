@@ -6,7 +6,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export DAGSTER_DISABLE_TELEMETRY := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv run test ui bench clean-data
+.PHONY: venv run test lint ui bench sql clean-data
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -28,9 +28,19 @@ run: venv
 test: venv
 	$(PY) -m pytest
 
+## Lint: ruff (lint + format check) on the Python, sqlfluff (dbt templater) on the dbt project.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DBT_TARGET_PATH=target/sqlfluff $(VENV)/bin/sqlfluff lint dbt_project/models
+
 ## Dagster UI on http://127.0.0.1:3000
 ui: venv
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+## The DuckDB command-line client on the warehouse, read-only, Delta/S3 extensions loaded offline
+sql: venv
+	$(PY) -m lakehouse.bi
 
 ## Benchmarks: one JSON object of figures in bench/results.json
 bench: venv

@@ -14,12 +14,24 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODULES = ["bench_sim", "bench_ingest", "bench_integrity", "bench_dbt", "bench_ml", "bench_golden", "bench_spark"]
+MODULES = [
+    "bench_definitions",
+    "bench_sim",
+    "bench_ingest",
+    "bench_integrity",
+    "bench_dbt",
+    "bench_ml",
+    "bench_golden",
+    "bench_forecast",
+    "bench_spark",
+    "bench_live",
+]
 
 
 def main(argv: list[str]) -> int:
-    selected = [a if a.startswith("bench_") else f"bench_{a}" for a in argv] \
-        or [m for m in MODULES if (HERE / f"{m}.py").exists()]
+    selected = [a if a.startswith("bench_") else f"bench_{a}" for a in argv] or [
+        m for m in MODULES if (HERE / f"{m}.py").exists()
+    ]
     unknown = [m for m in selected if m not in MODULES]
     if unknown:  # `python -m bench ml spark` = bench_ml + bench_spark
         print(f"unknown benchmark(s) {unknown}; choose from {MODULES} (the bench_ prefix is optional)")
@@ -31,7 +43,9 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", f"import json, bench.{name} as m; print('@@' + json.dumps(m.run()))"],
-            cwd=HERE.parent, capture_output=True, text=True,
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
         )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@")]
         if proc.returncode != 0 or not lines:

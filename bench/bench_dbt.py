@@ -13,7 +13,7 @@ Figures (``run() -> dict``; ``python bench/bench_dbt.py`` prints JSON):
   dbt's run_results.json (without dbt's fixed start-up/parse cost).
 
 dbt runs exactly as the Dagster asset runs it: the dbt CLI in a subprocess, the lake root and
-DuckDB file passed through the environment (``assets.transform.warehouse.dbt_env``). The
+DuckDB file passed through the environment (``lakehouse.warehouse.dbt_env``). The
 bronze data come from the transform tests' fixture generator (``tests/transform``).
 Environment knobs: BENCH_DBT_DAYS, BENCH_DBT_UNITS, BENCH_DBT_REPEATS.
 """
@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT / "tests" / "transform"))
 
 import bronze_fixture as bf
 
-from assets.transform.warehouse import DBT_PROJECT_DIR, dbt_env, missing_bronze_tables
 from lakehouse.storage import Lake
+from lakehouse.warehouse import DBT_PROJECT_DIR, dbt_env, missing_bronze_tables
 
 DBT = str(Path(sys.executable).parent / "dbt")
 
@@ -45,8 +45,14 @@ DBT = str(Path(sys.executable).parent / "dbt")
 def _dbt_build(lake: Lake, warehouse: Path, target: Path) -> dict:
     env = {**os.environ, **dbt_env(lake, warehouse, missing_bronze_tables(lake))}
     t0 = time.perf_counter()
-    proc = subprocess.run([DBT, "build", "--target-path", str(target)], cwd=DBT_PROJECT_DIR, env=env, check=False,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [DBT, "build", "--target-path", str(target)],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"dbt build failed:\n{proc.stdout[-4000:]}")

@@ -57,18 +57,23 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lakehouse.ingest.tagmap import CONTRACT_SUFFIXES  # noqa: E402
-from lakehouse.ingest.units import PARAMETERS  # noqa: E402
-from lakehouse.storage import Lake  # noqa: E402
+from lakehouse.ingest.tagmap import TagMap
+from lakehouse.storage import Lake
 
 # the baseline's parse: the landing contract's column types, pyarrow defaults otherwise
-CSV_TYPES = {"timestamp": pa.timestamp("us", tz="UTC"), "tag": pa.string(), "value": pa.float64(),
-             "unit": pa.string(), "quality": pa.int16()}
+CSV_TYPES = {
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "tag": pa.string(),
+    "value": pa.float64(),
+    "unit": pa.string(),
+    "quality": pa.int16(),
+}
 PARQUET_OPTS = {"compression": "zstd", "compression_level": 1}
 
 
 def _day_file(unit_id: str, day: dt.date, rng: np.random.Generator) -> bytes:
-    sufs = list(CONTRACT_SUFFIXES)
+    table = TagMap.contract_default().suffix_table()  # the twin's tags: suffix -> (signal, unit)
+    sufs = list(table)
     n_min = 1440
     start = np.datetime64(day.isoformat() + "T00:00:00", "ms")
     jitter = rng.integers(0, 900, n_min).astype("timedelta64[ms]")
@@ -76,12 +81,40 @@ def _day_file(unit_id: str, day: dt.date, rng: np.random.Generator) -> bytes:
     ts_s = np.char.add(np.datetime_as_string(ts, unit="ms").astype(str), "Z")
     k = len(sufs)
     tags = np.array([f"{unit_id}.{s}" for s in sufs])
-    units = np.array([PARAMETERS[CONTRACT_SUFFIXES[s]][0] for s in sufs])
-    base = np.array([36.8, 36.8, 7.0, 40.0, 120.0, 20.0, 1.0, 0.5, 18.0, 4.0, 30.0, 200.0, 40.0,
-                     39.0, 5000.0, 1900.0, 0.3, 1.2, 4.0])[:k]
+    units = np.array([table[s][1] for s in sufs])
+    base = np.array(
+        [
+            36.8,
+            36.8,
+            7.0,
+            40.0,
+            120.0,
+            20.0,
+            1.0,
+            0.5,
+            18.0,
+            4.0,
+            30.0,
+            200.0,
+            40.0,
+            39.0,
+            5000.0,
+            1900.0,
+            0.3,
+            1.2,
+            4.0,
+        ]
+    )[:k]
     vals = np.round(np.tile(base, n_min) * (1 + 0.01 * rng.standard_normal(n_min * k)), 4)
-    tbl = pa.table({"timestamp": np.repeat(ts_s, k), "tag": np.tile(tags, n_min), "value": vals,
-                    "unit": np.tile(units, n_min), "quality": np.full(n_min * k, 192, np.int16)})
+    tbl = pa.table(
+        {
+            "timestamp": np.repeat(ts_s, k),
+            "tag": np.tile(tags, n_min),
+            "value": vals,
+            "unit": np.tile(units, n_min),
+            "quality": np.full(n_min * k, 192, np.int16),
+        }
+    )
     buf = io.BytesIO()
     pacsv.write_csv(tbl, buf, pacsv.WriteOptions(quoting_style="none"))
     return buf.getvalue()
@@ -105,8 +138,7 @@ def make_landing(root: Path, units: int, days: int) -> tuple[list[Path], int]:
 
 def _parse(paths: list[Path]) -> pa.Table:
     opts = pacsv.ConvertOptions(column_types=CSV_TYPES)
-    return pa.concat_tables([pacsv.read_csv(io.BytesIO(p.read_bytes()), convert_options=opts)
-                             for p in paths])
+    return pa.concat_tables([pacsv.read_csv(io.BytesIO(p.read_bytes()), convert_options=opts) for p in paths])
 
 
 def baseline(paths: list[Path], out: Path, rows: pa.Table | None = None) -> tuple[float, float, int]:
@@ -174,7 +206,7 @@ def run(units: int | None = None, days: int | None = None, repeats: int | None =
         wall: dict[str, list[float]] = {n: [] for n in names}
         cpu: dict[str, list[float]] = {n: [] for n in names}
         for r in range(repeats):
-            for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
                 w, c, n = sides[name]()
                 assert n == rows
                 wall[name].append(w)
@@ -185,13 +217,18 @@ def run(units: int | None = None, days: int | None = None, repeats: int | None =
 
         med = statistics.median
         out: dict[str, object] = {
-            "ingest_bench_rows": rows, "ingest_bench_files": len(paths), "ingest_bench_repeats": repeats,
+            "ingest_bench_rows": rows,
+            "ingest_bench_files": len(paths),
+            "ingest_bench_repeats": repeats,
             "ingest_rows_per_s": round(rows / med(wall["ingest"])),
             "parquet_rows_per_s": round(rows / med(wall["parquet"])),
             "parquet_5col_rows_per_s": round(rows / med(wall["parquet_5col"])),
         }
-        for ref, key in [("parquet", "ingest_vs_parquet"), ("parquet_dict", "ingest_vs_parquet_dict"),
-                         ("parquet_5col", "ingest_vs_parquet_5col")]:
+        for ref, key in [
+            ("parquet", "ingest_vs_parquet"),
+            ("parquet_dict", "ingest_vs_parquet_dict"),
+            ("parquet_5col", "ingest_vs_parquet_5col"),
+        ]:
             rw, rc = ratio(ref, wall), ratio(ref, cpu)
             out[f"{key}_ratio"] = round(med(rw), 3)
             out[f"{key}_ratio_range"] = [round(min(rw), 3), round(max(rw), 3)]

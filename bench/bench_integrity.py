@@ -91,11 +91,17 @@ class Sizes:
     sigkills: int = 8
 
     @classmethod
-    def from_env(cls, quick: bool = False) -> "Sizes":
+    def from_env(cls, quick: bool = False) -> Sizes:
         quick = quick or os.environ.get("BENCH_INTEGRITY_QUICK", "") not in ("", "0")
         base = cls(writers=4, commits=10, race_runs=4, restarts=1, fuzz_cases=360, sigkills=2) if quick else cls()
-        env = {"writers": "WRITERS", "commits": "COMMITS", "race_runs": "RACE_RUNS", "restarts": "RESTARTS",
-               "fuzz_cases": "FUZZ_CASES", "sigkills": "SIGKILLS"}
+        env = {
+            "writers": "WRITERS",
+            "commits": "COMMITS",
+            "race_runs": "RACE_RUNS",
+            "restarts": "RESTARTS",
+            "fuzz_cases": "FUZZ_CASES",
+            "sigkills": "SIGKILLS",
+        }
         return cls(**{k: int(os.environ.get(f"BENCH_INTEGRITY_{v}", getattr(base, k))) for k, v in env.items()})
 
 
@@ -112,8 +118,15 @@ def _pct(xs: list[float], q: float) -> float:
 def _s3_lake(server, prefix: str):
     from lakehouse.storage import Lake, S3Settings
 
-    return Lake(server.uri(prefix), S3Settings(endpoint_url=server.endpoint_url, access_key_id=server.access_key,
-                                               secret_access_key=server.secret_key, region=server.region))
+    return Lake(
+        server.uri(prefix),
+        S3Settings(
+            endpoint_url=server.endpoint_url,
+            access_key_id=server.access_key,
+            secret_access_key=server.secret_key,
+            region=server.region,
+        ),
+    )
 
 
 def _landing(lake) -> None:
@@ -125,7 +138,7 @@ def _landing(lake) -> None:
     bad_landing(lake)
 
 
-def lake_rows(lake) -> dict[str, "object"]:
+def lake_rows(lake) -> dict[str, object]:
     """Every bronze table and ``_quarantine`` as polars frames comparable across lakes: the
     source file relative to the landing zone instead of its URI, without run id and
     ingestion time (those differ between two correct ingestions)."""
@@ -191,7 +204,7 @@ class _RetryCounter(logging.Handler):
         msg = record.getMessage()
         self.reasons[msg.split("failed (", 1)[-1].split(":", 1)[0]] += 1
 
-    def __enter__(self) -> "_RetryCounter":
+    def __enter__(self) -> _RetryCounter:
         logging.getLogger("lakehouse.retry").addHandler(self)
         return self
 
@@ -202,8 +215,8 @@ class _RetryCounter(logging.Handler):
 # ====================================================================== concurrency
 def bench_concurrency(server, tmp: Path, writers: int, commits: int) -> dict:
     from ingest_testdata import lims_csv
+
     from lakehouse.ingest import writer
-    from lakehouse.storage import Lake
 
     day = dt.date(2026, 1, 5)
     files = {}
@@ -244,14 +257,15 @@ def bench_concurrency(server, tmp: Path, writers: int, commits: int) -> dict:
             for i in range(commits):
                 rel = files[(w, i)][0]
                 t0 = time.perf_counter()
-                rep = writer.ingest_landing(lake, ["lims"], run_id=f"conc-w{w:02d}-{i:03d}",
-                                            predicate=lambda f, rel=rel: f.rel_path == rel)
+                rep = writer.ingest_landing(
+                    lake, ["lims"], run_id=f"conc-w{w:02d}-{i:03d}", predicate=lambda f, rel=rel: f.rel_path == rel
+                )
                 call_s[w].append(time.perf_counter() - t0)
                 if rep.files_ingested != 1:
                     errors.append(f"writer {w} call {i}: {rep.as_dict()}")
                 if (i + 1) % 10 == 0 and w == 0:
                     _progress(f"concurrency: writer 0 at {i + 1}/{commits} calls, last {call_s[w][-1]:.1f} s")
-        except Exception as exc:  # noqa: BLE001 - reported as a failure below, never as a figure
+        except Exception as exc:
             errors.append(f"writer {w}: {type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}")
 
     writer.HOOKS.append(hook)
@@ -276,8 +290,11 @@ def bench_concurrency(server, tmp: Path, writers: int, commits: int) -> dict:
     first = [x for v in call_s.values() for x in v[:k]]
     last = [x for v in call_s.values() for x in v[-k:]]
     return {
-        "concurrency_writers": writers, "concurrency_commits_per_writer": commits,
-        "concurrency_commits": n_commits, "concurrency_rows_lost": lost, "concurrency_rows_duplicated": dup,
+        "concurrency_writers": writers,
+        "concurrency_commits_per_writer": commits,
+        "concurrency_commits": n_commits,
+        "concurrency_rows_lost": lost,
+        "concurrency_rows_duplicated": dup,
         "concurrency_commit_p50_s": round(statistics.median(calls), 2),
         "concurrency_commit_p95_s": round(_pct(calls, 0.95), 2),
         "concurrency_bronze_commit_p50_s": round(statistics.median(bronze_s), 2),
@@ -302,10 +319,11 @@ def _child_ingest(jobs: list[tuple], ready, out) -> None:
     for root, s3, run_id, max_batch_files, go in jobs:
         go.wait(600)
         try:
-            ingest_landing(Lake(root, S3Settings(**s3) if s3 else S3Settings()), run_id=run_id,
-                           max_batch_files=max_batch_files)
+            ingest_landing(
+                Lake(root, S3Settings(**s3) if s3 else S3Settings()), run_id=run_id, max_batch_files=max_batch_files
+            )
             out.put((run_id, "ok"))
-        except BaseException as exc:  # noqa: BLE001 - the parent counts it as a crash
+        except BaseException as exc:
             out.put((run_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"))
 
 
@@ -341,8 +359,12 @@ def _s3_kwargs(lake) -> dict | None:
     if not lake.is_s3:
         return None
     s = lake.s3
-    return {"endpoint_url": s.endpoint_url, "access_key_id": s.access_key_id,
-            "secret_access_key": s.secret_access_key, "region": s.region}
+    return {
+        "endpoint_url": s.endpoint_url,
+        "access_key_id": s.access_key_id,
+        "secret_access_key": s.secret_access_key,
+        "region": s.region,
+    }
 
 
 def bench_race(server, tmp: Path, runs: int, reference: dict) -> dict:
@@ -356,8 +378,17 @@ def bench_race(server, tmp: Path, runs: int, reference: dict) -> dict:
     for lake in lakes.values():
         _landing(lake)
     out = ctx.Queue()
-    procs = _spawn(ctx, [[(lake.root, _s3_kwargs(lake), f"race-{store}-{k}", DEFAULT_BATCH_FILES, gos[store])
-                          for store, lake in lakes.items()] for k in range(runs)], out)
+    procs = _spawn(
+        ctx,
+        [
+            [
+                (lake.root, _s3_kwargs(lake), f"race-{store}-{k}", DEFAULT_BATCH_FILES, gos[store])
+                for store, lake in lakes.items()
+            ]
+            for k in range(runs)
+        ],
+        out,
+    )
     figures: dict[str, object] = {"race_ingest_runs": len(lakes) * runs}
     lost = dups = crashes = 0
     for store, lake in lakes.items():
@@ -372,8 +403,10 @@ def bench_race(server, tmp: Path, runs: int, reference: dict) -> dict:
         store_lost, store_dup = diff_rows(reference, lake_rows(lake))
         lost, dups, crashes = lost + store_lost, dups + store_dup, crashes + store_crashes
         figures[f"race_ingest_{store}_seconds"] = round(wall, 1)
-        _progress(f"race {store}: {runs} runs in {wall:.0f} s, lost {store_lost}, duplicated {store_dup}, "
-                  f"crashed {store_crashes}")
+        _progress(
+            f"race {store}: {runs} runs in {wall:.0f} s, lost {store_lost}, duplicated {store_dup}, "
+            f"crashed {store_crashes}"
+        )
     for p in procs:
         p.join(60)
     crashes += sum(1 for p in procs if p.exitcode != 0)
@@ -424,10 +457,15 @@ def bench_s3_restart(server, restarts: int, reference: dict, down_s: float = 3.0
     if not state["up"].is_set():
         raise RuntimeError("the S3 server did not come back")
     lost, dup = diff_rows(reference, lake_rows(lake))
-    return {"s3_restarts": state["kills"], "s3_restart_rows_lost": lost, "s3_restart_rows_duplicated": dup,
-            "s3_restart_outage_median_s": round(statistics.median(state["outages"]), 1) if state["outages"] else 0.0,
-            "s3_restart_outage_max_s": round(max(state["outages"], default=0.0), 1),
-            "s3_restart_retries": sum(retries.reasons.values()), "s3_restart_seconds": round(wall, 1)}
+    return {
+        "s3_restarts": state["kills"],
+        "s3_restart_rows_lost": lost,
+        "s3_restart_rows_duplicated": dup,
+        "s3_restart_outage_median_s": round(statistics.median(state["outages"]), 1) if state["outages"] else 0.0,
+        "s3_restart_outage_max_s": round(max(state["outages"], default=0.0), 1),
+        "s3_restart_retries": sum(retries.reasons.values()),
+        "s3_restart_seconds": round(wall, 1),
+    }
 
 
 # ====================================================================== SIGKILL
@@ -465,8 +503,13 @@ def bench_sigkill(tmp: Path, kills: int, reference: dict, seed: int = 17) -> dic
         trial_lost, trial_dup = diff_rows(reference, lake_rows(lake))
         lost, dup = lost + trial_lost, dup + trial_dup
     procs[0].join(60)
-    return {"sigkill_trials": kills, "sigkill_interrupted": interrupted, "sigkill_rows_lost": lost,
-            "sigkill_rows_duplicated": dup, "sigkill_run_seconds": round(run_s, 1)}
+    return {
+        "sigkill_trials": kills,
+        "sigkill_interrupted": interrupted,
+        "sigkill_rows_lost": lost,
+        "sigkill_rows_duplicated": dup,
+        "sigkill_run_seconds": round(run_s, 1),
+    }
 
 
 # ====================================================================== fuzz
@@ -488,8 +531,13 @@ def _parquet_cases(n: int, seed: int = 17) -> list[bytes]:
         "ts": ts,
         "null": st.none(),
     }
-    types = {"string": pa.string(), "float": pa.float64(), "int": pa.int64(), "ts": pa.timestamp("us"),
-             "null": pa.null()}
+    types = {
+        "string": pa.string(),
+        "float": pa.float64(),
+        "int": pa.int64(),
+        "ts": pa.timestamp("us"),
+        "null": pa.null(),
+    }
     cols = ["timestamp", "tag", "value", "unit", "quality", "extra"]
     out: list[bytes] = []
 
@@ -509,11 +557,10 @@ def _parquet_cases(n: int, seed: int = 17) -> list[bytes]:
         raw = buf.getvalue()
         if draw(st.integers(0, 9)) == 0:
             pos = draw(st.integers(0, len(raw) - 1))
-            raw = raw[:pos] + draw(st.binary(max_size=8)) + raw[pos + draw(st.integers(0, 16)):]
+            raw = raw[:pos] + draw(st.binary(max_size=8)) + raw[pos + draw(st.integers(0, 16)) :]
         return raw
 
-    @settings(max_examples=n, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=n, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(table())
     def collect(raw: bytes) -> None:
         out.append(raw)
@@ -525,7 +572,6 @@ def _parquet_cases(n: int, seed: int = 17) -> list[bytes]:
 def _fuzz_cases(total: int) -> dict[str, list[bytes]]:
     """Fuzzed contents per kind: up to ``total`` / 9 distinct contents each."""
     from hypothesis import HealthCheck, given, settings
-
     from test_parsers_property import SAMPLES, mutated
 
     per_kind = max(1, total // (len(SAMPLES) + 1))
@@ -534,8 +580,13 @@ def _fuzz_cases(total: int) -> dict[str, list[bytes]]:
         got: list[bytes] = []
 
         # hypothesis repeats small examples (about half are duplicates): draw twice as many
-        @settings(max_examples=2 * per_kind, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=2 * per_kind,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(data=mutated(sample))
         def collect(data: bytes) -> None:
             got.append(data)
@@ -549,14 +600,14 @@ def _fuzz_cases(total: int) -> dict[str, list[bytes]]:
 
 
 def bench_fuzz(tmp: Path, total: int, batch_files: int = 100) -> dict:
-    import lakehouse.ingest.foreign  # noqa: F401 - registers the importer's kinds
     import polars as pl
+    from test_parsers_property import SAMPLES
 
+    import lakehouse.ingest.foreign  # noqa: F401 - registers the importer's kinds
     from lakehouse.ingest.readers import KINDS, SourceFile
     from lakehouse.ingest.schemas import QUARANTINE_TABLE
     from lakehouse.ingest.writer import ingest_files, table_uri
     from lakehouse.storage import Lake
-    from test_parsers_property import SAMPLES
 
     t0 = time.perf_counter()
     cases = _fuzz_cases(total)
@@ -574,29 +625,40 @@ def bench_fuzz(tmp: Path, total: int, batch_files: int = 100) -> dict:
             meta = KINDS[kind].match(rel) or {}
         # the sample's own path (parsers check the path against the content), one version per
         # content: the file id is <rel_path>@<sha256>
-        return SourceFile(uri=lake.uri("landing", rel), rel_path=rel, size=len(data), kind=kind,
-                          meta=dict(meta), data=data, fingerprint=f"fuzz:{kind}:{j}")
+        return SourceFile(
+            uri=lake.uri("landing", rel),
+            rel_path=rel,
+            size=len(data),
+            kind=kind,
+            meta=dict(meta),
+            data=data,
+            fingerprint=f"fuzz:{kind}:{j}",
+        )
 
     for kind, contents in cases.items():
         for a in range(0, len(contents), batch_files):
-            chunk = [source(kind, a + j, d) for j, d in enumerate(contents[a:a + batch_files])]
+            chunk = [source(kind, a + j, d) for j, d in enumerate(contents[a : a + batch_files])]
             n_cases += len(chunk)
             try:
                 rep = ingest_files(lake, chunk, run_id=f"fuzz-{kind}-{a}", namespace="fuzz", skip_logged=False)
                 rows_read.update(rep.rows_read)
-            except Exception:  # noqa: BLE001 - find the files that make it raise, one by one
+            except Exception:
                 for j, f in enumerate(chunk):
                     f = source(kind, a + j, contents[a + j])
                     try:
-                        rep = ingest_files(lake, [f], run_id=f"fuzz-{kind}-{a}-{j}", namespace="fuzz",
-                                           skip_logged=False)
+                        rep = ingest_files(
+                            lake, [f], run_id=f"fuzz-{kind}-{a}-{j}", namespace="fuzz", skip_logged=False
+                        )
                         rows_read.update(rep.rows_read)
-                    except Exception as exc:  # noqa: BLE001 - counted: this is what fuzz_crashes is
+                    except Exception as exc:
                         crashes.append(f"{kind} case {a + j}: {type(exc).__name__}: {str(exc)[:300]}")
         _progress(f"fuzz: {kind} {len(contents)} cases, {len(crashes)} crashes so far")
     # rows read (as the parser counted them) against the rows in the Delta tables
-    q = pl.from_arrow(lake.read_delta(table_uri(lake, QUARANTINE_TABLE), columns=["table"])) \
-        if lake.delta_exists(table_uri(lake, QUARANTINE_TABLE)) else pl.DataFrame({"table": []}, schema={"table": pl.Utf8})
+    q = (
+        pl.from_arrow(lake.read_delta(table_uri(lake, QUARANTINE_TABLE), columns=["table"]))
+        if lake.delta_exists(table_uri(lake, QUARANTINE_TABLE))
+        else pl.DataFrame({"table": []}, schema={"table": pl.Utf8})
+    )
     quarantined = dict(q.group_by("table").len().iter_rows())
     unaccounted = 0
     for table in sorted(set(rows_read) | set(quarantined)):
@@ -605,9 +667,15 @@ def bench_fuzz(tmp: Path, total: int, batch_files: int = 100) -> dict:
         unaccounted += abs(rows_read[table] - bronze - quarantined.get(table, 0))
     for c in crashes[:5]:
         _progress(f"fuzz crash: {c}")
-    return {"fuzz_cases": n_cases, "fuzz_kinds": len(cases), "fuzz_crashes": len(crashes),
-            "fuzz_rows_read": sum(rows_read.values()), "fuzz_rows_unaccounted": unaccounted,
-            "fuzz_generate_seconds": round(gen_s, 1), "fuzz_seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "fuzz_cases": n_cases,
+        "fuzz_kinds": len(cases),
+        "fuzz_crashes": len(crashes),
+        "fuzz_rows_read": sum(rows_read.values()),
+        "fuzz_rows_unaccounted": unaccounted,
+        "fuzz_generate_seconds": round(gen_s, 1),
+        "fuzz_seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 # ====================================================================== driver
@@ -622,8 +690,10 @@ def run(sections: list[str] | None = None, quick: bool = False) -> dict:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
-    out: dict[str, object] = {"integrity_load_average_1m_start": round(os.getloadavg()[0], 2),
-                              "integrity_cpus": os.cpu_count()}
+    out: dict[str, object] = {
+        "integrity_load_average_1m_start": round(os.getloadavg()[0], 2),
+        "integrity_cpus": os.cpu_count(),
+    }
     t_all = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench-integrity-"))
     server = start_s3_server(bucket="integrity") if set(sections) - {"fuzz", "sigkill"} else None
@@ -650,8 +720,10 @@ def run(sections: list[str] | None = None, quick: bool = False) -> dict:
         if server is not None:
             server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    out.update(integrity_load_average_1m_end=round(os.getloadavg()[0], 2),
-               integrity_seconds=round(time.perf_counter() - t_all, 1))
+    out.update(
+        integrity_load_average_1m_end=round(os.getloadavg()[0], 2),
+        integrity_seconds=round(time.perf_counter() - t_all, 1),
+    )
     return out
 
 

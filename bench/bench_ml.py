@@ -38,7 +38,7 @@ GOLD = ("dim_batches", "fct_process_readings", "fct_assay_results", "fct_equipme
 def _frames_from_twin(days: int, bioreactors: int, seed: int, cache: Path, timings: dict) -> dict:
     import polars as pl
 
-    from ml.landing_frames import gold_frames
+    from tests.support.landing_frames import gold_frames
     from twin.site import SiteConfig, simulate_site
 
     key = cache / f"site-{days}d-{bioreactors}br-s{seed}"
@@ -63,10 +63,10 @@ def _frames_from_twin(days: int, bioreactors: int, seed: int, cache: Path, timin
 def _frames_from_lake(lake_root: str) -> dict:
     import polars as pl
 
-    from ml.cli import _lake
+    from lakehouse.storage import Lake, S3Settings
     from ml.pipeline import read_table
 
-    lake = _lake(lake_root)
+    lake = Lake(lake_root, S3Settings.from_env())
     frames = {n: read_table(lake, "gold", n).df for n in GOLD}
     fs = lake.filesystem()
     truth = lake.fs_path(lake.uri("landing", "_truth", "failures.parquet"))
@@ -76,8 +76,9 @@ def _frames_from_lake(lake_root: str) -> dict:
     return frames
 
 
-def run(lake: str | None = None, days: int = 365, bioreactors: int = 4, seed: int = 7,
-        cache_dir: str | None = None) -> dict:
+def run(
+    lake: str | None = None, days: int = 365, bioreactors: int = 4, seed: int = 7, cache_dir: str | None = None
+) -> dict:
     import numpy as np
     import polars as pl
 
@@ -88,7 +89,9 @@ def run(lake: str | None = None, days: int = 365, bioreactors: int = 4, seed: in
 
     t_all = time.perf_counter()
     timings: dict = {}
-    cache = Path(cache_dir or os.environ.get("LAKEHOUSE_BENCH_CACHE") or Path(tempfile.gettempdir()) / "bioprocess-bench-ml")
+    cache = Path(
+        cache_dir or os.environ.get("LAKEHOUSE_BENCH_CACHE") or Path(tempfile.gettempdir()) / "bioprocess-bench-ml"
+    )
     g = _frames_from_lake(lake) if lake else _frames_from_twin(days, bioreactors, seed, cache, timings)
     ss, pdm = load_softsensor_config(), load_pdm_config()
 
@@ -102,11 +105,15 @@ def run(lake: str | None = None, days: int = 365, bioreactors: int = 4, seed: in
     out: dict = {
         "source": f"lake:{lake}" if lake else f"twin:{days}d,{bioreactors}br,seed{seed}",
         "n_batches": int(feats["batch_id"].n_unique()),
-        "titer_rmse": m["test"]["rmse"], "titer_rmse_baseline": m["baseline_test"]["rmse"],
+        "titer_rmse": m["test"]["rmse"],
+        "titer_rmse_baseline": m["baseline_test"]["rmse"],
         "titer_improvement_vs_baseline": m["improvement_vs_baseline"],
-        "titer_mae": m["test"]["mae"], "titer_r2": m["test"]["r2"],
-        "titer_interval_coverage": m["interval"]["coverage_test"], "titer_interval_nominal": 1 - m["interval"]["alpha"],
-        "titer_n_test_batches": m["n_test_batches"], "titer_n_test_samples": m["n_test_rows"],
+        "titer_mae": m["test"]["mae"],
+        "titer_r2": m["test"]["r2"],
+        "titer_interval_coverage": m["interval"]["coverage_test"],
+        "titer_interval_nominal": 1 - m["interval"]["alpha"],
+        "titer_n_test_batches": m["n_test_batches"],
+        "titer_n_test_samples": m["n_test_rows"],
         "titer_rmse_by_culture_day": {d: round(v["rmse"], 4) for d, v in m["test_by_culture_day"].items()},
     }
     t = time.perf_counter()
@@ -133,19 +140,33 @@ def run(lake: str | None = None, days: int = 365, bioreactors: int = 4, seed: in
         from ml.features import failure_events
 
         failures = failure_events(g["fct_work_orders"], pdm.features).select(
-            "equipment_id", pl.col("failure_time").dt.date().alias("failure_date"))
+            "equipment_id", pl.col("failure_time").dt.date().alias("failure_date")
+        )
         src = "CMMS corrective work orders (no _truth found)"
     em = alert_event_metrics(hold, failures, window_days=ev.alert_window_days, lead_days=ev.lead_days, period=period)
-    bm = alert_event_metrics(hold.with_columns(alert=pl.col("baseline_alert")), failures,
-                             window_days=ev.alert_window_days, lead_days=ev.lead_days, period=period)
+    bm = alert_event_metrics(
+        hold.with_columns(alert=pl.col("baseline_alert")),
+        failures,
+        window_days=ev.alert_window_days,
+        lead_days=ev.lead_days,
+        period=period,
+    )
     lead_key = f"recall_{ev.lead_days}d"
     out |= {
-        "pdm_recall_7d": em[lead_key], "pdm_precision_7d": em["precision"], "pdm_median_lead_days": em["median_lead_days"],
-        "pdm_recall_any": em["recall_any"], "pdm_n_test_failures": em["n_failures"], "pdm_alert_days": em["n_alert_days"],
-        "pdm_pr_auc": model.metrics["test"]["pr_auc"], "pdm_horizon_days": pdm.features.horizon_days,
-        "pdm_baseline_recall_7d": bm[lead_key], "pdm_baseline_precision_7d": bm["precision"],
-        "pdm_baseline_median_lead_days": bm["median_lead_days"], "pdm_baseline_pr_auc": model.metrics["baseline_test"]["pr_auc"],
-        "pdm_evaluated_against": src, "pdm_test_period": [str(period[0]), str(period[1])],
+        "pdm_recall_7d": em[lead_key],
+        "pdm_precision_7d": em["precision"],
+        "pdm_median_lead_days": em["median_lead_days"],
+        "pdm_recall_any": em["recall_any"],
+        "pdm_n_test_failures": em["n_failures"],
+        "pdm_alert_days": em["n_alert_days"],
+        "pdm_pr_auc": model.metrics["test"]["pr_auc"],
+        "pdm_horizon_days": pdm.features.horizon_days,
+        "pdm_baseline_recall_7d": bm[lead_key],
+        "pdm_baseline_precision_7d": bm["precision"],
+        "pdm_baseline_median_lead_days": bm["median_lead_days"],
+        "pdm_baseline_pr_auc": model.metrics["baseline_test"]["pr_auc"],
+        "pdm_evaluated_against": src,
+        "pdm_test_period": [str(period[0]), str(period[1])],
         "pdm_leads_days": em["leads"],
     }
     timings["total_s"] = round(time.perf_counter() - t_all, 1)

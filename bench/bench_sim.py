@@ -48,8 +48,11 @@ def bench_insilico(n: int = 1000, seed: int = 0) -> dict[str, float]:
     res = simulate_batches(recipes, seed=seed)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert res.n_batches == n
-    return {"sim_insilico_batches_per_s": round(n / wall, 1), "insilico_1000_batches_s": round(wall, 2),
-            "insilico_1000_batches_cpu_s": round(cpu, 2)}
+    return {
+        "sim_insilico_batches_per_s": round(n / wall, 1),
+        "insilico_1000_batches_s": round(wall, 2),
+        "insilico_1000_batches_cpu_s": round(cpu, 2),
+    }
 
 
 def run() -> dict[str, float]:

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.parquet as pq
 
-from lakehouse.spark.synthetic import synthetic_site
 from lakehouse.transforms.alignment import align_readings
+from tests.support.spark_site import synthetic_site
 
 N_UNITS = int(os.environ.get("BENCH_SPARK_UNITS", "8"))
 N_DAYS = float(os.environ.get("BENCH_SPARK_DAYS", "4"))
@@ -42,10 +42,15 @@ BUDGET_S = float(os.environ.get("BENCH_SPARK_BUDGET_S", "180"))  # keep the whol
 def _write_inputs(root: Path, days: float) -> dict:
     site = synthetic_site(N_UNITS, days, batch_hours=48, turnaround_hours=12, seed=1)
     root.mkdir(parents=True, exist_ok=True)
-    # ts sorted per unit/parameter as a historian export is; delta-encoded ts (PERFORMANCE.md)
-    pq.write_table(site.readings, root / "readings.parquet", compression="zstd", row_group_size=1 << 20,
-                   use_dictionary=["unit_id", "tag", "parameter", "quality", "date"],
-                   column_encoding={"ts": "DELTA_BINARY_PACKED"})
+    # ts sorted per unit/parameter as a historian export is; delta-encoded ts (µs timestamps with jitter are over half of the parquet bytes otherwise)
+    pq.write_table(
+        site.readings,
+        root / "readings.parquet",
+        compression="zstd",
+        row_group_size=1 << 20,
+        use_dictionary=["unit_id", "tag", "parameter", "quality", "date"],
+        column_encoding={"ts": "DELTA_BINARY_PACKED"},
+    )
     pq.write_table(site.windows, root / "windows.parquet")
     pq.write_table(site.phases, root / "phases.parquet")
     return {"rows": site.readings.num_rows, "batches": site.windows.num_rows}
@@ -53,16 +58,22 @@ def _write_inputs(root: Path, days: float) -> dict:
 
 def _default(root: Path, out: Path) -> int:
     readings = pq.read_table(root / "readings.parquet")
-    aligned = align_readings(readings, pq.read_table(root / "windows.parquet"), 1,
-                             phases=pq.read_table(root / "phases.parquet"))
+    aligned = align_readings(
+        readings, pq.read_table(root / "windows.parquet"), 1, phases=pq.read_table(root / "phases.parquet")
+    )
     pq.write_table(aligned, out, compression="zstd")
     return aligned.num_rows
 
 
 def _spark(spark, root: Path, out: Path) -> None:
-    aligned = align_readings(spark.read.parquet(str(root / "readings.parquet")),
-                             spark.read.parquet(str(root / "windows.parquet")), 1, engine="spark",
-                             spark=spark, phases=spark.read.parquet(str(root / "phases.parquet")))
+    aligned = align_readings(
+        spark.read.parquet(str(root / "readings.parquet")),
+        spark.read.parquet(str(root / "windows.parquet")),
+        1,
+        engine="spark",
+        spark=spark,
+        phases=spark.read.parquet(str(root / "phases.parquet")),
+    )
     aligned.write.mode("overwrite").option("compression", "zstd").parquet(str(out))
 
 
@@ -76,7 +87,7 @@ def _best(fn, repeats: int) -> float:
 
 
 def run() -> dict:
-    from lakehouse.spark.resource import get_spark_session
+    from lakehouse.spark.session import get_spark_session
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-spark-"))
     try:

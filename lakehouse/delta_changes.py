@@ -66,12 +66,14 @@ def _files(uri: str, version: int, opts: dict | None) -> pa.Table:
     except Exception as exc:  # the kernel says "LogSegment end version … not the same …"
         raise VersionGoneError(
             f"{uri}: version {version} is not in the Delta log any more (table re-created or log "
-            f"cleaned up); rebuild the readers of this table with a full refresh") from exc
+            f"cleaned up); rebuild the readers of this table with a full refresh"
+        ) from exc
     return pa.table(table.get_add_actions(flatten=True))
 
 
-def changes_since(uri: str, since: int, storage_options: Mapping[str, str] | None = None,
-                  upto: int | None = None) -> Changes:
+def changes_since(
+    uri: str, since: int, storage_options: Mapping[str, str] | None = None, upto: int | None = None
+) -> Changes:
     """The data files ``uri`` holds at ``upto`` (default: newest) and did not hold at ``since``.
 
     Parameters
@@ -100,8 +102,10 @@ def changes_since(uri: str, since: int, storage_options: Mapping[str, str] | Non
     if current < 0:
         return Changes(-1, since)
     if since > current:
-        raise VersionGoneError(f"{uri}: processed up to version {since}, but the table is at "
-                               f"version {current} (re-created?); rebuild its readers with a full refresh")
+        raise VersionGoneError(
+            f"{uri}: processed up to version {since}, but the table is at "
+            f"version {current} (re-created?); rebuild its readers with a full refresh"
+        )
     if since == current:
         return Changes(current, since)
     now = _files(uri, current, opts)
@@ -109,15 +113,24 @@ def changes_since(uri: str, since: int, storage_options: Mapping[str, str] | Non
         before = set(_files(uri, since, opts).column("path").to_pylist())
         keep = pa.array([p not in before for p in now.column("path").to_pylist()], pa.bool_())
         now = now.filter(keep)
-    partitions = {name.removeprefix("partition."): tuple(sorted({v for v in now.column(name).to_pylist()
-                                                                 if v is not None}, key=str))
-                  for name in now.column_names if name.startswith("partition.")}
-    return Changes(current, since, tuple(now.column("path").to_pylist()),
-                   {k: tuple(str(v) for v in vals) for k, vals in partitions.items()})
+    partitions = {
+        name.removeprefix("partition."): tuple(
+            sorted({v for v in now.column(name).to_pylist() if v is not None}, key=str)
+        )
+        for name in now.column_names
+        if name.startswith("partition.")
+    }
+    return Changes(
+        current,
+        since,
+        tuple(now.column("path").to_pylist()),
+        {k: tuple(str(v) for v in vals) for k, vals in partitions.items()},
+    )
 
 
-def read_changed(uri: str, changes: Changes, columns: list[str],
-                 storage_options: Mapping[str, str] | None = None) -> pa.Table:
+def read_changed(
+    uri: str, changes: Changes, columns: list[str], storage_options: Mapping[str, str] | None = None
+) -> pa.Table:
     """``columns`` (partition columns included) of the rows in the data files of ``changes``.
 
     Reads only those files, at ``changes.version`` (cheap when few files are new).

@@ -36,5 +36,6 @@ def check_identifier(value: object, what: str) -> str:
     if not _IDENTIFIER.fullmatch(text) or ".." in text:
         raise InvalidIdentifierError(
             f"invalid {what} {value!r}: use letters, digits, '_', '-' and '.' (no path separators, "
-            f"no '..', at most 128 characters)")
+            f"no '..', at most 128 characters)"
+        )
     return text

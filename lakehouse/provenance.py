@@ -18,10 +18,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def code_version() -> str:
     """``git:<sha>[+dirty]`` of the project checkout, or ``pkg:<version>``."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return f"git:{sha}{'+dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         from importlib.metadata import PackageNotFoundError, version

@@ -27,11 +27,32 @@ T = TypeVar("T")
 # fragments of the messages delta-rs/object_store, botocore/s3fs and the OS give for faults
 # that go away by themselves (server restarting, connection dropped, throttling, 5xx)
 _TRANSIENT = (
-    "connection refused", "connection reset", "connection aborted", "broken pipe", "timed out",
-    "timeout", "error sending request", "dns error", "temporarily unavailable", "service unavailable",
-    "slow down", "slowdown", "internal error", "internalerror", "bad gateway", "gateway timeout",
-    "503", "502", "500 internal", "could not connect", "endpoint connection", "connection closed",
-    "incomplete message", "unexpected eof", "hyper", "io error: connection",
+    "connection refused",
+    "connection reset",
+    "connection aborted",
+    "broken pipe",
+    "timed out",
+    "timeout",
+    "error sending request",
+    "dns error",
+    "temporarily unavailable",
+    "service unavailable",
+    "slow down",
+    "slowdown",
+    "internal error",
+    "internalerror",
+    "bad gateway",
+    "gateway timeout",
+    "503",
+    "502",
+    "500 internal",
+    "could not connect",
+    "endpoint connection",
+    "connection closed",
+    "incomplete message",
+    "unexpected eof",
+    "hyper",
+    "io error: connection",
 )
 _FATAL_ERRNO = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
@@ -70,15 +91,25 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
     text = f"{type(exc).__name__}: {exc}".lower()
-    if "no space left" in text or "permission denied" in text or "access denied" in text \
-            or "accessdenied" in text or "nosuchbucket" in text or "invalidaccesskeyid" in text:
+    if (
+        "no space left" in text
+        or "permission denied" in text
+        or "access denied" in text
+        or "accessdenied" in text
+        or "nosuchbucket" in text
+        or "invalidaccesskeyid" in text
+    ):
         return False
     return any(fragment in text for fragment in _TRANSIENT)
 
 
-def retrying(fn: Callable[[], T], what: str, policy: RetryPolicy = DEFAULT_POLICY,
-             retry_if: Callable[[BaseException], bool] | None = None,
-             sleep: Callable[[float], None] = time.sleep) -> T:
+def retrying(
+    fn: Callable[[], T],
+    what: str,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    retry_if: Callable[[BaseException], bool] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """Call ``fn`` until it succeeds, retrying commit conflicts and transient faults.
 
     Parameters
@@ -105,11 +136,17 @@ def retrying(fn: Callable[[], T], what: str, policy: RetryPolicy = DEFAULT_POLIC
         attempt += 1
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not retryable
+        except Exception as exc:
             elapsed = time.monotonic() - start
             if not retry_if(exc) or elapsed + delay > policy.max_seconds:
                 raise
-            log.warning("%s: attempt %d failed (%s: %s); retrying in %.1f s", what, attempt,
-                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "", delay)
+            log.warning(
+                "%s: attempt %d failed (%s: %s); retrying in %.1f s",
+                what,
+                attempt,
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
+                delay,
+            )
             sleep(delay * (0.75 + 0.5 * random.random()))
             delay = min(delay * 2, policy.max_delay)

@@ -16,8 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +51,8 @@ def _free_port_pair(used: set[int]) -> int:
 
 @dataclass
 class S3Server:
+    """A running SeaweedFS S3 server: endpoint, credentials, bucket and process."""
+
     endpoint_url: str
     access_key: str
     secret_key: str
@@ -96,6 +96,7 @@ class S3Server:
         }
 
     def uri(self, prefix: str = "") -> str:
+        """``s3://<bucket>/<prefix>`` on this server."""
         return f"s3://{self.bucket}/{prefix.strip('/')}".rstrip("/")
 
     def kill(self) -> None:
@@ -106,12 +107,14 @@ class S3Server:
 
     def start(self, timeout_s: float = 60.0) -> None:
         """(Re)start the server on the same ports with the same data and credentials."""
-        log = open(Path(self.workdir, "weed.log"), "ab")
-        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                        start_new_session=True)
+        log = open(Path(self.workdir, "weed.log"), "ab")  # noqa: SIM115 - the server writes to it for its lifetime
+        self.process = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True
+        )
         _wait_ready(self, timeout_s)
 
     def stop(self) -> None:
+        """Stop the server's process group (SIGTERM, then SIGKILL after 2 s)."""
         if self.process and self.process.poll() is None:
             # weed mini runs its servers in one process group and is slow to honour SIGTERM:
             # give it a moment, then kill the whole group (the data dir is thrown away anyway).
@@ -153,16 +156,32 @@ def start_s3_server(bucket: str = "lake", timeout_s: float = 60.0) -> S3Server:
     data_dir = Path(workdir, "data")
     data_dir.mkdir()
     cmd = [
-        _weed_binary(), "mini",
+        _weed_binary(),
+        "mini",
         f"-dir={data_dir}",
-        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",
-        f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-        f"-s3.port={s3}", f"-s3.config={cfg}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        f"-s3.port={s3}",
+        f"-s3.config={cfg}",
     ]
-    server = S3Server(f"http://127.0.0.1:{s3}", access_key, secret_key, bucket, workdir=workdir,
-                      readonly_access_key=ro_key, readonly_secret_key=ro_secret, command=cmd)
+    server = S3Server(
+        f"http://127.0.0.1:{s3}",
+        access_key,
+        secret_key,
+        bucket,
+        workdir=workdir,
+        readonly_access_key=ro_key,
+        readonly_secret_key=ro_secret,
+        command=cmd,
+    )
     try:
         server.start(timeout_s)
     except Exception:

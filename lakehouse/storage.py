@@ -1,14 +1,18 @@
 """One lake root URI — a local folder or ``s3://bucket/prefix`` — shared by every layer.
 
 The :class:`Lake` is plain Python (no Dagster) so that library code and tests can use it
-directly; :class:`orchestration.resources.LakeResource` builds one from configuration.
-Credentials are passed in by the caller (the Dagster resource reads them from the
-environment with ``dg.EnvVar``); nothing here reads ``os.environ``.
+directly; :class:`assets.resources.LakeResource` builds one from configuration.
+Credentials are passed in by the caller. The environment variables that hold them are named
+once, in :data:`S3_ENV`: :meth:`S3Settings.from_env` (the command line) reads them, and the
+Dagster ``lake`` resource binds the same names with ``dg.EnvVar`` (orchestration/settings.py).
+Nothing else reads S3 settings from ``os.environ``.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +25,57 @@ def _is_s3(uri: str) -> bool:
     return uri.startswith("s3://") or uri.startswith("s3a://")
 
 
+#: S3Settings field -> the standard AWS environment variable that holds it.
+S3_ENV: dict[str, str] = {
+    "endpoint_url": "AWS_ENDPOINT_URL",
+    "access_key_id": "AWS_ACCESS_KEY_ID",
+    "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "region": "AWS_REGION",
+}
+DEFAULT_REGION = "us-east-1"
+
+
+def is_s3_uri(uri: str) -> bool:
+    """True for ``s3://`` and ``s3a://`` URIs."""
+    return _is_s3(uri)
+
+
 @dataclass(frozen=True)
 class S3Settings:
-    """Connection settings for an S3-compatible object store."""
+    """Connection settings for an S3-compatible object store.
+
+    Parameters
+    ----------
+    endpoint_url
+        S3 endpoint (``http://127.0.0.1:8333``); ``None`` for AWS itself.
+    access_key_id, secret_access_key
+        Credentials; ``None`` lets the client look for them itself.
+    region
+        Region name (``us-east-1`` by default).
+    allow_http
+        Allow plain HTTP; ``None`` infers it from the endpoint's scheme.
+    """
 
     endpoint_url: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     allow_http: bool | None = None  # None: infer from endpoint scheme
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> S3Settings:
+        """S3 settings from the standard AWS environment variables (:data:`S3_ENV`).
+
+        The one place the command line reads them; ``AWS_DEFAULT_REGION`` is the fallback
+        region, then ``us-east-1``.
+        """
+        env = os.environ if environ is None else environ
+        return cls(
+            endpoint_url=env.get(S3_ENV["endpoint_url"]) or None,
+            access_key_id=env.get(S3_ENV["access_key_id"]) or None,
+            secret_access_key=env.get(S3_ENV["secret_access_key"]) or None,
+            region=env.get(S3_ENV["region"]) or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
+        )
 
 
 @dataclass(frozen=True)
@@ -38,6 +84,12 @@ class Lake:
 
     root: str
     s3: S3Settings = field(default_factory=S3Settings)
+
+    @classmethod
+    def open(cls, root: str, environ: Mapping[str, str] | None = None) -> Lake:
+        """A lake at ``root``; an ``s3://`` root gets the environment's S3 settings
+        (:meth:`S3Settings.from_env`) — for command lines, never for Dagster resources."""
+        return cls(root, S3Settings.from_env(environ)) if is_s3_uri(root) else cls(root)
 
     def __post_init__(self) -> None:
         root = self.root.rstrip("/")
@@ -48,6 +100,7 @@ class Lake:
     # ------------------------------------------------------------------ paths
     @property
     def is_s3(self) -> bool:
+        """True when the lake's root is on S3."""
         return _is_s3(self.root)
 
     def uri(self, *parts: str) -> str:
@@ -59,9 +112,11 @@ class Lake:
 
     @property
     def landing(self) -> str:
+        """URI of the landing zone (``<root>/landing``)."""
         return self.uri("landing")
 
     def table_uri(self, layer: str, name: str) -> str:
+        """URI of table ``name`` in ``layer``."""
         return self.uri(layer, name)
 
     # ---------------------------------------------------------- credentials
@@ -114,19 +169,23 @@ class Lake:
 
     # ------------------------------------------------------------ delta I/O
     def delta_exists(self, uri: str) -> bool:
+        """True when ``uri`` holds a Delta table."""
         from deltalake import DeltaTable
 
         return DeltaTable.is_deltatable(uri, storage_options=self.delta_storage_options())
 
     def delta_table(self, uri: str, version: int | None = None):
+        """The ``deltalake.DeltaTable`` at ``uri`` (at ``version``, default the latest)."""
         from deltalake import DeltaTable
 
         return DeltaTable(uri, version=version, storage_options=self.delta_storage_options())
 
     def read_delta(self, uri: str, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
+        """Read a Delta table (optionally some columns, at a version) as Arrow."""
         return self.delta_table(uri, version=version).to_pyarrow_table(columns=columns)
 
     def write_delta(self, uri: str, data: pa.Table, mode: str = "append", **kwargs: Any) -> None:
+        """Write Arrow data to a Delta table (``write_deltalake`` with the lake's storage options)."""
         from deltalake import write_deltalake
 
         write_deltalake(uri, data, mode=mode, storage_options=self.delta_storage_options(), **kwargs)

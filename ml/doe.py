@@ -37,9 +37,15 @@ from ml.golden import spec_limits
 
 #: twin harvest key -> dim_batches column
 OUTCOME_COLUMNS: dict[str, str] = {
-    "titer": "harvest_titer_g_l", "viability": "harvest_viability_pct", "peak_vcd": "peak_vcd",
-    "g0f": "g0f_pct", "g1f": "g1f_pct", "g2f": "g2f_pct", "man5": "man5_pct",
-    "afucosylation": "afucosylation_pct", "hmw": "hmw_pct",
+    "titer": "harvest_titer_g_l",
+    "viability": "harvest_viability_pct",
+    "peak_vcd": "peak_vcd",
+    "g0f": "g0f_pct",
+    "g1f": "g1f_pct",
+    "g2f": "g2f_pct",
+    "man5": "man5_pct",
+    "afucosylation": "afucosylation_pct",
+    "hmw": "hmw_pct",
 }
 
 #: relative (lognormal) batch-to-batch SD of kinetic parameters used for in-silico runs
@@ -48,8 +54,9 @@ DEFAULT_VARIABILITY: dict[str, float] = {"mu_max": 0.04, "qp": 0.06}
 
 
 # --------------------------------------------------------------------------- design
-def design_space(factors: Sequence[str] | None = None,
-                 bounds: Mapping[str, Sequence[float]] | None = None) -> dict[str, tuple[float, float]]:
+def design_space(
+    factors: Sequence[str] | None = None, bounds: Mapping[str, Sequence[float]] | None = None
+) -> dict[str, tuple[float, float]]:
     """The twin's declared design space restricted to ``factors``; ``bounds`` may narrow (never widen) it."""
     from twin.bioreactor import DESIGN_SPACE
 
@@ -79,6 +86,7 @@ def latin_hypercube(n: int, space: Mapping[str, tuple[float, float]], seed: int 
 
 
 def inside(df: pd.DataFrame, space: Mapping[str, tuple[float, float]], tol: float = 1e-9) -> np.ndarray:
+    """Row mask: which rows of ``df`` lie inside ``space`` (each factor within ``[low, high]`` ± ``tol``)."""
     ok = np.ones(len(df), dtype=bool)
     for k, (lo, hi) in space.items():
         v = df[k].to_numpy(float)
@@ -87,8 +95,7 @@ def inside(df: pd.DataFrame, space: Mapping[str, tuple[float, float]], tol: floa
 
 
 # ------------------------------------------------------------------------ twin runs
-def sample_kinetics(n: int, base: Any = None, variability: Mapping[str, float] | None = None,
-                    seed: int = 0):
+def sample_kinetics(n: int, base: Any = None, variability: Mapping[str, float] | None = None, seed: int = 0):
     """``KineticParams`` with per-batch arrays: lognormal relative variability around ``base``."""
     from dataclasses import replace
 
@@ -121,12 +128,20 @@ def _run_chunk(args: tuple) -> dict[str, np.ndarray]:
 
     res = simulate_batches(recipes, params=params, dt_h=dt_h, seed=seed, record_every_h=24.0)
     return {k: np.asarray(v) for k, v in res.harvest_noisy.items()} | {
-        f"true_{k}": np.asarray(v) for k, v in res.harvest.items()}
+        f"true_{k}": np.asarray(v) for k, v in res.harvest.items()
+    }
 
 
-def simulate_design(design: pd.DataFrame, params: Any = None, variability: Mapping[str, float] | None = None,
-                    seed: int = 0, dt_h: float = 0.25, chunk_size: int = 600, n_jobs: int = 1,
-                    noisy: bool = True) -> pd.DataFrame:
+def simulate_design(
+    design: pd.DataFrame,
+    params: Any = None,
+    variability: Mapping[str, float] | None = None,
+    seed: int = 0,
+    dt_h: float = 0.25,
+    chunk_size: int = 600,
+    n_jobs: int = 1,
+    noisy: bool = True,
+) -> pd.DataFrame:
     """Run every recipe of ``design`` through the twin; one row per run with its harvest outcomes.
 
     ``params``: base ``KineticParams`` (e.g. calibrated); ``variability``: relative SDs of
@@ -136,8 +151,7 @@ def simulate_design(design: pd.DataFrame, params: Any = None, variability: Mappi
     from twin.bioreactor import recipes_to_arrays
 
     n = len(design)
-    rec = recipes_to_arrays({k: design[k].to_numpy(float) for k in design.columns
-                             if k in _recipe_fields()})
+    rec = recipes_to_arrays({k: design[k].to_numpy(float) for k in design.columns if k in _recipe_fields()})
     kin = sample_kinetics(n, params, variability, seed=seed + 1)
     jobs = []
     for ci, start in enumerate(range(0, n, chunk_size)):
@@ -191,14 +205,44 @@ class Surrogate:
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, runs: pd.DataFrame, factors: Sequence[str], outcomes: Sequence[str],
-            n_estimators: int = 200, max_depth: int = 4, learning_rate: float = 0.08,
-            folds: int = 4, seed: int = 0, n_jobs: int = 1, **_: Any) -> Surrogate:
+    def fit(
+        cls,
+        runs: pd.DataFrame,
+        factors: Sequence[str],
+        outcomes: Sequence[str],
+        n_estimators: int = 200,
+        max_depth: int = 4,
+        learning_rate: float = 0.08,
+        folds: int = 4,
+        seed: int = 0,
+        n_jobs: int = 1,
+        **_: Any,
+    ) -> Surrogate:
+        """Fit one XGBoost ensemble per outcome on the DoE runs, with ``folds``-fold CV metrics.
+
+        Parameters
+        ----------
+        runs
+            DoE runs (factors and outcomes as columns).
+        factors, outcomes
+            Input and output columns.
+
+        Returns
+        -------
+        Surrogate
+        """
         import xgboost as xgb
 
         X = runs[list(factors)].to_numpy(np.float32)
-        params = {"n_estimators": n_estimators, "max_depth": max_depth, "learning_rate": learning_rate,
-                  "subsample": 0.8, "min_child_weight": 3, "tree_method": "hist", "n_jobs": n_jobs}
+        params = {
+            "n_estimators": n_estimators,
+            "max_depth": max_depth,
+            "learning_rate": learning_rate,
+            "subsample": 0.8,
+            "min_child_weight": 3,
+            "tree_method": "hist",
+            "n_jobs": n_jobs,
+        }
         self = cls(list(factors), list(outcomes), params=dict(params, folds=folds, seed=seed))
         fold = np.random.default_rng(seed).permutation(len(runs)) % max(2, folds)
         for o in outcomes:
@@ -214,8 +258,11 @@ class Surrogate:
                 mem.append(m)
             self.members[o] = mem
             res = np.abs(y - oof)
-            sm = xgb.XGBRegressor(objective="reg:squarederror", random_state=seed,
-                                  **{**params, "n_estimators": max(50, n_estimators // 2), "max_depth": 3})
+            sm = xgb.XGBRegressor(
+                objective="reg:squarederror",
+                random_state=seed,
+                **{**params, "n_estimators": max(50, n_estimators // 2), "max_depth": 3},
+            )
             sm.fit(X[ok], res[ok])
             self.spread[o] = sm
             sig = np.maximum(sm.predict(X[ok]), 1e-9) * np.sqrt(np.pi / 2.0)
@@ -235,9 +282,15 @@ class Surrogate:
             e = np.stack([m.predict(A) for m in self.members[o]], axis=0)
             mean, std = e.mean(axis=0), e.std(axis=0)
             sp = np.maximum(self.spread[o].predict(A), 0.0) * np.sqrt(np.pi / 2.0)
-            tot = np.sqrt(sp ** 2 + std ** 2)
-            out[o] = {"mean": mean, "std": std, "spread": sp, "q05": mean - _Z90 * tot, "q50": mean,
-                      "q95": mean + _Z90 * tot}
+            tot = np.sqrt(sp**2 + std**2)
+            out[o] = {
+                "mean": mean,
+                "std": std,
+                "spread": sp,
+                "q05": mean - _Z90 * tot,
+                "q50": mean,
+                "q95": mean + _Z90 * tot,
+            }
         return out
 
     def to_ubj(self) -> dict[str, bytes]:
@@ -247,14 +300,16 @@ class Surrogate:
             for i, m in enumerate(self.members[o]):
                 files[f"{o}__member{i}.ubj"] = bytes(m.get_booster().save_raw("ubj"))
             files[f"{o}__spread.ubj"] = bytes(self.spread[o].get_booster().save_raw("ubj"))
-        files["surrogate.json"] = json.dumps({"factors": self.factors, "outcomes": self.outcomes,
-                                              "params": self.params, "cv_metrics": self.cv_metrics}).encode()
+        files["surrogate.json"] = json.dumps(
+            {"factors": self.factors, "outcomes": self.outcomes, "params": self.params, "cv_metrics": self.cv_metrics}
+        ).encode()
         return files
 
 
 # ---------------------------------------------------------------------- optimisation
-def _feasibility(pred: dict, specs: Mapping[str, tuple[float | None, float | None]], margin: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _feasibility(
+    pred: dict, specs: Mapping[str, tuple[float | None, float | None]], margin: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(feasible mask, total violation) of the CQA bands against the specs shrunk by ``margin``.
 
     ``margin`` is a fraction of each spec's width (two-sided) or of the limit (one-sided).
@@ -274,10 +329,18 @@ def _feasibility(pred: dict, specs: Mapping[str, tuple[float | None, float | Non
     return viol <= 0.0, viol
 
 
-def recommend(surrogate: Surrogate, space: Mapping[str, tuple[float, float]],
-              specs: Mapping[str, tuple[float | None, float | None]], objective: str = "harvest_titer_g_l",
-              margin: float = 0.05, kappa: float = 1.0, n_candidates: int = 20000, n_refine: int = 6,
-              seed: int = 0, fixed: Mapping[str, float] | None = None) -> dict[str, Any]:
+def recommend(
+    surrogate: Surrogate,
+    space: Mapping[str, tuple[float, float]],
+    specs: Mapping[str, tuple[float | None, float | None]],
+    objective: str = "harvest_titer_g_l",
+    margin: float = 0.05,
+    kappa: float = 1.0,
+    n_candidates: int = 20000,
+    n_refine: int = 6,
+    seed: int = 0,
+    fixed: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     """Setpoints that maximise ``q50(objective) − kappa·std(objective)`` with CQA bands in spec.
 
     Searches only inside ``space`` (a Latin hypercube, then local refinement around the best
@@ -332,16 +395,30 @@ def recommend(surrogate: Surrogate, space: Mapping[str, tuple[float, float]],
     full_space = {**{f: space[f] for f in free}}
     assert bool(inside(frame(x), full_space)[0]), "recommendation left the design space"
     outcome = {o: {k: float(v[0]) for k, v in pred[o].items()} for o in pred}
-    return {"setpoints": {k: float(v) for k, v in rec.items()}, "feasible": bool(feas[0]),
-            "objective": objective, "score": float(val[0]), "predicted": outcome,
-            "n_candidates": int(n_candidates), "n_feasible_candidates": n_feasible_lhs,
-            "margin": margin, "kappa": kappa, "design_space": {f: list(space[f]) for f in free},
-            "fixed": fixed}
+    return {
+        "setpoints": {k: float(v) for k, v in rec.items()},
+        "feasible": bool(feas[0]),
+        "objective": objective,
+        "score": float(val[0]),
+        "predicted": outcome,
+        "n_candidates": int(n_candidates),
+        "n_feasible_candidates": n_feasible_lhs,
+        "margin": margin,
+        "kappa": kappa,
+        "design_space": {f: list(space[f]) for f in free},
+        "fixed": fixed,
+    }
 
 
-def verify(setpoints: Mapping[str, float], specs: Mapping[str, tuple[float | None, float | None]],
-           n_replicates: int = 24, params: Any = None, variability: Mapping[str, float] | None = None,
-           seed: int = 1234, dt_h: float = 0.25) -> dict[str, Any]:
+def verify(
+    setpoints: Mapping[str, float],
+    specs: Mapping[str, tuple[float | None, float | None]],
+    n_replicates: int = 24,
+    params: Any = None,
+    variability: Mapping[str, float] | None = None,
+    seed: int = 1234,
+    dt_h: float = 0.25,
+) -> dict[str, Any]:
     """Run the recipe through the twin ``n_replicates`` times (biological variability + assay noise)."""
     from twin.bioreactor import RECIPE_FIELDS
 
@@ -356,20 +433,39 @@ def verify(setpoints: Mapping[str, float], specs: Mapping[str, tuple[float | Non
             c &= v >= lo
         if hi is not None:
             c &= v <= hi
-        per_cqa[name] = {"mean": float(v.mean()), "sd": float(v.std()), "pass_fraction": float(c.mean()),
-                         "min": lo, "max": hi}
+        per_cqa[name] = {
+            "mean": float(v.mean()),
+            "sd": float(v.std()),
+            "pass_fraction": float(c.mean()),
+            "min": lo,
+            "max": hi,
+        }
         ok_each &= c
     t = runs["harvest_titer_g_l"]
-    return {"n_replicates": n_replicates, "titer_mean": float(t.mean()), "titer_sd": float(t.std()),
-            "titer_median": float(t.median()), "titer_p05": float(t.quantile(0.05)),
-            "cqa_pass_fraction": float(ok_each.mean()), "cqa": per_cqa, "runs": runs}
+    return {
+        "n_replicates": n_replicates,
+        "titer_mean": float(t.mean()),
+        "titer_sd": float(t.std()),
+        "titer_median": float(t.median()),
+        "titer_p05": float(t.quantile(0.05)),
+        "cqa_pass_fraction": float(ok_each.mean()),
+        "cqa": per_cqa,
+        "runs": runs,
+    }
 
 
 # ----------------------------------------------------------------------------- plots
-def plot_response_surface(surrogate: Surrogate, recommendation: dict, x: str, y: str,
-                          specs: Mapping[str, tuple[float | None, float | None]],
-                          runs: pd.DataFrame | None = None, objective: str = "harvest_titer_g_l",
-                          margin: float = 0.05, n: int = 60) -> bytes:
+def plot_response_surface(
+    surrogate: Surrogate,
+    recommendation: dict,
+    x: str,
+    y: str,
+    specs: Mapping[str, tuple[float | None, float | None]],
+    runs: pd.DataFrame | None = None,
+    objective: str = "harvest_titer_g_l",
+    margin: float = 0.05,
+    n: int = 60,
+) -> bytes:
     """PNG: predicted titer over two factors (others at the recommendation), infeasible hatched."""
     import matplotlib
 
@@ -414,9 +510,49 @@ def top_factors(surrogate: Surrogate, objective: str = "harvest_titer_g_l", k: i
 
 
 def specs_from_config(cfg: dict) -> dict[str, tuple[float | None, float | None]]:
+    """CQA spec limits ``{outcome: (min, max)}`` of a golden-batch config (``config/golden.yaml``)."""
     return spec_limits(cfg)
 
 
 def default_n_jobs() -> int:
+    """Worker processes for :func:`simulate_design` on this machine (at least 1)."""
     return max(1, min(2, os.cpu_count() or 1))
 
+
+# ------------------------------------------------------------------ the lake's twin tables
+def latest_calibration(lake) -> tuple[dict[str, float], str | None]:
+    """Fitted kinetic parameters of the newest ``insilico/calibration`` (``{}`` when there is none,
+    or when that calibration did not improve the fit) and its calibration id."""
+    import polars as pl
+
+    uri = lake.uri("insilico", "calibration")
+    if not lake.delta_exists(uri):
+        return {}, None
+    df = pl.from_arrow(lake.read_delta(uri)).sort("created_at")
+    cid = df["calibration_id"][-1]
+    last = df.filter(pl.col("calibration_id") == cid)
+    if not bool(last["use_for_twin"][0]):
+        return {}, cid
+    return dict(zip(last["parameter"].to_list(), last["fitted"].to_list(), strict=True)), cid
+
+
+def latest_doe(lake) -> pd.DataFrame:
+    """The runs of the newest in-silico DoE (``insilico/doe_runs``); :class:`FileNotFoundError`
+    when there is none."""
+    import polars as pl
+
+    uri = lake.uri("insilico", "doe_runs")
+    if not lake.delta_exists(uri):
+        raise FileNotFoundError("no in-silico DoE yet: materialize ['twin', 'insilico_doe'] first")
+    df = pl.from_arrow(lake.read_delta(uri))
+    last = df.sort("created_at")["doe_id"][-1]
+    return df.filter(pl.col("doe_id") == last).to_pandas()
+
+
+def kinetic_params(params: Mapping[str, float] | None) -> Any:
+    """:class:`twin.bioreactor.KineticParams` with ``params`` (fitted values) over the defaults."""
+    from dataclasses import replace
+
+    from twin.bioreactor import KineticParams
+
+    return replace(KineticParams(), **params) if params else KineticParams()

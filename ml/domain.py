@@ -22,6 +22,23 @@ from ml.config import DomainConfig
 
 
 def fit_domain(X: np.ndarray, feature_names: list[str], cfg: DomainConfig) -> dict:
+    """Applicability-domain reference of a training matrix: per-feature ranges/quantiles, the
+    training distance distribution and the PSI reference histograms.
+
+    Parameters
+    ----------
+    X
+        Training features (rows × features).
+    feature_names
+        Column names of ``X``.
+    cfg
+        Domain settings.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable reference, stored with the model.
+    """
     X = np.asarray(X, float)
     usable = [j for j in range(X.shape[1]) if np.isfinite(X[:, j]).sum() >= 2]
     lo_q = np.full(X.shape[1], np.nan)
@@ -35,8 +52,15 @@ def fit_domain(X: np.ndarray, feature_names: list[str], cfg: DomainConfig) -> di
     mean = np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0) if X.size else np.zeros(X.shape[1])
     std = np.nanstd(np.where(np.isfinite(X), X, np.nan), axis=0) if X.size else np.ones(X.shape[1])
     md_cols = [j for j in usable if np.isfinite(std[j]) and std[j] > 1e-12]
-    out = {"features": feature_names, "lo": _nan_to_none(lo), "hi": _nan_to_none(hi), "md_cols": md_cols,
-           "mean": _nan_to_none(mean), "std": _nan_to_none(std), "max_features_out": cfg.max_features_out}
+    out = {
+        "features": feature_names,
+        "lo": _nan_to_none(lo),
+        "hi": _nan_to_none(hi),
+        "md_cols": md_cols,
+        "mean": _nan_to_none(mean),
+        "std": _nan_to_none(std),
+        "max_features_out": cfg.max_features_out,
+    }
     if len(md_cols) >= 2 and X.shape[0] > len(md_cols):
         Z = _standardise(X[:, md_cols], mean[md_cols], std[md_cols])
         lw = LedoitWolf().fit(Z)
@@ -67,8 +91,8 @@ def apply_domain(X: np.ndarray, domain: dict) -> dict[str, np.ndarray]:
     lo = np.array([np.nan if v is None else v for v in domain["lo"]])
     hi = np.array([np.nan if v is None else v for v in domain["hi"]])
     with np.errstate(invalid="ignore"):
-        below = np.isfinite(X) & np.isfinite(lo) & (X < lo)
-        above = np.isfinite(X) & np.isfinite(hi) & (X > hi)
+        below = np.isfinite(X) & np.isfinite(lo) & (lo > X)
+        above = np.isfinite(X) & np.isfinite(hi) & (hi < X)
     out_mask = below | above
     n_out = out_mask.sum(axis=1)
     ood_names = [",".join(names[j] for j in np.flatnonzero(row)[:10]) for row in out_mask]
@@ -85,8 +109,12 @@ def apply_domain(X: np.ndarray, domain: dict) -> dict[str, np.ndarray]:
         ";".join(filter(None, [f"range:{names_}" if names_ else "", "mahalanobis" if m else ""]))
         for names_, m in zip(ood_names, md_flag, strict=True)
     ]
-    return {"out_of_domain": ood, "n_features_out": n_out.astype(np.int64), "ood_reason": np.array(reasons, dtype=object),
-            "mahalanobis": md}
+    return {
+        "out_of_domain": ood,
+        "n_features_out": n_out.astype(np.int64),
+        "ood_reason": np.array(reasons, dtype=object),
+        "mahalanobis": md,
+    }
 
 
 # ----------------------------------------------------------------------------- PSI
@@ -99,13 +127,22 @@ def apply_domain(X: np.ndarray, domain: dict) -> dict[str, np.ndarray]:
 # batches, both drawn with replacement (a two-sample cluster bootstrap), the reference's decile
 # edges re-derived in each draw as the real reference's were. It is the PSI of k normal batches
 # given the between-batch (recipe) variation seen in training and the reference's own uncertainty.
-MIN_NULL_BATCHES = 3     # fewer training batches: no null, the plain psi_limit rule applies
-NULL_FINE_PER_BIN = 10   # fine quantile grid of the null: this many fine bins per PSI bin
+MIN_NULL_BATCHES = 3  # fewer training batches: no null, the plain psi_limit rule applies
+NULL_FINE_PER_BIN = 10  # fine quantile grid of the null: this many fine bins per PSI bin
 
 
-def fit_psi_reference(X: np.ndarray, feature_names: list[str], monitored: list[str], bins: int,
-                      groups: np.ndarray | None = None, *, window_batches: int = 10, null_draws: int = 500,
-                      null_quantile: float = 0.99, seed: int = 0) -> dict:
+def fit_psi_reference(
+    X: np.ndarray,
+    feature_names: list[str],
+    monitored: list[str],
+    bins: int,
+    groups: np.ndarray | None = None,
+    *,
+    window_batches: int = 10,
+    null_draws: int = 500,
+    null_quantile: float = 0.99,
+    seed: int = 0,
+) -> dict:
     """Per monitored feature: quantile bin ``edges`` and ``expected`` fractions of the training rows.
 
     With ``groups`` (batch id per row) and at least :data:`MIN_NULL_BATCHES` batches, also
@@ -132,9 +169,16 @@ def fit_psi_reference(X: np.ndarray, feature_names: list[str], monitored: list[s
             if len(bc) >= MIN_NULL_BATCHES:
                 dist = psi_null_distribution(bc, bins, window_batches, null_draws, seed)
                 entry["batch_counts"] = bc.tolist()
-                entry["null"] = {"method": "two-sample batch bootstrap", "bins": int(bins), "k": int(window_batches),
-                                 "n_batches": len(bc), "draws": int(null_draws), "quantile": float(null_quantile),
-                                 "seed": int(seed), "psi_q": float(np.quantile(dist, null_quantile))}
+                entry["null"] = {
+                    "method": "two-sample batch bootstrap",
+                    "bins": int(bins),
+                    "k": int(window_batches),
+                    "n_batches": len(bc),
+                    "draws": int(null_draws),
+                    "quantile": float(null_quantile),
+                    "seed": int(seed),
+                    "psi_q": float(np.quantile(dist, null_quantile)),
+                }
         ref[name] = entry
     return ref
 
@@ -165,7 +209,7 @@ def psi_null_distribution(batch_counts, bins: int, k: int, draws: int = 500, see
     rng = np.random.default_rng(seed)
     # small-sample correction: n observed batches have (n-1)/n of the population's variance, so draw
     # (n-1)/n as many batches on each side (without it ~3 % false alarms per feature at q99 for n=10)
-    recent = rng.multinomial(max(round(int(k) * (n - 1) / n), 1), p, size=draws) @ C   # (draws, fine bins)
+    recent = rng.multinomial(max(round(int(k) * (n - 1) / n), 1), p, size=draws) @ C  # (draws, fine bins)
     ref = rng.multinomial(n - 1, p, size=draws) @ C
     cum = np.cumsum(ref, axis=1) / ref.sum(axis=1, keepdims=True)
     centre = cum - 0.5 * ref / ref.sum(axis=1, keepdims=True)
@@ -212,9 +256,14 @@ def psi(expected: np.ndarray, actual_values: np.ndarray, edges: np.ndarray, eps:
 
 
 def psi_by_feature(reference: dict, X: np.ndarray, feature_names: list[str]) -> dict[str, float]:
-    return {name: psi(np.asarray(r["expected"]), X[:, feature_names.index(name)], np.asarray(r["edges"]))
-            for name, r in reference.items() if name in feature_names}
+    """Population stability index of each feature of ``X`` against the training reference."""
+    return {
+        name: psi(np.asarray(r["expected"]), X[:, feature_names.index(name)], np.asarray(r["edges"]))
+        for name, r in reference.items()
+        if name in feature_names
+    }
 
 
 def dumps(obj) -> str:
+    """Compact JSON of ``obj`` (numpy numbers as floats)."""
     return json.dumps(obj, separators=(",", ":"), default=float)

@@ -12,14 +12,19 @@ from sklearn.model_selection import GroupKFold
 
 # ----------------------------------------------------------------------------- regression
 def regression_metrics(y: np.ndarray, yhat: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE, R² and the number of rows of predictions ``yhat`` against ``y`` (NaN-aware)."""
     y, yhat = np.asarray(y, float), np.asarray(yhat, float)
     n = len(y)
     if n == 0:
         return {"n": 0, "rmse": float("nan"), "mae": float("nan"), "r2": float("nan")}
     err = yhat - y
     ss_tot = float(np.sum((y - y.mean()) ** 2))
-    return {"n": int(n), "rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))),
-            "r2": float(1 - np.sum(err ** 2) / ss_tot) if ss_tot > 0 else float("nan")}
+    return {
+        "n": int(n),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+        "r2": float(1 - np.sum(err**2) / ss_tot) if ss_tot > 0 else float("nan"),
+    }
 
 
 def error_by_group(groups: np.ndarray, y: np.ndarray, yhat: np.ndarray) -> dict[str, dict[str, float]]:
@@ -39,7 +44,7 @@ def forward_split(batch_times: pl.DataFrame, test_fraction: float, min_test: int
     order = batch_times.sort(["start", "batch_id"])["batch_id"].to_list()
     n_test = max(int(min_test), int(round(len(order) * test_fraction)))
     n_test = min(n_test, max(len(order) - 1, 0))
-    return order[: len(order) - n_test], order[len(order) - n_test:]
+    return order[: len(order) - n_test], order[len(order) - n_test :]
 
 
 def group_kfold(groups: Sequence[str], n_splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -56,6 +61,7 @@ def group_kfold(groups: Sequence[str], n_splits: int) -> list[tuple[np.ndarray, 
 
 # ----------------------------------------------------------------------------- intervals
 def conformal_quantile(abs_residuals: np.ndarray, alpha: float) -> float:
+    """Split-conformal quantile of absolute residuals for miscoverage ``alpha`` (finite-sample corrected)."""
     r = np.sort(np.asarray(abs_residuals, float))
     n = len(r)
     if n == 0:
@@ -76,6 +82,9 @@ def mondrian_conformal(groups: np.ndarray, abs_residuals: np.ndarray, alpha: flo
 
 
 def interval_halfwidth(conformal: dict, groups: np.ndarray | None, n: int) -> np.ndarray:
+    """Half-width of the prediction interval per row: by group (e.g. culture day) where the
+    conformal calibration has one, else the global quantile.
+    """
     if groups is None or not conformal.get("by_group"):
         return np.full(n, conformal["global"])
     by = conformal["by_group"]
@@ -93,12 +102,14 @@ def interval_halfwidth(conformal: dict, groups: np.ndarray | None, n: int) -> np
 
 
 def coverage(y, lo, hi) -> float:
+    """Fraction of ``y`` inside ``[lo, hi]``."""
     y, lo, hi = (np.asarray(a, float) for a in (y, lo, hi))
     return float(np.mean((y >= lo) & (y <= hi))) if len(y) else float("nan")
 
 
 # ----------------------------------------------------------------------------- PdM
 def pr_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the precision-recall curve (average precision); NaN without positives."""
     y = np.asarray(y)
     if y.sum() == 0 or y.sum() == len(y):
         return float("nan")
@@ -106,11 +117,13 @@ def pr_auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def pr_curve(y: np.ndarray, score: np.ndarray):
+    """Precision, recall and thresholds of ``score`` against the binary labels ``y``."""
     return precision_recall_curve(np.asarray(y), np.asarray(score))
 
 
-def alert_event_metrics(alerts: pl.DataFrame, failures: pl.DataFrame, *, window_days: int, lead_days: int,
-                        period: tuple | None = None) -> dict:
+def alert_event_metrics(
+    alerts: pl.DataFrame, failures: pl.DataFrame, *, window_days: int, lead_days: int, period: tuple | None = None
+) -> dict:
     """Event-level PdM metrics.
 
     ``alerts``: ``equipment_id, date, alert`` (bool), one row per scored equipment-day.
@@ -131,16 +144,29 @@ def alert_event_metrics(alerts: pl.DataFrame, failures: pl.DataFrame, *, window_
     else:
         a_eval = a
     # precision: next failure after d within the window
-    nxt = a_eval.filter(pl.col("alert")).sort("date").join_asof(
-        failures.select("equipment_id", pl.col("failure_date").cast(pl.Date)).sort("failure_date"),
-        left_on="date", right_on="failure_date", by="equipment_id", strategy="forward", allow_exact_matches=False,
-        check_sortedness=False)
+    nxt = (
+        a_eval.filter(pl.col("alert"))
+        .sort("date")
+        .join_asof(
+            failures.select("equipment_id", pl.col("failure_date").cast(pl.Date)).sort("failure_date"),
+            left_on="date",
+            right_on="failure_date",
+            by="equipment_id",
+            strategy="forward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+    )
     n_alert = nxt.height
     tp = nxt.filter((pl.col("failure_date") - pl.col("date")).dt.total_days() <= window_days).height if n_alert else 0
     leads: list[float | None] = []
     for eq, fd in f.iter_rows():
-        w = a.filter((pl.col("equipment_id") == eq) & pl.col("alert")
-                     & (pl.col("date") >= fd - np.timedelta64(window_days, "D")) & (pl.col("date") < fd))
+        w = a.filter(
+            (pl.col("equipment_id") == eq)
+            & pl.col("alert")
+            & (pl.col("date") >= fd - np.timedelta64(window_days, "D"))
+            & (pl.col("date") < fd)
+        )
         leads.append(float((fd - w["date"].min()).days) if w.height else None)
     n_f = len(leads)
     detected = [x for x in leads if x is not None]

@@ -26,7 +26,9 @@ def by_signal(contribs: np.ndarray, feature_names: list[str]) -> tuple[list[str]
     return signals, M
 
 
-def contribution_json_rows(signals: list[str], M: np.ndarray, bias: np.ndarray, top: int = 8) -> tuple[list[str], list[str]]:
+def contribution_json_rows(
+    signals: list[str], M: np.ndarray, bias: np.ndarray, top: int = 8
+) -> tuple[list[str], list[str]]:
     """Per row: JSON ``{signal: contribution}`` of the ``top`` largest |contributions| (+ ``_bias``),
     and the single top signal."""
     out, tops = [], []
@@ -40,5 +42,8 @@ def contribution_json_rows(signals: list[str], M: np.ndarray, bias: np.ndarray, 
 
 
 def mean_abs_by_signal(signals: list[str], M: np.ndarray) -> dict[str, float]:
+    """Mean absolute contribution per source signal (feature contributions ``M`` summed over the
+    features derived from each signal).
+    """
     vals = np.abs(M).mean(axis=0) if M.size else np.zeros(len(signals))
     return dict(sorted(((s, float(v)) for s, v in zip(signals, vals, strict=True)), key=lambda kv: -kv[1]))

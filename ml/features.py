@@ -44,8 +44,18 @@ import polars as pl
 
 from ml.config import EquipmentFeatureConfig, FeatureConfig, HarvestModelConfig
 
-SS_KEY_COLUMNS = ["batch_id", "unit_id", "ts", "culture_age_h", "culture_day", "phase", "row_type",
-                  "sample_id", "sample_time", "result_time"]
+SS_KEY_COLUMNS = [
+    "batch_id",
+    "unit_id",
+    "ts",
+    "culture_age_h",
+    "culture_day",
+    "phase",
+    "row_type",
+    "sample_id",
+    "sample_time",
+    "result_time",
+]
 EQ_KEY_COLUMNS = ["equipment_id", "equipment_type", "date", "in_repair"]
 UTC_US = pl.Datetime("us", "UTC")
 
@@ -96,8 +106,11 @@ def _age_hours(col: str = "ts") -> pl.Expr:
 def compute_online_features(readings: pl.DataFrame, batches: pl.DataFrame, config: FeatureConfig) -> pl.DataFrame:
     """Features at every grid row of ``readings`` (gold ``fct_process_readings`` shape)."""
     df = _ensure_columns(readings, config.signals)
-    df = df.with_columns(pl.col("ts").cast(UTC_US), pl.col("culture_age_h").cast(pl.Float64),
-                         *[pl.col(s).cast(pl.Float64) for s in config.signals]).sort(["batch_id", "ts"])
+    df = df.with_columns(
+        pl.col("ts").cast(UTC_US),
+        pl.col("culture_age_h").cast(pl.Float64),
+        *[pl.col(s).cast(pl.Float64) for s in config.signals],
+    ).sort(["batch_id", "ts"])
     if config.derived:
         df = df.with_columns(pl.sql_expr(d.expr).cast(pl.Float64).alias(d.name) for d in config.derived)
     by = "batch_id"
@@ -142,15 +155,20 @@ def assay_samples(assays: pl.DataFrame, analytes: Iterable[str]) -> pl.DataFrame
     """One row per physical sample with ``label__<analyte>`` columns (mean if repeated)."""
     analytes = list(analytes)
     a = assays.filter(pl.col("analyte").is_in(analytes)).with_columns(
-        pl.col("sample_time").cast(UTC_US), pl.col("result_time").cast(UTC_US))
+        pl.col("sample_time").cast(UTC_US), pl.col("result_time").cast(UTC_US)
+    )
     if a.height == 0:
         schema = {"sample_id": pl.String, "batch_id": pl.String, "sample_time": UTC_US, "result_time": UTC_US}
         schema |= {f"label__{x}": pl.Float64 for x in analytes}
         return pl.DataFrame(schema=schema)
-    keys = a.group_by("sample_id").agg(pl.col("batch_id").first(), pl.col("sample_time").min(),
-                                       pl.col("result_time").max())
-    wide = a.group_by(["sample_id", "analyte"]).agg(pl.col("value").cast(pl.Float64).mean()).pivot(
-        on="analyte", index="sample_id", values="value")
+    keys = a.group_by("sample_id").agg(
+        pl.col("batch_id").first(), pl.col("sample_time").min(), pl.col("result_time").max()
+    )
+    wide = (
+        a.group_by(["sample_id", "analyte"])
+        .agg(pl.col("value").cast(pl.Float64).mean())
+        .pivot(on="analyte", index="sample_id", values="value")
+    )
     wide = wide.rename({x: f"label__{x}" for x in analytes if x in wide.columns})
     out = keys.join(wide, on="sample_id", how="left")
     out = _ensure_columns(out, [f"label__{x}" for x in analytes])
@@ -162,53 +180,80 @@ def _attach_baselines(rows: pl.DataFrame, assays: pl.DataFrame | None, config: F
     for a in config.baseline_analytes:
         col, age = f"baseline__{a}", f"baseline__{a}_age_h"
         if assays is None:
-            rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias(col), pl.lit(None, dtype=pl.Float64).alias(age))
+            rows = rows.with_columns(
+                pl.lit(None, dtype=pl.Float64).alias(col), pl.lit(None, dtype=pl.Float64).alias(age)
+            )
             continue
-        res = (assays.filter(pl.col("analyte") == a)
-               .select("batch_id", pl.col("result_time").cast(UTC_US).alias("_visible_at"),
-                       pl.col("sample_time").cast(UTC_US).alias("_b_sample_time"),
-                       pl.col("value").cast(pl.Float64).alias(col))
-               .sort(["_visible_at", "_b_sample_time"]))
-        rows = rows.sort("_asof").join_asof(res, left_on="_asof", right_on="_visible_at", by="batch_id",
-                                            strategy="backward", check_sortedness=False)
-        rows = rows.with_columns(((pl.col("_asof") - pl.col("_b_sample_time")).dt.total_seconds() / 3600.0).alias(age)
-                                 ).drop("_visible_at", "_b_sample_time")
+        res = (
+            assays.filter(pl.col("analyte") == a)
+            .select(
+                "batch_id",
+                pl.col("result_time").cast(UTC_US).alias("_visible_at"),
+                pl.col("sample_time").cast(UTC_US).alias("_b_sample_time"),
+                pl.col("value").cast(pl.Float64).alias(col),
+            )
+            .sort(["_visible_at", "_b_sample_time"])
+        )
+        rows = rows.sort("_asof").join_asof(
+            res, left_on="_asof", right_on="_visible_at", by="batch_id", strategy="backward", check_sortedness=False
+        )
+        rows = rows.with_columns(
+            ((pl.col("_asof") - pl.col("_b_sample_time")).dt.total_seconds() / 3600.0).alias(age)
+        ).drop("_visible_at", "_b_sample_time")
     return rows
 
 
-def build_softsensor_features(readings: pl.DataFrame, batches: pl.DataFrame, config: FeatureConfig,
-                              assays: pl.DataFrame | None = None) -> pl.DataFrame:
+def build_softsensor_features(
+    readings: pl.DataFrame, batches: pl.DataFrame, config: FeatureConfig, assays: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """The ``features/softsensor`` table: step rows (+ sample/label rows when ``assays`` given)."""
     full = compute_online_features(readings, batches, config)
     step_ns = int(config.step_minutes) * 60 * 1_000_000
     since_first = (pl.col("ts") - pl.col("ts").min().over("batch_id")).dt.total_microseconds()
     steps = full.filter(since_first % step_ns == 0).with_columns(
-        pl.lit("step").alias("row_type"), pl.lit(None, dtype=pl.String).alias("sample_id"),
-        pl.lit(None, dtype=UTC_US).alias("sample_time"), pl.lit(None, dtype=UTC_US).alias("result_time"),
+        pl.lit("step").alias("row_type"),
+        pl.lit(None, dtype=pl.String).alias("sample_id"),
+        pl.lit(None, dtype=UTC_US).alias("sample_time"),
+        pl.lit(None, dtype=UTC_US).alias("result_time"),
         *[pl.lit(None, dtype=pl.Float64).alias(f"label__{a}") for a in config.label_analytes],
-        pl.col("ts").alias("_asof"))
+        pl.col("ts").alias("_asof"),
+    )
     parts = [steps]
     if assays is not None:
         samples = assay_samples(assays, config.label_analytes).sort("sample_time")
         feats = full.sort("ts")
-        joined = samples.join_asof(feats, left_on="sample_time", right_on="ts", by="batch_id", strategy="backward",
-                                   tolerance=f"{int(config.asof_tolerance_minutes)}m", check_sortedness=False)
+        joined = samples.join_asof(
+            feats,
+            left_on="sample_time",
+            right_on="ts",
+            by="batch_id",
+            strategy="backward",
+            tolerance=f"{int(config.asof_tolerance_minutes)}m",
+            check_sortedness=False,
+        )
         joined = joined.filter(pl.col("ts").is_not_null()).with_columns(
-            pl.lit("sample").alias("row_type"), pl.col("sample_time").alias("_asof"))
+            pl.lit("sample").alias("row_type"), pl.col("sample_time").alias("_asof")
+        )
         parts.append(joined.select(steps.columns))
     rows = pl.concat(parts, how="vertical")
     rows = _attach_baselines(rows, assays, config)
     label_cols = [f"label__{a}" for a in config.label_analytes]
     base_cols = [c for a in config.baseline_analytes for c in (f"baseline__{a}", f"baseline__{a}_age_h")]
     feats = [c for c in softsensor_feature_names(config) if c not in SS_KEY_COLUMNS]
-    return rows.drop("_asof").select([*SS_KEY_COLUMNS, *feats, *label_cols, *base_cols]
-                                     ).sort(["batch_id", "ts", "row_type"])
+    return (
+        rows.drop("_asof")
+        .select([*SS_KEY_COLUMNS, *feats, *label_cols, *base_cols])
+        .sort(["batch_id", "ts", "row_type"])
+    )
 
 
 def softsensor_training_rows(features: pl.DataFrame, target: str, min_culture_age_h: float = 0.0) -> pl.DataFrame:
     """Sample rows with a label for ``target``."""
-    return features.filter((pl.col("row_type") == "sample") & pl.col(f"label__{target}").is_not_null()
-                           & (pl.col("culture_age_h") >= min_culture_age_h))
+    return features.filter(
+        (pl.col("row_type") == "sample")
+        & pl.col(f"label__{target}").is_not_null()
+        & (pl.col("culture_age_h") >= min_culture_age_h)
+    )
 
 
 def build_harvest_dataset(features: pl.DataFrame, harvest: HarvestModelConfig) -> pl.DataFrame:
@@ -220,20 +265,35 @@ def build_harvest_dataset(features: pl.DataFrame, harvest: HarvestModelConfig) -
     cutoff = float(harvest.day) * 24.0
     steps = features.filter(pl.col("row_type") == "step")
     reached = steps.group_by("batch_id").agg(pl.col("culture_age_h").max().alias("_max_age"))
-    snap = (steps.filter(pl.col("culture_age_h") <= cutoff).sort(["batch_id", "ts"])
-            .group_by("batch_id", maintain_order=True).last())
+    snap = (
+        steps.filter(pl.col("culture_age_h") <= cutoff)
+        .sort(["batch_id", "ts"])
+        .group_by("batch_id", maintain_order=True)
+        .last()
+    )
     snap = snap.join(reached, on="batch_id").filter(pl.col("_max_age") >= cutoff - 1e-6).drop("_max_age")
     labels = [f"label__{t}" for t in harvest.targets]
     present = [c for c in labels if c in features.columns]
-    lab = (features.filter((pl.col("row_type") == "sample") & pl.any_horizontal(pl.col(c).is_not_null() for c in present))
-           .sort(["batch_id", "sample_time"]).group_by("batch_id", maintain_order=True).last()
-           .select("batch_id", *present)) if present else pl.DataFrame({"batch_id": []}, schema={"batch_id": pl.String})
+    lab = (
+        (
+            features.filter(
+                (pl.col("row_type") == "sample") & pl.any_horizontal(pl.col(c).is_not_null() for c in present)
+            )
+            .sort(["batch_id", "sample_time"])
+            .group_by("batch_id", maintain_order=True)
+            .last()
+            .select("batch_id", *present)
+        )
+        if present
+        else pl.DataFrame({"batch_id": []}, schema={"batch_id": pl.String})
+    )
     out = snap.drop([c for c in snap.columns if c.startswith("label__")]).join(lab, on="batch_id", how="left")
     return _ensure_columns(out, labels)
 
 
 # =========================================================================== equipment health
 def equipment_feature_names(config: EquipmentFeatureConfig) -> list[str]:
+    """Names of the equipment-health feature columns a config produces (model inputs, in order)."""
     names: list[str] = []
     for s in config.all_signals:
         names.append(s)
@@ -252,17 +312,25 @@ def _fleet_z(df: pl.DataFrame, signals, suffix: str) -> pl.DataFrame:
     zs = []
     for s in signals:
         x = pl.col(s).cast(pl.Float64)
-        daily = (df.group_by("equipment_type", "date").agg(x.sum().alias("_s1"), (x * x).sum().alias("_s2"),
-                                                           x.count().alias("_n"))
-                 .sort("date").with_columns(
-                     pl.col("_s1").cum_sum().shift(1).over("equipment_type").alias("_c1"),
-                     pl.col("_s2").cum_sum().shift(1).over("equipment_type").alias("_c2"),
-                     pl.col("_n").cum_sum().shift(1).over("equipment_type").alias("_cn"))
-                 .select("equipment_type", day, "_c1", "_c2", "_cn"))
+        daily = (
+            df.group_by("equipment_type", "date")
+            .agg(x.sum().alias("_s1"), (x * x).sum().alias("_s2"), x.count().alias("_n"))
+            .sort("date")
+            .with_columns(
+                pl.col("_s1").cum_sum().shift(1).over("equipment_type").alias("_c1"),
+                pl.col("_s2").cum_sum().shift(1).over("equipment_type").alias("_c2"),
+                pl.col("_n").cum_sum().shift(1).over("equipment_type").alias("_cn"),
+            )
+            .select("equipment_type", day, "_c1", "_c2", "_cn")
+        )
         df = df.join(daily, on=["equipment_type", "date"], how="left")
         mean = pl.col("_c1") / pl.col("_cn")
         var = (pl.col("_c2") / pl.col("_cn") - mean * mean).clip(lower_bound=0.0)
-        z = pl.when((pl.col("_cn") >= 10) & (var > 1e-12)).then((pl.col(f"{s}{suffix}") - mean) / var.sqrt()).otherwise(None)
+        z = (
+            pl.when((pl.col("_cn") >= 10) & (var > 1e-12))
+            .then((pl.col(f"{s}{suffix}") - mean) / var.sqrt())
+            .otherwise(None)
+        )
         df = df.with_columns(z.alias(f"{s}__z_fleet")).drop("_c1", "_c2", "_cn")
         zs.append(f"{s}__z_fleet")
     return df.with_columns(pl.max_horizontal([pl.col(z).abs() for z in zs]).alias("health__max_abs_z"))
@@ -273,12 +341,16 @@ def failure_events(work_orders: pl.DataFrame, config: EquipmentFeatureConfig) ->
     wo = work_orders.filter(pl.col("work_type").is_in(list(config.failure_work_types)))
     if config.failure_modes:
         wo = wo.filter(pl.col("failure_mode").is_in(list(config.failure_modes)))
-    return wo.select("equipment_id", pl.col("opened_at").cast(UTC_US).alias("failure_time"),
-                     pl.col("closed_at").cast(UTC_US).alias("repaired_at"))
+    return wo.select(
+        "equipment_id",
+        pl.col("opened_at").cast(UTC_US).alias("failure_time"),
+        pl.col("closed_at").cast(UTC_US).alias("repaired_at"),
+    )
 
 
-def build_equipment_health_features(health: pl.DataFrame, work_orders: pl.DataFrame,
-                                    config: EquipmentFeatureConfig) -> pl.DataFrame:
+def build_equipment_health_features(
+    health: pl.DataFrame, work_orders: pl.DataFrame, config: EquipmentFeatureConfig
+) -> pl.DataFrame:
     """The ``features/equipment_health`` table: one row per equipment per day.
 
     * ``<s>``, ``<s>__mean_<w>d``, ``<s>__std_<w>d``: value and rolling mean / sample std over the
@@ -297,8 +369,9 @@ def build_equipment_health_features(health: pl.DataFrame, work_orders: pl.DataFr
     failure_modes`` when that list is non-empty).
     """
     df = _ensure_columns(health, config.signals)
-    df = df.with_columns(pl.col("date").cast(pl.Date), *[pl.col(s).cast(pl.Float64) for s in config.signals]
-                         ).sort(["equipment_id", "date"])
+    df = df.with_columns(pl.col("date").cast(pl.Date), *[pl.col(s).cast(pl.Float64) for s in config.signals]).sort(
+        ["equipment_id", "date"]
+    )
     if config.derived:
         df = df.with_columns(pl.sql_expr(d.expr).cast(pl.Float64).alias(d.name) for d in config.derived)
     if "equipment_type" not in df.columns:
@@ -317,29 +390,65 @@ def build_equipment_health_features(health: pl.DataFrame, work_orders: pl.DataFr
             mtx = (tx * x).rolling_mean_by("date", win).over(by)
             mtt = (tx * tx).rolling_mean_by("date", win).over(by)
             var_t = mtt - mt * mt
-            exprs += [mx.alias(f"{s}__mean_{w}d"), x.rolling_std_by("date", win).over(by).alias(f"{s}__std_{w}d"),
-                      pl.when(var_t > 1e-9).then((mtx - mt * mx) / var_t).otherwise(None).alias(f"{s}__slope_{w}d")]
+            exprs += [
+                mx.alias(f"{s}__mean_{w}d"),
+                x.rolling_std_by("date", win).over(by).alias(f"{s}__std_{w}d"),
+                pl.when(var_t > 1e-9).then((mtx - mt * mx) / var_t).otherwise(None).alias(f"{s}__slope_{w}d"),
+            ]
     df = df.with_columns(exprs)
     # equipment's own lagged baseline
     w0 = min(config.windows_days)
-    base = df.select(by, "date", *[pl.col(s).cast(pl.Float64).rolling_median_by("date", f"{config.baseline_days}d").over(by)
-                                   .alias(f"_base_{s}") for s in config.all_signals])
+    base = df.select(
+        by,
+        "date",
+        *[
+            pl.col(s)
+            .cast(pl.Float64)
+            .rolling_median_by("date", f"{config.baseline_days}d")
+            .over(by)
+            .alias(f"_base_{s}")
+            for s in config.all_signals
+        ],
+    )
     base = base.with_columns((pl.col("date") + pl.duration(days=config.baseline_lag_days)).alias("date")).sort("date")
     df = df.sort("date").join_asof(base, on="date", by=by, strategy="backward", check_sortedness=False)
-    df = df.with_columns((pl.col(f"{s}__mean_{w0}d") - pl.col(f"_base_{s}")).alias(f"{s}__rel_base") for s in config.all_signals)
+    df = df.with_columns(
+        (pl.col(f"{s}__mean_{w0}d") - pl.col(f"_base_{s}")).alias(f"{s}__rel_base") for s in config.all_signals
+    )
     df = df.drop([f"_base_{s}" for s in config.all_signals])
     df = _fleet_z(df, config.all_signals, f"__mean_{w0}d")
 
     # work-order history (known by the end of day d)
     wo = work_orders.select("equipment_id", pl.col("opened_at").cast(UTC_US).dt.date().alias("wo_date")).sort("wo_date")
-    df = df.sort("date").join_asof(wo.rename({"wo_date": "_last_wo"}), left_on="date", right_on="_last_wo",
-                                   by=by, strategy="backward", check_sortedness=False)
+    df = df.sort("date").join_asof(
+        wo.rename({"wo_date": "_last_wo"}),
+        left_on="date",
+        right_on="_last_wo",
+        by=by,
+        strategy="backward",
+        check_sortedness=False,
+    )
     fails = failure_events(work_orders, config).with_columns(
-        pl.col("failure_time").dt.date().alias("f_date"), pl.col("repaired_at").dt.date().alias("r_date"))
+        pl.col("failure_time").dt.date().alias("f_date"), pl.col("repaired_at").dt.date().alias("r_date")
+    )
     fd = fails.select("equipment_id", "f_date").sort("f_date")
-    df = df.join_asof(fd.rename({"f_date": "_last_f"}), left_on="date", right_on="_last_f", by=by, strategy="backward", check_sortedness=False)
-    df = df.join_asof(fd.rename({"f_date": "_next_f"}), left_on="date", right_on="_next_f", by=by, strategy="forward",
-                      allow_exact_matches=False, check_sortedness=False)
+    df = df.join_asof(
+        fd.rename({"f_date": "_last_f"}),
+        left_on="date",
+        right_on="_last_f",
+        by=by,
+        strategy="backward",
+        check_sortedness=False,
+    )
+    df = df.join_asof(
+        fd.rename({"f_date": "_next_f"}),
+        left_on="date",
+        right_on="_next_f",
+        by=by,
+        strategy="forward",
+        allow_exact_matches=False,
+        check_sortedness=False,
+    )
     # in repair: last failure opened on/before d and not yet closed at d
     rep = fails.select("equipment_id", pl.col("f_date").alias("_rf"), pl.col("r_date").alias("_rr")).sort("_rf")
     df = df.join_asof(rep, left_on="date", right_on="_rf", by=by, strategy="backward", check_sortedness=False)
@@ -349,10 +458,16 @@ def build_equipment_health_features(health: pl.DataFrame, work_orders: pl.DataFr
         (pl.col("date") - pl.col("_last_f")).dt.total_days().cast(pl.Float64).alias("days_since_last_failure"),
         (pl.col("_rf").is_not_null() & (pl.col("_rr").is_null() | (pl.col("date") < pl.col("_rr")))).alias("in_repair"),
         (pl.col("_next_f") - pl.col("date")).dt.total_days().cast(pl.Float64).alias("days_to_failure"),
-        *[(pl.col("equipment_type") == t).cast(pl.Float64).fill_null(0.0).alias(f"eqtype__{t}")
-          for t in config.equipment_types],
+        *[
+            (pl.col("equipment_type") == t).cast(pl.Float64).fill_null(0.0).alias(f"eqtype__{t}")
+            for t in config.equipment_types
+        ],
     )
     df = df.with_columns(
-        (pl.col("days_to_failure").is_not_null() & (pl.col("days_to_failure") <= H)).cast(pl.Int8).alias("label__failure_within_h"))
-    return df.select([*EQ_KEY_COLUMNS, *equipment_feature_names(config), "label__failure_within_h", "days_to_failure"]
-                     ).sort(["equipment_id", "date"])
+        (pl.col("days_to_failure").is_not_null() & (pl.col("days_to_failure") <= H))
+        .cast(pl.Int8)
+        .alias("label__failure_within_h")
+    )
+    return df.select(
+        [*EQ_KEY_COLUMNS, *equipment_feature_names(config), "label__failure_within_h", "days_to_failure"]
+    ).sort(["equipment_id", "date"])

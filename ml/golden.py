@@ -30,17 +30,23 @@ import polars as pl
 
 CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "golden.yaml"
 
-#: Canonical parameters of ``fct_process_readings`` (contract order).
-ALL_SIGNALS: tuple[str, ...] = (
-    "temperature", "temperature_sp", "ph", "dissolved_oxygen", "agitation", "air_flow",
-    "o2_flow", "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total",
-    "feed_flow_sp", "feed_flow", "feed_total", "weight", "pressure", "vibration",
-    "motor_current",
-)
+
+def all_signals() -> tuple[str, ...]:
+    """The signals of the default plant's catalog (``config/plants/cho-twin/signals.yaml``): the
+    wide columns of its ``fct_process_readings``, in column order."""
+    from lakehouse.catalog import default_catalog
+
+    return tuple(default_catalog().names())
+
 
 #: Harvest CQA columns of ``dim_batches``.
 CQA_COLUMNS: tuple[str, ...] = (
-    "g0f_pct", "g1f_pct", "g2f_pct", "man5_pct", "afucosylation_pct", "hmw_pct",
+    "g0f_pct",
+    "g1f_pct",
+    "g2f_pct",
+    "man5_pct",
+    "afucosylation_pct",
+    "hmw_pct",
     "harvest_viability_pct",
 )
 
@@ -53,16 +59,30 @@ _DEFAULT_CONFIG: dict[str, Any] = {
     },
     "cqa_specs": {},
     "profile": {
-        "signals": list(ALL_SIGNALS),
+        "signals": None,  # None: every signal of the catalog (all_signals)
         "culture_age_step_h": 1.0,
         "maturity_step_pct": 1.0,
         "band_pct": [5.0, 95.0],
         "sigma": 3.0,
     },
     "mspc": {
-        "signals": ["temperature", "temperature_sp", "temperature_error", "ph", "dissolved_oxygen",
-                    "co2_flow", "offgas_o2", "offgas_co2", "capacitance", "base_total", "feed_flow_sp",
-                    "feed_flow", "feed_total", "weight", "pressure"],
+        "signals": [
+            "temperature",
+            "temperature_sp",
+            "temperature_error",
+            "ph",
+            "dissolved_oxygen",
+            "co2_flow",
+            "offgas_o2",
+            "offgas_co2",
+            "capacitance",
+            "base_total",
+            "feed_flow_sp",
+            "feed_flow",
+            "feed_total",
+            "weight",
+            "pressure",
+        ],
         "derived": {"temperature_error": "temperature - temperature_sp"},
         "evaluation": {"visible_z": 3.0},
     },
@@ -92,6 +112,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         cfg = _deep_update(cfg, yaml.safe_load(path.read_text()) or {})
     if overrides:
         cfg = _deep_update(cfg, overrides)
+    if cfg["profile"].get("signals") is None:
+        cfg["profile"]["signals"] = list(all_signals())
     return cfg
 
 
@@ -105,8 +127,9 @@ def spec_limits(cfg: dict) -> dict[str, tuple[float | None, float | None]]:
     return out
 
 
-def in_spec(values: pd.DataFrame, specs: dict[str, tuple[float | None, float | None]],
-            margin: float = 0.0) -> pd.Series:
+def in_spec(
+    values: pd.DataFrame, specs: dict[str, tuple[float | None, float | None]], margin: float = 0.0
+) -> pd.Series:
     """Row-wise: every CQA inside its limits (missing value = not in spec)."""
     ok = pd.Series(True, index=values.index)
     for name, (lo, hi) in specs.items():
@@ -149,8 +172,9 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
             ok[i] = False
             reasons[i].append(f"status {status[i]!r} not in {sorted(statuses)}")
     for name, (lo, hi) in specs.items():
-        vals = pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df.columns \
-            else np.full(len(df), np.nan)
+        vals = (
+            pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df.columns else np.full(len(df), np.nan)
+        )
         for i, v in enumerate(vals):
             if not np.isfinite(v):
                 ok[i] = False
@@ -161,8 +185,11 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
             elif hi is not None and v > hi:
                 ok[i] = False
                 reasons[i].append(f"{name} {v:.3g} > max {hi:g}")
-    titer = pd.to_numeric(df[titer_col], errors="coerce").to_numpy(float) if titer_col in df.columns \
+    titer = (
+        pd.to_numeric(df[titer_col], errors="coerce").to_numpy(float)
+        if titer_col in df.columns
         else np.full(len(df), np.nan)
+    )
     for i, v in enumerate(titer):
         if not np.isfinite(v):
             ok[i] = False
@@ -188,15 +215,17 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
             reasons[i].append(f"qualified: CQAs in spec, titer {titer[i]:.3g} g/L >= top-{frac:.0%} cut {cut:.3g}")
         elif in_spec_mask[i]:
             reasons[i].append(f"titer {titer[i]:.3g} g/L below top-{frac:.0%} cut {cut:.3g}")
-    return pd.DataFrame({
-        "batch_id": df["batch_id"].astype(str).to_numpy(),
-        "qualified": qualified,
-        "in_spec": in_spec_mask,
-        "reason": ["; ".join(r) for r in reasons],
-        "harvest_titer_g_l": titer,
-        "titer_rank": rank,
-        "titer_cut_g_l": np.full(len(df), cut),
-    })
+    return pd.DataFrame(
+        {
+            "batch_id": df["batch_id"].astype(str).to_numpy(),
+            "qualified": qualified,
+            "in_spec": in_spec_mask,
+            "reason": ["; ".join(r) for r in reasons],
+            "harvest_titer_g_l": titer,
+            "titer_rank": rank,
+            "titer_cut_g_l": np.full(len(df), cut),
+        }
+    )
 
 
 # ------------------------------------------------------------------------ alignment
@@ -214,26 +243,38 @@ class AlignedBatches:
 
     @property
     def n_steps(self) -> int:
+        """Number of grid steps (bins) on the alignment axis."""
         return int(self.grid.shape[0])
 
     def index(self, batch_id: str) -> int:
+        """Row index of ``batch_id``."""
         return self.batch_ids.index(batch_id)
 
     def subset(self, batch_ids: Iterable[str]) -> AlignedBatches:
+        """The same alignment restricted to ``batch_ids`` (in that order)."""
         pos = {b: i for i, b in enumerate(self.batch_ids)}
         keep = [b for b in batch_ids if b in pos]
         idx = np.array([pos[b] for b in keep], dtype=int)
-        return AlignedBatches(keep, list(self.signals), self.axis, self.step, self.grid.copy(),
-                              self.values[idx] if len(idx) else self.values[:0], dict(self.extras))
+        return AlignedBatches(
+            keep,
+            list(self.signals),
+            self.axis,
+            self.step,
+            self.grid.copy(),
+            self.values[idx] if len(idx) else self.values[:0],
+            dict(self.extras),
+        )
 
     def select_signals(self, signals: Sequence[str]) -> AlignedBatches:
+        """The same alignment with only ``signals`` (missing ones all-NaN)."""
         pos = {s: j for j, s in enumerate(self.signals)}
         vals = np.full(self.values.shape[:2] + (len(signals),), np.nan)
         for j, s in enumerate(signals):
             if s in pos:
                 vals[:, :, j] = self.values[:, :, pos[s]]
-        return AlignedBatches(list(self.batch_ids), list(signals), self.axis, self.step,
-                              self.grid.copy(), vals, dict(self.extras))
+        return AlignedBatches(
+            list(self.batch_ids), list(signals), self.axis, self.step, self.grid.copy(), vals, dict(self.extras)
+        )
 
     def last_step(self) -> np.ndarray:
         """Index of the last bin with any data per batch (-1 if none)."""
@@ -242,11 +283,14 @@ class AlignedBatches:
         return last
 
     def to_frame(self) -> pd.DataFrame:
+        """Long frame: one row per batch, step and signal value."""
         n, k, _ = self.values.shape
-        out = pd.DataFrame({
-            "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), k),
-            self.axis: np.tile(self.grid, n),
-        })
+        out = pd.DataFrame(
+            {
+                "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), k),
+                self.axis: np.tile(self.grid, n),
+            }
+        )
         for jj, s in enumerate(self.signals):
             out[s] = self.values[:, :, jj].reshape(-1)
         return out
@@ -266,13 +310,14 @@ def with_derived(readings: pd.DataFrame | pl.DataFrame, derived: Mapping[str, st
     for name, expr in (derived or {}).items():
         try:
             df = df.with_columns(pl.sql_expr(expr).cast(pl.Float64).alias(name))
-        except Exception:  # noqa: BLE001, S112 - a plant without one of the inputs
+        except Exception:
             continue
     return df
 
 
-def shift_landmarks(readings: pd.DataFrame | pl.DataFrame, axis: str = "culture_age_h",
-                    min_drop_c: float = 0.5) -> dict[str, float]:
+def shift_landmarks(
+    readings: pd.DataFrame | pl.DataFrame, axis: str = "culture_age_h", min_drop_c: float = 0.5
+) -> dict[str, float]:
     """Per batch: culture age at which the temperature shift starts, seen in ``temperature_sp``.
 
     The first time the setpoint leaves its initial value towards its final (lowest) value by
@@ -282,9 +327,15 @@ def shift_landmarks(readings: pd.DataFrame | pl.DataFrame, axis: str = "culture_
     df = _to_polars(readings)
     if "temperature_sp" not in df.columns:
         return {}
-    d = (df.lazy().select(["batch_id", axis, "temperature_sp"]).drop_nulls().sort(["batch_id", axis])
-         .group_by("batch_id", maintain_order=True)
-         .agg(pl.col(axis), pl.col("temperature_sp")).collect())
+    d = (
+        df.lazy()
+        .select(["batch_id", axis, "temperature_sp"])
+        .drop_nulls()
+        .sort(["batch_id", axis])
+        .group_by("batch_id", maintain_order=True)
+        .agg(pl.col(axis), pl.col("temperature_sp"))
+        .collect()
+    )
     out = {}
     for b, t, v in zip(d["batch_id"].to_list(), d[axis].to_list(), d["temperature_sp"].to_list()):
         t = np.asarray(t, float)
@@ -301,8 +352,9 @@ def shift_landmarks(readings: pd.DataFrame | pl.DataFrame, axis: str = "culture_
     return out
 
 
-def warp_to_landmark(readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[str, float], ref_h: float,
-                     axis: str = "culture_age_h") -> pl.DataFrame:
+def warp_to_landmark(
+    readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[str, float], ref_h: float, axis: str = "culture_age_h"
+) -> pl.DataFrame:
     """Phase-wise alignment on the temperature shift (growth phase | production phase).
 
     Before its shift ``s`` a batch keeps its culture age (rows at ``ref_h`` or later that are
@@ -320,8 +372,7 @@ def warp_to_landmark(readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[s
     a = pl.col(axis)
     pre = a < pl.col("_lm")
     df = df.filter(pl.col("_lm").is_null() | ~pre | (a < ref_h))
-    warped = (pl.when(pl.col("_lm").is_null() | pre).then(a)
-              .otherwise(a - pl.col("_lm") + ref_h))
+    warped = pl.when(pl.col("_lm").is_null() | pre).then(a).otherwise(a - pl.col("_lm") + ref_h)
     return df.with_columns(warped.alias(axis)).drop("_lm")
 
 
@@ -332,9 +383,15 @@ def unwarp_age(aligned_age: np.ndarray, landmark: float | None, ref_h: float | N
     return np.where(aligned_age < ref_h, aligned_age, aligned_age - ref_h + landmark)
 
 
-def align(readings: pd.DataFrame | pl.DataFrame, signals: Sequence[str], axis: str = "culture_age_h",
-          step: float = 1.0, n_steps: int | None = None, batch_ids: Sequence[str] | None = None,
-          derived: Mapping[str, str] | None = None) -> AlignedBatches:
+def align(
+    readings: pd.DataFrame | pl.DataFrame,
+    signals: Sequence[str],
+    axis: str = "culture_age_h",
+    step: float = 1.0,
+    n_steps: int | None = None,
+    batch_ids: Sequence[str] | None = None,
+    derived: Mapping[str, str] | None = None,
+) -> AlignedBatches:
     """Bin aligned readings to ``step`` on ``axis`` (mean per bin) into a dense 3-D array.
 
     ``n_steps`` fixes the grid length (bins past it are dropped); by default it covers the
@@ -345,8 +402,13 @@ def align(readings: pd.DataFrame | pl.DataFrame, signals: Sequence[str], axis: s
     df = with_derived(readings, derived)
     present = [s for s in signals if s in df.columns]
     k = (pl.col(axis) / step).floor().cast(pl.Int64).alias("_k")
-    lf = df.lazy().select([pl.col("batch_id").cast(pl.Utf8), pl.col(axis).cast(pl.Float64),
-                           *[pl.col(s).cast(pl.Float64) for s in present]])
+    lf = df.lazy().select(
+        [
+            pl.col("batch_id").cast(pl.Utf8),
+            pl.col(axis).cast(pl.Float64),
+            *[pl.col(s).cast(pl.Float64) for s in present],
+        ]
+    )
     lf = lf.filter(pl.col(axis).is_not_null() & (pl.col(axis) >= 0)).with_columns(k)
     if n_steps is not None:
         lf = lf.filter(pl.col("_k") < n_steps)
@@ -371,9 +433,13 @@ def align(readings: pd.DataFrame | pl.DataFrame, signals: Sequence[str], axis: s
 
 
 # ----------------------------------------------------------------------- profile
-def golden_profile(aligned: AlignedBatches, batch_ids: Sequence[str] | None = None,
-                   band_pct: Sequence[float] = (5.0, 95.0), sigma: float = 3.0,
-                   min_batches: int = 3) -> pd.DataFrame:
+def golden_profile(
+    aligned: AlignedBatches,
+    batch_ids: Sequence[str] | None = None,
+    band_pct: Sequence[float] = (5.0, 95.0),
+    sigma: float = 3.0,
+    min_batches: int = 3,
+) -> pd.DataFrame:
     """Per-signal envelope of the golden batches on the aligned axis (long format).
 
     Columns: ``axis, position, signal, n_batches, median, p_lo, p_hi, mean, std, lo_sigma,
@@ -399,44 +465,74 @@ def golden_profile(aligned: AlignedBatches, batch_ids: Sequence[str] | None = No
         keep = n[:, j] >= min_batches
         if not keep.any():
             continue
-        frames.append(pd.DataFrame({
-            "axis": sub.axis,
-            "position": sub.grid[keep],
-            "signal": s,
-            "n_batches": n[keep, j].astype(np.int64),
-            "median": med[keep, j], "p_lo": plo[keep, j], "p_hi": phi[keep, j],
-            "mean": mean[keep, j], "std": std[keep, j],
-            "lo_sigma": mean[keep, j] - sigma * std[keep, j],
-            "hi_sigma": mean[keep, j] + sigma * std[keep, j],
-            "band_lo_pct": lo_q, "band_hi_pct": hi_q,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "axis": sub.axis,
+                    "position": sub.grid[keep],
+                    "signal": s,
+                    "n_batches": n[keep, j].astype(np.int64),
+                    "median": med[keep, j],
+                    "p_lo": plo[keep, j],
+                    "p_hi": phi[keep, j],
+                    "mean": mean[keep, j],
+                    "std": std[keep, j],
+                    "lo_sigma": mean[keep, j] - sigma * std[keep, j],
+                    "hi_sigma": mean[keep, j] + sigma * std[keep, j],
+                    "band_lo_pct": lo_q,
+                    "band_hi_pct": hi_q,
+                }
+            )
+        )
     if not frames:
-        return pd.DataFrame(columns=["axis", "position", "signal", "n_batches", "median", "p_lo",
-                                     "p_hi", "mean", "std", "lo_sigma", "hi_sigma",
-                                     "band_lo_pct", "band_hi_pct"])
+        return pd.DataFrame(
+            columns=[
+                "axis",
+                "position",
+                "signal",
+                "n_batches",
+                "median",
+                "p_lo",
+                "p_hi",
+                "mean",
+                "std",
+                "lo_sigma",
+                "hi_sigma",
+                "band_lo_pct",
+                "band_hi_pct",
+            ]
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def build_golden(batches: pd.DataFrame | pl.DataFrame, readings: pd.DataFrame | pl.DataFrame,
-                 cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build_golden(
+    batches: pd.DataFrame | pl.DataFrame, readings: pd.DataFrame | pl.DataFrame, cfg: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Qualification table and the golden profile on both axes (culture age and % maturity)."""
     qual = qualify_batches(batches, cfg)
     golden_ids = qual.loc[qual["qualified"], "batch_id"].tolist()
     p = cfg["profile"]
     signals = list(p["signals"])
     frames = []
-    for axis, step in (("culture_age_h", float(p["culture_age_step_h"])),
-                       ("maturity_pct", float(p["maturity_step_pct"]))):
+    for axis, step in (
+        ("culture_age_h", float(p["culture_age_step_h"])),
+        ("maturity_pct", float(p["maturity_step_pct"])),
+    ):
         n_steps = int(np.ceil(100.0 / step)) + 1 if axis == "maturity_pct" else None
         al = align(readings, signals, axis=axis, step=step, n_steps=n_steps, batch_ids=golden_ids)
-        frames.append(golden_profile(al, band_pct=p["band_pct"], sigma=float(p.get("sigma", 3.0)),
-                                     min_batches=min(3, max(1, len(golden_ids)))))
+        frames.append(
+            golden_profile(
+                al,
+                band_pct=p["band_pct"],
+                sigma=float(p.get("sigma", 3.0)),
+                min_batches=min(3, max(1, len(golden_ids))),
+            )
+        )
     profile = pd.concat(frames, ignore_index=True)
     return qual, profile
 
 
-def envelope_excursions(profile: pd.DataFrame, aligned: AlignedBatches,
-                        band: str = "pct") -> pd.DataFrame:
+def envelope_excursions(profile: pd.DataFrame, aligned: AlignedBatches, band: str = "pct") -> pd.DataFrame:
     """Per batch and signal: fraction of bins outside the golden band (``pct`` or ``sigma``)."""
     lo_col, hi_col = ("p_lo", "p_hi") if band == "pct" else ("lo_sigma", "hi_sigma")
     prof = profile[profile["axis"] == aligned.axis]
@@ -454,15 +550,20 @@ def envelope_excursions(profile: pd.DataFrame, aligned: AlignedBatches,
         out = fin & ((x < lo) | (x > hi))
         for i, b in enumerate(aligned.batch_ids):
             n = int(fin[i].sum())
-            rows.append({"batch_id": b, "signal": s, "n_bins": n,
-                         "fraction_outside": float(out[i].sum() / n) if n else np.nan})
+            rows.append(
+                {"batch_id": b, "signal": s, "n_bins": n, "fraction_outside": float(out[i].sum() / n) if n else np.nan}
+            )
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------ plots
-def plot_envelope(profile: pd.DataFrame, batch: AlignedBatches | None = None,
-                  signals: Sequence[str] | None = None, axis: str = "culture_age_h",
-                  title: str | None = None) -> bytes:
+def plot_envelope(
+    profile: pd.DataFrame,
+    batch: AlignedBatches | None = None,
+    signals: Sequence[str] | None = None,
+    axis: str = "culture_age_h",
+    title: str | None = None,
+) -> bytes:
     """PNG: golden median and bands per signal, with one batch overlaid (optional)."""
     import matplotlib
 
@@ -478,15 +579,21 @@ def plot_envelope(profile: pd.DataFrame, batch: AlignedBatches | None = None,
         ps = prof[prof["signal"] == s].sort_values("position")
         x = ps["position"].to_numpy()
         ax.fill_between(x, ps["lo_sigma"], ps["hi_sigma"], color="tab:blue", alpha=0.10, label="±3σ")
-        ax.fill_between(x, ps["p_lo"], ps["p_hi"], color="tab:blue", alpha=0.25,
-                        label=f"{ps['band_lo_pct'].iloc[0]:g}–{ps['band_hi_pct'].iloc[0]:g}%" if len(ps) else None)
+        ax.fill_between(
+            x,
+            ps["p_lo"],
+            ps["p_hi"],
+            color="tab:blue",
+            alpha=0.25,
+            label=f"{ps['band_lo_pct'].iloc[0]:g}–{ps['band_hi_pct'].iloc[0]:g}%" if len(ps) else None,
+        )
         ax.plot(x, ps["median"], color="tab:blue", lw=1.2, label="golden median")
         if batch is not None and s in batch.signals and batch.axis == axis:
             j = batch.signals.index(s)
             ax.plot(batch.grid, batch.values[0, :, j], color="tab:red", lw=1.0, label=batch.batch_ids[0])
         ax.set_title(s, fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[len(signals):]:
+    for ax in axes.ravel()[len(signals) :]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=6, loc="best")
     fig.supxlabel("culture age (h)" if axis == "culture_age_h" else "maturity (%)", fontsize=9)
@@ -506,79 +613,6 @@ def png_markdown(png: bytes, alt: str = "plot") -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
-# ------------------------------------------------------------- twin → gold-mart frames
-#: per-signal measurement noise (1 SD of an hourly mean, absolute units) for twin-built frames
-DEFAULT_NOISE: dict[str, float] = {
-    "temperature": 0.025, "temperature_sp": 0.0, "ph": 0.006, "dissolved_oxygen": 0.6,
-    "agitation": 0.3, "air_flow": 0.3, "o2_flow": 0.05, "co2_flow": 0.02, "offgas_o2": 0.02,
-    "offgas_co2": 0.02, "capacitance": 0.15, "base_total": 20.0, "feed_flow_sp": 0.0,
-    "feed_flow": 0.3, "feed_total": 50.0, "weight": 0.5, "pressure": 0.001, "vibration": 0.03,
-    "motor_current": 0.03,
-}
-#: relative noise of the in-process assays (and their result delay in hours)
-ASSAY_NOISE: dict[str, tuple[float, float]] = {
-    "vcd": (0.05, 1.0), "viability": (0.01, 1.0), "glucose": (0.04, 1.0), "lactate": (0.05, 1.0),
-    "ammonia": (0.06, 1.0), "osmolality": (0.015, 1.0), "titer": (0.04, 24.0),
-}
-
-
-def twin_marts(result: Any, batch_ids: Sequence[str], seed: int = 0,
-               noise: dict[str, float] | None = None, status: Sequence[str] | None = None,
-               signals: Sequence[str] = ALL_SIGNALS, assay_every_h: float = 24.0,
-               first_sample_h: float = 2.0) -> dict[str, pd.DataFrame]:
-    """Gold-mart-shaped frames from a ``twin.bioreactor.BatchResult`` (tests, benchmarks).
-
-    Returns ``readings`` (like ``fct_process_readings`` on the twin's record grid, with
-    measurement noise), ``batches`` (like ``dim_batches``: status, setpoints, ``duration_h``,
-    harvest titer and the noisy harvest CQAs) and ``assays`` (like ``fct_assay_results`` with
-    ``culture_age_h`` of the sample and ``result_age_h`` when the result is approved).
-    """
-    noise = DEFAULT_NOISE if noise is None else noise
-    rng = np.random.default_rng(seed)
-    t = np.asarray(result.t_h, dtype=float)
-    n = len(batch_ids)
-    end = np.asarray(result.end_h, dtype=float)
-    frames = []
-    for i, b in enumerate(batch_ids):
-        keep = t <= end[i] + 1e-9
-        tt = t[keep]
-        cols: dict[str, Any] = {"batch_id": b, "culture_age_h": tt, "maturity_pct": 100.0 * tt / end[i]}
-        for s in signals:
-            if s not in result.series:
-                continue
-            v = np.asarray(result.series[s][i, keep], dtype=float)
-            sd = float(noise.get(s, 0.0))
-            cols[s] = v + rng.normal(0.0, sd, v.shape) if sd > 0 else v.copy()
-        frames.append(pd.DataFrame(cols))
-    readings = pd.concat(frames, ignore_index=True)
-
-    h = result.harvest_noisy
-    batches = pd.DataFrame({"batch_id": list(batch_ids),
-                            "status": list(status) if status is not None else ["complete"] * n,
-                            "duration_h": end})
-    for k, v in result.recipes.items():
-        batches[k] = np.asarray(v, dtype=float)
-    batches["harvest_titer_g_l"] = np.asarray(h["titer"], dtype=float)
-    batches["peak_vcd"] = np.asarray(h["peak_vcd"], dtype=float)
-    batches["harvest_viability_pct"] = np.asarray(h["viability"], dtype=float)
-    for k in ("g0f", "g1f", "g2f", "man5", "afucosylation", "hmw"):
-        batches[f"{k}_pct"] = np.asarray(h[k], dtype=float)
-
-    rows = []
-    for i, b in enumerate(batch_ids):
-        ts = np.arange(first_sample_h, end[i] + 1e-9, assay_every_h)
-        for a, (rel, delay) in ASSAY_NOISE.items():
-            if a not in result.series:
-                continue
-            tsa = ts[ts >= 72.0] if a == "titer" else ts
-            v = np.interp(tsa, t, np.nan_to_num(result.series[a][i], nan=0.0))
-            v = v * (1.0 + rel * rng.standard_normal(v.shape))
-            for tj, vj in zip(tsa, v):
-                rows.append((b, a, float(vj), float(tj), float(tj + delay)))
-    assays = pd.DataFrame(rows, columns=["batch_id", "analyte", "value", "culture_age_h", "result_age_h"])
-    return {"readings": readings, "batches": batches, "assays": assays}
-
-
 def assay_envelope(assays: pd.DataFrame, batch_ids: Sequence[str], step_h: float = 24.0) -> pd.DataFrame:
     """Mean/SD of each in-process assay per culture-age bin over the given (good) batches."""
     a = assays[assays["batch_id"].isin(list(batch_ids))].copy()
@@ -587,9 +621,14 @@ def assay_envelope(assays: pd.DataFrame, batch_ids: Sequence[str], step_h: float
     return g
 
 
-def assay_visible_h(assays: pd.DataFrame, envelope: pd.DataFrame, onset_h: Mapping[str, float],
-                    z: float = 3.0, step_h: float = 24.0, analytes: Sequence[str] | None = None,
-                    ) -> dict[str, float]:
+def assay_visible_h(
+    assays: pd.DataFrame,
+    envelope: pd.DataFrame,
+    onset_h: Mapping[str, float],
+    z: float = 3.0,
+    step_h: float = 24.0,
+    analytes: Sequence[str] | None = None,
+) -> dict[str, float]:
     """Per batch: culture age at which a deviation first shows in an approved assay result.
 
     The first result (at ``result_age_h``) of a sample drawn at or after the onset whose value
@@ -609,3 +648,46 @@ def assay_visible_h(assays: pd.DataFrame, envelope: pd.DataFrame, onset_h: Mappi
         sub = a[(a["batch_id"] == b) & (a["culture_age_h"] >= on) & (a["z"].abs() > z)]
         out[b] = float(sub[res_col].min()) if len(sub) else float("nan")
     return out
+
+
+# ------------------------------------------------------------------ lake-level helpers
+def mspc_training_ids(qualification: pd.DataFrame, batches: pd.DataFrame, cfg: dict) -> list[str]:
+    """Batches the MSPC model trains on: in spec, and (``qualification.exclude_deviation_work_orders``,
+    default on) without deviation work orders."""
+    ids = set(qualification.loc[qualification["in_spec"], "batch_id"])
+    if cfg["qualification"].get("exclude_deviation_work_orders", True) and "n_deviation_work_orders" in batches:
+        bad = set(
+            batches.loc[
+                pd.to_numeric(batches["n_deviation_work_orders"], errors="coerce").fillna(0) > 0, "batch_id"
+            ].astype(str)
+        )
+        ids -= bad
+    return sorted(ids)
+
+
+def deviation_truth(lake) -> pd.DataFrame | None:
+    """The twin's deviation ground truth (``landing/_truth/batches.parquet``, evaluation only)
+    with onset and culture end as culture age in hours; ``None`` when the lake has none (a real
+    plant)."""
+    import pyarrow.parquet as pq
+
+    fs = lake.filesystem()
+    path = lake.fs_path(lake.uri("landing", "_truth", "batches.parquet"))
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as f:
+        t = pq.read_table(f).to_pandas()
+    inoc = pd.to_datetime(t["inoculation"], utc=True)
+    onset = pd.to_datetime(t["deviation_onset"], utc=True)
+    end = pd.to_datetime(t["culture_end"], utc=True)
+    dev = t["deviation_type"].fillna("").astype(str)
+    return pd.DataFrame(
+        {
+            "batch_id": t["batch_id"].astype(str),
+            "deviation_type": dev,
+            "deviating": dev != "",
+            "onset_h": (onset - inoc).dt.total_seconds() / 3600.0,
+            "end_h": (end - inoc).dt.total_seconds() / 3600.0,
+            "lost": t["lost"].astype(bool),
+        }
+    )

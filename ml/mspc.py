@@ -29,19 +29,23 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lakehouse.jsonsafe import clean
 from ml.golden import AlignedBatches
 
 
 # ---------------------------------------------------------------------------- config
 @dataclass
 class MSPCConfig:
+    """Settings of batch evolution monitoring (config/golden.yaml ``mspc``): signals, time step,
+    components, limit confidence and false-alarm target, smoothing windows.
+    """
+
     signals: list[str]
     step_h: float = 1.0
     n_steps: int | None = None  # culture-age bins covered by the model (default: good batches' span)
@@ -67,12 +71,14 @@ class MSPCConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> MSPCConfig:
+        """Build from the ``mspc`` section of config/golden.yaml (unknown keys are ignored)."""
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in (d or {}).items() if k in known})
 
 
-def align_for(cfg: MSPCConfig | MSPCModel, readings, n_steps: int | None = None,
-              batch_ids: Sequence[str] | None = None) -> AlignedBatches:
+def align_for(
+    cfg: MSPCConfig | MSPCModel, readings, n_steps: int | None = None, batch_ids: Sequence[str] | None = None
+) -> AlignedBatches:
     """Bin gold-mart readings (``fct_process_readings``-like) the way the model/config wants:
     derived signals, optional warping on the temperature shift, then culture-age bins."""
     from ml.golden import align, shift_landmarks, warp_to_landmark, with_derived
@@ -87,8 +93,11 @@ def align_for(cfg: MSPCConfig | MSPCModel, readings, n_steps: int | None = None,
     extras = {}
     if c.align_on_shift:
         lm = shift_landmarks(df)
-        ref = c.shift_ref_h if c.shift_ref_h is not None else (
-            float(np.ceil(max(lm.values()) / step) * step + step) if lm else None)
+        ref = (
+            c.shift_ref_h
+            if c.shift_ref_h is not None
+            else (float(np.ceil(max(lm.values()) / step) * step + step) if lm else None)
+        )
         if ref is not None:
             df = warp_to_landmark(df, lm, ref)
             extras = {"shift_landmarks": lm, "shift_ref_h": ref}
@@ -100,6 +109,10 @@ def align_for(cfg: MSPCConfig | MSPCModel, readings, n_steps: int | None = None,
 # ----------------------------------------------------------------------- the model
 @dataclass
 class MSPCModel:
+    """A fitted batch evolution monitoring model: per-step scaling, PCA loadings and the
+    time-varying T² and SPE limits (saved as ``.npz`` + ``.json``, never pickled).
+    """
+
     signals: list[str]
     step_h: float
     mean: np.ndarray  # (K, J)
@@ -115,35 +128,62 @@ class MSPCModel:
 
     @property
     def n_steps(self) -> int:
+        """Number of time steps the model covers."""
         return int(self.mean.shape[0])
 
     @property
     def n_components(self) -> int:
+        """Number of principal components."""
         return int(self.loadings.shape[1])
 
     # ------------------------------------------------------------ persistence
     def to_npz_bytes(self) -> bytes:
+        """The model's arrays as compressed ``.npz`` bytes."""
         buf = io.BytesIO()
-        np.savez_compressed(buf, mean=self.mean, std=self.std, loadings=self.loadings,
-                            eigvals=self.eigvals, t2_limit=self.t2_limit, spe_limit=self.spe_limit)
+        np.savez_compressed(
+            buf,
+            mean=self.mean,
+            std=self.std,
+            loadings=self.loadings,
+            eigvals=self.eigvals,
+            t2_limit=self.t2_limit,
+            spe_limit=self.spe_limit,
+        )
         return buf.getvalue()
 
     def to_json_dict(self) -> dict:
-        return {"format": "mspc-bem/1", "signals": self.signals, "step_h": self.step_h,
-                "n_steps": self.n_steps, "n_components": self.n_components,
-                "config": self.config, "train_batches": self.train_batches,
-                "limit_scale": self.limit_scale, "info": _jsonable(self.info)}
+        """The model's settings and metadata as a JSON-safe dict (the ``.json`` part)."""
+        return {
+            "format": "mspc-bem/1",
+            "signals": self.signals,
+            "step_h": self.step_h,
+            "n_steps": self.n_steps,
+            "n_components": self.n_components,
+            "config": self.config,
+            "train_batches": self.train_batches,
+            "limit_scale": self.limit_scale,
+            "info": clean(self.info),
+        }
 
     @classmethod
     def from_parts(cls, meta: dict, npz_bytes: bytes) -> MSPCModel:
+        """Rebuild a model from its ``.json`` dict and ``.npz`` bytes."""
         with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        return cls(signals=list(meta["signals"]), step_h=float(meta["step_h"]),
-                   mean=arrays["mean"], std=arrays["std"], loadings=arrays["loadings"],
-                   eigvals=arrays["eigvals"], t2_limit=arrays["t2_limit"],
-                   spe_limit=arrays["spe_limit"], config=dict(meta["config"]),
-                   train_batches=list(meta.get("train_batches", [])),
-                   limit_scale=float(meta.get("limit_scale", 1.0)), info=dict(meta.get("info", {})))
+        return cls(
+            signals=list(meta["signals"]),
+            step_h=float(meta["step_h"]),
+            mean=arrays["mean"],
+            std=arrays["std"],
+            loadings=arrays["loadings"],
+            eigvals=arrays["eigvals"],
+            t2_limit=arrays["t2_limit"],
+            spe_limit=arrays["spe_limit"],
+            config=dict(meta["config"]),
+            train_batches=list(meta.get("train_batches", [])),
+            limit_scale=float(meta.get("limit_scale", 1.0)),
+            info=dict(meta.get("info", {})),
+        )
 
     def save(self, fs, base_path: str) -> tuple[str, str]:
         """Write ``<base>.npz`` and ``<base>.json`` with an fsspec filesystem."""
@@ -155,24 +195,61 @@ class MSPCModel:
 
     @classmethod
     def load(cls, fs, base_path: str) -> MSPCModel:
+        """Read ``<base>.json`` and ``<base>.npz`` with an fsspec filesystem."""
         meta = json.loads(fs.cat(base_path + ".json"))
         return cls.from_parts(meta, fs.cat(base_path + ".npz"))
 
 
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, float) and not np.isfinite(o):
-        return None
-    return o
+# ----------------------------------------------------------------- the model in the lake
+MODEL_NAME = "mspc_bem"
+
+
+def model_dir(lake) -> str:
+    """URI of the MSPC model folder ``models/mspc_bem`` of a :class:`~lakehouse.storage.Lake`."""
+    return lake.uri("models", MODEL_NAME)
+
+
+def save_to_lake(lake, model: MSPCModel, version: str) -> str:
+    """Write ``models/mspc_bem/<version>.npz`` + ``.json`` (no pickle) and point
+    ``latest.json`` at it; returns the base path (without extension)."""
+    fs = lake.filesystem()
+    base = lake.fs_path(model_dir(lake)) + "/" + version
+    model.save(fs, base)
+    fs.pipe(lake.fs_path(model_dir(lake)) + "/latest.json", json.dumps({"version": version}).encode())
+    return base
+
+
+def load_latest_from_lake(lake) -> tuple[MSPCModel, str]:
+    """The model ``latest.json`` points at and its version; :class:`FileNotFoundError` when none."""
+    fs = lake.filesystem()
+    d = lake.fs_path(model_dir(lake))
+    if not fs.exists(d + "/latest.json"):
+        raise FileNotFoundError("no MSPC model yet: materialize ['golden', 'mspc_model'] first")
+    version = json.loads(fs.cat(d + "/latest.json"))["version"]
+    return MSPCModel.load(fs, d + "/" + version), version
+
+
+def alarm_goal_metrics(per_batch: pd.DataFrame, goals: Mapping[str, float]) -> tuple[bool, dict[str, float]]:
+    """Whether the alarm evaluation (:func:`evaluate_alarms`' per-batch frame) meets ``goals``
+    (``detected_fraction_min``, ``median_lead_h_min``, ``false_alarm_fraction_max``:
+    config/golden.yaml ``mspc.evaluation.goals``), and the figures compared.
+
+    A goal of a group without batches (no deviating or no normal batch) does not apply.
+    """
+    dev, nor = per_batch[per_batch["deviating"]], per_batch[~per_batch["deviating"]]
+    det = float(dev["detected"].mean()) if len(dev) else float("nan")
+    lead = float(dev["lead_h"].median()) if len(dev) and dev["detected"].any() else float("nan")
+    fa = float(nor["false_alarm"].mean()) if len(nor) else float("nan")
+    ok = (
+        not len(dev) or (det >= float(goals["detected_fraction_min"]) and lead >= float(goals["median_lead_h_min"]))
+    ) and (not len(nor) or fa <= float(goals["false_alarm_fraction_max"]))
+    return bool(ok), {
+        "detected_fraction": det,
+        "median_lead_h": lead,
+        "false_alarm_fraction": fa,
+        "n_deviating": len(dev),
+        "n_normal": len(nor),
+    }
 
 
 # -------------------------------------------------------------------- internals
@@ -221,7 +298,7 @@ def _trajectory_stats(X: np.ndarray, cfg: MSPCConfig) -> tuple[np.ndarray, np.nd
     # the mean stays per step (it follows step changes such as the feed start and the
     # temperature shift); the variance is pooled over ±smooth_window steps for stability
     mean = _ffill_rows(mean)
-    std = _ffill_rows(np.sqrt(_smooth(std ** 2, cfg.smooth_window)))
+    std = _ffill_rows(np.sqrt(_smooth(std**2, cfg.smooth_window)))
     # floor: a fraction of the signal's typical spread (between-batch over time) + absolute eps
     typical = np.nanmedian(np.where(np.isfinite(std), std, np.nan), axis=0)
     level = np.nanmedian(np.abs(mean), axis=0)
@@ -263,7 +340,7 @@ def _fit_pca(Z: np.ndarray, observed: np.ndarray, cfg: MSPCConfig) -> tuple[np.n
     obs = Z[observed]  # (M, J)
     J = obs.shape[1]
     _, s, vt = np.linalg.svd(obs, full_matrices=False)
-    var = s ** 2 / max(obs.shape[0] - 1, 1)
+    var = s**2 / max(obs.shape[0] - 1, 1)
     ratio = var / var.sum() if var.sum() > 0 else np.zeros_like(var)
     if cfg.n_components:
         A = int(cfg.n_components)
@@ -276,8 +353,8 @@ def _fit_pca(Z: np.ndarray, observed: np.ndarray, cfg: MSPCConfig) -> tuple[np.n
 def _stats(Z: np.ndarray, P: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     T = Z @ P  # (N, K, A)
     E = Z - T @ P.T
-    t2 = np.sum(T ** 2 / lam, axis=-1)
-    spe = np.sum(E ** 2, axis=-1)
+    t2 = np.sum(T**2 / lam, axis=-1)
+    spe = np.sum(E**2, axis=-1)
     return t2, spe, T, E
 
 
@@ -340,8 +417,15 @@ def _calibrate_scale(m_b: np.ndarray, target: float) -> tuple[float, dict]:
     allowed = int(np.floor(target * m.size + 1e-9))  # batches allowed to alarm
     q_emp = float(np.sort(m)[::-1][min(allowed, m.size - 1)])
     scale = max(q_ln, q_emp)
-    return scale, {"method": "max(empirical, lognormal) quantile", "log_mean": mu, "log_sd": sd,
-                   "lognormal_factor": q_ln, "empirical_factor": q_emp, "n": int(m.size), "target": target}
+    return scale, {
+        "method": "max(empirical, lognormal) quantile",
+        "log_mean": mu,
+        "log_sd": sd,
+        "lognormal_factor": q_ln,
+        "empirical_factor": q_emp,
+        "n": int(m.size),
+        "target": target,
+    }
 
 
 # -------------------------------------------------------------------------- fitting
@@ -394,8 +478,7 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
     n_at = np.isfinite(X).any(axis=2).sum(axis=0)
     enough = np.nonzero(n_at >= min(cfg.min_batches_per_step, N))[0]
     K = int(cfg.n_steps or (enough.max() + 1 if enough.size else X.shape[1]))
-    X = X[:, :K] if X.shape[1] >= K else np.concatenate(
-        [X, np.full((N, K - X.shape[1], X.shape[2]), np.nan)], axis=1)
+    X = X[:, :K] if X.shape[1] >= K else np.concatenate([X, np.full((N, K - X.shape[1], X.shape[2]), np.nan)], axis=1)
     # drop signals the good batches never report
     present = np.isfinite(X).any(axis=(0, 1))
     if not present.all():
@@ -404,8 +487,14 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
     else:
         signals = list(cfg.signals)
     shift_ref = aligned.extras.get("shift_ref_h", cfg.shift_ref_h)
-    cfg_used = MSPCConfig(**{**asdict(cfg), "signals": signals, "n_steps": K,
-                             "shift_ref_h": None if shift_ref is None else float(shift_ref)})
+    cfg_used = MSPCConfig(
+        **{
+            **asdict(cfg),
+            "signals": signals,
+            "n_steps": K,
+            "shift_ref_h": None if shift_ref is None else float(shift_ref),
+        }
+    )
 
     ids = list(sub.batch_ids)
     excluded: list[dict] = []
@@ -431,7 +520,8 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
     scale, fit_info = _calibrate_scale(m_b, cfg.batch_false_alarm_target)
     fa0 = float(np.mean(m_b > 1.0))
     info = {
-        "n_train_batches": N, "n_components": A,
+        "n_train_batches": N,
+        "n_components": A,
         "explained_variance_ratio": evr[:A].tolist(),
         "cumulative_explained_variance": float(np.sum(evr[:A])),
         "cv_batch_alarm_fraction_unscaled": fa0,
@@ -440,15 +530,27 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
         "phase1_excluded": excluded,
         "dropped_signals": [s for s, p in zip(cfg.signals, present) if not p],
     }
-    return MSPCModel(signals=signals, step_h=float(cfg.step_h), mean=mean, std=std, loadings=P,
-                     eigvals=lam, t2_limit=t2_lim * scale, spe_limit=spe_lim * scale,
-                     config=asdict(cfg_used), train_batches=ids,
-                     limit_scale=float(scale), info=info)
+    return MSPCModel(
+        signals=signals,
+        step_h=float(cfg.step_h),
+        mean=mean,
+        std=std,
+        loadings=P,
+        eigvals=lam,
+        t2_limit=t2_lim * scale,
+        spe_limit=spe_lim * scale,
+        config=asdict(cfg_used),
+        train_batches=ids,
+        limit_scale=float(scale),
+        info=info,
+    )
 
 
 # -------------------------------------------------------------------------- scoring
 @dataclass
 class MSPCScores:
+    """T², SPE, their limits and the alarm state of scored batches per time step."""
+
     batch_ids: list[str]
     signals: list[str]
     step_h: float
@@ -474,6 +576,7 @@ class MSPCScores:
         return np.tile(self.age_h(), (self.t2.shape[0], 1))
 
     def first_alarm_h(self) -> dict[str, float]:
+        """Culture age (h) of each batch's first alarm (NaN: never alarmed)."""
         age = self.culture_age()
         out = {}
         for i, b in enumerate(self.batch_ids):
@@ -482,20 +585,23 @@ class MSPCScores:
         return out
 
     def to_frame(self) -> pd.DataFrame:
+        """Long frame: one row per batch and time step with T², SPE, limits and alarm flags."""
         N, K = self.t2.shape
         idx = np.minimum(np.arange(K), len(self.t2_limit) - 1)
-        df = pd.DataFrame({
-            "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), K),
-            "step": np.tile(np.arange(K, dtype=np.int32), N),
-            "aligned_age_h": np.tile(self.age_h(), N),
-            "culture_age_h": self.culture_age().reshape(-1),
-            "t2": self.t2.reshape(-1),
-            "t2_limit": np.tile(self.t2_limit[idx], N),
-            "spe": self.spe.reshape(-1),
-            "spe_limit": np.tile(self.spe_limit[idx], N),
-            "over_limit": self.over.reshape(-1),
-            "alarm": self.alarm.reshape(-1),
-        })
+        df = pd.DataFrame(
+            {
+                "batch_id": np.repeat(np.asarray(self.batch_ids, dtype=object), K),
+                "step": np.tile(np.arange(K, dtype=np.int32), N),
+                "aligned_age_h": np.tile(self.age_h(), N),
+                "culture_age_h": self.culture_age().reshape(-1),
+                "t2": self.t2.reshape(-1),
+                "t2_limit": np.tile(self.t2_limit[idx], N),
+                "spe": self.spe.reshape(-1),
+                "spe_limit": np.tile(self.spe_limit[idx], N),
+                "over_limit": self.over.reshape(-1),
+                "alarm": self.alarm.reshape(-1),
+            }
+        )
         df["t2_ratio"] = df["t2"] / df["t2_limit"]
         df["spe_ratio"] = df["spe"] / df["spe_limit"]
         return df[self.observed.reshape(-1)].reset_index(drop=True)
@@ -505,15 +611,16 @@ def score(model: MSPCModel, aligned: AlignedBatches) -> MSPCScores:
     """T², SPE, limits, over-limit flags, persistence alarms and contributions per batch/step."""
     X = aligned.select_signals(model.signals).values
     cfg = MSPCConfig.from_dict(model.config)
-    t2, spe, T, E, Zf, observed = _score_arrays(X, model.mean, model.std, model.loadings,
-                                                model.eigvals, cfg.ewma_lambda)
+    t2, spe, T, E, Zf, observed = _score_arrays(
+        X, model.mean, model.std, model.loadings, model.eigvals, cfg.ewma_lambda
+    )
     K = X.shape[1]
     idx = _steps_index(K, model.n_steps)
     t2_lim, spe_lim = model.t2_limit[idx], model.spe_limit[idx]
     over = ((t2 > t2_lim[None]) | (spe > spe_lim[None])) & observed
     over[:, : cfg.warmup_steps] = False
     alarm = _run_length_alarm(over, cfg.persistence)
-    contrib_spe = E ** 2
+    contrib_spe = E**2
     contrib_t2 = Zf * ((T / model.eigvals) @ model.loadings.T)
     # back from the aligned axis to real culture age (see ml.golden.warp_to_landmark)
     w_end = (np.arange(K) + 1) * model.step_h
@@ -525,9 +632,21 @@ def score(model: MSPCModel, aligned: AlignedBatches) -> MSPCScores:
 
         for i, b in enumerate(aligned.batch_ids):
             real[i] = unwarp_age(w_end, lm.get(b), ref)
-    return MSPCScores(list(aligned.batch_ids), list(model.signals), model.step_h, t2, spe,
-                      model.t2_limit, model.spe_limit, observed, over, alarm, contrib_spe, contrib_t2,
-                      real_age=real)
+    return MSPCScores(
+        list(aligned.batch_ids),
+        list(model.signals),
+        model.step_h,
+        t2,
+        spe,
+        model.t2_limit,
+        model.spe_limit,
+        observed,
+        over,
+        alarm,
+        contrib_spe,
+        contrib_t2,
+        real_age=real,
+    )
 
 
 def alarm_events(scores: MSPCScores, top_n: int = 3) -> pd.DataFrame:
@@ -566,15 +685,30 @@ def alarm_events(scores: MSPCScores, top_n: int = 3) -> pd.DataFrame:
             c = c / max(c.sum(), 1e-12)
             order = np.argsort(-c)
             top = [scores.signals[j] for j in order[:top_n] if c[j] > 0]
-            rows.append({
-                "batch_id": b, "culture_age_h": float(age[k]), "first_over_h": float(age[start]),
-                "statistic": "T2+SPE" if (t2_hit and spe_hit) else ("T2" if t2_hit else "SPE"),
-                "t2_ratio": float(t2r[i, k]), "spe_ratio": float(sper[i, k]),
-                "top_signals": ",".join(top),
-                "contributions": json.dumps({scores.signals[j]: round(float(c[j]), 4) for j in order if c[j] > 0.005}),
-            })
-    cols = ["batch_id", "culture_age_h", "first_over_h", "statistic", "t2_ratio", "spe_ratio",
-            "top_signals", "contributions"]
+            rows.append(
+                {
+                    "batch_id": b,
+                    "culture_age_h": float(age[k]),
+                    "first_over_h": float(age[start]),
+                    "statistic": "T2+SPE" if (t2_hit and spe_hit) else ("T2" if t2_hit else "SPE"),
+                    "t2_ratio": float(t2r[i, k]),
+                    "spe_ratio": float(sper[i, k]),
+                    "top_signals": ",".join(top),
+                    "contributions": json.dumps(
+                        {scores.signals[j]: round(float(c[j]), 4) for j in order if c[j] > 0.005}
+                    ),
+                }
+            )
+    cols = [
+        "batch_id",
+        "culture_age_h",
+        "first_over_h",
+        "statistic",
+        "t2_ratio",
+        "spe_ratio",
+        "top_signals",
+        "contributions",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -598,17 +732,36 @@ def evaluate_alarms(alarms: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, pd
         if bool(r.deviating):
             after = a[a >= r.onset_h - 1e-9]
             first = float(after.min()) if after.size else np.nan
-            rows.append({"batch_id": b, "deviating": True, "deviation_type": getattr(r, "deviation_type", None),
-                         "onset_h": float(r.onset_h), "visible_h": float(r.visible_h),
-                         "first_alarm_h": first, "detected": bool(after.size),
-                         "delay_h": first - float(r.onset_h) if after.size else np.nan,
-                         "lead_h": float(r.visible_h) - first if after.size else np.nan,
-                         "pre_onset_alarm": bool((a < r.onset_h - 1e-9).any())})
+            rows.append(
+                {
+                    "batch_id": b,
+                    "deviating": True,
+                    "deviation_type": getattr(r, "deviation_type", None),
+                    "onset_h": float(r.onset_h),
+                    "visible_h": float(r.visible_h),
+                    "first_alarm_h": first,
+                    "detected": bool(after.size),
+                    "delay_h": first - float(r.onset_h) if after.size else np.nan,
+                    "lead_h": float(r.visible_h) - first if after.size else np.nan,
+                    "pre_onset_alarm": bool((a < r.onset_h - 1e-9).any()),
+                }
+            )
         else:
-            rows.append({"batch_id": b, "deviating": False, "deviation_type": None, "onset_h": np.nan,
-                         "visible_h": np.nan, "first_alarm_h": float(first_any.get(b, np.nan)),
-                         "detected": False, "delay_h": np.nan, "lead_h": np.nan,
-                         "pre_onset_alarm": False, "false_alarm": bool(a.size)})
+            rows.append(
+                {
+                    "batch_id": b,
+                    "deviating": False,
+                    "deviation_type": None,
+                    "onset_h": np.nan,
+                    "visible_h": np.nan,
+                    "first_alarm_h": float(first_any.get(b, np.nan)),
+                    "detected": False,
+                    "delay_h": np.nan,
+                    "lead_h": np.nan,
+                    "pre_onset_alarm": False,
+                    "false_alarm": bool(a.size),
+                }
+            )
     per = pd.DataFrame(rows)
     if "false_alarm" not in per.columns:
         per["false_alarm"] = False
@@ -616,7 +769,8 @@ def evaluate_alarms(alarms: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, pd
     dev = per[per["deviating"]]
     nor = per[~per["deviating"]]
     metrics = {
-        "n_deviating": len(dev), "n_normal": len(nor),
+        "n_deviating": len(dev),
+        "n_normal": len(nor),
         "detected_fraction": float(dev["detected"].mean()) if len(dev) else float("nan"),
         "median_lead_h": float(dev["lead_h"].median()) if dev["detected"].any() else float("nan"),
         "median_delay_h": float(dev["delay_h"].median()) if dev["detected"].any() else float("nan"),
@@ -627,8 +781,9 @@ def evaluate_alarms(alarms: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, pd
 
 
 # ----------------------------------------------------------------------------- plots
-def plot_control_charts(scores: MSPCScores, batch_id: str, onset_h: float | None = None,
-                        title: str | None = None) -> bytes:
+def plot_control_charts(
+    scores: MSPCScores, batch_id: str, onset_h: float | None = None, title: str | None = None
+) -> bytes:
     """PNG: T² and SPE of one batch against their time-varying limits, alarms marked."""
     import matplotlib
 
@@ -641,8 +796,10 @@ def plot_control_charts(scores: MSPCScores, batch_id: str, onset_h: float | None
     K = scores.t2.shape[1]
     idx = np.minimum(np.arange(K), len(scores.t2_limit) - 1)
     fig, axes = plt.subplots(2, 1, figsize=(8, 4.8), sharex=True)
-    for ax, stat, lim, name in ((axes[0], scores.t2[i], scores.t2_limit[idx], "Hotelling T²"),
-                                (axes[1], scores.spe[i], scores.spe_limit[idx], "SPE (DModX²)")):
+    for ax, stat, lim, name in (
+        (axes[0], scores.t2[i], scores.t2_limit[idx], "Hotelling T²"),
+        (axes[1], scores.spe[i], scores.spe_limit[idx], "SPE (DModX²)"),
+    ):
         ax.plot(age[obs], stat[obs], lw=1, color="tab:blue", label=name)
         ax.plot(age, lim, lw=1, color="tab:red", ls="--", label="limit")
         al = scores.alarm[i] & obs
@@ -662,90 +819,12 @@ def plot_control_charts(scores: MSPCScores, batch_id: str, onset_h: float | None
     return buf.getvalue()
 
 
-# ------------------------------------------------------- twin-based evaluation sets
-def _vary_recipes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Nominal recipe with a site's small batch-to-batch setpoint variation (``twin.site``)."""
-    from twin.bioreactor import recipes_to_arrays
-    from twin.site import vary_recipes
-
-    return recipes_to_arrays(vary_recipes(rng, n))
-
-
-def simulate_monitoring_set(n_normal: int, n_per_type: int = 0, seed: int = 0, prefix: str = "B",
-                            equipment: bool = True, variability: dict | None = None,
-                            deviation_types: Sequence[str] = ("contamination", "temperature_fault", "feed_error"),
-                            dt_h: float = 0.25, params: Any = None) -> dict[str, Any]:
-    """Site-like twin batches with ground truth, for tests and benchmarks.
-
-    Like ``twin.site``: the nominal recipe with small setpoint variation, biological
-    variability of ``mu_max``/``qp``, DO-probe gain drift (re-standardised at the daily
-    offline check once it exceeds 15 %) and feed-pump tubing wear. ``n_normal`` batches get no
-    process deviation, ``n_per_type`` batches get each type of ``deviation_types`` (drawn by
-    ``twin.deviations``: onset, magnitude, duration); contaminated batches are aborted when
-    operators detect them. A tubing rupture inside a batch is labelled ``feed_pump_failure``
-    (as the site's truth does). Returns ``readings``, ``batches``, ``assays``
-    (``ml.golden.twin_marts``) and ``truth`` (``batch_id, deviation_type, deviating, onset_h,
-    lost, end_h``).
-    """
-    from ml.doe import sample_kinetics
-    from ml.golden import twin_marts
-    from twin import deviations as dv
-    from twin import equipment as eq
-    from twin.bioreactor import Faults, simulate_batches
-
-    rng = np.random.default_rng(seed)
-    types = [t for t in deviation_types for _ in range(n_per_type)]
-    n = n_normal + len(types)
-    rec = _vary_recipes(rng, n)
-    dur = rec["duration_days"] * 24.0
-    faults = Faults.none(n)
-    sample_off = 2.0
-    dev_label = np.array([""] * n, dtype=object)
-    onset = np.full(n, np.nan)
-    end_h = dur.copy()
-    lost = np.zeros(n, dtype=bool)
-    if equipment:
-        drift = np.array([eq.do_drift_rate(rng, int(rng.integers(1, 10))) for _ in range(n)])
-        faults.do_drift_per_day = drift
-        cross = eq.DO_FAIL_REL_DEV / np.maximum(np.abs(drift), 1e-12) * 24.0
-        k = np.ceil((cross - sample_off) / 24.0)
-        faults.do_restd_h = np.where(cross < dur, sample_off + 24.0 * np.maximum(k, 0) + 0.5, np.inf)
-        life = np.array([eq.sample_pump_life(rng) for _ in range(n)])
-        run0 = rng.uniform(0.0, 600.0, n)
-        run0 = np.where(run0 >= life, 0.5 * life, run0)
-        faults.pump_life_h, faults.pump_run_h0 = life, run0
-        t_rupt = rec["feed_start_day"] * 24.0 + (life - run0)  # continuous feed from feed start
-        rupt = t_rupt < dur
-        dev_label[rupt] = "feed_pump_failure"
-        onset[rupt] = t_rupt[rupt]
-    name_to_type = {t.label: t for t in dv.DeviationType if t is not dv.DeviationType.NONE}
-    for j, label in enumerate(types):
-        i = n_normal + j
-        d = dv.sample_deviations(rng, dur[i:i + 1], {name_to_type[label]: 1.0})
-        faults.dev_type[i] = d.dev_type[0]
-        faults.dev_onset_h[i] = d.onset_h[0]
-        faults.dev_magnitude[i] = d.magnitude[0]
-        faults.dev_duration_h[i] = d.duration_h[0]
-        if dev_label[i] != "" and onset[i] < d.onset_h[0]:
-            continue  # an earlier pump failure stays the batch's labelled event
-        dev_label[i] = label
-        onset[i] = d.onset_h[0]
-        if np.isfinite(d.detect_h[0]) and d.detect_h[0] < dur[i]:
-            end_h[i] = round(d.detect_h[0] / dt_h) * dt_h
-            lost[i] = True
-    kin = sample_kinetics(n, params, variability, seed=seed + 7)
-    res = simulate_batches(rec, params=kin, faults=faults, end_h=end_h, dt_h=dt_h, seed=seed,
-                           sample_offset_h=sample_off)
-    ids = [f"{prefix}{i:04d}" for i in range(n)]
-    status = np.where(lost, "aborted", "complete")
-    marts = twin_marts(res, ids, seed=seed + 11, status=list(status), first_sample_h=sample_off)
-    truth = pd.DataFrame({"batch_id": ids, "deviation_type": dev_label, "deviating": dev_label != "",
-                          "onset_h": onset, "lost": lost, "end_h": end_h})
-    return {**marts, "truth": truth, "result": res}
-
-
-def visibility(truth: pd.DataFrame, assays: pd.DataFrame, good_batch_ids: Sequence[str], z: float = 3.0,
-               ) -> pd.Series:
+def visibility(
+    truth: pd.DataFrame,
+    assays: pd.DataFrame,
+    good_batch_ids: Sequence[str],
+    z: float = 3.0,
+) -> pd.Series:
     """Culture age at which each deviation became visible: first out-of-envelope assay result
     after the onset, the batch being lost (aborted), or — if neither — the harvest."""
     from ml.golden import assay_envelope, assay_visible_h

@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 
 from lakehouse.storage import Lake
+from lakehouse.tables import read_table, write_table
 from ml import promotion
 from ml.config import PdMConfig, SoftSensorConfig
 from ml.features import build_equipment_health_features, build_softsensor_features
@@ -29,39 +29,6 @@ GOLD_SOFTSENSOR_INPUTS = ("fct_process_readings", "dim_batches", "fct_assay_resu
 GOLD_PDM_INPUTS = ("fct_equipment_health_daily", "fct_work_orders")
 
 
-@dataclass
-class TableRead:
-    df: pl.DataFrame
-    version: int
-
-
-def read_table(lake: Lake, layer: str, name: str, version: int | None = None, columns: list[str] | None = None) -> TableRead:
-    uri = lake.uri(layer, name)
-    dt = lake.delta_table(uri, version=version)
-    return TableRead(pl.from_arrow(dt.to_pyarrow_table(columns=columns)), int(dt.version()))
-
-
-def _to_arrow(df: pl.DataFrame) -> pa.Table:
-    t = df.to_arrow()
-    # delta-rs wants plain (non-view) string types
-    return t.cast(pa.schema([pa.field(f.name, pa.large_string() if pa.types.is_string_view(f.type) else f.type)
-                             for f in t.schema]))
-
-
-def write_table(lake: Lake, layer: str, name: str, df: pl.DataFrame, *, metadata: dict | None = None,
-                mode: str = "overwrite") -> int:
-    """Write (overwrite by default) a Delta table and return its new version. ``metadata`` goes into
-    the commit's custom metadata (e.g. the input table versions)."""
-    from deltalake import CommitProperties
-
-    uri = lake.uri(layer, name)
-    props = CommitProperties(custom_metadata={k: json.dumps(v) if not isinstance(v, str) else v
-                                              for k, v in (metadata or {}).items()}) if metadata else None
-    lake.write_delta(uri, _to_arrow(df), mode=mode, schema_mode="overwrite" if mode == "overwrite" else None,
-                     commit_properties=props)
-    return int(lake.delta_table(uri).version())
-
-
 # ----------------------------------------------------------------------------- features
 def features_config_digest(features_cfg) -> str:
     """Fingerprint of a feature config (``FeatureConfig`` / ``EquipmentFeatureConfig``), stored in the
@@ -74,7 +41,7 @@ def features_config_mismatch(lake: Lake, layer: str, name: str, features_cfg) ->
     """Why the latest version of a feature table does not fit ``features_cfg`` (None: it fits)."""
     try:
         hist = lake.delta_table(lake.uri(layer, name)).history(1)
-    except Exception:  # noqa: BLE001 - unreadable history: treat as unknown provenance
+    except Exception:
         hist = []
     built = hist[0].get("features_config") if hist else None
     want = features_config_digest(features_cfg)
@@ -84,26 +51,45 @@ def features_config_mismatch(lake: Lake, layer: str, name: str, features_cfg) ->
 
 
 def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[pl.DataFrame, int, dict]:
+    """Build ``features/softsensor`` from the gold marts and write it (overwrite).
+
+    Returns
+    -------
+    (features, version, inputs)
+        The feature frame, its Delta version and the gold table versions it was built from.
+    """
     needed = ["batch_id", "unit_id", "ts", "culture_age_h", "phase"]
     readings = read_table(lake, "gold", "fct_process_readings")
     batches = read_table(lake, "gold", "dim_batches")
     assays = read_table(lake, "gold", "fct_assay_results")
     cols = [c for c in readings.df.columns if c in set(needed) | set(cfg.features.signals)]
     feats = build_softsensor_features(readings.df.select(cols), batches.df, cfg.features, assays.df)
-    inputs = {"gold/fct_process_readings": readings.version, "gold/dim_batches": batches.version,
-              "gold/fct_assay_results": assays.version}
-    version = write_table(lake, *SOFTSENSOR, feats,
-                          metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)})
+    inputs = {
+        "gold/fct_process_readings": readings.version,
+        "gold/dim_batches": batches.version,
+        "gold/fct_assay_results": assays.version,
+    }
+    version = write_table(
+        lake, *SOFTSENSOR, feats, metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)}
+    )
     return feats, version, inputs
 
 
 def materialize_equipment_features(lake: Lake, cfg: PdMConfig) -> tuple[pl.DataFrame, int, dict]:
+    """Build ``features/equipment_health`` from the gold marts and write it (overwrite).
+
+    Returns
+    -------
+    (features, version, inputs)
+        The feature frame, its Delta version and the gold table versions it was built from.
+    """
     health = read_table(lake, "gold", "fct_equipment_health_daily")
     wos = read_table(lake, "gold", "fct_work_orders")
     feats = build_equipment_health_features(health.df, wos.df, cfg.features)
     inputs = {"gold/fct_equipment_health_daily": health.version, "gold/fct_work_orders": wos.version}
-    version = write_table(lake, *EQUIPMENT, feats,
-                          metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)})
+    version = write_table(
+        lake, *EQUIPMENT, feats, metadata={"inputs": inputs, "features_config": features_config_digest(cfg.features)}
+    )
     return feats, version, inputs
 
 
@@ -122,8 +108,13 @@ def _gold_spark(lake: Lake, spark, name: str, wanted: set[str] | None = None):
 def _write_features_spark(lake: Lake, layer: str, name: str, built, order: list[str], metadata: dict) -> int:
     from lakehouse.spark.delta_bridge import write_delta
 
-    res = write_delta(built.orderBy(*order), lake.uri(layer, name), lake.delta_storage_options(), mode="overwrite",
-                      commit_metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    res = write_delta(
+        built.orderBy(*order),
+        lake.uri(layer, name),
+        lake.delta_storage_options(),
+        mode="overwrite",
+        commit_metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()},
+    )
     return int(res.version)
 
 
@@ -140,11 +131,20 @@ def materialize_softsensor_features_spark(lake: Lake, cfg: SoftSensorConfig, spa
     inputs = {"gold/fct_process_readings": rv, "gold/dim_batches": bv, "gold/fct_assay_results": av}
     built = build_softsensor_features_spark(readings, batches, cfg.features, assays, spark=spark).persist()
     try:
-        version = _write_features_spark(lake, *SOFTSENSOR, built, ["batch_id", "ts", "row_type"], {
-            "inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"})
+        version = _write_features_spark(
+            lake,
+            *SOFTSENSOR,
+            built,
+            ["batch_id", "ts", "row_type"],
+            {"inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"},
+        )
         counts = {r["row_type"]: int(r["count"]) for r in built.groupBy("row_type").count().collect()}
-        summary = {"rows": sum(counts.values()), "row_types": counts, "columns": list(built.columns),
-                   "batches": built.select("batch_id").distinct().count()}
+        summary = {
+            "rows": sum(counts.values()),
+            "row_types": counts,
+            "columns": list(built.columns),
+            "batches": built.select("batch_id").distinct().count(),
+        }
     finally:
         built.unpersist()
     return summary, version, inputs
@@ -161,12 +161,23 @@ def materialize_equipment_features_spark(lake: Lake, cfg: PdMConfig, spark) -> t
     inputs = {"gold/fct_equipment_health_daily": hv, "gold/fct_work_orders": wv}
     built = build_equipment_health_features_spark(health, wos, cfg.features, spark=spark).persist()
     try:
-        version = _write_features_spark(lake, *EQUIPMENT, built, ["equipment_id", "date"], {
-            "inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"})
-        row = built.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("equipment_id").alias("equipment"),
-                        F.sum(F.col("label__failure_within_h").cast("long")).alias("positive_rows")).first()
-        summary = {"rows": int(row["rows"]), "equipment": int(row["equipment"]),
-                   "positive_rows": int(row["positive_rows"] or 0)}
+        version = _write_features_spark(
+            lake,
+            *EQUIPMENT,
+            built,
+            ["equipment_id", "date"],
+            {"inputs": inputs, "features_config": features_config_digest(cfg.features), "compute_engine": "spark"},
+        )
+        row = built.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.countDistinct("equipment_id").alias("equipment"),
+            F.sum(F.col("label__failure_within_h").cast("long")).alias("positive_rows"),
+        ).first()
+        summary = {
+            "rows": int(row["rows"]),
+            "equipment": int(row["equipment"]),
+            "positive_rows": int(row["positive_rows"] or 0),
+        }
     finally:
         built.unpersist()
     return summary, version, inputs
@@ -178,21 +189,36 @@ def _feature_inputs(lake: Lake, layer: str, name: str, version: int) -> dict:
         for h in lake.delta_table(lake.uri(layer, name)).history():
             if int(h.get("version", -1)) == version and "inputs" in h:
                 return json.loads(h["inputs"])
-    except Exception:  # noqa: BLE001 - lineage is best-effort metadata; the version itself is recorded
+    except Exception:
         return {}
     return {}
 
 
 # ----------------------------------------------------------------------------- training
 def register(lake: Lake, model: TrainedModel, training_data: dict) -> RegisteredModel:
-    return ModelRegistry(lake).register(model.name, model.booster, model.meta, params=model.params,
-                                        metrics=model.metrics, training_data=training_data, kind=model.kind,
-                                        target=model.meta["target"])
+    """Register a trained model as a candidate (booster as UBJ + registry row) with its training data versions."""
+    return ModelRegistry(lake).register(
+        model.name,
+        model.booster,
+        model.meta,
+        params=model.params,
+        metrics=model.metrics,
+        training_data=training_data,
+        kind=model.kind,
+        target=model.meta["target"],
+    )
 
 
-def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[str] | None = None,
-                            do_register: bool = True, engine: str = "default", spark=None,
-                            num_workers: int = 2) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
+def train_softsensor_models(
+    lake: Lake,
+    cfg: SoftSensorConfig,
+    *,
+    targets: list[str] | None = None,
+    do_register: bool = True,
+    engine: str = "default",
+    spark=None,
+    num_workers: int = 2,
+) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
     """Train the titer soft sensor and the harvest-CQA models on the latest ``features/softsensor``.
 
     ``engine="spark"`` (with a SparkSession ``spark``) trains the titer model's boosters with
@@ -223,7 +249,17 @@ def train_softsensor_models(lake: Lake, cfg: SoftSensorConfig, *, targets: list[
     return out
 
 
-def train_pdm_model(lake: Lake, cfg: PdMConfig, *, do_register: bool = True) -> tuple[TrainedModel, RegisteredModel | None]:
+def train_pdm_model(
+    lake: Lake, cfg: PdMConfig, *, do_register: bool = True
+) -> tuple[TrainedModel, RegisteredModel | None]:
+    """Train the PdM classifier on ``features/equipment_health`` (and register it unless
+    ``do_register`` is false).
+
+    Returns
+    -------
+    (model, registered)
+        ``registered`` is ``None`` when not registered.
+    """
     feats = read_table(lake, *EQUIPMENT)
     wos = read_table(lake, "gold", "fct_work_orders")
     m = train_pdm(feats.df, wos.df, cfg)
@@ -238,8 +274,14 @@ def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: 
     rec = reg.get(name, version) if version is not None else reg.latest(name, "candidate")
     if rec is None:
         champ = reg.champion(name)
-        return {"model_name": name, "promoted": False, "decision": "no candidate", "reason": "no candidate to gate",
-                "has_champion_after": champ is not None, "champion_version": champ.version if champ else None}
+        return {
+            "model_name": name,
+            "promoted": False,
+            "decision": "no candidate",
+            "reason": "no candidate to gate",
+            "has_champion_after": champ is not None,
+            "champion_version": champ.version if champ else None,
+        }
     _, meta, _ = reg.load(name, rec.version)
     if "features/softsensor" in rec.training_data:
         feats = read_table(lake, *SOFTSENSOR, version=rec.training_data["features/softsensor"]).df
@@ -255,6 +297,7 @@ def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: 
 
 # ----------------------------------------------------------------------------- scoring
 def score_titer_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
+    """Score every feature row with the titer champion and write ``scores/titer``; returns the scores and version."""
     reg = ModelRegistry(lake)
     booster, meta, rec = reg.load(cfg.titer.name)
     feats = read_table(lake, *SOFTSENSOR)
@@ -263,6 +306,7 @@ def score_titer_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exac
 
 
 def score_harvest_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
+    """Score every batch with each harvest CQA champion and write ``scores/harvest_cqa``; returns the scores and version."""
     reg = ModelRegistry(lake)
     feats = read_table(lake, *SOFTSENSOR)
     models = []
@@ -275,6 +319,7 @@ def score_harvest_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "ex
 
 
 def score_pdm_table(lake: Lake, cfg: PdMConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
+    """Score every equipment-day with the PdM champion and write ``scores/pdm``; returns the scores and version."""
     reg = ModelRegistry(lake)
     booster, meta, rec = reg.load(cfg.model.name)
     feats = read_table(lake, *EQUIPMENT)
@@ -284,6 +329,7 @@ def score_pdm_table(lake: Lake, cfg: PdMConfig, *, explain: str = "exact") -> tu
 
 # ----------------------------------------------------------------------------- verification
 def verify_titer(lake: Lake, cfg: SoftSensorConfig) -> dict:
+    """Verification of the titer champion: rolling error against arrived titer results and PSI drift."""
     scores = read_table(lake, "scores", "titer").df
     reg = ModelRegistry(lake)
     version = int(scores["model_version"][0])
@@ -295,6 +341,7 @@ def verify_titer(lake: Lake, cfg: SoftSensorConfig) -> dict:
 
 
 def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
+    """Verification of the harvest CQA champions: error against arrived harvest assays and PSI drift."""
     scores = read_table(lake, "scores", "harvest_cqa").df
     reg = ModelRegistry(lake)
     out: dict = {"passed": True, "targets": {}}
@@ -317,6 +364,7 @@ def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
 
 
 def verify_pdm(lake: Lake, cfg: PdMConfig, days: int = 30) -> dict:
+    """Verification of the PdM champion: PSI drift of the last ``days`` days' inputs."""
     scores = read_table(lake, "scores", "pdm").df
     reg = ModelRegistry(lake)
     _, meta, _ = reg.load(cfg.model.name, int(scores["model_version"][0]))

@@ -30,8 +30,16 @@ def _cls_eval(booster, meta, rows: pl.DataFrame) -> float:
     return pr_auc(y, predict(booster, matrix(rows, meta["features"]), meta["features"]))
 
 
-def decide(registry: ModelRegistry, name: str, candidate_version: int, holdout: pl.DataFrame,
-           baseline: np.ndarray | None = None, *, min_improvement: float = 0.0, record: bool = True) -> dict:
+def decide(
+    registry: ModelRegistry,
+    name: str,
+    candidate_version: int,
+    holdout: pl.DataFrame,
+    baseline: np.ndarray | None = None,
+    *,
+    min_improvement: float = 0.0,
+    record: bool = True,
+) -> dict:
     """Compare candidate vs champion vs baseline on ``holdout`` (the candidate's held-out rows, with
     the label column) and promote when it wins. Returns the decision with evidence.
 
@@ -66,7 +74,9 @@ def decide(registry: ModelRegistry, name: str, candidate_version: int, holdout: 
         if higher_better:
             base_v = pr_auc(rows["label__failure_within_h"].to_numpy(), baseline)
         else:
-            base_v = regression_metrics(rows[f"label__{cand_meta['target']}"].to_numpy().astype(float), baseline)["rmse"]
+            base_v = regression_metrics(rows[f"label__{cand_meta['target']}"].to_numpy().astype(float), baseline)[
+                "rmse"
+            ]
 
     def beats(a, b) -> bool:
         if b is None or not np.isfinite(b):
@@ -83,14 +93,27 @@ def decide(registry: ModelRegistry, name: str, candidate_version: int, holdout: 
     elif rows.height == 0:
         reason = "no held-out rows to compare on"
     else:
-        reason = "; ".join(r for r, bad in (("does not beat the champion", not beats_champion),
-                                            ("does not beat the baseline", not beats_baseline)) if bad)
+        reason = "; ".join(
+            r
+            for r, bad in (
+                ("does not beat the champion", not beats_champion),
+                ("does not beat the baseline", not beats_baseline),
+            )
+            if bad
+        )
     decision = {
-        "model_name": name, "candidate_version": candidate_version,
+        "model_name": name,
+        "candidate_version": candidate_version,
         "champion_version": champ_rec.version if champ_booster is not None else None,
-        "decision": "promoted" if promoted else "rejected", "promoted": promoted, "metric": metric,
-        "candidate_value": _f(cand_v), "champion_value": _f(champ_v), "baseline_value": _f(base_v),
-        "n_eval_rows": int(rows.height), "reason": reason, "excluded_rows_seen_by_champion": excluded,
+        "decision": "promoted" if promoted else "rejected",
+        "promoted": promoted,
+        "metric": metric,
+        "candidate_value": _f(cand_v),
+        "champion_value": _f(champ_v),
+        "baseline_value": _f(base_v),
+        "n_eval_rows": int(rows.height),
+        "reason": reason,
+        "excluded_rows_seen_by_champion": excluded,
         "higher_is_better": higher_better,
     }
     if record:
@@ -98,10 +121,24 @@ def decide(registry: ModelRegistry, name: str, candidate_version: int, holdout: 
             registry.promote(name, candidate_version)
         import json
 
-        registry.record_promotion({k: decision[k] for k in ("model_name", "candidate_version", "champion_version",
-                                                             "decision", "promoted", "metric", "candidate_value",
-                                                             "champion_value", "baseline_value", "n_eval_rows")}
-                                  | {"evidence_json": json.dumps(decision, default=str), "decided_at": None})
+        registry.record_promotion(
+            {
+                k: decision[k]
+                for k in (
+                    "model_name",
+                    "candidate_version",
+                    "champion_version",
+                    "decision",
+                    "promoted",
+                    "metric",
+                    "candidate_value",
+                    "champion_value",
+                    "baseline_value",
+                    "n_eval_rows",
+                )
+            }
+            | {"evidence_json": json.dumps(decision, default=str), "decided_at": None}
+        )
     decision["has_champion_after"] = registry.champion(name) is not None
     return decision
 
@@ -111,17 +148,26 @@ def _f(v) -> float | None:
 
 
 # ----------------------------------------------------------------------------- held-out sets
-def softsensor_holdout(features: pl.DataFrame, meta: dict, min_culture_age_h: float = 0.0) -> tuple[pl.DataFrame, np.ndarray]:
+def softsensor_holdout(
+    features: pl.DataFrame, meta: dict, min_culture_age_h: float = 0.0
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """Held-out sample rows of a soft-sensor model (its test batches, from ``min_culture_age_h``) and
+    their carry-forward baseline predictions.
+    """
     from ml.train import titer_baseline
 
     t = meta["target"]
-    rows = features.filter((pl.col("row_type") == "sample") & pl.col(f"label__{t}").is_not_null()
-                           & pl.col("batch_id").is_in(meta["split"]["test_batches"])
-                           & (pl.col("culture_age_h") >= min_culture_age_h))
+    rows = features.filter(
+        (pl.col("row_type") == "sample")
+        & pl.col(f"label__{t}").is_not_null()
+        & pl.col("batch_id").is_in(meta["split"]["test_batches"])
+        & (pl.col("culture_age_h") >= min_culture_age_h)
+    )
     return rows, titer_baseline(rows, t)
 
 
 def harvest_holdout(features: pl.DataFrame, meta: dict) -> tuple[pl.DataFrame, np.ndarray]:
+    """Held-out batches of a harvest CQA model and their mean-of-training baseline predictions."""
     from ml.config import HarvestModelConfig
     from ml.features import build_harvest_dataset
 
@@ -132,11 +178,14 @@ def harvest_holdout(features: pl.DataFrame, meta: dict) -> tuple[pl.DataFrame, n
 
 
 def pdm_holdout(eq_features: pl.DataFrame, meta: dict) -> tuple[pl.DataFrame, np.ndarray]:
+    """Held-out equipment-days of the PdM model (its test period) and the threshold-rule baseline scores."""
     H = meta["horizon_days"]
     test_start = date.fromisoformat(meta["split"]["test_start"])
     test_end = date.fromisoformat(meta["split"]["test_end"])
     d_end = eq_features["date"].max()
     known = (pl.col("label__failure_within_h") == 1) | (pl.col("date") <= pl.lit(d_end) - pl.duration(days=H))
-    rows = eq_features.filter(~pl.col("in_repair") & (pl.col("date") >= test_start) & (pl.col("date") <= test_end) & known)
+    rows = eq_features.filter(
+        ~pl.col("in_repair") & (pl.col("date") >= test_start) & (pl.col("date") <= test_end) & known
+    )
     _, score = _baseline_rule_scores(rows, meta["baseline_rules"])
     return rows, score

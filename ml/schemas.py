@@ -22,6 +22,7 @@ def _float_cols(names) -> dict[str, pa.Column]:
 
 
 def softsensor_schema(config: FeatureConfig) -> pa.DataFrameSchema:
+    """pandera schema of ``features/softsensor`` for a feature config (keys, types, label ranges)."""
     cols: dict[str, pa.Column] = {
         "batch_id": pa.Column(pl.String, nullable=False),
         "unit_id": pa.Column(pl.String, nullable=True),
@@ -49,12 +50,19 @@ def softsensor_schema(config: FeatureConfig) -> pa.DataFrameSchema:
         bad = data.lazyframe.filter((pl.col("row_type") == "sample") & pl.col("sample_id").is_null()).collect()
         return bad.height == 0
 
-    return pa.DataFrameSchema(cols, strict=True, name="features_softsensor",
-                              checks=[pa.Check(steps_unique, error="duplicate (batch_id, ts) step rows"),
-                                      pa.Check(samples_have_id, error="sample row without sample_id")])
+    return pa.DataFrameSchema(
+        cols,
+        strict=True,
+        name="features_softsensor",
+        checks=[
+            pa.Check(steps_unique, error="duplicate (batch_id, ts) step rows"),
+            pa.Check(samples_have_id, error="sample row without sample_id"),
+        ],
+    )
 
 
 def equipment_health_schema(config: EquipmentFeatureConfig) -> pa.DataFrameSchema:
+    """pandera schema of ``features/equipment_health`` for an equipment feature config."""
     cols: dict[str, pa.Column] = {
         "equipment_id": pa.Column(pl.String, nullable=False),
         "equipment_type": pa.Column(pl.String, nullable=True),
@@ -68,8 +76,12 @@ def equipment_health_schema(config: EquipmentFeatureConfig) -> pa.DataFrameSchem
     def unique_key(data) -> bool:
         return data.lazyframe.group_by(["equipment_id", "date"]).len().filter(pl.col("len") > 1).collect().height == 0
 
-    return pa.DataFrameSchema(cols, strict=True, name="features_equipment_health",
-                              checks=[pa.Check(unique_key, error="duplicate (equipment_id, date) rows")])
+    return pa.DataFrameSchema(
+        cols,
+        strict=True,
+        name="features_equipment_health",
+        checks=[pa.Check(unique_key, error="duplicate (equipment_id, date) rows")],
+    )
 
 
 SCORE_KEY_COLUMNS = {"model_name": pl.String, "model_version": pl.Int64, "feature_table_version": pl.Int64}
@@ -78,8 +90,10 @@ SCORE_KEY_COLUMNS = {"model_name": pl.String, "model_version": pl.Int64, "featur
 def score_schema(extra: dict[str, pl.DataType] | None = None) -> pa.DataFrameSchema:
     """Every score row names its model version and the feature table version it scored."""
     cols = {k: pa.Column(t, nullable=False) for k, t in SCORE_KEY_COLUMNS.items()}
-    cols |= {"prediction": pa.Column(pl.Float64, nullable=False),
-             "out_of_domain": pa.Column(pl.Boolean, nullable=False)}
+    cols |= {
+        "prediction": pa.Column(pl.Float64, nullable=False),
+        "out_of_domain": pa.Column(pl.Boolean, nullable=False),
+    }
     for k, t in (extra or {}).items():
         cols[k] = pa.Column(t, nullable=True)
     return pa.DataFrameSchema(cols, strict=False, name="scores")

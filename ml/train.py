@@ -12,6 +12,7 @@ held-out metrics next to the baseline. Nothing here touches the lake or Dagster.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,37 +44,52 @@ from ml.features import (
 
 @dataclass
 class TrainedModel:
+    """A trained booster with its metadata, metrics, held-out predictions and (soft sensor) trajectories."""
+
     name: str
-    kind: str                      # "regression" | "classifier"
+    kind: str  # "regression" | "classifier"
     booster: xgb.Booster
     meta: dict
     metrics: dict
     params: dict
-    holdout: pl.DataFrame = field(default_factory=pl.DataFrame)      # held-out rows with predictions
+    holdout: pl.DataFrame = field(default_factory=pl.DataFrame)  # held-out rows with predictions
     trajectories: pl.DataFrame = field(default_factory=pl.DataFrame)  # for plots
 
 
 # ----------------------------------------------------------------------------- helpers
 def matrix(df: pl.DataFrame, feature_names: list[str]) -> np.ndarray:
-    cols = [pl.col(c).cast(pl.Float64) if c in df.columns else pl.lit(None, dtype=pl.Float64).alias(c)
-            for c in feature_names]
+    """The feature matrix of ``df`` (float64, columns in ``feature_names`` order, missing → NaN)."""
+    cols = [
+        pl.col(c).cast(pl.Float64) if c in df.columns else pl.lit(None, dtype=pl.Float64).alias(c)
+        for c in feature_names
+    ]
     return df.select(cols).to_numpy().astype(np.float64)
 
 
-def fit_booster(X: np.ndarray, y: np.ndarray, feature_names: list[str], params: XGBParams,
-                objective: str = "reg:squarederror", extra: dict | None = None) -> xgb.Booster:
-    dm = xgb.DMatrix(np.asarray(X, np.float32), label=np.asarray(y, np.float32), feature_names=feature_names,
-                     missing=np.nan)
+def fit_booster(
+    X: np.ndarray,
+    y: np.ndarray,
+    feature_names: list[str],
+    params: XGBParams,
+    objective: str = "reg:squarederror",
+    extra: dict | None = None,
+) -> xgb.Booster:
+    """Train an XGBoost booster on ``X``/``y`` with ``params`` (optionally with sample weights)."""
+    dm = xgb.DMatrix(
+        np.asarray(X, np.float32), label=np.asarray(y, np.float32), feature_names=feature_names, missing=np.nan
+    )
     p = params.booster_params(objective) | (extra or {})
     return xgb.train(p, dm, num_boost_round=params.n_estimators)
 
 
 def predict(booster: xgb.Booster, X: np.ndarray, feature_names: list[str]) -> np.ndarray:
+    """Predictions of ``booster`` for ``X`` (columns named ``feature_names``)."""
     dm = xgb.DMatrix(np.asarray(X, np.float32), feature_names=feature_names, missing=np.nan)
     return booster.predict(dm)
 
 
 def batch_starts(features: pl.DataFrame) -> pl.DataFrame:
+    """First time stamp of each batch (``batch_id``, ``start``): the order of the forward split."""
     return features.group_by("batch_id").agg(pl.col("ts").min().alias("start"))
 
 
@@ -82,9 +98,21 @@ def _usable_features(X: np.ndarray, names: list[str]) -> list[str]:
     return [n for j, n in enumerate(names) if np.isfinite(X[:, j]).any()]
 
 
-def _regression_core(name: str, rows: pl.DataFrame, target_col: str, feature_names: list[str], starts: pl.DataFrame,
-                     cfg: SoftSensorConfig, params: XGBParams, *, group_col: str | None, baseline: np.ndarray | None,
-                     psi_rows: pl.DataFrame | None, extra_meta: dict, fit=fit_booster) -> TrainedModel:
+def _regression_core(
+    name: str,
+    rows: pl.DataFrame,
+    target_col: str,
+    feature_names: list[str],
+    starts: pl.DataFrame,
+    cfg: SoftSensorConfig,
+    params: XGBParams,
+    *,
+    group_col: str | None,
+    baseline: np.ndarray | None,
+    psi_rows: pl.DataFrame | None,
+    extra_meta: dict,
+    fit=fit_booster,
+) -> TrainedModel:
     v = cfg.validation
     labelled = rows.select("batch_id").unique()
     train_ids, test_ids = forward_split(starts.join(labelled, on="batch_id"), v.test_fraction, v.min_test_batches)
@@ -103,20 +131,26 @@ def _regression_core(name: str, rows: pl.DataFrame, target_col: str, feature_nam
         oof[f_te] = predict(b, Xtr[f_te], feature_names)
     ok = np.isfinite(oof)
     gtr = tr[group_col].to_numpy() if group_col else None
-    conformal = mondrian_conformal(gtr[ok] if gtr is not None else np.zeros(ok.sum(), int),
-                                   np.abs(oof[ok] - ytr[ok]), v.interval_alpha)
+    conformal = mondrian_conformal(
+        gtr[ok] if gtr is not None else np.zeros(ok.sum(), int), np.abs(oof[ok] - ytr[ok]), v.interval_alpha
+    )
     booster = fit(Xtr, ytr, feature_names, params)
     pred = predict(booster, Xte, feature_names)
     gte = te[group_col].to_numpy() if group_col else None
     hw = interval_halfwidth(conformal, gte, len(pred))
     metrics: dict = {
         "target": target_col.removeprefix("label__"),
-        "n_train_rows": len(ytr), "n_test_rows": len(yte),
-        "n_train_batches": len(train_ids), "n_test_batches": len(test_ids),
+        "n_train_rows": len(ytr),
+        "n_test_rows": len(yte),
+        "n_train_batches": len(train_ids),
+        "n_test_batches": len(test_ids),
         "cv": regression_metrics(ytr[ok], oof[ok]) | {"n_splits": len(group_kfold(groups, v.n_splits))},
         "test": regression_metrics(yte, pred),
-        "interval": {"alpha": v.interval_alpha, "coverage_test": coverage(yte, pred - hw, pred + hw),
-                     "mean_width": float(np.mean(2 * hw)) if len(hw) else float("nan")},
+        "interval": {
+            "alpha": v.interval_alpha,
+            "coverage_test": coverage(yte, pred - hw, pred + hw),
+            "mean_width": float(np.mean(2 * hw)) if len(hw) else float("nan"),
+        },
     }
     if group_col:
         metrics["test_by_" + group_col] = error_by_group(gte, yte, pred)
@@ -133,22 +167,35 @@ def _regression_core(name: str, rows: pl.DataFrame, target_col: str, feature_nam
     psi_src = psi_rows.filter(pl.col("batch_id").is_in(train_ids)) if psi_rows is not None else tr
     Xpsi = matrix(psi_src, feature_names)
     meta = {
-        "name": name, "kind": "regression", "features": feature_names, "target": target_col.removeprefix("label__"),
-        "conformal": conformal, "interval_group": group_col,
+        "name": name,
+        "kind": "regression",
+        "features": feature_names,
+        "target": target_col.removeprefix("label__"),
+        "conformal": conformal,
+        "interval_group": group_col,
         "domain": fit_domain(Xtr, feature_names, cfg.domain),
-        "psi_reference": fit_psi_reference(Xpsi, feature_names, list(cfg.verification.psi_features) or
-                                           [f for f in feature_names if "__" not in f], cfg.verification.psi_bins,
-                                           psi_src["batch_id"].to_numpy(),
-                                           window_batches=cfg.verification.psi_recent_batches,
-                                           null_draws=cfg.verification.psi_null_draws,
-                                           null_quantile=cfg.verification.psi_null_quantile),
+        "psi_reference": fit_psi_reference(
+            Xpsi,
+            feature_names,
+            list(cfg.verification.psi_features) or [f for f in feature_names if "__" not in f],
+            cfg.verification.psi_bins,
+            psi_src["batch_id"].to_numpy(),
+            window_batches=cfg.verification.psi_recent_batches,
+            null_draws=cfg.verification.psi_null_draws,
+            null_quantile=cfg.verification.psi_null_quantile,
+        ),
         "split": {"train_batches": sorted(train_ids), "test_batches": sorted(test_ids), "method": "forward-by-start"},
         "test_rmse": metrics["test"]["rmse"],
     } | extra_meta
-    holdout = te.select([c for c in ("batch_id", "ts", "culture_age_h", "culture_day", "sample_id") if c in te.columns]
-                        ).with_columns(pl.Series("y", yte), pl.Series("pred", pred), pl.Series("lo", pred - hw),
-                                       pl.Series("hi", pred + hw),
-                                       pl.Series("baseline", baseline if baseline is not None else np.full(len(yte), np.nan)))
+    holdout = te.select(
+        [c for c in ("batch_id", "ts", "culture_age_h", "culture_day", "sample_id") if c in te.columns]
+    ).with_columns(
+        pl.Series("y", yte),
+        pl.Series("pred", pred),
+        pl.Series("lo", pred - hw),
+        pl.Series("hi", pred + hw),
+        pl.Series("baseline", baseline if baseline is not None else np.full(len(yte), np.nan)),
+    )
     return TrainedModel(name, "regression", booster, meta, metrics, params.booster_params(), holdout)
 
 
@@ -173,44 +220,74 @@ def train_titer(features: pl.DataFrame, cfg: SoftSensorConfig, *, fit=fit_booste
     starts = batch_starts(features)
     # split once to know the test rows for the baseline, then hand the baseline for those rows
     labelled = rows.select("batch_id").unique()
-    _, test_ids = forward_split(starts.join(labelled, on="batch_id"), cfg.validation.test_fraction,
-                                cfg.validation.min_test_batches)
+    _, test_ids = forward_split(
+        starts.join(labelled, on="batch_id"), cfg.validation.test_fraction, cfg.validation.min_test_batches
+    )
     base = titer_baseline(rows.filter(pl.col("batch_id").is_in(test_ids)), t.target)
     steps = features.filter(pl.col("row_type") == "step")
-    model = _regression_core(t.name, rows, f"label__{t.target}", names, starts, cfg, t.params, group_col="culture_day",
-                             baseline=base, psi_rows=steps, extra_meta={"baseline": "last-assay carry-forward"},
-                             fit=fit)
+    model = _regression_core(
+        t.name,
+        rows,
+        f"label__{t.target}",
+        names,
+        starts,
+        cfg,
+        t.params,
+        group_col="culture_day",
+        baseline=base,
+        psi_rows=steps,
+        extra_meta={"baseline": "last-assay carry-forward"},
+        fit=fit,
+    )
     # baseline restricted to rows where a previous result is visible (the honest comparison too)
     te = rows.filter(pl.col("batch_id").is_in(test_ids))
-    vis = te[f"baseline__{t.target}"].is_not_null().to_numpy() if f"baseline__{t.target}" in te.columns else np.zeros(te.height, bool)
+    vis = (
+        te[f"baseline__{t.target}"].is_not_null().to_numpy()
+        if f"baseline__{t.target}" in te.columns
+        else np.zeros(te.height, bool)
+    )
     h = model.holdout
     model.metrics["test_with_visible_result"] = regression_metrics(h["y"].to_numpy()[vis], h["pred"].to_numpy()[vis])
-    model.metrics["baseline_test_with_visible_result"] = regression_metrics(h["y"].to_numpy()[vis], h["baseline"].to_numpy()[vis])
+    model.metrics["baseline_test_with_visible_result"] = regression_metrics(
+        h["y"].to_numpy()[vis], h["baseline"].to_numpy()[vis]
+    )
     # trajectories of the held-out batches (step rows) for plots
     traj = steps.filter(pl.col("batch_id").is_in(test_ids)).sort(["batch_id", "ts"])
     if traj.height:
         Xt = matrix(traj, model.meta["features"])
         model.trajectories = traj.select("batch_id", "ts", "culture_age_h").with_columns(
-            pl.Series("pred", predict(model.booster, Xt, model.meta["features"])))
+            pl.Series("pred", predict(model.booster, Xt, model.meta["features"]))
+        )
     return model
 
 
 # ----------------------------------------------------------------------------- harvest CQAs
 def train_harvest(features: pl.DataFrame, cfg: SoftSensorConfig, target: str) -> TrainedModel:
+    """Train the harvest CQA model for ``target`` from features available by the configured culture day."""
     h = dataclasses.replace(cfg.harvest, targets=(target,))
     ds = build_harvest_dataset(features, h).filter(pl.col(f"label__{target}").is_not_null())
     if ds.height < 5:
         raise ValueError(f"need >= 5 harvested batches with {target!r}, got {ds.height}")
     names = [n for n in softsensor_feature_names(cfg.features) if not n.startswith("phase__")]
     starts = batch_starts(features)
-    _, test_ids = forward_split(starts.join(ds.select("batch_id"), on="batch_id"), cfg.validation.test_fraction,
-                                cfg.validation.min_test_batches)
+    _, test_ids = forward_split(
+        starts.join(ds.select("batch_id"), on="batch_id"), cfg.validation.test_fraction, cfg.validation.min_test_batches
+    )
     train_mean = float(ds.filter(~pl.col("batch_id").is_in(test_ids))[f"label__{target}"].mean())
     base = np.full(ds.filter(pl.col("batch_id").is_in(test_ids)).height, train_mean)
-    return _regression_core(f"{h.name_prefix}{target}", ds, f"label__{target}", names, starts, cfg, h.params,
-                            group_col=None, baseline=base, psi_rows=None,
-                            extra_meta={"baseline": "mean of training", "baseline_value": train_mean,
-                                        "feature_day": h.day})
+    return _regression_core(
+        f"{h.name_prefix}{target}",
+        ds,
+        f"label__{target}",
+        names,
+        starts,
+        cfg,
+        h.params,
+        group_col=None,
+        baseline=base,
+        psi_rows=None,
+        extra_meta={"baseline": "mean of training", "baseline_value": train_mean, "feature_day": h.day},
+    )
 
 
 # ----------------------------------------------------------------------------- PdM
@@ -237,8 +314,13 @@ def _choose_threshold(scores: pl.DataFrame, failures: pl.DataFrame, period, ev) 
     cands = np.unique(np.quantile(p, np.linspace(0.5, 0.999, 120)))
     best, best_key = None, None
     for thr in cands:
-        m = alert_event_metrics(scores.with_columns(alert=pl.col("probability") >= thr), failures,
-                                window_days=ev.alert_window_days, lead_days=ev.lead_days, period=period)
+        m = alert_event_metrics(
+            scores.with_columns(alert=pl.col("probability") >= thr),
+            failures,
+            window_days=ev.alert_window_days,
+            lead_days=ev.lead_days,
+            period=period,
+        )
         prec = m["precision"] if np.isfinite(m["precision"]) else 0.0
         rec = m[f"recall_{ev.lead_days}d"] if np.isfinite(m[f"recall_{ev.lead_days}d"]) else 0.0
         ok = prec >= ev.target_precision
@@ -254,12 +336,16 @@ def _choose_threshold(scores: pl.DataFrame, failures: pl.DataFrame, period, ev) 
 
 def _alerts(df: pl.DataFrame, thresholds: dict[str, float], default: float) -> np.ndarray:
     """Alert = probability >= the equipment type's threshold (the global one when the type has none)."""
-    thr = df["equipment_type"].replace_strict(thresholds, default=default, return_dtype=pl.Float64) \
-        if thresholds and "equipment_type" in df.columns else pl.Series([default] * df.height, dtype=pl.Float64)
-    return (df["probability"].to_numpy() >= thr.fill_null(default).to_numpy())
+    thr = (
+        df["equipment_type"].replace_strict(thresholds, default=default, return_dtype=pl.Float64)
+        if thresholds and "equipment_type" in df.columns
+        else pl.Series([default] * df.height, dtype=pl.Float64)
+    )
+    return df["probability"].to_numpy() >= thr.fill_null(default).to_numpy()
 
 
 def pdm_split_dates(df: pl.DataFrame, ev) -> tuple:
+    """Time split of the PdM data: (end of training, end of validation, first date, last date)."""
     dates = np.array(sorted(df["date"].unique().to_list()), dtype="datetime64[D]")
     n = len(dates)
     t_train_end = dates[int(n * (1 - ev.test_fraction - ev.validation_fraction)) - 1]
@@ -272,7 +358,9 @@ def _known_label(d_end, H: int) -> pl.Expr:
     return (pl.col("label__failure_within_h") == 1) | (pl.col("date") <= pl.lit(d_end) - pl.duration(days=H))
 
 
-def _pdm_oof(df: pl.DataFrame, names: list[str], params: XGBParams, H: int, dev_start, dev_end, folds: int) -> pl.DataFrame:
+def _pdm_oof(
+    df: pl.DataFrame, names: list[str], params: XGBParams, H: int, dev_start, dev_end, folds: int
+) -> pl.DataFrame:
     """Forward-chaining out-of-fold probabilities over the later part of the development period:
     for each block, train on rows whose label window closes before the block starts (purged by H)."""
     dates = np.array(sorted(df.filter(pl.col("date") <= dev_end)["date"].unique().to_list()), dtype="datetime64[D]")
@@ -281,19 +369,31 @@ def _pdm_oof(df: pl.DataFrame, names: list[str], params: XGBParams, H: int, dev_
     first = int(len(dates) * 0.45)
     edges = np.linspace(first, len(dates), folds + 1).astype(int)
     parts = []
-    for b0, b1 in zip(edges[:-1], edges[1:], strict=True):
+    for b0, b1 in itertools.pairwise(edges):
         if b1 <= b0:
             continue
         lo, hi = dates[b0].astype(object), dates[b1 - 1].astype(object)
-        tr = df.filter((pl.col("date") <= pl.lit(lo) - pl.duration(days=H + 1)) & _known_label(lo - np.timedelta64(1, "D").astype(object), H))
+        tr = df.filter(
+            (pl.col("date") <= pl.lit(lo) - pl.duration(days=H + 1))
+            & _known_label(lo - np.timedelta64(1, "D").astype(object), H)
+        )
         if tr.height == 0 or tr["label__failure_within_h"].sum() == 0:
             continue
         y = tr["label__failure_within_h"].to_numpy().astype(float)
-        b = fit_booster(matrix(tr, names), y, names, params, "binary:logistic",
-                        {"scale_pos_weight": float((len(y) - y.sum()) / max(y.sum(), 1.0))})
+        b = fit_booster(
+            matrix(tr, names),
+            y,
+            names,
+            params,
+            "binary:logistic",
+            {"scale_pos_weight": float((len(y) - y.sum()) / max(y.sum(), 1.0))},
+        )
         blk = df.filter(pl.col("date").is_between(lo, hi))
-        parts.append(blk.select("equipment_id", "date", "label__failure_within_h").with_columns(
-            pl.Series("probability", predict(b, matrix(blk, names), names))))
+        parts.append(
+            blk.select("equipment_id", "date", "label__failure_within_h").with_columns(
+                pl.Series("probability", predict(b, matrix(blk, names), names))
+            )
+        )
     return pl.concat(parts) if parts else pl.DataFrame()
 
 
@@ -306,18 +406,21 @@ def train_pdm(eq_features: pl.DataFrame, work_orders: pl.DataFrame, cfg: PdMConf
     names = equipment_feature_names(fc)
     df = eq_features.filter(~pl.col("in_repair")).sort(["date", "equipment_id"])
     if df.height == 0:
-        raise ValueError("PdM needs equipment-health feature rows; the table is empty "
-                         "(no historian signals of equipment wear in gold/fct_equipment_health_daily)")
+        raise ValueError(
+            "PdM needs equipment-health feature rows; the table is empty "
+            "(no historian signals of equipment wear in gold/fct_equipment_health_daily)"
+        )
     if failure_events(work_orders, fc).height == 0:
-        raise ValueError("PdM needs corrective work orders (failures) to learn from; "
-                         "gold/fct_work_orders has none")
+        raise ValueError("PdM needs corrective work orders (failures) to learn from; gold/fct_work_orders has none")
     _, t_val_end, d0, d_end = pdm_split_dates(df, ev)
     dev = df.filter((pl.col("date") <= pl.lit(t_val_end) - pl.duration(days=H)) & _known_label(d_end, H))
     te_all = df.filter(pl.col("date") > t_val_end)
     names = _usable_features(matrix(dev, names), names)
     Xtr, ytr = matrix(dev, names), dev["label__failure_within_h"].to_numpy().astype(float)
     spw = float((len(ytr) - ytr.sum()) / max(ytr.sum(), 1.0))
-    fails = failure_events(work_orders, fc).select("equipment_id", pl.col("failure_time").dt.date().alias("failure_date"))
+    fails = failure_events(work_orders, fc).select(
+        "equipment_id", pl.col("failure_time").dt.date().alias("failure_date")
+    )
 
     oof = _pdm_oof(df, names, mc.params, H, d0, t_val_end, ev.threshold_folds)
     thresholds: dict[str, float] = {}
@@ -329,18 +432,28 @@ def train_pdm(eq_features: pl.DataFrame, work_orders: pl.DataFrame, cfg: PdMConf
             oof_t = oof.join(types, on="equipment_id", how="left")
             for t in oof_t["equipment_type"].drop_nulls().unique().to_list():
                 part = oof_t.filter(pl.col("equipment_type") == t)
-                f_t = fails.filter(pl.col("equipment_id").is_in(part["equipment_id"].unique().to_list())
-                                   & pl.col("failure_date").is_between(*period))
+                f_t = fails.filter(
+                    pl.col("equipment_id").is_in(part["equipment_id"].unique().to_list())
+                    & pl.col("failure_date").is_between(*period)
+                )
                 if f_t.height >= ev.min_failures_per_type:
                     thresholds[t], _ = _choose_threshold(part, f_t, period, ev)
             alert = _alerts(oof_t, thresholds, threshold)
-            val_event = alert_event_metrics(oof_t.with_columns(alert=pl.Series(alert)), fails,
-                                            window_days=ev.alert_window_days, lead_days=ev.lead_days, period=period)
+            val_event = alert_event_metrics(
+                oof_t.with_columns(alert=pl.Series(alert)),
+                fails,
+                window_days=ev.alert_window_days,
+                lead_days=ev.lead_days,
+                period=period,
+            )
     else:
         threshold, val_event = 0.5, {}
-    booster = fit_booster(Xtr, ytr, names, mc.params, "binary:logistic", {"scale_pos_weight": spw, "eval_metric": "aucpr"})
+    booster = fit_booster(
+        Xtr, ytr, names, mc.params, "binary:logistic", {"scale_pos_weight": spw, "eval_metric": "aucpr"}
+    )
     te = te_all.select("equipment_id", "date", "label__failure_within_h").with_columns(
-        pl.Series("probability", predict(booster, matrix(te_all, names), names) if te_all.height else np.array([])))
+        pl.Series("probability", predict(booster, matrix(te_all, names), names) if te_all.height else np.array([]))
+    )
 
     # threshold-rule baseline: thresholds from development rows with no failure ahead
     normal = dev.filter(pl.col("label__failure_within_h") == 0)
@@ -351,8 +464,14 @@ def train_pdm(eq_features: pl.DataFrame, work_orders: pl.DataFrame, cfg: PdMConf
             rules.append({"column": r.column, "direction": r.direction, "threshold": None, "scale": None})
             continue
         q = r.quantile if r.direction == "above" else 1 - r.quantile
-        rules.append({"column": r.column, "direction": r.direction, "threshold": float(col.quantile(q)),
-                      "scale": float(col.std() or 1.0)})
+        rules.append(
+            {
+                "column": r.column,
+                "direction": r.direction,
+                "threshold": float(col.quantile(q)),
+                "scale": float(col.std() or 1.0),
+            }
+        )
     b_alert, b_score = _baseline_rule_scores(te_all, rules)
     test_period = (te_all["date"].min(), d_end)
     ymask = te_all.select(_known_label(d_end, H)).to_series().to_numpy()
@@ -364,32 +483,71 @@ def train_pdm(eq_features: pl.DataFrame, work_orders: pl.DataFrame, cfg: PdMConf
         tp = float(np.sum(alert & (y == 1)))
         return {"precision": tp / max(float(alert.sum()), 1.0), "recall": tp / max(float((y == 1).sum()), 1.0)}
 
-    ev_model = alert_event_metrics(te.with_columns(alert=pl.Series(alert_te)), fails, window_days=ev.alert_window_days,
-                                   lead_days=ev.lead_days, period=test_period)
-    ev_base = alert_event_metrics(te.with_columns(alert=pl.Series(b_alert)), fails, window_days=ev.alert_window_days,
-                                  lead_days=ev.lead_days, period=test_period)
+    ev_model = alert_event_metrics(
+        te.with_columns(alert=pl.Series(alert_te)),
+        fails,
+        window_days=ev.alert_window_days,
+        lead_days=ev.lead_days,
+        period=test_period,
+    )
+    ev_base = alert_event_metrics(
+        te.with_columns(alert=pl.Series(b_alert)),
+        fails,
+        window_days=ev.alert_window_days,
+        lead_days=ev.lead_days,
+        period=test_period,
+    )
     drop = lambda m: {k: v for k, v in m.items() if k != "leads"}
     metrics = {
-        "horizon_days": H, "threshold": threshold, "thresholds_by_type": thresholds, "scale_pos_weight": spw,
-        "n_train_rows": len(ytr), "n_train_pos": int(ytr.sum()), "n_test_rows": int(te.height),
+        "horizon_days": H,
+        "threshold": threshold,
+        "thresholds_by_type": thresholds,
+        "scale_pos_weight": spw,
+        "n_train_rows": len(ytr),
+        "n_train_pos": int(ytr.sum()),
+        "n_test_rows": int(te.height),
         "split": {"development_end": str(t_val_end), "test_end": str(d_end), "threshold_oof_rows": int(oof.height)},
         "test": {"pr_auc": pr_auc(yte, pte), **row_metrics(yte, alert_te[ymask]), "events": drop(ev_model)},
-        "baseline_test": {"pr_auc": pr_auc(yte, b_score[ymask]), **row_metrics(yte, b_alert[ymask]), "events": drop(ev_base)},
+        "baseline_test": {
+            "pr_auc": pr_auc(yte, b_score[ymask]),
+            **row_metrics(yte, b_alert[ymask]),
+            "events": drop(ev_base),
+        },
         "threshold_selection_events": drop(val_event) if val_event else {},
     }
     if te_all.height:
         sig, M = by_signal(contributions(booster, matrix(te_all, names), names), names)
         metrics["top_signals"] = dict(list(mean_abs_by_signal(sig, M).items())[:10])
     meta = {
-        "name": mc.name, "kind": "classifier", "features": names, "target": "failure_within_h", "horizon_days": H,
-        "threshold": threshold, "thresholds_by_type": thresholds, "baseline_rules": rules,
+        "name": mc.name,
+        "kind": "classifier",
+        "features": names,
+        "target": "failure_within_h",
+        "horizon_days": H,
+        "threshold": threshold,
+        "thresholds_by_type": thresholds,
+        "baseline_rules": rules,
         "domain": fit_domain(Xtr, names, cfg.domain),
-        "psi_reference": fit_psi_reference(Xtr, names, [n for n in names if n in fc.all_signals], cfg.verification.psi_bins),
-        "split": {"validation_end": str(t_val_end), "test_start": str(test_period[0]), "test_end": str(d_end),
-                  "method": "time-ordered; threshold on forward-chaining OOF of the development period; purged by H"},
+        "psi_reference": fit_psi_reference(
+            Xtr, names, [n for n in names if n in fc.all_signals], cfg.verification.psi_bins
+        ),
+        "split": {
+            "validation_end": str(t_val_end),
+            "test_start": str(test_period[0]),
+            "test_end": str(d_end),
+            "method": "time-ordered; threshold on forward-chaining OOF of the development period; purged by H",
+        },
         "test_pr_auc": metrics["test"]["pr_auc"],
     }
-    holdout = te.with_columns(pl.Series("alert", alert_te), pl.Series("baseline_alert", b_alert),
-                              pl.Series("baseline_score", b_score))
-    return TrainedModel(mc.name, "classifier", booster, meta, metrics,
-                        mc.params.booster_params("binary:logistic") | {"scale_pos_weight": spw}, holdout)
+    holdout = te.with_columns(
+        pl.Series("alert", alert_te), pl.Series("baseline_alert", b_alert), pl.Series("baseline_score", b_score)
+    )
+    return TrainedModel(
+        mc.name,
+        "classifier",
+        booster,
+        meta,
+        metrics,
+        mc.params.booster_params("binary:logistic") | {"scale_pos_weight": spw},
+        holdout,
+    )

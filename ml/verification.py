@@ -30,6 +30,7 @@ def rolling_error(scores: pl.DataFrame, window: int) -> dict:
 
 
 def drift(meta: dict, recent: pl.DataFrame) -> dict[str, float]:
+    """PSI per feature of ``recent`` rows against the model's training reference (``{}`` without one)."""
     names = meta["features"]
     if recent.height == 0 or not meta.get("psi_reference"):
         return {}
@@ -60,25 +61,44 @@ def drift_evidence(meta: dict, recent: pl.DataFrame, cfg: VerificationConfig) ->
         k = _window_batches(recent, name)
         q = psi_null_quantile(ref[name], k, cfg.psi_null_quantile, cfg.psi_null_draws)
         null_q[name] = q
-        if k is None and q is not None:   # no batch ids in the window: the null's own window size
+        if k is None and q is not None:  # no batch ids in the window: the null's own window size
             k = int(ref[name]["null"]["k"])
         k_used[name] = k
     threshold = {n: max(cfg.psi_limit, q) if q is not None else cfg.psi_limit for n, q in null_q.items()}
     drifted = sorted((n for n, v in psi.items() if v > threshold[n]), key=lambda n: -psi[n])
     explained = sorted(n for n, v in psi.items() if cfg.psi_limit < v <= threshold[n])
     with_null = [n for n, q in null_q.items() if q is not None]
-    rule = ("batch-resampled null" if psi and len(with_null) == len(psi) else
-            "psi_limit only (no batch null in model metadata)" if not with_null else "mixed")
+    rule = (
+        "batch-resampled null"
+        if psi and len(with_null) == len(psi)
+        else "psi_limit only (no batch null in model metadata)"
+        if not with_null
+        else "mixed"
+    )
     finite_nulls = [q for q in null_q.values() if q is not None]
-    return {"psi": psi, "psi_max": max(psi.values()) if psi else None, "psi_limit": cfg.psi_limit,
-            "psi_rule": rule if psi else None, "psi_null_quantile": cfg.psi_null_quantile,
-            "psi_null_q": null_q, "psi_null_q_max": max(finite_nulls) if finite_nulls else None,
-            "psi_window_batches": k_used, "psi_threshold": threshold, "psi_drifted": drifted,
-            "psi_within_batch_variation": explained}
+    return {
+        "psi": psi,
+        "psi_max": max(psi.values()) if psi else None,
+        "psi_limit": cfg.psi_limit,
+        "psi_rule": rule if psi else None,
+        "psi_null_quantile": cfg.psi_null_quantile,
+        "psi_null_q": null_q,
+        "psi_null_q_max": max(finite_nulls) if finite_nulls else None,
+        "psi_window_batches": k_used,
+        "psi_threshold": threshold,
+        "psi_drifted": drifted,
+        "psi_within_batch_variation": explained,
+    }
 
 
-def verify(scores: pl.DataFrame, meta: dict, recent_features: pl.DataFrame, cfg: VerificationConfig,
-           *, check_error: bool = True) -> dict:
+def verify(
+    scores: pl.DataFrame,
+    meta: dict,
+    recent_features: pl.DataFrame,
+    cfg: VerificationConfig,
+    *,
+    check_error: bool = True,
+) -> dict:
     """Passed unless the rolling error crosses its limit or a feature drifted (see
     :func:`drift_evidence`: PSI above ``psi_limit`` and above its batch-resampled null quantile)."""
     out: dict = {"model_version": int(scores["model_version"][0]) if scores.height else None}
@@ -86,10 +106,18 @@ def verify(scores: pl.DataFrame, meta: dict, recent_features: pl.DataFrame, cfg:
     if check_error and meta["kind"] == "regression":
         err = rolling_error(scores, cfg.window_results)
         ref = meta.get("test_rmse")
-        limit = cfg.max_rmse_abs if cfg.max_rmse_abs is not None else (
-            cfg.max_rmse_ratio * ref if ref is not None and np.isfinite(ref) else None)
-        out |= {"rolling_rmse": err["rmse"], "rolling_mae": err["mae"], "n_results": err["n"], "rmse_limit": limit,
-                "heldout_rmse": ref}
+        limit = (
+            cfg.max_rmse_abs
+            if cfg.max_rmse_abs is not None
+            else (cfg.max_rmse_ratio * ref if ref is not None and np.isfinite(ref) else None)
+        )
+        out |= {
+            "rolling_rmse": err["rmse"],
+            "rolling_mae": err["mae"],
+            "n_results": err["n"],
+            "rmse_limit": limit,
+            "heldout_rmse": ref,
+        }
         if err["n"] and limit is not None and err["rmse"] > limit:
             failures.append(f"rolling RMSE {err['rmse']:.4g} > limit {limit:.4g}")
     ev = drift_evidence(meta, recent_features, cfg)
@@ -98,8 +126,10 @@ def verify(scores: pl.DataFrame, meta: dict, recent_features: pl.DataFrame, cfg:
         q = f"q{100 * cfg.psi_null_quantile:g}"
         detail = ", ".join(
             f"{n} ({ev['psi'][n]:.3g} > {ev['psi_threshold'][n]:.3g}"
-            + (f" = max(limit, batch-null {q})" if ev["psi_null_q"][n] is not None else "") + ")"
-            for n in ev["psi_drifted"])
+            + (f" = max(limit, batch-null {q})" if ev["psi_null_q"][n] is not None else "")
+            + ")"
+            for n in ev["psi_drifted"]
+        )
         failures.append(f"PSI drift for {detail}")
     out["passed"] = not failures
     out["failures"] = failures
@@ -114,5 +144,6 @@ def recent_batches(features: pl.DataFrame, n: int) -> pl.DataFrame:
 
 
 def recent_days(eq_features: pl.DataFrame, days: int = 30) -> pl.DataFrame:
+    """Equipment-days of the last ``days`` days of the table, without days in repair."""
     end = eq_features["date"].max()
     return eq_features.filter((pl.col("date") > pl.lit(end) - pl.duration(days=days)) & ~pl.col("in_repair"))

@@ -8,10 +8,23 @@ import dagster as dg
 
 # metadata keys worth a line in the summary, in display order
 _KEYS = (
-    "dagster/row_count", "rows_written", "rows_quarantined", "files_ingested",
-    "n_batches", "rmse", "titer_rmse", "titer_rmse_baseline", "pr_auc", "recall_7d",
-    "precision_7d", "median_lead_days", "detected_fraction", "false_alarm_fraction",
-    "status", "promoted", "version",
+    "dagster/row_count",
+    "rows_written",
+    "rows_quarantined",
+    "files_ingested",
+    "n_batches",
+    "rmse",
+    "titer_rmse",
+    "titer_rmse_baseline",
+    "pr_auc",
+    "recall_7d",
+    "precision_7d",
+    "median_lead_days",
+    "detected_fraction",
+    "false_alarm_fraction",
+    "status",
+    "promoted",
+    "version",
 )
 
 
@@ -46,9 +59,12 @@ def print_summary(defs: dg.Definitions, result, elapsed_s: float) -> None:
             meta = latest[key]
             figures = [f"{k.split('/')[-1]}={_value(meta[k])}" for k in _KEYS if k in meta]
             if not figures:  # otherwise the first few plain numbers the asset reported
-                figures = [f"{k.split('/')[-1]}={_value(v)}" for k, v in meta.items()
-                           if isinstance(getattr(v, "value", None), (int, float))
-                           and not isinstance(getattr(v, "value", None), bool)][:4]
+                figures = [
+                    f"{k.split('/')[-1]}={_value(v)}"
+                    for k, v in meta.items()
+                    if isinstance(getattr(v, "value", None), (int, float))
+                    and not isinstance(getattr(v, "value", None), bool)
+                ][:4]
             n = parts[key]
             label = key.to_user_string() + (f" ({n} partitions)" if n > 1 else "")
             print(f"  {label:<48} {'  '.join(figures)}")

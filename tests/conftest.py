@@ -27,8 +27,12 @@ def s3_lake(server: S3Server, prefix: str | None = None) -> Lake:
     prefix = prefix or f"t-{uuid.uuid4().hex[:10]}"
     return Lake(
         server.uri(prefix),
-        S3Settings(endpoint_url=server.endpoint_url, access_key_id=server.access_key,
-                   secret_access_key=server.secret_key, region=server.region),
+        S3Settings(
+            endpoint_url=server.endpoint_url,
+            access_key_id=server.access_key,
+            secret_access_key=server.secret_key,
+            region=server.region,
+        ),
     )
 
 
@@ -50,7 +54,7 @@ def clean_dbt_run_targets():
     per lake + warehouse, see assets/transform/dbt_models.py:run_target_path)."""
     import shutil
 
-    from assets.transform.warehouse import DBT_PROJECT_DIR
+    from lakehouse.warehouse import DBT_PROJECT_DIR
 
     runs = DBT_PROJECT_DIR / "target" / "runs"
     before = set(runs.iterdir()) if runs.exists() else set()

@@ -42,7 +42,7 @@ Public API (stable; other engineers' DoE and calibration code depend on it)
 --------------------------------------------------------------------------
 ``Recipe``, ``DESIGN_SPACE``, ``NOMINAL_RECIPE``, ``KineticParams``, ``QualityParams``,
 ``Medium``, ``Vessel``, ``Faults``, ``simulate_batches`` -> ``BatchResult``,
-``recipes_to_arrays``, ``SERIES_UNITS``, ``HARVEST_UNITS``.
+``recipes_to_arrays``, ``SERIES_UNITS``, ``HARVEST_UNITS``, ``INPUT_KEYS``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from twin import equipment as eq
 __all__ = [
     "DESIGN_SPACE",
     "HARVEST_UNITS",
+    "INPUT_KEYS",
     "NOMINAL_RECIPE",
     "SERIES_UNITS",
     "BatchResult",
@@ -107,8 +108,14 @@ class Recipe:
 
 
 SETPOINT_KEYS: tuple[str, ...] = (
-    "temperature_c", "temp_shift_day", "temp_shift_c", "ph", "do_pct",
-    "feed_rate_pct_per_day", "seed_density_e6_per_ml", "working_volume_l",
+    "temperature_c",
+    "temp_shift_day",
+    "temp_shift_c",
+    "ph",
+    "do_pct",
+    "feed_rate_pct_per_day",
+    "seed_density_e6_per_ml",
+    "working_volume_l",
 )
 RECIPE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Recipe))
 
@@ -308,14 +315,21 @@ class Faults:
 
     @classmethod
     def none(cls, n: int) -> Faults:
+        """Fault settings of ``n`` batches without any fault."""
         inf = np.full(n, np.inf)
         return cls(
-            agitator_fail_h=inf.copy(), agitator_down_h=inf.copy(),
-            pump_run_h0=np.zeros(n), pump_life_h=inf.copy(), pump_down_h=np.full(n, 6.0),
+            agitator_fail_h=inf.copy(),
+            agitator_down_h=inf.copy(),
+            pump_run_h0=np.zeros(n),
+            pump_life_h=inf.copy(),
+            pump_down_h=np.full(n, 6.0),
             pump_wear_max=np.full(n, eq.PUMP_WEAR_AT_FAILURE),
-            do_drift_per_day=np.zeros(n), do_restd_h=inf.copy(),
-            dev_type=np.zeros(n, dtype=np.int64), dev_onset_h=inf.copy(),
-            dev_magnitude=np.zeros(n), dev_duration_h=np.zeros(n),
+            do_drift_per_day=np.zeros(n),
+            do_restd_h=inf.copy(),
+            dev_type=np.zeros(n, dtype=np.int64),
+            dev_onset_h=inf.copy(),
+            dev_magnitude=np.zeros(n),
+            dev_duration_h=np.zeros(n),
         )
 
     def __len__(self) -> int:
@@ -326,25 +340,64 @@ class Faults:
 
 #: Units of :attr:`BatchResult.series` (see docs/twin.md for the meaning of each).
 SERIES_UNITS: dict[str, str] = {
-    "volume": "L", "vcd": "1e6 cells/mL", "dead_cells": "1e6 cells/mL", "viability": "%",
-    "glucose": "g/L", "glutamine": "mM", "lactate": "g/L", "ammonia": "mM",
-    "amino_acids": "mM", "osmolality": "mOsm/kg", "titer": "g/L", "ph": "pH",
-    "do_true": "%", "ivcd": "1e6 cells*d/mL",
-    "temperature": "degC", "temperature_sp": "degC", "dissolved_oxygen": "%",
-    "agitation": "rpm", "air_flow": "L/min", "o2_flow": "L/min", "co2_flow": "L/min",
-    "offgas_o2": "%", "offgas_co2": "%", "our": "mmol/L/h", "cer": "mmol/L/h",
-    "capacitance": "pF/cm", "base_total": "mL", "feed_flow_sp": "mL/min", "feed_flow": "mL/min",
-    "feed_total": "mL", "weight": "kg", "pressure": "bar", "vibration": "mm/s",
-    "motor_current": "A", "sample_total": "mL",
-    "glucose_fed_g": "g", "glucose_consumed_g": "g", "glucose_sampled_g": "g",
+    "volume": "L",
+    "vcd": "1e6 cells/mL",
+    "dead_cells": "1e6 cells/mL",
+    "viability": "%",
+    "glucose": "g/L",
+    "glutamine": "mM",
+    "lactate": "g/L",
+    "ammonia": "mM",
+    "amino_acids": "mM",
+    "osmolality": "mOsm/kg",
+    "titer": "g/L",
+    "ph": "pH",
+    "do_true": "%",
+    "ivcd": "1e6 cells*d/mL",
+    "temperature": "degC",
+    "temperature_sp": "degC",
+    "dissolved_oxygen": "%",
+    "agitation": "rpm",
+    "air_flow": "L/min",
+    "o2_flow": "L/min",
+    "co2_flow": "L/min",
+    "offgas_o2": "%",
+    "offgas_co2": "%",
+    "our": "mmol/L/h",
+    "cer": "mmol/L/h",
+    "capacitance": "pF/cm",
+    "base_total": "mL",
+    "feed_flow_sp": "mL/min",
+    "feed_flow": "mL/min",
+    "feed_total": "mL",
+    "weight": "kg",
+    "pressure": "bar",
+    "vibration": "mm/s",
+    "motor_current": "A",
+    "sample_total": "mL",
+    "glucose_fed_g": "g",
+    "glucose_consumed_g": "g",
+    "glucose_sampled_g": "g",
 }
 
 #: Units of :attr:`BatchResult.harvest` / ``harvest_noisy``.
 HARVEST_UNITS: dict[str, str] = {
-    "titer": "g/L", "viability": "%", "vcd": "1e6 cells/mL", "peak_vcd": "1e6 cells/mL",
-    "volume": "L", "ivcd": "1e6 cells*d/mL", "ammonia": "mM", "lactate": "g/L",
-    "osmolality": "mOsm/kg", "g0f": "%", "g1f": "%", "g2f": "%", "man5": "%",
-    "afucosylation": "%", "hmw": "%", "end_h": "h",
+    "titer": "g/L",
+    "viability": "%",
+    "vcd": "1e6 cells/mL",
+    "peak_vcd": "1e6 cells/mL",
+    "volume": "L",
+    "ivcd": "1e6 cells*d/mL",
+    "ammonia": "mM",
+    "lactate": "g/L",
+    "osmolality": "mOsm/kg",
+    "g0f": "%",
+    "g1f": "%",
+    "g2f": "%",
+    "man5": "%",
+    "afucosylation": "%",
+    "hmw": "%",
+    "end_h": "h",
 }
 
 CQA_KEYS: tuple[str, ...] = ("g0f", "g1f", "g2f", "man5", "afucosylation", "hmw")
@@ -376,6 +429,7 @@ class BatchResult:
 
     @property
     def n_batches(self) -> int:
+        """Number of simulated batches."""
         return int(self.end_h.shape[0])
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -436,8 +490,9 @@ def _csat(T: np.ndarray, ves: Vessel) -> np.ndarray:
 class _Model:
     """Right-hand side and algebraic (cascade, pH, gas) relations; all arrays over batches."""
 
-    def __init__(self, kp: KineticParams, qp: QualityParams, med: Medium, ves: Vessel,
-                 rec: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self, kp: KineticParams, qp: QualityParams, med: Medium, ves: Vessel, rec: dict[str, np.ndarray]
+    ) -> None:
         n = rec["ph"].shape[0]
         self.k = param_arrays(kp, n)
         self.q = param_arrays(qp, n)
@@ -468,8 +523,15 @@ class _Model:
         self.logit_gal0 = np.log(self.q["gal0"] / (1.0 - self.q["gal0"]))
 
     # -- per-step terms (depend on time and inputs only, not on the state) --------------
-    def step_terms(self, t: float, T: np.ndarray, feed_lph: np.ndarray, kla_mult: np.ndarray,
-                   contam: np.ndarray, do_sp_true: np.ndarray) -> dict[str, Any]:
+    def step_terms(
+        self,
+        t: float,
+        T: np.ndarray,
+        feed_lph: np.ndarray,
+        kla_mult: np.ndarray,
+        contam: np.ndarray,
+        do_sp_true: np.ndarray,
+    ) -> dict[str, Any]:
         """Everything in the right-hand side that does not depend on the state (held over a step)."""
         k, q, med, ves = self.k, self.q, self.med, self.ves
         age_d = t / 24.0
@@ -482,21 +544,36 @@ class _Model:
         c_sp = do_sp_true / 100.0 * csat
         running = kla_mult > 0.5
         return dict(
-            T=T, feed=feed_lph, contam=contam, running=running, csat=csat, c_sp=c_sp,
-            drive=np.maximum(csat - c_sp, 1e-6), ko=k["k_do"] / 100.0 * csat,
+            T=T,
+            feed=feed_lph,
+            contam=contam,
+            running=running,
+            csat=csat,
+            c_sp=c_sp,
+            drive=np.maximum(csat - c_sp, 1e-6),
+            ko=k["k_do"] / 100.0 * csat,
             mu_pre=k["mu_max"] / 24.0 * f_t * (1.0 - contam),
             qo2_h=k["qo2"] / 24.0 * q10,
             our_contam=dev.CONTAM_OUR_MMOL_L_H * contam,
-            kd_pre=(k["kd0"] + k["kd_age"] * _sigmoid((age_d - k["age_mid_day"]) / 1.2)
-                    + k["kd_heat"] * np.maximum(T - 38.5, 0.0) + dev.CONTAM_DEATH_PER_D * contam) / 24.0,
-            m_glc_h=k["m_glc"] / 24.0 * q10, m_gln_h=k["m_gln"] / 24.0 * q10, m_aa_h=k["m_aa"] / 24.0 * q10,
+            kd_pre=(
+                k["kd0"]
+                + k["kd_age"] * _sigmoid((age_d - k["age_mid_day"]) / 1.2)
+                + k["kd_heat"] * np.maximum(T - 38.5, 0.0)
+                + dev.CONTAM_DEATH_PER_D * contam
+            )
+            / 24.0,
+            m_glc_h=k["m_glc"] / 24.0 * q10,
+            m_gln_h=k["m_gln"] / 24.0 * q10,
+            m_aa_h=k["m_aa"] / 24.0 * q10,
             gln_deg_h=k["k_gln_deg"] / 24.0 * q10,
             glc_contam=dev.CONTAM_GLC_G_L_H * contam,
             s_rest=(1.0 - _sigmoid((age_d - k["lac_switch_day"]) / 0.8))
             * (1.0 - np.minimum(np.maximum((36.5 - T) * 0.4, 0.0), 1.0)),
             qp_h=k["qp"] * 1e-3 / 24.0 * (1.0 + k["qp_shift_gain"] * np.minimum(np.maximum(-dT * 0.25, 0.0), 1.5)),
             kagg_h=q["k_agg"] / 24.0 * np.exp(dT / q["agg_temp_scale"]),
-            glc_in=feed_lph * med.glc_feed, gln_in=feed_lph * med.gln_feed, aa_in=feed_lph * med.aa_feed,
+            glc_in=feed_lph * med.glc_feed,
+            gln_in=feed_lph * med.gln_feed,
+            aa_in=feed_lph * med.aa_feed,
             s_in=feed_lph * med.osm_feed_other,
         )
 
@@ -536,7 +613,7 @@ class _Model:
         k, q, med = self.k, self.q, self.med
         V = y[_V]
         inv_v = 1.0 / V
-        amt = np.maximum(y[_XV:_P + 1], 0.0)  # XV XD GLC GLN LAC AMM AA P (amounts)
+        amt = np.maximum(y[_XV : _P + 1], 0.0)  # XV XD GLC GLN LAC AMM AA P (amounts)
         XV, XD, _, GLN = amt[0], amt[1], amt[2], amt[3]
         conc = amt * inv_v
         xv, xd, G, Q, L, A, N, P = conc
@@ -551,8 +628,14 @@ class _Model:
         rl = L * self.inv_ki_lac
         ra = A * self.inv_ki_amm
         dph = (ph - 7.0) * (1.0 / 0.45)
-        f_x = (f_glc * f_gln * f_aa / ((1.0 + rl * rl) * (1.0 + ra * ra))
-               * _sigmoid((k["osm_crit"] - osm) * (1.0 / 15.0)) * np.exp(-dph * dph))
+        f_x = (
+            f_glc
+            * f_gln
+            * f_aa
+            / ((1.0 + rl * rl) * (1.0 + ra * ra))
+            * _sigmoid((k["osm_crit"] - osm) * (1.0 / 15.0))
+            * np.exp(-dph * dph)
+        )
         mu_nodo = st["mu_pre"] * f_x
         our = st["qo2_h"] * xv * (0.8 + 0.2 * mu_nodo * self.inv_mu_max_h) + st["our_contam"]
         agit, air, o2, do_true, our_act = self.cascade(our, V, st)
@@ -565,9 +648,13 @@ class _Model:
         a2 = np.square(A * (1.0 / 15.0))
         l2 = np.square(L * 0.25)
         d2 = np.square(do_true)
-        kd = st["kd_pre"] + (k["kd_starv"] * starv + k["kd_amm"] * a2 / (1.0 + a2) + k["kd_lac"] * l2 / (1.0 + l2)
-                             + k["kd_osm"] * 0.01 * np.maximum(osm - 420.0, 0.0)
-                             + k["kd_anoxia"] / (1.0 + d2)) * (1.0 / 24.0)
+        kd = st["kd_pre"] + (
+            k["kd_starv"] * starv
+            + k["kd_amm"] * a2 / (1.0 + a2)
+            + k["kd_lac"] * l2 / (1.0 + l2)
+            + k["kd_osm"] * 0.01 * np.maximum(osm - 420.0, 0.0)
+            + k["kd_anoxia"] / (1.0 + d2)
+        ) * (1.0 / 24.0)
 
         # glucose uptake [g/h per 1e9 cells], contaminant uptake [g/h]
         q_glc = (mu * self.inv_yx_glc + st["m_glc_h"]) * G / (0.05 + G)
@@ -576,8 +663,10 @@ class _Model:
         rs = G * self.inv_lac_switch
         rs2 = rs * rs
         s = 1.0 - st["s_rest"] * (rs2 * rs2 / (1.0 + rs2 * rs2))
-        q_lac = (k["y_lac_glc"] * q_glc * (1.0 - 0.85 * s) * np.exp(1.5 * (ph - 7.0))
-                 - k["q_lac_cons"] / 24.0 * L / (0.3 + L) * s)
+        q_lac = (
+            k["y_lac_glc"] * q_glc * (1.0 - 0.85 * s) * np.exp(1.5 * (ph - 7.0))
+            - k["q_lac_cons"] / 24.0 * L / (0.3 + L) * s
+        )
         lac_contam = dev.CONTAM_LAC_YIELD * glc_contam
         # glutamine, amino acids, ammonia
         q_gln = (mu * k["q_gln"] + st["m_gln_h"]) * Q / (0.1 + Q)
@@ -585,15 +674,24 @@ class _Model:
         gln_deg = st["gln_deg_h"] * GLN
         amm_rate = (k["y_amm_gln"] * q_gln + k["y_amm_aa"] * q_aa) * XV + gln_deg  # mmol/h
         # product and its quality
-        r_p = (st["qp_h"] * (1.0 + k["qp_osm_gain"] * np.minimum(np.maximum((osm - 300.0) * 0.01, 0.0), 1.5))
-               * k["ki_amm_qp"] / (k["ki_amm_qp"] + A) * (0.3 + 0.7 * N / (0.5 + N))) * XV  # g/h
+        r_p = (
+            st["qp_h"]
+            * (1.0 + k["qp_osm_gain"] * np.minimum(np.maximum((osm - 300.0) * 0.01, 0.0), 1.5))
+            * k["ki_amm_qp"]
+            / (k["ki_amm_qp"] + A)
+            * (0.3 + 0.7 * N / (0.5 + N))
+        ) * XV  # g/h
         # product quality weights: passive accumulators, evaluated once per step (first stage)
         qual = None if aux else st.get("_qual")
         if qual is None:
             viab = xv / np.maximum(xv + xd, 1e-9)
             rgs = G * 2.5
-            gal = _sigmoid(self.logit_gal0 - q["k_gal_amm"] * 0.25 * (A - 4.0)
-                           - q["k_gal_starv"] / (1.0 + rgs * rgs * rgs) - q["k_gal_viab"] * (1.0 - viab))
+            gal = _sigmoid(
+                self.logit_gal0
+                - q["k_gal_amm"] * 0.25 * (A - 4.0)
+                - q["k_gal_starv"] / (1.0 + rgs * rgs * rgs)
+                - q["k_gal_viab"] * (1.0 - viab)
+            )
             dosm = (osm - 320.0) * 0.01
             man5 = q["man5_0"] * np.exp(q["k_man5_osm"] * dosm) * (1.0 + q["k_man5_amm"] * A)
             afuc = man5 + q["afuc_complex0"] * (1.0 + q["k_afuc_osm"] * dosm)
@@ -637,9 +735,24 @@ class _Model:
         if not aux:
             return dy
         return dict(
-            agitation=agit, air_flow=air, o2_flow=o2, do_true=do_true, our=our_act,
-            u_base=u_base, u_co2=u_co2, ph=ph, osmolality=osm, viability=100.0 * viab, vcd=xv,
-            dead_cells=xd, glucose=G, glutamine=Q, lactate=L, ammonia=A, amino_acids=N, titer=P,
+            agitation=agit,
+            air_flow=air,
+            o2_flow=o2,
+            do_true=do_true,
+            our=our_act,
+            u_base=u_base,
+            u_co2=u_co2,
+            ph=ph,
+            osmolality=osm,
+            viability=100.0 * viab,
+            vcd=xv,
+            dead_cells=xd,
+            glucose=G,
+            glutamine=Q,
+            lactate=L,
+            ammonia=A,
+            amino_acids=N,
+            titer=P,
         )
 
 
@@ -655,7 +768,7 @@ def feed_command(rec: dict[str, np.ndarray], t: np.ndarray, dt: float, end_h: np
     ``feed_start_day``; bolus: the daily volume over the first hour of each feed day.
     """
     tb = np.asarray(t, dtype=float)[None, :]
-    c = lambda a: np.asarray(a, dtype=float)[:, None]  # noqa: E731
+    c = lambda a: np.asarray(a, dtype=float)[:, None]
     daily_l = c(rec["feed_rate_pct_per_day"]) / 100.0 * c(rec["working_volume_l"])
     fs = c(rec["feed_start_day"]) * 24.0
     endc = c(end_h)
@@ -667,32 +780,68 @@ def feed_command(rec: dict[str, np.ndarray], t: np.ndarray, dt: float, end_h: np
     return np.where(c(rec["feed_bolus"]) > 0.5, bolus_frac * daily_l, cont)
 
 
-def _exogenous(rec: dict[str, np.ndarray], faults: Faults, t: np.ndarray, dt: float, end_h: np.ndarray
-               ) -> dict[str, np.ndarray]:
+def _exogenous(
+    rec: dict[str, np.ndarray], faults: Faults, t: np.ndarray, dt: float, end_h: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per-step inputs (n_batches, n_steps), zero-order hold over each step.
 
     Temperature setpoint and actual temperature, commanded and delivered feed [L/h], kLa
     multiplier (agitator), contaminant intensity, DO probe gain and the true-DO target.
     """
     tb = t[None, :]
-    c = lambda a: np.asarray(a, dtype=float)[:, None]  # noqa: E731
+    c = lambda a: np.asarray(a, dtype=float)[:, None]
     shift_h = c(rec["temp_shift_day"]) * 24.0
     t_sp = c(rec["temperature_c"]) + (c(rec["temp_shift_c"]) - c(rec["temperature_c"])) * np.clip(
-        (tb + 0.5 * dt - shift_h) / 2.0, 0.0, 1.0)
+        (tb + 0.5 * dt - shift_h) / 2.0, 0.0, 1.0
+    )
     feed_nominal = feed_command(rec, t, dt, end_h)
     # process deviations (temperature excursion, feed error, contamination)
     t_act, feed_cmd, contam = dev.apply(faults, tb, dt, t_sp, feed_nominal)
     # feed pump wear and tubing rupture (running hours counted on the recipe feed schedule)
-    eff = eq.pump_delivery_factor(feed_nominal > 0.0, dt, faults.pump_run_h0, faults.pump_life_h,
-                                  faults.pump_down_h, faults.pump_wear_max)
+    eff = eq.pump_delivery_factor(
+        feed_nominal > 0.0, dt, faults.pump_run_h0, faults.pump_life_h, faults.pump_down_h, faults.pump_wear_max
+    )
     feed = feed_cmd * eff
     # agitator failure -> kLa collapses
     fail = c(faults.agitator_fail_h)
     kla_mult = 1.0 - _overlap(tb, dt, fail, fail + c(faults.agitator_down_h))
     kla_mult = np.where(kla_mult > 0.5, 1.0, 0.0)
     gain = eq.do_probe_gain(tb, faults.do_drift_per_day, faults.do_restd_h)
-    return dict(t_sp=t_sp, t_act=t_act, feed_nominal=feed_nominal, feed_cmd=feed_cmd, feed=feed, kla_mult=kla_mult,
-                contam=contam, do_gain=gain, do_sp_true=c(rec["do_pct"]) / gain)
+    return dict(
+        t_sp=t_sp,
+        t_act=t_act,
+        feed_nominal=feed_nominal,
+        feed_cmd=feed_cmd,
+        feed=feed,
+        kla_mult=kla_mult,
+        contam=contam,
+        do_gain=gain,
+        do_sp_true=c(rec["do_pct"]) / gain,
+    )
+
+
+#: ``simulate_batches(inputs=...)`` keys -> the per-step exogenous array they replace
+INPUT_KEYS: dict[str, str] = {"temperature": "t_act", "feed_lph": "feed"}
+
+
+def _override_inputs(ex: dict[str, np.ndarray], inputs: Mapping[str, np.ndarray] | None, n: int) -> None:
+    """Replace per-step exogenous inputs by the finite entries of ``inputs`` (in place)."""
+    if not inputs:
+        return
+    unknown = set(inputs) - set(INPUT_KEYS)
+    if unknown:
+        raise ValueError(f"unknown inputs {sorted(unknown)}; expected a subset of {sorted(INPUT_KEYS)}")
+    for key, target in INPUT_KEYS.items():
+        if key not in inputs:
+            continue
+        a = np.asarray(inputs[key], dtype=float)
+        if a.ndim != 2 or a.shape[0] != n:
+            raise ValueError(f"inputs[{key!r}] has shape {a.shape}, expected ({n}, n_steps)")
+        dst = ex[target]
+        m = min(a.shape[1], dst.shape[1])
+        part = dst[:, :m]
+        ok = np.isfinite(a[:, :m])
+        part[ok] = a[:, :m][ok]
 
 
 def _initial_state(rec: dict[str, np.ndarray], med: Medium) -> np.ndarray:
@@ -723,6 +872,7 @@ def simulate_batches(
     vessel: Vessel | None = None,
     sample_offset_h: float | np.ndarray = 2.0,
     end_h: np.ndarray | None = None,
+    inputs: Mapping[str, np.ndarray] | None = None,
 ) -> BatchResult:
     """Integrate many fed-batch cultures at once (RK4, fixed step ``dt_h``).
 
@@ -738,6 +888,11 @@ def simulate_batches(
         daily samples of ``medium.sample_volume_l`` are withdrawn at offset + 24 k.
     end_h: actual end of each culture [h] (default: ``duration_days`` * 24); an aborted batch
         ends early. Series are NaN after it, harvest values are taken at it.
+    inputs: measured (or planned) inputs that replace the recipe's, per integration step
+        ``[k dt_h, (k+1) dt_h)``: ``temperature`` (actual culture temperature, degC) and/or
+        ``feed_lph`` (delivered feed, L/h), arrays (n_batches, m) for steps ``k < m``; NaN (and
+        every step ``k >= m``) = the recipe's value with its faults. This is how the live mirror
+        (``twin.mirror``) replays what a running batch actually received.
     """
     kp = params or KineticParams()
     qpar = quality or QualityParams()
@@ -754,6 +909,7 @@ def simulate_batches(
     rec_every = max(1, int(round(record_every_h / dt_h)))
     t_steps = np.arange(n_steps + 1) * dt_h  # inputs also at the final time (for its record)
     ex = _exogenous(rec, faults, t_steps, dt_h, end_h)
+    _override_inputs(ex, inputs, n)
     model = _Model(kp, qpar, med, ves, rec)
 
     # end-of-culture step per batch, sample events
@@ -771,8 +927,9 @@ def simulate_batches(
     end_set = set(end_step.tolist())
     ri = 0
     h = dt_h
-    t_sp, t_act, feed, klam, contam, dosp = (ex[k] for k in ("t_sp", "t_act", "feed", "kla_mult", "contam",
-                                                              "do_sp_true"))
+    t_sp, t_act, feed, klam, contam, dosp = (
+        ex[k] for k in ("t_sp", "t_act", "feed", "kla_mult", "contam", "do_sp_true")
+    )
     for s in range(n_steps + 1):
         if s == rec_idx[ri]:
             states[ri] = y
@@ -810,11 +967,13 @@ def simulate_batches(
     ex_r = {k: v[:, rec_idx] for k, v in ex.items()}
     # algebraic outputs on (n_rec, n) so that per-batch (n,) parameters broadcast
     st = np.ascontiguousarray(np.moveaxis(states, 1, 0))  # (NS, n_rec, n)
-    terms = model.step_terms(t_rec[:, None], ex_r["t_act"].T, ex_r["feed"].T, ex_r["kla_mult"].T,
-                             ex_r["contam"].T, ex_r["do_sp_true"].T)
+    terms = model.step_terms(
+        t_rec[:, None], ex_r["t_act"].T, ex_r["feed"].T, ex_r["kla_mult"].T, ex_r["contam"].T, ex_r["do_sp_true"].T
+    )
     aux = model.rates(st, terms, aux=True)
-    series: dict[str, np.ndarray] = {k: np.ascontiguousarray(v.T) for k, v in aux.items()
-                                     if k not in ("u_base", "u_co2")}
+    series: dict[str, np.ndarray] = {
+        k: np.ascontiguousarray(v.T) for k, v in aux.items() if k not in ("u_base", "u_co2")
+    }
     states = np.moveaxis(states, 0, 2)  # (NS, n, n_rec)
     V = states[_V]
     series["volume"] = V
@@ -833,14 +992,25 @@ def simulate_batches(
     u_base = aux["u_base"].T
     u_co2 = aux["u_co2"].T
     series["co2_flow"] = u_co2 / 1000.0 / ves.co2_absorption * _SL_PER_MOL / 60.0
-    gas = offgas(series["our"], V, u_base, u_co2, series["air_flow"], series["o2_flow"], series["co2_flow"],
-                 model.k["rq"] if np.ndim(model.k["rq"]) == 0 else model.k["rq"][:, None])
+    gas = offgas(
+        series["our"],
+        V,
+        u_base,
+        u_co2,
+        series["air_flow"],
+        series["o2_flow"],
+        series["co2_flow"],
+        model.k["rq"] if np.ndim(model.k["rq"]) == 0 else model.k["rq"][:, None],
+    )
     series.update(gas)
-    series.update(mechanical_signals(series["agitation"], V, series["air_flow"] + series["o2_flow"]
-                                     + series["co2_flow"], ves))
-    diam = cell_diameter_um(series["temperature"], t_rec[None, :],
-                            model.k["cell_diam_um"] if np.ndim(model.k["cell_diam_um"]) == 0
-                            else model.k["cell_diam_um"][:, None])
+    series.update(
+        mechanical_signals(series["agitation"], V, series["air_flow"] + series["o2_flow"] + series["co2_flow"], ves)
+    )
+    diam = cell_diameter_um(
+        series["temperature"],
+        t_rec[None, :],
+        model.k["cell_diam_um"] if np.ndim(model.k["cell_diam_um"]) == 0 else model.k["cell_diam_um"][:, None],
+    )
     series["capacitance"] = capacitance_pf_cm(series["vcd"], diam)
     after = t_rec[None, :] > end_h[:, None] + 1e-9
     for v in series.values():
@@ -865,8 +1035,14 @@ def simulate_batches(
         "ivcd": hs[_IVC],
         "ammonia": hs[_AMM] / Vh,
         "lactate": hs[_LAC] / Vh,
-        "osmolality": (hs[_S] / Vh + hs[_GLC] / Vh * 1000.0 / _MW_GLC + hs[_LAC] / Vh * 1000.0 / _MW_LAC
-                       + hs[_GLN] / Vh + hs[_AMM] / Vh + hs[_AA] / Vh),
+        "osmolality": (
+            hs[_S] / Vh
+            + hs[_GLC] / Vh * 1000.0 / _MW_GLC
+            + hs[_LAC] / Vh * 1000.0 / _MW_LAC
+            + hs[_GLN] / Vh
+            + hs[_AMM] / Vh
+            + hs[_AA] / Vh
+        ),
         "g0f": 100.0 * cf * (1.0 - g) ** 2,
         "g1f": 100.0 * cf * 2.0 * g * (1.0 - g),
         "g2f": 100.0 * cf * g * g,
@@ -878,23 +1054,45 @@ def simulate_batches(
     harvest = {k: np.broadcast_to(np.asarray(v, dtype=float), (n,)).copy() for k, v in harvest.items()}
     rng = np.random.default_rng(seed)
     noisy = dict(harvest)
-    for key, sd in (("g0f", qpar.sd_g0f), ("g1f", qpar.sd_g1f), ("g2f", qpar.sd_g2f), ("man5", qpar.sd_man5),
-                    ("afucosylation", qpar.sd_afuc), ("hmw", qpar.sd_hmw)):
+    for key, sd in (
+        ("g0f", qpar.sd_g0f),
+        ("g1f", qpar.sd_g1f),
+        ("g2f", qpar.sd_g2f),
+        ("man5", qpar.sd_man5),
+        ("afucosylation", qpar.sd_afuc),
+        ("hmw", qpar.sd_hmw),
+    ):
         noisy[key] = np.maximum(harvest[key] + rng.normal(0.0, sd, n), 0.0)
     events = {
         "pump_fail_h": eq.pump_failure_time(ex["feed_nominal"] > 0.0, dt_h, faults.pump_run_h0, faults.pump_life_h),
         "agitator_fail_h": np.where(faults.agitator_fail_h < end_h, faults.agitator_fail_h, np.inf),
     }
     events["pump_fail_h"] = np.where(events["pump_fail_h"] < end_h, events["pump_fail_h"], np.inf)
-    return BatchResult(t_h=t_rec, series=series, harvest=harvest, harvest_noisy=noisy, recipes=rec,
-                       end_h=end_h, dt_h=dt_h, events=events)
+    return BatchResult(
+        t_h=t_rec,
+        series=series,
+        harvest=harvest,
+        harvest_noisy=noisy,
+        recipes=rec,
+        end_h=end_h,
+        dt_h=dt_h,
+        events=events,
+    )
 
 
 # --------------------------------------------------------------------------- derived signals
 
 
-def offgas(our: np.ndarray, V: np.ndarray, u_base: np.ndarray, u_co2: np.ndarray, air: np.ndarray,
-           o2: np.ndarray, co2: np.ndarray, rq: float | np.ndarray) -> dict[str, np.ndarray]:
+def offgas(
+    our: np.ndarray,
+    V: np.ndarray,
+    u_base: np.ndarray,
+    u_co2: np.ndarray,
+    air: np.ndarray,
+    o2: np.ndarray,
+    co2: np.ndarray,
+    rq: float | np.ndarray,
+) -> dict[str, np.ndarray]:
     """Exhaust gas composition (dry, %) and the net CO2 evolution rate from a gas balance.
 
     O2 out = O2 in - OUR*V; CO2 out = CO2 in - CO2 absorbed (pH control) + respiration CO2
@@ -911,12 +1109,16 @@ def offgas(our: np.ndarray, V: np.ndarray, u_base: np.ndarray, u_co2: np.ndarray
     o2_out = np.maximum(o2_in - o2_used, 0.0)
     co2_out = np.maximum(co2_in + co2_made, 0.0)
     tot = np.maximum(inert + o2_out + co2_out, 1e-12)
-    return {"offgas_o2": 100.0 * o2_out / tot, "offgas_co2": 100.0 * co2_out / tot,
-            "cer": cer + (0.5 * u_base - u_co2) / np.maximum(V, 1e-9)}
+    return {
+        "offgas_o2": 100.0 * o2_out / tot,
+        "offgas_co2": 100.0 * co2_out / tot,
+        "cer": cer + (0.5 * u_base - u_co2) / np.maximum(V, 1e-9),
+    }
 
 
-def mechanical_signals(agit_rpm: np.ndarray, V: np.ndarray, gas_slpm: np.ndarray, ves: Vessel,
-                       bearing_severity: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+def mechanical_signals(
+    agit_rpm: np.ndarray, V: np.ndarray, gas_slpm: np.ndarray, ves: Vessel, bearing_severity: np.ndarray | float = 0.0
+) -> dict[str, np.ndarray]:
     """Weight, headspace pressure, agitator vibration and motor current (noise-free)."""
     vib, cur = eq.agitator_signals(agit_rpm, bearing_severity)
     return {

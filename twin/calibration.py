@@ -32,12 +32,22 @@ DEFAULT_FIT: dict[str, tuple[float, float]] = {
 #: residual scale per analyte (≈ assay SD + model error), in the analyte's unit
 DEFAULT_SCALES: dict[str, float] = {"titer": 0.15, "vcd": 1.0}
 
-SETPOINT_COLUMNS = ("temperature_c", "temp_shift_day", "temp_shift_c", "ph", "do_pct",
-                    "feed_rate_pct_per_day", "seed_density_e6_per_ml", "working_volume_l")
+SETPOINT_COLUMNS = (
+    "temperature_c",
+    "temp_shift_day",
+    "temp_shift_c",
+    "ph",
+    "do_pct",
+    "feed_rate_pct_per_day",
+    "seed_density_e6_per_ml",
+    "working_volume_l",
+)
 
 
 @dataclass
 class CalibrationResult:
+    """A calibration: fitted parameters, RMSE before/after per analyte, points used and solver info."""
+
     params: dict[str, float]
     initial: dict[str, float]
     bounds: dict[str, tuple[float, float]]
@@ -51,14 +61,22 @@ class CalibrationResult:
     batch_ids: list[str] = field(default_factory=list)
 
     def kinetic_params(self, base: KineticParams | None = None) -> KineticParams:
+        """``base`` (default the twin's defaults) with the fitted parameters."""
         return replace(base or KineticParams(), **self.params)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per fitted parameter (+ the fit errors repeated) — the Delta table layout."""
         rows = []
         for k, v in self.params.items():
-            rows.append({"parameter": k, "initial": self.initial[k], "fitted": v,
-                         "lower_bound": self.bounds[k][0], "upper_bound": self.bounds[k][1]})
+            rows.append(
+                {
+                    "parameter": k,
+                    "initial": self.initial[k],
+                    "fitted": v,
+                    "lower_bound": self.bounds[k][0],
+                    "upper_bound": self.bounds[k][1],
+                }
+            )
         df = pd.DataFrame(rows)
         for a in self.rmse_before:
             df[f"rmse_before_{a}"] = self.rmse_before[a]
@@ -69,6 +87,7 @@ class CalibrationResult:
         return df
 
     def summary(self) -> dict[str, Any]:
+        """The calibration's figures as a JSON-safe dict."""
         d = asdict(self)
         d.pop("batch_ids", None)
         return d
@@ -100,8 +119,16 @@ def recipes_from_batches(batches: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 class _Problem:
-    def __init__(self, recipes: dict[str, np.ndarray], obs: pd.DataFrame, names: list[str],
-                 base: KineticParams, scales: Mapping[str, float], dt_h: float, rel_step: float) -> None:
+    def __init__(
+        self,
+        recipes: dict[str, np.ndarray],
+        obs: pd.DataFrame,
+        names: list[str],
+        base: KineticParams,
+        scales: Mapping[str, float],
+        dt_h: float,
+        rel_step: float,
+    ) -> None:
         self.rec = recipes
         self.n = recipes["ph"].shape[0]
         self.names = names
@@ -172,15 +199,24 @@ class _Problem:
     def rmse(self, resid_scaled: np.ndarray) -> dict[str, float]:
         raw = resid_scaled * self.obs_scale
         out = {a: float(np.sqrt(np.mean(raw[self.obs_a == a] ** 2))) for a in self.analytes}
-        out["scaled_total"] = float(np.sqrt(np.mean(resid_scaled ** 2)))
+        out["scaled_total"] = float(np.sqrt(np.mean(resid_scaled**2)))
         return out
 
 
-def calibrate(batches: pd.DataFrame, assays: pd.DataFrame, fit: Mapping[str, tuple[float, float]] | None = None,
-              base: KineticParams | None = None, analytes: Sequence[str] = ("titer", "vcd"),
-              scales: Mapping[str, float] | None = None, dt_h: float = 1.0, max_batches: int | None = 24,
-              max_nfev: int = 25, loss: str = "soft_l1", seed: int = 0, rel_step: float = 1e-3,
-              ) -> CalibrationResult:
+def calibrate(
+    batches: pd.DataFrame,
+    assays: pd.DataFrame,
+    fit: Mapping[str, tuple[float, float]] | None = None,
+    base: KineticParams | None = None,
+    analytes: Sequence[str] = ("titer", "vcd"),
+    scales: Mapping[str, float] | None = None,
+    dt_h: float = 1.0,
+    max_batches: int | None = 24,
+    max_nfev: int = 25,
+    loss: str = "soft_l1",
+    seed: int = 0,
+    rel_step: float = 1e-3,
+) -> CalibrationResult:
     """Fit ``fit`` parameters (name → bounds) to the assays of ``batches``.
 
     ``batches``: ``dim_batches``-like rows (``batch_id``, setpoints, ``duration_h``; aborted
@@ -215,16 +251,21 @@ def calibrate(batches: pd.DataFrame, assays: pd.DataFrame, fit: Mapping[str, tup
     hi = np.log([fit[k][1] for k in names])
     x0 = np.clip(np.log(x0_nat), lo + 1e-9, hi - 1e-9)
     r0 = prob.fun(x0)
-    sol = least_squares(prob.fun, x0, jac=prob.jac, bounds=(lo, hi), loss=loss, f_scale=1.0,
-                        max_nfev=max_nfev, x_scale=1.0)
+    sol = least_squares(
+        prob.fun, x0, jac=prob.jac, bounds=(lo, hi), loss=loss, f_scale=1.0, max_nfev=max_nfev, x_scale=1.0
+    )
     r1 = prob.fun(sol.x)
     return CalibrationResult(
         params={k: float(v) for k, v in zip(names, np.exp(sol.x))},
         initial={k: float(v) for k, v in zip(names, x0_nat)},
         bounds={k: (float(fit[k][0]), float(fit[k][1])) for k in names},
-        rmse_before=prob.rmse(r0), rmse_after=prob.rmse(r1), n_batches=len(b),
+        rmse_before=prob.rmse(r0),
+        rmse_after=prob.rmse(r1),
+        n_batches=len(b),
         n_points={an: int((a["analyte"] == an).sum()) for an in prob.analytes},
-        n_evaluations=prob.n_sim, success=bool(sol.success), message=str(sol.message),
+        n_evaluations=prob.n_sim,
+        success=bool(sol.success),
+        message=str(sol.message),
         batch_ids=list(b["batch_id"]),
     )
 

@@ -1,134 +1,71 @@
-"""The ``lakehouse`` console script: argparse subcommands from a registry.
+"""The twin's own command line, ``python -m twin``: the simulator standalone.
 
-Any module can add a subcommand without touching this file::
+    python -m twin simulate --out data/lake --days 30
+    python -m twin export-plant --out data/demo-plant-export
 
-    from twin.cli import command
-
-    def _args(p):                      # optional: add arguments to the subparser
-        p.add_argument("--partition")
-
-    @command("ingest", help="Ingest landing files into bronze", add_arguments=_args)
-    def ingest(args) -> int:           # return an exit code (None = 0)
-        ...
-
-``main`` discovers such modules in two ways (import errors inside an existing module are
-*not* swallowed):
-
-1. the conventional modules in :data:`PLUGIN_MODULES` (``orchestration.cli``, ``assets.cli``,
-   ``ml.cli``, ``lakehouse.cli``, ``ingest.cli``) are imported if they exist;
-2. entry points in the group ``lakehouse.commands`` (``module`` or ``module:callable``; a
-   callable is called with the registry).
-
-Environment is read only here (never in library code): ``LAKEHOUSE_ROOT`` (default ``--out``)
-and, for ``s3://`` outputs, ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
-``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, passed down as fsspec/s3fs ``storage_options``.
+The product's ``lakehouse`` command (``bioprocess_cli``) offers the same two subcommands with
+the same options (it reuses :func:`add_simulate_arguments` and :func:`simulate_command`) and
+adds the S3 settings of the environment for ``s3://`` outputs. Standalone, an ``s3://``
+output uses what s3fs finds itself (the standard AWS variables).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.metadata
 import json
-import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-ENTRY_POINT_GROUP = "lakehouse.commands"
-PLUGIN_MODULES: tuple[str, ...] = ("orchestration.cli", "lakehouse.ingest.cli", "twin.foreign_export")
+from twin.foreign_export import EXPORT_HELP, add_export_arguments, export_command
+from twin.site import SiteConfig
 
-Handler = Callable[[argparse.Namespace], "int | None"]
-ArgsFn = Callable[[argparse.ArgumentParser], None]
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    help: str
-    handler: Handler
-    add_arguments: ArgsFn | None = None
+SIMULATE_HELP = "simulate the site and write the landing zone"
 
 
-#: name -> Command; filled by :func:`command` / :func:`register_command`.
-COMMANDS: dict[str, Command] = {}
-
-
-def register_command(name: str, handler: Handler, help: str = "", add_arguments: ArgsFn | None = None) -> Command:
-    """Register (or replace) subcommand ``name``."""
-    cmd = Command(name, help, handler, add_arguments)
-    COMMANDS[name] = cmd
-    return cmd
-
-
-def command(name: str, help: str = "", add_arguments: ArgsFn | None = None) -> Callable[[Handler], Handler]:
-    """Decorator form of :func:`register_command`."""
-
-    def deco(fn: Handler) -> Handler:
-        register_command(name, fn, help=help, add_arguments=add_arguments)
-        return fn
-
-    return deco
-
-
-def _load_plugins() -> None:
-    for mod in PLUGIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not (mod == exc.name or mod.startswith(exc.name + ".")):
-                raise
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        obj = ep.load()
-        if callable(obj):
-            obj(COMMANDS)
-
-
-def s3_storage_options_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
-    """fsspec/s3fs storage options from the standard AWS environment variables."""
-    env = dict(os.environ) if env is None else env
-    opts: dict[str, Any] = {}
-    if env.get("AWS_ACCESS_KEY_ID"):
-        opts["key"] = env["AWS_ACCESS_KEY_ID"]
-    if env.get("AWS_SECRET_ACCESS_KEY"):
-        opts["secret"] = env["AWS_SECRET_ACCESS_KEY"]
-    client: dict[str, Any] = {}
-    if env.get("AWS_ENDPOINT_URL"):
-        client["endpoint_url"] = env["AWS_ENDPOINT_URL"]
-    if env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"):
-        client["region_name"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    if client:
-        opts["client_kwargs"] = client
-    return opts
-
-
-# --------------------------------------------------------------------------- simulate
-
-
-def _simulate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default=os.environ.get("LAKEHOUSE_ROOT", "data/lake"),
-                   help="lake root: a local folder or s3://bucket/prefix (landing/ is written under it); "
-                        "default $LAKEHOUSE_ROOT or data/lake")
-    p.add_argument("--bioreactors", type=int, default=4, help="number of bioreactors BR-101, BR-102, ...")
-    p.add_argument("--start", default="2026-01-01", help="first UTC day (YYYY-MM-DD)")
-    p.add_argument("--days", type=int, default=90, help="number of days to simulate")
-    p.add_argument("--interval", type=float, default=60.0, help="historian logging interval in seconds")
-    p.add_argument("--seed", type=int, default=7, help="random seed (same seed => identical files)")
-    p.add_argument("--workers", type=int, default=2, help="threads building historian files")
+def add_simulate_arguments(p: argparse.ArgumentParser, default_out: str = "data/lake") -> None:
+    """Options of ``simulate`` (defaults: :class:`twin.site.SiteConfig`)."""
+    d = SiteConfig()
+    p.add_argument(
+        "--out",
+        default=default_out,
+        help="lake root: a local folder or s3://bucket/prefix (landing/ is written under it); "
+        "default $LAKEHOUSE_ROOT or data/lake",
+    )
+    p.add_argument("--bioreactors", type=int, default=d.bioreactors, help="number of bioreactors BR-101, BR-102, ...")
+    p.add_argument("--start", default=d.start, help="first UTC day (YYYY-MM-DD)")
+    p.add_argument("--days", type=int, default=d.days, help="number of days to simulate")
+    p.add_argument("--interval", type=float, default=d.interval_s, help="historian logging interval in seconds")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed => identical files)")
+    p.add_argument("--workers", type=int, default=d.workers, help="threads building historian files")
     p.add_argument("--no-trajectories", action="store_true", help="skip landing/_truth/trajectories/")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _simulate(args: argparse.Namespace) -> int:
-    from twin.site import SiteConfig, simulate_site
+def simulate_command(args: argparse.Namespace, storage_options: dict[str, Any] | None = None) -> int:
+    """Simulate the site of ``args`` into ``args.out`` and print the summary as JSON.
+
+    Parameters
+    ----------
+    args
+        Parsed :func:`add_simulate_arguments` options.
+    storage_options
+        fsspec/s3fs options for an ``s3://`` output (``None``: s3fs defaults).
+    """
+    from twin.site import simulate_site
 
     out = str(args.out)
-    storage_options = s3_storage_options_from_env() if out.startswith(("s3://", "s3a://")) else None
     if out.startswith("s3a://"):
-        out = "s3://" + out[len("s3a://"):]
-    cfg = SiteConfig(start=args.start, days=args.days, bioreactors=args.bioreactors, interval_s=args.interval,
-                     seed=args.seed, workers=args.workers, write_trajectories=not args.no_trajectories)
+        out = "s3://" + out[len("s3a://") :]
+    cfg = SiteConfig(
+        start=args.start,
+        days=args.days,
+        bioreactors=args.bioreactors,
+        interval_s=args.interval,
+        seed=args.seed,
+        workers=args.workers,
+        write_trajectories=not args.no_trajectories,
+    )
     bar = None
     progress = None
     if not args.quiet:
@@ -155,39 +92,23 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-register_command("simulate", _simulate, help="simulate the site and write the landing zone",
-                 add_arguments=_simulate_args)
-
-
-# --------------------------------------------------------------------------- main
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakehouse", description="Bioprocess lakehouse command line")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name in sorted(COMMANDS):
-        cmd = COMMANDS[name]
-        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
-        if cmd.add_arguments is not None:
-            cmd.add_arguments(p)
-        p.set_defaults(_handler=cmd.handler)
+    """``python -m twin`` with the subcommands ``simulate`` and ``export-plant``."""
+    parser = argparse.ArgumentParser(prog="python -m twin", description="Digital twin of a mAb site")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    p = sub.add_parser("simulate", help=SIMULATE_HELP, description=SIMULATE_HELP)
+    add_simulate_arguments(p)
+    p.set_defaults(_handler=simulate_command)
+    p = sub.add_parser("export-plant", help=EXPORT_HELP, description=EXPORT_HELP)
+    add_export_arguments(p)
+    p.set_defaults(_handler=export_command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lakehouse`` console script.
-
-    Plugin modules (which may import heavy frameworks) are only loaded when the requested
-    subcommand is not built in, or for ``--help``.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    first = next((a for a in argv if not a.startswith("-")), None)
-    if first is None or first not in COMMANDS:
-        _load_plugins()
+    """Entry point of ``python -m twin``."""
     args = build_parser().parse_args(argv)
-    rc = args._handler(args)
-    return int(rc or 0)
+    return int(args._handler(args) or 0)
 
 
 if __name__ == "__main__":

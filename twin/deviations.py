@@ -36,6 +36,8 @@ CONTAM_DEATH_PER_D = 1.5  # 1/d extra host-cell death
 
 
 class DeviationType(IntEnum):
+    """Kinds of process deviation the twin injects (``NONE`` = none)."""
+
     NONE = 0
     CONTAMINATION = 1
     TEMPERATURE_FAULT = 2
@@ -43,6 +45,7 @@ class DeviationType(IntEnum):
 
     @property
     def label(self) -> str:
+        """The deviation's name as written to the ground truth (``""`` for none)."""
         return "" if self is DeviationType.NONE else self.name.lower()
 
 
@@ -65,11 +68,13 @@ class DeviationDraw:
     detect_h: np.ndarray  # when operators detect it (contamination: batch aborted then); inf if never
 
     def label(self, i: int) -> str:
+        """Label of the deviation of batch ``i``."""
         return DeviationType(int(self.dev_type[i])).label
 
 
-def sample_deviations(rng: np.random.Generator, duration_h: np.ndarray,
-                      rates: dict[DeviationType, float] | None = None) -> DeviationDraw:
+def sample_deviations(
+    rng: np.random.Generator, duration_h: np.ndarray, rates: dict[DeviationType, float] | None = None
+) -> DeviationDraw:
     """Draw at most one deviation per batch with onset inside the culture."""
     rates = DEFAULT_RATES if rates is None else rates
     n = duration_h.shape[0]
@@ -99,8 +104,9 @@ def sample_deviations(rng: np.random.Generator, duration_h: np.ndarray,
             missed = u[1, i] < 0.5
             mag[i] = 0.0 if missed else 1.8 + 0.7 * u[2, i]
             dur[i] = (18.0 + 30.0 * u[3, i]) if missed else (10.0 + 14.0 * u[3, i])
-    return DeviationDraw(dev_type=dev_type.astype(np.int64), onset_h=onset, magnitude=mag, duration_h=dur,
-                         detect_h=detect)
+    return DeviationDraw(
+        dev_type=dev_type.astype(np.int64), onset_h=onset, magnitude=mag, duration_h=dur, detect_h=detect
+    )
 
 
 def _col(a: Any) -> np.ndarray:
@@ -122,8 +128,9 @@ def contamination_intensity(t: np.ndarray, onset_h: np.ndarray, magnitude: np.nd
     return np.where(t >= on, val, 0.0)
 
 
-def temperature_excursion(t: np.ndarray, onset_h: np.ndarray, magnitude: np.ndarray, duration_h: np.ndarray,
-                          tau_h: float = 1.0) -> np.ndarray:
+def temperature_excursion(
+    t: np.ndarray, onset_h: np.ndarray, magnitude: np.ndarray, duration_h: np.ndarray, tau_h: float = 1.0
+) -> np.ndarray:
     """Temperature offset [C] of a control fault: first-order rise, hold, first-order recovery."""
     on = _finite_col(onset_h)
     off = on + _col(duration_h)
@@ -135,8 +142,9 @@ def temperature_excursion(t: np.ndarray, onset_h: np.ndarray, magnitude: np.ndar
     return _col(magnitude) * shape
 
 
-def apply(faults: Any, t: np.ndarray, dt: float, t_sp: np.ndarray, feed_cmd: np.ndarray
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def apply(
+    faults: Any, t: np.ndarray, dt: float, t_sp: np.ndarray, feed_cmd: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply the deviations in ``faults`` (a ``twin.bioreactor.Faults``) to per-step inputs.
 
     Returns (actual temperature, commanded feed [L/h], contaminant intensity), each
@@ -146,8 +154,7 @@ def apply(faults: Any, t: np.ndarray, dt: float, t_sp: np.ndarray, feed_cmd: np.
     onset = np.where(typ > 0, faults.dev_onset_h, np.inf)
     tc = t + 0.5 * dt  # step mid-point
     is_t = typ == DeviationType.TEMPERATURE_FAULT
-    t_act = t_sp + temperature_excursion(tc, np.where(is_t, onset, np.inf), faults.dev_magnitude,
-                                         faults.dev_duration_h)
+    t_act = t_sp + temperature_excursion(tc, np.where(is_t, onset, np.inf), faults.dev_magnitude, faults.dev_duration_h)
     is_c = typ == DeviationType.CONTAMINATION
     contam = contamination_intensity(tc, np.where(is_c, onset, np.inf), faults.dev_magnitude)
     is_f = typ == DeviationType.FEED_ERROR

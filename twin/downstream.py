@@ -89,8 +89,9 @@ def _smooth_steps(v_cv: np.ndarray, bounds_cv: np.ndarray, levels: np.ndarray, t
     return out
 
 
-def simulate_capture_cycle(rng: np.random.Generator, load_volume_l: float, titer_g_l: float,
-                           column: ColumnHealth, hcp_mau: float = 700.0) -> CaptureCycle:
+def simulate_capture_cycle(
+    rng: np.random.Generator, load_volume_l: float, titer_g_l: float, column: ColumnHealth, hcp_mau: float = 700.0
+) -> CaptureCycle:
     """One Protein A cycle on ``column`` (its ``cycles`` is the count *before* this cycle)."""
     cv = COLUMN_VOLUME_L
     area_cm2 = np.pi * (COLUMN_DIAMETER_CM / 2.0) ** 2
@@ -146,14 +147,14 @@ def simulate_capture_cycle(rng: np.random.Generator, load_volume_l: float, titer
     x = np.clip(v_cv - v_bounds[3] - 0.4, 0.0, None)
     k_shape, scale = 3.0, 0.22
     shape = np.where(x > 0, x ** (k_shape - 1.0) * np.exp(-x / scale), 0.0)
-    norm = scale ** k_shape * 2.0  # Gamma(3) = 2
+    norm = scale**k_shape * 2.0  # Gamma(3) = 2
     conc_el = eluted / (cv * norm) * shape  # g/L in the eluate
     uv_el = np.minimum(conc_el * uv_mab_per_gl, UV_SATURATION_MAU)
     uv = np.where(in_el, uv_el, uv)
     # strip: residual protein
     in_st = ph_idx == 4
     xs = np.clip(v_cv - v_bounds[4] - 0.3, 0.0, None)
-    conc_st = stripped / (cv * 0.25 ** 2) * xs * np.exp(-xs / 0.25) if stripped > 0 else 0.0 * xs
+    conc_st = stripped / (cv * 0.25**2) * xs * np.exp(-xs / 0.25) if stripped > 0 else 0.0 * xs
     uv = np.where(in_st, np.minimum(conc_st * uv_mab_per_gl + 20.0, UV_SATURATION_MAU), uv)
     in_cip = ph_idx == 5
     uv = np.where(in_cip, 40.0 * np.exp(-(v_cv - v_bounds[5]) / 1.0) + 5.0, uv)
@@ -165,7 +166,7 @@ def simulate_capture_cycle(rng: np.random.Generator, load_volume_l: float, titer
     above = np.minimum(ce * uv_mab_per_gl, UV_SATURATION_MAU) >= 300.0
     if above.any():
         i0, i1 = int(np.argmax(above)), len(above) - int(np.argmax(above[::-1])) - 1
-        pool_mass = float(np.trapezoid(ce[i0:i1 + 1], xe[i0:i1 + 1]) * cv)
+        pool_mass = float(np.trapezoid(ce[i0 : i1 + 1], xe[i0 : i1 + 1]) * cv)
         pool_volume = float((xe[i1] - xe[i0]) * cv)
     else:
         pool_mass, pool_volume = 0.0, 0.0
@@ -205,9 +206,16 @@ def simulate_capture_cycle(rng: np.random.Generator, load_volume_l: float, titer
     }
     bounds = [(names[i], float(t_bounds[i]), float(t_bounds[i + 1])) for i in range(len(names))]
     return CaptureCycle(
-        curves=curves, phase_bounds_s=bounds, duration_s=total_s, load_volume_l=load_volume_l,
-        load_mass_g=load_mass, pool_volume_l=pool_volume, pool_mass_g=pool_mass, max_pressure_bar=max_p,
-        step_yield_pct=100.0 * pool_mass / max(load_mass, 1e-9), result=result,
+        curves=curves,
+        phase_bounds_s=bounds,
+        duration_s=total_s,
+        load_volume_l=load_volume_l,
+        load_mass_g=load_mass,
+        pool_volume_l=pool_volume,
+        pool_mass_g=pool_mass,
+        max_pressure_bar=max_p,
+        step_yield_pct=100.0 * pool_mass / max(load_mass, 1e-9),
+        result=result,
     )
 
 
@@ -227,6 +235,10 @@ BUFFER_COND_MS_CM = 1.2
 
 @dataclass
 class UfdfRun:
+    """One UF/DF (TFF) run: its curves, phase bounds, duration, final volume and concentration,
+    step yield, mean flux and result.
+    """
+
     curves: dict[str, np.ndarray]
     phase_bounds_s: list[tuple[str, float, float]]
     duration_s: float
@@ -242,8 +254,13 @@ def _flux(c: np.ndarray | float, perm: float, tmp: float = TMP_SETPOINT_BAR) -> 
     return np.minimum(LP_NEW_LMH_BAR * perm * tmp, K_MASS_LMH * (0.6 + 0.4 * perm) * np.log(C_GEL_G_L / c))
 
 
-def simulate_ufdf(rng: np.random.Generator, pool_volume_l: float, pool_conc_g_l: float, membrane: MembraneHealth,
-                  pool_cond_ms_cm: float = 4.5) -> UfdfRun:
+def simulate_ufdf(
+    rng: np.random.Generator,
+    pool_volume_l: float,
+    pool_conc_g_l: float,
+    membrane: MembraneHealth,
+    pool_cond_ms_cm: float = 4.5,
+) -> UfdfRun:
     """One UF/DF run on ``membrane`` (its ``uses`` is the count *before* this run)."""
     perm = membrane.permeability() * float(rng.normal(1.0, 0.02))
     area = MEMBRANE_AREA_M2
@@ -325,7 +342,7 @@ def simulate_ufdf(rng: np.random.Generator, pool_volume_l: float, pool_conc_g_l:
     ret_p = np.where(rec, 0.1 * np.exp(-(t - bounds[-1][1]) / 120.0), ret_p)
     p_perm = np.where(rec, 0.0, p_perm)
     tmp = (feed_p + ret_p) / 2.0 - p_perm
-    noise = lambda sd: rng.normal(0.0, sd, t.shape)  # noqa: E731
+    noise = lambda sd: rng.normal(0.0, sd, t.shape)
     flux_meas = np.maximum(flux * (1.0 + noise(0.015)), 0.0)
     yield_frac = float(np.clip(rng.normal(0.975, 0.006), 0.94, 0.995))
     final_volume = mass0 * yield_frac / DS_TARGET_G_L
@@ -344,7 +361,12 @@ def simulate_ufdf(rng: np.random.Generator, pool_volume_l: float, pool_conc_g_l:
         "phase": phase,
     }
     return UfdfRun(
-        curves=curves, phase_bounds_s=bounds, duration_s=float(t[-1] + dt), final_volume_l=final_volume,
-        final_concentration_g_l=final_conc, step_yield_pct=100.0 * yield_frac, mean_flux_lmh=mean_flux,
+        curves=curves,
+        phase_bounds_s=bounds,
+        duration_s=float(t[-1] + dt),
+        final_volume_l=final_volume,
+        final_concentration_g_l=final_conc,
+        step_yield_pct=100.0 * yield_frac,
+        mean_flux_lmh=mean_flux,
         result="pass" if min_perm_ok else "low_flux",
     )

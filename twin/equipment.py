@@ -77,7 +77,7 @@ def agitator_signals(rpm: np.ndarray, severity: np.ndarray | float = 0.0) -> tup
     running = rpm > 1.0
     sev = np.asarray(severity, dtype=float)
     vib = np.where(running, 0.5 + 0.4 * n * n + 6.0 * sev * np.sqrt(n), 0.05)
-    cur = np.where(running, (1.8 + 2.6 * n ** 3) * (1.0 + 0.18 * sev), 0.0)
+    cur = np.where(running, (1.8 + 2.6 * n**3) * (1.0 + 0.18 * sev), 0.0)
     return vib, cur
 
 
@@ -95,15 +95,17 @@ def sample_pump_life(rng: np.random.Generator) -> float:
     return float(rng.uniform(*PUMP_LIFE_RANGE_H))
 
 
-def pump_efficiency(run_h: np.ndarray | float, life_h: np.ndarray | float,
-                    wear_max: np.ndarray | float = PUMP_WEAR_AT_FAILURE) -> np.ndarray:
+def pump_efficiency(
+    run_h: np.ndarray | float, life_h: np.ndarray | float, wear_max: np.ndarray | float = PUMP_WEAR_AT_FAILURE
+) -> np.ndarray:
     """Delivered / commanded flow of a worn tubing after ``run_h`` running hours."""
     x = np.clip(np.asarray(run_h, dtype=float) / np.asarray(life_h, dtype=float), 0.0, 1.0)
     return 1.0 - np.asarray(wear_max) * x * x
 
 
-def pump_delivery_factor(running: np.ndarray, dt: float, run_h0: np.ndarray, life_h: np.ndarray,
-                         down_h: np.ndarray, wear_max: np.ndarray) -> np.ndarray:
+def pump_delivery_factor(
+    running: np.ndarray, dt: float, run_h0: np.ndarray, life_h: np.ndarray, down_h: np.ndarray, wear_max: np.ndarray
+) -> np.ndarray:
     """Per-step delivered/commanded factor (n_batches, n_steps) of the feed pump in a batch.
 
     ``running`` (n, n_steps) is where the pump is commanded. Running hours accumulate from
@@ -125,10 +127,15 @@ def pump_delivery_factor(running: np.ndarray, dt: float, run_h0: np.ndarray, lif
     return eff * (1.0 - down)
 
 
-def pump_tolerance_hours(life_h: np.ndarray | float, wear_max: np.ndarray | float = PUMP_WEAR_AT_FAILURE,
-                         tolerance: float = PUMP_FLOW_TOLERANCE) -> np.ndarray:
+def pump_tolerance_hours(
+    life_h: np.ndarray | float,
+    wear_max: np.ndarray | float = PUMP_WEAR_AT_FAILURE,
+    tolerance: float = PUMP_FLOW_TOLERANCE,
+) -> np.ndarray:
     """Running hours at which delivered/commanded falls to ``tolerance`` (functional failure)."""
-    return np.asarray(life_h, dtype=float) * np.sqrt(np.minimum((1.0 - tolerance) / np.asarray(wear_max, dtype=float), 1.0))
+    return np.asarray(life_h, dtype=float) * np.sqrt(
+        np.minimum((1.0 - tolerance) / np.asarray(wear_max, dtype=float), 1.0)
+    )
 
 
 def pump_failure_time(running: np.ndarray, dt: float, run_h0: np.ndarray, life_h: np.ndarray) -> np.ndarray:
@@ -181,6 +188,7 @@ class ColumnHealth:
 
     @classmethod
     def new(cls, rng: np.random.Generator, column_id: str, cycles: int = 0) -> ColumnHealth:
+        """A Protein A column with its own fouling rate, after ``cycles`` cycles."""
         return cls(column_id, cycles, float(rng.uniform(110.0, 190.0)), float(rng.uniform(0.0025, 0.0045)))
 
     def fouling(self, cycle: float | None = None) -> float:
@@ -189,10 +197,12 @@ class ColumnHealth:
         return 1.0 + self.foul_rate * c + 0.9 * (c / self.life_cycles) ** 4
 
     def dbc_factor(self, cycle: float | None = None) -> float:
+        """Dynamic binding capacity relative to a new column after ``cycle`` cycles (default: now)."""
         c = self.cycles if cycle is None else cycle
         return max(0.55, 1.0 - 0.0016 * c)
 
     def recovery(self, cycle: float | None = None) -> float:
+        """Step recovery (fraction) after ``cycle`` cycles (default: now)."""
         c = self.cycles if cycle is None else cycle
         return max(0.85, 0.975 - 0.00015 * c)
 
@@ -212,6 +222,7 @@ class MembraneHealth:
 
     @classmethod
     def new(cls, rng: np.random.Generator, membrane_id: str, uses: int = 0) -> MembraneHealth:
+        """A TFF membrane cassette with its own fouling rate, after ``uses`` uses."""
         return cls(membrane_id, uses, float(rng.uniform(20.0, 34.0)))
 
     def permeability(self, use: float | None = None) -> float:
@@ -249,5 +260,7 @@ class FailureRecord:
 
 
 EQUIPMENT_TYPES: dict[str, str] = {
-    "AGT": "agitator", "FP": "feed_pump", "DO": "do_probe",
+    "AGT": "agitator",
+    "FP": "feed_pump",
+    "DO": "do_probe",
 }

@@ -63,12 +63,23 @@ _DECIMALS = [t[2] for t in TAGS]
 _AR_PHI = 0.97
 # culture series -> tag (interpolated linearly unless zero-order hold)
 _CULTURE_MAP: tuple[tuple[str, str, bool], ...] = (
-    ("TEMP.PV", "temperature", False), ("TEMP.SP", "temperature_sp", False), ("PH.PV", "ph", False),
-    ("DO.PV", "dissolved_oxygen", False), ("AGIT.PV", "agitation", False), ("AIR.FLOW", "air_flow", False),
-    ("O2.FLOW", "o2_flow", False), ("CO2.FLOW", "co2_flow", False), ("OFFGAS.O2", "offgas_o2", False),
-    ("OFFGAS.CO2", "offgas_co2", False), ("CAP.PV", "capacitance", False), ("BASE.TOT", "base_total", False),
-    ("FEED.FLOW.SP", "feed_flow_sp", True), ("FEED.FLOW.PV", "feed_flow", True), ("FEED.TOT", "feed_total", False),
-    ("WEIGHT.PV", "weight", False), ("PRESS.PV", "pressure", False),
+    ("TEMP.PV", "temperature", False),
+    ("TEMP.SP", "temperature_sp", False),
+    ("PH.PV", "ph", False),
+    ("DO.PV", "dissolved_oxygen", False),
+    ("AGIT.PV", "agitation", False),
+    ("AIR.FLOW", "air_flow", False),
+    ("O2.FLOW", "o2_flow", False),
+    ("CO2.FLOW", "co2_flow", False),
+    ("OFFGAS.O2", "offgas_o2", False),
+    ("OFFGAS.CO2", "offgas_co2", False),
+    ("CAP.PV", "capacitance", False),
+    ("BASE.TOT", "base_total", False),
+    ("FEED.FLOW.SP", "feed_flow_sp", True),
+    ("FEED.FLOW.PV", "feed_flow", True),
+    ("FEED.TOT", "feed_total", False),
+    ("WEIGHT.PV", "weight", False),
+    ("PRESS.PV", "pressure", False),
 )
 HEADER = b"timestamp,tag,value,unit,quality\n"
 DENSITY = 1.02
@@ -77,6 +88,8 @@ AMBIENT_O2, AMBIENT_CO2 = 20.95, 0.04
 
 @dataclass
 class Segment:
+    """One stretch of a unit's time line (prepare, inoculate, culture, harvest, drain, idle) in hours."""
+
     kind: str  # prepare | inoculate | culture | harvest | drain | idle
     t0: float  # hours since the simulation start
     t1: float
@@ -85,12 +98,15 @@ class Segment:
 
 @dataclass
 class UnitTimeline:
+    """A unit's time line: its segments and installed agitator bearings (for the vibration signals)."""
+
     unit_id: str
     segments: list[Segment] = field(default_factory=list)
     # bearings: (installed_h, onset_h, fail_h); the last installed before t is in service
     bearings: list[tuple[float, float, float]] = field(default_factory=list)
 
     def severity(self, t: np.ndarray) -> np.ndarray:
+        """Bearing wear severity at times ``t`` (hours), from the bearing installed at each time."""
         sev = np.zeros_like(t)
         for inst, onset, fail in self.bearings:
             m = t >= inst
@@ -145,14 +161,17 @@ def _fill_prepare(V: np.ndarray, Q: np.ndarray, tau: np.ndarray, b: BatchSignals
     temp = np.where(cond, tsp, temp)
     V[:, _IDX["TEMP.PV"]] = temp
     V[:, _IDX["TEMP.SP"]] = np.where(cip, 75.0, np.where(sip, 122.0, tsp))
-    V[:, _IDX["PH.PV"]] = np.where(cip, 12.4, np.where(sip | cool, 7.6, np.where(
-        fill, 7.35, b.ph + 0.05 + 0.25 * np.exp(-(tau - 11.0) / 1.5))))
-    V[:, _IDX["DO.PV"]] = np.where(sip, 3.0, np.where(cond, b.do_pct + (100.0 - b.do_pct) * np.exp(
-        -np.clip(tau - 12.0, 0.0, None) / 1.0), 100.0))
+    V[:, _IDX["PH.PV"]] = np.where(
+        cip, 12.4, np.where(sip | cool, 7.6, np.where(fill, 7.35, b.ph + 0.05 + 0.25 * np.exp(-(tau - 11.0) / 1.5)))
+    )
+    V[:, _IDX["DO.PV"]] = np.where(
+        sip, 3.0, np.where(cond, b.do_pct + (100.0 - b.do_pct) * np.exp(-np.clip(tau - 12.0, 0.0, None) / 1.0), 100.0)
+    )
     Q[:, _IDX["PH.PV"]] = np.where(cip | sip, 64, Q[:, _IDX["PH.PV"]])
     Q[:, _IDX["DO.PV"]] = np.where(cip | sip, 64, Q[:, _IDX["DO.PV"]])
-    agit = np.where(cip, 40.0, np.where(sip | cool, 30.0, np.where(fill, np.where(ffrac > 0.3, b.agit_min, 0.0),
-                                                                   b.agit_min)))
+    agit = np.where(
+        cip, 40.0, np.where(sip | cool, 30.0, np.where(fill, np.where(ffrac > 0.3, b.agit_min, 0.0), b.agit_min))
+    )
     V[:, _IDX["AGIT.PV"]] = agit
     V[:, _IDX["AIR.FLOW"]] = np.where(cond, b.air_min, 0.0)
     V[:, _IDX["CO2.FLOW"]] = np.where(cond, 0.02 * b.v0_l / 1000.0 * np.exp(-(tau - 11.0) / 3.0), 0.0)
@@ -163,8 +182,9 @@ def _fill_prepare(V: np.ndarray, Q: np.ndarray, tau: np.ndarray, b: BatchSignals
     weight = np.where(fill, w_fill * ffrac, weight)
     weight = np.where(cond, w_fill, weight)
     V[:, _IDX["WEIGHT.PV"]] = weight
-    V[:, _IDX["PRESS.PV"]] = np.where(cip, 0.3, np.where(sip, 1.1, np.where(
-        cool, 0.15 + 0.95 * np.exp(-(tau - 6.5) / 0.5), 0.15)))
+    V[:, _IDX["PRESS.PV"]] = np.where(
+        cip, 0.3, np.where(sip, 1.1, np.where(cool, 0.15 + 0.95 * np.exp(-(tau - 6.5) / 0.5), 0.15))
+    )
     V[:, _IDX["BASE.TOT"]] = 0.0
     V[:, _IDX["FEED.TOT"]] = 0.0
 
@@ -225,14 +245,14 @@ def ar1_filter(e: np.ndarray, phi: float, block: int = 64) -> np.ndarray:
     n = e.shape[0]
     out = np.empty_like(e, dtype=float)
     k = np.arange(block, dtype=float)
-    pw = phi ** k
+    pw = phi**k
     inv = 1.0 / pw
     carry = np.zeros(e.shape[1:])
     for s in range(0, n, block):
         m = min(block, n - s)
-        y = np.cumsum(e[s:s + m] * inv[:m, None], axis=0) * pw[:m, None]
+        y = np.cumsum(e[s : s + m] * inv[:m, None], axis=0) * pw[:m, None]
         y += carry[None, ...] * (phi * pw[:m, None])
-        out[s:s + m] = y
+        out[s : s + m] = y
         carry = y[-1]
     return out
 
@@ -250,13 +270,33 @@ class HistorianDay:
     idle_totals: dict[int, tuple[float, float]]  # batch -> (base mL, feed mL) held afterwards
 
 
-def build_unit_day(day: HistorianDay, t0: np.datetime64, rng: np.random.Generator) -> bytes:
-    """CSV bytes of one unit-day of historian readings."""
+@dataclass
+class DayReadings:
+    """The readings of one unit-day exactly as the historian records them (what its CSV holds).
+
+    ``ts`` (n,) ``datetime64[ms]`` UTC, one per kept scan (historian gaps are absent),
+    ``values`` (n, NT) rounded as exported, ``quality`` (n, NT) 192 / 64 / 0; column j is tag
+    ``f"{unit_id}.{TAG_NAMES[j]}"`` in ``TAG_UNITS[TAG_NAMES[j]]``.
+    """
+
+    unit_id: str
+    ts: np.ndarray
+    values: np.ndarray
+    quality: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of readings."""
+        return int(self.ts.shape[0])
+
+
+def unit_day_readings(day: HistorianDay, t0: np.datetime64, rng: np.random.Generator) -> DayReadings:
+    """The readings of one unit-day (the content of :func:`build_unit_day`'s CSV, as arrays)."""
     step_h = day.interval_s / 3600.0
     n = int(round(24.0 / step_h))
     n = int(min(n, np.ceil((day.t_end_h - day.day_start_h) / step_h - 1e-9)))
     if n <= 0:
-        return HEADER
+        return DayReadings(day.unit_id, np.empty(0, "datetime64[ms]"), np.empty((0, NT)), np.empty((0, NT), np.int16))
     t = day.day_start_h + np.arange(n) * step_h
     V = np.zeros((n, NT))
     Q = np.full((n, NT), 192, dtype=np.int16)
@@ -290,7 +330,7 @@ def build_unit_day(day: HistorianDay, t0: np.datetime64, rng: np.random.Generato
     # noise
     w = rng.standard_normal((n, NT))
     ar = np.flatnonzero(_AR)
-    w[:, ar] = np.sqrt(1.0 - _AR_PHI ** 2) * ar1_filter(w[:, ar], _AR_PHI)
+    w[:, ar] = np.sqrt(1.0 - _AR_PHI**2) * ar1_filter(w[:, ar], _AR_PHI)
     w2 = rng.standard_normal((n, NT))
     on = np.where(_ZERO_OFF, np.abs(V) > 1e-9, True)
     V = V + on * (_ABS_SD * w + _REL_SD * np.abs(V) * w2)
@@ -315,16 +355,24 @@ def build_unit_day(day: HistorianDay, t0: np.datetime64, rng: np.random.Generato
     V += 0.0
     jitter = rng.integers(0, 1000, n)
     ms = np.round(t * 3_600_000.0).astype(np.int64) + jitter
-    ts_str = np.char.add(np.datetime_as_string(t0 + ms.astype("timedelta64[ms]"), unit="ms"), "Z")
     rows = np.flatnonzero(keep)
-    nr = rows.shape[0]
+    return DayReadings(day.unit_id, (t0 + ms.astype("timedelta64[ms]"))[rows], V[rows], Q[rows])
+
+
+def build_unit_day(day: HistorianDay, t0: np.datetime64, rng: np.random.Generator) -> bytes:
+    """CSV bytes of one unit-day of historian readings."""
+    r = unit_day_readings(day, t0, rng)
+    if r.n == 0:
+        return HEADER
+    ts_str = np.char.add(np.datetime_as_string(r.ts, unit="ms"), "Z")
+    nr = r.n
     tag_col, unit_col, row_idx = _constant_columns(day.unit_id, nr)
-    qual = np.where(Q[rows] == 192, 0, np.where(Q[rows] == 64, 1, 2)).astype(np.int8).ravel()
+    qual = np.where(r.quality == 192, 0, np.where(r.quality == 64, 1, 2)).astype(np.int8).ravel()
     table = pa.Table.from_arrays(
         [
-            pa.array(ts_str[rows]).take(row_idx),
+            pa.array(ts_str).take(row_idx),
             tag_col,
-            pa.array(V[rows].ravel()),
+            pa.array(r.values.ravel()),
             unit_col,
             _QUALITY_STR.take(pa.array(qual)),
         ],

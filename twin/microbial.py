@@ -153,6 +153,7 @@ class FaultType(IntEnum):
 
     @property
     def label(self) -> str:
+        """Lower-case name of the fault (empty for no fault)."""
         return "" if self is FaultType.NONE else self.name.lower()
 
 
@@ -287,8 +288,10 @@ class FermentationFaults:
 
     @classmethod
     def none(cls, n: int) -> FermentationFaults:
-        return cls(np.zeros(n, dtype=np.int64), np.full(n, np.inf), np.zeros(n), np.zeros(n),
-                   np.zeros(n, dtype=np.int64))
+        """No fault in any of ``n`` batches."""
+        return cls(
+            np.zeros(n, dtype=np.int64), np.full(n, np.inf), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
+        )
 
     def __len__(self) -> int:
         return int(self.fault_type.shape[0])
@@ -311,8 +314,9 @@ def as_arrays(cls: type, values: Any) -> dict[str, np.ndarray]:
             raise ValueError(f"{cls.__name__} arrays have different lengths: {sorted(lengths)}")
         n = lengths.pop() if lengths else 1
         default = cls()
-        return {k: np.broadcast_to(np.asarray(values.get(k, getattr(default, k)), dtype=float), (n,)).copy()
-                for k in names}
+        return {
+            k: np.broadcast_to(np.asarray(values.get(k, getattr(default, k)), dtype=float), (n,)).copy() for k in names
+        }
     values = list(values)
     if not values:
         raise ValueError(f"no {cls.__name__}")
@@ -327,8 +331,9 @@ def water_vapour_kpa(t_c: FloatOrArray) -> FloatOrArray:
     return np.exp(16.3872 - 3885.70 / (np.asarray(t_c) + 230.170))
 
 
-def do_saturation_mg_l(t_c: FloatOrArray, p_abs_bar: FloatOrArray, y_o2: FloatOrArray = Y_O2_AIR,
-                       salting_out: float = 0.95) -> FloatOrArray:
+def do_saturation_mg_l(
+    t_c: FloatOrArray, p_abs_bar: FloatOrArray, y_o2: FloatOrArray = Y_O2_AIR, salting_out: float = 0.95
+) -> FloatOrArray:
     """O2 solubility [mg/L] in the broth in equilibrium with a gas of O2 fraction ``y_o2`` (dry).
 
     Water at 1 atm air (cubic fit of the Benson-Krause table, 0-40 C) x salting-out x
@@ -340,8 +345,7 @@ def do_saturation_mg_l(t_c: FloatOrArray, p_abs_bar: FloatOrArray, y_o2: FloatOr
     return c_1atm * salting_out * (np.asarray(p_abs_bar) - pw) / (P_ATM - pw) * np.asarray(y_o2) / Y_O2_AIR
 
 
-def do_equilibrium(kla: FloatOrArray, cstar: FloatOrArray, our_max: FloatOrArray, ko: FloatOrArray
-                   ) -> FloatOrArray:
+def do_equilibrium(kla: FloatOrArray, cstar: FloatOrArray, our_max: FloatOrArray, ko: FloatOrArray) -> FloatOrArray:
     """DO [same unit as ``cstar``] where transfer kLa(C* - C) meets a Monod uptake our_max·C/(ko + C).
 
     ``kla`` [1/h], ``our_max`` [concentration/h]. The positive root of the quadratic; it rises
@@ -352,8 +356,13 @@ def do_equilibrium(kla: FloatOrArray, cstar: FloatOrArray, our_max: FloatOrArray
     return (-b + np.sqrt(b * b + 4.0 * kla * kla * cstar * ko)) / (2.0 * kla)
 
 
-def offgas_rates(air_slpm: FloatOrArray, o2_slpm: FloatOrArray, y_o2_out: FloatOrArray,
-                 y_co2_out: FloatOrArray, volume_l: FloatOrArray) -> tuple[FloatOrArray, FloatOrArray]:
+def offgas_rates(
+    air_slpm: FloatOrArray,
+    o2_slpm: FloatOrArray,
+    y_o2_out: FloatOrArray,
+    y_co2_out: FloatOrArray,
+    volume_l: FloatOrArray,
+) -> tuple[FloatOrArray, FloatOrArray]:
     """OUR and CER [mmol/L/h] the way an off-gas analyser computes them (inert-gas balance).
 
     Inlet: air (20.95 % O2, 0.04 % CO2) + pure O2; exhaust fractions are dry mole fractions.
@@ -377,18 +386,59 @@ def _implicit_monod(a: np.ndarray, b: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 #: units of ``FermentationResult.series``
 SERIES_UNITS: dict[str, str] = {
-    "mass": "kg", "volume": "L", "dcw": "g/L", "x_active": "g/L", "x_dead": "g/L", "x_contaminant": "g/L",
-    "glycerol": "g/L", "methanol": "g/L", "ethanol": "g/L", "acid": "g/L", "titer": "mg/L",
-    "induction": "1", "temperature": "degC", "temperature_sp": "degC", "ph": "pH", "ph_sp": "pH",
-    "do": "mg/L", "do_sp": "mg/L", "agitation": "rpm", "air_flow": "SL/min",
-    "o2_flow": "SL/min", "pressure": "bar(g)", "offgas_o2": "% (dry)", "offgas_co2": "% (dry)",
-    "our": "mmol/L/h", "cer": "mmol/L/h", "feed_sp": "kg/h", "feed_flow": "kg/h", "feed_total": "kg",
-    "base_flow": "g/h", "acid_flow": "g/h", "base_total": "kg", "acid_total": "kg", "evaporation_total": "kg",
-    "sample_total": "kg", "cw_flow": "L/min", "cw_in": "degC", "cw_out": "degC", "heat_kw": "kW",
-    "o2_total": "mol", "co2_total": "mol", "gly_consumed": "g", "meoh_consumed": "g", "meoh_sampled": "g",
-    "carbon_sampled": "C-mol", "carbon_in_vessel": "C-mol", "carbon_external": "C-mol", "phase": "code",
+    "mass": "kg",
+    "volume": "L",
+    "dcw": "g/L",
+    "x_active": "g/L",
+    "x_dead": "g/L",
+    "x_contaminant": "g/L",
+    "glycerol": "g/L",
+    "methanol": "g/L",
+    "ethanol": "g/L",
+    "acid": "g/L",
+    "titer": "mg/L",
+    "induction": "1",
+    "temperature": "degC",
+    "temperature_sp": "degC",
+    "ph": "pH",
+    "ph_sp": "pH",
+    "do": "mg/L",
+    "do_sp": "mg/L",
+    "agitation": "rpm",
+    "air_flow": "SL/min",
+    "o2_flow": "SL/min",
+    "pressure": "bar(g)",
+    "offgas_o2": "% (dry)",
+    "offgas_co2": "% (dry)",
+    "our": "mmol/L/h",
+    "cer": "mmol/L/h",
+    "feed_sp": "kg/h",
+    "feed_flow": "kg/h",
+    "feed_total": "kg",
+    "base_flow": "g/h",
+    "acid_flow": "g/h",
+    "base_total": "kg",
+    "acid_total": "kg",
+    "evaporation_total": "kg",
+    "sample_total": "kg",
+    "cw_flow": "L/min",
+    "cw_in": "degC",
+    "cw_out": "degC",
+    "heat_kw": "kW",
+    "o2_total": "mol",
+    "co2_total": "mol",
+    "gly_consumed": "g",
+    "meoh_consumed": "g",
+    "meoh_sampled": "g",
+    "carbon_sampled": "C-mol",
+    "carbon_in_vessel": "C-mol",
+    "carbon_external": "C-mol",
+    "phase": "code",
     "fault_active": "0/1",
-    "mu": "1/h", "rq": "1", "feed_tank": "kg", "cw_heat_kj": "kJ",
+    "mu": "1/h",
+    "rq": "1",
+    "feed_tank": "kg",
+    "cw_heat_kj": "kJ",
 }
 
 
@@ -418,6 +468,7 @@ class FermentationResult:
 
     @property
     def n_batches(self) -> int:
+        """Number of simulated batches."""
         return int(self.events["end_h"].shape[0])
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -427,8 +478,34 @@ class FermentationResult:
 # --------------------------------------------------------------------------- simulation
 
 # state rows
-(_M, _XA, _XD, _XC, _GLY, _MEOH, _ETOH, _ACID, _P, _PDEG, _T, _H, _IND,
- _FEED, _BASE, _ACIDT, _EVAP, _SAMP, _O2, _CO2, _CSAMP, _GCONS, _MCONS, _MSAMP, _QCW, _CEXT) = range(26)
+(
+    _M,
+    _XA,
+    _XD,
+    _XC,
+    _GLY,
+    _MEOH,
+    _ETOH,
+    _ACID,
+    _P,
+    _PDEG,
+    _T,
+    _H,
+    _IND,
+    _FEED,
+    _BASE,
+    _ACIDT,
+    _EVAP,
+    _SAMP,
+    _O2,
+    _CO2,
+    _CSAMP,
+    _GCONS,
+    _MCONS,
+    _MSAMP,
+    _QCW,
+    _CEXT,
+) = range(26)
 _NS = 26
 _AMOUNTS = np.array([_XA, _XD, _XC, _GLY, _MEOH, _ETOH, _ACID, _P, _PDEG, _H])
 
@@ -513,9 +590,31 @@ def simulate_fermentations(
 
     rec_idx = np.arange(0, n_steps + 1, record_every)
     n_rec = rec_idx.shape[0]
-    out_names = ["our", "cer", "do", "agitation", "air_flow", "o2_flow", "pressure", "offgas_o2", "offgas_co2",
-                 "temperature_sp", "ph", "feed_sp", "feed_flow", "base_flow", "acid_flow",
-                 "cw_flow", "cw_in", "cw_out", "heat_kw", "phase", "fault_active", "mu", "rq"]
+    out_names = [
+        "our",
+        "cer",
+        "do",
+        "agitation",
+        "air_flow",
+        "o2_flow",
+        "pressure",
+        "offgas_o2",
+        "offgas_co2",
+        "temperature_sp",
+        "ph",
+        "feed_sp",
+        "feed_flow",
+        "base_flow",
+        "acid_flow",
+        "cw_flow",
+        "cw_in",
+        "cw_out",
+        "heat_kw",
+        "phase",
+        "fault_active",
+        "mu",
+        "rq",
+    ]
     step_rec = {name: np.full((n, n_rec), np.nan) for name in out_names}
     state_rec = np.full((n_rec, _NS, n), np.nan)
     s_keys = ("dcw", "x_contaminant", "glycerol", "methanol", "ethanol", "titer")
@@ -527,16 +626,18 @@ def simulate_fermentations(
         t = s * h
         # ------------------------------------------------------------ controller events
         controlled |= (phase == Phase.GLYCEROL_BATCH) & (do_prev < rec["do_sp_mg_l"] + 0.2)
-        spike = (phase == Phase.GLYCEROL_BATCH) & active & (
-            (controlled & (do_prev > rec["do_sp_mg_l"] + 1.5)) | (t > 55.0))
+        spike = (
+            (phase == Phase.GLYCEROL_BATCH) & active & ((controlled & (do_prev > rec["do_sp_mg_l"] + 1.5)) | (t > 55.0))
+        )
         t_spike = np.where(spike, t, t_spike)
         phase = np.where(spike, int(Phase.TRANSITION), phase)
         start = (phase == Phase.TRANSITION) & active & (t >= t_spike + rec["hold_h"] - 1e-9)
         t_feed = np.where(start, t, t_feed)
         phase = np.where(start, int(Phase.INDUCTION), phase)
         onset_abs = np.where((f_anchor == 1) & start, t + f_onset_rel, onset_abs)
-        stop = (phase == Phase.INDUCTION) & active & (t >= t_feed + rec["induction_h"] - 1e-9) \
-            & (s % record_every == 0)  # the culture ends on a record
+        stop = (
+            (phase == Phase.INDUCTION) & active & (t >= t_feed + rec["induction_h"] - 1e-9) & (s % record_every == 0)
+        )  # the culture ends on a record
         if s == n_steps:
             stop = active.copy()
         end_h = np.where(stop, t, end_h)
@@ -552,17 +653,25 @@ def simulate_fermentations(
         armed = induced & (armed | (do_prev < rec["do_sp_mg_l"] + 0.5))
         # a DO rise while the pump delivered its setpoint means methanol is not being used (it is
         # accumulating); a DO rise with the pump short of its setpoint is starvation: keep feeding
-        feed_hold = armed & np.where(feed_hold, do_prev > rec["do_sp_mg_l"] + fv["interlock_off_mg_l"],
-                                     (do_prev > rec["do_sp_mg_l"] + fv["interlock_on_mg_l"]) & delivering)
+        feed_hold = armed & np.where(
+            feed_hold,
+            do_prev > rec["do_sp_mg_l"] + fv["interlock_off_mg_l"],
+            (do_prev > rec["do_sp_mg_l"] + fv["interlock_on_mg_l"]) & delivering,
+        )
 
         # ------------------------------------------------------------ samples (before the step)
         if samp.shape[1]:
             hit = (samp_step == s) & active[:, None]
             if hit.any():
                 V = y[_M] / fv["density_kg_l"]
-                vals = {"dcw": (y[_XA] + y[_XD] + y[_XC]) / V, "x_contaminant": y[_XC] / V,
-                        "glycerol": y[_GLY] / V, "methanol": y[_MEOH] / V, "ethanol": y[_ETOH] / V,
-                        "titer": y[_P] / V}
+                vals = {
+                    "dcw": (y[_XA] + y[_XD] + y[_XC]) / V,
+                    "x_contaminant": y[_XC] / V,
+                    "glycerol": y[_GLY] / V,
+                    "methanol": y[_MEOH] / V,
+                    "ethanol": y[_ETOH] / V,
+                    "titer": y[_P] / V,
+                }
                 for key, v in vals.items():
                     samples[key] = np.where(hit, v[:, None], samples[key])
                 took = hit.any(axis=1)
@@ -599,17 +708,37 @@ def simulate_fermentations(
     st = np.moveaxis(state_rec[:n_used], 0, 2)  # (NS, n, n_rec)
     V = st[_M] / fv["density_kg_l"]
     series: dict[str, np.ndarray] = {key: v[:, :n_used].copy() for key, v in step_rec.items()}
-    series.update({
-        "mass": st[_M], "volume": V, "dcw": (st[_XA] + st[_XD] + st[_XC]) / V, "x_active": st[_XA] / V,
-        "x_dead": st[_XD] / V, "x_contaminant": st[_XC] / V, "glycerol": st[_GLY] / V, "methanol": st[_MEOH] / V,
-        "ethanol": st[_ETOH] / V, "acid": st[_ACID] / V, "titer": st[_P] / V, "induction": st[_IND].copy(),
-        "temperature": st[_T].copy(), "feed_total": st[_FEED].copy(), "base_total": st[_BASE].copy(),
-        "acid_total": st[_ACIDT].copy(), "evaporation_total": st[_EVAP].copy(), "sample_total": st[_SAMP].copy(),
-        "o2_total": st[_O2].copy(), "co2_total": st[_CO2].copy(), "gly_consumed": st[_GCONS].copy(),
-        "meoh_consumed": st[_MCONS].copy(), "meoh_sampled": st[_MSAMP].copy(), "carbon_sampled": st[_CSAMP].copy(),
-        "carbon_in_vessel": _carbon_in_vessel(st), "cw_heat_kj": st[_QCW].copy(),
-        "carbon_external": st[_CEXT].copy(),
-    })
+    series.update(
+        {
+            "mass": st[_M],
+            "volume": V,
+            "dcw": (st[_XA] + st[_XD] + st[_XC]) / V,
+            "x_active": st[_XA] / V,
+            "x_dead": st[_XD] / V,
+            "x_contaminant": st[_XC] / V,
+            "glycerol": st[_GLY] / V,
+            "methanol": st[_MEOH] / V,
+            "ethanol": st[_ETOH] / V,
+            "acid": st[_ACID] / V,
+            "titer": st[_P] / V,
+            "induction": st[_IND].copy(),
+            "temperature": st[_T].copy(),
+            "feed_total": st[_FEED].copy(),
+            "base_total": st[_BASE].copy(),
+            "acid_total": st[_ACIDT].copy(),
+            "evaporation_total": st[_EVAP].copy(),
+            "sample_total": st[_SAMP].copy(),
+            "o2_total": st[_O2].copy(),
+            "co2_total": st[_CO2].copy(),
+            "gly_consumed": st[_GCONS].copy(),
+            "meoh_consumed": st[_MCONS].copy(),
+            "meoh_sampled": st[_MSAMP].copy(),
+            "carbon_sampled": st[_CSAMP].copy(),
+            "carbon_in_vessel": _carbon_in_vessel(st),
+            "cw_heat_kj": st[_QCW].copy(),
+            "carbon_external": st[_CEXT].copy(),
+        }
+    )
     series["ph_sp"] = np.broadcast_to(rec["ph_sp"][:, None], V.shape).copy()
     series["do_sp"] = np.broadcast_to(rec["do_sp_mg_l"][:, None], V.shape).copy()
     series["feed_tank"] = feed_tank0[:, None] - series["feed_total"]
@@ -620,23 +749,50 @@ def simulate_fermentations(
         v[after] = np.nan
     fault_end = np.where(is_contam, end_h, onset_abs + f_dur)
     onset_true = np.where((f_type > 0) & (onset_abs < end_h), onset_abs, np.inf)
-    events = {"glycerol_out_h": t_spike, "feed_start_h": t_feed, "end_h": end_h, "fault_onset_h": onset_true,
-              "fault_end_h": np.where(np.isfinite(onset_true), np.minimum(fault_end, end_h), np.inf)}
+    events = {
+        "glycerol_out_h": t_spike,
+        "feed_start_h": t_feed,
+        "end_h": end_h,
+        "fault_onset_h": onset_true,
+        "fault_end_h": np.where(np.isfinite(onset_true), np.minimum(fault_end, end_h), np.inf),
+    }
     samples["t_h"] = np.where(samp_step >= 0, samp_step * h, np.inf)
     samples["taken"] = np.isfinite(samples["dcw"])
-    return FermentationResult(t_h=t_rec, series=series, events=events, samples=samples, recipes=rec, dt_h=h,
-                              carbon_initial=carbon0)
+    return FermentationResult(
+        t_h=t_rec, series=series, events=events, samples=samples, recipes=rec, dt_h=h, carbon_initial=carbon0
+    )
 
 
 def _carbon_in_vessel(y: np.ndarray) -> np.ndarray:
     """C-mol in the broth: biomass, substrates, by-products, product (intact and degraded)."""
-    return ((y[_XA] + y[_XD] + y[_XC]) / MW_X + y[_GLY] / MW_GLY + y[_MEOH] / MW_MEOH + y[_ETOH] / MW_ETOH
-            + y[_ACID] / MW_ACID + y[_P] / 1000.0 / MW_P + y[_PDEG])
+    return (
+        (y[_XA] + y[_XD] + y[_XC]) / MW_X
+        + y[_GLY] / MW_GLY
+        + y[_MEOH] / MW_MEOH
+        + y[_ETOH] / MW_ETOH
+        + y[_ACID] / MW_ACID
+        + y[_P] / 1000.0 / MW_P
+        + y[_PDEG]
+    )
 
 
-def _step(y: np.ndarray, t: float, h: float, rec: dict, k: dict, fv: dict, phase: np.ndarray, t_feed: np.ndarray,
-          f_type: np.ndarray, f_on: np.ndarray, f_mag: np.ndarray, ph_ref: np.ndarray, beta: Any,
-          t_amb: float, feed_hold: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _step(
+    y: np.ndarray,
+    t: float,
+    h: float,
+    rec: dict,
+    k: dict,
+    fv: dict,
+    phase: np.ndarray,
+    t_feed: np.ndarray,
+    f_type: np.ndarray,
+    f_on: np.ndarray,
+    f_mag: np.ndarray,
+    ph_ref: np.ndarray,
+    beta: Any,
+    t_amb: float,
+    feed_hold: np.ndarray,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """One step: returns (outputs of the step, state increment)."""
     rho = fv["density_kg_l"]
     M = y[_M]
@@ -650,8 +806,11 @@ def _step(y: np.ndarray, t: float, h: float, rec: dict, k: dict, fv: dict, phase
     tau = np.where(induction, t - t_feed, 0.0)
 
     # ------------------------------------------------------------ setpoints, schedule, faults
-    t_sp = np.where(induction, rec["temp_growth_c"] + (rec["temp_induction_c"] - rec["temp_growth_c"])
-                    * np.clip(tau, 0.0, 1.0), rec["temp_growth_c"])
+    t_sp = np.where(
+        induction,
+        rec["temp_growth_c"] + (rec["temp_induction_c"] - rec["temp_growth_c"]) * np.clip(tau, 0.0, 1.0),
+        rec["temp_growth_c"],
+    )
     p_g = np.where(induction, rec["pressure_induction_bar"], rec["pressure_growth_bar"])
     p_abs = P_ATM + p_g
     m0 = rec["initial_mass_kg"] / 1000.0
@@ -680,8 +839,14 @@ def _step(y: np.ndarray, t: float, h: float, rec: dict, k: dict, fv: dict, phase
     qc_max = k["mu_c"] / k["y_c"] * MW_MEOH / MW_X
     # substrate inhibition (Andrews/Haldane S/(Ks + S + S²/Ki)); the inhibition term is explicit
     vg = qg_max * f_env * Xa / (1.0 + G * G / (k["ki_gly"] * (k["ks_gly"] + G)))  # g/h
-    vm = qm_max * f_env * Xa * (k["meoh_capacity0"] + (1.0 - k["meoh_capacity0"]) * ind) \
-        / (1.0 + G / 0.05) / (1.0 + S * S / (k["ki_meoh"] * (k["ks_meoh"] + S)))
+    vm = (
+        qm_max
+        * f_env
+        * Xa
+        * (k["meoh_capacity0"] + (1.0 - k["meoh_capacity0"]) * ind)
+        / (1.0 + G / 0.05)
+        / (1.0 + S * S / (k["ki_meoh"] * (k["ks_meoh"] + S)))
+    )
     ve = qe_max * f_env * Xa / (1.0 + G / 0.05) / (1.0 + E * E / (k["ki_etoh"] * (k["ks_etoh"] + E)))
     vc = qc_max * Xc * f_ph  # contaminant: takes glycerol and methanol in proportion to what is there
     a_m = S + h * feed * 1000.0 / V
@@ -708,8 +873,9 @@ def _step(y: np.ndarray, t: float, h: float, rec: dict, k: dict, fv: dict, phase
     # growth and product at full oxygen supply
     dx_ox = k["y_gly"] * ug_c + k["y_meoh"] * um_c + k["y_etoh"] * ue_c  # C-mol
     dxm_g = k["y_meoh"] * um_c * MW_X  # g DCW made on methanol
-    f_tp = (np.clip(1.0 + k["p_temp_gain"] * (k["t_opt"] - T), 0.2, 1.5)
-            * np.where(T > 31.0, np.exp(-(T - 31.0) / 2.0), 1.0))
+    f_tp = np.clip(1.0 + k["p_temp_gain"] * (k["t_opt"] - T), 0.2, 1.5) * np.where(
+        T > 31.0, np.exp(-(T - 31.0) / 2.0), 1.0
+    )
     burden = np.exp(-tau / k["p_burden_tau_h"])
     qm_pot = um / np.maximum(Xa * h, 1e-300)  # g methanol / g DCW / h
     f_meoh = qm_pot / (qm_pot + 0.005)  # the AOX1 promoter runs while methanol is metabolised
@@ -718,8 +884,9 @@ def _step(y: np.ndarray, t: float, h: float, rec: dict, k: dict, fv: dict, phase
     dxc = k["y_c"] * uc_c
     dac = k["f_acid_c"] * uc_c
     r_end = k["k_end"] * q10 * Xa * h / MW_X  # C-mol biomass respired
-    o2_sub = (G_GLY * ug_c + G_MEOH * um_c + G_ETOH * ue_c - G_X * dx_ox - G_P * dp_c
-              + uc_e - G_X * dxc - G_ACID * dac) / 4.0  # mol O2 over the step
+    o2_sub = (
+        G_GLY * ug_c + G_MEOH * um_c + G_ETOH * ue_c - G_X * dx_ox - G_P * dp_c + uc_e - G_X * dxc - G_ACID * dac
+    ) / 4.0  # mol O2 over the step
     o2_end = G_X * r_end / 4.0
     our_dem = (o2_sub + o2_end) / h / V * 1000.0  # mmol/L/h
 
@@ -732,8 +899,7 @@ def _step(y: np.ndarray, t: float, h: float, rec: dict, k: dict, fv: dict, phase
     # oxygen goes to maintenance first, the rest to substrate oxidation
     o2_avail = our_act * h * V / 1000.0
     psi = np.clip(o2_avail / np.maximum(o2_end, 1e-300), 0.0, 1.0)
-    phi = np.where(phi_tot >= 1.0 - 1e-12, 1.0,
-                   np.clip((o2_avail - o2_end) / np.maximum(o2_sub, 1e-300), 0.0, 1.0))
+    phi = np.where(phi_tot >= 1.0 - 1e-12, 1.0, np.clip((o2_avail - o2_end) / np.maximum(o2_sub, 1e-300), 0.0, 1.0))
     r_end = r_end * psi
     # fermentative glycerol path under O2 limitation: electrons not taken by O2 go to ethanol
     ug_f = k["f_ferm"] * (1.0 - phi) * ug_c
@@ -742,14 +908,18 @@ def _step(y: np.ndarray, t: float, h: float, rec: dict, k: dict, fv: dict, phase
     ug_c, um_c, ue_c, uc_c = phi * ug_c, phi * um_c, phi * ue_c, phi * uc_c
     dx_ox, dp_c, dp_mg, dxc, dac = phi * dx_ox, phi * dp_c, phi * dp_mg, phi * dxc, phi * dac
     o2 = phi * o2_sub + psi * o2_end  # mol over the step
-    co2 = (ug_c + um_c + ue_c - dx_ox - dp_c + uc_c - dxc - dac + r_end
-           + ug_f - dx_f - de_f)  # mol
+    co2 = ug_c + um_c + ue_c - dx_ox - dp_c + uc_c - dxc - dac + r_end + ug_f - dx_f - de_f  # mol
     mu = (dx_ox + dx_f) * MW_X / np.maximum(Xa * h, 1e-300) - r_end * MW_X / np.maximum(Xa * h, 1e-300)
 
     # ------------------------------------------------------------ death, proteolysis, induction
     do = casc["do"]
-    kd = (k["kd0"] + k["kd_meoh"] * np.maximum(S - 3.0, 0.0) + k["kd_heat"] * np.maximum(T - 32.0, 0.0)
-          + k["kd_anoxia"] / (1.0 + np.square(do / 0.1)) + k["kd_ph"] * np.maximum(3.5 - ph, 0.0))
+    kd = (
+        k["kd0"]
+        + k["kd_meoh"] * np.maximum(S - 3.0, 0.0)
+        + k["kd_heat"] * np.maximum(T - 32.0, 0.0)
+        + k["kd_anoxia"] / (1.0 + np.square(do / 0.1))
+        + k["kd_ph"] * np.maximum(3.5 - ph, 0.0)
+    )
     dead = kd * Xa * h
     dead_frac = Xd / np.maximum(Xa + Xd, 1e-12)
     k_deg = k["k_deg_p"] + k["k_deg_dead"] * dead_frac + k["k_deg_contam"] * Xc / V
@@ -832,18 +1002,42 @@ def _step(y: np.ndarray, t: float, h: float, rec: dict, k: dict, fv: dict, phase
     dy[_MCONS] = um_c * MW_MEOH + ucm * phi
     dy[_QCW] = q_jacket * 3600.0 * h
     out = {
-        "our": o2_rate / V * 1000.0, "cer": co2 / h / V * 1000.0, "do": do, "agitation": casc["agitation"],
-        "air_flow": casc["air"], "o2_flow": casc["o2"], "pressure": p_g,
-        "offgas_o2": 100.0 * o2_out / n_dry, "offgas_co2": 100.0 * co2_out / n_dry, "temperature_sp": t_sp,
-        "ph": ph, "feed_sp": feed_sp, "feed_flow": feed,
-        "base_flow": base_kg / h * 1000.0, "acid_flow": acid_kg / h * 1000.0, "cw_flow": m_cw * 60.0,
-        "cw_in": cw_in, "cw_out": cw_out, "heat_kw": q_met, "mu": mu, "rq": co2 / np.maximum(o2, 1e-300),
+        "our": o2_rate / V * 1000.0,
+        "cer": co2 / h / V * 1000.0,
+        "do": do,
+        "agitation": casc["agitation"],
+        "air_flow": casc["air"],
+        "o2_flow": casc["o2"],
+        "pressure": p_g,
+        "offgas_o2": 100.0 * o2_out / n_dry,
+        "offgas_co2": 100.0 * co2_out / n_dry,
+        "temperature_sp": t_sp,
+        "ph": ph,
+        "feed_sp": feed_sp,
+        "feed_flow": feed,
+        "base_flow": base_kg / h * 1000.0,
+        "acid_flow": acid_kg / h * 1000.0,
+        "cw_flow": m_cw * 60.0,
+        "cw_in": cw_in,
+        "cw_out": cw_out,
+        "heat_kw": q_met,
+        "mu": mu,
+        "rq": co2 / np.maximum(o2, 1e-300),
     }
     return out, dy
 
 
-def _cascade(our: np.ndarray, V: np.ndarray, T: np.ndarray, p_abs: np.ndarray, csp: np.ndarray, dcw: np.ndarray,
-             air_cap: np.ndarray, fv: dict, ko: Any) -> dict[str, np.ndarray]:
+def _cascade(
+    our: np.ndarray,
+    V: np.ndarray,
+    T: np.ndarray,
+    p_abs: np.ndarray,
+    csp: np.ndarray,
+    dcw: np.ndarray,
+    air_cap: np.ndarray,
+    fv: dict,
+    ko: Any,
+) -> dict[str, np.ndarray]:
     """DO cascade (agitation → air → O2 enrichment), quasi-steady. ``our`` = demand [mmol/L/h].
 
     Returns agitation [rpm], air / O2 flows [SL/min], DO [mg/L], actual OUR [mmol/L/h] and the
@@ -871,8 +1065,11 @@ def _cascade(our: np.ndarray, V: np.ndarray, T: np.ndarray, p_abs: np.ndarray, c
         kla = kref * np.power(agit / nref, a) * np.power(air / V, b)
         y_req = Y_O2_AIR * (our / kla * 32.0 + csp) / (cs_air * depletion)
         y_req = np.clip(y_req, Y_O2_AIR, 0.95)
-        o2 = np.where((n_req > nmax) & (air_req > air_hi), np.minimum(air * (y_req - Y_O2_AIR) / (1.0 - y_req),
-                                                                       fv["o2_max_slpm"]), 0.0)
+        o2 = np.where(
+            (n_req > nmax) & (air_req > air_hi),
+            np.minimum(air * (y_req - Y_O2_AIR) / (1.0 - y_req), fv["o2_max_slpm"]),
+            0.0,
+        )
         return agit, air, o2
 
     def gas(air, o2):

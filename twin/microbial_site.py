@@ -107,8 +107,14 @@ SIGNALS: dict[str, SignalSpec] = {
     "cer": SignalSpec("AY-170D.PV", "mmol/L/h", "rate", "CO2 evolution rate (off-gas system, inert balance)", 2),
     "feed_flow": SignalSpec("FIC-180.PV", "kg/h", "flow", "methanol feed, Coriolis mass flow", 3, 0.003, 0.01),
     "feed_sp": SignalSpec("FIC-180.SP", "kg/h", "setpoint", "methanol feed setpoint (recipe profile)", 3),
-    "feed_tank": SignalSpec("WI-180.PV", "kg", "process value",
-                            "methanol feed tank on a balance (net; falls while feeding, 0 = no tank)", 2, 0.02),
+    "feed_tank": SignalSpec(
+        "WI-180.PV",
+        "kg",
+        "process value",
+        "methanol feed tank on a balance (net; falls while feeding, 0 = no tank)",
+        2,
+        0.02,
+    ),
     "base_flow": SignalSpec("FI-190.PV", "g/h", "flow", "25 % NH4OH addition (pH control), from its balance", 1, 2.0),
     "base_total": SignalSpec("FQI-190.PV", "kg", "totaliser", "25 % NH4OH added since preparation start", 3),
     "acid_flow": SignalSpec("FI-191.PV", "g/h", "flow", "20 % H3PO4 addition (pH control), from its balance", 1, 1.0),
@@ -116,11 +122,16 @@ SIGNALS: dict[str, SignalSpec] = {
     "weight": SignalSpec("WI-100.PV", "kg", "process value", "vessel contents (load cells, tared empty)", 1, 0.15),
     "cw_flow": SignalSpec("FI-200.PV", "gpm", "flow", "chilled water into the jacket loop, US gal/min", 2, 0.02, 0.01),
     "cw_in": SignalSpec("TI-201.PV", "degF", "process value", "chilled-water supply temperature", 1, 0.1),
-    "cw_out": SignalSpec("TI-202.PV", "degF", "process value", "chilled-water return (jacket loop) temperature",
-                         1, 0.1),
-    "phase": SignalSpec("KS-100.STEP", "code", "state",
-                        "sequence step: 0 idle, 1 preparation, 2 glycerol batch, 3 transition, 4 methanol "
-                        "induction, 5 harvest", 0),
+    "cw_out": SignalSpec(
+        "TI-202.PV", "degF", "process value", "chilled-water return (jacket loop) temperature", 1, 0.1
+    ),
+    "phase": SignalSpec(
+        "KS-100.STEP",
+        "code",
+        "state",
+        "sequence step: 0 idle, 1 preparation, 2 glycerol batch, 3 transition, 4 methanol induction, 5 harvest",
+        0,
+    ),
 }
 HIST_COLUMNS = ("Tagname", "Timestamp", "Value", "Quality")
 
@@ -135,26 +146,67 @@ def tag_name(vessel: str, name: str) -> str:
 #: fault kind -> (anchor probabilities (inoculation, feed start), onset range h, duration range h,
 #: magnitude range, probability QA records it, record lag range h, deviation category, description)
 FAULT_SPECS: dict[FaultType, dict[str, Any]] = {
-    FaultType.AERATION_FAILURE: dict(anchor1=0.7, onset0=(8.0, 16.0), onset1=(5.0, 60.0), duration=(4.0, 14.0),
-                                     magnitude=(0.25, 0.6), p_record=0.9, lag=(0.2, 2.0),
-                                     category="Utilities - Process Air",
-                                     text="Process air compressor tripped, air flow low; backup compressor"),
-    FaultType.FEED_BLOCKAGE: dict(anchor1=1.0, onset1=(6.0, 70.0), duration=(2.0, 10.0), magnitude=(0.0, 0.4),
-                                  p_record=0.7, lag=(1.0, 6.0), category="Equipment - Feed System",
-                                  text="Methanol feed flow below setpoint, feed line partly blocked, line flushed"),
-    FaultType.OVERFEED: dict(anchor1=1.0, onset1=(6.0, 60.0), duration=(2.0, 6.0), magnitude=(1.3, 1.8),
-                             p_record=0.6, lag=(2.0, 10.0), category="Process - Feed Rate",
-                             text="Methanol feed above setpoint, feed controller output stuck high"),
-    FaultType.COOLING_FAILURE: dict(anchor1=1.0, onset1=(30.0, 75.0), duration=(4.0, 16.0), magnitude=(9.0, 16.0),
-                                    p_record=0.9, lag=(0.5, 3.0), category="Utilities - Chilled Water",
-                                    text="Chiller trip, chilled water supply temperature high, temperature alarm"),
-    FaultType.BASE_PUMP_FAILURE: dict(anchor1=1.0, onset1=(5.0, 70.0), duration=(2.0, 4.0),
-                                      magnitude=(0.0, 0.0), p_record=0.85, lag=(0.5, 4.0),
-                                      category="Equipment - pH Control",
-                                      text="Base pump stalled, pH low alarm, pump head replaced"),
-    FaultType.CONTAMINATION: dict(anchor1=0.0, onset0=(4.0, 50.0), duration=(0.0, 0.0), magnitude=(-4.0, -3.0),
-                                  p_record=1.0, lag=(0.0, 0.0), category="Contamination",
-                                  text="Gram-negative rods in microscopy / plate count, culture contaminated"),
+    FaultType.AERATION_FAILURE: dict(
+        anchor1=0.7,
+        onset0=(8.0, 16.0),
+        onset1=(5.0, 60.0),
+        duration=(4.0, 14.0),
+        magnitude=(0.25, 0.6),
+        p_record=0.9,
+        lag=(0.2, 2.0),
+        category="Utilities - Process Air",
+        text="Process air compressor tripped, air flow low; backup compressor",
+    ),
+    FaultType.FEED_BLOCKAGE: dict(
+        anchor1=1.0,
+        onset1=(6.0, 70.0),
+        duration=(2.0, 10.0),
+        magnitude=(0.0, 0.4),
+        p_record=0.7,
+        lag=(1.0, 6.0),
+        category="Equipment - Feed System",
+        text="Methanol feed flow below setpoint, feed line partly blocked, line flushed",
+    ),
+    FaultType.OVERFEED: dict(
+        anchor1=1.0,
+        onset1=(6.0, 60.0),
+        duration=(2.0, 6.0),
+        magnitude=(1.3, 1.8),
+        p_record=0.6,
+        lag=(2.0, 10.0),
+        category="Process - Feed Rate",
+        text="Methanol feed above setpoint, feed controller output stuck high",
+    ),
+    FaultType.COOLING_FAILURE: dict(
+        anchor1=1.0,
+        onset1=(30.0, 75.0),
+        duration=(4.0, 16.0),
+        magnitude=(9.0, 16.0),
+        p_record=0.9,
+        lag=(0.5, 3.0),
+        category="Utilities - Chilled Water",
+        text="Chiller trip, chilled water supply temperature high, temperature alarm",
+    ),
+    FaultType.BASE_PUMP_FAILURE: dict(
+        anchor1=1.0,
+        onset1=(5.0, 70.0),
+        duration=(2.0, 4.0),
+        magnitude=(0.0, 0.0),
+        p_record=0.85,
+        lag=(0.5, 4.0),
+        category="Equipment - pH Control",
+        text="Base pump stalled, pH low alarm, pump head replaced",
+    ),
+    FaultType.CONTAMINATION: dict(
+        anchor1=0.0,
+        onset0=(4.0, 50.0),
+        duration=(0.0, 0.0),
+        magnitude=(-4.0, -3.0),
+        p_record=1.0,
+        lag=(0.0, 0.0),
+        category="Contamination",
+        text="Gram-negative rods in microscopy / plate count, culture contaminated",
+    ),
 }
 CONTAM_DETECT_FRACTION = 0.02  # contaminant share of the biomass visible in microscopy
 MINOR_CATEGORY = "Documentation - Sampling"
@@ -217,8 +269,7 @@ def plan_campaign(n_batches: int, n_vessels: int, seed: int, fault_fraction: flo
     # one chilled-water header for the site: supply temperature creeps up through the campaign
     # (batches are numbered in time order) with day-to-day scatter
     cw = np.round(7.5 + 1.5 * np.arange(n) / max(n - 1, 1) + rng.normal(0.0, 0.2, n), 2)
-    ferm = Fermenter(kla_ref_per_h=Fermenter.kla_ref_per_h * kla_v, ua_kw_k=Fermenter.ua_kw_k * ua_v,
-                     cw_supply_c=cw)
+    ferm = Fermenter(kla_ref_per_h=Fermenter.kla_ref_per_h * kla_v, ua_kw_k=Fermenter.ua_kw_k * ua_v, cw_supply_c=cw)
 
     # faults: a balanced mix of the kinds over ~fault_fraction of the batches
     frng = _rng(seed, _S_FAULT)
@@ -237,7 +288,7 @@ def plan_campaign(n_batches: int, n_vessels: int, seed: int, fault_fraction: flo
         faults.anchor[i] = anchor
         faults.onset_h[i] = round(onset * 12.0) / 12.0  # on the 5-min step
         faults.duration_h[i] = round(frng.uniform(*spec["duration"]) * 12.0) / 12.0
-        faults.magnitude[i] = 10.0 ** mag if ft == FaultType.CONTAMINATION else mag
+        faults.magnitude[i] = 10.0**mag if ft == FaultType.CONTAMINATION else mag
 
     # in-process samples every 8 h (+-15 min) from 0.5 h; ~5 % missed
     srng = _rng(seed, _S_SAMPLE)
@@ -248,9 +299,17 @@ def plan_campaign(n_batches: int, n_vessels: int, seed: int, fault_fraction: flo
     missed = srng.uniform(size=(n, k)) < 0.05
     missed[:, 0] = False
     sample_times = np.where(missed, np.inf, times)
-    return Campaign(recipes=recipes, kinetics=kin, fermenter=ferm, faults=faults, vessel_idx=vessel_idx,
-                    sample_times_h=sample_times, missed=missed, lot_factor=lot,
-                    info={"mu_meoh_scale": mu_meoh})
+    return Campaign(
+        recipes=recipes,
+        kinetics=kin,
+        fermenter=ferm,
+        faults=faults,
+        vessel_idx=vessel_idx,
+        sample_times_h=sample_times,
+        missed=missed,
+        lot_factor=lot,
+        info={"mu_meoh_scale": mu_meoh},
+    )
 
 
 # --------------------------------------------------------------------------- export
@@ -275,12 +334,21 @@ class MicrobialExport:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
+        """The summary as plain data."""
         return dict(vars(self))
 
 
-def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int = 21, *, n_vessels: int = 3,
-                           start: str = "2026-01-12", interval_min: int = 10, fault_fraction: float = 1.0 / 3.0,
-                           progress: Callable[[str], None] | None = None) -> MicrobialExport:
+def export_microbial_plant(
+    out_dir: str | Path,
+    n_batches: int = 60,
+    seed: int = 21,
+    *,
+    n_vessels: int = 3,
+    start: str = "2026-01-12",
+    interval_min: int = 10,
+    fault_fraction: float = 1.0 / 3.0,
+    progress: Callable[[str], None] | None = None,
+) -> MicrobialExport:
     """Simulate a Pichia fed-batch campaign and write it as a foreign plant's exports into ``out_dir``.
 
     Parameters
@@ -303,8 +371,15 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
     out = Path(out_dir)
     camp = plan_campaign(n_batches, n_vessels, seed, fault_fraction)
     say(f"simulating {n_batches} batches")
-    res = simulate_fermentations(camp.recipes, camp.kinetics, camp.fermenter, camp.faults,
-                                 sample_times_h=camp.sample_times_h, dt_h=DT_MIN / 60.0, record_every=rec_every)
+    res = simulate_fermentations(
+        camp.recipes,
+        camp.kinetics,
+        camp.fermenter,
+        camp.faults,
+        sample_times_h=camp.sample_times_h,
+        dt_h=DT_MIN / 60.0,
+        record_every=rec_every,
+    )
     t_sim = time.perf_counter() - t_start
     n = res.n_batches
     step_h = interval_min / 60.0
@@ -331,7 +406,7 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
     # ------------------------------------------------------------ calendar (grid indices, UTC)
     tz = ZoneInfo(TIMEZONE)
     day0 = dt.date.fromisoformat(start)
-    t0 = dt.datetime.combine(day0, dt.time(0, 0), tzinfo=tz).astimezone(dt.timezone.utc)
+    t0 = dt.datetime.combine(day0, dt.time(0, 0), tzinfo=tz).astimezone(dt.UTC)
     per_day = int(round(24 * 60 / interval_min))
     prng = _rng(seed, _S_PLAN)
     prep_start = np.zeros(n, dtype=np.int64)
@@ -343,14 +418,14 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
             prep_len = int(prng.integers(int(10 * 60 / interval_min), int(14 * 60 / interval_min)))
             prep_start[i] = g
             inoc[i] = g + prep_len
-            harvest_end[i] = inoc[i] + end_rec[i] + int(prng.integers(int(2 * 60 / interval_min),
-                                                                       int(3 * 60 / interval_min) + 1))
+            harvest_end[i] = (
+                inoc[i] + end_rec[i] + int(prng.integers(int(2 * 60 / interval_min), int(3 * 60 / interval_min) + 1))
+            )
             g = int(harvest_end[i] + prng.integers(int(8 * 60 / interval_min), int(30 * 60 / interval_min)))
     last_day = (t0 + dt.timedelta(minutes=interval_min * int(harvest_end.max()))).astimezone(tz).date()
-    t_end_utc = dt.datetime.combine(last_day + dt.timedelta(days=2), dt.time(0, 0), tzinfo=tz) \
-        .astimezone(dt.timezone.utc)
+    t_end_utc = dt.datetime.combine(last_day + dt.timedelta(days=2), dt.time(0, 0), tzinfo=tz).astimezone(dt.UTC)
     n_grid = int((t_end_utc - t0).total_seconds() // (interval_min * 60))
-    grid_us = (np.int64(t0.timestamp() * 1e6) + np.arange(n_grid, dtype=np.int64) * np.int64(interval_min * 60e6))
+    grid_us = np.int64(t0.timestamp() * 1e6) + np.arange(n_grid, dtype=np.int64) * np.int64(interval_min * 60e6)
     grid_ts = pl.Series("ts", grid_us).cast(pl.Datetime("us", "UTC"))
     local = grid_ts.dt.convert_time_zone(TIMEZONE)
     grid_local_str = local.dt.strftime(HIST_TS_FMT).to_numpy()
@@ -358,8 +433,23 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
 
     lots = _lot_numbers(inoc, tz, t0, interval_min)
     say("building historian")
-    hist_rows, hist_files = _write_historian(out, res, camp, vessels, lots, prep_start, inoc, end_rec, harvest_end,
-                                             n_grid, grid_local_str, grid_day, seed, interval_min, aborted)
+    hist_rows, hist_files = _write_historian(
+        out,
+        res,
+        camp,
+        vessels,
+        lots,
+        prep_start,
+        inoc,
+        end_rec,
+        harvest_end,
+        n_grid,
+        grid_local_str,
+        grid_day,
+        seed,
+        interval_min,
+        aborted,
+    )
     say("writing batch list, deviations, lab sheet, truth")
 
     def utc(idx_or_h: Any, base: np.ndarray | None = None) -> list[str | None]:
@@ -369,8 +459,9 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
             vals = base * interval_min / 60.0 + vals
         else:
             vals = vals * interval_min / 60.0
-        return [(t0 + dt.timedelta(hours=float(x))).strftime("%Y-%m-%dT%H:%M:%SZ") if np.isfinite(x) else None
-                for x in vals]
+        return [
+            (t0 + dt.timedelta(hours=float(x))).strftime("%Y-%m-%dT%H:%M:%SZ") if np.isfinite(x) else None for x in vals
+        ]
 
     def local_str(hours_from_t0: float, fmt: str) -> str:
         return (t0 + dt.timedelta(hours=float(hours_from_t0))).astimezone(tz).strftime(fmt)
@@ -384,17 +475,27 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
 
     # ------------------------------------------------------------ batch list
     out.mkdir(parents=True, exist_ok=True)
-    bl = pl.DataFrame({
-        "Lot": lots, "Fermenter": [vessels[v] for v in camp.vessel_idx], "Product": [PRODUCT] * n,
-        "Recipe": [RECIPE_ID] * n,
-        "Inoculated": [local_str(x, BATCH_TS_FMT) for x in inoc_h],
-        "Harvested": [local_str(x, BATCH_TS_FMT) for x in inoc_h + end_h],
-        "Status": status.tolist(),
-    }).with_columns(pl.Series("_o", inoc_h)).sort("_o").drop("_o")
+    bl = (
+        pl.DataFrame(
+            {
+                "Lot": lots,
+                "Fermenter": [vessels[v] for v in camp.vessel_idx],
+                "Product": [PRODUCT] * n,
+                "Recipe": [RECIPE_ID] * n,
+                "Inoculated": [local_str(x, BATCH_TS_FMT) for x in inoc_h],
+                "Harvested": [local_str(x, BATCH_TS_FMT) for x in inoc_h + end_h],
+                "Status": status.tolist(),
+            }
+        )
+        .with_columns(pl.Series("_o", inoc_h))
+        .sort("_o")
+        .drop("_o")
+    )
     bl.write_csv(out / "batch_list.csv")
-    pl.DataFrame(devs, schema={c: pl.Utf8 for c in ("Deviation ID", "Lot", "Recorded Onset", "Category",
-                                                       "Description", "Opened")}) \
-        .write_csv(out / "deviations.csv")
+    pl.DataFrame(
+        devs,
+        schema={c: pl.Utf8 for c in ("Deviation ID", "Lot", "Recorded Onset", "Category", "Description", "Opened")},
+    ).write_csv(out / "deviations.csv")
 
     # ------------------------------------------------------------ lab sheet
     lab, samples_truth = _lab_sheet(res, camp, lots, inoc_h, end_h, end_rec, local_str, seed)
@@ -408,34 +509,62 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
     onset = np.where(onset < end_h, onset, np.inf)
     f_end = np.minimum(res.events["fault_end_h"], end_h)
     rows = np.arange(n)
-    tb = pl.DataFrame({
-        "lot": lots, "vessel": [vessels[v] for v in camp.vessel_idx],
-        "prep_start_utc": utc(prep_start), "inoculation_utc": utc(inoc), "end_utc": utc(inoc + end_rec),
-        "harvest_end_utc": utc(harvest_end), "status": status.tolist(), "aborted": aborted.astype(int),
-        "faulty": (np.isfinite(onset) & (ft > 0)).astype(int),
-        "fault_type": [FaultType(int(x)).label if np.isfinite(o) else "" for x, o in zip(ft, onset, strict=True)],
-        "fault_onset_age_h": np.round(onset, 4), "fault_onset_utc": utc(onset, inoc),
-        "fault_end_utc": utc(np.where(np.isfinite(onset), f_end, np.inf), inoc),
-        "fault_magnitude": np.where(np.isfinite(onset), camp.faults.magnitude, np.nan),
-        "fault_recorded": rec_info["fault_recorded"].astype(int), "deviation_id": rec_info["fault_dev_id"],
-        "recorded_onset_lag_h": np.round(rec_info["lag_h"], 3),
-        "glycerol_out_age_h": np.round(res.events["glycerol_out_h"], 4),
-        "feed_start_age_h": np.round(res.events["feed_start_h"], 4),
-        "feed_start_utc": utc(res.events["feed_start_h"], inoc),
-        "final_titer_mg_l": np.round(res["titer"][rows, final], 3),
-        "final_dcw_g_l": np.round(res["dcw"][rows, final], 3),
-        **{k: camp.recipes[k] for k in ("initial_mass_kg", "glycerol_g_l", "seed_dcw_g_l", "temp_induction_c",
-                                         "feed_mu_set", "feed_fmax_g_kg_h", "induction_h")},
-        "hold_h": np.round(camp.recipes["hold_h"], 4),
-        "lot_factor_productivity": np.round(camp.lot_factor, 4),
-        "mu_meoh_scale": np.round(camp.info["mu_meoh_scale"], 4),
-    }).with_columns(pl.Series("_o", inoc_h)).sort("_o").drop("_o")
-    tb = tb.with_columns(pl.when(pl.col(c).is_finite()).then(pl.col(c)).otherwise(None).alias(c)
-                         for c, t in tb.schema.items() if t == pl.Float64)
+    tb = (
+        pl.DataFrame(
+            {
+                "lot": lots,
+                "vessel": [vessels[v] for v in camp.vessel_idx],
+                "prep_start_utc": utc(prep_start),
+                "inoculation_utc": utc(inoc),
+                "end_utc": utc(inoc + end_rec),
+                "harvest_end_utc": utc(harvest_end),
+                "status": status.tolist(),
+                "aborted": aborted.astype(int),
+                "faulty": (np.isfinite(onset) & (ft > 0)).astype(int),
+                "fault_type": [
+                    FaultType(int(x)).label if np.isfinite(o) else "" for x, o in zip(ft, onset, strict=True)
+                ],
+                "fault_onset_age_h": np.round(onset, 4),
+                "fault_onset_utc": utc(onset, inoc),
+                "fault_end_utc": utc(np.where(np.isfinite(onset), f_end, np.inf), inoc),
+                "fault_magnitude": np.where(np.isfinite(onset), camp.faults.magnitude, np.nan),
+                "fault_recorded": rec_info["fault_recorded"].astype(int),
+                "deviation_id": rec_info["fault_dev_id"],
+                "recorded_onset_lag_h": np.round(rec_info["lag_h"], 3),
+                "glycerol_out_age_h": np.round(res.events["glycerol_out_h"], 4),
+                "feed_start_age_h": np.round(res.events["feed_start_h"], 4),
+                "feed_start_utc": utc(res.events["feed_start_h"], inoc),
+                "final_titer_mg_l": np.round(res["titer"][rows, final], 3),
+                "final_dcw_g_l": np.round(res["dcw"][rows, final], 3),
+                **{
+                    k: camp.recipes[k]
+                    for k in (
+                        "initial_mass_kg",
+                        "glycerol_g_l",
+                        "seed_dcw_g_l",
+                        "temp_induction_c",
+                        "feed_mu_set",
+                        "feed_fmax_g_kg_h",
+                        "induction_h",
+                    )
+                },
+                "hold_h": np.round(camp.recipes["hold_h"], 4),
+                "lot_factor_productivity": np.round(camp.lot_factor, 4),
+                "mu_meoh_scale": np.round(camp.info["mu_meoh_scale"], 4),
+            }
+        )
+        .with_columns(pl.Series("_o", inoc_h))
+        .sort("_o")
+        .drop("_o")
+    )
+    tb = tb.with_columns(
+        pl.when(pl.col(c).is_finite()).then(pl.col(c)).otherwise(None).alias(c)
+        for c, t in tb.schema.items()
+        if t == pl.Float64
+    )
     tb.write_csv(truth / "batches.csv")
     samples_truth.write_csv(truth / "samples.csv")
-    (truth / "trajectories.parquet").write_bytes(
-        parquet_bytes(_trajectories(res, lots, inoc, end_rec, grid_us)))
+    (truth / "trajectories.parquet").write_bytes(parquet_bytes(_trajectories(res, lots, inoc, end_rec, grid_us)))
     (truth / "README.md").write_text(TRUTH_README)
 
     kinds: dict[str, int] = {}
@@ -443,10 +572,20 @@ def export_microbial_plant(out_dir: str | Path, n_batches: int = 60, seed: int =
         if np.isfinite(o) and x > 0:
             kinds[FaultType(int(x)).label] = kinds.get(FaultType(int(x)).label, 0) + 1
     return MicrobialExport(
-        out=str(out), vessels=vessels, batches=n, faulty_batches=int(sum(kinds.values())), fault_kinds=kinds,
-        recorded_deviations=len(devs["Deviation ID"]), historian_rows=hist_rows, historian_files=hist_files,
-        lab_rows=lab.height, first_local_day=str(grid_day[0]), last_local_day=str(grid_day[-1]),
-        simulate_seconds=round(t_sim, 2), seconds=round(time.perf_counter() - t_start, 2))
+        out=str(out),
+        vessels=vessels,
+        batches=n,
+        faulty_batches=int(sum(kinds.values())),
+        fault_kinds=kinds,
+        recorded_deviations=len(devs["Deviation ID"]),
+        historian_rows=hist_rows,
+        historian_files=hist_files,
+        lab_rows=lab.height,
+        first_local_day=str(grid_day[0]),
+        last_local_day=str(grid_day[-1]),
+        simulate_seconds=round(t_sim, 2),
+        seconds=round(time.perf_counter() - t_start, 2),
+    )
 
 
 TRUTH_README = """# Ground truth of the simulated microbial plant (never an input to a model)
@@ -490,10 +629,17 @@ def _lot_numbers(inoc: np.ndarray, tz: ZoneInfo, t0: dt.datetime, interval_min: 
     return lots
 
 
-def _deviations(camp: Campaign, res: FermentationResult, lots: list[str], inoc_h: np.ndarray,
-                detect_t: np.ndarray, end_h: np.ndarray, final_titer: np.ndarray,
-                local_str: Callable[[float, str], str], rng: np.random.Generator
-                ) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
+def _deviations(
+    camp: Campaign,
+    res: FermentationResult,
+    lots: list[str],
+    inoc_h: np.ndarray,
+    detect_t: np.ndarray,
+    end_h: np.ndarray,
+    final_titer: np.ndarray,
+    local_str: Callable[[float, str], str],
+    rng: np.random.Generator,
+) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
     """QA's deviation records: lagging, incomplete, plus non-process (missed sample) and
     consequence-only (low harvest titer) deviations."""
     n = res.n_batches
@@ -518,24 +664,40 @@ def _deviations(camp: Campaign, res: FermentationResult, lots: list[str], inoc_h
                 fault_recorded[i] = True
                 lag[i] = rec_t - onset[i]
                 fault_key[i] = inoc_h[i] + rec_t
-                entries.append((inoc_h[i] + rec_t, lots[i], spec["category"], spec["text"],
-                                2.0 + 28.0 * draw[2], float(i)))
+                entries.append(
+                    (inoc_h[i] + rec_t, lots[i], spec["category"], spec["text"], 2.0 + 28.0 * draw[2], float(i))
+                )
         if final_titer[i] < LOW_TITER_MG_L and not fault_recorded[i]:  # found when the harvest titer is in
-            entries.append((inoc_h[i] + end_h[i], lots[i], LOW_TITER_CATEGORY,
-                            f"Harvest titer below the alert limit of {LOW_TITER_MG_L:.0f} mg/L, investigation opened",
-                            30.0 + 30.0 * draw[3], float(i)))
+            entries.append(
+                (
+                    inoc_h[i] + end_h[i],
+                    lots[i],
+                    LOW_TITER_CATEGORY,
+                    f"Harvest titer below the alert limit of {LOW_TITER_MG_L:.0f} mg/L, investigation opened",
+                    30.0 + 30.0 * draw[3],
+                    float(i),
+                )
+            )
         # a missed in-process sample is sometimes written up
         base_t = 0.5 + 8.0 * np.arange(camp.missed.shape[1])
         missed = np.where(camp.missed[i] & (base_t < end_h[i]))[0]
         base_t = base_t[missed]
         for j, t_m in zip(missed, base_t, strict=True):
             if rng.uniform() < 0.3 and t_m < end_h[i]:
-                entries.append((inoc_h[i] + t_m + 0.5, lots[i], MINOR_CATEGORY,
-                                f"In-process sample {j + 1} not taken at the scheduled time", 4.0 + 20.0 * draw[3],
-                                float(i)))
+                entries.append(
+                    (
+                        inoc_h[i] + t_m + 0.5,
+                        lots[i],
+                        MINOR_CATEGORY,
+                        f"In-process sample {j + 1} not taken at the scheduled time",
+                        4.0 + 20.0 * draw[3],
+                        float(i),
+                    )
+                )
     entries.sort(key=lambda e: (e[0], e[1]))
-    cols: dict[str, list[str]] = {c: [] for c in ("Deviation ID", "Lot", "Recorded Onset", "Category",
-                                                   "Description", "Opened")}
+    cols: dict[str, list[str]] = {
+        c: [] for c in ("Deviation ID", "Lot", "Recorded Onset", "Category", "Description", "Opened")
+    }
     dev_id = np.full(n, "", dtype=object)
     year_seq: dict[str, int] = {}
     for t_abs, lot, cat, text, open_lag, i in entries:
@@ -551,8 +713,12 @@ def _deviations(camp: Campaign, res: FermentationResult, lots: list[str], inoc_h
         any_recorded[int(i)] = True
         if cat != MINOR_CATEGORY and fault_key.get(int(i)) == t_abs:
             dev_id[int(i)] = did
-    return cols, {"fault_recorded": fault_recorded, "any_recorded": any_recorded, "lag_h": lag,
-                  "fault_dev_id": dev_id.astype(str).tolist()}
+    return cols, {
+        "fault_recorded": fault_recorded,
+        "any_recorded": any_recorded,
+        "lag_h": lag,
+        "fault_dev_id": dev_id.astype(str).tolist(),
+    }
 
 
 # --------------------------------------------------------------------------- historian
@@ -573,21 +739,50 @@ def _culture_values(res: FermentationResult, i: int, n_rec: int) -> dict[str, np
     """Noise-free signals of batch ``i`` for its first ``n_rec`` records, in the plant's units."""
     s = {k: v[i, :n_rec] for k, v in res.series.items()}
     return {
-        "temperature": _f(s["temperature"]), "temperature_sp": _f(s["temperature_sp"]), "ph": s["ph"],
-        "ph_sp": s["ph_sp"], "do": s["do"], "do_sp": s["do_sp"], "agitation": s["agitation"],
-        "air_flow": s["air_flow"], "o2_flow": s["o2_flow"], "pressure": s["pressure"] * 14.5038,
-        "offgas_o2": s["offgas_o2"], "offgas_co2": s["offgas_co2"], "feed_flow": s["feed_flow"],
-        "feed_sp": s["feed_sp"], "feed_tank": s["feed_tank"], "base_flow": s["base_flow"],
-        "base_total": s["base_total"], "acid_flow": s["acid_flow"], "acid_total": s["acid_total"],
-        "weight": s["mass"], "cw_flow": s["cw_flow"] / 3.785411784, "cw_in": _f(s["cw_in"]),
-        "cw_out": _f(s["cw_out"]), "phase": s["phase"],
+        "temperature": _f(s["temperature"]),
+        "temperature_sp": _f(s["temperature_sp"]),
+        "ph": s["ph"],
+        "ph_sp": s["ph_sp"],
+        "do": s["do"],
+        "do_sp": s["do_sp"],
+        "agitation": s["agitation"],
+        "air_flow": s["air_flow"],
+        "o2_flow": s["o2_flow"],
+        "pressure": s["pressure"] * 14.5038,
+        "offgas_o2": s["offgas_o2"],
+        "offgas_co2": s["offgas_co2"],
+        "feed_flow": s["feed_flow"],
+        "feed_sp": s["feed_sp"],
+        "feed_tank": s["feed_tank"],
+        "base_flow": s["base_flow"],
+        "base_total": s["base_total"],
+        "acid_flow": s["acid_flow"],
+        "acid_total": s["acid_total"],
+        "weight": s["mass"],
+        "cw_flow": s["cw_flow"] / 3.785411784,
+        "cw_in": _f(s["cw_in"]),
+        "cw_out": _f(s["cw_out"]),
+        "phase": s["phase"],
     }
 
 
-def _write_historian(out: Path, res: FermentationResult, camp: Campaign, vessels: list[str], lots: list[str],
-                     prep_start: np.ndarray, inoc: np.ndarray, end_rec: np.ndarray, harvest_end: np.ndarray,
-                     n_grid: int, grid_local_str: np.ndarray, grid_day: np.ndarray, seed: int,
-                     interval_min: int, aborted: np.ndarray) -> tuple[int, int]:
+def _write_historian(
+    out: Path,
+    res: FermentationResult,
+    camp: Campaign,
+    vessels: list[str],
+    lots: list[str],
+    prep_start: np.ndarray,
+    inoc: np.ndarray,
+    end_rec: np.ndarray,
+    harvest_end: np.ndarray,
+    n_grid: int,
+    grid_local_str: np.ndarray,
+    grid_day: np.ndarray,
+    seed: int,
+    interval_min: int,
+    aborted: np.ndarray,
+) -> tuple[int, int]:
     """Per-vessel signal arrays over the whole grid (idle, preparation, culture, harvest), noise,
     bad-quality readings and gaps; one CSV per local day."""
     names = list(SIGNALS)
@@ -635,8 +830,9 @@ def _write_historian(out: Path, res: FermentationResult, camp: Campaign, vessels
             vals[col["temperature"], b:i0] = _f(rec["temp_growth_c"] + (121.0 - rec["temp_growth_c"]) * cool)
             vals[col["temperature_sp"], b:i0] = _f(rec["temp_growth_c"])
             vals[col["cw_flow"], b:i0] = np.where(cool > 0.02, 6.6, 0.6)
-            vals[col["cw_out"], b:i0] = _f(cw_sup + (rec["temp_growth_c"] + (121.0 - rec["temp_growth_c"]) * cool
-                                                    - cw_sup) * 0.5)
+            vals[col["cw_out"], b:i0] = _f(
+                cw_sup + (rec["temp_growth_c"] + (121.0 - rec["temp_growth_c"]) * cool - cw_sup) * 0.5
+            )
             vals[col["agitation"], b:i0] = 300.0
             vals[col["air_flow"], b:i0] = 60.0
             vals[col["pressure"], b:i0] = 0.3 * 14.5038
@@ -681,15 +877,29 @@ def _write_historian(out: Path, res: FermentationResult, camp: Campaign, vessels
             sd = spec.noise_sd + spec.noise_rel * np.abs(vals[j])
             e = _ar1(rng, (n_grid,), 0.6) if nm in ("temperature", "ph", "cw_out") else rng.normal(size=n_grid)
             noisy[j] = vals[j] + sd * e
-        for nm in ("agitation", "air_flow", "o2_flow", "feed_flow", "base_flow", "acid_flow", "cw_flow",
-                   "feed_tank", "weight"):
+        for nm in (
+            "agitation",
+            "air_flow",
+            "o2_flow",
+            "feed_flow",
+            "base_flow",
+            "acid_flow",
+            "cw_flow",
+            "feed_tank",
+            "weight",
+        ):
             j = col[nm]
             noisy[j] = np.where(vals[j] == 0.0, np.abs(noisy[j] - vals[j]) * (nm in ("weight", "feed_tank")), noisy[j])
             noisy[j] = np.maximum(noisy[j], 0.0) if nm not in ("weight", "feed_tank") else noisy[j]
         flowing = (vals[col["air_flow"]] > 0.0) & (phase >= Phase.GLYCEROL_BATCH) & (phase <= Phase.INDUCTION)
         vol = np.maximum(noisy[col["weight"]], 1.0) / DENSITY
-        our, cer = offgas_rates(noisy[col["air_flow"]], noisy[col["o2_flow"]], noisy[col["offgas_o2"]] / 100.0,
-                                noisy[col["offgas_co2"]] / 100.0, vol)
+        our, cer = offgas_rates(
+            noisy[col["air_flow"]],
+            noisy[col["o2_flow"]],
+            noisy[col["offgas_o2"]] / 100.0,
+            noisy[col["offgas_co2"]] / 100.0,
+            vol,
+        )
         noisy[col["our"]] = np.where(flowing, our, 0.0)
         noisy[col["cer"]] = np.where(flowing, cer, 0.0)
         for nm, spec in SIGNALS.items():
@@ -703,18 +913,23 @@ def _write_historian(out: Path, res: FermentationResult, camp: Campaign, vessels
         keep = np.ones(n_grid, dtype=bool)
         for _ in range(int(rng.integers(1, 4))):
             g0 = int(rng.integers(0, n_grid - 12))
-            keep[g0:g0 + int(rng.integers(2, 10))] = False
+            keep[g0 : g0 + int(rng.integers(2, 10))] = False
         ti = np.where(keep)[0]
         nt = ti.size
-        frames.append(pl.DataFrame({
-            "Tagname": np.repeat(np.array([tag_name(vessel, nm) for nm in names]), nt),
-            "_t": np.tile(ti, len(names)),
-            "Value": noisy[:, ti].reshape(-1),
-            "Quality": np.where(bad[:, ti].reshape(-1), "Bad", "Good"),
-        }))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "Tagname": np.repeat(np.array([tag_name(vessel, nm) for nm in names]), nt),
+                    "_t": np.tile(ti, len(names)),
+                    "Value": noisy[:, ti].reshape(-1),
+                    "Quality": np.where(bad[:, ti].reshape(-1), "Bad", "Good"),
+                }
+            )
+        )
     hist = pl.concat(frames).sort("Tagname", "_t")
-    hist = hist.with_columns(pl.Series("Timestamp", grid_local_str).gather(hist["_t"]),
-                             pl.Series("_day", grid_day).gather(hist["_t"]))
+    hist = hist.with_columns(
+        pl.Series("Timestamp", grid_local_str).gather(hist["_t"]), pl.Series("_day", grid_day).gather(hist["_t"])
+    )
     hdir = out / "historian"
     if out.exists():
         shutil.rmtree(out)
@@ -729,9 +944,16 @@ def _write_historian(out: Path, res: FermentationResult, camp: Campaign, vessels
 # --------------------------------------------------------------------------- lab sheet and truth
 
 
-def _lab_sheet(res: FermentationResult, camp: Campaign, lots: list[str], inoc_h: np.ndarray, end_h: np.ndarray,
-               end_rec: np.ndarray, local_str: Callable[[float, str], str], seed: int
-               ) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _lab_sheet(
+    res: FermentationResult,
+    camp: Campaign,
+    lots: list[str],
+    inoc_h: np.ndarray,
+    end_h: np.ndarray,
+    end_rec: np.ndarray,
+    local_str: Callable[[float, str], str],
+    seed: int,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Wide LIMS sheet: one row per sample and test (Biomass, Substrates, Titer); truth at the samples."""
     rng = _rng(seed, _S_LAB)
     st = res.samples
@@ -757,47 +979,104 @@ def _lab_sheet(res: FermentationResult, camp: Campaign, lots: list[str], inoc_h:
             t_abs = inoc_h[i] + t
             sampled = local_str(t_abs, LIMS_TS_FMT)
             dcw, gly, meoh, etoh, titer = (vals[key][j] for key in ("dcw", "glycerol", "methanol", "ethanol", "titer"))
-            truth.append({"sample_id": sid, "lot": lots[i], "culture_age_h": round(float(t), 4),
-                          "dcw_g_l": dcw, "glycerol_g_l": gly, "methanol_g_l": meoh, "ethanol_g_l": etoh,
-                          "titer_mg_l": titer, "x_contaminant_g_l": vals["x_contaminant"][j]})
+            truth.append(
+                {
+                    "sample_id": sid,
+                    "lot": lots[i],
+                    "culture_age_h": round(float(t), 4),
+                    "dcw_g_l": dcw,
+                    "glycerol_g_l": gly,
+                    "methanol_g_l": meoh,
+                    "ethanol_g_l": etoh,
+                    "titer_mg_l": titer,
+                    "x_contaminant_g_l": vals["x_contaminant"][j],
+                }
+            )
             u = rng.uniform(size=6)
             z = rng.normal(size=6)
             od = dcw / 0.26 * (1.0 + 0.05 * z[0])
             dcw_m = dcw * (1.0 + 0.03 * z[1]) + 0.3 * z[2]
             base = {c: None for c in cols}
-            rows.append({"Sample ID": sid, "Lot": lots[i], "Sampled": sampled,
-                         "Reported": local_str(t_abs + 0.3 + 1.2 * u[0], LIMS_TS_FMT), "Test": "Biomass", **base,
-                         "OD600": round(max(od, 0.0), 1), "DCW (g/L)": round(max(dcw_m, 0.0), 2)})
-            sub = {"Glycerol (g/L)": gly * (1 + 0.02 * z[3]), "Methanol (g/L)": meoh * (1 + 0.03 * z[4]) + 0.02 * z[5],
-                   "Ethanol (g/L)": etoh * (1 + 0.03 * z[3]) + 0.02 * z[4]}
+            rows.append(
+                {
+                    "Sample ID": sid,
+                    "Lot": lots[i],
+                    "Sampled": sampled,
+                    "Reported": local_str(t_abs + 0.3 + 1.2 * u[0], LIMS_TS_FMT),
+                    "Test": "Biomass",
+                    **base,
+                    "OD600": round(max(od, 0.0), 1),
+                    "DCW (g/L)": round(max(dcw_m, 0.0), 2),
+                }
+            )
+            sub = {
+                "Glycerol (g/L)": gly * (1 + 0.02 * z[3]),
+                "Methanol (g/L)": meoh * (1 + 0.03 * z[4]) + 0.02 * z[5],
+                "Ethanol (g/L)": etoh * (1 + 0.03 * z[3]) + 0.02 * z[4],
+            }
             sub = {c: (round(max(x, 0.0), 2) if u[1] > 0.01 else None) for c, x in sub.items()}
-            rows.append({"Sample ID": sid, "Lot": lots[i], "Sampled": sampled,
-                         "Reported": local_str(t_abs + 2.0 + 6.0 * u[2], LIMS_TS_FMT), "Test": "HPLC-Substrates",
-                         **base, **sub})
+            rows.append(
+                {
+                    "Sample ID": sid,
+                    "Lot": lots[i],
+                    "Sampled": sampled,
+                    "Reported": local_str(t_abs + 2.0 + 6.0 * u[2], LIMS_TS_FMT),
+                    "Test": "HPLC-Substrates",
+                    **base,
+                    **sub,
+                }
+            )
             if t >= feed_start and u[3] > 0.01:  # the titer assay runs from induction on
                 tz_ = rng.normal()
-                rows.append({"Sample ID": sid, "Lot": lots[i], "Sampled": sampled,
-                             "Reported": local_str(t_abs + 12.0 + 28.0 * u[4], LIMS_TS_FMT), "Test": "Titer-HPLC",
-                             **base, "Titer (mg/L)": round(max(titer * (1 + 0.03 * tz_) + 5.0 * rng.normal(), 0.0), 1)})
-    schema = {"Sample ID": pl.Utf8, "Lot": pl.Utf8, "Sampled": pl.Utf8, "Reported": pl.Utf8, "Test": pl.Utf8,
-              **{c: pl.Float64 for c in cols}}
+                rows.append(
+                    {
+                        "Sample ID": sid,
+                        "Lot": lots[i],
+                        "Sampled": sampled,
+                        "Reported": local_str(t_abs + 12.0 + 28.0 * u[4], LIMS_TS_FMT),
+                        "Test": "Titer-HPLC",
+                        **base,
+                        "Titer (mg/L)": round(max(titer * (1 + 0.03 * tz_) + 5.0 * rng.normal(), 0.0), 1),
+                    }
+                )
+    schema = {
+        "Sample ID": pl.Utf8,
+        "Lot": pl.Utf8,
+        "Sampled": pl.Utf8,
+        "Reported": pl.Utf8,
+        "Test": pl.Utf8,
+        **{c: pl.Float64 for c in cols},
+    }
     lab = pl.DataFrame(rows, schema=schema).sort("Sampled", "Sample ID", "Test")
-    tr = pl.DataFrame(truth).with_columns(pl.col(c).round(5) for c in (
-        "dcw_g_l", "glycerol_g_l", "methanol_g_l", "ethanol_g_l", "titer_mg_l", "x_contaminant_g_l"))
+    tr = pl.DataFrame(truth).with_columns(
+        pl.col(c).round(5)
+        for c in ("dcw_g_l", "glycerol_g_l", "methanol_g_l", "ethanol_g_l", "titer_mg_l", "x_contaminant_g_l")
+    )
     return lab, tr
 
 
-def _trajectories(res: FermentationResult, lots: list[str], inoc: np.ndarray, end_rec: np.ndarray,
-                  grid_us: np.ndarray) -> pa.Table:
+def _trajectories(
+    res: FermentationResult, lots: list[str], inoc: np.ndarray, end_rec: np.ndarray, grid_us: np.ndarray
+) -> pa.Table:
     """True states at every logging step of every culture (long table)."""
     parts: dict[str, list[np.ndarray]] = {}
-    keys = {"titer_mg_l": "titer", "dcw_g_l": "dcw", "x_contaminant_g_l": "x_contaminant", "glycerol_g_l": "glycerol",
-            "methanol_g_l": "methanol", "ethanol_g_l": "ethanol", "do_mg_l": "do", "ph": "ph",
-            "temperature_c": "temperature", "our_mmol_l_h": "our", "cer_mmol_l_h": "cer"}
+    keys = {
+        "titer_mg_l": "titer",
+        "dcw_g_l": "dcw",
+        "x_contaminant_g_l": "x_contaminant",
+        "glycerol_g_l": "glycerol",
+        "methanol_g_l": "methanol",
+        "ethanol_g_l": "ethanol",
+        "do_mg_l": "do",
+        "ph": "ph",
+        "temperature_c": "temperature",
+        "our_mmol_l_h": "our",
+        "cer_mmol_l_h": "cer",
+    }
     for i in np.argsort(inoc, kind="stable"):
         m = int(end_rec[i]) + 1
         parts.setdefault("lot", []).append(np.full(m, lots[i], dtype=object))
-        parts.setdefault("timestamp_utc", []).append(grid_us[int(inoc[i]):int(inoc[i]) + m])
+        parts.setdefault("timestamp_utc", []).append(grid_us[int(inoc[i]) : int(inoc[i]) + m])
         parts.setdefault("culture_age_h", []).append(np.round(res.t_h[:m], 6))
         ph = res["phase"][i, :m].copy()
         ph[-1] = Phase.HARVEST
@@ -815,4 +1094,3 @@ def _trajectories(res: FermentationResult, lots: list[str], inoc: np.ndarray, en
         "fault_active": pa.array(cols["fault_active"]),
     }
     return pa.table(arrays)
-

@@ -23,14 +23,21 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from lakehouse.jsonsafe import clean
+
 EPOCH_MS = np.datetime64(0, "ms")
 
 
 class LandingWriter:
     """Write files under ``out`` (a local path or ``s3://bucket/prefix``)."""
 
-    def __init__(self, out: str, storage_options: dict[str, Any] | None = None,
-                 batch_bytes: int = 64 << 20, batch_files: int = 256) -> None:
+    def __init__(
+        self,
+        out: str,
+        storage_options: dict[str, Any] | None = None,
+        batch_bytes: int = 64 << 20,
+        batch_files: int = 256,
+    ) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(out, **(storage_options or {}))
         self.root = self.root.rstrip("/")
         self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
@@ -49,6 +56,7 @@ class LandingWriter:
                 self.fs.mkdir(bucket)
 
     def path(self, rel: str) -> str:
+        """The full path of a landing-relative path ``rel``."""
         return posixpath.join(self.root, rel)
 
     def put(self, rel: str, data: bytes) -> None:
@@ -70,12 +78,14 @@ class LandingWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered files (one batched ``pipe`` call)."""
         if self._pending:
             self.fs.pipe(self._pending)
             self._pending = {}
             self._pending_bytes = 0
 
     def close(self) -> None:
+        """Write what is still buffered."""
         self.flush()
 
     def __enter__(self) -> LandingWriter:
@@ -144,29 +154,17 @@ def csv_bytes(columns: dict[str, Any]) -> bytes:
 
 
 def rounded(x: np.ndarray, decimals: int) -> np.ndarray:
+    """``x`` as floats rounded to ``decimals`` (``+ 0.0`` turns ``-0.0`` into ``0.0``)."""
     return np.round(np.asarray(x, dtype=float), decimals) + 0.0
-
-
-def _clean(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.generic):
-        o = o.item()
-    if isinstance(o, float):
-        if not np.isfinite(o):
-            return None
-        return round(o, 6)
-    return o
 
 
 def json_bytes(obj: Any) -> bytes:
     """Deterministic JSON (key order as given, floats rounded to 6 decimals)."""
-    return (json.dumps(_clean(obj), indent=2, ensure_ascii=False) + "\n").encode()
+    return (json.dumps(clean(obj, digits=6), indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
+    """An Arrow table as zstd-compressed parquet bytes."""
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()

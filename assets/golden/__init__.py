@@ -16,23 +16,16 @@ Asset keys (group ``golden_batch``), all reading/writing the lake (resource ``la
   simulator ground truth (``landing/_truth/batches.parquet``, evaluation only) — detection,
   lead time, false alarms; skipped (empty) when the lake has no truth (a real plant).
 
-Library code: ``ml/golden.py``, ``ml/mspc.py`` (plain Python). Docs: docs/golden-batch.md.
+Library code: ``ml/golden.py``, ``ml/mspc.py``, ``lakehouse/tables.py`` (plain Python); goals and
+thresholds: ``config/golden.yaml``. Docs: docs/golden-batch.md.
 """
 
-
-import json
 from datetime import UTC, datetime
 
 import dagster as dg
-import numpy as np
-import pandas as pd
-import polars as pl
-import pyarrow as pa
 
-from lakehouse.storage import Lake
-from ml import golden as gb
-from ml import mspc
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
+from assets.support import md_table
 
 GROUP = "golden_batch"
 DIM_BATCHES = dg.AssetKey(["gold", "dim_batches"])
@@ -44,98 +37,38 @@ MODEL = dg.AssetKey(["golden", "mspc_model"])
 SCORES = dg.AssetKey(["golden", "deviation_scores"])
 ALARMS = dg.AssetKey(["golden", "alarms"])
 EVALUATION = dg.AssetKey(["golden", "mspc_evaluation"])
-MODEL_NAME = "mspc_bem"
 
 
-# ------------------------------------------------------------------------ lake helpers
 def now_utc() -> datetime:
+    """The time stamp of a materialization (UTC)."""
     return datetime.now(UTC)
 
 
-def read_gold(lake: Lake, mart: str, columns: list[str] | None = None) -> pl.DataFrame:
-    uri = lake.uri("gold", mart)
-    if not lake.delta_exists(uri):
-        raise dg.Failure(f"gold/{mart} does not exist yet: materialize ['gold', '{mart}'] first")
-    dt = lake.delta_table(uri)
-    if columns is not None:
-        have = {f.name for f in dt.schema().fields}
-        columns = [c for c in columns if c in have]
-    return pl.from_arrow(dt.to_pyarrow_table(columns=columns))
+def read_gold(lake, mart: str, columns: list[str] | None = None):
+    """``gold/<mart>`` as polars (requested columns the mart lacks are left out)."""
+    from lakehouse.tables import read_table
+
+    return read_table(lake, "gold", mart, columns=columns, only_existing_columns=True).df
 
 
-def write_table(lake: Lake, layer: str, name: str, df: pd.DataFrame | pl.DataFrame, mode: str = "overwrite") -> int:
-    """Write a frame as Delta under ``<layer>/<name>``; returns the new table version."""
-    table = df.to_arrow() if isinstance(df, pl.DataFrame) else pa.Table.from_pandas(df, preserve_index=False)
-    table = _utc(table)
-    uri = lake.uri(layer, name)
-    kw = {"schema_mode": "overwrite"} if mode == "overwrite" else {"schema_mode": "merge"}
-    lake.write_delta(uri, table, mode=mode, **kw)
-    return int(lake.delta_table(uri).version())
+def _read(lake, layer: str, name: str):
+    from lakehouse.tables import read_table
 
-
-def _utc(table: pa.Table) -> pa.Table:
-    """Timestamps as ``timestamp[us, tz=UTC]`` (the lake convention)."""
-    cols = []
-    for f, c in zip(table.schema, table.columns):
-        if pa.types.is_timestamp(f.type):
-            c = c.cast(pa.timestamp("us", tz="UTC"))
-        cols.append(c)
-    return pa.Table.from_arrays(cols, names=table.schema.names)
-
-
-def read_table(lake: Lake, layer: str, name: str) -> pl.DataFrame:
-    uri = lake.uri(layer, name)
-    if not lake.delta_exists(uri):
-        raise dg.Failure(f"{layer}/{name} does not exist yet")
-    return pl.from_arrow(lake.read_delta(uri))
-
-
-def model_dir(lake: Lake) -> str:
-    return lake.uri("models", MODEL_NAME)
-
-
-def save_model(lake: Lake, model: mspc.MSPCModel, version: str) -> str:
-    fs = lake.filesystem()
-    base = lake.fs_path(model_dir(lake)) + "/" + version
-    model.save(fs, base)
-    fs.pipe(lake.fs_path(model_dir(lake)) + "/latest.json", json.dumps({"version": version}).encode())
-    return base
-
-
-def load_latest_model(lake: Lake) -> tuple[mspc.MSPCModel, str]:
-    fs = lake.filesystem()
-    d = lake.fs_path(model_dir(lake))
-    if not fs.exists(d + "/latest.json"):
-        raise dg.Failure("no MSPC model yet: materialize ['golden', 'mspc_model'] first")
-    version = json.loads(fs.cat(d + "/latest.json"))["version"]
-    return mspc.MSPCModel.load(fs, d + "/" + version), version
-
-
-def md_table(df: pd.DataFrame, n: int = 10) -> str:
-    d = df.head(n)
-    head = "| " + " | ".join(map(str, d.columns)) + " |\n|" + "---|" * len(d.columns) + "\n"
-
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v).replace("|", "/")
-
-    return head + "\n".join("| " + " | ".join(cell(v) for v in r) + " |" for r in d.itertuples(index=False))
-
-
-def _mspc_training_ids(qual: pd.DataFrame, batches: pd.DataFrame, cfg: dict) -> list[str]:
-    ids = set(qual.loc[qual["in_spec"], "batch_id"])
-    if cfg["qualification"].get("exclude_deviation_work_orders", True) and "n_deviation_work_orders" in batches:
-        bad = set(batches.loc[pd.to_numeric(batches["n_deviation_work_orders"], errors="coerce").fillna(0) > 0,
-                              "batch_id"].astype(str))
-        ids -= bad
-    return sorted(ids)
+    return read_table(lake, layer, name).df
 
 
 # ----------------------------------------------------------------------------- assets
-@dg.asset(key=QUALIFICATION, deps=[DIM_BATCHES], group_name=GROUP, kinds={"delta", "python"},
-          description="Which historical batches qualify as golden (CQAs in spec, top titer) and why.")
+@dg.asset(
+    key=QUALIFICATION,
+    deps=[DIM_BATCHES],
+    group_name=GROUP,
+    kinds={"delta", "python"},
+    description="Which historical batches qualify as golden (CQAs in spec, top titer) and why.",
+)
 def batch_qualification(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from lakehouse.tables import write_table
+    from ml import golden as gb
+
     the_lake = lake.get_lake()
     cfg = gb.load_config()
     batches = read_gold(the_lake, "dim_batches").to_pandas()
@@ -143,20 +76,39 @@ def batch_qualification(context: dg.AssetExecutionContext, lake: LakeResource) -
     qual["evaluated_at"] = now_utc()
     version = write_table(the_lake, "golden", "batch_qualification", qual)
     n_q = int(qual["qualified"].sum())
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(qual), "golden_batches": n_q, "in_spec_batches": int(qual["in_spec"].sum()),
-        "titer_cut_g_l": float(qual["titer_cut_g_l"].iloc[0]) if len(qual) else float("nan"),
-        "cqa_specs": dg.MetadataValue.json(cfg["cqa_specs"]), "delta_version": version,
-        "preview": dg.MetadataValue.md(md_table(qual[["batch_id", "qualified", "in_spec", "harvest_titer_g_l", "reason"]])),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(qual),
+            "golden_batches": n_q,
+            "in_spec_batches": int(qual["in_spec"].sum()),
+            "titer_cut_g_l": float(qual["titer_cut_g_l"].iloc[0]) if len(qual) else float("nan"),
+            "cqa_specs": dg.MetadataValue.json(cfg["cqa_specs"]),
+            "delta_version": version,
+            "preview": dg.MetadataValue.md(
+                md_table(qual[["batch_id", "qualified", "in_spec", "harvest_titer_g_l", "reason"]])
+            ),
+        }
+    )
 
 
-@dg.asset(key=PROFILE, deps=[QUALIFICATION, READINGS], group_name=GROUP, kinds={"delta", "python"},
-          description="Golden-batch trajectory envelope per signal on culture age and % maturity.")
+@dg.asset(
+    key=PROFILE,
+    deps=[QUALIFICATION, READINGS],
+    group_name=GROUP,
+    kinds={"delta", "python"},
+    description="Golden-batch trajectory envelope per signal on culture age and % maturity.",
+)
 def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    import numpy as np
+    import pandas as pd
+    import polars as pl
+
+    from lakehouse.tables import write_table
+    from ml import golden as gb
+
     the_lake = lake.get_lake()
     cfg = gb.load_config()
-    qual = read_table(the_lake, "golden", "batch_qualification").to_pandas()
+    qual = _read(the_lake, "golden", "batch_qualification").to_pandas()
     golden_ids = qual.loc[qual["qualified"], "batch_id"].tolist()
     if not golden_ids:
         raise dg.Failure("no batch qualifies as golden: check cqa_specs in config/golden.yaml")
@@ -164,40 +116,85 @@ def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     cols = ["batch_id", "culture_age_h", "maturity_pct", *p["signals"]]
     readings = read_gold(the_lake, "fct_process_readings", cols)
     frames = []
-    for axis, step in (("culture_age_h", float(p["culture_age_step_h"])), ("maturity_pct", float(p["maturity_step_pct"]))):
+    for axis, step in (
+        ("culture_age_h", float(p["culture_age_step_h"])),
+        ("maturity_pct", float(p["maturity_step_pct"])),
+    ):
         n_steps = int(np.ceil(100.0 / step)) + 1 if axis == "maturity_pct" else None
-        al = gb.align(readings.filter(pl.col("batch_id").is_in(golden_ids)), p["signals"], axis=axis, step=step,
-                      n_steps=n_steps, batch_ids=golden_ids)
-        frames.append(gb.golden_profile(al, band_pct=p["band_pct"], sigma=float(p.get("sigma", 3.0)),
-                                        min_batches=min(3, len(golden_ids))))
+        al = gb.align(
+            readings.filter(pl.col("batch_id").is_in(golden_ids)),
+            p["signals"],
+            axis=axis,
+            step=step,
+            n_steps=n_steps,
+            batch_ids=golden_ids,
+        )
+        frames.append(
+            gb.golden_profile(
+                al, band_pct=p["band_pct"], sigma=float(p.get("sigma", 3.0)), min_batches=min(3, len(golden_ids))
+            )
+        )
     profile = pd.concat(frames, ignore_index=True)
     profile["n_golden_batches"] = len(golden_ids)
     profile["built_at"] = now_utc()
     version = write_table(the_lake, "golden", "profile", profile)
     # plot: the most recent batch against the envelope
     latest = readings.group_by("batch_id").agg(pl.col("culture_age_h").max()).sort("batch_id")["batch_id"][-1]
-    al_b = gb.align(readings.filter(pl.col("batch_id") == latest), p["signals"], axis="culture_age_h",
-                    step=float(p["culture_age_step_h"]), batch_ids=[latest])
-    png = gb.plot_envelope(profile, al_b, signals=["temperature", "ph", "dissolved_oxygen", "capacitance",
-                                                     "base_total", "feed_total", "offgas_co2", "o2_flow", "weight"],
-                           title=f"{latest} against the golden envelope ({len(golden_ids)} golden batches)")
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(profile), "golden_batches": len(golden_ids),
-        "golden_batch_ids": dg.MetadataValue.json(golden_ids[:200]), "delta_version": version,
-        "plot": dg.MetadataValue.md(gb.png_markdown(png, f"{latest} vs golden envelope")),
-    })
+    al_b = gb.align(
+        readings.filter(pl.col("batch_id") == latest),
+        p["signals"],
+        axis="culture_age_h",
+        step=float(p["culture_age_step_h"]),
+        batch_ids=[latest],
+    )
+    png = gb.plot_envelope(
+        profile,
+        al_b,
+        signals=[
+            "temperature",
+            "ph",
+            "dissolved_oxygen",
+            "capacitance",
+            "base_total",
+            "feed_total",
+            "offgas_co2",
+            "o2_flow",
+            "weight",
+        ],
+        title=f"{latest} against the golden envelope ({len(golden_ids)} golden batches)",
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(profile),
+            "golden_batches": len(golden_ids),
+            "golden_batch_ids": dg.MetadataValue.json(golden_ids[:200]),
+            "delta_version": version,
+            "plot": dg.MetadataValue.md(gb.png_markdown(png, f"{latest} vs golden envelope")),
+        }
+    )
 
 
-@dg.asset(key=MODEL, deps=[QUALIFICATION, READINGS, DIM_BATCHES], group_name=GROUP, kinds={"numpy", "python"},
-          description="Batch evolution monitoring model (PCA on per-time-step scaled good batches) with "
-                      "cross-validated time-varying T²/SPE limits; stored as npz + JSON.")
+@dg.asset(
+    key=MODEL,
+    deps=[QUALIFICATION, READINGS, DIM_BATCHES],
+    group_name=GROUP,
+    kinds={"numpy", "python"},
+    description="Batch evolution monitoring model (PCA on per-time-step scaled good batches) with "
+    "cross-validated time-varying T²/SPE limits; stored as npz + JSON.",
+)
 def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    import polars as pl
+
+    from lakehouse.jsonsafe import clean
+    from ml import golden as gb
+    from ml import mspc
+
     the_lake = lake.get_lake()
     cfg = gb.load_config()
     mcfg = mspc.MSPCConfig.from_dict(cfg["mspc"])
-    qual = read_table(the_lake, "golden", "batch_qualification").to_pandas()
+    qual = _read(the_lake, "golden", "batch_qualification").to_pandas()
     batches = read_gold(the_lake, "dim_batches").to_pandas()
-    train_ids = _mspc_training_ids(qual, batches, cfg)
+    train_ids = gb.mspc_training_ids(qual, batches, cfg)
     if len(train_ids) < 4:
         raise dg.Failure(f"MSPC needs >= 4 in-spec batches without deviations, found {len(train_ids)}")
     readings = read_gold(the_lake, "fct_process_readings").filter(pl.col("batch_id").is_in(train_ids))
@@ -206,95 +203,125 @@ def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     version = now_utc().strftime("%Y%m%dT%H%M%SZ")
     readings_version = int(the_lake.delta_table(the_lake.uri("gold", "fct_process_readings")).version())
     model.info["training_data"] = {"gold/fct_process_readings": readings_version}
-    base = save_model(the_lake, model, version)
-    return dg.MaterializeResult(metadata={
-        "model_name": MODEL_NAME, "model_version": version, "path": base + ".npz",
-        "n_train_batches": len(train_ids), "n_components": model.n_components,
-        "n_steps": model.n_steps, "signals": dg.MetadataValue.json(model.signals),
-        "limit_scale": model.limit_scale,
-        "cv_batch_alarm_fraction": model.info["cv_batch_alarm_fraction"],
-        "explained_variance": model.info["cumulative_explained_variance"],
-        "info": dg.MetadataValue.json(mspc._jsonable(model.info)),
-    })
+    base = mspc.save_to_lake(the_lake, model, version)
+    return dg.MaterializeResult(
+        metadata={
+            "model_name": mspc.MODEL_NAME,
+            "model_version": version,
+            "path": base + ".npz",
+            "n_train_batches": len(train_ids),
+            "n_components": model.n_components,
+            "n_steps": model.n_steps,
+            "signals": dg.MetadataValue.json(model.signals),
+            "limit_scale": model.limit_scale,
+            "cv_batch_alarm_fraction": model.info["cv_batch_alarm_fraction"],
+            "explained_variance": model.info["cumulative_explained_variance"],
+            "info": dg.MetadataValue.json(clean(model.info)),
+        }
+    )
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(SCORES, deps=[MODEL, READINGS], group_name=GROUP, kinds={"delta"},
-                     description="Per batch and culture-age bin: T², SPE, their limits and the alarm state."),
-        dg.AssetSpec(ALARMS, deps=[MODEL, READINGS], group_name=GROUP, kinds={"delta"},
-                     description="MSPC alarms: batch, culture age, statistic, signals to blame."),
+        dg.AssetSpec(
+            SCORES,
+            deps=[MODEL, READINGS],
+            group_name=GROUP,
+            kinds={"delta"},
+            description="Per batch and culture-age bin: T², SPE, their limits and the alarm state.",
+        ),
+        dg.AssetSpec(
+            ALARMS,
+            deps=[MODEL, READINGS],
+            group_name=GROUP,
+            kinds={"delta"},
+            description="MSPC alarms: batch, culture age, statistic, signals to blame.",
+        ),
     ],
     name="mspc_monitoring",
 )
 def mspc_monitoring(context: dg.AssetExecutionContext, lake: LakeResource):
+    from lakehouse.tables import write_table
+    from ml import golden as gb
+    from ml import mspc
+
     the_lake = lake.get_lake()
-    model, version = load_latest_model(the_lake)
+    model, version = mspc.load_latest_from_lake(the_lake)
     readings = read_gold(the_lake, "fct_process_readings")
     al = mspc.align_for(model, readings)
     sc = mspc.score(model, al)
     scored_at = now_utc()
     frame = sc.to_frame()
-    frame["model_name"], frame["model_version"], frame["scored_at"] = MODEL_NAME, version, scored_at
+    frame["model_name"], frame["model_version"], frame["scored_at"] = mspc.MODEL_NAME, version, scored_at
     frame["in_training"] = frame["batch_id"].isin(model.train_batches)
     v1 = write_table(the_lake, "scores", "mspc_deviation", frame)
     ev = mspc.alarm_events(sc)
-    ev["model_name"], ev["model_version"], ev["raised_at"] = MODEL_NAME, version, scored_at
+    ev["model_name"], ev["model_version"], ev["raised_at"] = mspc.MODEL_NAME, version, scored_at
     v2 = write_table(the_lake, "golden", "alarms", ev)
     alarmed = sorted(ev["batch_id"].unique().tolist())
     # chart: the latest alarmed batch (else the latest batch)
     show = alarmed[-1] if alarmed else al.batch_ids[-1]
     png = mspc.plot_control_charts(sc, show)
-    yield dg.MaterializeResult(asset_key=SCORES, metadata={
-        "dagster/row_count": len(frame), "batches_scored": len(al.batch_ids), "model_version": version,
-        "delta_version": v1, "chart": dg.MetadataValue.md(gb.png_markdown(png, f"T2/SPE {show}")),
-    })
+    yield dg.MaterializeResult(
+        asset_key=SCORES,
+        metadata={
+            "dagster/row_count": len(frame),
+            "batches_scored": len(al.batch_ids),
+            "model_version": version,
+            "delta_version": v1,
+            "chart": dg.MetadataValue.md(gb.png_markdown(png, f"T2/SPE {show}")),
+        },
+    )
     first = ev.groupby("batch_id").first().reset_index() if len(ev) else ev
-    yield dg.MaterializeResult(asset_key=ALARMS, metadata={
-        "dagster/row_count": len(ev), "batches_alarmed": len(alarmed), "model_version": version,
-        "delta_version": v2,
-        "first_alarm_per_batch": dg.MetadataValue.md(md_table(first[["batch_id", "culture_age_h", "statistic",
-                                                                      "top_signals"]], 20) if len(ev) else "no alarms"),
-    })
+    yield dg.MaterializeResult(
+        asset_key=ALARMS,
+        metadata={
+            "dagster/row_count": len(ev),
+            "batches_alarmed": len(alarmed),
+            "model_version": version,
+            "delta_version": v2,
+            "first_alarm_per_batch": dg.MetadataValue.md(
+                md_table(first[["batch_id", "culture_age_h", "statistic", "top_signals"]], 20)
+                if len(ev)
+                else "no alarms"
+            ),
+        },
+    )
 
 
-def _truth_frame(lake: Lake) -> pd.DataFrame | None:
-    """Simulator truth (evaluation only) with onset / end as culture age in hours."""
-    import pyarrow.parquet as pq
-
-    fs = lake.filesystem()
-    path = lake.fs_path(lake.uri("landing", "_truth", "batches.parquet"))
-    if not fs.exists(path):
-        return None
-    with fs.open(path, "rb") as f:
-        t = pq.read_table(f).to_pandas()
-    inoc = pd.to_datetime(t["inoculation"], utc=True)
-    onset = pd.to_datetime(t["deviation_onset"], utc=True)
-    end = pd.to_datetime(t["culture_end"], utc=True)
-    dev = t["deviation_type"].fillna("").astype(str)
-    return pd.DataFrame({
-        "batch_id": t["batch_id"].astype(str), "deviation_type": dev, "deviating": dev != "",
-        "onset_h": (onset - inoc).dt.total_seconds() / 3600.0, "end_h": (end - inoc).dt.total_seconds() / 3600.0,
-        "lost": t["lost"].astype(bool),
-    })
-
-
-@dg.asset(key=EVALUATION, deps=[ALARMS, SCORES, ASSAYS], group_name=GROUP, kinds={"delta", "python"},
-          description="MSPC alarms against the twin's deviation truth (detection, lead time, false alarms).")
+@dg.asset(
+    key=EVALUATION,
+    deps=[ALARMS, SCORES, ASSAYS],
+    group_name=GROUP,
+    kinds={"delta", "python"},
+    description="MSPC alarms against the twin's deviation truth (detection, lead time, false alarms).",
+)
 def mspc_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    import numpy as np
+    import pandas as pd
+
+    from lakehouse.tables import write_table
+    from ml import golden as gb
+    from ml import mspc
+
     the_lake = lake.get_lake()
     cfg = gb.load_config()
-    truth = _truth_frame(the_lake)
+    truth = gb.deviation_truth(the_lake)
     if truth is None:
-        return dg.MaterializeResult(metadata={"evaluated": False,
-                                              "reason": "no landing/_truth (a real plant): nothing to evaluate"})
-    model, version = load_latest_model(the_lake)
-    scores = read_table(the_lake, "scores", "mspc_deviation").to_pandas()
+        return dg.MaterializeResult(
+            metadata={"evaluated": False, "reason": "no landing/_truth (a real plant): nothing to evaluate"}
+        )
+    model, version = mspc.load_latest_from_lake(the_lake)
+    scores = _read(the_lake, "scores", "mspc_deviation").to_pandas()
     steps = scores[scores["alarm"]][["batch_id", "culture_age_h"]]
     assays = read_gold(the_lake, "fct_assay_results").to_pandas()
-    assays["result_age_h"] = assays["culture_age_h"] + (
-        pd.to_datetime(assays["result_time"], utc=True) - pd.to_datetime(assays["sample_time"], utc=True)
-    ).dt.total_seconds() / 3600.0
+    assays["result_age_h"] = (
+        assays["culture_age_h"]
+        + (
+            pd.to_datetime(assays["result_time"], utc=True) - pd.to_datetime(assays["sample_time"], utc=True)
+        ).dt.total_seconds()
+        / 3600.0
+    )
     # honest evaluation: batches the model did not train on, that it scored
     truth = truth[truth["batch_id"].isin(scores["batch_id"].unique()) & ~truth["batch_id"].isin(model.train_batches)]
     truth = truth[truth["end_h"].notna()].copy()
@@ -304,52 +331,72 @@ def mspc_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     per["model_version"] = version
     per["evaluated_at"] = now_utc()
     v = write_table(the_lake, "golden", "mspc_evaluation", per)
-    by_type = (per[per["deviating"]].groupby("deviation_type")[["detected", "lead_h", "delay_h"]]
-               .agg({"detected": "mean", "lead_h": "median", "delay_h": "median"}).reset_index()
-               if metrics["n_deviating"] else pd.DataFrame())
-    return dg.MaterializeResult(metadata={
-        "evaluated": True, "model_version": version, "delta_version": v,
-        **{k: (float(v_) if isinstance(v_, (float, np.floating)) else v_) for k, v_ in metrics.items()},
-        "by_deviation_type": dg.MetadataValue.md(md_table(by_type) if len(by_type) else "no deviating batches"),
-    })
+    by_type = (
+        per[per["deviating"]]
+        .groupby("deviation_type")[["detected", "lead_h", "delay_h"]]
+        .agg({"detected": "mean", "lead_h": "median", "delay_h": "median"})
+        .reset_index()
+        if metrics["n_deviating"]
+        else pd.DataFrame()
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "evaluated": True,
+            "model_version": version,
+            "delta_version": v,
+            **{k: (float(v_) if isinstance(v_, (float, np.floating)) else v_) for k, v_ in metrics.items()},
+            "by_deviation_type": dg.MetadataValue.md(md_table(by_type) if len(by_type) else "no deviating batches"),
+        }
+    )
 
 
 # ------------------------------------------------------------------------ asset checks
 @dg.asset_check(asset=PROFILE, description="At least qualification.min_golden_batches golden batches.")
 def enough_golden_batches(lake: LakeResource) -> dg.AssetCheckResult:
+    from ml import golden as gb
+
     cfg = gb.load_config()
-    qual = read_table(lake.get_lake(), "golden", "batch_qualification").to_pandas()
+    qual = _read(lake.get_lake(), "golden", "batch_qualification").to_pandas()
     n = int(qual["qualified"].sum())
     need = int(cfg["qualification"]["min_golden_batches"])
-    return dg.AssetCheckResult(passed=n >= need, metadata={"golden_batches": n, "required": need},
-                               severity=dg.AssetCheckSeverity.WARN)
+    return dg.AssetCheckResult(
+        passed=n >= need, metadata={"golden_batches": n, "required": need}, severity=dg.AssetCheckSeverity.WARN
+    )
 
 
 @dg.asset_check(asset=MODEL, description="Cross-validated good batches alarm at most at the target rate.")
 def cv_false_alarm_within_target(lake: LakeResource) -> dg.AssetCheckResult:
-    model, version = load_latest_model(lake.get_lake())
+    from ml import mspc
+
+    model, version = mspc.load_latest_from_lake(lake.get_lake())
     target = float(model.config["batch_false_alarm_target"])
     got = float(model.info["cv_batch_alarm_fraction"])
-    return dg.AssetCheckResult(passed=got <= target + 1e-9,
-                               metadata={"cv_batch_alarm_fraction": got, "target": target, "model_version": version})
+    return dg.AssetCheckResult(
+        passed=got <= target + 1e-9,
+        metadata={"cv_batch_alarm_fraction": got, "target": target, "model_version": version},
+    )
 
 
-@dg.asset_check(asset=EVALUATION, description="Goals: >= 80 % of deviating batches alarmed, median lead >= 24 h, "
-                                             "<= 5 % of normal batches ever alarmed.")
+@dg.asset_check(
+    asset=EVALUATION,
+    description="Goals (config/golden.yaml mspc.evaluation.goals): >= 80 % of "
+    "deviating batches alarmed, median lead >= 24 h, <= 5 % of normal "
+    "batches ever alarmed.",
+)
 def alarm_goals_met(lake: LakeResource) -> dg.AssetCheckResult:
+    from ml import golden as gb
+    from ml import mspc
+
     the_lake = lake.get_lake()
     uri = the_lake.uri("golden", "mspc_evaluation")
     if not the_lake.delta_exists(uri):
         return dg.AssetCheckResult(passed=True, metadata={"evaluated": False})
-    per = pl.from_arrow(the_lake.read_delta(uri)).to_pandas()
-    dev, nor = per[per["deviating"]], per[~per["deviating"]]
-    det = float(dev["detected"].mean()) if len(dev) else float("nan")
-    lead = float(dev["lead_h"].median()) if len(dev) and dev["detected"].any() else float("nan")
-    fa = float(nor["false_alarm"].mean()) if len(nor) else float("nan")
-    ok = (not len(dev) or (det >= 0.8 and lead >= 24.0)) and (not len(nor) or fa <= 0.05)
-    return dg.AssetCheckResult(passed=bool(ok), severity=dg.AssetCheckSeverity.WARN,
-                               metadata={"detected_fraction": det, "median_lead_h": lead,
-                                         "false_alarm_fraction": fa, "n_deviating": len(dev), "n_normal": len(nor)})
+    per = _read(the_lake, "golden", "mspc_evaluation").to_pandas()
+    goals = gb.load_config()["mspc"]["evaluation"]["goals"]
+    ok, figures = mspc.alarm_goal_metrics(per, goals)
+    return dg.AssetCheckResult(
+        passed=ok, severity=dg.AssetCheckSeverity.WARN, metadata={**figures, "goals": dg.MetadataValue.json(goals)}
+    )
 
 
 defs = dg.Definitions(

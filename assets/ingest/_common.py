@@ -41,19 +41,31 @@ def make_context(tagmap: str | None = DEFAULT_TAGMAP) -> IngestContext:
 
 def quarantine_check_spec(table: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        QUARANTINE_CHECK, asset=bronze_key(table), blocking=False,
+        QUARANTINE_CHECK,
+        asset=bronze_key(table),
+        blocking=False,
         description="WARN when this materialization set rows or files aside in bronze/_quarantine.",
     )
 
 
-def run_ingest(context: dg.AssetExecutionContext, lake: Lake, systems: Sequence[str],
-               ctx: IngestContext, predicate: Callable[[SourceFile], bool] | None = None) -> IngestReport:
+def run_ingest(
+    context: dg.AssetExecutionContext,
+    lake: Lake,
+    systems: Sequence[str],
+    ctx: IngestContext,
+    predicate: Callable[[SourceFile], bool] | None = None,
+) -> IngestReport:
     report = ingest_landing(lake, systems, run_id=context.run.run_id, ctx=ctx, predicate=predicate)
     context.log.info(
         "ingested %s: %d files new, %d unchanged, %d already committed, %d rejected; rows %s; quarantined %s",
-        ",".join(systems), report.files_ingested, report.files_skipped_unchanged,
-        report.files_already_committed, len(report.files_rejected), dict(report.rows_written),
-        dict(report.rows_quarantined))
+        ",".join(systems),
+        report.files_ingested,
+        report.files_skipped_unchanged,
+        report.files_already_committed,
+        len(report.files_rejected),
+        dict(report.rows_written),
+        dict(report.rows_quarantined),
+    )
     return report
 
 
@@ -95,12 +107,19 @@ def results(report: IngestReport, tables: Iterable[str], lake: Lake, extra: dict
     for t in tables:
         n_q = report.rows_quarantined[t]
         yield dg.MaterializeResult(
-            asset_key=bronze_key(t), metadata={**table_metadata(report, t, lake), **(extra or {})},
-            check_results=[dg.AssetCheckResult(
-                check_name=QUARANTINE_CHECK, asset_key=bronze_key(t), passed=n_q == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"quarantined_rows": n_q,
-                          "reasons": dg.MetadataValue.md(_reasons_md(report)) if n_q else "none"},
-                description=None if n_q == 0 else f"{n_q} rows/files of {t} set aside in bronze/_quarantine",
-            )],
+            asset_key=bronze_key(t),
+            metadata={**table_metadata(report, t, lake), **(extra or {})},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=QUARANTINE_CHECK,
+                    asset_key=bronze_key(t),
+                    passed=n_q == 0,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={
+                        "quarantined_rows": n_q,
+                        "reasons": dg.MetadataValue.md(_reasons_md(report)) if n_q else "none",
+                    },
+                    description=None if n_q == 0 else f"{n_q} rows/files of {t} set aside in bronze/_quarantine",
+                )
+            ],
         )

@@ -1,24 +1,29 @@
 """bronze/historian_readings — daily partitions (UTC), backfills of a range run as ONE run."""
 
-
-import os
-
 import dagster as dg
 
 from assets.ingest._common import (
-    DEFAULT_LANDING_DEPS, DEFAULT_TAGMAP, GROUP, bronze_key, landing_deps, make_context, quarantine_check_spec, results,
+    DEFAULT_LANDING_DEPS,
+    DEFAULT_TAGMAP,
+    GROUP,
+    bronze_key,
+    landing_deps,
+    make_context,
+    quarantine_check_spec,
+    results,
     run_ingest,
 )
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
+from twin.site import SiteConfig
 
-DEFAULT_START_DATE = "2026-01-01"
+DEFAULT_START_DATE = SiteConfig().start  # the site defaults live in twin.site.SiteConfig
 TABLE = "historian_readings"
 
 
 def historian_partitions(start_date: str | None = None) -> dg.DailyPartitionsDefinition:
-    """UTC days from ``start_date`` (env ``LAKEHOUSE_HISTORIAN_START_DATE``, default
-    2026-01-01) up to and including today."""
-    start = start_date or os.environ.get("LAKEHOUSE_HISTORIAN_START_DATE") or DEFAULT_START_DATE
+    """UTC days from ``start_date`` (default: the site's default start date) up to and including
+    today."""
+    start = start_date or DEFAULT_START_DATE
     return dg.DailyPartitionsDefinition(start_date=start, timezone="UTC", end_offset=1)
 
 
@@ -26,21 +31,28 @@ class HistorianIngestConfig(dg.Config):
     tagmap: str = DEFAULT_TAGMAP  # path (relative to the project root) of the tag map YAML
 
 
-def build_historian_asset(partitions: dg.DailyPartitionsDefinition,
-                          deps=DEFAULT_LANDING_DEPS) -> dg.AssetsDefinition:
+def build_historian_asset(partitions: dg.DailyPartitionsDefinition, deps=DEFAULT_LANDING_DEPS) -> dg.AssetsDefinition:
     @dg.asset(
-        key=bronze_key(TABLE), group_name=GROUP, partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(), deps=landing_deps(deps),
-        check_specs=[quarantine_check_spec(TABLE)], kinds={"delta", "python"},
+        key=bronze_key(TABLE),
+        group_name=GROUP,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=landing_deps(deps),
+        check_specs=[quarantine_check_spec(TABLE)],
+        kinds={"delta", "python"},
         description="Historian long-format day files → bronze/historian_readings (canonical "
-                    "parameter + unit via the tag map), exactly once per file version; Delta "
-                    "partition column `date`. A range of days runs as one run.",
+        "parameter + unit via the tag map), exactly once per file version; Delta "
+        "partition column `date`. A range of days runs as one run.",
     )
-    def historian_readings(context: dg.AssetExecutionContext, lake: LakeResource,
-                           config: HistorianIngestConfig):
+    def historian_readings(context: dg.AssetExecutionContext, lake: LakeResource, config: HistorianIngestConfig):
         days = set(context.partition_keys)
-        report = run_ingest(context, lake.get_lake(), ["historian"], make_context(config.tagmap),
-                            predicate=lambda f: f.meta.get("day") in days)
+        report = run_ingest(
+            context,
+            lake.get_lake(),
+            ["historian"],
+            make_context(config.tagmap),
+            predicate=lambda f: f.meta.get("day") in days,
+        )
         span = f"{min(days)}..{max(days)}" if len(days) > 1 else next(iter(days))
         yield from results(report, [TABLE], lake.get_lake(), extra={"partitions": span})
 

@@ -1,12 +1,11 @@
 """The landing zone: the twin site's exports (embedded default) or a plant's own files."""
 
-
 import json
 from collections import Counter
 
 import dagster as dg
 
-from orchestration.resources import LakeResource, SiteResource
+from assets.resources import LakeResource, SiteResource
 
 SYSTEMS = ("historian", "lims", "mes", "chromatography", "filtration", "cmms")
 MANIFEST = "landing/_truth/site.json"
@@ -34,8 +33,13 @@ def landing_site(context: dg.AssetExecutionContext, lake: LakeResource, site: Si
     lk.ensure_bucket()
     fs = lk.filesystem()
     root = lk.fs_path(lk.root)
-    wanted = {"start": site.start_date, "days": site.days, "bioreactors": site.bioreactors,
-              "interval_s": site.interval_s, "seed": site.seed}
+    wanted = {
+        "start": site.start_date,
+        "days": site.days,
+        "bioreactors": site.bioreactors,
+        "interval_s": site.interval_s,
+        "seed": site.seed,
+    }
     meta: dict = {"source": site.source}
     if site.source == "twin":
         manifest_path = f"{root}/{MANIFEST}"
@@ -44,24 +48,29 @@ def landing_site(context: dg.AssetExecutionContext, lake: LakeResource, site: Si
             context.log.info("landing zone already holds this twin site: not simulated again")
             meta["simulated"] = False
         else:
-            from twin.site import SiteConfig, simulate_site
+            from twin.site import simulate_site
 
-            cfg = SiteConfig(start=site.start_date, days=site.days, bioreactors=site.bioreactors,
-                             interval_s=site.interval_s, seed=site.seed)
+            cfg = site.site_config()
 
             def progress(done: int, total: int) -> None:
                 if done == total or done % 50 == 0:
                     context.log.info(f"simulating site: {done}/{total} files")
 
-            summary = simulate_site(lk.root, cfg, storage_options=lk.fsspec_storage_options() or None,
-                                    progress=progress)
+            summary = simulate_site(
+                lk.root, cfg, storage_options=lk.fsspec_storage_options() or None, progress=progress
+            )
             fs.pipe(manifest_path, json.dumps(wanted).encode())
-            meta.update({
-                "simulated": True, "batches": summary.batches, "deviations": summary.deviations,
-                "failures": summary.failures, "historian_readings": summary.historian_readings,
-                "sim_seconds": round(summary.seconds, 2),
-                "sim_readings_per_s": round(summary.readings_per_s),
-            })
+            meta.update(
+                {
+                    "simulated": True,
+                    "batches": summary.batches,
+                    "deviations": summary.deviations,
+                    "failures": summary.failures,
+                    "historian_readings": summary.historian_readings,
+                    "sim_seconds": round(summary.seconds, 2),
+                    "sim_readings_per_s": round(summary.readings_per_s),
+                }
+            )
     elif site.source != "external":
         raise dg.Failure(f"unknown site source {site.source!r}: use 'twin' or 'external'")
     counts = _inventory(fs, root)

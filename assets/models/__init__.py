@@ -6,130 +6,213 @@ promotes the candidate to champion only if it beats the champion (when there is 
 baseline on the same held-out set, and appends the decision to ``registry/promotions``. The
 check fails with severity ERROR (blocking scoring) when no champion exists afterwards, and with
 WARN when the candidate is rejected but a champion remains in service.
+
+The model names come from the soft-sensor config (``config/ml/softsensor.yaml``), so the assets
+are made by :func:`build_defs` (nothing is read at import).
 """
 
-
 import dagster as dg
-import numpy as np
 
-from lakehouse.spark.resource import SparkResource
-from ml import pipeline, plots
-from ml.config import load_softsensor_config
-from ml.dagster_support import MLConfig, by_day_markdown, js, num
-from ml.train import TrainedModel
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource, SparkResource
+from assets.support import MLConfig, by_day_markdown, js, num
+from ml.config import SoftSensorConfig, load_softsensor_config
 
 SOFTSENSOR_KEY = dg.AssetKey(["features", "softsensor"])
 EQUIPMENT_KEY = dg.AssetKey(["features", "equipment_health"])
-_DEFAULT = load_softsensor_config()
-TITER_NAME = _DEFAULT.titer.name
-HARVEST_NAMES = {t: f"{_DEFAULT.harvest.name_prefix}{t}" for t in _DEFAULT.harvest.targets}
 PDM_NAME = "pdm"
 
 
-def _regression_metadata(model: TrainedModel, version: int, with_trajectories: bool) -> dict:
+def titer_name(cfg: SoftSensorConfig) -> str:
+    """Registry/asset name of the titer soft sensor of a soft-sensor config."""
+    return cfg.titer.name
+
+
+def harvest_names(cfg: SoftSensorConfig) -> dict[str, str]:
+    """Harvest CQA target -> registry/asset name, of a soft-sensor config."""
+    return {t: f"{cfg.harvest.name_prefix}{t}" for t in cfg.harvest.targets}
+
+
+def _regression_metadata(model, version: int, with_trajectories: bool) -> dict:
+    """Metadata of a trained regression model (:class:`ml.train.TrainedModel`): metrics and plots."""
+    from ml import plots
+
     m = model.metrics
     md = {
-        "model_version": version, "test_rmse": num(m["test"]["rmse"]), "test_mae": num(m["test"]["mae"]),
-        "test_r2": num(m["test"]["r2"]), "baseline_rmse": num(m.get("baseline_test", {}).get("rmse")),
-        "improvement_vs_baseline": num(m.get("improvement_vs_baseline")), "cv_rmse": num(m["cv"]["rmse"]),
-        "interval_coverage_test": num(m["interval"]["coverage_test"]), "interval_alpha": m["interval"]["alpha"],
-        "n_train_batches": m["n_train_batches"], "n_test_batches": m["n_test_batches"], "metrics": js(m),
+        "model_version": version,
+        "test_rmse": num(m["test"]["rmse"]),
+        "test_mae": num(m["test"]["mae"]),
+        "test_r2": num(m["test"]["r2"]),
+        "baseline_rmse": num(m.get("baseline_test", {}).get("rmse")),
+        "improvement_vs_baseline": num(m.get("improvement_vs_baseline")),
+        "cv_rmse": num(m["cv"]["rmse"]),
+        "interval_coverage_test": num(m["interval"]["coverage_test"]),
+        "interval_alpha": m["interval"]["alpha"],
+        "n_train_batches": m["n_train_batches"],
+        "n_test_batches": m["n_test_batches"],
+        "metrics": js(m),
         "top_signals": dg.MetadataValue.md(plots.top_signals(m.get("top_signals", {}))),
         "predicted_vs_actual": dg.MetadataValue.md(plots.predicted_vs_actual(model.holdout, model.meta["target"])),
     }
     if "test_by_culture_day" in m:
         md["error_by_culture_day"] = dg.MetadataValue.md(
-            by_day_markdown(m["test_by_culture_day"], m.get("baseline_test_by_culture_day")))
+            by_day_markdown(m["test_by_culture_day"], m.get("baseline_test_by_culture_day"))
+        )
     if with_trajectories:
         md["titer_trajectories"] = dg.MetadataValue.md(plots.titer_trajectories(model.trajectories, model.holdout))
     return md
 
 
 def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
+    from ml import pipeline
+
     d = pipeline.gate(lake.get_lake(), name)
     promoted = bool(d.get("promoted"))
     has_champion = bool(d.get("has_champion_after"))
     severity = dg.AssetCheckSeverity.WARN if (not promoted and has_champion) else dg.AssetCheckSeverity.ERROR
-    return dg.AssetCheckResult(passed=promoted, severity=severity, metadata={
-        "decision": d.get("decision", ""), "reason": d.get("reason", ""), "evidence": js(d),
-        "champion_in_service": has_champion})
+    return dg.AssetCheckResult(
+        passed=promoted,
+        severity=severity,
+        metadata={
+            "decision": d.get("decision", ""),
+            "reason": d.get("reason", ""),
+            "evidence": js(d),
+            "champion_in_service": has_champion,
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- titer
-@dg.asset(key=["models", TITER_NAME], group_name="models", kinds={"xgboost"}, deps=[SOFTSENSOR_KEY],
-          description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
-                      "forward in time, with split-conformal intervals; registered as a candidate.")
-def model_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig,
-                spark: SparkResource) -> dg.MaterializeResult:
-    cfg = config.softsensor()
-    # engine "spark": boosters trained with xgboost.spark (same rows/features/split/params), same UBJ + registry
-    (model, rec), = pipeline.train_softsensor_models(
-        lake.get_lake(), cfg, targets=[cfg.titer.target], engine=spark.engine,
-        spark=spark.session_or_none(), num_workers=spark.num_workers).values()
-    return dg.MaterializeResult(metadata=_regression_metadata(model, rec.version, True)
-                                | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data),
-                                   "engine": spark.engine})
+def _titer_assets(name: str):
+    @dg.asset(
+        key=["models", name],
+        group_name="models",
+        kinds={"xgboost"},
+        deps=[SOFTSENSOR_KEY],
+        description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
+        "forward in time, with split-conformal intervals; registered as a candidate.",
+    )
+    def model_titer(
+        context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig, spark: SparkResource
+    ) -> dg.MaterializeResult:
+        from ml import pipeline
 
+        cfg = config.softsensor()
+        # engine "spark": boosters trained with xgboost.spark (same rows/features/split/params), same UBJ + registry
+        ((model, rec),) = pipeline.train_softsensor_models(
+            lake.get_lake(),
+            cfg,
+            targets=[cfg.titer.target],
+            engine=spark.engine,
+            spark=spark.session_or_none(),
+            num_workers=spark.num_workers,
+        ).values()
+        return dg.MaterializeResult(
+            metadata=_regression_metadata(model, rec.version, True)
+            | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data), "engine": spark.engine}
+        )
 
-@dg.asset_check(asset=["models", TITER_NAME], blocking=True, name="promotion_gate",
-                description="Promote the candidate only if it beats the champion and the carry-forward baseline.")
-def titer_promotion_gate(lake: LakeResource) -> dg.AssetCheckResult:
-    return _gate_result(lake, TITER_NAME)
+    @dg.asset_check(
+        asset=["models", name],
+        blocking=True,
+        name="promotion_gate",
+        description="Promote the candidate only if it beats the champion and the carry-forward baseline.",
+    )
+    def _titer_promotion_gate(lake: LakeResource) -> dg.AssetCheckResult:
+        return _gate_result(lake, name)
+
+    return model_titer, _titer_promotion_gate
 
 
 # ----------------------------------------------------------------------------- harvest CQAs
 def _harvest_assets(target: str, name: str):
-    @dg.asset(key=["models", name], group_name="models", kinds={"xgboost"}, deps=[SOFTSENSOR_KEY],
-              description=f"Harvest {target} from data available by culture day D (config), XGBoost; baseline: "
-                          "mean of training.")
+    @dg.asset(
+        key=["models", name],
+        group_name="models",
+        kinds={"xgboost"},
+        deps=[SOFTSENSOR_KEY],
+        description=f"Harvest {target} from data available by culture day D (config), XGBoost; baseline: "
+        "mean of training.",
+    )
     def _model(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
-        cfg = config.softsensor()
-        (model, rec), = pipeline.train_softsensor_models(lake.get_lake(), cfg, targets=[target]).values()
-        return dg.MaterializeResult(metadata=_regression_metadata(model, rec.version, False)
-                                    | {"artifact": rec.artifact_uri, "feature_day": cfg.harvest.day})
+        from ml import pipeline
 
-    @dg.asset_check(asset=["models", name], blocking=True, name="promotion_gate",
-                    description="Promote only if it beats the champion and the mean-of-training baseline.")
+        cfg = config.softsensor()
+        ((model, rec),) = pipeline.train_softsensor_models(lake.get_lake(), cfg, targets=[target]).values()
+        return dg.MaterializeResult(
+            metadata=_regression_metadata(model, rec.version, False)
+            | {"artifact": rec.artifact_uri, "feature_day": cfg.harvest.day}
+        )
+
+    @dg.asset_check(
+        asset=["models", name],
+        blocking=True,
+        name="promotion_gate",
+        description="Promote only if it beats the champion and the mean-of-training baseline.",
+    )
     def _gate(lake: LakeResource) -> dg.AssetCheckResult:
         return _gate_result(lake, name)
 
     return _model, _gate
 
 
-HARVEST = [_harvest_assets(t, n) for t, n in HARVEST_NAMES.items()]
-
-
 # ----------------------------------------------------------------------------- PdM
-@dg.asset(key=["models", PDM_NAME], group_name="models", kinds={"xgboost"},
-          deps=[EQUIPMENT_KEY, dg.AssetKey(["gold", "fct_work_orders"])],
-          description="Predictive maintenance: P(failure within H days) per equipment-day; time-ordered "
-                      "train/validation/test, scale_pos_weight, alert threshold chosen on validation.")
+@dg.asset(
+    key=["models", PDM_NAME],
+    group_name="models",
+    kinds={"xgboost"},
+    deps=[EQUIPMENT_KEY, dg.AssetKey(["gold", "fct_work_orders"])],
+    description="Predictive maintenance: P(failure within H days) per equipment-day; time-ordered "
+    "train/validation/test, scale_pos_weight, alert threshold chosen on validation.",
+)
 def model_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+    import numpy as np
+
+    from ml import pipeline, plots
+
     cfg = config.pdm()
     model, rec = pipeline.train_pdm_model(lake.get_lake(), cfg)
     m = model.metrics
     h = model.holdout
     y = h["label__failure_within_h"].to_numpy()
     ev = m["test"]["events"]
-    return dg.MaterializeResult(metadata={
-        "model_version": rec.version, "test_pr_auc": num(m["test"]["pr_auc"]),
-        "baseline_pr_auc": num(m["baseline_test"]["pr_auc"]), "threshold": num(m["threshold"]),
-        f"recall_{cfg.evaluation.lead_days}d": num(ev.get(f"recall_{cfg.evaluation.lead_days}d")),
-        "alert_precision": num(ev.get("precision")), "median_lead_days": num(ev.get("median_lead_days")),
-        "n_test_failures": ev.get("n_failures", 0), "metrics": js(m),
-        "pr_curve": dg.MetadataValue.md(plots.pr_curve_plot(y, h["probability"].to_numpy(),
-                                                            np.asarray(h["baseline_score"].to_numpy()))),
-        "top_signals": dg.MetadataValue.md(plots.top_signals(m.get("top_signals", {}))),
-        "artifact": rec.artifact_uri, "training_data": js(rec.training_data),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": rec.version,
+            "test_pr_auc": num(m["test"]["pr_auc"]),
+            "baseline_pr_auc": num(m["baseline_test"]["pr_auc"]),
+            "threshold": num(m["threshold"]),
+            f"recall_{cfg.evaluation.lead_days}d": num(ev.get(f"recall_{cfg.evaluation.lead_days}d")),
+            "alert_precision": num(ev.get("precision")),
+            "median_lead_days": num(ev.get("median_lead_days")),
+            "n_test_failures": ev.get("n_failures", 0),
+            "metrics": js(m),
+            "pr_curve": dg.MetadataValue.md(
+                plots.pr_curve_plot(y, h["probability"].to_numpy(), np.asarray(h["baseline_score"].to_numpy()))
+            ),
+            "top_signals": dg.MetadataValue.md(plots.top_signals(m.get("top_signals", {}))),
+            "artifact": rec.artifact_uri,
+            "training_data": js(rec.training_data),
+        }
+    )
 
 
-@dg.asset_check(asset=["models", PDM_NAME], blocking=True, name="promotion_gate",
-                description="Promote only if PR-AUC beats the champion and the threshold-rule baseline.")
+@dg.asset_check(
+    asset=["models", PDM_NAME],
+    blocking=True,
+    name="promotion_gate",
+    description="Promote only if PR-AUC beats the champion and the threshold-rule baseline.",
+)
 def pdm_promotion_gate(lake: LakeResource) -> dg.AssetCheckResult:
     return _gate_result(lake, PDM_NAME)
 
 
-defs = dg.Definitions(assets=[model_titer, model_pdm, *[a for a, _ in HARVEST]],
-                      asset_checks=[titer_promotion_gate, pdm_promotion_gate, *[c for _, c in HARVEST]])
+def build_defs(softsensor: SoftSensorConfig | None = None) -> dg.Definitions:
+    """Model assets and their promotion gates, named after ``softsensor`` (default: the
+    project's ``config/ml/softsensor.yaml``)."""
+    cfg = softsensor or load_softsensor_config()
+    titer, titer_gate = _titer_assets(titer_name(cfg))
+    harvest = [_harvest_assets(t, n) for t, n in harvest_names(cfg).items()]
+    return dg.Definitions(
+        assets=[titer, model_pdm, *[a for a, _ in harvest]],
+        asset_checks=[titer_gate, pdm_promotion_gate, *[c for _, c in harvest]],
+    )

@@ -1,49 +1,77 @@
 """Batch-scoring assets: champion predictions to ``scores/<name>`` with model name + version and
 the scored feature-table version on every row, applicability-domain flags and per-signal
-contributions; verification checks against fresh assay results and input drift (PSI)."""
+contributions; verification checks against fresh assay results and input drift (PSI).
 
+The scores depend on model assets named in the soft-sensor config: :func:`build_defs`."""
 
 import dagster as dg
-import polars as pl
 
-from assets.models import HARVEST_NAMES, PDM_NAME, TITER_NAME
-from ml import pipeline
-from ml.dagster_support import MLConfig, js, num
-from ml.registry import ModelRegistry
-from orchestration.resources import LakeResource
+from assets.models import PDM_NAME, harvest_names, titer_name
+from assets.resources import LakeResource
+from assets.support import MLConfig, js, num
+from ml.config import SoftSensorConfig, load_softsensor_config
 
 SOFTSENSOR_KEY = dg.AssetKey(["features", "softsensor"])
 EQUIPMENT_KEY = dg.AssetKey(["features", "equipment_health"])
 
 
-def _score_metadata(df: pl.DataFrame, version: int) -> dict:
+def _pipeline():
+    """:mod:`ml.pipeline`, imported when an asset runs (not when the code location loads)."""
+    from ml import pipeline
+
+    return pipeline
+
+
+def _score_metadata(df, version: int) -> dict:
     versions = df.select("model_name", "model_version").unique().to_dicts() if df.height else []
-    return {"delta_version": version, "dagster/row_count": df.height, "models": js(versions),
-            "out_of_domain_rows": int(df["out_of_domain"].sum()) if df.height else 0,
-            "out_of_domain_pct": num(100 * df["out_of_domain"].mean()) if df.height else num(0.0)}
+    return {
+        "delta_version": version,
+        "dagster/row_count": df.height,
+        "models": js(versions),
+        "out_of_domain_rows": int(df["out_of_domain"].sum()) if df.height else 0,
+        "out_of_domain_pct": num(100 * df["out_of_domain"].mean()) if df.height else num(0.0),
+    }
 
 
-@dg.asset(key=["scores", "titer"], group_name="scoring", kinds={"xgboost", "delta"},
-          deps=[dg.AssetKey(["models", TITER_NAME]), SOFTSENSOR_KEY],
-          description="Titer soft-sensor trajectory for every batch step (and at every sample time) by the champion.")
-def scores_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
-    df, version = pipeline.score_titer_table(lake.get_lake(), config.softsensor(), explain=config.explain)
-    return dg.MaterializeResult(metadata=_score_metadata(df, version))
+def _score_assets(titer: str, harvest: dict[str, str]):
+    @dg.asset(
+        key=["scores", "titer"],
+        group_name="scoring",
+        kinds={"xgboost", "delta"},
+        deps=[dg.AssetKey(["models", titer]), SOFTSENSOR_KEY],
+        description="Titer soft-sensor trajectory for every batch step (and at every sample time) by the champion.",
+    )
+    def scores_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+        df, version = _pipeline().score_titer_table(lake.get_lake(), config.softsensor(), explain=config.explain)
+        return dg.MaterializeResult(metadata=_score_metadata(df, version))
+
+    @dg.asset(
+        key=["scores", "harvest_cqa"],
+        group_name="scoring",
+        kinds={"xgboost", "delta"},
+        deps=[*[dg.AssetKey(["models", n]) for n in harvest.values()], SOFTSENSOR_KEY],
+        description="Harvest CQA predictions per batch from data available by day D, by each champion.",
+    )
+    def scores_harvest_cqa(
+        context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig
+    ) -> dg.MaterializeResult:
+        df, version = _pipeline().score_harvest_table(lake.get_lake(), config.softsensor(), explain=config.explain)
+        return dg.MaterializeResult(metadata=_score_metadata(df, version))
+
+    return scores_titer, scores_harvest_cqa
 
 
-@dg.asset(key=["scores", "harvest_cqa"], group_name="scoring", kinds={"xgboost", "delta"},
-          deps=[*[dg.AssetKey(["models", n]) for n in HARVEST_NAMES.values()], SOFTSENSOR_KEY],
-          description="Harvest CQA predictions per batch from data available by day D, by each champion.")
-def scores_harvest_cqa(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
-    df, version = pipeline.score_harvest_table(lake.get_lake(), config.softsensor(), explain=config.explain)
-    return dg.MaterializeResult(metadata=_score_metadata(df, version))
-
-
-@dg.asset(key=["scores", "pdm"], group_name="scoring", kinds={"xgboost", "delta"},
-          deps=[dg.AssetKey(["models", PDM_NAME]), EQUIPMENT_KEY],
-          description="Probability of failure within H days per equipment-day and the alert flag, by the champion.")
+@dg.asset(
+    key=["scores", "pdm"],
+    group_name="scoring",
+    kinds={"xgboost", "delta"},
+    deps=[dg.AssetKey(["models", PDM_NAME]), EQUIPMENT_KEY],
+    description="Probability of failure within H days per equipment-day and the alert flag, by the champion.",
+)
 def scores_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
-    df, version = pipeline.score_pdm_table(lake.get_lake(), config.pdm(), explain=config.explain)
+    import polars as pl
+
+    df, version = _pipeline().score_pdm_table(lake.get_lake(), config.pdm(), explain=config.explain)
     md = _score_metadata(df, version)
     latest = df.filter(pl.col("date") == df["date"].max()) if df.height else df
     md["alerts_latest_day"] = js(latest.filter(pl.col("alert"))["equipment_id"].to_list() if latest.height else [])
@@ -51,37 +79,55 @@ def scores_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: ML
 
 
 def _traceable(lake: LakeResource, name: str) -> dg.AssetCheckResult:
+    import polars as pl
+
+    from ml.registry import ModelRegistry
+
     lk = lake.get_lake()
-    df = pipeline.read_table(lk, "scores", name, columns=["model_name", "model_version"]).df
+    df = _pipeline().read_table(lk, "scores", name, columns=["model_name", "model_version"]).df
     pairs = df.unique()
     reg = ModelRegistry(lk).table().select("model_name", pl.col("version").alias("model_version"))
     missing = pairs.join(reg, on=["model_name", "model_version"], how="anti")
     nulls = df.filter(pl.col("model_name").is_null() | pl.col("model_version").is_null()).height
-    return dg.AssetCheckResult(passed=missing.height == 0 and nulls == 0,
-                               metadata={"unregistered": js(missing.to_dicts()), "rows_without_model": nulls})
+    return dg.AssetCheckResult(
+        passed=missing.height == 0 and nulls == 0,
+        metadata={"unregistered": js(missing.to_dicts()), "rows_without_model": nulls},
+    )
 
 
 def _verification(result: dict) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=bool(result["passed"]), severity=dg.AssetCheckSeverity.ERROR,
-                               metadata={"failures": js(result.get("failures", [])), "evidence": js(result),
-                                         "rolling_rmse": num(result.get("rolling_rmse")),
-                                         "psi_max": num(result.get("psi_max")),
-                                         # batch-aware drift: PSI must beat what normal batches give
-                                         "psi_null_q_max": num(result.get("psi_null_q_max")),
-                                         "psi_drifted": js(result.get("psi_drifted", [])),
-                                         "psi_rule": result.get("psi_rule") or "n/a"})
+    return dg.AssetCheckResult(
+        passed=bool(result["passed"]),
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "failures": js(result.get("failures", [])),
+            "evidence": js(result),
+            "rolling_rmse": num(result.get("rolling_rmse")),
+            "psi_max": num(result.get("psi_max")),
+            # batch-aware drift: PSI must beat what normal batches give
+            "psi_null_q_max": num(result.get("psi_null_q_max")),
+            "psi_drifted": js(result.get("psi_drifted", [])),
+            "psi_rule": result.get("psi_rule") or "n/a",
+        },
+    )
 
 
-@dg.asset_check(asset=["scores", "titer"], name="traceable_to_registry",
-                description="Every score row names a registered model version.")
+@dg.asset_check(
+    asset=["scores", "titer"],
+    name="traceable_to_registry",
+    description="Every score row names a registered model version.",
+)
 def titer_traceable(lake: LakeResource) -> dg.AssetCheckResult:
     return _traceable(lake, "titer")
 
 
-@dg.asset_check(asset=["scores", "titer"], name="verification",
-                description="Rolling error of the champion's predictions vs arrived titer results, and PSI drift.")
+@dg.asset_check(
+    asset=["scores", "titer"],
+    name="verification",
+    description="Rolling error of the champion's predictions vs arrived titer results, and PSI drift.",
+)
 def titer_verification(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
-    return _verification(pipeline.verify_titer(lake.get_lake(), config.softsensor()))
+    return _verification(_pipeline().verify_titer(lake.get_lake(), config.softsensor()))
 
 
 @dg.asset_check(asset=["scores", "harvest_cqa"], name="traceable_to_registry")
@@ -89,10 +135,13 @@ def harvest_traceable(lake: LakeResource) -> dg.AssetCheckResult:
     return _traceable(lake, "harvest_cqa")
 
 
-@dg.asset_check(asset=["scores", "harvest_cqa"], name="verification",
-                description="Rolling error vs arrived harvest assays, and PSI drift of the day-D features.")
+@dg.asset_check(
+    asset=["scores", "harvest_cqa"],
+    name="verification",
+    description="Rolling error vs arrived harvest assays, and PSI drift of the day-D features.",
+)
 def harvest_verification(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
-    return _verification(pipeline.verify_harvest(lake.get_lake(), config.softsensor()))
+    return _verification(_pipeline().verify_harvest(lake.get_lake(), config.softsensor()))
 
 
 @dg.asset_check(asset=["scores", "pdm"], name="traceable_to_registry")
@@ -102,11 +151,21 @@ def pdm_traceable(lake: LakeResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=["scores", "pdm"], name="verification", description="PSI drift of the last 30 days' inputs.")
 def pdm_verification(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
-    return _verification(pipeline.verify_pdm(lake.get_lake(), config.pdm()))
+    return _verification(_pipeline().verify_pdm(lake.get_lake(), config.pdm()))
 
 
-defs = dg.Definitions(
-    assets=[scores_titer, scores_harvest_cqa, scores_pdm],
-    asset_checks=[titer_traceable, titer_verification, harvest_traceable, harvest_verification,
-                  pdm_traceable, pdm_verification],
-)
+def build_defs(softsensor: SoftSensorConfig | None = None) -> dg.Definitions:
+    """Score assets and their checks, downstream of the models named in ``softsensor``."""
+    cfg = softsensor or load_softsensor_config()
+    scores_titer, scores_harvest_cqa = _score_assets(titer_name(cfg), harvest_names(cfg))
+    return dg.Definitions(
+        assets=[scores_titer, scores_harvest_cqa, scores_pdm],
+        asset_checks=[
+            titer_traceable,
+            titer_verification,
+            harvest_traceable,
+            harvest_verification,
+            pdm_traceable,
+            pdm_verification,
+        ],
+    )

@@ -1,6 +1,8 @@
 {#- Bronze tables of the contract (docs/contracts.md), columns and DuckDB types, lineage
     columns included. Used to stand in an empty relation for a bronze table that does not
-    exist yet (a young lake: no chromatography run exported so far). -#}
+    exist yet (a young lake: no chromatography run exported so far). The bronze schema is
+    defined in lakehouse/ingest/schemas.py; this list must equal it (names, order, DuckDB
+    types): tests/transform/test_bronze_schema_contract.py. -#}
 {% macro bronze_columns() -%}
   {%- set lineage = [['_source_file', 'varchar'], ['_source_hash', 'varchar'], ['_run_id', 'varchar'], ['_ingested_at', 'timestamptz']] -%}
   {%- set tables = {
@@ -19,7 +21,9 @@
     'mes_materials': [['batch_id', 'varchar'], ['lot_id', 'varchar'], ['material', 'varchar'], ['role', 'varchar'],
                       ['quantity', 'double'], ['unit', 'varchar']],
     'mes_genealogy': [['batch_id', 'varchar'], ['input_lot', 'varchar'], ['output_lot', 'varchar'], ['record_type', 'varchar']],
-    'chrom_runs': [['run_id', 'varchar'], ['skid_id', 'varchar'], ['column_id', 'varchar'], ['column_cycle', 'integer'],
+    'mes_deviations': [['deviation_id', 'varchar'], ['batch_id', 'varchar'], ['onset_ts', 'timestamptz'], ['category', 'varchar'],
+                       ['description', 'varchar'], ['opened_ts', 'timestamptz']],
+    'chrom_runs': [['run_id', 'varchar'], ['skid_id', 'varchar'], ['column_id', 'varchar'], ['column_cycle', 'bigint'],
                    ['batch_id', 'varchar'], ['input_lot', 'varchar'], ['output_lot', 'varchar'], ['start', 'timestamptz'],
                    ['end', 'timestamptz'], ['load_volume_l', 'double'], ['load_titer_g_l', 'double'],
                    ['column_volume_l', 'double'], ['pool_volume_l', 'double'], ['pool_concentration_g_l', 'double'],
@@ -28,7 +32,7 @@
                      ['uv280_mau', 'double'], ['conductivity_ms_cm', 'double'], ['ph', 'double'],
                      ['pressure_bar', 'double'], ['phase', 'varchar']],
     'filtration_runs': [['run_id', 'varchar'], ['skid_id', 'varchar'], ['membrane_id', 'varchar'],
-                        ['membrane_use', 'integer'], ['input_lot', 'varchar'], ['output_lot', 'varchar'],
+                        ['membrane_use', 'bigint'], ['input_lot', 'varchar'], ['output_lot', 'varchar'],
                         ['start', 'timestamptz'], ['end', 'timestamptz'], ['diavolumes', 'double'],
                         ['final_concentration_g_l', 'double'], ['step_yield_pct', 'double'],
                         ['mean_flux_lmh', 'double'], ['result', 'varchar']],
@@ -48,13 +52,17 @@
 {#- The bronze relation to select from: the Delta table through `source()` (delta_scan), or an
     empty, correctly typed relation when the table is listed in var('missing_bronze') or in the
     LAKEHOUSE_MISSING_BRONZE environment variable (comma-separated) — the Dagster asset passes
-    the bronze tables that do not exist in the lake yet. -#}
+    the bronze tables that do not exist in the lake yet; `*` stands for every bronze table
+    (sqlfluff lints without a lake). -#}
 {% macro missing_bronze() -%}
   {%- set missing = var('missing_bronze', none) -%}
   {%- if missing is none -%}
     {%- set missing = env_var('LAKEHOUSE_MISSING_BRONZE', '').split(',') -%}
   {%- elif missing is string -%}
     {%- set missing = missing.split(',') -%}
+  {%- endif -%}
+  {%- if '*' in missing -%}
+    {%- set missing = bronze_columns().keys() | list -%}
   {%- endif -%}
   {{ return(missing) }}
 {%- endmacro %}

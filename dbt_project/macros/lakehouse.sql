@@ -1,11 +1,76 @@
 {#- Shared building blocks of the process data model. -#}
 
-{#- The 19 canonical historian parameters, in contract order (one wide column each). -#}
+{#- The plant's signals: one wide column each in the aligned readings, in catalog order. They come
+    from the plant's signal catalog (lakehouse/catalog.py): var('signals') (a list or a
+    comma-separated string; unit tests set it), else the comma-separated LAKEHOUSE_SIGNALS
+    environment variable (set by the Dagster asset from the plant bundle:
+    lakehouse.plant.PlantBundle.dbt_env), else none — `dbt parse` needs no catalog. -#}
 {% macro process_parameters() -%}
-  {{ return(['temperature', 'temperature_sp', 'ph', 'dissolved_oxygen', 'agitation', 'air_flow',
-             'o2_flow', 'co2_flow', 'offgas_o2', 'offgas_co2', 'capacitance', 'base_total',
-             'feed_flow_sp', 'feed_flow', 'feed_total', 'weight', 'pressure', 'vibration',
-             'motor_current']) }}
+  {{ return(_name_list('signals', 'LAKEHOUSE_SIGNALS')) }}
+{%- endmacro %}
+
+{#- Signals of kind `state` (a step or state code): aggregated per grid step by their LAST reading,
+    not their mean (a mean of codes is no code). var('state_signals') / LAKEHOUSE_STATE_SIGNALS. -#}
+{% macro state_parameters() -%}
+  {{ return(_name_list('state_signals', 'LAKEHOUSE_STATE_SIGNALS')) }}
+{%- endmacro %}
+
+{% macro _name_list(var_name, env_name) -%}
+  {%- set value = var(var_name, none) -%}
+  {%- if value is none -%}
+    {%- set value = env_var(env_name, '') -%}
+  {%- endif -%}
+  {%- if value is string -%}
+    {%- set value = value.split(',') -%}
+  {%- endif -%}
+  {%- set out = [] -%}
+  {%- for name in value -%}
+    {%- set name = name | string | trim -%}
+    {%- if name -%}
+      {%- if not modules.re.match('^[a-z][a-z0-9_]*$', name) -%}
+        {{ exceptions.raise_compiler_error(var_name ~ ": invalid signal name '" ~ name ~ "' (lower-case letters, digits, _)") }}
+      {%- endif -%}
+      {%- do out.append(name) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(out) }}
+{%- endmacro %}
+
+{#- Phase of each grid step from a state signal of the plant ({'signal': name, 'codes': {code: phase}},
+    lakehouse.plant.PhaseSignal): var('phase_signal'), else the JSON of LAKEHOUSE_PHASE_SIGNAL,
+    else none (the phase is the MES phase). -#}
+{% macro phase_signal() -%}
+  {%- set value = var('phase_signal', none) -%}
+  {%- if value is none -%}
+    {%- set raw = env_var('LAKEHOUSE_PHASE_SIGNAL', '') -%}
+    {%- set value = fromjson(raw) if raw else none -%}
+  {%- endif -%}
+  {%- if value and value.signal not in process_parameters() -%}
+    {{ exceptions.raise_compiler_error("phase_signal: '" ~ value.signal ~ "' is not one of the signals") }}
+  {%- endif -%}
+  {{ return(value or none) }}
+{%- endmacro %}
+
+{#- The phase name of a state code held in `column` (a CASE over the configured codes). -#}
+{% macro phase_from_state(column) -%}
+  {%- set ps = phase_signal() -%}
+  case cast(round({{ column }}) as integer)
+  {%- for code, name in ps.codes.items() %}
+    when {{ code | int }} then {{ sql_string(name) }}
+  {%- endfor %}
+  end
+{%- endmacro %}
+
+{#- The signal that plays an equipment-health role (lakehouse.plant.EQUIPMENT_ROLES, e.g.
+    'agitator_vibration'), or none: var('equipment_signals'), else the JSON of
+    LAKEHOUSE_EQUIPMENT_SIGNALS. -#}
+{% macro equipment_signal(role) -%}
+  {%- set value = var('equipment_signals', none) -%}
+  {%- if value is none -%}
+    {%- set raw = env_var('LAKEHOUSE_EQUIPMENT_SIGNALS', '') -%}
+    {%- set value = fromjson(raw) if raw else {} -%}
+  {%- endif -%}
+  {{ return(value.get(role)) }}
 {%- endmacro %}
 
 {#- Offline analytes carried on the grid by the as-of join (daily in-process assays). -#}
@@ -14,38 +79,32 @@
              'ph_offline', 'po2_offline', 'titer']) }}
 {%- endmacro %}
 
-{#- The alignment grid step as a DuckDB interval (var grid_minutes, default 1). -#}
+{#- The alignment grid step in seconds (the plant's grid; a bundle allows 1 s … 15 min): var('grid_seconds'), else
+    var('grid_minutes') × 60, else LAKEHOUSE_GRID_SECONDS (set by the Dagster asset from the plant
+    bundle), else 60. -#}
+{% macro grid_seconds() -%}
+  {%- set s = var('grid_seconds', none) -%}
+  {%- if s is none and var('grid_minutes', none) is not none -%}
+    {%- set s = (var('grid_minutes') | int) * 60 -%}
+  {%- endif -%}
+  {%- if s is none -%}
+    {%- set s = env_var('LAKEHOUSE_GRID_SECONDS', '60') -%}
+  {%- endif -%}
+  {%- set s = s | int -%}
+  {%- if s < 1 -%}
+    {{ exceptions.raise_compiler_error("grid_seconds must be a positive number of seconds, got " ~ s) }}
+  {%- endif -%}
+  {{ return(s) }}
+{%- endmacro %}
+
+{#- The alignment grid step as a DuckDB interval. -#}
 {% macro grid_interval() -%}
-  to_minutes(cast({{ var('grid_minutes', 1) }} as bigint))
+  to_seconds(cast({{ grid_seconds() }} as bigint))
 {%- endmacro %}
 
 {#- Hours between two timestamps, fractional (microsecond precision). -#}
 {% macro hours_between(start_ts, end_ts) -%}
   (date_diff('microsecond', {{ start_ts }}, {{ end_ts }}) / 3600000000.0)
-{%- endmacro %}
-
-{#- Unit normalisation: (lower-cased source unit) -> (canonical unit, conversion of x), from
-    var('unit_conversions') in dbt_project.yml (shared with the Spark alignment). -#}
-{% macro _unit_conversions() -%}
-  {{ return(var('unit_conversions', {})) }}
-{%- endmacro %}
-
-{% macro canonical_value(value, unit) -%}
-  case lower(trim({{ unit }}))
-  {%- for src, conv in _unit_conversions().items() %}
-    when '{{ src }}' then {{ conv[1] | replace('x', '(' ~ value ~ ')') }}
-  {%- endfor %}
-    else {{ value }}
-  end
-{%- endmacro %}
-
-{% macro canonical_unit(unit) -%}
-  case lower(trim({{ unit }}))
-  {%- for src, conv in _unit_conversions().items() %}
-    when '{{ src }}' then '{{ conv[0] }}'
-  {%- endfor %}
-    else {{ unit }}
-  end
 {%- endmacro %}
 
 {#- Equipment type from the id conventions of the contract (<unit>-AGT, COL-PA-0n, …). -#}

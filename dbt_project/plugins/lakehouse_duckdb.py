@@ -30,8 +30,9 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 def extension_file(name: str) -> str:
     """Path of the ``<name>.duckdb_extension`` shipped in the ``duckdb-extension-<name>`` wheel."""
     mod = importlib.import_module(f"duckdb_extension_{name}")
-    path = os.path.join(os.path.dirname(mod.__file__), "extensions", f"v{duckdb.__version__}",
-                        f"{name}.duckdb_extension")
+    path = os.path.join(
+        os.path.dirname(mod.__file__), "extensions", f"v{duckdb.__version__}", f"{name}.duckdb_extension"
+    )
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} missing: duckdb-extension-{name} must match duckdb {duckdb.__version__}")
     return path
@@ -41,11 +42,16 @@ def _quote(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def s3_secret_sql(endpoint_url: str, key_id: str, secret: str, region: str = "us-east-1",
-                  name: str = "lakehouse_s3") -> str:
+def s3_secret_sql(
+    endpoint_url: str, key_id: str, secret: str, region: str = "us-east-1", name: str = "lakehouse_s3"
+) -> str:
     """``CREATE SECRET`` for an S3 endpoint given as a URL (``http://host:port`` or empty for AWS)."""
-    parts = ["TYPE s3", f"KEY_ID {_quote(key_id)}", f"SECRET {_quote(secret)}",
-             f"REGION {_quote(region or 'us-east-1')}"]
+    parts = [
+        "TYPE s3",
+        f"KEY_ID {_quote(key_id)}",
+        f"SECRET {_quote(secret)}",
+        f"REGION {_quote(region or 'us-east-1')}",
+    ]
     if endpoint_url:
         use_ssl = not endpoint_url.startswith("http://")
         host = endpoint_url.split("://", 1)[-1].rstrip("/")
@@ -56,10 +62,12 @@ def s3_secret_sql(endpoint_url: str, key_id: str, secret: str, region: str = "us
 def _delta_options(config: dict[str, Any], uri: str) -> dict[str, str]:
     from lakehouse.storage import Lake, S3Settings
 
-    s3 = S3Settings(endpoint_url=config.get("s3_endpoint_url") or None,
-                    access_key_id=config.get("s3_access_key_id") or None,
-                    secret_access_key=config.get("s3_secret_access_key") or None,
-                    region=config.get("s3_region") or "us-east-1")
+    s3 = S3Settings(
+        endpoint_url=config.get("s3_endpoint_url") or None,
+        access_key_id=config.get("s3_access_key_id") or None,
+        secret_access_key=config.get("s3_secret_access_key") or None,
+        region=config.get("s3_region") or "us-east-1",
+    )
     return Lake(uri, s3).delta_storage_options()
 
 
@@ -77,8 +85,13 @@ def register_change_capture(conn: duckdb.DuckDBPyConnection, config: dict[str, A
         return list(changes.partitions.get(column, ()))
 
     conn.create_function("lakehouse_delta_version", version, ["VARCHAR"], "BIGINT", side_effects=True)
-    conn.create_function("lakehouse_delta_new_partitions", new_partitions,
-                         ["VARCHAR", "BIGINT", "BIGINT", "VARCHAR"], "VARCHAR[]", side_effects=True)
+    conn.create_function(
+        "lakehouse_delta_new_partitions",
+        new_partitions,
+        ["VARCHAR", "BIGINT", "BIGINT", "VARCHAR"],
+        "VARCHAR[]",
+        side_effects=True,
+    )
 
 
 def configure(conn: duckdb.DuckDBPyConnection, config: dict[str, Any] | None = None) -> None:
@@ -88,9 +101,14 @@ def configure(conn: duckdb.DuckDBPyConnection, config: dict[str, Any] | None = N
         conn.execute(f"LOAD {_quote(extension_file(ext))}")
     key_id = config.get("s3_access_key_id") or ""
     if key_id:
-        conn.execute(s3_secret_sql(config.get("s3_endpoint_url") or "", key_id,
-                                   config.get("s3_secret_access_key") or "",
-                                   config.get("s3_region") or "us-east-1"))
+        conn.execute(
+            s3_secret_sql(
+                config.get("s3_endpoint_url") or "",
+                key_id,
+                config.get("s3_secret_access_key") or "",
+                config.get("s3_region") or "us-east-1",
+            )
+        )
     register_change_capture(conn, config)
 
 

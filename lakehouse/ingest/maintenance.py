@@ -35,17 +35,27 @@ def upgrade_table_properties(table: DeltaTable) -> list[str]:
     current = table.metadata().configuration or {}
     missing = {k: v for k, v in BRONZE_TABLE_PROPERTIES.items() if current.get(k) != v}
     if missing:
-        table.alter.set_table_properties(missing, raise_if_not_exists=False,
-                                         commit_properties=CommitProperties(custom_metadata={
-                                             "lakehouse.operation": "maintenance-upgrade",
-                                             "lakehouse.code_version": code_version()}))
+        table.alter.set_table_properties(
+            missing,
+            raise_if_not_exists=False,
+            commit_properties=CommitProperties(
+                custom_metadata={"lakehouse.operation": "maintenance-upgrade", "lakehouse.code_version": code_version()}
+            ),
+        )
     return sorted(missing)
 
 
-def maintain_table(lake: Lake, table: str, *, compact: bool = True, checkpoint: bool = True,
-                   vacuum: bool = True, retention_hours: int = RETENTION_FLOOR_HOURS,
-                   log_retention_days: int | None = None,
-                   target_size: int | None = None) -> dict[str, Any] | None:
+def maintain_table(
+    lake: Lake,
+    table: str,
+    *,
+    compact: bool = True,
+    checkpoint: bool = True,
+    vacuum: bool = True,
+    retention_hours: int = RETENTION_FLOOR_HOURS,
+    log_retention_days: int | None = None,
+    target_size: int | None = None,
+) -> dict[str, Any] | None:
     """Upgrade, compact small files, write a checkpoint, vacuum removed files.
 
     Parameters
@@ -70,23 +80,27 @@ def maintain_table(lake: Lake, table: str, *, compact: bool = True, checkpoint: 
     if retention_hours < RETENTION_FLOOR_HOURS:
         raise RetentionBelowFloorError(
             f"vacuum retention {retention_hours} h is below the floor of {RETENTION_FLOOR_HOURS} h: "
-            f"versions of the last week must stay readable")
+            f"versions of the last week must stay readable"
+        )
     uri = table_uri(lake, table)
     opts = lake.delta_storage_options()
     if not DeltaTable.is_deltatable(uri, storage_options=opts):
         return None
     t0 = time.perf_counter()
     dt = DeltaTable(uri, storage_options=opts)
-    out: dict[str, Any] = {"table": table, "version_before": dt.version(),
-                           "properties_set": upgrade_table_properties(dt)}
+    out: dict[str, Any] = {
+        "table": table,
+        "version_before": dt.version(),
+        "properties_set": upgrade_table_properties(dt),
+    }
     dt = DeltaTable(uri, storage_options=opts)
     before = len(dt.file_uris())
     out["files_before"] = before
-    meta = CommitProperties(custom_metadata={"lakehouse.operation": "maintenance",
-                                             "lakehouse.code_version": code_version()})
+    meta = CommitProperties(
+        custom_metadata={"lakehouse.operation": "maintenance", "lakehouse.code_version": code_version()}
+    )
     if compact and before > 1:
-        m = dt.optimize.compact(target_size=target_size, writer_properties=WRITER_PROPERTIES,
-                                commit_properties=meta)
+        m = dt.optimize.compact(target_size=target_size, writer_properties=WRITER_PROPERTIES, commit_properties=meta)
         out["compacted_files_removed"] = int(m.get("numFilesRemoved", 0))
         out["compacted_files_added"] = int(m.get("numFilesAdded", 0))
         dt = DeltaTable(uri, storage_options=opts)
@@ -94,17 +108,17 @@ def maintain_table(lake: Lake, table: str, *, compact: bool = True, checkpoint: 
         dt.create_checkpoint()
         if log_retention_days is not None:
             dt.alter.set_table_properties(
-                {"delta.logRetentionDuration": f"interval {int(log_retention_days)} days"},
-                commit_properties=meta)
+                {"delta.logRetentionDuration": f"interval {int(log_retention_days)} days"}, commit_properties=meta
+            )
             dt = DeltaTable(uri, storage_options=opts)
             dt.cleanup_metadata()
     if vacuum:
-        removed = dt.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=True,
-                            commit_properties=meta)
+        removed = dt.vacuum(
+            retention_hours=retention_hours, dry_run=False, enforce_retention_duration=True, commit_properties=meta
+        )
         out["vacuumed_files"] = len(removed)
     dt = DeltaTable(uri, storage_options=opts)
-    out.update(files_after=len(dt.file_uris()), version_after=dt.version(),
-               seconds=round(time.perf_counter() - t0, 3))
+    out.update(files_after=len(dt.file_uris()), version_after=dt.version(), seconds=round(time.perf_counter() - t0, 3))
     return out
 
 

@@ -18,15 +18,49 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 # the tokens pyarrow reads as null in typed (non-string) columns
-NULL_TOKENS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
-               "1.#QNAN", "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"]
+NULL_TOKENS = [
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "n/a",
+    "nan",
+    "null",
+]
 
-TS_FORMATS_AWARE = ["%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%.f%:z",
-                    "%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%:z",
-                    "%Y-%m-%d %H:%M:%S%.fZ", "%Y-%m-%d %H:%M:%SZ"]
-TS_FORMATS_NAIVE = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f",
-                    "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S",
-                    "%d.%m.%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%Y-%m-%d"]
+TS_FORMATS_AWARE = [
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M:%S%.f%:z",
+    "%Y-%m-%dT%H:%M:%S%:z",
+    "%Y-%m-%d %H:%M:%S%.f%:z",
+    "%Y-%m-%d %H:%M:%S%:z",
+    "%Y-%m-%d %H:%M:%S%.fZ",
+    "%Y-%m-%d %H:%M:%SZ",
+]
+TS_FORMATS_NAIVE = [
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%Y-%m-%d",
+]
 
 
 # inputs above this size are parsed with pyarrow's own threads (several 4 MB blocks)
@@ -83,12 +117,17 @@ def is_identifier_column(name: str) -> bool:
 def control_char_issues(df: pl.DataFrame, columns: Sequence[str] | None = None) -> pl.Expr | None:
     """An ``_issue`` expression for string values holding control characters (NUL, ESC, …):
     such a value is a corrupted export, not data. ``None`` when no string column is checked."""
-    names = [c for c in (columns or df.columns) if c in df.columns and df.schema[c] == pl.Utf8
-             and not c.startswith("_")]
+    names = [
+        c for c in (columns or df.columns) if c in df.columns and df.schema[c] == pl.Utf8 and not c.startswith("_")
+    ]
     if not names:
         return None
-    parts = [pl.when(pl.col(c).str.contains(_CONTROL_IN_ID if is_identifier_column(c) else _CONTROL))
-             .then(pl.lit(f"control character in column {c}")) for c in names]
+    parts = [
+        pl.when(pl.col(c).str.contains(_CONTROL_IN_ID if is_identifier_column(c) else _CONTROL)).then(
+            pl.lit(f"control character in column {c}")
+        )
+        for c in names
+    ]
     joined = pl.concat_str(parts, separator="; ", ignore_nulls=True)
     return pl.when(joined == "").then(None).otherwise(joined)
 
@@ -103,6 +142,7 @@ def with_control_char_issues(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def is_missing(expr: pl.Expr) -> pl.Expr:
+    """Null or one of the missing-value tokens (empty, NaN, NULL, …) after trimming."""
     return expr.is_null() | expr.str.strip_chars().is_in(NULL_TOKENS)
 
 
@@ -113,12 +153,14 @@ def parse_ts_strings(s: pl.Expr, naive_tz: str | None = None) -> pl.Expr:
     only when ``naive_tz`` is given (foreign imports: the plant's local zone or "UTC").
     """
     s = s.str.strip_chars()
-    parts = [s.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False)
-             for f in TS_FORMATS_AWARE]
+    parts = [s.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False) for f in TS_FORMATS_AWARE]
     if naive_tz:
-        parts += [s.str.to_datetime(f, time_unit="us", strict=False)
-                  .dt.replace_time_zone(naive_tz, ambiguous="earliest", non_existent="null")
-                  .dt.convert_time_zone("UTC") for f in TS_FORMATS_NAIVE]
+        parts += [
+            s.str.to_datetime(f, time_unit="us", strict=False)
+            .dt.replace_time_zone(naive_tz, ambiguous="earliest", non_existent="null")
+            .dt.convert_time_zone("UTC")
+            for f in TS_FORMATS_NAIVE
+        ]
     return pl.coalesce(parts)
 
 
@@ -138,25 +180,38 @@ def _convert_strings(df: pl.DataFrame, types: Mapping[str, pa.DataType], naive_t
             what = "non-numeric value"
         elif pa.types.is_integer(typ):
             conv = raw.str.strip_chars().cast(pl.Float64, strict=False)
-            conv = pl.when(conv == conv.round(0)).then(conv).otherwise(None).cast(pl.from_arrow(pa.array([], typ)).dtype, strict=False)
+            conv = (
+                pl.when(conv == conv.round(0))
+                .then(conv)
+                .otherwise(None)
+                .cast(pl.from_arrow(pa.array([], typ)).dtype, strict=False)
+            )
             what = "non-integer value"
         else:
             exprs.append(pl.when(missing).then(None).otherwise(raw).alias(name))
             continue
         conv = pl.when(missing).then(None).otherwise(conv)
         exprs.append(conv.alias(name))
-        issues.append(pl.when(~missing & conv.is_null())
-                      .then(pl.format(f"{what} in column {name}: '{{}}'", raw.str.slice(0, 60))))
+        issues.append(
+            pl.when(~missing & conv.is_null()).then(pl.format(f"{what} in column {name}: '{{}}'", raw.str.slice(0, 60)))
+        )
     issue = pl.concat_str(issues, separator="; ", ignore_nulls=True) if issues else pl.lit(None, pl.Utf8)
     out = df.select([*exprs, issue.alias("_issue")])  # issues computed on the raw strings
     return out.with_columns(pl.when(pl.col("_issue") == "").then(None).otherwise(pl.col("_issue")).alias("_issue"))
 
 
-def read_csv_arrow(data: bytes, types: Mapping[str, pa.DataType], required: Sequence[str], *,
-                   optional: Sequence[str] = (), require_final_newline: bool = True,
-                   naive_tz: str | None = None, delimiter: str = ",",
-                   rename: Mapping[str, str] | None = None,
-                   use_threads: bool | None = None) -> tuple[pa.Table, pa.Array | None]:
+def read_csv_arrow(
+    data: bytes,
+    types: Mapping[str, pa.DataType],
+    required: Sequence[str],
+    *,
+    optional: Sequence[str] = (),
+    require_final_newline: bool = True,
+    naive_tz: str | None = None,
+    delimiter: str = ",",
+    rename: Mapping[str, str] | None = None,
+    use_threads: bool | None = None,
+) -> tuple[pa.Table, pa.Array | None]:
     """Parse a CSV with pyarrow (column types given) → (typed table, ``_issue`` array or None).
 
     ``_issue`` is only built on the slow path (a value pyarrow could not convert): then the
@@ -184,8 +239,12 @@ def read_csv_arrow(data: bytes, types: Mapping[str, pa.DataType], required: Sequ
     if use_threads is None:
         use_threads = len(data) > THREADED_PARSE_BYTES
     read = pacsv.ReadOptions(block_size=1 << 22, use_threads=use_threads)
-    typed = pacsv.ConvertOptions(column_types=src_types, include_columns=[present[c] for c in wanted],
-                                 strings_can_be_null=True, quoted_strings_can_be_null=True)
+    typed = pacsv.ConvertOptions(
+        column_types=src_types,
+        include_columns=[present[c] for c in wanted],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
     try:
         tbl = pacsv.read_csv(io.BytesIO(data), read_options=read, parse_options=parse, convert_options=typed)
         tbl = tbl.rename_columns(wanted)
@@ -202,34 +261,54 @@ def read_csv_arrow(data: bytes, types: Mapping[str, pa.DataType], required: Sequ
     return out, df.get_column("_issue").to_arrow().cast(pa.string())
 
 
-def read_csv(data: bytes, types: Mapping[str, pa.DataType], required: Sequence[str], *,
-             optional: Sequence[str] = (), require_final_newline: bool = True,
-             naive_tz: str | None = None, delimiter: str = ",",
-             rename: Mapping[str, str] | None = None) -> pl.DataFrame:
+def read_csv(
+    data: bytes,
+    types: Mapping[str, pa.DataType],
+    required: Sequence[str],
+    *,
+    optional: Sequence[str] = (),
+    require_final_newline: bool = True,
+    naive_tz: str | None = None,
+    delimiter: str = ",",
+    rename: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
     """:func:`read_csv_arrow` as a polars frame with ``_row`` (1-based) and ``_issue``."""
-    tbl, issue = read_csv_arrow(data, types, required, optional=optional,
-                                require_final_newline=require_final_newline, naive_tz=naive_tz,
-                                delimiter=delimiter, rename=rename)
+    tbl, issue = read_csv_arrow(
+        data,
+        types,
+        required,
+        optional=optional,
+        require_final_newline=require_final_newline,
+        naive_tz=naive_tz,
+        delimiter=delimiter,
+        rename=rename,
+    )
     df = pl.from_arrow(tbl)
     if isinstance(df, pl.Series):  # pragma: no cover
         df = df.to_frame()
-    df = df.with_columns(pl.Series("_issue", issue, dtype=pl.Utf8) if issue is not None
-                         else pl.lit(None, pl.Utf8).alias("_issue"))
+    df = df.with_columns(
+        pl.Series("_issue", issue, dtype=pl.Utf8) if issue is not None else pl.lit(None, pl.Utf8).alias("_issue")
+    )
     df = with_control_char_issues(df)
     return df.with_row_index("_row", offset=1).with_columns(pl.col("_row").cast(pl.Int64))
 
 
 def read_csv_strings(data: bytes, *, delimiter: str = ",", columns: Sequence[str] | None = None) -> pl.DataFrame:
     """All columns as exact strings (for fallback conversion and raw_record of bad rows)."""
-    opts = pacsv.ConvertOptions(column_types=None, strings_can_be_null=False,
-                                quoted_strings_can_be_null=False, null_values=[],
-                                include_columns=list(columns) if columns else None)
+    opts = pacsv.ConvertOptions(
+        column_types=None,
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        null_values=[],
+        include_columns=list(columns) if columns else None,
+    )
     header = header_of(data) if delimiter == "," else None
     if header is not None:
         opts.column_types = {h: pa.string() for h in header}
     try:
-        tbl = pacsv.read_csv(io.BytesIO(data), parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                             convert_options=opts)
+        tbl = pacsv.read_csv(
+            io.BytesIO(data), parse_options=pacsv.ParseOptions(delimiter=delimiter), convert_options=opts
+        )
     except pa.ArrowInvalid as exc:
         raise FileRejected(f"unreadable CSV (truncated or malformed): {str(exc)[:200]}") from None
     tbl = tbl.cast(pa.schema([pa.field(n, pa.string()) for n in tbl.column_names]))
@@ -247,5 +326,5 @@ def raw_records_csv(data: bytes, rows: Sequence[int], delimiter: str = ",") -> l
 
 
 def head_preview(data: bytes, n: int = 200) -> str:
-    return json.dumps({"size_bytes": len(data), "head": data[:n].decode("utf-8", errors="replace")},
-                      ensure_ascii=False)
+    """JSON of a file's size and first ``n`` bytes (for the quarantine record of a rejected file)."""
+    return json.dumps({"size_bytes": len(data), "head": data[:n].decode("utf-8", errors="replace")}, ensure_ascii=False)

@@ -16,13 +16,18 @@ from lakehouse.storage import Lake
 
 @dataclass(frozen=True)
 class PendingRun:
+    """A run the landing sensor should request: system, run key, the files (path, fingerprint)
+    it covers and, for the historian, its partition range.
+    """
+
     system: str
     run_key: str
-    files: tuple[tuple[str, str], ...]             # (rel_path, fingerprint)
+    files: tuple[tuple[str, str], ...]  # (rel_path, fingerprint)
     partition_range: tuple[str, str] | None = None  # historian: first, last day
 
 
 def file_set_key(items: Iterable[tuple[str, str]]) -> str:
+    """Stable key of a set of (relative path, fingerprint) pairs."""
     h = hashlib.sha256()
     for rel, fp in sorted(items):
         h.update(f"{rel}\0{fp}\n".encode())
@@ -40,8 +45,13 @@ def _day_ranges(days: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def plan_runs(lake: Lake, inflight: dict[str, str] | None = None, systems: Iterable[str] | None = None,
-              min_day: str | None = None, max_day: str | None = None) -> tuple[list[PendingRun], list[str]]:
+def plan_runs(
+    lake: Lake,
+    inflight: dict[str, str] | None = None,
+    systems: Iterable[str] | None = None,
+    min_day: str | None = None,
+    max_day: str | None = None,
+) -> tuple[list[PendingRun], list[str]]:
     """Runs to request for new/changed landing files not already launched (``inflight``:
     rel_path → fingerprint launched earlier). Historian files are grouped into contiguous day
     ranges (one run per range, single-run backfill policy). Returns (runs, skipped paths)."""
@@ -68,8 +78,9 @@ def plan_runs(lake: Lake, inflight: dict[str, str] | None = None, systems: Itera
                     continue
                 by_day[day].append(f)
             for a, b in _day_ranges(list(by_day)):
-                items = tuple(sorted((f.rel_path, f.fingerprint) for d, group in by_day.items()
-                                     if a <= d <= b for f in group))
+                items = tuple(
+                    sorted((f.rel_path, f.fingerprint) for d, group in by_day.items() if a <= d <= b for f in group)
+                )
                 runs.append(PendingRun(system, f"{system}:{a}:{b}:{file_set_key(items)}", items, (a, b)))
         else:
             items = tuple(sorted((f.rel_path, f.fingerprint) for f in fs))
@@ -87,10 +98,12 @@ def prune_inflight(lake: Lake, inflight: dict[str, str]) -> dict[str, str]:
 
 
 def dumps_cursor(inflight: dict[str, str], launched_at: dict[str, float]) -> str:
+    """The sensor cursor (in-flight file sets and their launch times) as a string."""
     return json.dumps({"inflight": inflight, "launched_at": launched_at}, sort_keys=True)
 
 
 def loads_cursor(cursor: str | None) -> tuple[dict[str, str], dict[str, float]]:
+    """Parse a sensor cursor written by :func:`dumps_cursor` (empty when ``None``)."""
     if not cursor:
         return {}, {}
     d = json.loads(cursor)

@@ -15,11 +15,11 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import polars as pl
 import pandera.polars as pap
+import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
-MIN_TS = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+MIN_TS = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 DEFAULT_MAX_FUTURE = dt.timedelta(days=365)
 
 warnings.filterwarnings("ignore", module="pandera")
@@ -35,10 +35,11 @@ class TimePolicy:
 
     @property
     def max_ts(self) -> dt.datetime:
-        now = self.now or dt.datetime.now(dt.timezone.utc)
+        """The latest time stamp accepted: now (rounded to the day) plus the allowed skew."""
+        now = self.now or dt.datetime.now(dt.UTC)
         # rounded to the day so the verdict is stable within a day (re-runs after a crash
         # classify rows the same way)
-        day = dt.datetime(now.year, now.month, now.day, tzinfo=dt.timezone.utc)
+        day = dt.datetime(now.year, now.month, now.day, tzinfo=dt.UTC)
         return day + dt.timedelta(days=1) + self.max_future
 
 
@@ -62,37 +63,55 @@ def frame_check(expr: pl.Expr, name: str, error: str) -> pap.Check:
 
 
 def ts_column(policy: TimePolicy, nullable: bool = False) -> pap.Column:
+    """pandera column of a UTC timestamp inside the time policy's window."""
     return pap.Column(
-        pl.Datetime("us", "UTC"), nullable=nullable,
-        checks=[pap.Check.in_range(policy.min_ts, policy.max_ts, name="timestamp_sane",
-                                   error=f"timestamp before {policy.min_ts:%Y-%m-%d} or in the far future")],
+        pl.Datetime("us", "UTC"),
+        nullable=nullable,
+        checks=[
+            pap.Check.in_range(
+                policy.min_ts,
+                policy.max_ts,
+                name="timestamp_sane",
+                error=f"timestamp before {policy.min_ts:%Y-%m-%d} or in the far future",
+            )
+        ],
     )
 
 
 def finite_check() -> pap.Check:
+    """pandera check: value is finite (no NaN or ±inf)."""
     return _expr_check(lambda c: pl.col(c).is_finite(), "finite", "value is NaN or infinite")
 
 
 def range_check(lo: float, hi: float) -> pap.Check:
+    """pandera check: ``lo <= value <= hi``."""
     return pap.Check.in_range(lo, hi, name="in_range", error=f"value outside [{lo}, {hi}]")
 
 
 def between_columns_check(lo_col: str, hi_col: str) -> pap.Check:
-    return _expr_check(lambda c: (pl.col(c) >= pl.col(lo_col)) & (pl.col(c) <= pl.col(hi_col)),
-                       "in_range", "value outside the plausible range")
+    """pandera check: column ``lo_col`` <= column ``hi_col`` (where both are set)."""
+    return _expr_check(
+        lambda c: (pl.col(c) >= pl.col(lo_col)) & (pl.col(c) <= pl.col(hi_col)),
+        "in_range",
+        "value outside the plausible range",
+    )
 
 
 def issue_column() -> pap.Column:
     """``_issue`` must be null; its text is the reason (parse problems found while reading)."""
-    return pap.Column(pl.Utf8, nullable=True,
-                      checks=[_expr_check(lambda c: pl.col(c).is_null(), "parse", "parse error")])
+    return pap.Column(
+        pl.Utf8, nullable=True, checks=[_expr_check(lambda c: pl.col(c).is_null(), "parse", "parse error")]
+    )
 
 
 def duplicate_check(keys: list[str], what: str, shown: str | None = None) -> pap.Check:
     """Second and later occurrences of the same key in the same file fail."""
     shown = shown or ", ".join(keys)
-    return frame_check(pl.struct(["_file", *keys]).is_first_distinct(), "duplicate_key",
-                       f"duplicate key ({shown}) in file, first occurrence kept")
+    return frame_check(
+        pl.struct(["_file", *keys]).is_first_distinct(),
+        "duplicate_key",
+        f"duplicate key ({shown}) in file, first occurrence kept",
+    )
 
 
 # --------------------------------------------------------------------- splitting
@@ -105,8 +124,9 @@ def _display(column: str | None) -> str | None:
     return {"_unit_norm": "unit", "_exp_unit": "analyte"}.get(column, column)
 
 
-def _reason_text(column: str | None, check: str, failure_case: str | None,
-                 reasons: Mapping[tuple[str | None, str], str]) -> str:
+def _reason_text(
+    column: str | None, check: str, failure_case: str | None, reasons: Mapping[tuple[str | None, str], str]
+) -> str:
     """Readable reason: the check's error text (or an override) + the offending value."""
     if column == "_issue":
         return str(failure_case)
@@ -121,8 +141,9 @@ def _reason_text(column: str | None, check: str, failure_case: str | None,
     return base
 
 
-def split_invalid(df: pl.DataFrame, schema: pap.DataFrameSchema,
-                  reasons: Mapping[tuple[str | None, str], str] | None = None) -> pl.DataFrame:
+def split_invalid(
+    df: pl.DataFrame, schema: pap.DataFrameSchema, reasons: Mapping[tuple[str | None, str], str] | None = None
+) -> pl.DataFrame:
     """Validate ``df`` with ``schema``; return ``(index, _reason)`` for every failing row.
 
     Schema-level errors without a row index (a column missing or of the wrong type) are
@@ -140,7 +161,9 @@ def split_invalid(df: pl.DataFrame, schema: pap.DataFrameSchema,
         bad = fc.filter(pl.col("index").is_null())
         raise ValueError(f"schema-level validation error (reader bug): {bad.to_dicts()[:3]}")
     fc = fc.select(
-        pl.col("index").cast(pl.UInt32), "column", "check",
+        pl.col("index").cast(pl.UInt32),
+        "column",
+        "check",
         pl.col("failure_case").cast(pl.Utf8),
     )
     # reason text per distinct (column, check, failure value): few distinct combos, so this
@@ -148,8 +171,7 @@ def split_invalid(df: pl.DataFrame, schema: pap.DataFrameSchema,
     combos = fc.select("column", "check", "failure_case").unique()
     texts = [
         _reason_text(c, k, v, reasons)
-        for c, k, v in zip(combos["column"].to_list(), combos["check"].to_list(),
-                           combos["failure_case"].to_list())
+        for c, k, v in zip(combos["column"].to_list(), combos["check"].to_list(), combos["failure_case"].to_list())
     ]
     combos = combos.with_columns(pl.Series(_REASON_COL, texts, dtype=pl.Utf8))
     # a row with a parse problem (``_issue``) reports only that: its value is null *because*

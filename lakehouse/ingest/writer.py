@@ -48,11 +48,16 @@ from deltalake.writer.properties import ColumnProperties
 
 from lakehouse.ingest.parsing import FileRejected, head_preview, raw_records_csv
 from lakehouse.ingest.readers import KINDS, FastPart, IngestContext, Kind, SourceFile, kind_for, validate_table
-from lakehouse.ingest.validation import split_invalid
 from lakehouse.ingest.schemas import (
-    BRONZE_TABLE_PROPERTIES, INGEST_LOG_SCHEMA, INGEST_LOG_TABLE, PARTITION_BY, QUARANTINE_SCHEMA,
-    QUARANTINE_TABLE, schema_of,
+    BRONZE_TABLE_PROPERTIES,
+    INGEST_LOG_SCHEMA,
+    INGEST_LOG_TABLE,
+    PARTITION_BY,
+    QUARANTINE_SCHEMA,
+    QUARANTINE_TABLE,
+    schema_of,
 )
+from lakehouse.ingest.validation import split_invalid
 from lakehouse.provenance import code_version
 from lakehouse.retry import DEFAULT_POLICY, RetryPolicy, retrying
 from lakehouse.storage import Lake
@@ -78,13 +83,25 @@ WRITER_PROPERTIES = WriterProperties(compression="ZSTD", compression_level=1)
 #   computing them cost ~0.035 CPU-s per 3 M rows and column.
 _NO_STATS = ColumnProperties(statistics_enabled="NONE")
 HISTORIAN_WRITER_PROPERTIES = WriterProperties(
-    compression="ZSTD", compression_level=1,
+    compression="ZSTD",
+    compression_level=1,
     column_properties={
-        "ts": ColumnProperties(dictionary_enabled=False, statistics_enabled="CHUNK",
-                               encoding="DELTA_BINARY_PACKED"),
+        "ts": ColumnProperties(dictionary_enabled=False, statistics_enabled="CHUNK", encoding="DELTA_BINARY_PACKED"),
         "value": ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE"),
-        **{c: _NO_STATS for c in ["unit_id", "tag", "parameter", "eng_unit", "quality",
-                                  "_source_file", "_source_hash", "_run_id", "_ingested_at"]},
+        **{
+            c: _NO_STATS
+            for c in [
+                "unit_id",
+                "tag",
+                "parameter",
+                "eng_unit",
+                "quality",
+                "_source_file",
+                "_source_hash",
+                "_run_id",
+                "_ingested_at",
+            ]
+        },
     },
 )
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
@@ -108,6 +125,7 @@ def _fire(event: str, **info: Any) -> None:
 
 # ============================================================== table helpers
 def table_uri(lake: Lake, table: str) -> str:
+    """URI of a bronze table (or the quarantine / ingest log) in the lake."""
     return lake.table_uri("bronze", table)
 
 
@@ -118,8 +136,15 @@ def ensure_table(lake: Lake, table: str) -> DeltaTable:
     opts = lake.delta_storage_options()
     if not DeltaTable.is_deltatable(uri, storage_options=opts):
         try:
-            DeltaTable.create(uri, schema_of(table), mode="ignore", partition_by=PARTITION_BY.get(table),
-                              storage_options=opts, name=table, configuration=dict(BRONZE_TABLE_PROPERTIES))
+            DeltaTable.create(
+                uri,
+                schema_of(table),
+                mode="ignore",
+                partition_by=PARTITION_BY.get(table),
+                storage_options=opts,
+                name=table,
+                configuration=dict(BRONZE_TABLE_PROPERTIES),
+            )
         except Exception:  # a concurrent creator won: fine, open it below
             if not DeltaTable.is_deltatable(uri, storage_options=opts):
                 raise
@@ -127,6 +152,7 @@ def ensure_table(lake: Lake, table: str) -> DeltaTable:
 
 
 def app_id(namespace: str, rel_path: str, sha256: str) -> str:
+    """Delta app-transaction id of one source file version: exactly-once per (namespace, path, hash)."""
     return f"{namespace}:{rel_path}@{sha256}"
 
 
@@ -134,16 +160,30 @@ def _committed(dt_: DeltaTable, ids: Iterable[str]) -> set[str]:
     return {i for i in ids if dt_.transaction_version(i) is not None}
 
 
-def _commit(lake: Lake, table: str, dt_: DeltaTable, data: pa.Table, ids: Sequence[str],
-            run_id: str, provenance: dict[str, str] | None = None) -> int:
+def _commit(
+    lake: Lake,
+    table: str,
+    dt_: DeltaTable,
+    data: pa.Table,
+    ids: Sequence[str],
+    run_id: str,
+    provenance: dict[str, str] | None = None,
+) -> int:
     now_ms = int(time.time() * 1000)
     write_deltalake(
-        dt_, data, mode="append", partition_by=PARTITION_BY.get(table),
+        dt_,
+        data,
+        mode="append",
+        partition_by=PARTITION_BY.get(table),
         writer_properties=HISTORIAN_WRITER_PROPERTIES if table == "historian_readings" else WRITER_PROPERTIES,
         commit_properties=CommitProperties(
             app_transactions=[Transaction(i, 1, now_ms) for i in ids],
-            custom_metadata={"lakehouse.operation": "ingest", "lakehouse.run_id": run_id,
-                             "lakehouse.files": str(len(ids)), **(provenance or {})},
+            custom_metadata={
+                "lakehouse.operation": "ingest",
+                "lakehouse.run_id": run_id,
+                "lakehouse.files": str(len(ids)),
+                **(provenance or {}),
+            },
         ),
     )
     return dt_.version()
@@ -153,13 +193,22 @@ def ingest_provenance(ctx: IngestContext) -> dict[str, str]:
     """The configuration in force, recorded in every ingestion commit: hash of the ingest
     config (tag map, time policy, analyte table, format options), the tag map's source and
     site, and the code version."""
-    return {"lakehouse.config_sha256": ctx.fingerprint(), "lakehouse.tagmap": ctx.tagmap.source,
-            "lakehouse.tagmap_site": ctx.tagmap.site, "lakehouse.code_version": code_version()}
+    return {
+        "lakehouse.config_sha256": ctx.fingerprint(),
+        "lakehouse.tagmap": ctx.tagmap.source,
+        "lakehouse.tagmap_site": ctx.tagmap.site,
+        "lakehouse.code_version": code_version(),
+    }
 
 
-def _write_exactly_once(lake: Lake, table: str, rows_by_id: dict[str, pa.Table | None],
-                        run_id: str, policy: RetryPolicy = DEFAULT_POLICY,
-                        provenance: dict[str, str] | None = None) -> tuple[int, int | None, set[str]]:
+def _write_exactly_once(
+    lake: Lake,
+    table: str,
+    rows_by_id: dict[str, pa.Table | None],
+    run_id: str,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    provenance: dict[str, str] | None = None,
+) -> tuple[int, int | None, set[str]]:
     """Append the rows of every id not yet committed in ``table``, with the ids, in ONE commit.
 
     Returns (rows written, new version or None, ids skipped as already committed).
@@ -223,20 +272,31 @@ def _walk_local(base: str) -> Iterable[tuple[str, dict[str, Any]]]:
         for name in sorted(dirnames):  # os.walk lists links to directories here, and skips them
             path = os.path.join(dirpath, name)
             if os.path.islink(path):
-                yield path, {"type": "link", "islink": True, "link_to_dir": True, "target": os.readlink(path),
-                             "size": 0}
+                yield (
+                    path,
+                    {"type": "link", "islink": True, "link_to_dir": True, "target": os.readlink(path), "size": 0},
+                )
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
             if os.path.islink(path):
                 yield path, {"type": "link", "islink": True, "target": os.readlink(path), "size": 0}
             else:
-                yield path, {"type": "file", "size": st.st_size, "mtime": st.st_mtime,
-                             "created": st.st_ctime, "ino": st.st_ino}
+                yield (
+                    path,
+                    {
+                        "type": "file",
+                        "size": st.st_size,
+                        "mtime": st.st_mtime,
+                        "created": st.st_ctime,
+                        "ino": st.st_ino,
+                    },
+                )
 
 
-def list_landing(lake: Lake, systems: Iterable[str] | None = None,
-                 predicate: Callable[[SourceFile], bool] | None = None) -> tuple[list[SourceFile], list[str]]:
+def list_landing(
+    lake: Lake, systems: Iterable[str] | None = None, predicate: Callable[[SourceFile], bool] | None = None
+) -> tuple[list[SourceFile], list[str]]:
     """Landing files of the given systems: (recognised files, ignored paths).
 
     ``landing/_truth`` is never listed. Hidden/temporary files (``.x``, ``_x``, ``*.tmp`` …)
@@ -249,7 +309,7 @@ def list_landing(lake: Lake, systems: Iterable[str] | None = None,
     fs = lake.filesystem()
     root = lake.fs_path(lake.landing).rstrip("/")
     files, ignored = [], []
-    for system in (systems or SYSTEMS):
+    for system in systems or SYSTEMS:
         base = f"{root}/{system}"
         try:
             fs.invalidate_cache(base)
@@ -271,7 +331,7 @@ def list_landing(lake: Lake, systems: Iterable[str] | None = None,
         for path, info in entries:
             if info.get("type", "file") == "directory":
                 continue
-            rel = path[len(root) + 1:] if path.startswith(root + "/") else path
+            rel = path[len(root) + 1 :] if path.startswith(root + "/") else path
             name = rel.rsplit("/", 1)[-1]
             if name.startswith((".", "_")) or name.endswith(_IGNORED_SUFFIXES):
                 continue
@@ -282,17 +342,28 @@ def list_landing(lake: Lake, systems: Iterable[str] | None = None,
             kind, meta = hit
             if info.get("islink"):
                 target = str(info.get("target", ""))
-                sf = SourceFile(uri=lake.uri("landing", rel), rel_path=rel, size=0,
-                                fingerprint=f"symlink:{target}", kind=kind.name,
-                                meta={**meta, "symlink": target}, data=b"",
-                                sha256=hashlib.sha256(f"symlink:{target}".encode()).hexdigest())
+                sf = SourceFile(
+                    uri=lake.uri("landing", rel),
+                    rel_path=rel,
+                    size=0,
+                    fingerprint=f"symlink:{target}",
+                    kind=kind.name,
+                    meta={**meta, "symlink": target},
+                    data=b"",
+                    sha256=hashlib.sha256(f"symlink:{target}".encode()).hexdigest(),
+                )
             else:
-                sf = SourceFile(uri=lake.uri("landing", rel), rel_path=rel, size=int(info.get("size", -1)),
-                                fingerprint=fingerprint(info), kind=kind.name, meta=meta)
+                sf = SourceFile(
+                    uri=lake.uri("landing", rel),
+                    rel_path=rel,
+                    size=int(info.get("size", -1)),
+                    fingerprint=fingerprint(info),
+                    kind=kind.name,
+                    meta=meta,
+                )
             if predicate is None or predicate(sf):
                 files.append(sf)
     return files, ignored
-
 
 
 def read_log(lake: Lake, systems: Iterable[str] | None = None) -> pl.DataFrame:
@@ -307,8 +378,11 @@ def read_log(lake: Lake, systems: Iterable[str] | None = None) -> pl.DataFrame:
 
     ds = dt_.to_pyarrow_dataset()
     flt = pc.field("system").isin(list(systems)) if systems else None
-    tbl = ds.to_table(columns=["system", "rel_path", "fingerprint", "source_hash", "rows_bronze", "file_rejected"],
-                      filter=flt, use_threads=False)
+    tbl = ds.to_table(
+        columns=["system", "rel_path", "fingerprint", "source_hash", "rows_bronze", "file_rejected"],
+        filter=flt,
+        use_threads=False,
+    )
     return pl.from_arrow(tbl)
 
 
@@ -380,9 +454,12 @@ def ensure_disk_space(lake: Lake, batch_bytes: int, factor: float = 3.0, reserve
     free = shutil.disk_usage(path).free
     need = int(batch_bytes * factor) + reserve
     if free < need:
-        raise DiskFullError(errno.ENOSPC, f"disk full: {free / 1e6:.0f} MB free on {path}, the next ingestion "
-                                          f"batch needs about {need / 1e6:.0f} MB; free space and run again "
-                                          f"(nothing was lost: the batch was not started)")
+        raise DiskFullError(
+            errno.ENOSPC,
+            f"disk full: {free / 1e6:.0f} MB free on {path}, the next ingestion "
+            f"batch needs about {need / 1e6:.0f} MB; free space and run again "
+            f"(nothing was lost: the batch was not started)",
+        )
 
 
 def _hash(f: SourceFile) -> None:
@@ -395,26 +472,37 @@ def _hash(f: SourceFile) -> None:
 # ============================================================== report
 @dataclass
 class IngestReport:
+    """What an ingestion did: files listed/ingested/skipped/rejected, rows read/valid/written/quarantined
+    per table, quarantine reasons, Delta versions and timing.
+    """
+
     run_id: str
     files_listed: int = 0
-    files_skipped_unchanged: int = 0      # known to the ingest log (not even read)
-    files_already_committed: int = 0      # read + hashed, every table already had the version
+    files_skipped_unchanged: int = 0  # known to the ingest log (not even read)
+    files_already_committed: int = 0  # read + hashed, every table already had the version
     files_ingested: int = 0
     files_rejected: list[dict[str, str]] = field(default_factory=list)
     files_ignored: list[str] = field(default_factory=list)
-    rows_read: Counter = field(default_factory=Counter)          # per table: classified this run
+    rows_read: Counter = field(default_factory=Counter)  # per table: classified this run
     rows_valid: Counter = field(default_factory=Counter)
-    rows_quarantined: Counter = field(default_factory=Counter)   # incl. whole-file rejects (1 each)
-    rows_written: Counter = field(default_factory=Counter)       # actually appended this run
+    rows_quarantined: Counter = field(default_factory=Counter)  # incl. whole-file rejects (1 each)
+    rows_written: Counter = field(default_factory=Counter)  # actually appended this run
     quarantine_written: int = 0
     reasons: Counter = field(default_factory=Counter)
     versions: dict[str, int] = field(default_factory=dict)
     commits: int = 0
     seconds: float = 0.0
 
-    def merge(self, other: "IngestReport") -> None:
-        for name in ("files_listed", "files_skipped_unchanged", "files_already_committed",
-                     "files_ingested", "quarantine_written", "commits"):
+    def merge(self, other: IngestReport) -> None:
+        """Add the counts of another report to this one."""
+        for name in (
+            "files_listed",
+            "files_skipped_unchanged",
+            "files_already_committed",
+            "files_ingested",
+            "quarantine_written",
+            "commits",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.files_rejected += other.files_rejected
         self.files_ignored += other.files_ignored
@@ -424,6 +512,7 @@ class IngestReport:
         self.seconds += other.seconds
 
     def for_tables(self, tables: Iterable[str]) -> dict[str, Any]:
+        """The report restricted to ``tables`` (as a dict)."""
         tables = list(tables)
         return {
             "rows_read": sum(self.rows_read[t] for t in tables),
@@ -433,23 +522,35 @@ class IngestReport:
         }
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as a JSON-safe dict."""
         return {
-            "run_id": self.run_id, "files_listed": self.files_listed,
+            "run_id": self.run_id,
+            "files_listed": self.files_listed,
             "files_skipped_unchanged": self.files_skipped_unchanged,
             "files_already_committed": self.files_already_committed,
-            "files_ingested": self.files_ingested, "files_rejected": self.files_rejected,
-            "files_ignored": self.files_ignored, "rows_read": dict(self.rows_read),
-            "rows_valid": dict(self.rows_valid), "rows_quarantined": dict(self.rows_quarantined),
-            "rows_written": dict(self.rows_written), "quarantine_written": self.quarantine_written,
-            "reasons": dict(self.reasons), "versions": self.versions, "commits": self.commits,
+            "files_ingested": self.files_ingested,
+            "files_rejected": self.files_rejected,
+            "files_ignored": self.files_ignored,
+            "rows_read": dict(self.rows_read),
+            "rows_valid": dict(self.rows_valid),
+            "rows_quarantined": dict(self.rows_quarantined),
+            "rows_written": dict(self.rows_written),
+            "quarantine_written": self.quarantine_written,
+            "reasons": dict(self.reasons),
+            "versions": self.versions,
+            "commits": self.commits,
             "seconds": round(self.seconds, 3),
         }
 
 
 def _reason_key(reason: str) -> str:
     """Group reasons for metadata: drop the offending value."""
-    return "; ".join(part.split(" (", 1)[0].split(":", 1)[0] if part.startswith(("non-numeric", "unparseable", "non-integer", "unreadable", "not UTF-8", "missing column")) else part.split(" (", 1)[0]
-                     for part in reason.split("; "))
+    return "; ".join(
+        part.split(" (", 1)[0].split(":", 1)[0]
+        if part.startswith(("non-numeric", "unparseable", "non-integer", "unreadable", "not UTF-8", "missing column"))
+        else part.split(" (", 1)[0]
+        for part in reason.split("; ")
+    )
 
 
 # ============================================================== the engine
@@ -464,9 +565,9 @@ def const_string(value: str, n: int) -> pa.Array:
 
 
 def const_ts(value: dt.datetime, n: int) -> pa.Array:
+    """An Arrow UTC timestamp array of ``n`` copies of ``value`` (built without a Python loop)."""
     us = int(value.timestamp() * 1_000_000)
-    return pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), n,
-                                 [None, pa.py_buffer(np.full(n, us, dtype=np.int64))])
+    return pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), n, [None, pa.py_buffer(np.full(n, us, dtype=np.int64))])
 
 
 _DICT_STRING = pa.dictionary(pa.int32(), pa.string())
@@ -489,8 +590,7 @@ def write_schema(table: str, schema: pa.Schema) -> pa.Schema:
     return pa.schema(out)
 
 
-def _with_lineage(block: pa.Table, f: SourceFile, table: str, run_id: str,
-                  ingested_at: dt.datetime) -> pa.Table:
+def _with_lineage(block: pa.Table, f: SourceFile, table: str, run_id: str, ingested_at: dt.datetime) -> pa.Table:
     """Append the lineage columns. The three per-file constant strings are one-entry
     dictionaries over one shared all-zero index buffer: no per-row copy of a ~100-byte URI
     and a 64-character hash (which the parquet writer would only dictionary-encode again)."""
@@ -525,7 +625,7 @@ class _Prepared:
     """A validated batch, ready to commit (quarantine, then each bronze table, then the log)."""
 
     kind: Kind
-    quarantine: dict[str, pa.Table]               # app id -> quarantine rows
+    quarantine: dict[str, pa.Table]  # app id -> quarantine rows
     tables: dict[str, dict[str, pa.Table | None]]  # table -> app id -> rows (None: no rows)
     log_rows: list[dict]
     rejected_ids: set[str] = field(default_factory=set)
@@ -559,15 +659,25 @@ def _parse_all(kind: Kind, files: list[SourceFile], ctx: IngestContext, pool) ->
             return kind.parse(f, ctx)
         except FileRejected as exc:
             return exc
-        except Exception as exc:  # noqa: BLE001 - bad input must not stop the pipeline
+        except Exception as exc:
             log.warning("unexpected error reading %s: %r", f.rel_path, exc)
             return FileRejected(f"unreadable file ({type(exc).__name__}: {str(exc)[:200]})")
+
     return list(pool.map(one, files)) if pool is not None and len(files) > 1 else [one(f) for f in files]
 
 
-def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestContext, run_id: str,
-                   namespace: str, report: IngestReport, ingested_at: dt.datetime, pool,
-                   seen_hashes: dict[str, str] | None = None) -> _Prepared:
+def _prepare_batch(
+    lake: Lake,
+    kind: Kind,
+    files: list[SourceFile],
+    ctx: IngestContext,
+    run_id: str,
+    namespace: str,
+    report: IngestReport,
+    ingested_at: dt.datetime,
+    pool,
+    seen_hashes: dict[str, str] | None = None,
+) -> _Prepared:
     # No "already committed?" lookup here: every table checks the txn ids of the batch right
     # before its commit (one lookup per file and table), which is what makes it exactly-once.
     wfiles = list(files)
@@ -588,14 +698,20 @@ def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestC
         blocks: list[pa.Table | None] = [None] * n
         if parts:
             if isinstance(parts[0][1], FastPart):
-                check = pl.concat([p.check.with_columns(pl.lit(j, pl.Int32).alias("_file")) for j, p in parts],
-                                  how="vertical")
+                check = pl.concat(
+                    [p.check.with_columns(pl.lit(j, pl.Int32).alias("_file")) for j, p in parts], how="vertical"
+                )
                 bad_idx = split_invalid(check, kind.schema[t](ctx), kind.reasons.get(t, {}))
                 lens = np.array([p.check.height for _, p in parts], dtype=np.int64)
                 starts = np.concatenate([[0], np.cumsum(lens)])
                 bad_pos = bad_idx.get_column("index").to_numpy().astype(np.int64)
-                bad = check[bad_idx.get_column("index")].select("_file", "_row").with_columns(
-                    bad_idx.get_column("_reason").alias("reason")) if bad_idx.height else None
+                bad = (
+                    check[bad_idx.get_column("index")]
+                    .select("_file", "_row")
+                    .with_columns(bad_idx.get_column("_reason").alias("reason"))
+                    if bad_idx.height
+                    else None
+                )
                 for (j, p), a, b in zip(parts, starts[:-1], starts[1:]):
                     per_file_rows[t][j] = p.payload.num_rows
                     sel = bad_pos[(bad_pos >= a) & (bad_pos < b)] - a
@@ -607,8 +723,9 @@ def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestC
                     blocks[j] = _with_lineage(block, wfiles[j], t, run_id, ingested_at)
                 rows_read, rows_valid = int(lens.sum()), int(lens.sum()) - bad_idx.height
             else:
-                df = pl.concat([r.with_columns(pl.lit(j, pl.Int32).alias("_file")) for j, r in parts],
-                               how="diagonal_relaxed")
+                df = pl.concat(
+                    [r.with_columns(pl.lit(j, pl.Int32).alias("_file")) for j, r in parts], how="diagonal_relaxed"
+                )
                 per_file_rows[t] = np.bincount(df.get_column("_file").to_numpy(), minlength=n)
                 valid, bad = validate_table(kind, t, df, ctx)
                 if bad.height == 0:
@@ -633,12 +750,24 @@ def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestC
         report.rows_quarantined[t0] += 1
         report.reasons[_reason_key(reason)] += 1
         report.files_rejected.append({"file": wfiles[j].rel_path, "reason": reason})
-        q_parts.append(pl.DataFrame({"table": [t0], "_file": [j], "row_number": [None],
-                                     "reason": [reason],
-                                     "raw_record": [None if wfiles[j].meta.get("symlink") is not None
-                                                    else head_preview(wfiles[j].data)]},
-                                    schema={"table": pl.Utf8, "_file": pl.Int32, "row_number": pl.Int64,
-                                            "reason": pl.Utf8, "raw_record": pl.Utf8}))
+        q_parts.append(
+            pl.DataFrame(
+                {
+                    "table": [t0],
+                    "_file": [j],
+                    "row_number": [None],
+                    "reason": [reason],
+                    "raw_record": [None if wfiles[j].meta.get("symlink") is not None else head_preview(wfiles[j].data)],
+                },
+                schema={
+                    "table": pl.Utf8,
+                    "_file": pl.Int32,
+                    "row_number": pl.Int64,
+                    "reason": pl.Utf8,
+                    "raw_record": pl.Utf8,
+                },
+            )
+        )
     prepared.rejected_ids = {wids[j] for j in rejected}
     if q_parts:
         q = pl.concat(q_parts, how="vertical_relaxed")
@@ -649,19 +778,25 @@ def _prepare_batch(lake: Lake, kind: Kind, files: list[SourceFile], ctx: IngestC
     for j, f in enumerate(wfiles):
         rows_read = int(sum(per_file_rows[t][j] for t in kind.tables)) + (1 if j in rejected else 0)
         rows_bad = int(sum(per_file_bad[t][j] for t in kind.tables)) + (1 if j in rejected else 0)
-        prepared.log_rows.append(_log_row(kind, f, rows_read, rows_read - rows_bad, rows_bad,
-                                          j in rejected, run_id, ingested_at))
+        prepared.log_rows.append(
+            _log_row(kind, f, rows_read, rows_read - rows_bad, rows_bad, j in rejected, run_id, ingested_at)
+        )
     return prepared
 
 
-def _commit_batch(lake: Lake, prep: _Prepared, run_id: str, report: IngestReport,
-                  policy: RetryPolicy = DEFAULT_POLICY, provenance: dict[str, str] | None = None,
-                  batch_no: int = 0) -> None:
+def _commit_batch(
+    lake: Lake,
+    prep: _Prepared,
+    run_id: str,
+    report: IngestReport,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    provenance: dict[str, str] | None = None,
+    batch_no: int = 0,
+) -> None:
     """Quarantine → bronze tables (fixed order) → ingest log; each step exactly-once."""
     skipped_everywhere: set[str] | None = None
     if prep.quarantine:
-        written, version, _ = _write_exactly_once(lake, QUARANTINE_TABLE, prep.quarantine, run_id,
-                                                  policy, provenance)
+        written, version, _ = _write_exactly_once(lake, QUARANTINE_TABLE, prep.quarantine, run_id, policy, provenance)
         report.quarantine_written += written
         if version is not None:
             report.commits += 1
@@ -685,8 +820,9 @@ def _commit_batch(lake: Lake, prep: _Prepared, run_id: str, report: IngestReport
     if prep.log_rows:
         tbl = pa.Table.from_pylist(prep.log_rows, schema=INGEST_LOG_SCHEMA)
         # the log is a cache, but one row per file version: its own txn id per run and batch
-        written, version, _ = _write_exactly_once(lake, INGEST_LOG_TABLE, {f"log:{run_id}:{batch_no}": tbl},
-                                                  run_id, policy, provenance)
+        written, version, _ = _write_exactly_once(
+            lake, INGEST_LOG_TABLE, {f"log:{run_id}:{batch_no}": tbl}, run_id, policy, provenance
+        )
         report.commits += 1 if written else 0
         _fire("log_committed", table=INGEST_LOG_TABLE, rows=len(prep.log_rows), run_id=run_id)
         if version is not None and LOG_COMPACT_EVERY and version % LOG_COMPACT_EVERY == 0:
@@ -704,13 +840,15 @@ def compact_ingest_log(lake: Lake, policy: RetryPolicy = DEFAULT_POLICY) -> dict
         delta-rs' optimize metrics (``numFilesRemoved``, ``numFilesAdded`` …).
     """
     uri = table_uri(lake, INGEST_LOG_TABLE)
-    meta = CommitProperties(custom_metadata={"lakehouse.operation": "compact-ingest-log",
-                                             "lakehouse.code_version": code_version()})
+    meta = CommitProperties(
+        custom_metadata={"lakehouse.operation": "compact-ingest-log", "lakehouse.code_version": code_version()}
+    )
 
     def attempt() -> dict[str, Any]:
         dt_ = DeltaTable(uri, storage_options=lake.delta_storage_options())
-        return dt_.optimize.compact(target_size=LOG_COMPACT_TARGET_BYTES, writer_properties=WRITER_PROPERTIES,
-                                    commit_properties=meta)
+        return dt_.optimize.compact(
+            target_size=LOG_COMPACT_TARGET_BYTES, writer_properties=WRITER_PROPERTIES, commit_properties=meta
+        )
 
     return retrying(attempt, "compact bronze/_ingest_log", policy)
 
@@ -732,13 +870,15 @@ def _quarantine_rows(kind: Kind, table: str, bad: pl.DataFrame, files: Sequence[
             for p, r in zip(sel, recs):
                 raw_vals[p] = r
         raw = pl.Series("_raw", raw_vals, dtype=pl.Utf8)
-    return pl.DataFrame({
-        "table": pl.Series([table] * bad.height, dtype=pl.Utf8),
-        "_file": bad.get_column("_file").cast(pl.Int32),
-        "row_number": bad.get_column("_row").cast(pl.Int64),
-        "reason": bad.get_column("reason"),
-        "raw_record": raw.alias("raw_record"),
-    })
+    return pl.DataFrame(
+        {
+            "table": pl.Series([table] * bad.height, dtype=pl.Utf8),
+            "_file": bad.get_column("_file").cast(pl.Int32),
+            "row_number": bad.get_column("_row").cast(pl.Int64),
+            "reason": bad.get_column("reason"),
+            "raw_record": raw.alias("raw_record"),
+        }
+    )
 
 
 def _raw_records(f: SourceFile, rows: list[int]) -> list[str]:
@@ -753,29 +893,41 @@ def _raw_records(f: SourceFile, rows: list[int]) -> list[str]:
     return raw_records_csv(f.data, rows, f.meta.get("_delimiter", ","))
 
 
-def _quarantine_arrow(q: pl.DataFrame, files: Sequence[SourceFile], run_id: str,
-                      ingested_at: dt.datetime) -> pa.Table:
+def _quarantine_arrow(q: pl.DataFrame, files: Sequence[SourceFile], run_id: str, ingested_at: dt.datetime) -> pa.Table:
     idx = q.get_column("_file").to_arrow().cast(pa.int32())
     n = q.height
-    return pa.table({
-        "table": q.get_column("table").to_arrow(),
-        "source_file": pa.array([f.uri for f in files], pa.string()).take(idx),
-        "source_hash": pa.array([f.sha256 for f in files], pa.string()).take(idx),
-        "row_number": q.get_column("row_number").to_arrow(),
-        "reason": q.get_column("reason").to_arrow(),
-        "raw_record": q.get_column("raw_record").to_arrow(),
-        "_run_id": const_string(run_id, n),
-        "_ingested_at": const_ts(ingested_at, n),
-    }).cast(QUARANTINE_SCHEMA)
+    return pa.table(
+        {
+            "table": q.get_column("table").to_arrow(),
+            "source_file": pa.array([f.uri for f in files], pa.string()).take(idx),
+            "source_hash": pa.array([f.sha256 for f in files], pa.string()).take(idx),
+            "row_number": q.get_column("row_number").to_arrow(),
+            "reason": q.get_column("reason").to_arrow(),
+            "raw_record": q.get_column("raw_record").to_arrow(),
+            "_run_id": const_string(run_id, n),
+            "_ingested_at": const_ts(ingested_at, n),
+        }
+    ).cast(QUARANTINE_SCHEMA)
 
 
-def _log_row(kind: Kind, f: SourceFile, rows_read, rows_bronze, rows_q, rejected: bool,
-             run_id: str, ingested_at: dt.datetime) -> dict:
-    return {"system": kind.system, "source_file": f.uri, "rel_path": f.rel_path,
-            "source_hash": f.sha256, "size": f.size, "fingerprint": f.fingerprint,
-            "tables": ",".join(kind.tables), "rows_read": rows_read, "rows_bronze": rows_bronze,
-            "rows_quarantined": rows_q, "file_rejected": rejected, "_run_id": run_id,
-            "_ingested_at": ingested_at}
+def _log_row(
+    kind: Kind, f: SourceFile, rows_read, rows_bronze, rows_q, rejected: bool, run_id: str, ingested_at: dt.datetime
+) -> dict:
+    return {
+        "system": kind.system,
+        "source_file": f.uri,
+        "rel_path": f.rel_path,
+        "source_hash": f.sha256,
+        "size": f.size,
+        "fingerprint": f.fingerprint,
+        "tables": ",".join(kind.tables),
+        "rows_read": rows_read,
+        "rows_bronze": rows_bronze,
+        "rows_quarantined": rows_q,
+        "file_rejected": rejected,
+        "_run_id": run_id,
+        "_ingested_at": ingested_at,
+    }
 
 
 def _batches(files: Sequence[SourceFile], max_bytes: int, max_files: int) -> Iterable[list[SourceFile]]:
@@ -791,12 +943,20 @@ def _batches(files: Sequence[SourceFile], max_bytes: int, max_files: int) -> Ite
         yield batch
 
 
-def ingest_files(lake: Lake, files: Sequence[SourceFile], *, run_id: str | None = None,
-                 ctx: IngestContext | None = None, namespace: str = "landing",
-                 skip_logged: bool = True, max_batch_bytes: int = DEFAULT_BATCH_BYTES,
-                 max_batch_files: int = DEFAULT_BATCH_FILES,
-                 log_df: pl.DataFrame | None = None, max_pending_commits: int = 2,
-                 retry: RetryPolicy = DEFAULT_POLICY) -> IngestReport:
+def ingest_files(
+    lake: Lake,
+    files: Sequence[SourceFile],
+    *,
+    run_id: str | None = None,
+    ctx: IngestContext | None = None,
+    namespace: str = "landing",
+    skip_logged: bool = True,
+    max_batch_bytes: int = DEFAULT_BATCH_BYTES,
+    max_batch_files: int = DEFAULT_BATCH_FILES,
+    log_df: pl.DataFrame | None = None,
+    max_pending_commits: int = 2,
+    retry: RetryPolicy = DEFAULT_POLICY,
+) -> IngestReport:
     """Ingest source files exactly once into their bronze tables (see module docstring).
 
     ``files`` come from :func:`list_landing` (or the foreign importer). Files whose
@@ -819,7 +979,7 @@ def ingest_files(lake: Lake, files: Sequence[SourceFile], *, run_id: str | None 
     seen_hashes = _ingested_hashes(log_df, {f.rel_path for f in todo})
     fs = lake.filesystem()
     provenance = ingest_provenance(ctx)
-    ingested_at = dt.datetime.now(dt.timezone.utc)
+    ingested_at = dt.datetime.now(dt.UTC)
     by_kind: dict[str, list[SourceFile]] = defaultdict(list)
     for f in todo:
         by_kind[f.kind].append(f)
@@ -828,23 +988,36 @@ def ingest_files(lake: Lake, files: Sequence[SourceFile], *, run_id: str | None 
         fl.sort(key=lambda f: (f.meta.get("day", ""), f.rel_path))
     # two stages overlap: while batch k is committed (delta-rs releases the GIL), batch k+1 is
     # fetched, parsed (2 threads) and validated. Commits stay strictly ordered.
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-parse") as pool, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-commit") as committer:
+    with (
+        ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-parse") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-commit") as committer,
+    ):
         pending: list = []  # commit futures, executed strictly in order by ONE thread
         try:
             batch_no = 0
             for kind_name in KINDS:  # deterministic order
                 for batch in _batches(by_kind.get(kind_name, []), max_batch_bytes, max_batch_files):
                     ensure_disk_space(lake, sum(max(f.size, 0) for f in batch))
-                    retrying(lambda: fetch(lake, batch, fs, hash_now=False), "read landing files", retry)
-                    prep = _prepare_batch(lake, KINDS[kind_name], batch, ctx, run_id, namespace,
-                                          report, ingested_at, pool, seen_hashes.setdefault(KINDS[kind_name].system, {}))
+                    retrying(lambda batch=batch: fetch(lake, batch, fs, hash_now=False), "read landing files", retry)
+                    prep = _prepare_batch(
+                        lake,
+                        KINDS[kind_name],
+                        batch,
+                        ctx,
+                        run_id,
+                        namespace,
+                        report,
+                        ingested_at,
+                        pool,
+                        seen_hashes.setdefault(KINDS[kind_name].system, {}),
+                    )
                     for f in batch:  # free memory early
                         f.data = None
                     while len(pending) >= max_pending_commits:
                         pending.pop(0).result()
-                    pending.append(committer.submit(_commit_batch, lake, prep, run_id, report, retry,
-                                                    provenance, batch_no))
+                    pending.append(
+                        committer.submit(_commit_batch, lake, prep, run_id, report, retry, provenance, batch_no)
+                    )
                     batch_no += 1
         finally:
             for fut in pending:  # surface the first commit error, after the others finished
@@ -855,9 +1028,15 @@ def ingest_files(lake: Lake, files: Sequence[SourceFile], *, run_id: str | None 
     return report
 
 
-def ingest_landing(lake: Lake, systems: Iterable[str] | None = None, *, run_id: str | None = None,
-                   ctx: IngestContext | None = None,
-                   predicate: Callable[[SourceFile], bool] | None = None, **kw: Any) -> IngestReport:
+def ingest_landing(
+    lake: Lake,
+    systems: Iterable[str] | None = None,
+    *,
+    run_id: str | None = None,
+    ctx: IngestContext | None = None,
+    predicate: Callable[[SourceFile], bool] | None = None,
+    **kw: Any,
+) -> IngestReport:
     """List the landing zone (optionally some systems / a predicate) and ingest what is new."""
     files, ignored = list_landing(lake, systems, predicate)
     report = ingest_files(lake, files, run_id=run_id, ctx=ctx, **kw)

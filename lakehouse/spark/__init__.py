@@ -1,6 +1,6 @@
 """Spark engine: the scale-out path for the heavy transforms (see docs/spark.md).
 
-- :mod:`lakehouse.spark.resource` — ``SparkResource`` (Dagster resource ``spark``, engine
+- :mod:`lakehouse.spark.session` — ``SparkResource`` (Dagster resource ``spark``, engine
   switch) and ``get_spark_session()``.
 - :mod:`lakehouse.spark.delta_bridge` — ``read_delta`` / ``write_delta``: Delta tables on Spark
   through delta-rs (no delta-spark jars needed).

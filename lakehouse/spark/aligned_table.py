@@ -18,16 +18,18 @@ semantics, values within float rounding), ``_source_ingested_at`` included, plus
   inputs gained data files since: a (unit, day) of new historian files their window touches,
   or a new MES record or phase file of theirs. Ingestion runs that overlap commit rows with
   out-of-order ``_ingested_at``; none is skipped. It replaces exactly their partitions (the
-  table is partitioned by ``batch_id``) in one Delta commit. A change of grid, parameters or
-  unit conversions (the ``spec`` in the commit metadata) rebuilds everything, and so does a
+  table is partitioned by ``batch_id``) in one Delta commit. A change of the plant's catalog,
+  grid or phase signal (the ``spec`` in the commit metadata) rebuilds everything, and so does a
   bronze version that is gone from the log (a re-created table).
 * ``_loaded_at`` of the rebuilt batches = the refresh's stamp, strictly increasing from one
   refresh to the next (stored as the commit's watermark): dbt copies the batches whose
   ``_loaded_at`` is newer than the newest it holds.
 * Readings are staged like ``stg_historian__readings``: rows without ``parameter`` dropped, the
   same reading (unit, tag, ts) ingested twice counts once (latest ``_ingested_at``, then
-  ``_source_file``), values converted to canonical units (``unit_conversions``, the dbt var of
-  the same name), then only good readings (quality 192) enter the grid.
+  ``_source_file``), then only good readings (quality 192) enter the grid. Values are already
+  in the catalog's canonical units (the importer converted them): nothing is converted here.
+* The columns are the signals of the plant's catalog (``plant``, :class:`lakehouse.plant.PlantBundle`),
+  with its grid, state signals and phase signal — what the dbt model gets from the same bundle.
 
 Plain Python + PySpark; the Dagster wiring is in ``assets/transform/dbt_models.py``.
 """
@@ -40,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakehouse.transforms.alignment import GOOD_QUALITY, PARAMETERS
+from lakehouse.transforms.grid import GOOD_QUALITY, grid_us, phase_codes
 
 SILVER_LAYER = "silver"
 ALIGNED_TABLE = "process_readings_aligned"
@@ -63,23 +65,23 @@ class AlignedRefresh:
     watermark: str | None = None
 
 
-def alignment_spec(grid_minutes: int, parameters: Sequence[str], unit_conversions: Mapping[str, Any]) -> str:
-    """Fingerprint of everything that shapes the aligned rows (a change rebuilds every batch)."""
-    blob = json.dumps({"grid_minutes": int(grid_minutes), "parameters": list(parameters),
-                       "unit_conversions": {k: list(v) for k, v in sorted(unit_conversions.items())}},
-                      sort_keys=True)
+def alignment_spec(
+    g_us: int, parameters: Sequence[str], catalog_fingerprint: str = "", states: Sequence[str] = (), phase: Any = None
+) -> str:
+    """Fingerprint of everything that shapes the aligned rows (a change rebuilds every batch):
+    grid, signal columns, the catalog (units, kinds, ranges), state and phase signals."""
+    ph = phase_codes(phase)
+    blob = json.dumps(
+        {
+            "grid_us": int(g_us),
+            "parameters": list(parameters),
+            "catalog": catalog_fingerprint,
+            "states": sorted(states),
+            "phase": [ph[0], sorted(ph[1].items())] if ph else None,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def canonical_value_sql(unit_conversions: Mapping[str, Sequence[str]], value: str = "value",
-                        unit: str = "eng_unit") -> str:
-    """The ``canonical_value`` dbt macro as a Spark SQL expression (same arithmetic, IEEE doubles)."""
-    whens = " ".join(
-        f"WHEN '{src}' THEN {conv[1].replace('x', f'(CAST({value} AS DOUBLE))')}"
-        for src, conv in unit_conversions.items())
-    if not whens:
-        return f"CAST({value} AS DOUBLE)"
-    return f"CAST(CASE lower(trim({unit})) {whens} ELSE CAST({value} AS DOUBLE) END AS DOUBLE)"
 
 
 def _format_us(us: int) -> str:
@@ -107,7 +109,7 @@ class RefreshState:
     watermark : str or None
         Its ``_loaded_at`` stamp ('YYYY-MM-DD HH:MM:SS.ffffff', UTC).
     spec : str or None
-        Fingerprint of grid, parameters and unit conversions (:func:`alignment_spec`).
+        Fingerprint of the signal columns, catalog, grid, state and phase signals (:func:`alignment_spec`).
     bronze_versions : dict or None
         Bronze table -> version it read (None: written before change capture by version).
     """
@@ -139,13 +141,15 @@ def last_refresh(history: Sequence[Mapping[str, Any]]) -> RefreshState:
                     versions = {str(k): int(v) for k, v in json.loads(str(meta[BRONZE_KEY])).items()}
                 except (ValueError, AttributeError):
                     versions = None
-            return RefreshState(str(meta[WATERMARK_KEY]) or None,
-                                str(meta[SPEC_KEY]) if SPEC_KEY in meta else None, versions)
+            return RefreshState(
+                str(meta[WATERMARK_KEY]) or None, str(meta[SPEC_KEY]) if SPEC_KEY in meta else None, versions
+            )
     return RefreshState()
 
 
-def _changed_inputs(lake: Any, since: Mapping[str, int], now: Mapping[str, int]
-                    ) -> tuple[set[tuple[str, str]], set[str]] | None:
+def _changed_inputs(
+    lake: Any, since: Mapping[str, int], now: Mapping[str, int]
+) -> tuple[set[tuple[str, str]], set[str]] | None:
     """((unit_id, ISO day) with new historian files, batch ids with new MES files) between the
     bronze versions ``since`` and ``now``; None when a version is gone (rebuild everything)."""
     from lakehouse.delta_changes import VersionGoneError, changes_since, read_changed
@@ -163,8 +167,10 @@ def _changed_inputs(lake: Any, since: Mapping[str, int], now: Mapping[str, int]
                 continue
             if table == "historian_readings":
                 rows = read_changed(uri, changes, ["unit_id", "date"], opts)
-                unit_days |= {(str(u), str(d)) for u, d in zip(rows.column("unit_id").to_pylist(),
-                                                              rows.column("date").to_pylist(), strict=True)}
+                unit_days |= {
+                    (str(u), str(d))
+                    for u, d in zip(rows.column("unit_id").to_pylist(), rows.column("date").to_pylist(), strict=True)
+                }
             else:
                 rows = read_changed(uri, changes, ["batch_id"], opts)
                 batches |= {str(b) for b in rows.column("batch_id").to_pylist() if b is not None}
@@ -190,8 +196,10 @@ def _windows(batches, phases):
     from lakehouse.spark.transforms import bioreactor_windows_spark
 
     return bioreactor_windows_spark(batches, phases).where(
-        F.col("inoculation_ts").isNotNull() & F.col("harvest_ts").isNotNull()
-        & (F.col("harvest_ts") >= F.col("inoculation_ts")))
+        F.col("inoculation_ts").isNotNull()
+        & F.col("harvest_ts").isNotNull()
+        & (F.col("harvest_ts") >= F.col("inoculation_ts"))
+    )
 
 
 def _window_days(windows, grid_us: int):
@@ -204,19 +212,25 @@ def _window_days(windows, grid_us: int):
     start = inoc - F.pmod(inoc - F.lit(BUCKET_ORIGIN_US), F.lit(grid_us))
     end = F.unix_micros(F.col("harvest_ts").cast("timestamp")) + F.lit(grid_us)
     return windows.select(
-        "batch_id", "unit_id",
-        F.explode(F.sequence(F.to_date(F.timestamp_micros(start)), F.to_date(F.timestamp_micros(end)))).alias("date"))
+        "batch_id",
+        "unit_id",
+        F.explode(F.sequence(F.to_date(F.timestamp_micros(start)), F.to_date(F.timestamp_micros(end)))).alias("date"),
+    )
 
 
 def _empty_aligned(spark, parameters: Sequence[str]):
     from pyspark.sql import types as T
 
-    fields = [T.StructField("batch_id", T.StringType()), T.StructField("unit_id", T.StringType()),
-              T.StructField("ts", T.TimestampType()), T.StructField("culture_age_h", T.DoubleType()),
-              T.StructField("maturity_pct", T.DoubleType()), T.StructField("phase", T.StringType())]
+    fields = [
+        T.StructField("batch_id", T.StringType()),
+        T.StructField("unit_id", T.StringType()),
+        T.StructField("ts", T.TimestampType()),
+        T.StructField("culture_age_h", T.DoubleType()),
+        T.StructField("maturity_pct", T.DoubleType()),
+        T.StructField("phase", T.StringType()),
+    ]
     fields += [T.StructField(p, T.DoubleType()) for p in parameters]
-    fields += [T.StructField("_source_ingested_at", T.TimestampType()),
-               T.StructField("_loaded_at", T.TimestampType())]
+    fields += [T.StructField("_source_ingested_at", T.TimestampType()), T.StructField("_loaded_at", T.TimestampType())]
     return spark.createDataFrame([], T.StructType(fields))
 
 
@@ -224,13 +238,17 @@ def refresh_aligned_readings(
     lake: Any,
     spark: Any,
     *,
-    grid_minutes: int = 1,
-    parameters: Sequence[str] = PARAMETERS,
-    unit_conversions: Mapping[str, Sequence[str]] | None = None,
+    plant: Any = None,
+    grid_minutes: int | None = None,
+    parameters: Sequence[str] | None = None,
     full_refresh: bool = False,
     use_delta_spark_jars: bool = False,
 ) -> AlignedRefresh:
-    """Bring ``silver/process_readings_aligned`` up to date with the bronze tables of ``lake``."""
+    """Bring ``silver/process_readings_aligned`` up to date with the bronze tables of ``lake``.
+
+    ``plant`` (a :class:`lakehouse.plant.PlantBundle`; default: the default bundle) gives the
+    signal columns, grid, state and phase signals. ``grid_minutes`` / ``parameters`` override
+    its grid / signals (tests)."""
     from deltalake import DeltaTable
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -238,18 +256,22 @@ def refresh_aligned_readings(
     from lakehouse.spark.delta_bridge import read_delta, write_delta
     from lakehouse.spark.transforms import align_readings_spark
 
-    conversions = dict(unit_conversions or {})
-    parameters = list(parameters)
+    if plant is None:
+        from lakehouse.plant import default_plant
+
+        plant = default_plant()
+    parameters = list(plant.catalog.names() if parameters is None else parameters)
+    states = [s.name for s in plant.catalog.of_kind("state") if s.name in parameters]
+    phase = plant.phase_signal if plant.phase_signal and plant.phase_signal.signal in parameters else None
+    g_us = grid_us(grid_minutes) if grid_minutes is not None else grid_us(grid_seconds=plant.grid_seconds)
     opts = lake.delta_storage_options()
     jars = {"use_delta_spark_jars": use_delta_spark_jars}
     uri = lake.uri(SILVER_LAYER, ALIGNED_TABLE)
-    spec = alignment_spec(grid_minutes, parameters, conversions)
-    grid_us = int(grid_minutes) * 60_000_000
+    spec = alignment_spec(g_us, parameters, plant.catalog.fingerprint(), states, phase)
 
     existing = DeltaTable(uri, storage_options=opts or None) if lake.delta_exists(uri) else None
     state = _last_commit(existing) if existing is not None else RefreshState()
-    incremental = (existing is not None and not full_refresh and state.spec == spec
-                   and state.bronze_versions is not None)
+    incremental = existing is not None and not full_refresh and state.spec == spec and state.bronze_versions is not None
     # the bronze versions this refresh reads, pinned: what it records is exactly what it saw
     from lakehouse.delta_changes import table_version
 
@@ -261,15 +283,28 @@ def refresh_aligned_readings(
         return read_delta(spark, lake.uri("bronze", name), opts, version=versions[name], columns=columns, **jars)
 
     batches, phases = bronze("mes_batches"), bronze("mes_phases")
-    readings = bronze("historian_readings", ["ts", "unit_id", "tag", "parameter", "value", "eng_unit", "quality",
-                                             "date", "_source_file", "_ingested_at"])
+    readings = bronze(
+        "historian_readings",
+        ["ts", "unit_id", "tag", "parameter", "value", "eng_unit", "quality", "date", "_source_file", "_ingested_at"],
+    )
     stamp = _next_stamp(state.watermark)
-    meta = {WATERMARK_KEY: stamp, SPEC_KEY: spec, BRONZE_KEY: json.dumps(versions, sort_keys=True),
-            "lakehouse.operation": "align-spark"}
+    meta = {
+        WATERMARK_KEY: stamp,
+        SPEC_KEY: spec,
+        BRONZE_KEY: json.dumps(versions, sort_keys=True),
+        "lakehouse.operation": "align-spark",
+    }
     if batches is None or phases is None:
         if existing is None:  # a young lake: an empty table, so that dbt reads zero rows
-            res = write_delta(_empty_aligned(spark, parameters), uri, opts, mode="overwrite",
-                              partition_by=["batch_id"], commit_metadata=meta, **jars)
+            res = write_delta(
+                _empty_aligned(spark, parameters),
+                uri,
+                opts,
+                mode="overwrite",
+                partition_by=["batch_id"],
+                commit_metadata=meta,
+                **jars,
+            )
             return AlignedRefresh(uri, "full", 0, version=res.version if res else None, watermark=stamp)
         return AlignedRefresh(uri, "unchanged", 0, version=existing.version(), watermark=state.watermark)
 
@@ -277,16 +312,22 @@ def refresh_aligned_readings(
     incremental = changed is not None
     windows = _windows(batches, phases).cache()
     try:
-        days = _window_days(windows, grid_us)
+        days = _window_days(windows, g_us)
         all_batches = sorted(r["batch_id"] for r in windows.select("batch_id").collect())
         if incremental:
             unit_days, mes_batches = changed
             hit = set()
             if unit_days:
                 touched = spark.createDataFrame(sorted(unit_days), "unit_id string, day string").select(
-                    "unit_id", F.to_date("day").alias("date"))
-                hit = {r["batch_id"] for r in days.join(F.broadcast(touched), ["unit_id", "date"])
-                       .select("batch_id").distinct().collect()}
+                    "unit_id", F.to_date("day").alias("date")
+                )
+                hit = {
+                    r["batch_id"]
+                    for r in days.join(F.broadcast(touched), ["unit_id", "date"])
+                    .select("batch_id")
+                    .distinct()
+                    .collect()
+                }
             rebuild = sorted(b for b in all_batches if b in hit or b in mes_batches)
         else:
             rebuild = all_batches
@@ -294,8 +335,15 @@ def refresh_aligned_readings(
         if incremental and not rebuild:
             return AlignedRefresh(uri, "unchanged", len(all_batches), [], 0, existing.version(), state.watermark)
         if not rebuild:
-            res = write_delta(_empty_aligned(spark, parameters), uri, opts, mode="overwrite",
-                              partition_by=["batch_id"], commit_metadata=meta, **jars)
+            res = write_delta(
+                _empty_aligned(spark, parameters),
+                uri,
+                opts,
+                mode="overwrite",
+                partition_by=["batch_id"],
+                commit_metadata=meta,
+                **jars,
+            )
             return AlignedRefresh(uri, "full", 0, [], 0, res.version if res else None, stamp)
 
         selected = spark.createDataFrame([(b,) for b in rebuild], "batch_id string")
@@ -303,43 +351,93 @@ def refresh_aligned_readings(
         dates = sorted({r["date"] for r in wanted_days.select("date").distinct().collect()})
         # lineage of the rebuilt batches: the newest ingestion among their inputs (the dbt model's)
         if readings is not None:
-            loads = (readings.where(F.col("date").isin(dates) & F.col("parameter").isNotNull())
-                     .groupBy("unit_id", "date").agg(F.max("_ingested_at").alias("r_ing")))
-            batch_loads = (days.join(F.broadcast(selected), "batch_id").join(loads, ["unit_id", "date"], "inner")
-                           .groupBy("batch_id").agg(F.max("r_ing").alias("r_ing")))
+            loads = (
+                readings.where(F.col("date").isin(dates) & F.col("parameter").isNotNull())
+                .groupBy("unit_id", "date")
+                .agg(F.max("_ingested_at").alias("r_ing"))
+            )
+            batch_loads = (
+                days.join(F.broadcast(selected), "batch_id")
+                .join(loads, ["unit_id", "date"], "inner")
+                .groupBy("batch_id")
+                .agg(F.max("r_ing").alias("r_ing"))
+            )
         else:
             batch_loads = windows.select("batch_id", F.lit(None).cast("timestamp").alias("r_ing")).limit(0)
-        sources = (windows.join(F.broadcast(selected), "batch_id").join(batch_loads, "batch_id", "left")
-                   .select("batch_id", F.unix_micros(F.greatest(
-                       F.col("mes_ingested_at"), F.coalesce(F.col("r_ing"), F.col("mes_ingested_at")))).alias("us")))
+        sources = (
+            windows.join(F.broadcast(selected), "batch_id")
+            .join(batch_loads, "batch_id", "left")
+            .select(
+                "batch_id",
+                F.unix_micros(
+                    F.greatest(F.col("mes_ingested_at"), F.coalesce(F.col("r_ing"), F.col("mes_ingested_at")))
+                ).alias("us"),
+            )
+        )
         per_batch: dict[str, int] = {r["batch_id"]: int(r["us"]) for r in sources.collect()}
 
         w_sel = windows.join(F.broadcast(selected), "batch_id")
         if readings is not None:
             r = readings.where(F.col("date").isin(dates)).join(F.broadcast(wanted_days), ["unit_id", "date"])
-            latest = Window.partitionBy("unit_id", "tag", "ts").orderBy(F.col("_ingested_at").desc(),
-                                                                       F.col("_source_file").desc())
-            r = (r.withColumn("__rn", F.row_number().over(latest)).where("__rn = 1")
-                 .where((F.col("quality") == GOOD_QUALITY) & F.col("parameter").isin(parameters))
-                 .select("unit_id", "parameter", F.expr(canonical_value_sql(conversions)).alias("value"),
-                         "quality", "ts"))
+            latest = Window.partitionBy("unit_id", "tag", "ts").orderBy(
+                F.col("_ingested_at").desc(), F.col("_source_file").desc()
+            )
+            r = (
+                r.withColumn("__rn", F.row_number().over(latest))
+                .where("__rn = 1")
+                .where((F.col("quality") == GOOD_QUALITY) & F.col("parameter").isin(parameters))
+                .select("unit_id", "parameter", F.col("value").cast("double").alias("value"), "quality", "ts")
+            )
         else:
             r = spark.createDataFrame([], "unit_id string, parameter string, value double, quality int, ts timestamp")
-        aligned = align_readings_spark(r, w_sel.select("batch_id", "unit_id", "inoculation_ts", "harvest_ts"),
-                                       grid_minutes, spark, phases=phases.join(F.broadcast(selected), "batch_id"),
-                                       parameters=tuple(parameters), dedupe=False)
-        src = (spark.createDataFrame([(b, per_batch[b]) for b in rebuild], "batch_id string, us long")
-               .select("batch_id", F.timestamp_micros("us").alias("_source_ingested_at"),
-                       F.timestamp_micros(F.lit(_parse_us(stamp))).alias("_loaded_at")))
+        aligned = align_readings_spark(
+            r,
+            w_sel.select("batch_id", "unit_id", "inoculation_ts", "harvest_ts"),
+            spark=spark,
+            phases=phases.join(F.broadcast(selected), "batch_id"),
+            parameters=tuple(parameters),
+            dedupe=False,
+            grid_seconds=g_us // 1_000_000,
+            state_parameters=states,
+            phase_signal=phase,
+        )
+        src = spark.createDataFrame([(b, per_batch[b]) for b in rebuild], "batch_id string, us long").select(
+            "batch_id",
+            F.timestamp_micros("us").alias("_source_ingested_at"),
+            F.timestamp_micros(F.lit(_parse_us(stamp))).alias("_loaded_at"),
+        )
         out = aligned.join(F.broadcast(src), "batch_id").select(
-            "batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase", *parameters,
-            "_source_ingested_at", "_loaded_at")
+            "batch_id",
+            "unit_id",
+            "ts",
+            "culture_age_h",
+            "maturity_pct",
+            "phase",
+            *parameters,
+            "_source_ingested_at",
+            "_loaded_at",
+        )
         if incremental:
-            res = write_delta(out, uri, opts, mode="overwrite", partition_by=["batch_id"],
-                              partition_filters=[("batch_id", "in", rebuild)], commit_metadata=meta, **jars)
+            res = write_delta(
+                out,
+                uri,
+                opts,
+                mode="overwrite",
+                partition_by=["batch_id"],
+                partition_filters=[("batch_id", "in", rebuild)],
+                commit_metadata=meta,
+                **jars,
+            )
         else:
             res = write_delta(out, uri, opts, mode="overwrite", partition_by=["batch_id"], commit_metadata=meta, **jars)
-        return AlignedRefresh(uri, "incremental" if incremental else "full", len(all_batches), rebuild,
-                              res.num_records if res else 0, res.version if res else None, stamp)
+        return AlignedRefresh(
+            uri,
+            "incremental" if incremental else "full",
+            len(all_batches),
+            rebuild,
+            res.num_records if res else 0,
+            res.version if res else None,
+            stamp,
+        )
     finally:
         windows.unpersist()

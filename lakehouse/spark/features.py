@@ -103,13 +103,15 @@ def _small_table_bytes(df: DataFrame) -> bytes:
     return _ipc(pa.table(df.toArrow()))
 
 
-def _grouped(left: DataFrame, right: DataFrame | None, key: str,
-             kernel: Callable[[Any, Any], Any], target: pa.Schema) -> DataFrame:
+def _grouped(
+    left: DataFrame, right: DataFrame | None, key: str, kernel: Callable[[Any, Any], Any], target: pa.Schema
+) -> DataFrame:
     """Run ``kernel(left_group, right_group_or_None)`` per ``key`` group on the executors."""
     spark_schema = _spark_schema(target)
     target = _plain_arrow_schema(target)
 
     if right is None:
+
         def one(table: pa.Table) -> pa.Table:
             return _conform(kernel(_to_polars(table), None), target)
 
@@ -133,8 +135,9 @@ def _arrow_schema_of(df: DataFrame) -> pa.Schema:
 
 
 # ----------------------------------------------------------------------------- soft sensor
-def build_softsensor_features_spark(readings: Any, batches: Any, config: Any, assays: Any = None,
-                                    spark: Any = None) -> DataFrame:
+def build_softsensor_features_spark(
+    readings: Any, batches: Any, config: Any, assays: Any = None, spark: Any = None
+) -> DataFrame:
     """``features/softsensor`` on Spark = :func:`ml.features.build_softsensor_features`.
 
     ``readings``: gold ``fct_process_readings``; ``batches``: ``dim_batches`` (small, shipped to
@@ -155,8 +158,11 @@ def build_softsensor_features_spark(readings: Any, batches: Any, config: Any, as
     import polars as pl
 
     empty_b = pl.from_arrow(_from_ipc(b_raw).schema.empty_table())
-    target = build_softsensor_features(_empty_polars(r), empty_b, config,
-                                       _empty_polars(a) if a is not None else None).to_arrow().schema
+    target = (
+        build_softsensor_features(_empty_polars(r), empty_b, config, _empty_polars(a) if a is not None else None)
+        .to_arrow()
+        .schema
+    )
     return _grouped(r, a, "batch_id", kernel, target)
 
 
@@ -179,8 +185,7 @@ def compute_online_features_spark(readings: Any, batches: Any, config: Any, spar
 
 
 # ----------------------------------------------------------------------------- equipment
-def build_equipment_health_features_spark(health: Any, work_orders: Any, config: Any,
-                                          spark: Any = None) -> DataFrame:
+def build_equipment_health_features_spark(health: Any, work_orders: Any, config: Any, spark: Any = None) -> DataFrame:
     """``features/equipment_health`` on Spark = :func:`ml.features.build_equipment_health_features`.
 
     Grouped by ``equipment_type``: the per-equipment windows and work-order joins and the

@@ -58,8 +58,9 @@ def _classifier(objective: str) -> bool:
     return objective.startswith("binary:") or objective.startswith("multi:")
 
 
-def prepare_features(df: DataFrame, feature_cols: Sequence[str], label_col: str | None = None,
-                     weight_col: str | None = None) -> DataFrame:
+def prepare_features(
+    df: DataFrame, feature_cols: Sequence[str], label_col: str | None = None, weight_col: str | None = None
+) -> DataFrame:
     """Feature columns as float64 with nulls → NaN (XGBoost's missing value)."""
     from pyspark.sql import functions as F
 
@@ -94,10 +95,16 @@ def train_xgb_spark(
     cls = SparkXGBClassifier if _classifier(objective) else SparkXGBRegressor
     if cls is SparkXGBClassifier:
         kwargs.pop("objective", None)  # inferred from the label (binary / multi)
-    est = cls(features_col=list(feature_cols), label_col=label_col, num_workers=int(num_workers),
-              weight_col=weight_col, missing=float("nan"), force_repartition=force_repartition,
-              verbose=False,
-              **kwargs)
+    est = cls(
+        features_col=list(feature_cols),
+        label_col=label_col,
+        num_workers=int(num_workers),
+        weight_col=weight_col,
+        missing=float("nan"),
+        force_repartition=force_repartition,
+        verbose=False,
+        **kwargs,
+    )
     model = est.fit(data)
     booster = model.get_booster()
     booster.feature_names = list(feature_cols)
@@ -113,8 +120,14 @@ def spark_booster_fitter(spark: Any, *, num_workers: int = 2):
     feature names — so validation, conformal calibration, registry and scoring are unchanged.
     """
 
-    def fit(X: np.ndarray, y: np.ndarray, feature_names: Sequence[str], params: Any,
-            objective: str = "reg:squarederror", extra: Mapping[str, Any] | None = None) -> xgb.Booster:
+    def fit(
+        X: np.ndarray,
+        y: np.ndarray,
+        feature_names: Sequence[str],
+        params: Any,
+        objective: str = "reg:squarederror",
+        extra: Mapping[str, Any] | None = None,
+    ) -> xgb.Booster:
         X32 = np.asarray(X, np.float32)
         cols = [f"f{i}" for i in range(X32.shape[1])]  # Spark-safe names; real names set below
         data = {c: X32[:, i].astype(np.float64) for i, c in enumerate(cols)}
@@ -143,6 +156,7 @@ def save_booster(booster: xgb.Booster, uri: str, storage_options: Mapping[str, A
 
 
 def load_booster(uri: str, storage_options: Mapping[str, Any] | None = None) -> xgb.Booster:
+    """Load a booster stored as UBJ at ``uri`` (local or object store)."""
     import xgboost as xgb
 
     from lakehouse.spark.delta_bridge import _filesystem, to_delta_storage_options, to_fsspec_storage_options
@@ -153,8 +167,13 @@ def load_booster(uri: str, storage_options: Mapping[str, Any] | None = None) -> 
     return booster
 
 
-def score_spark(df: DataFrame, booster: xgb.Booster, feature_cols: Sequence[str],
-                prediction_col: str = "prediction", keep: Sequence[str] | None = None) -> DataFrame:
+def score_spark(
+    df: DataFrame,
+    booster: xgb.Booster,
+    feature_cols: Sequence[str],
+    prediction_col: str = "prediction",
+    keep: Sequence[str] | None = None,
+) -> DataFrame:
     """Predictions of ``booster`` for every row (``mapInArrow``); ``keep`` columns are carried along.
 
     Features are cast to float64 with nulls as NaN — the same matrix ``Booster.predict`` sees
@@ -167,11 +186,13 @@ def score_spark(df: DataFrame, booster: xgb.Booster, feature_cols: Sequence[str]
     feats = list(feature_cols)
     from pyspark.sql import functions as F
 
-    data = df.select(*[F.col(c) for c in keep],
-                     *[F.coalesce(F.col(c).cast("double"), F.lit(float("nan"))).alias(f"__f{i}")
-                       for i, c in enumerate(feats)])
-    out_schema = StructType([f for f in data.schema.fields if f.name in keep]
-                            + [StructField(prediction_col, DoubleType(), True)])
+    data = df.select(
+        *[F.col(c) for c in keep],
+        *[F.coalesce(F.col(c).cast("double"), F.lit(float("nan"))).alias(f"__f{i}") for i, c in enumerate(feats)],
+    )
+    out_schema = StructType(
+        [f for f in data.schema.fields if f.name in keep] + [StructField(prediction_col, DoubleType(), True)]
+    )
 
     def predict(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import xgboost as xgb
@@ -182,8 +203,13 @@ def score_spark(df: DataFrame, booster: xgb.Booster, feature_cols: Sequence[str]
         for rb in batches:
             if rb.num_rows == 0:
                 continue
-            x = np.column_stack([rb.column(f"__f{i}").to_numpy(zero_copy_only=False).astype(np.float64)
-                                 for i in range(len(feats))]) if feats else np.empty((rb.num_rows, 0))
+            x = (
+                np.column_stack(
+                    [rb.column(f"__f{i}").to_numpy(zero_copy_only=False).astype(np.float64) for i in range(len(feats))]
+                )
+                if feats
+                else np.empty((rb.num_rows, 0))
+            )
             pred = bst.predict(xgb.DMatrix(x, missing=np.nan, feature_names=bst.feature_names or None))
             arrays = [rb.column(c) for c in keep] + [pa.array(pred.astype(np.float64))]
             yield pa.RecordBatch.from_arrays(arrays, names=[*keep, prediction_col])

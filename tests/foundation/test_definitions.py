@@ -39,3 +39,35 @@ def test_lake_resource_reads_s3_settings_from_env(monkeypatch, s3_server):
         lake = res.lake.get_lake()
     assert lake.is_s3 and lake.root == s3_server.uri("from-env")
     assert lake.delta_storage_options()["AWS_ENDPOINT_URL"] == s3_server.endpoint_url
+
+
+def test_settings_from_env_and_overrides_leave_the_environment_alone(monkeypatch):
+    """`lakehouse run --lake X --days N` builds explicit settings; os.environ is not touched."""
+    import os
+
+    from orchestration.settings import DEFAULT_LAKE_ROOT, Settings
+    from twin.site import SiteConfig
+
+    for var in ("LAKEHOUSE_ROOT", "LAKEHOUSE_SITE_DAYS", "LAKEHOUSE_SOURCE", "LAKEHOUSE_START_DATE"):
+        monkeypatch.delenv(var, raising=False)
+    before = dict(os.environ)
+    default = Settings.from_env()
+    assert default.lake.root_uri == str(DEFAULT_LAKE_ROOT)
+    d = SiteConfig()
+    assert (
+        default.site.start_date,
+        default.site.days,
+        default.site.bioreactors,
+        default.site.interval_s,
+        default.site.seed,
+    ) == (d.start, d.days, d.bioreactors, d.interval_s, d.seed)
+    s = Settings.from_env(
+        {"LAKEHOUSE_SITE_DAYS": "12", "LAKEHOUSE_SOURCE": "external"},
+        lake_root="/tmp/lake-x",
+        bioreactors=2,
+        start_date=None,
+    )
+    assert s.lake.root_uri == "/tmp/lake-x" and s.site.days == 12 and s.site.bioreactors == 2
+    assert s.site.source == "external" and s.site.start_date == d.start
+    assert s.partition_range() == (d.start, "2026-01-12")
+    assert dict(os.environ) == before

@@ -1,7 +1,7 @@
 """Shared twin-built data for the golden-batch tests (built once per session).
 
 Frames are shaped like the gold marts and come straight from ``twin.bioreactor.simulate_batches``
-(via ``ml.mspc.simulate_monitoring_set``), so these tests do not depend on ingestion or dbt.
+(via ``tests.support.monitoring_set.simulate_monitoring_set``), so these tests do not depend on ingestion or dbt.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import pytest
 
 from ml import mspc
 from ml.golden import load_config
+from tests.support.monitoring_set import simulate_monitoring_set
 
 
 @pytest.fixture(scope="session")
@@ -20,13 +21,13 @@ def cfg() -> dict:
 @pytest.fixture(scope="session")
 def history():
     """60 historical site-like batches without process deviations (the training set)."""
-    return mspc.simulate_monitoring_set(60, 0, seed=101, prefix="H")
+    return simulate_monitoring_set(60, 0, seed=101, prefix="H")
 
 
 @pytest.fixture(scope="session")
 def running():
     """30 new normal batches + 4 of each injected deviation type (evaluation set)."""
-    return mspc.simulate_monitoring_set(30, 4, seed=202, prefix="T")
+    return simulate_monitoring_set(30, 4, seed=202, prefix="T")
 
 
 @pytest.fixture(scope="session")

@@ -10,22 +10,33 @@ from ml import golden as gb
 
 
 def _batches(**over):
-    base = {"batch_id": "X", "status": "complete", "harvest_titer_g_l": 5.0, "g0f_pct": 43.0, "g1f_pct": 38.0,
-            "g2f_pct": 8.0, "man5_pct": 4.8, "afucosylation_pct": 8.3, "hmw_pct": 0.7,
-            "harvest_viability_pct": 70.0}
+    base = {
+        "batch_id": "X",
+        "status": "complete",
+        "harvest_titer_g_l": 5.0,
+        "g0f_pct": 43.0,
+        "g1f_pct": 38.0,
+        "g2f_pct": 8.0,
+        "man5_pct": 4.8,
+        "afucosylation_pct": 8.3,
+        "hmw_pct": 0.7,
+        "harvest_viability_pct": 70.0,
+    }
     return {**base, **over}
 
 
 def test_qualification_records_who_and_why(cfg):
-    df = pd.DataFrame([
-        _batches(batch_id="A", harvest_titer_g_l=5.5),
-        _batches(batch_id="B", harvest_titer_g_l=5.2),
-        _batches(batch_id="C", harvest_titer_g_l=4.0),
-        _batches(batch_id="D", status="aborted"),
-        _batches(batch_id="E", hmw_pct=2.5),
-        _batches(batch_id="F", man5_pct=np.nan),
-        _batches(batch_id="G", harvest_titer_g_l=4.5),
-    ])
+    df = pd.DataFrame(
+        [
+            _batches(batch_id="A", harvest_titer_g_l=5.5),
+            _batches(batch_id="B", harvest_titer_g_l=5.2),
+            _batches(batch_id="C", harvest_titer_g_l=4.0),
+            _batches(batch_id="D", status="aborted"),
+            _batches(batch_id="E", hmw_pct=2.5),
+            _batches(batch_id="F", man5_pct=np.nan),
+            _batches(batch_id="G", harvest_titer_g_l=4.5),
+        ]
+    )
     cfg = {**cfg, "qualification": {**cfg["qualification"], "top_titer_fraction": 0.5, "min_golden_batches": 2}}
     q = gb.qualify_batches(df, cfg).set_index("batch_id")
     assert q.loc[["A", "B"], "qualified"].all()
@@ -40,8 +51,14 @@ def test_qualification_records_who_and_why(cfg):
 
 
 def test_align_bins_mean_and_known_at_bin_end():
-    df = pd.DataFrame({"batch_id": ["a"] * 4 + ["b"] * 2, "culture_age_h": [0.0, 0.5, 1.0, 1.5, 0.2, 0.9],
-                       "maturity_pct": 0.0, "ph": [7.0, 7.2, 6.9, 6.9, 7.1, 7.3]})
+    df = pd.DataFrame(
+        {
+            "batch_id": ["a"] * 4 + ["b"] * 2,
+            "culture_age_h": [0.0, 0.5, 1.0, 1.5, 0.2, 0.9],
+            "maturity_pct": 0.0,
+            "ph": [7.0, 7.2, 6.9, 6.9, 7.1, 7.3],
+        }
+    )
     al = gb.align(df, ["ph", "temperature"], step=1.0)
     assert al.batch_ids == ["a", "b"] and al.values.shape == (2, 2, 2)
     assert al.values[0, 0, 0] == pytest.approx(7.1) and al.values[0, 1, 0] == pytest.approx(6.9)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import ml.golden as gb
-from orchestration.resources import LakeResource
+from assets.resources import LakeResource
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 
@@ -28,8 +28,12 @@ def _write(lake, layer, name, df):
 @pytest.fixture
 def small_config(tmp_path, monkeypatch, cfg):
     c = json.loads(json.dumps(cfg))
-    c["doe"].update(n_runs=250, n_candidates=2000, verify_replicates=12,
-                    surrogate={"n_estimators": 60, "max_depth": 4, "learning_rate": 0.15, "folds": 2})
+    c["doe"].update(
+        n_runs=250,
+        n_candidates=2000,
+        verify_replicates=12,
+        surrogate={"n_estimators": 60, "max_depth": 4, "learning_rate": 0.15, "folds": 2},
+    )
     c["calibration"].update(max_batches=6, max_nfev=4, dt_h=1.0)
     path = tmp_path / "golden.yaml"
     path.write_text(yaml.safe_dump(c))
@@ -56,11 +60,16 @@ def gold_lake(lake_local, history, running):
     assays["result_time"] = st + pd.to_timedelta(assays["result_age_h"], unit="h")
     _write(lake_local, "gold", "fct_assay_results", assays.drop(columns=["result_age_h"]))
     inoc = truth["batch_id"].map(start)
-    tr = pd.DataFrame({"batch_id": truth["batch_id"], "inoculation": inoc,
-                       "culture_end": inoc + pd.to_timedelta(truth["end_h"], unit="h"),
-                       "deviation_type": truth["deviation_type"].replace("", None),
-                       "deviation_onset": inoc + pd.to_timedelta(truth["onset_h"], unit="h"),
-                       "lost": truth["lost"]})
+    tr = pd.DataFrame(
+        {
+            "batch_id": truth["batch_id"],
+            "inoculation": inoc,
+            "culture_end": inoc + pd.to_timedelta(truth["end_h"], unit="h"),
+            "deviation_type": truth["deviation_type"].replace("", None),
+            "deviation_onset": inoc + pd.to_timedelta(truth["onset_h"], unit="h"),
+            "lost": truth["lost"],
+        }
+    )
     fs = lake_local.filesystem()
     d = lake_local.fs_path(lake_local.uri("landing", "_truth"))
     fs.makedirs(d, exist_ok=True)
@@ -79,24 +88,45 @@ def test_golden_and_twin_assets_materialize(gold_lake, small_config):
     res = dg.materialize(
         [*assets, *checks],
         resources={"lake": LakeResource(root_uri=gold_lake.root)},
-        run_config=dg.RunConfig(ops={"twin__insilico_doe": {"config": {"n_runs": 250}},
-                                     "twin__calibration": {"config": {"max_batches": 5, "max_nfev": 3}}}),
+        run_config=dg.RunConfig(
+            ops={
+                "twin__insilico_doe": {"config": {"n_runs": 250}},
+                "twin__calibration": {"config": {"max_batches": 5, "max_nfev": 3}},
+            }
+        ),
     )
     assert res.success
-    mat = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
-           for e in res.get_asset_materialization_events()}
-    assert {"golden/batch_qualification", "golden/profile", "golden/mspc_model", "golden/deviation_scores",
-            "golden/alarms", "golden/mspc_evaluation", "twin/calibration", "twin/insilico_doe",
-            "twin/setpoint_recommendation"} <= set(mat)
+    mat = {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in res.get_asset_materialization_events()
+    }
+    assert {
+        "golden/batch_qualification",
+        "golden/profile",
+        "golden/mspc_model",
+        "golden/deviation_scores",
+        "golden/alarms",
+        "golden/mspc_evaluation",
+        "twin/calibration",
+        "twin/insilico_doe",
+        "twin/setpoint_recommendation",
+    } <= set(mat)
     checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in res.get_asset_check_evaluations()}
     assert checks[("twin/setpoint_recommendation", "recommendation_inside_design_space")]
     assert checks[("golden/mspc_model", "cv_false_alarm_within_target")]
     assert checks[("golden/profile", "enough_golden_batches")]
     # the lake holds what the contract says
     lake = gold_lake
-    for layer, name in [("golden", "batch_qualification"), ("golden", "profile"), ("scores", "mspc_deviation"),
-                        ("golden", "alarms"), ("golden", "mspc_evaluation"), ("insilico", "calibration"),
-                        ("insilico", "doe_runs"), ("insilico", "setpoint_recommendation")]:
+    for layer, name in [
+        ("golden", "batch_qualification"),
+        ("golden", "profile"),
+        ("scores", "mspc_deviation"),
+        ("golden", "alarms"),
+        ("golden", "mspc_evaluation"),
+        ("insilico", "calibration"),
+        ("insilico", "doe_runs"),
+        ("insilico", "setpoint_recommendation"),
+    ]:
         assert lake.delta_exists(lake.uri(layer, name)), (layer, name)
     scores = lake.read_delta(lake.uri("scores", "mspc_deviation")).to_pandas()
     assert {"model_name", "model_version", "t2", "spe", "t2_limit", "spe_limit", "alarm"} <= set(scores.columns)

@@ -67,8 +67,17 @@ def test_alarm_blames_the_right_signals(scores, running):
         elif kind in ("feed_error", "feed_pump_failure"):
             assert {"feed_flow_sp", "feed_flow", "feed_total", "weight"} & set(top[:2]), (b, top)
         elif kind == "contamination":
-            assert {"q_our", "our_slpm", "offgas_co2", "co2_flow", "cer_slpm", "ph", "base_total",
-                    "capacitance", "offgas_o2"} & set(top[:2]), (b, top)
+            assert {
+                "q_our",
+                "our_slpm",
+                "offgas_co2",
+                "co2_flow",
+                "cer_slpm",
+                "ph",
+                "base_total",
+                "capacitance",
+                "offgas_o2",
+            } & set(top[:2]), (b, top)
     assert {"batch_id", "culture_age_h", "statistic", "contributions"} <= set(ev.columns)
 
 

@@ -32,21 +32,27 @@ def _hook(event: str, info: dict) -> None:
 def main() -> None:
     root, mode = sys.argv[1], sys.argv[2]
     writer.HOOKS.append(_hook)
-    s3 = S3Settings(endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
-                    access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
-                    secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    s3 = S3Settings(
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
+        access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+        secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    )
     if mode == "library":
         writer.ingest_landing(Lake(root, s3), run_id="crashing-run")
     else:
         import dagster as dg
 
         from assets.ingest import build_ingest_defs
-        from orchestration.resources import LakeResource
+        from assets.resources import LakeResource
 
         defs = build_ingest_defs("2026-01-01")
         hist = defs.get_assets_def(dg.AssetKey(["bronze", "historian_readings"]))
-        res = LakeResource(root_uri=root, s3_endpoint_url=s3.endpoint_url,
-                           aws_access_key_id=s3.access_key_id, aws_secret_access_key=s3.secret_access_key)
+        res = LakeResource(
+            root_uri=root,
+            s3_endpoint_url=s3.endpoint_url,
+            aws_access_key_id=s3.access_key_id,
+            aws_secret_access_key=s3.secret_access_key,
+        )
         dg.materialize([hist], resources={"lake": res}, partition_key=sys.argv[3])
     print("finished without crashing")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 
 import polars as pl
-
 from ingest_testdata import T0, historian_csv, lims_csv, write
+
 from lakehouse.ingest.writer import ingest_landing, table_uri
 from lakehouse.storage import Lake
 
@@ -25,10 +25,10 @@ def test_symlinks_are_quarantined_without_reading_them(lake_local: Lake, tmp_pat
     good, n = lims_csv(DAY, n_days=1)
     write(lake, "lims/good.csv", good)
     landing = lake.uri("landing")
-    os.symlink(secret, os.path.join(landing, "lims", "outside.csv"))                # a file outside
+    os.symlink(secret, os.path.join(landing, "lims", "outside.csv"))  # a file outside
     os.symlink(os.path.join(landing, "lims", "good.csv"), os.path.join(landing, "lims", "inside.csv"))
     os.makedirs(os.path.join(landing, "historian"), exist_ok=True)
-    os.symlink(outside / "BR-109", os.path.join(landing, "historian", "BR-109"))   # a directory outside
+    os.symlink(outside / "BR-109", os.path.join(landing, "historian", "BR-109"))  # a directory outside
 
     report = ingest_landing(lake, run_id="links")
     assert report.rows_written["lims_results"] == n  # only the real file
@@ -39,7 +39,12 @@ def test_symlinks_are_quarantined_without_reading_them(lake_local: Lake, tmp_pat
     assert "historian_readings" not in report.rows_written or report.rows_written["historian_readings"] == 0
     q = pl.from_arrow(lake.read_delta(table_uri(lake, "_quarantine")))
     assert q.height == 2 and q["raw_record"].is_null().all()
-    assert not q.select(pl.concat_str(pl.all().cast(pl.Utf8), ignore_nulls=True)).to_series().str.contains("TOPSECRET").any()
+    assert (
+        not q.select(pl.concat_str(pl.all().cast(pl.Utf8), ignore_nulls=True))
+        .to_series()
+        .str.contains("TOPSECRET")
+        .any()
+    )
     # exactly once: a second run records nothing new
     again = ingest_landing(lake, run_id="links-2")
     assert sum(again.rows_written.values()) == 0 and again.quarantine_written == 0

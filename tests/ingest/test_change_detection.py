@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 
 import polars as pl
-
 from ingest_testdata import T0, historian_csv, lims_csv, write
+
 from lakehouse.ingest.writer import ingest_landing, list_landing, pending_files, read_log, table_uri
 from lakehouse.storage import Lake
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 
 from deltalake import DeltaTable
-
 from ingest_testdata import T0, lims_csv, write
+
 from lakehouse.ingest import writer
 from lakehouse.ingest.schemas import CHECKPOINT_INTERVAL, INGEST_LOG_TABLE
 

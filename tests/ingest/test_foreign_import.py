@@ -8,9 +8,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from foreign_testdata import CONFIG, SIGNALS, write_exports
-from lakehouse.ingest.cli import run_import
+
+from bioprocess_cli.main import run_import
 from lakehouse.ingest.tagmap import TagMap, TagMapError
 from lakehouse.ingest.units import conversion
 from lakehouse.ingest.writer import table_uri
@@ -65,16 +65,23 @@ def test_import_foreign_plant_with_tag_map_and_unit_conversion(lake: Lake, tmp_p
     assert hist.filter(pl.col("parameter") == "temperature").get_column("eng_unit").unique().to_list() == ["degC"]
     # local plant time (Europe/Berlin, UTC+1 in February) → UTC, from CSV and from Parquet
     first = hist.group_by("date").agg(pl.col("ts").min()).sort("date")
-    assert first.get_column("ts").to_list() == [dt.datetime(2026, 2, 1, 8, tzinfo=dt.timezone.utc),
-                                                dt.datetime(2026, 2, 2, 8, tzinfo=dt.timezone.utc)]
-    assert hist.get_column("_source_file").str.ends_with((".csv")).sum() == exp["historian_rows"] // 2
+    assert first.get_column("ts").to_list() == [
+        dt.datetime(2026, 2, 1, 8, tzinfo=dt.UTC),
+        dt.datetime(2026, 2, 2, 8, tzinfo=dt.UTC),
+    ]
+    assert hist.get_column("_source_file").str.ends_with(".csv").sum() == exp["historian_rows"] // 2
 
     batches = _read(lake, "mes_batches")
     phases = _read(lake, "mes_phases").sort("phase_seq")
     assert batches.height == exp["batches"]
     b = batches.row(0, named=True)
-    assert (b["batch_id"], b["unit_id"], b["record_type"], b["status"], b["output_lot"]) == \
-        ("F01-2026-001", "BR-201", "bioreactor", "complete", "HCCF-F01-2026-001")
+    assert (b["batch_id"], b["unit_id"], b["record_type"], b["status"], b["output_lot"]) == (
+        "F01-2026-001",
+        "BR-201",
+        "bioreactor",
+        "complete",
+        "HCCF-F01-2026-001",
+    )
     assert phases.get_column("phase").to_list() == ["Inoculate", "Production", "Harvest"]
     assert phases.get_column("start_ts")[0] == b["start_ts"]
     assert phases.get_column("start_ts")[2] == b["end_ts"] - dt.timedelta(hours=4)
@@ -82,10 +89,10 @@ def test_import_foreign_plant_with_tag_map_and_unit_conversion(lake: Lake, tmp_p
     lims = _read(lake, "lims_results")
     assert lims.height == exp["assays"]
     got = {(r["sample_id"], r["analyte"]): (r["value"], r["unit"]) for r in lims.iter_rows(named=True)}
-    assert got[("S1", "vcd")] == (pytest.approx(5.5), "1e6 cells/mL")          # 1e5 cells/mL → 1e6
-    assert got[("S2", "titer")] == (pytest.approx(2.5), "g/L")                 # mg/mL = g/L
-    assert got[("S1", "glucose")] == (pytest.approx(4.2), "g/L")               # mg/L → g/L
-    assert got[("S2", "igg_hplc")] == (pytest.approx(2.4), "g/L")              # the plant's own analyte
+    assert got[("S1", "vcd")] == (pytest.approx(5.5), "1e6 cells/mL")  # 1e5 cells/mL → 1e6
+    assert got[("S2", "titer")] == (pytest.approx(2.5), "g/L")  # mg/mL = g/L
+    assert got[("S1", "glucose")] == (pytest.approx(4.2), "g/L")  # mg/L → g/L
+    assert got[("S2", "igg_hplc")] == (pytest.approx(2.4), "g/L")  # the plant's own analyte
     assert ("S3", "glucose") not in got
 
     q = _read(lake, "_quarantine")
@@ -93,7 +100,10 @@ def test_import_foreign_plant_with_tag_map_and_unit_conversion(lake: Lake, tmp_p
     assert q.filter(pl.col("table") == "mes_batches").height == exp["batches_quarantined"]
     assert q.filter(pl.col("reason").str.contains("non-numeric")).get_column("raw_record").str.contains("n.d.").all()
     if report is not None:
-        assert report.rows_read["lims_results"] == report.rows_valid["lims_results"] + report.rows_quarantined["lims_results"]
+        assert (
+            report.rows_read["lims_results"]
+            == report.rows_valid["lims_results"] + report.rows_quarantined["lims_results"]
+        )
 
     # importing again adds nothing
     if lake.is_s3:

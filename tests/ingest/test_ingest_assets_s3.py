@@ -5,33 +5,45 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 import pytest
+from ingest_testdata import BAD_DAY, T0, bad_landing, good_landing, historian_csv, write
 
 from assets.ingest import build_ingest_defs
-from ingest_testdata import BAD_DAY, T0, bad_landing, good_landing, historian_csv, write
+from assets.resources import LakeResource
 from lakehouse.ingest.schemas import BRONZE_SCHEMAS, LINEAGE_COLUMNS
 from lakehouse.ingest.writer import table_uri
 from lakehouse.storage import Lake
-from orchestration.resources import LakeResource
 
 pytestmark = pytest.mark.s3
 
 DEFS = build_ingest_defs("2026-01-01")
 HISTORIAN = DEFS.get_assets_def(dg.AssetKey(["bronze", "historian_readings"]))
-UNPARTITIONED = [a for a in DEFS.assets if isinstance(a, dg.AssetsDefinition) and not a.partitions_def
-                 and not ({k.path[-1] for k in a.keys} & {"_maintenance", "_quarantine"})]
+UNPARTITIONED = [
+    a
+    for a in DEFS.assets
+    if isinstance(a, dg.AssetsDefinition)
+    and not a.partitions_def
+    and not ({k.path[-1] for k in a.keys} & {"_maintenance", "_quarantine"})
+]
 QUARANTINE = DEFS.get_assets_def(dg.AssetKey(["bronze", "_quarantine"]))
 
 
 def _resource(lake: Lake, s3_server) -> LakeResource:
-    return LakeResource(root_uri=lake.root, s3_endpoint_url=s3_server.endpoint_url,
-                        aws_access_key_id=s3_server.access_key,
-                        aws_secret_access_key=s3_server.secret_key, aws_region=s3_server.region)
+    return LakeResource(
+        root_uri=lake.root,
+        s3_endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        aws_region=s3_server.region,
+    )
 
 
 def _count(lake: Lake, table: str) -> int:
     uri = table_uri(lake, table)
-    return lake.read_delta(uri, columns=["_run_id"] if table != "_quarantine" else ["reason"]).num_rows \
-        if lake.delta_exists(uri) else 0
+    return (
+        lake.read_delta(uri, columns=["_run_id"] if table != "_quarantine" else ["reason"]).num_rows
+        if lake.delta_exists(uri)
+        else 0
+    )
 
 
 def _materialize_all(lake, res, days):
@@ -45,8 +57,7 @@ def _materialize_all(lake, res, days):
 
 
 def _meta(result: dg.ExecuteInProcessResult, table: str) -> dict:
-    mats = [m for m in result.get_asset_materialization_events()
-            if m.asset_key == dg.AssetKey(["bronze", table])]
+    mats = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(["bronze", table])]
     assert mats, table
     return {k: v.value for k, v in mats[-1].materialization.metadata.items()}
 
@@ -121,8 +132,10 @@ def test_bad_input_is_quarantined_and_the_rest_ingested_on_s3(lake_s3: Lake, s3_
     assert meta["rows_read"] == meta["rows_valid"] + meta["rows_quarantined"]
     assert meta["files_rejected"] == 5
     # the WARN check fired for the tables with rejects, and passed for the clean ones
-    checks = {(e.asset_key.path[-1], e.passed): e.severity for e in
-              [*hist_run.get_asset_check_evaluations(), *rest_run.get_asset_check_evaluations()]}
+    checks = {
+        (e.asset_key.path[-1], e.passed): e.severity
+        for e in [*hist_run.get_asset_check_evaluations(), *rest_run.get_asset_check_evaluations()]
+    }
     assert checks[("historian_readings", False)] == dg.AssetCheckSeverity.WARN
     assert checks[("lims_results", False)] == dg.AssetCheckSeverity.WARN
     assert ("cmms_work_orders", True) in checks  # nothing set aside there: the check passes

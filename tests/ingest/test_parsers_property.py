@@ -13,8 +13,8 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from ingest_testdata import T0, chrom_run, cmms_csv, filt_run, historian_csv, lims_csv, mes_json
+
 from lakehouse.ingest.readers import KINDS, IngestContext, SourceFile
 from lakehouse.ingest.writer import IngestReport, _prepare_batch, app_id
 
@@ -29,8 +29,27 @@ SAMPLES = {
     "filt_run": ("filtration/TFF-01/UFDF-0001/run.json", filt_run()[0]),
     "filt_curves": ("filtration/TFF-01/UFDF-0001/curves.csv", filt_run()[1]),
 }
-NASTY = ["\x00", "\x1b", "\x7f", ",", ";", '"', "\r", "\n", "é", "NaN", "-inf", "1e309", "{", "[", "}",
-         "null", "2026-13-45T99:00:00Z", "\ufeff", "9" * 40]
+NASTY = [
+    "\x00",
+    "\x1b",
+    "\x7f",
+    ",",
+    ";",
+    '"',
+    "\r",
+    "\n",
+    "é",
+    "NaN",
+    "-inf",
+    "1e309",
+    "{",
+    "[",
+    "}",
+    "null",
+    "2026-13-45T99:00:00Z",
+    "\ufeff",
+    "9" * 40,
+]
 
 
 @st.composite
@@ -47,7 +66,7 @@ def mutated(draw, data: bytes) -> bytes:
         elif op == "insert":
             text = text[:pos] + draw(st.sampled_from(NASTY) | st.text(max_size=8)) + text[pos:]
         elif op == "delete":
-            text = text[:pos] + text[pos + draw(st.integers(1, 20)):]
+            text = text[:pos] + text[pos + draw(st.integers(1, 20)) :]
         else:
             lines = text.split("\n")
             i = draw(st.integers(0, max(len(lines) - 1, 0)))
@@ -56,10 +75,14 @@ def mutated(draw, data: bytes) -> bytes:
             elif op == "duplicate_line":
                 lines.insert(i, lines[i])
             else:  # a random JSON value spliced into a line
-                value = draw(st.recursive(st.none() | st.booleans() | st.floats() | st.text(max_size=10),
-                                          lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
-                                          max_leaves=6))
-                lines[i] = lines[i][: len(lines[i]) // 2] + json.dumps(value) + lines[i][len(lines[i]) // 2:]
+                value = draw(
+                    st.recursive(
+                        st.none() | st.booleans() | st.floats() | st.text(max_size=10),
+                        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+                        max_leaves=6,
+                    )
+                )
+                lines[i] = lines[i][: len(lines[i]) // 2] + json.dumps(value) + lines[i][len(lines[i]) // 2 :]
             text = "\n".join(lines)
     return text.encode("utf-8", errors="surrogatepass")
 
@@ -70,8 +93,7 @@ def _classify(kind_name: str, rel: str, data: bytes) -> tuple[IngestReport, obje
     f = SourceFile(uri=f"/landing/{rel}", rel_path=rel, size=len(data), kind=kind_name, meta=meta, data=data)
     report = IngestReport(run_id="prop")
     ctx = IngestContext()
-    prep = _prepare_batch(None, kind, [f], ctx, "prop", "landing", report,
-                          dt.datetime(2026, 2, 1, tzinfo=dt.UTC), None)
+    prep = _prepare_batch(None, kind, [f], ctx, "prop", "landing", report, dt.datetime(2026, 2, 1, tzinfo=dt.UTC), None)
     return report, prep
 
 
@@ -79,8 +101,13 @@ def _classify(kind_name: str, rel: str, data: bytes) -> tuple[IngestReport, obje
 def test_every_row_read_is_in_bronze_or_quarantine(kind_name: str):
     rel, sample = SAMPLES[kind_name]
 
-    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(data=mutated(sample))
     def check(data: bytes) -> None:
         report, prep = _classify(kind_name, rel, data)

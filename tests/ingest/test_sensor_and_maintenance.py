@@ -7,13 +7,13 @@ import json
 import dagster as dg
 import polars as pl
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from ingest_testdata import T0, good_landing, lims_csv, write
 
 from assets.ingest import build_ingest_defs
-from ingest_testdata import T0, good_landing, lims_csv, write
+from assets.resources import LakeResource
 from lakehouse.ingest.maintenance import maintain
 from lakehouse.ingest.writer import ingest_landing, table_uri
 from lakehouse.storage import Lake
-from orchestration.resources import LakeResource
 
 DEFS = build_ingest_defs("2026-01-01")
 SENSOR = next(s for s in DEFS.sensors if s.name == "landing_files_sensor")
@@ -32,7 +32,10 @@ def test_sensor_requests_runs_for_new_files_only(lake_local: Lake):
     reqs = {r.tags["lakehouse/system"]: r for r in first.run_requests}
     assert set(reqs) == {"historian", "lims", "mes", "chromatography", "filtration", "cmms"}
     h = reqs["historian"]  # two contiguous days -> ONE run over the range
-    assert (h.tags[ASSET_PARTITION_RANGE_START_TAG], h.tags[ASSET_PARTITION_RANGE_END_TAG]) == ("2026-01-03", "2026-01-04")
+    assert (h.tags[ASSET_PARTITION_RANGE_START_TAG], h.tags[ASSET_PARTITION_RANGE_END_TAG]) == (
+        "2026-01-03",
+        "2026-01-04",
+    )
     assert h.asset_selection == [dg.AssetKey(["bronze", "historian_readings"])]
     assert len({r.run_key for r in first.run_requests}) == 6
     cursor = first.cursor
@@ -74,8 +77,11 @@ def test_maintenance_compacts_and_keeps_exactly_once(lake_local: Lake):
     assert lake.read_delta(lims_uri).num_rows == before_rows
     # and the Dagster asset reports file counts
     maint = DEFS.get_assets_def(dg.AssetKey(["bronze", "_maintenance"]))
-    res = dg.materialize([maint], resources={"lake": LakeResource(root_uri=lake.root)},
-                         run_config={"ops": {"bronze___maintenance": {"config": {"retention_hours": 200}}}})
+    res = dg.materialize(
+        [maint],
+        resources={"lake": LakeResource(root_uri=lake.root)},
+        run_config={"ops": {"bronze___maintenance": {"config": {"retention_hours": 200}}}},
+    )
     md = res.get_asset_materialization_events()[0].materialization.metadata
     assert md["files_after"].value <= md["files_before"].value
     log = pl.from_arrow(lake.read_delta(table_uri(lake, "_ingest_log")))

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import polars as pl
-
 from ingest_testdata import T0, cmms_csv, lims_csv, mes_json, write
+
 from lakehouse.ingest.writer import ingest_landing, table_uri
 from lakehouse.storage import Lake
 

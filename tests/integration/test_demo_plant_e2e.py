@@ -30,7 +30,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.usefixture
 
 def _json_out(capsys) -> dict:
     out = capsys.readouterr().out
-    return json.loads(out[out.index("{"):])
+    return json.loads(out[out.index("{") :])
+
+
+def _lines(path) -> int:
+    with open(path) as fh:
+        return sum(1 for _ in fh)
 
 
 def _count(lake: Lake, table: str) -> int:
@@ -40,15 +45,19 @@ def _count(lake: Lake, table: str) -> int:
 def _materialize_to_gold(lake: Lake, warehouse: Path):
     import dagster as dg
 
-    from assets.transform import dbt_cli_resource, defs
-    from lakehouse.spark.resource import SparkResource
-    from orchestration.resources import LakeResource
+    from assets.resources import LakeResource, SparkResource
+    from assets.transform import build_defs, dbt_cli_resource
 
-    return dg.materialize([*defs.assets, *defs.asset_checks],
-                          resources={"lake": LakeResource(root_uri=lake.root, duckdb_path=str(warehouse)),
-                                     "dbt": dbt_cli_resource(),
-                                     "spark": SparkResource()},
-                          raise_on_error=False)
+    defs = build_defs()
+    return dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        resources={
+            "lake": LakeResource(root_uri=lake.root, duckdb_path=str(warehouse)),
+            "dbt": dbt_cli_resource(),
+            "spark": SparkResource(),
+        },
+        raise_on_error=False,
+    )
 
 
 def test_demo_plant_export_import_gold_train(tmp_path, monkeypatch, capsys):
@@ -60,27 +69,42 @@ def test_demo_plant_export_import_gold_train(tmp_path, monkeypatch, capsys):
     lake = Lake(str(tmp_path / "data" / "demo-plant"))
 
     # 1. the plant's exports ----------------------------------------------------------------
-    import twin.foreign_export  # noqa: F401 - registers `export-plant` (also listed in PLUGIN_MODULES)
-    from twin.cli import PLUGIN_MODULES
-    from twin.cli import main as lakehouse
+    from bioprocess_cli.main import COMMANDS
+    from bioprocess_cli.main import main as lakehouse
 
-    assert "twin.foreign_export" in PLUGIN_MODULES
-    assert lakehouse(["export-plant", "--out", str(export), "--bioreactors", "2", "--days", "60",
-                      "--interval", "300", "--seed", "11"]) == 0
+    assert {"export-plant", "import", "train"} <= set(COMMANDS)
+    assert (
+        lakehouse(
+            [
+                "export-plant",
+                "--out",
+                str(export),
+                "--bioreactors",
+                "2",
+                "--days",
+                "60",
+                "--interval",
+                "300",
+                "--seed",
+                "11",
+            ]
+        )
+        == 0
+    )
     exp = _json_out(capsys)
     day_files = sorted((export / "historian").glob("historian_*.csv"))
     with open(day_files[5], newline="") as fh:
         header, first = next(csv.reader(fh, delimiter=";")), next(csv.reader(fh, delimiter=";"))
     assert header == ["TagName", "TimeStamp", "Value", "Units", "Quality"]
     assert first[0].startswith("FERM-0") and "T" not in first[1] and "+" not in first[1]  # local, no offset
-    hist_rows = sum(sum(1 for _ in open(f)) - 1 for f in day_files)
+    hist_rows = sum(_lines(f) - 1 for f in day_files)
     assert hist_rows == exp["historian_rows"] > 100_000
     sheet = pl.read_csv(export / "lims_results.csv", infer_schema=False)
     assert "IgG_HPLC" in sheet.columns and "titer" not in sheet.columns
     analyte_cols = [c for c in sheet.columns if c not in ("SampleNo", "Batch", "Sampled", "Approved", "TestMethod")]
     assay_values = sum(sheet[c].is_not_null().sum() for c in analyte_cols)
     assert assay_values == exp["assay_values"]
-    n_batches = sum(1 for _ in open(export / "batches.csv")) - 1
+    n_batches = _lines(export / "batches.csv") - 1
     assert n_batches == exp["batches"] >= 6
 
     # 2. import (config only) ------------------------------------------------------------------
@@ -95,8 +119,11 @@ def test_demo_plant_export_import_gold_train(tmp_path, monkeypatch, capsys):
     assert read["mes_batches"] == n_batches and read["mes_phases"] == 3 * n_batches
     # ... and is in bronze or in quarantine, nowhere else
     q_uri = lake.uri("bronze", "_quarantine")
-    quarantined = Counter(lake.delta_table(q_uri).to_pyarrow_table(columns=["table"]).column("table").to_pylist()
-                          if lake.delta_exists(q_uri) else [])
+    quarantined = Counter(
+        lake.delta_table(q_uri).to_pyarrow_table(columns=["table"]).column("table").to_pylist()
+        if lake.delta_exists(q_uri)
+        else []
+    )
     for table, n in read.items():
         assert n == _count(lake, table) + quarantined.get(table, 0), table
     assert quarantined.get("historian_readings", 0) < 0.01 * hist_rows  # the twin's injected NaN readings
@@ -110,17 +137,20 @@ def test_demo_plant_export_import_gold_train(tmp_path, monkeypatch, capsys):
     result = _materialize_to_gold(lake, tmp_path / "warehouse.duckdb")
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert result.success, failed
-    readings = pl.from_arrow(lake.delta_table(lake.uri("gold", "fct_process_readings")).to_pyarrow_table(
-        columns=["unit_id", "temperature", "dissolved_oxygen", "feed_flow", "capacitance", "offgas_o2"]))
-    assert set(readings["unit_id"].unique()) == {"BR-301", "BR-302"}          # the tag map's unit ids
-    assert 30 < readings["temperature"].median() < 40                          # K -> degC
-    assert 5 < readings["dissolved_oxygen"].median() < 100                     # fraction -> %
+    readings = pl.from_arrow(
+        lake.delta_table(lake.uri("gold", "fct_process_readings")).to_pyarrow_table(
+            columns=["unit_id", "temperature", "dissolved_oxygen", "feed_flow", "capacitance", "offgas_o2"]
+        )
+    )
+    assert set(readings["unit_id"].unique()) == {"BR-301", "BR-302"}  # the tag map's unit ids
+    assert 30 < readings["temperature"].median() < 40  # K -> degC
+    assert 5 < readings["dissolved_oxygen"].median() < 100  # fraction -> %
     assert readings["capacitance"].null_count() == readings.height == readings["offgas_o2"].null_count()
     assays = pl.from_arrow(lake.delta_table(lake.uri("gold", "fct_assay_results")).to_pyarrow_table())
     igg = assays.filter(pl.col("analyte") == "igg_hplc")
-    assert igg.height == sheet["IgG_HPLC"].is_not_null().sum() > 20               # the plant's own analyte
+    assert igg.height == sheet["IgG_HPLC"].is_not_null().sum() > 20  # the plant's own analyte
     assert abs(igg["value"].max() - sheet["IgG_HPLC"].cast(pl.Float64).max()) < 1e-9  # mg/mL == g/L
-    assert assays.filter(pl.col("analyte") == "vcd")["value"].max() < 100    # 1e5 -> 1e6 cells/mL
+    assert assays.filter(pl.col("analyte") == "vcd")["value"].max() < 100  # 1e5 -> 1e6 cells/mL
 
     # 4. train the plant's soft sensor (config only) and read its held-out evaluation ----------
     assert lakehouse(["train", "--lake", lake.root, "--config", str(ML_CONFIG), "--models", "igg_hplc"]) == 0
@@ -133,7 +163,13 @@ def test_demo_plant_export_import_gold_train(tmp_path, monkeypatch, capsys):
     # 5. nothing in the code knows this plant: its names live in config (and the exporter) only
     tokens = ("demo-plant", "demo_plant", "igg_softsensor", "o2_supply", "FERM-0")
     code = [p for d in ("lakehouse", "ml", "assets", "orchestration") for p in (ROOT / d).rglob("*.py")]
-    code += list((ROOT / "dbt_project" / "models").rglob("*.sql")) + list((ROOT / "dbt_project" / "macros").rglob("*.sql"))
-    hits = [(str(p.relative_to(ROOT)), t) for p in code for t in tokens
-            if t in p.read_text(errors="ignore") and not (t == "FERM-0" and "ingest" in p.parts)]
+    code += list((ROOT / "dbt_project" / "models").rglob("*.sql")) + list(
+        (ROOT / "dbt_project" / "macros").rglob("*.sql")
+    )
+    hits = [
+        (str(p.relative_to(ROOT)), t)
+        for p in code
+        for t in tokens
+        if t in p.read_text(errors="ignore") and not (t == "FERM-0" and "ingest" in p.parts)
+    ]
     assert not hits, hits

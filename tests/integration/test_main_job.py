@@ -12,10 +12,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from orchestration.definitions import build_defs
-from orchestration.resources import LakeResource, SiteResource
+from assets.resources import LakeResource, SiteResource
+from orchestration.build import build_defs
 from orchestration.run import GATE_SUFFIX, failed_steps, run_full_pipeline
-from orchestration.settings import site_partition_range
+from orchestration.settings import Settings, site_partition_range
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
@@ -27,11 +27,13 @@ def main_run(s3_server, tmp_path_factory):
     prefix = "main-job"
     warehouse = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
     lake_res = LakeResource(
-        root_uri=s3_server.uri(prefix), s3_endpoint_url=s3_server.endpoint_url,
-        aws_access_key_id=s3_server.access_key, aws_secret_access_key=s3_server.secret_key,
+        root_uri=s3_server.uri(prefix),
+        s3_endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
         duckdb_path=str(warehouse),
     )
-    defs = build_defs(lake_res, SITE)
+    defs = build_defs(Settings(lake=lake_res, site=SITE))
     start, end = site_partition_range(SITE)
     result = run_full_pipeline(defs, dg.DagsterInstance.ephemeral(), start, end, log_level="WARNING")
     yield defs, result, lake_res.get_lake()
@@ -46,12 +48,22 @@ def test_only_promotion_gates_may_fail(main_run):
     broken = {s for s in failed_steps(result) if not s.endswith(GATE_SUFFIX)}
     assert broken == set()
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    for key in ("landing/site", "bronze/historian_readings", "gold/fct_process_readings",
-                "features/softsensor", "models/titer_softsensor", "golden/profile", "twin/insilico_doe"):
+    for key in (
+        "landing/site",
+        "bronze/historian_readings",
+        "gold/fct_process_readings",
+        "features/softsensor",
+        "models/titer_softsensor",
+        "golden/profile",
+        "twin/insilico_doe",
+    ):
         assert key in materialized, key
     # the historian's daily partitions all ran inside this one run
-    hist = [e for e in result.get_asset_materialization_events()
-            if e.asset_key == dg.AssetKey(["bronze", "historian_readings"])]
+    hist = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["bronze", "historian_readings"])
+    ]
     assert len(hist) == SITE.days
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from lakehouse.storage import Lake
 from ml.config import load_pdm_config, load_softsensor_config
-from ml.synthetic import SyntheticSite, make_site
+from tests.support.ml_site import SyntheticSite, make_site
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -56,7 +56,9 @@ def pdm_cfg(config_paths):
 def ss_features(site, ss_cfg):
     from ml.features import build_softsensor_features
 
-    return build_softsensor_features(site.fct_process_readings, site.dim_batches, ss_cfg.features, site.fct_assay_results)
+    return build_softsensor_features(
+        site.fct_process_readings, site.dim_batches, ss_cfg.features, site.fct_assay_results
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 import polars as pl
 import yaml
 
-from ml.cli import main
+from bioprocess_cli.main import main
 from ml.registry import ModelRegistry
 
 
@@ -16,13 +16,25 @@ def test_train_cli_on_foreign_historian_export(lake_local, site, gold_writer, co
     # and its LIMS calls the titer "igg_conc"
     readings = site.fct_process_readings.drop("offgas_o2", "offgas_co2", "capacitance")
     assays = site.fct_assay_results.with_columns(
-        pl.when(pl.col("analyte") == "titer").then(pl.lit("igg_conc")).otherwise(pl.col("analyte")).alias("analyte"))
-    foreign = type(site)(site.dim_batches, readings, assays, site.fct_equipment_health_daily, site.fct_work_orders,
-                         site.truth_failures)
+        pl.when(pl.col("analyte") == "titer").then(pl.lit("igg_conc")).otherwise(pl.col("analyte")).alias("analyte")
+    )
+    foreign = type(site)(
+        site.dim_batches, readings, assays, site.fct_equipment_health_daily, site.fct_work_orders, site.truth_failures
+    )
     gold_writer(lake_local, foreign)
     cfg = yaml.safe_load(config_paths[0].read_text())
-    cfg["features"]["signals"] = ["temperature", "ph", "dissolved_oxygen", "agitation", "air_flow", "o2_flow",
-                                  "base_total", "feed_flow", "feed_total", "weight"]
+    cfg["features"]["signals"] = [
+        "temperature",
+        "ph",
+        "dissolved_oxygen",
+        "agitation",
+        "air_flow",
+        "o2_flow",
+        "base_total",
+        "feed_flow",
+        "feed_total",
+        "weight",
+    ]
     cfg["features"]["derived"] = [{"name": "o2_demand", "expr": "coalesce(o2_flow, 0) + 0.21 * coalesce(air_flow, 0)"}]
     cfg["features"]["integrals"] = ["o2_demand", "feed_flow"]
     cfg["features"]["label_analytes"] = ["igg_conc", "g0f"]

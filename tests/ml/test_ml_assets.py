@@ -6,10 +6,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from lakehouse.spark.resource import SparkResource
+from assets.resources import LakeResource, SparkResource
 from ml import pipeline
 from ml.registry import ModelRegistry
-from orchestration.resources import LakeResource
 
 
 def _defs():
@@ -17,7 +16,7 @@ def _defs():
     import assets.models
     import assets.scoring
 
-    return dg.Definitions.merge(assets.features.defs, assets.models.defs, assets.scoring.defs)
+    return dg.Definitions.merge(assets.features.defs, assets.models.build_defs(), assets.scoring.build_defs())
 
 
 @pytest.fixture
@@ -28,8 +27,13 @@ def ml_env(monkeypatch, config_paths):
 
 def _resource(lake) -> LakeResource:
     s3 = lake.s3
-    return LakeResource(root_uri=lake.root, s3_endpoint_url=s3.endpoint_url, aws_access_key_id=s3.access_key_id,
-                        aws_secret_access_key=s3.secret_access_key, aws_region=s3.region)
+    return LakeResource(
+        root_uri=lake.root,
+        s3_endpoint_url=s3.endpoint_url,
+        aws_access_key_id=s3.access_key_id,
+        aws_secret_access_key=s3.secret_access_key,
+        aws_region=s3.region,
+    )
 
 
 @pytest.mark.parametrize("lake_kind", ["local", pytest.param("s3", marks=pytest.mark.s3)])
@@ -38,24 +42,40 @@ def test_materialize_features_models_scores(request, lake_kind, site, gold_write
     gold_writer(lake, site)
     defs = _defs()
     asset_defs = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-    result = dg.materialize([*asset_defs, *defs.asset_checks], resources={"lake": _resource(lake), "spark": SparkResource()},
-                            raise_on_error=False)
+    result = dg.materialize(
+        [*asset_defs, *defs.asset_checks],
+        resources={"lake": _resource(lake), "spark": SparkResource()},
+        raise_on_error=False,
+    )
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    checks = {e.asset_check_key.name + "@" + e.asset_check_key.asset_key.to_user_string(): e
-              for e in result.get_asset_check_evaluations()}
+    checks = {
+        e.asset_check_key.name + "@" + e.asset_check_key.asset_key.to_user_string(): e
+        for e in result.get_asset_check_evaluations()
+    }
     # every asset step ran except those held back by a failed BLOCKING check (and nothing crashed)
     failed_steps = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert all(k.endswith("promotion_gate") for k in failed_steps), failed_steps
-    for key in ("features/softsensor", "features/equipment_health", "models/titer_softsensor", "models/pdm",
-                "models/harvest_g0f", "models/harvest_hmw", "models/harvest_afucosylation", "scores/titer"):
+    for key in (
+        "features/softsensor",
+        "features/equipment_health",
+        "models/titer_softsensor",
+        "models/pdm",
+        "models/harvest_g0f",
+        "models/harvest_hmw",
+        "models/harvest_afucosylation",
+        "scores/titer",
+    ):
         assert key in done, key
     assert checks["softsensor_features_schema@features/softsensor"].passed
     assert checks["equipment_features_schema@features/equipment_health"].passed
     assert checks["promotion_gate@models/titer_softsensor"].passed
     assert checks["traceable_to_registry@scores/titer"].passed
     # a blocking gate that leaves no champion holds back its scoring asset
-    for model, score in (("harvest_g0f", "scores/harvest_cqa"), ("harvest_hmw", "scores/harvest_cqa"),
-                         ("pdm", "scores/pdm")):
+    for model, score in (
+        ("harvest_g0f", "scores/harvest_cqa"),
+        ("harvest_hmw", "scores/harvest_cqa"),
+        ("pdm", "scores/pdm"),
+    ):
         ev = checks[f"promotion_gate@models/{model}"]
         if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR:
             assert score not in done

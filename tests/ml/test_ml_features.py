@@ -22,8 +22,13 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def _readings(n=180, grid=1, **signals):
     ts = [T0 + timedelta(minutes=grid * i) for i in range(n)]
-    data = {"batch_id": "B1", "unit_id": "U1", "ts": ts, "culture_age_h": [grid * i / 60 for i in range(n)],
-            "phase": ["Batch"] * n}
+    data = {
+        "batch_id": "B1",
+        "unit_id": "U1",
+        "ts": ts,
+        "culture_age_h": [grid * i / 60 for i in range(n)],
+        "phase": ["Batch"] * n,
+    }
     data.update({k: v for k, v in signals.items()})
     return pl.DataFrame(data).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
 
@@ -46,8 +51,13 @@ def test_rolling_rate_and_integral_semantics():
 
 def test_missing_signal_and_derived_signal_are_config_driven():
     """A plant without some signals (and with a derived one) needs no code change."""
-    cfg = FeatureConfig(signals=("a", "not_in_this_plant"), derived=(DerivedSignal("twice_a", "2 * a"),),
-                        windows_minutes=(30,), setpoints=("temperature_c",), phases=("Batch",))
+    cfg = FeatureConfig(
+        signals=("a", "not_in_this_plant"),
+        derived=(DerivedSignal("twice_a", "2 * a"),),
+        windows_minutes=(30,),
+        setpoints=("temperature_c",),
+        phases=("Batch",),
+    )
     batches = pl.DataFrame({"batch_id": ["B1"], "temperature_c": [36.5]})
     f = compute_online_features(_readings(60, a=np.linspace(0, 1, 60)), batches, cfg)
     assert f["not_in_this_plant__mean_30m"].null_count() == f.height
@@ -89,12 +99,25 @@ def test_harvest_dataset_uses_data_by_day_d(ss_cfg, ss_features):
 
 def test_equipment_labels_and_causal_features():
     days = [T0.date() + timedelta(days=i) for i in range(40)]
-    health = pl.DataFrame({"equipment_id": ["E1"] * 40, "equipment_type": ["agitator"] * 40, "date": days,
-                           "vib": [1.0 + 0.1 * i for i in range(40)]})
-    wo = pl.DataFrame({"work_order_id": ["W1"], "equipment_id": ["E1"], "equipment_type": ["agitator"],
-                       "work_type": ["corrective"], "failure_mode": ["bearing"],
-                       "opened_at": [T0 + timedelta(days=30, hours=5)], "closed_at": [T0 + timedelta(days=32, hours=1)]}
-                      ).with_columns(pl.col("opened_at", "closed_at").cast(pl.Datetime("us", "UTC")))
+    health = pl.DataFrame(
+        {
+            "equipment_id": ["E1"] * 40,
+            "equipment_type": ["agitator"] * 40,
+            "date": days,
+            "vib": [1.0 + 0.1 * i for i in range(40)],
+        }
+    )
+    wo = pl.DataFrame(
+        {
+            "work_order_id": ["W1"],
+            "equipment_id": ["E1"],
+            "equipment_type": ["agitator"],
+            "work_type": ["corrective"],
+            "failure_mode": ["bearing"],
+            "opened_at": [T0 + timedelta(days=30, hours=5)],
+            "closed_at": [T0 + timedelta(days=32, hours=1)],
+        }
+    ).with_columns(pl.col("opened_at", "closed_at").cast(pl.Datetime("us", "UTC")))
     cfg = EquipmentFeatureConfig(signals=("vib",), windows_days=(3,), horizon_days=7, equipment_types=("agitator",))
     f = build_equipment_health_features(health, wo, cfg)
     equipment_health_schema(cfg).validate(f)
@@ -105,8 +128,11 @@ def test_equipment_labels_and_causal_features():
     slope = f.filter(pl.col("date") == days[10])["vib__slope_3d"][0]
     assert slope == pytest.approx(0.1)
     # causal: changing the future does not change today's features
-    f2 = build_equipment_health_features(health.with_columns(
-        pl.when(pl.col("date") > days[20]).then(99.0).otherwise(pl.col("vib")).alias("vib")), wo, cfg)
+    f2 = build_equipment_health_features(
+        health.with_columns(pl.when(pl.col("date") > days[20]).then(99.0).otherwise(pl.col("vib")).alias("vib")),
+        wo,
+        cfg,
+    )
     cols = [c for c in f.columns if c.startswith("vib")]
     assert f.filter(pl.col("date") <= days[20]).select(cols).equals(f2.filter(pl.col("date") <= days[20]).select(cols))
 

@@ -22,15 +22,16 @@ from ml.train import matrix
 from ml.verification import verify
 
 NAMES = ["dissolved_oxygen", "temperature", "ph"]
-DO_SP_MEAN, DO_SP_SD = 40.0, 6.0      # % air saturation: per-batch recipe setpoint and its spread
-T_SP_MEAN, T_SP_SD = 36.8, 0.4        # degC
-WINDOW = 5                            # batches the verification looks at
+DO_SP_MEAN, DO_SP_SD = 40.0, 6.0  # % air saturation: per-batch recipe setpoint and its spread
+T_SP_MEAN, T_SP_SD = 36.8, 0.4  # degC
+WINDOW = 5  # batches the verification looks at
 CFG = VerificationConfig(psi_recent_batches=WINDOW)
 NO_SCORES = pl.DataFrame({"model_version": [], "actual": [], "prediction": []})
 
 
-def _batches(rng: np.random.Generator, n: int, first: int, *, do_offset: float = 0.0, t_offset: float = 0.0,
-             rows: int = 150) -> pl.DataFrame:
+def _batches(
+    rng: np.random.Generator, n: int, first: int, *, do_offset: float = 0.0, t_offset: float = 0.0, rows: int = 150
+) -> pl.DataFrame:
     """``n`` batches with recipe setpoints drawn per batch, tight control around them; DO starts at
     air saturation and is pulled down to its setpoint in the first 12 steps. Offsets: a probe bias."""
     out = []
@@ -38,11 +39,18 @@ def _batches(rng: np.random.Generator, n: int, first: int, *, do_offset: float =
         do_sp, t_sp = rng.normal(DO_SP_MEAN, DO_SP_SD), rng.normal(T_SP_MEAN, T_SP_SD)
         do = do_sp + 1.5 * rng.standard_normal(rows)
         do[:12] = np.linspace(95.0, do_sp, 12)
-        out.append(pl.DataFrame({
-            "batch_id": f"B{b:03d}", "row_type": "step", "ts": 1000.0 * b + np.arange(rows),
-            "dissolved_oxygen": do + do_offset,
-            "temperature": t_sp + 0.05 * rng.standard_normal(rows) + t_offset,
-            "ph": 7.0 + 0.03 * rng.standard_normal(rows)}))
+        out.append(
+            pl.DataFrame(
+                {
+                    "batch_id": f"B{b:03d}",
+                    "row_type": "step",
+                    "ts": 1000.0 * b + np.arange(rows),
+                    "dissolved_oxygen": do + do_offset,
+                    "temperature": t_sp + 0.05 * rng.standard_normal(rows) + t_offset,
+                    "ph": 7.0 + 0.03 * rng.standard_normal(rows),
+                }
+            )
+        )
     return pl.concat(out)
 
 
@@ -51,11 +59,18 @@ def _model(seed: int = 7) -> tuple[dict, np.random.Generator]:
     draw later batches of the same plant from."""
     rng = np.random.default_rng(seed)
     train = _batches(rng, 10, 0)
-    ref = fit_psi_reference(matrix(train, NAMES), NAMES, NAMES, CFG.psi_bins, train["batch_id"].to_numpy(),
-                            window_batches=CFG.psi_recent_batches, null_draws=CFG.psi_null_draws,
-                            null_quantile=CFG.psi_null_quantile)
+    ref = fit_psi_reference(
+        matrix(train, NAMES),
+        NAMES,
+        NAMES,
+        CFG.psi_bins,
+        train["batch_id"].to_numpy(),
+        window_batches=CFG.psi_recent_batches,
+        null_draws=CFG.psi_null_draws,
+        null_quantile=CFG.psi_null_quantile,
+    )
     meta = {"kind": "regression", "features": NAMES, "psi_reference": ref}
-    return json.loads(dumps(meta)), rng   # as the registry stores and loads it
+    return json.loads(dumps(meta)), rng  # as the registry stores and loads it
 
 
 def _legacy(meta: dict) -> dict:
@@ -67,7 +82,7 @@ def _legacy(meta: dict) -> dict:
 @pytest.mark.parametrize("seed", [7, 8, 9])
 def test_recipe_variation_between_batches_is_not_drift(seed):
     meta, rng = _model(seed)
-    recent = _batches(rng, WINDOW, 100)            # normal batches, same recipe distribution
+    recent = _batches(rng, WINDOW, 100)  # normal batches, same recipe distribution
     old = psi_by_feature(meta["psi_reference"], matrix(recent, NAMES), NAMES)
     # the case is meaningful: the row-wise rule (PSI > 0.25) would raise a drift alarm
     assert old["dissolved_oxygen"] > CFG.psi_limit or old["temperature"] > CFG.psi_limit
@@ -76,7 +91,7 @@ def test_recipe_variation_between_batches_is_not_drift(seed):
     r = verify(NO_SCORES, meta, recent, CFG, check_error=False)
     assert r["passed"], r["failures"]
     assert r["psi_drifted"] == [] and r["psi_rule"] == "batch-resampled null"
-    assert r["psi"] == pytest.approx(old)          # the PSI itself is unchanged, only the decision
+    assert r["psi"] == pytest.approx(old)  # the PSI itself is unchanged, only the decision
     over = sorted(n for n, v in old.items() if v > CFG.psi_limit)
     assert r["psi_within_batch_variation"] == over
     assert r["psi_window_batches"] == dict.fromkeys(NAMES, WINDOW)
@@ -86,9 +101,14 @@ def test_recipe_variation_between_batches_is_not_drift(seed):
     assert r["psi_null_q"]["ph"] < CFG.psi_limit == r["psi_threshold"]["ph"]
 
 
-@pytest.mark.parametrize(("feature", "offset"), [("dissolved_oxygen", {"do_offset": 4 * DO_SP_SD}),
-                                                 ("dissolved_oxygen", {"do_offset": -4 * DO_SP_SD}),
-                                                 ("temperature", {"t_offset": 4 * T_SP_SD})])
+@pytest.mark.parametrize(
+    ("feature", "offset"),
+    [
+        ("dissolved_oxygen", {"do_offset": 4 * DO_SP_SD}),
+        ("dissolved_oxygen", {"do_offset": -4 * DO_SP_SD}),
+        ("temperature", {"t_offset": 4 * T_SP_SD}),
+    ],
+)
 def test_probe_offset_outside_the_recipe_range_is_drift(feature, offset):
     meta, rng = _model()
     shifted = _batches(rng, WINDOW, 100, **offset)  # e.g. DO probe reading 24 %-points high
@@ -102,7 +122,7 @@ def test_probe_offset_outside_the_recipe_range_is_drift(feature, offset):
 
 def test_a_stable_signal_still_alarms_at_psi_limit():
     meta, rng = _model()
-    recent = _batches(rng, WINDOW, 100).with_columns(pl.col("ph") + 0.05)   # pH probe off by 0.05
+    recent = _batches(rng, WINDOW, 100).with_columns(pl.col("ph") + 0.05)  # pH probe off by 0.05
     r = verify(NO_SCORES, meta, recent, CFG, check_error=False)
     assert r["psi_drifted"] == ["ph"] and not r["passed"]
 
@@ -133,7 +153,7 @@ def test_null_follows_the_window_size():
     stored = psi_null_quantile(ref, None, CFG.psi_null_quantile, CFG.psi_null_draws)
     assert stored == null["psi_q"] == psi_null_quantile(ref, WINDOW, CFG.psi_null_quantile, CFG.psi_null_draws)
     q = {k: psi_null_quantile(ref, k, CFG.psi_null_quantile, CFG.psi_null_draws) for k in (2, WINDOW, 20)}
-    assert q[2] > q[WINDOW] > q[20]                 # fewer batches in the window: wider null
+    assert q[2] > q[WINDOW] > q[20]  # fewer batches in the window: wider null
     # verification uses the batches actually in the window, and the stored size without batch ids
     recent = _batches(rng, 2, 100)
     r = verify(NO_SCORES, meta, recent, CFG, check_error=False)
@@ -151,7 +171,7 @@ def test_training_stores_the_batch_null(ss_features, ss_cfg):
     model = train_titer(ss_features, ss_cfg)
     ref = model.meta["psi_reference"]
     assert set(ref) == set(ss_cfg.verification.psi_features) & set(model.meta["features"])
-    for r in ref.values():   # step rows of the training batches, grouped by batch
+    for r in ref.values():  # step rows of the training batches, grouped by batch
         assert r["null"]["k"] == ss_cfg.verification.psi_recent_batches
         assert r["null"]["quantile"] == ss_cfg.verification.psi_null_quantile
         assert r["null"]["n_batches"] == len(r["batch_counts"]) == model.metrics["n_train_batches"]

@@ -31,16 +31,25 @@ def test_model_roundtrip_never_unpickles(lake, ss_features, ss_cfg, monkeypatch)
     monkeypatch.setattr(pickle, "Unpickler", boom)
     booster, meta, loaded = reg.load("titer_softsensor", rec.version)
     X = matrix(model.holdout.join(ss_features, on=["batch_id", "ts", "sample_id"], how="left"), meta["features"])
-    np.testing.assert_allclose(predict(booster, X, meta["features"]), predict(model.booster, X, meta["features"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        predict(booster, X, meta["features"]), predict(model.booster, X, meta["features"]), rtol=1e-6
+    )
     row = reg.table().row(0, named=True)
-    assert row["status"] == "candidate" and row["code_version"] and row["training_data_json"] == '{"features/softsensor":0}'
+    assert (
+        row["status"] == "candidate"
+        and row["code_version"]
+        and row["training_data_json"] == '{"features/softsensor":0}'
+    )
     assert loaded.metrics["test"]["rmse"] == pytest.approx(model.metrics["test"]["rmse"])
 
 
 def test_no_pickle_or_joblib_in_ml_code():
     root = Path(__file__).resolve().parents[2]
-    files = [*root.joinpath("ml").glob("*.py"), *root.joinpath("assets").glob("*/__init__.py"),
-             root / "bench" / "bench_ml.py"]
+    files = [
+        *root.joinpath("ml").glob("*.py"),
+        *root.joinpath("assets").glob("*/__init__.py"),
+        root / "bench" / "bench_ml.py",
+    ]
     pat = re.compile(r"^\s*(import|from)\s+(pickle|joblib|cloudpickle|dill)\b", re.MULTILINE)
     offenders = [str(f) for f in files if f.exists() and pat.search(f.read_text())]
     assert offenders == []
@@ -51,18 +60,23 @@ def _worse(model: TrainedModel, ss_features, ss_cfg) -> TrainedModel:
     from ml.train import softsensor_training_rows
 
     rows = softsensor_training_rows(ss_features, "titer").filter(
-        ~__import__("polars").col("batch_id").is_in(model.meta["split"]["test_batches"]))
+        ~__import__("polars").col("batch_id").is_in(model.meta["split"]["test_batches"])
+    )
     y = rows["label__titer"].to_numpy()
     rng = np.random.default_rng(0)
-    b = fit_booster(matrix(rows, model.meta["features"]), rng.permutation(y), model.meta["features"],
-                    dataclasses.replace(ss_cfg.titer.params, n_estimators=5))
+    b = fit_booster(
+        matrix(rows, model.meta["features"]),
+        rng.permutation(y),
+        model.meta["features"],
+        dataclasses.replace(ss_cfg.titer.params, n_estimators=5),
+    )
     return dataclasses.replace(model, booster=b)
 
 
 def test_worse_candidate_is_not_promoted(gold_lake_local, ss_cfg):
     lake = gold_lake_local
     pipeline.materialize_softsensor_features(lake, ss_cfg)
-    (good, rec1), = pipeline.train_softsensor_models(lake, ss_cfg, targets=["titer"]).values()
+    ((good, rec1),) = pipeline.train_softsensor_models(lake, ss_cfg, targets=["titer"]).values()
     d1 = pipeline.gate(lake, "titer_softsensor")
     assert d1["promoted"] and ModelRegistry(lake).champion("titer_softsensor").version == rec1.version
 
@@ -83,7 +97,7 @@ def test_worse_candidate_is_not_promoted(gold_lake_local, ss_cfg):
 def test_candidate_worse_than_baseline_without_champion_is_rejected(gold_lake_local, ss_cfg):
     lake = gold_lake_local
     pipeline.materialize_softsensor_features(lake, ss_cfg)
-    (good, _), = pipeline.train_softsensor_models(lake, ss_cfg, targets=["titer"], do_register=False).values()
+    ((good, _),) = pipeline.train_softsensor_models(lake, ss_cfg, targets=["titer"], do_register=False).values()
     feats = pipeline.read_table(lake, "features", "softsensor")
     rec = pipeline.register(lake, _worse(good, feats.df, ss_cfg), {"features/softsensor": feats.version})
     d = pipeline.gate(lake, "titer_softsensor", rec.version)
@@ -109,8 +123,16 @@ def test_concurrent_registrations_get_unique_versions_and_files(tmp_path):
         rng = np.random.default_rng(i)
         x = rng.normal(size=(64, 3))
         booster = xgb.train({"max_depth": 2}, xgb.DMatrix(x, label=x[:, 0] * (i + 1)), num_boost_round=3)
-        return reg.register("racy", booster, {"features": ["a", "b", "c"], "i": i}, params={}, metrics={"i": i},
-                            training_data={}, kind="regression", target="t")
+        return reg.register(
+            "racy",
+            booster,
+            {"features": ["a", "b", "c"], "i": i},
+            params={},
+            metrics={"i": i},
+            training_data={},
+            kind="regression",
+            target="t",
+        )
 
     with ThreadPoolExecutor(4) as pool:
         recs = list(pool.map(train_and_register, range(4)))
@@ -140,7 +162,7 @@ def test_a_swapped_artifact_is_refused_at_load_and_names_are_identifiers(tmp_pat
     b = reg.register("m", boosters[1], {}, params={}, metrics={}, training_data={}, kind="regression", target="t")
     reg.load("m", a.version)
     # someone copies version 2's model file over version 1's
-    open(a.artifact_uri, "wb").write(open(b.artifact_uri, "rb").read())
+    Path(a.artifact_uri).write_bytes(Path(b.artifact_uri).read_bytes())
     with pytest.raises(ModelIntegrityError, match="does not match its registered sha256"):
         reg.load("m", a.version)
     for bad in ("../../../x", "a/b", "", "x'; drop", ".hidden", "a" * 200):

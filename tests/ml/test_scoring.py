@@ -30,8 +30,13 @@ def test_every_prediction_row_carries_a_registered_model_version(lake, site, ss_
     assert stored.height == scores.height > 0 and version >= 0
     assert stored["model_name"].null_count() == 0 and stored["model_version"].null_count() == 0
     reg = ModelRegistry(lake).table().select("model_name", pl.col("version").alias("model_version"))
-    assert stored.select("model_name", "model_version").unique().join(reg, on=["model_name", "model_version"],
-                                                                      how="anti").height == 0
+    assert (
+        stored.select("model_name", "model_version")
+        .unique()
+        .join(reg, on=["model_name", "model_version"], how="anti")
+        .height
+        == 0
+    )
     feats_version = pipeline.read_table(lake, "features", "softsensor").version
     assert stored["feature_table_version"].unique().to_list() == [feats_version]
     row = stored.filter(pl.col("row_type") == "step").row(0, named=True)
@@ -71,8 +76,12 @@ def test_verification_fails_on_drift_and_error(gold_lake_local, ss_cfg):
     scores = pipeline.read_table(lake, "scores", "titer").df.filter(pl.col("row_type") == "sample")
     feats = pipeline.read_table(lake, "features", "softsensor").df.filter(pl.col("row_type") == "step")
     drifted = feats.with_columns(pl.col("capacitance") * 3 + 10)
-    bad = verify(scores.with_columns(pl.col("actual") + 5.0), meta, drifted,
-                 dataclasses.replace(ss_cfg.verification, psi_features=("capacitance",)))
+    bad = verify(
+        scores.with_columns(pl.col("actual") + 5.0),
+        meta,
+        drifted,
+        dataclasses.replace(ss_cfg.verification, psi_features=("capacitance",)),
+    )
     assert not bad["passed"]
     assert any("RMSE" in f for f in bad["failures"]) and any("capacitance" in f for f in bad["failures"])
     assert bad["psi"]["capacitance"] > ss_cfg.verification.psi_limit

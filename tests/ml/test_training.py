@@ -66,8 +66,9 @@ def test_alert_event_metrics_lead_and_precision():
     d0 = pl.date(2026, 1, 1)
     dates = pl.date_range(pl.date(2026, 1, 1), pl.date(2026, 2, 28), eager=True)
     alerts = pl.DataFrame({"equipment_id": "E1", "date": dates}).with_columns(
-        alert=pl.col("date").is_between(pl.date(2026, 1, 20), pl.date(2026, 1, 29))   # 10 alert days
-        | (pl.col("date") == pl.date(2026, 2, 20)))                                   # one false alert
+        alert=pl.col("date").is_between(pl.date(2026, 1, 20), pl.date(2026, 1, 29))  # 10 alert days
+        | (pl.col("date") == pl.date(2026, 2, 20))
+    )  # one false alert
     fails = pl.DataFrame({"equipment_id": ["E1"], "failure_date": [pl.select(pl.date(2026, 1, 30)).item()]})
     m = alert_event_metrics(alerts, fails, window_days=21, lead_days=7)
     assert m["leads"] == [10.0] and m["recall_7d"] == 1.0
@@ -84,9 +85,17 @@ def test_pdm_without_failures_says_so_clearly():
     from ml.train import train_pdm
 
     cfg = load_pdm_config()
-    eq = pl.DataFrame({"equipment_id": ["X-AGT"], "date": [__import__("datetime").date(2026, 1, 1)],
-                       "in_repair": [False]})
-    wos = pl.DataFrame(schema={"equipment_id": pl.Utf8, "work_type": pl.Utf8, "failure_mode": pl.Utf8,
-                               "opened_at": pl.Datetime("us", "UTC"), "closed_at": pl.Datetime("us", "UTC")})
+    eq = pl.DataFrame(
+        {"equipment_id": ["X-AGT"], "date": [__import__("datetime").date(2026, 1, 1)], "in_repair": [False]}
+    )
+    wos = pl.DataFrame(
+        schema={
+            "equipment_id": pl.Utf8,
+            "work_type": pl.Utf8,
+            "failure_mode": pl.Utf8,
+            "opened_at": pl.Datetime("us", "UTC"),
+            "closed_at": pl.Datetime("us", "UTC"),
+        }
+    )
     with _pytest.raises(ValueError, match="corrective work orders"):
         train_pdm(eq, wos, cfg)

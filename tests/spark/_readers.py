@@ -20,8 +20,14 @@ def read_deltalake(lake: Lake, uri: str, version: int | None = None) -> pa.Table
     dt = DeltaTable(uri, version=version, storage_options=lake.delta_storage_options() or None)
     out = pa.table(QueryBuilder().register("t", dt).execute("SELECT * FROM t").read_all())
     # DataFusion hands strings out as string_view: back to plain string for comparisons
-    fields = [f.with_type(pa.string()) if f.type == pa.string_view() else
-              f.with_type(pa.binary()) if f.type == pa.binary_view() else f for f in out.schema]
+    fields = [
+        f.with_type(pa.string())
+        if f.type == pa.string_view()
+        else f.with_type(pa.binary())
+        if f.type == pa.binary_view()
+        else f
+        for f in out.schema
+    ]
     return out.cast(pa.schema(fields))
 
 
@@ -50,7 +56,8 @@ def duckdb_connection(lake: Lake):
         use_ssl = "true" if s3.endpoint_url.startswith("https://") else "false"
         con.execute(
             f"CREATE SECRET lake_s3 (TYPE s3, KEY_ID '{s3.access_key_id}', SECRET '{s3.secret_access_key}', "
-            f"ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL {use_ssl}, REGION '{s3.region}')")
+            f"ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL {use_ssl}, REGION '{s3.region}')"
+        )
     return con
 
 

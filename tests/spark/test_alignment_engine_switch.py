@@ -5,7 +5,8 @@ uncertain/bad readings, a re-exported day file, an aborted batch). The transform
 (dbt build + gold publication + checks) run on lake A with ``SparkResource()`` and on lake B
 with ``SparkResource(engine="spark")``: the historian alignment runs in DuckDB on A and on
 Spark (``silver/process_readings_aligned``) on B. Then a new day arrives together with a
-re-export of an old day in degF, and both run again (incremental). After each round the DuckDB
+re-export of an old day in degF — imported through the ingestion with a tag map that declares
+degF, so bronze holds degC — and both run again (incremental). After each round the DuckDB
 marts and the gold Delta tables of A and B must hold the same rows and values.
 """
 
@@ -47,19 +48,44 @@ def _write_days(lakes, days: range) -> None:
         _append(lakes, bf.day_tables(PLANT, FIRST_DAY + dt.timedelta(days=i)))
 
 
-def _reexport_in_degf(lake, day: dt.date) -> pa.Table:
-    """A later re-export of BR-101's temperatures of 06:00–09:00 on ``day``, in degF."""
-    t = lake.delta_table(lake.uri("bronze", "historian_readings")).to_pyarrow_table(
-        filters=[("date", "=", day), ("unit_id", "=", "BR-101")])
+def _reexport_in_degf(lake_a, lake_b, day: dt.date, tmp_path: Path) -> pa.Table:
+    """A later re-export of BR-101's temperatures of 06:00–09:00 on ``day``, in degF, imported
+    through the ingestion (a tag map that declares degF) into lake A; the bronze rows it wrote
+    are appended to lake B as they are (both lakes keep byte-identical bronze). Returns them."""
+    from lakehouse.ingest.foreign import run_import_config
+
+    t = lake_a.delta_table(lake_a.uri("bronze", "historian_readings")).to_pyarrow_table(
+        filters=[("date", "=", day), ("unit_id", "=", "BR-101")]
+    )
     lo = dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
     hi = dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC)
-    t = t.filter(pc.and_(pc.and_(pc.greater_equal(t["ts"], pa.scalar(lo, bf.TS)), pc.less(t["ts"], pa.scalar(hi, bf.TS))),
-                         pc.equal(t["parameter"], "temperature")))
+    t = t.filter(
+        pc.and_(
+            pc.and_(pc.greater_equal(t["ts"], pa.scalar(lo, bf.TS)), pc.less(t["ts"], pa.scalar(hi, bf.TS))),
+            pc.equal(t["parameter"], "temperature"),
+        )
+    )
     assert t.num_rows > 100
-    t = t.set_column(t.schema.get_field_index("value"), "value", pc.add(pc.multiply(t["value"], 1.8), 32.0))
-    t = t.set_column(t.schema.get_field_index("eng_unit"), "eng_unit", pa.array(["degF"] * t.num_rows))
-    later = pa.array([dt.datetime.now(dt.UTC)] * t.num_rows, bf.TS)
-    return t.set_column(t.schema.get_field_index("_ingested_at"), "_ingested_at", later)
+    lines = ["timestamp,tag,value,unit,quality"] + [
+        f"{r['ts']:%Y-%m-%dT%H:%M:%S.%fZ},{r['tag']},{r['value'] * 1.8 + 32.0!r},degF,{r['quality']}"
+        for r in t.to_pylist()
+    ]
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "reexport.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "tagmap.yaml").write_text("site: fixture\nsuffixes:\n  TEMP.PV: {parameter: temperature, unit: degF}\n")
+    (tmp_path / "import.yaml").write_text("site: fixture\nhistorian:\n  files: [export/*.csv]\n  tagmap: tagmap.yaml\n")
+    report = run_import_config(tmp_path / "import.yaml", lake_a, run_id="reexport-degf")
+    bad = t.filter(pc.not_equal(t["quality"], 192))  # the fixture's absurd 9999 readings: out of range now
+    assert report.rows_valid["historian_readings"] + report.rows_quarantined.get("historian_readings", 0) == t.num_rows
+    new = lake_a.delta_table(lake_a.uri("bronze", "historian_readings")).to_pyarrow_table(filters=[("date", "=", day)])
+    new = new.filter(pc.equal(new["_run_id"], "reexport-degf"))
+    assert new.num_rows == report.rows_valid["historian_readings"] >= t.num_rows - bad.num_rows
+    _append([lake_b], {"historian_readings": new})
+    # bronze holds canonical units only: the importer converted degF -> degC
+    assert new["eng_unit"].unique().to_pylist() == ["degC"]
+    orig = {(r["tag"], r["ts"]): r["value"] for r in t.to_pylist()}
+    assert all(abs(r["value"] - orig[(r["tag"], r["ts"])]) < 1e-9 for r in new.to_pylist())
+    return new
 
 
 def _run(lake, engine: str, warehouse: Path):
@@ -72,8 +98,11 @@ def _run(lake, engine: str, warehouse: Path):
 
 
 def _aligned_md(result) -> dict:
-    [m] = [m for m in result.get_asset_materialization_events()
-           if m.asset_key.to_user_string() == "int_process_readings__aligned"]
+    [m] = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.to_user_string() == "int_process_readings__aligned"
+    ]
     return {k: v.value for k, v in m.materialization.metadata.items()}
 
 
@@ -96,22 +125,26 @@ def _assert_same(a: pl.DataFrame, b: pl.DataFrame) -> None:
 
 
 def _assert_engines_agree(lake_a, lake_b, wh_a: Path, wh_b: Path) -> pl.DataFrame:
-    for table, keys in (("intermediate.int_process_readings__aligned", PROCESS_KEYS),
-                        ("intermediate.int_process_readings__assays_asof", PROCESS_KEYS),
-                        ("marts.fct_process_readings", PROCESS_KEYS),
-                        ("marts.fct_equipment_health_daily", ["equipment_id", "date"]),
-                        ("marts.dim_batches", ["batch_id"])):
+    for table, keys in (
+        ("intermediate.int_process_readings__aligned", PROCESS_KEYS),
+        ("intermediate.int_process_readings__assays_asof", PROCESS_KEYS),
+        ("marts.fct_process_readings", PROCESS_KEYS),
+        ("marts.fct_equipment_health_daily", ["equipment_id", "date"]),
+        ("marts.dim_batches", ["batch_id"]),
+    ):
         _assert_same(_mart(wh_a, table, keys), _mart(wh_b, table, keys))
-    gold = [pl.read_delta(lk.uri("gold", "fct_process_readings"), storage_options=lk.delta_storage_options())
-            .sort(PROCESS_KEYS) for lk in (lake_a, lake_b)]
+    gold = [
+        pl.read_delta(lk.uri("gold", "fct_process_readings"), storage_options=lk.delta_storage_options()).sort(
+            PROCESS_KEYS
+        )
+        for lk in (lake_a, lake_b)
+    ]
     _assert_same(*gold)
     return gold[1]
 
 
 def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp_path):
     from deltalake import DeltaTable
-
-    from assets.transform.warehouse import dbt_project_vars
 
     lake_a, lake_b = s3_lake(s3_server), s3_lake(s3_server)
     wh_a, wh_b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
@@ -136,21 +169,31 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     assert md_b["spark_rows_written"] == gold.height
     # the re-exported values (+0.5) won on both engines: BR-101 12:00–13:00 of day 2
     noon = dt.datetime.combine(FIRST_DAY + dt.timedelta(days=1), dt.time(12, 30), tzinfo=dt.UTC)
-    in_minute = pc.and_(pc.greater_equal(corrected["ts"], pa.scalar(noon, bf.TS)),
-                        pc.less(corrected["ts"], pa.scalar(noon + dt.timedelta(minutes=1), bf.TS)))
-    raw = corrected.filter(pc.and_(in_minute, pc.and_(pc.equal(corrected["parameter"], "ph"),
-                                                      pc.equal(corrected["quality"], 192))))
+    in_minute = pc.and_(
+        pc.greater_equal(corrected["ts"], pa.scalar(noon, bf.TS)),
+        pc.less(corrected["ts"], pa.scalar(noon + dt.timedelta(minutes=1), bf.TS)),
+    )
+    raw = corrected.filter(
+        pc.and_(in_minute, pc.and_(pc.equal(corrected["parameter"], "ph"), pc.equal(corrected["quality"], 192)))
+    )
     row = gold.filter((pl.col("unit_id") == "BR-101") & (pl.col("ts") == noon))
     assert row.height == 1 and raw.num_rows >= 1
     assert row["ph"][0] == pytest.approx(float(pc.mean(raw["value"]).as_py()), abs=1e-9)
-    before = dict(zip(*_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
-                      .group_by("batch_id").agg(pl.col("_loaded_at").max()).to_dict().values(), strict=True))
+    before = dict(
+        zip(
+            *_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
+            .group_by("batch_id")
+            .agg(pl.col("_loaded_at").max())
+            .to_dict()
+            .values(),
+            strict=True,
+        )
+    )
 
     # ---- round 2: day 6 arrives, and day 4 of BR-101 is re-exported with temperatures in degF
     _write_days((lake_a, lake_b), range(5, 6))
     day4 = FIRST_DAY + dt.timedelta(days=3)
-    reexport = _reexport_in_degf(lake_a, day4)
-    _append((lake_a, lake_b), {"historian_readings": reexport})
+    _reexport_in_degf(lake_a, lake_b, day4, tmp_path)
 
     r_a = _run(lake_a, "default", wh_a)
     r_b = _run(lake_b, "spark", wh_b)
@@ -158,30 +201,39 @@ def test_alignment_on_spark_gives_the_same_model_as_duckdb(spark, s3_server, tmp
     assert md_b["spark_refresh_mode"] == "incremental"
     gold = _assert_engines_agree(lake_a, lake_b, wh_a, wh_b)
 
-    after = dict(zip(*_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
-                     .group_by("batch_id").agg(pl.col("_loaded_at").max()).to_dict().values(), strict=True))
+    after = dict(
+        zip(
+            *_mart(wh_b, "marts.fct_process_readings", PROCESS_KEYS)
+            .group_by("batch_id")
+            .agg(pl.col("_loaded_at").max())
+            .to_dict()
+            .values(),
+            strict=True,
+        )
+    )
     changed = {b for b in after if before.get(b) != after[b]}  # rebuilt: loaded again
     # exactly the BR-101 batches whose window touches day 4, and the batches new or grown with day 6
-    touched = {b for b in gold.filter((pl.col("unit_id") == "BR-101") & (pl.col("ts").dt.date() == day4))
-               ["batch_id"].unique()}
+    touched = {
+        b for b in gold.filter((pl.col("unit_id") == "BR-101") & (pl.col("ts").dt.date() == day4))["batch_id"].unique()
+    }
     assert touched and touched <= changed
     assert md_b["spark_batches_rebuilt"] == len(changed) < len(after)
     assert all(after[b] == before[b] for b in before if b not in changed)  # history untouched
-    # the degF re-export was converted to degC (same values as the first export on both engines)
-    t_row = gold.filter((pl.col("unit_id") == "BR-101")
-                        & (pl.col("ts") == dt.datetime.combine(day4, dt.time(7, 0), tzinfo=dt.UTC)))
+    # the degF re-export, converted to degC at ingestion, gave the first export's values on both engines
+    t_row = gold.filter(
+        (pl.col("unit_id") == "BR-101") & (pl.col("ts") == dt.datetime.combine(day4, dt.time(7, 0), tzinfo=dt.UTC))
+    )
     assert t_row.height == 1 and 20.0 < t_row["temperature"][0] < 40.0
 
     # ---- nothing new: the refresh rewrites nothing
     from lakehouse.spark.aligned_table import refresh_aligned_readings
 
     v = DeltaTable(lake_b.uri(*SILVER), storage_options=lake_b.delta_storage_options()).version()
-    again = refresh_aligned_readings(lake_b, spark, unit_conversions=dbt_project_vars()["unit_conversions"])
+    again = refresh_aligned_readings(lake_b, spark)
     assert (again.mode, again.batches_rebuilt, again.batches_total) == ("unchanged", [], len(after))
     assert DeltaTable(lake_b.uri(*SILVER), storage_options=lake_b.delta_storage_options()).version() == v
     # a changed alignment spec (grid) rebuilds every batch
-    regrid = refresh_aligned_readings(lake_b, spark, grid_minutes=5,
-                                      unit_conversions=dbt_project_vars()["unit_conversions"])
+    regrid = refresh_aligned_readings(lake_b, spark, grid_minutes=5)
     assert regrid.mode == "full" and len(regrid.batches_rebuilt) == len(after)
     five = pl.read_delta(lake_b.uri(*SILVER), storage_options=lake_b.delta_storage_options())
     assert five.height < gold.height / 4 and (five["ts"].dt.minute() % 5 == 0).all()
@@ -193,12 +245,21 @@ def test_refresh_watermark_read_from_delta_rs_and_delta_spark_commits():
 
     from lakehouse.spark.aligned_table import BRONZE_KEY, SPEC_KEY, WATERMARK_KEY, RefreshState, last_refresh
 
-    rs = {"operation": "WRITE", WATERMARK_KEY: "2026-01-05 10:00:00.000000", SPEC_KEY: "abc",
-          BRONZE_KEY: '{"historian_readings": 7, "mes_batches": 2}'}
-    spark_commit = {"operation": "WRITE", "userMetadata": json.dumps({WATERMARK_KEY: "2026-01-06 00:00:00.000000",
-                                                                      SPEC_KEY: "abc", BRONZE_KEY: '{"mes_phases": 3}'})}
+    rs = {
+        "operation": "WRITE",
+        WATERMARK_KEY: "2026-01-05 10:00:00.000000",
+        SPEC_KEY: "abc",
+        BRONZE_KEY: '{"historian_readings": 7, "mes_batches": 2}',
+    }
+    spark_commit = {
+        "operation": "WRITE",
+        "userMetadata": json.dumps(
+            {WATERMARK_KEY: "2026-01-06 00:00:00.000000", SPEC_KEY: "abc", BRONZE_KEY: '{"mes_phases": 3}'}
+        ),
+    }
     assert last_refresh([{"operation": "OPTIMIZE"}, rs]) == RefreshState(
-        "2026-01-05 10:00:00.000000", "abc", {"historian_readings": 7, "mes_batches": 2})
+        "2026-01-05 10:00:00.000000", "abc", {"historian_readings": 7, "mes_batches": 2}
+    )
     assert last_refresh([spark_commit, rs]) == RefreshState("2026-01-06 00:00:00.000000", "abc", {"mes_phases": 3})
     assert last_refresh([{"userMetadata": "not json"}, {"operation": "VACUUM"}]) == RefreshState()
     # an empty first build; a table written before change capture by version (full rebuild)

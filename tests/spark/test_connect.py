@@ -14,17 +14,21 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow,
-              pytest.mark.skipif(os.environ.get("LAKEHOUSE_TEST_SPARK_CONNECT") != "1",
-                                 reason="opt-in: LAKEHOUSE_TEST_SPARK_CONNECT=1")]
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("LAKEHOUSE_TEST_SPARK_CONNECT") != "1", reason="opt-in: LAKEHOUSE_TEST_SPARK_CONNECT=1"
+    ),
+]
 
 SCRIPT = textwrap.dedent("""
     import os, sys, warnings
     warnings.filterwarnings("ignore")
     sys.path.insert(0, os.environ["PROJECT_ROOT"])
-    from lakehouse.spark.resource import get_spark_session, is_connect_session
+    from lakehouse.spark.session import get_spark_session, is_connect_session
     from lakehouse.spark.delta_bridge import read_delta, write_delta
-    from lakehouse.spark.synthetic import synthetic_site
+    from tests.support.spark_site import synthetic_site
     from lakehouse.transforms.alignment import align_readings
     spark = get_spark_session(connect_url="local[2]")
     assert is_connect_session(spark)
@@ -46,7 +50,10 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_bridge_and_alignment_over_spark_connect(tmp_path):
-    env = {**os.environ, "PROJECT_ROOT": str(Path(__file__).resolve().parents[2]),
-           "TABLE_URI": str(tmp_path / "readings")}
+    env = {
+        **os.environ,
+        "PROJECT_ROOT": str(Path(__file__).resolve().parents[2]),
+        "TABLE_URI": str(tmp_path / "readings"),
+    }
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "CONNECT_OK" in proc.stdout, proc.stderr[-3000:]

@@ -30,14 +30,16 @@ T0 = datetime(2026, 1, 3, 23, 58, tzinfo=UTC)
 def readings(n: int = 600, start: datetime = T0, units=("BR-101", "BR-102")) -> pa.Table:
     """Historian-like bronze rows crossing a UTC day boundary (two `date` partitions)."""
     ts = [start + timedelta(seconds=7 * i, microseconds=(i * 37) % 1000) for i in range(n)]
-    return pa.table({
-        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-        "unit_id": pa.array([units[i % len(units)] for i in range(n)]),
-        "parameter": pa.array(["temperature" if i % 3 else "ph" for i in range(n)]),
-        "value": pa.array([36.5 + (i % 11) / 10 if i % 17 else None for i in range(n)], pa.float64()),
-        "quality": pa.array([192 if i % 13 else 64 for i in range(n)], pa.int16()),
-        "date": pa.array([t.date() for t in ts], pa.date32()),
-    })
+    return pa.table(
+        {
+            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "unit_id": pa.array([units[i % len(units)] for i in range(n)]),
+            "parameter": pa.array(["temperature" if i % 3 else "ph" for i in range(n)]),
+            "value": pa.array([36.5 + (i % 11) / 10 if i % 17 else None for i in range(n)], pa.float64()),
+            "quality": pa.array([192 if i % 13 else 64 for i in range(n)], pa.int16()),
+            "date": pa.array([t.date() for t in ts], pa.date32()),
+        }
+    )
 
 
 def _sorted(t: pa.Table, keys=("ts", "unit_id", "parameter")) -> pa.Table:
@@ -78,8 +80,9 @@ def test_spark_write_is_read_identically_by_deltalake_polars_duckdb(spark, lake:
     # the log carries partition values and per-file statistics like a delta-rs write
     from deltalake import DeltaTable
 
-    actions = pa.table(DeltaTable(uri, storage_options=lake.delta_storage_options() or None)
-                       .get_add_actions(flatten=True))
+    actions = pa.table(
+        DeltaTable(uri, storage_options=lake.delta_storage_options() or None).get_add_actions(flatten=True)
+    )
     assert sorted(set(actions["partition.date"].to_pylist())) == [date(2026, 1, 3), date(2026, 1, 4)]
     assert sum(actions["num_records"].to_pylist()) == data.num_rows
     assert "min.ts" in actions.column_names and "max.value" in actions.column_names
@@ -90,11 +93,11 @@ def test_time_travel_overwrite_and_removed_files(spark, lake: Lake):
     opts = lake.delta_storage_options()
     first = readings(100)
     second = readings(40, start=T0 + timedelta(days=2))
-    write_delta(spark.createDataFrame(first), uri, opts, partition_by="date")           # v0
-    write_delta(spark.createDataFrame(second), uri, opts)                                 # v1 append
+    write_delta(spark.createDataFrame(first), uri, opts, partition_by="date")  # v0
+    write_delta(spark.createDataFrame(second), uri, opts)  # v1 append
     write_delta(spark.createDataFrame(second.slice(0, 5)), uri, opts, mode="overwrite")  # v2
 
-    assert read_delta(spark, uri, opts).count() == 5           # removed files are not read
+    assert read_delta(spark, uri, opts).count() == 5  # removed files are not read
     assert read_delta(spark, uri, opts, version=0).count() == 100
     assert read_delta(spark, uri, opts, version=1).count() == 140
     assert read_deltalake(lake, uri, version=1).num_rows == 140
@@ -104,8 +107,9 @@ def test_time_travel_overwrite_and_removed_files(spark, lake: Lake):
     # overwrite of one partition only (partition_filters)
     day = second["date"][0].as_py()
     repl = readings(3, start=datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=1))
-    write_delta(spark.createDataFrame(repl), uri, opts, mode="overwrite",
-                partition_filters=[("date", "=", day.isoformat())])
+    write_delta(
+        spark.createDataFrame(repl), uri, opts, mode="overwrite", partition_filters=[("date", "=", day.isoformat())]
+    )
     assert read_delta(spark, uri, opts).count() == 3
 
 
@@ -114,8 +118,11 @@ def test_column_pruning_and_partition_columns(spark, lake: Lake):
     opts = lake.delta_storage_options()
     data = readings(200)
     # a partition value that needs escaping in the path, and a null partition value
-    data = data.set_column(1, "unit_id", pa.array(
-        ["BR 101/a:b%" if i % 4 == 0 else (None if i % 4 == 1 else "BR-102") for i in range(data.num_rows)]))
+    data = data.set_column(
+        1,
+        "unit_id",
+        pa.array(["BR 101/a:b%" if i % 4 == 0 else (None if i % 4 == 1 else "BR-102") for i in range(data.num_rows)]),
+    )
     write_delta(spark.createDataFrame(data), uri, opts, partition_by=["unit_id", "date"])
 
     only = read_delta(spark, uri, opts, columns=["unit_id", "value"])
@@ -126,8 +133,10 @@ def test_column_pruning_and_partition_columns(spark, lake: Lake):
     assert got.sort_by(key).equals(exp.sort_by(key))
 
     # partition column alone (no data column read at all)
-    counts = {r["unit_id"]: r["count"] for r in read_delta(spark, uri, opts, columns=["unit_id"])
-              .groupBy("unit_id").count().collect()}
+    counts = {
+        r["unit_id"]: r["count"]
+        for r in read_delta(spark, uri, opts, columns=["unit_id"]).groupBy("unit_id").count().collect()
+    }
     assert counts == {"BR 101/a:b%": 50, None: 50, "BR-102": 100}
     # the other engines see the same partition values
     assert sorted(read_polars(lake, uri)["unit_id"].drop_nulls().unique().to_list()) == ["BR 101/a:b%", "BR-102"]
@@ -203,7 +212,7 @@ _KILL_SCRIPT = textwrap.dedent("""
     import json, os, signal, sys, threading, warnings
     warnings.filterwarnings("ignore")
     sys.path.insert(0, os.environ["PROJECT_ROOT"])
-    from lakehouse.spark.resource import get_spark_session
+    from lakehouse.spark.session import get_spark_session
     from lakehouse.spark.delta_bridge import write_delta
     spark = get_spark_session("local[2]", shuffle_partitions=2, driver_memory="1g")
     tables = json.loads(os.environ["TABLES"])  # [[uri, storage_options], ...]
@@ -233,15 +242,18 @@ def test_driver_killed_before_commit_leaves_tables_at_old_version(spark, lake_lo
     uris = [lk.uri("silver", "killed") for lk in lakes]
     committed = []
     for lk, uri in zip(lakes, uris):
-        write_delta(spark.range(10).selectExpr("id", "cast(id as double) * 0.5 as value"), uri,
-                    lk.delta_storage_options())
+        write_delta(
+            spark.range(10).selectExpr("id", "cast(id as double) * 0.5 as value"), uri, lk.delta_storage_options()
+        )
         committed.append(_parquet_files(lk, uri))
 
-    env = {**os.environ, "PROJECT_ROOT": str(Path(__file__).resolve().parents[2]),
-           "TABLES": json.dumps([[u, lk.delta_storage_options()] for lk, u in zip(lakes, uris)])}
+    env = {
+        **os.environ,
+        "PROJECT_ROOT": str(Path(__file__).resolve().parents[2]),
+        "TABLES": json.dumps([[u, lk.delta_storage_options()] for lk, u in zip(lakes, uris)]),
+    }
     env.pop("PYSPARK_PYTHON", None)
-    proc = subprocess.run([sys.executable, "-c", _KILL_SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=240)
+    proc = subprocess.run([sys.executable, "-c", _KILL_SCRIPT], env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == -9, proc.stderr[-3000:]
     assert proc.stdout.count("FILES_WRITTEN 3") == 2 and "COMMITTED" not in proc.stdout
 
@@ -265,7 +277,7 @@ def test_driver_killed_before_commit_leaves_tables_at_old_version(spark, lake_lo
 def test_delta_spark_jars_switch_uses_format_delta(spark, lake_local: Lake):
     """With use_delta_spark_jars the bridge is bypassed: here (no jars) Spark must say so."""
     uri = lake_local.uri("silver", "jars")
-    with pytest.raises(Exception, match="(?i)delta"):
+    with pytest.raises(Exception, match=r"(?i)delta"):
         write_delta(spark.range(3), uri, None, use_delta_spark_jars=True)
 
 
@@ -283,8 +295,10 @@ def test_replace_where_for_clusters_with_delta_spark_jars():
     """The predicate handed to delta-spark's replaceWhere for a partition overwrite."""
     from lakehouse.spark.delta_bridge import replace_where
 
-    assert replace_where([("batch_id", "in", ["BR101-0001", "O'Neil"]), ("date", "=", "2026-01-01")]) == \
-        "`batch_id` IN ('BR101-0001', 'O''Neil') AND `date` = '2026-01-01'"
+    assert (
+        replace_where([("batch_id", "in", ["BR101-0001", "O'Neil"]), ("date", "=", "2026-01-01")])
+        == "`batch_id` IN ('BR101-0001', 'O''Neil') AND `date` = '2026-01-01'"
+    )
     assert replace_where([("n", ">=", 3), ("flag", "=", True)]) == "`n` >= 3 AND `flag` = true"
     with pytest.raises(ValueError, match="operator"):
         replace_where([("a", "like", "x%")])

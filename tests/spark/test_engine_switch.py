@@ -23,9 +23,11 @@ EQ_KEYS = ["equipment_id", "date"]
 
 @pytest.fixture(scope="module")
 def site():
-    from ml.synthetic import make_site
+    from tests.support.ml_site import make_site
 
-    return make_site(n_batches=12, n_units=3, grid_minutes=10, seed=3, health_days=150)  # tests/ml: 300 days of health data
+    return make_site(
+        n_batches=12, n_units=3, grid_minutes=10, seed=3, health_days=150
+    )  # tests/ml: 300 days of health data
 
 
 @pytest.fixture
@@ -49,17 +51,26 @@ def ml_env(monkeypatch, tmp_path):
 def _run(lake, engine: str, with_gate: bool) -> dg.ExecuteInProcessResult:
     import assets.features
     import assets.models
-    from lakehouse.spark.resource import SparkResource
-    from orchestration.resources import LakeResource
+    from assets.resources import LakeResource, SparkResource
+
+    models = assets.models.build_defs()
+    titer_key = dg.AssetKey(["models", "titer_softsensor"])
+    model_titer = models.get_assets_def(titer_key)
+    titer_gate = next(c for c in models.asset_checks if any(k.asset_key == titer_key for k in c.check_keys))
 
     s3 = lake.s3
-    res = LakeResource(root_uri=lake.root, s3_endpoint_url=s3.endpoint_url, aws_access_key_id=s3.access_key_id,
-                       aws_secret_access_key=s3.secret_access_key, aws_region=s3.region)
-    checks = [*assets.features.defs.asset_checks, *([assets.models.titer_promotion_gate] if with_gate else [])]
+    res = LakeResource(
+        root_uri=lake.root,
+        s3_endpoint_url=s3.endpoint_url,
+        aws_access_key_id=s3.access_key_id,
+        aws_secret_access_key=s3.secret_access_key,
+        aws_region=s3.region,
+    )
+    checks = [*assets.features.defs.asset_checks, *([titer_gate] if with_gate else [])]
     return dg.materialize(
-        [assets.features.features_softsensor, assets.features.features_equipment_health,
-         assets.models.model_titer, *checks],
-        resources={"lake": res, "spark": SparkResource(engine=engine)})
+        [assets.features.features_softsensor, assets.features.features_equipment_health, model_titer, *checks],
+        resources={"lake": res, "spark": SparkResource(engine=engine)},
+    )
 
 
 def _features(lake, name: str, keys: list[str]) -> tuple[pl.DataFrame, int, dict]:
@@ -131,8 +142,11 @@ def test_features_and_titer_model_same_on_both_engines(spark, lake_s3, site, ml_
     assert rec2.training_data == {**rec1.training_data, "features/softsensor": ss2_v}
     assert meta2["features"] == meta1["features"] and meta2["split"] == meta1["split"]
     assert reg.champion(name).version == 2
-    hold = ss2.filter((pl.col("row_type") == "sample") & pl.col("batch_id").is_in(meta1["split"]["test_batches"])
-                      & pl.col(f"label__{meta1['target']}").is_not_null())
+    hold = ss2.filter(
+        (pl.col("row_type") == "sample")
+        & pl.col("batch_id").is_in(meta1["split"]["test_batches"])
+        & pl.col(f"label__{meta1['target']}").is_not_null()
+    )
     X = matrix(hold, meta1["features"])
     y = hold[f"label__{meta1['target']}"].to_numpy().astype(float)
     p1, p2 = predict(b1, X, meta1["features"]), predict(b2, X, meta2["features"])

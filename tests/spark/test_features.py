@@ -11,7 +11,7 @@ pytestmark = pytest.mark.spark
 
 @pytest.fixture(scope="module")
 def site():
-    from ml.synthetic import make_site
+    from tests.support.ml_site import make_site
 
     return make_site(n_batches=6, n_units=3, grid_minutes=10, seed=3, health_days=120)
 
@@ -33,8 +33,9 @@ def test_softsensor_features_match_ml_features(spark, site):
 
     cfg = load_softsensor_config().features  # config/ml/softsensor.yaml: derived signals, integrals …
     ref = build_softsensor_features(site.fct_process_readings, site.dim_batches, cfg, site.fct_assay_results)
-    got = build_softsensor_features_spark(site.fct_process_readings, site.dim_batches, cfg,
-                                          site.fct_assay_results, spark=spark)
+    got = build_softsensor_features_spark(
+        site.fct_process_readings, site.dim_batches, cfg, site.fct_assay_results, spark=spark
+    )
     _assert_same(ref, pl.from_arrow(got.toArrow()), ["batch_id", "ts", "row_type", "sample_id"])
     assert ref.filter(pl.col("row_type") == "sample").height > 0
 

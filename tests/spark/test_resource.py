@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from lakehouse.spark.resource import SparkResource, get_spark_session
+from assets.resources import SparkResource
+from lakehouse.spark.session import get_spark_session
 
 
 def test_default_engine_never_starts_a_jvm():

@@ -14,8 +14,15 @@ pytestmark = pytest.mark.spark
 
 COLS = [f"f{i}" for i in range(8)]
 PARAMS = {  # the single-node form (ml.config.XGBParams.booster_params()), no subsampling
-    "objective": "reg:squarederror", "max_depth": 5, "eta": 0.1, "subsample": 1.0,
-    "colsample_bytree": 1.0, "min_child_weight": 3.0, "lambda": 1.0, "nthread": 1, "seed": 0,
+    "objective": "reg:squarederror",
+    "max_depth": 5,
+    "eta": 0.1,
+    "subsample": 1.0,
+    "colsample_bytree": 1.0,
+    "min_child_weight": 3.0,
+    "lambda": 1.0,
+    "nthread": 1,
+    "seed": 0,
     "tree_method": "hist",
 }
 ROUNDS = 40
@@ -79,8 +86,9 @@ def test_model_saved_in_xgboost_ubj_format(models, data, lake: Lake):
     assert raw[:1] == b"{"  # UBJSON object, not a pickle
     back = load_booster(uri, lake.delta_storage_options())
     assert back.feature_names == COLS
-    np.testing.assert_array_equal(back.predict(xgb.DMatrix(xte, feature_names=COLS)),
-                                  two.predict(xgb.DMatrix(xte, feature_names=COLS)))
+    np.testing.assert_array_equal(
+        back.predict(xgb.DMatrix(xte, feature_names=COLS)), two.predict(xgb.DMatrix(xte, feature_names=COLS))
+    )
 
 
 def test_distributed_scoring_equals_booster_predict(spark, models, data):
@@ -89,8 +97,9 @@ def test_distributed_scoring_equals_booster_predict(spark, models, data):
     xte, _ = _xy(test)
     df = spark.createDataFrame(test.append_column("row", pa.array(range(test.num_rows))))
     scored = pa.table(score_spark(df, two, COLS, keep=["row"]).toArrow()).sort_by("row")
-    np.testing.assert_allclose(scored["prediction"].to_numpy(),
-                               two.predict(xgb.DMatrix(xte, feature_names=COLS)), rtol=1e-6)
+    np.testing.assert_allclose(
+        scored["prediction"].to_numpy(), two.predict(xgb.DMatrix(xte, feature_names=COLS)), rtol=1e-6
+    )
 
 
 def test_param_translation():

@@ -61,71 +61,186 @@ PARAMETERS: dict[str, tuple[str, str]] = {
 }
 
 PHASES = ["Prepare", "Inoculate", "Batch", "Fed-Batch", "Production", "Harvest"]
-SETPOINT_KEYS = ["temperature_c", "temp_shift_day", "temp_shift_c", "ph", "do_pct",
-                 "feed_rate_pct_per_day", "seed_density_e6_per_ml", "working_volume_l"]
+SETPOINT_KEYS = [
+    "temperature_c",
+    "temp_shift_day",
+    "temp_shift_c",
+    "ph",
+    "do_pct",
+    "feed_rate_pct_per_day",
+    "seed_density_e6_per_ml",
+    "working_volume_l",
+]
 
 
 def _lineage_fields() -> list[pa.Field]:
-    return [pa.field("_source_file", pa.string()), pa.field("_source_hash", pa.string()),
-            pa.field("_run_id", pa.string()), pa.field("_ingested_at", TS)]
+    return [
+        pa.field("_source_file", pa.string()),
+        pa.field("_source_hash", pa.string()),
+        pa.field("_run_id", pa.string()),
+        pa.field("_ingested_at", TS),
+    ]
 
 
 SCHEMAS: dict[str, pa.Schema] = {
-    "historian_readings": pa.schema([
-        ("ts", TS), ("unit_id", pa.string()), ("tag", pa.string()), ("parameter", pa.string()),
-        ("value", pa.float64()), ("eng_unit", pa.string()), ("quality", pa.int16()),
-        ("date", pa.date32()), *_lineage_fields()]),
-    "lims_results": pa.schema([
-        ("sample_id", pa.string()), ("batch_id", pa.string()), ("sample_time", TS),
-        ("result_time", TS), ("analyte", pa.string()), ("value", pa.float64()),
-        ("unit", pa.string()), ("method", pa.string()), *_lineage_fields()]),
-    "mes_batches": pa.schema([
-        ("batch_id", pa.string()), ("record_type", pa.string()), ("product", pa.string()),
-        ("unit_id", pa.string()), ("recipe_id", pa.string()), ("status", pa.string()),
-        ("start_ts", TS), ("end_ts", TS), ("output_lot", pa.string()),
-        ("setpoints_json", pa.string()), *[(k, pa.float64()) for k in SETPOINT_KEYS],
-        *_lineage_fields()]),
-    "mes_phases": pa.schema([
-        ("batch_id", pa.string()), ("unit_procedure", pa.string()), ("operation", pa.string()),
-        ("phase", pa.string()), ("phase_seq", pa.int32()), ("start_ts", TS), ("end_ts", TS),
-        *_lineage_fields()]),
-    "mes_materials": pa.schema([
-        ("batch_id", pa.string()), ("lot_id", pa.string()), ("material", pa.string()),
-        ("role", pa.string()), ("quantity", pa.float64()), ("unit", pa.string()),
-        *_lineage_fields()]),
-    "mes_genealogy": pa.schema([
-        ("batch_id", pa.string()), ("input_lot", pa.string()), ("output_lot", pa.string()),
-        ("record_type", pa.string()), *_lineage_fields()]),
-    "chrom_runs": pa.schema([
-        ("run_id", pa.string()), ("skid_id", pa.string()), ("column_id", pa.string()),
-        ("column_cycle", pa.int32()), ("batch_id", pa.string()), ("input_lot", pa.string()),
-        ("output_lot", pa.string()), ("start", TS), ("end", TS), ("load_volume_l", pa.float64()),
-        ("load_titer_g_l", pa.float64()), ("column_volume_l", pa.float64()),
-        ("pool_volume_l", pa.float64()), ("pool_concentration_g_l", pa.float64()),
-        ("step_yield_pct", pa.float64()), ("max_pressure_bar", pa.float64()),
-        ("result", pa.string()), *_lineage_fields()]),
-    "chrom_curves": pa.schema([
-        ("run_id", pa.string()), ("skid_id", pa.string()), ("volume_ml", pa.float64()),
-        ("time_s", pa.float64()), ("uv280_mau", pa.float64()),
-        ("conductivity_ms_cm", pa.float64()), ("ph", pa.float64()),
-        ("pressure_bar", pa.float64()), ("phase", pa.string()), *_lineage_fields()]),
-    "filtration_runs": pa.schema([
-        ("run_id", pa.string()), ("skid_id", pa.string()), ("membrane_id", pa.string()),
-        ("membrane_use", pa.int32()), ("input_lot", pa.string()), ("output_lot", pa.string()),
-        ("start", TS), ("end", TS), ("diavolumes", pa.float64()),
-        ("final_concentration_g_l", pa.float64()), ("step_yield_pct", pa.float64()),
-        ("mean_flux_lmh", pa.float64()), ("result", pa.string()), *_lineage_fields()]),
-    "filtration_curves": pa.schema([
-        ("run_id", pa.string()), ("skid_id", pa.string()), ("time_s", pa.float64()),
-        ("feed_pressure_bar", pa.float64()), ("retentate_pressure_bar", pa.float64()),
-        ("permeate_pressure_bar", pa.float64()), ("tmp_bar", pa.float64()),
-        ("permeate_flux_lmh", pa.float64()), ("conductivity_ms_cm", pa.float64()),
-        ("retentate_volume_l", pa.float64()), ("phase", pa.string()), *_lineage_fields()]),
-    "cmms_work_orders": pa.schema([
-        ("work_order_id", pa.string()), ("equipment_id", pa.string()),
-        ("equipment_type", pa.string()), ("work_type", pa.string()),
-        ("failure_mode", pa.string()), ("priority", pa.string()), ("opened_at", TS),
-        ("closed_at", TS), ("description", pa.string()), *_lineage_fields()]),
+    "historian_readings": pa.schema(
+        [
+            ("ts", TS),
+            ("unit_id", pa.string()),
+            ("tag", pa.string()),
+            ("parameter", pa.string()),
+            ("value", pa.float64()),
+            ("eng_unit", pa.string()),
+            ("quality", pa.int16()),
+            ("date", pa.date32()),
+            *_lineage_fields(),
+        ]
+    ),
+    "lims_results": pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("batch_id", pa.string()),
+            ("sample_time", TS),
+            ("result_time", TS),
+            ("analyte", pa.string()),
+            ("value", pa.float64()),
+            ("unit", pa.string()),
+            ("method", pa.string()),
+            *_lineage_fields(),
+        ]
+    ),
+    "mes_batches": pa.schema(
+        [
+            ("batch_id", pa.string()),
+            ("record_type", pa.string()),
+            ("product", pa.string()),
+            ("unit_id", pa.string()),
+            ("recipe_id", pa.string()),
+            ("status", pa.string()),
+            ("start_ts", TS),
+            ("end_ts", TS),
+            ("output_lot", pa.string()),
+            ("setpoints_json", pa.string()),
+            *[(k, pa.float64()) for k in SETPOINT_KEYS],
+            *_lineage_fields(),
+        ]
+    ),
+    "mes_phases": pa.schema(
+        [
+            ("batch_id", pa.string()),
+            ("unit_procedure", pa.string()),
+            ("operation", pa.string()),
+            ("phase", pa.string()),
+            ("phase_seq", pa.int32()),
+            ("start_ts", TS),
+            ("end_ts", TS),
+            *_lineage_fields(),
+        ]
+    ),
+    "mes_materials": pa.schema(
+        [
+            ("batch_id", pa.string()),
+            ("lot_id", pa.string()),
+            ("material", pa.string()),
+            ("role", pa.string()),
+            ("quantity", pa.float64()),
+            ("unit", pa.string()),
+            *_lineage_fields(),
+        ]
+    ),
+    "mes_genealogy": pa.schema(
+        [
+            ("batch_id", pa.string()),
+            ("input_lot", pa.string()),
+            ("output_lot", pa.string()),
+            ("record_type", pa.string()),
+            *_lineage_fields(),
+        ]
+    ),
+    "chrom_runs": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("skid_id", pa.string()),
+            ("column_id", pa.string()),
+            ("column_cycle", pa.int32()),
+            ("batch_id", pa.string()),
+            ("input_lot", pa.string()),
+            ("output_lot", pa.string()),
+            ("start", TS),
+            ("end", TS),
+            ("load_volume_l", pa.float64()),
+            ("load_titer_g_l", pa.float64()),
+            ("column_volume_l", pa.float64()),
+            ("pool_volume_l", pa.float64()),
+            ("pool_concentration_g_l", pa.float64()),
+            ("step_yield_pct", pa.float64()),
+            ("max_pressure_bar", pa.float64()),
+            ("result", pa.string()),
+            *_lineage_fields(),
+        ]
+    ),
+    "chrom_curves": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("skid_id", pa.string()),
+            ("volume_ml", pa.float64()),
+            ("time_s", pa.float64()),
+            ("uv280_mau", pa.float64()),
+            ("conductivity_ms_cm", pa.float64()),
+            ("ph", pa.float64()),
+            ("pressure_bar", pa.float64()),
+            ("phase", pa.string()),
+            *_lineage_fields(),
+        ]
+    ),
+    "filtration_runs": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("skid_id", pa.string()),
+            ("membrane_id", pa.string()),
+            ("membrane_use", pa.int32()),
+            ("input_lot", pa.string()),
+            ("output_lot", pa.string()),
+            ("start", TS),
+            ("end", TS),
+            ("diavolumes", pa.float64()),
+            ("final_concentration_g_l", pa.float64()),
+            ("step_yield_pct", pa.float64()),
+            ("mean_flux_lmh", pa.float64()),
+            ("result", pa.string()),
+            *_lineage_fields(),
+        ]
+    ),
+    "filtration_curves": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("skid_id", pa.string()),
+            ("time_s", pa.float64()),
+            ("feed_pressure_bar", pa.float64()),
+            ("retentate_pressure_bar", pa.float64()),
+            ("permeate_pressure_bar", pa.float64()),
+            ("tmp_bar", pa.float64()),
+            ("permeate_flux_lmh", pa.float64()),
+            ("conductivity_ms_cm", pa.float64()),
+            ("retentate_volume_l", pa.float64()),
+            ("phase", pa.string()),
+            *_lineage_fields(),
+        ]
+    ),
+    "cmms_work_orders": pa.schema(
+        [
+            ("work_order_id", pa.string()),
+            ("equipment_id", pa.string()),
+            ("equipment_type", pa.string()),
+            ("work_type", pa.string()),
+            ("failure_mode", pa.string()),
+            ("priority", pa.string()),
+            ("opened_at", TS),
+            ("closed_at", TS),
+            ("description", pa.string()),
+            *_lineage_fields(),
+        ]
+    ),
 }
 BRONZE_TABLES = list(SCHEMAS)
 
@@ -211,8 +326,15 @@ class Plant:
         length = dt.timedelta(days=self.culture_days)
         aborted = unit_index == 1 and k % 3 == 2
         shift = inoc + 0.5 * length
-        t = [inoc - dt.timedelta(hours=8), inoc, inoc + dt.timedelta(hours=1),
-             inoc + 0.2 * length, shift, inoc + length, inoc + length + dt.timedelta(hours=4)]
+        t = [
+            inoc - dt.timedelta(hours=8),
+            inoc,
+            inoc + dt.timedelta(hours=1),
+            inoc + 0.2 * length,
+            shift,
+            inoc + length,
+            inoc + length + dt.timedelta(hours=4),
+        ]
         phases = [(PHASES[i], t[i], t[i + 1]) for i in range(6)]
         harvest: dt.datetime | None = t[5]
         end = t[6]
@@ -220,10 +342,16 @@ class Plant:
             abort = shift + 0.3 * length
             phases = phases[:4] + [("Production", shift, abort)]
             harvest, end = None, abort
-        setpoints = {"temperature_c": 36.8, "temp_shift_day": round(0.5 * self.culture_days, 3),
-                     "temp_shift_c": 33.0, "ph": 7.0, "do_pct": 40.0,
-                     "feed_rate_pct_per_day": 3.0, "seed_density_e6_per_ml": 0.5,
-                     "working_volume_l": 2000.0}
+        setpoints = {
+            "temperature_c": 36.8,
+            "temp_shift_day": round(0.5 * self.culture_days, 3),
+            "temp_shift_c": 33.0,
+            "ph": 7.0,
+            "do_pct": 40.0,
+            "feed_rate_pct_per_day": 3.0,
+            "seed_density_e6_per_ml": 0.5,
+            "working_volume_l": 2000.0,
+        }
         return Batch(batch_id, unit, number, inoc, harvest, end, tuple(phases), setpoints)
 
     def batches_overlapping(self, t0: dt.datetime, t1: dt.datetime) -> list[Batch]:
@@ -246,8 +374,12 @@ def _file_hash(source_file: str) -> str:
 
 def _lineage(n: int, source_file: str, run_id: str, ingested_at: dt.datetime) -> dict:
     h = hashlib.sha256(source_file.encode()).hexdigest()
-    return {"_source_file": [source_file] * n, "_source_hash": [h] * n,
-            "_run_id": [run_id] * n, "_ingested_at": pa.array([ingested_at] * n, TS)}
+    return {
+        "_source_file": [source_file] * n,
+        "_source_hash": [h] * n,
+        "_run_id": [run_id] * n,
+        "_ingested_at": pa.array([ingested_at] * n, TS),
+    }
 
 
 def _table(name: str, cols: dict) -> pa.Table:
@@ -290,7 +422,7 @@ def _signals(plant: Plant, unit_index: int, ts_s: np.ndarray, batches, rng) -> d
         "dissolved_oxygen": np.where(running, 40.0 + 2.0 * x, 100.0) + noise(0.5),
         "agitation": np.where(running, 80 + 40 * x, 0.0) + noise(0.2),
         "air_flow": np.where(running, 10 + 20 * x, 0.0) + noise(0.1),
-        "o2_flow": np.where(running, 5 * x ** 2, 0.0) + np.abs(noise(0.02)),
+        "o2_flow": np.where(running, 5 * x**2, 0.0) + np.abs(noise(0.02)),
         "co2_flow": np.where(running, 0.5 * (1 - x), 0.0) + np.abs(noise(0.01)),
         "offgas_o2": np.where(running, 20.9 - 3 * x, 20.9) + noise(0.02),
         "offgas_co2": np.where(running, 0.5 + 4 * x, 0.04) + noise(0.02),
@@ -307,8 +439,9 @@ def _signals(plant: Plant, unit_index: int, ts_s: np.ndarray, batches, rng) -> d
 
 
 # --------------------------------------------------------------------------- one day
-def day_tables(plant: Plant, day: dt.date, ingested_at: dt.datetime | None = None,
-               run_id: str | None = None) -> dict[str, pa.Table]:
+def day_tables(
+    plant: Plant, day: dt.date, ingested_at: dt.datetime | None = None, run_id: str | None = None
+) -> dict[str, pa.Table]:
     """Everything the plant exports on UTC ``day``, as bronze tables (only non-empty ones)."""
     ingested_at = ingested_at or dt.datetime.now(UTC)
     run_id = run_id or f"fixture-{uuid.uuid4().hex[:8]}"
@@ -339,21 +472,35 @@ def day_tables(plant: Plant, day: dt.date, ingested_at: dt.datetime | None = Non
             bad = rng.random(n) < 0.0005
             q[bad] = 0
             vals[bad] = 9999.0
-            hist_parts.append({
-                "ts": ts_us, "unit_id": np.full(n, unit), "tag": np.full(n, f"{unit}.{suffix}"),
-                "parameter": np.full(n, p), "value": vals, "eng_unit": np.full(n, eng),
-                "quality": q, "src": np.full(n, f"landing/historian/{unit}/{day.isoformat()}.csv")})
+            hist_parts.append(
+                {
+                    "ts": ts_us,
+                    "unit_id": np.full(n, unit),
+                    "tag": np.full(n, f"{unit}.{suffix}"),
+                    "parameter": np.full(n, p),
+                    "value": vals,
+                    "eng_unit": np.full(n, eng),
+                    "quality": q,
+                    "src": np.full(n, f"landing/historian/{unit}/{day.isoformat()}.csv"),
+                }
+            )
     if hist_parts:
         cat = {k: np.concatenate([h[k] for h in hist_parts]) for k in hist_parts[0]}
         n = len(cat["ts"])
         cols = {
-            "ts": pa.array(cat["ts"], pa.int64()).cast(TS), "unit_id": cat["unit_id"],
-            "tag": cat["tag"], "parameter": cat["parameter"], "value": cat["value"],
-            "eng_unit": cat["eng_unit"], "quality": pa.array(cat["quality"], pa.int16()),
+            "ts": pa.array(cat["ts"], pa.int64()).cast(TS),
+            "unit_id": cat["unit_id"],
+            "tag": cat["tag"],
+            "parameter": cat["parameter"],
+            "value": cat["value"],
+            "eng_unit": cat["eng_unit"],
+            "quality": pa.array(cat["quality"], pa.int16()),
             "date": pa.array([day] * n, pa.date32()),
             "_source_file": cat["src"],
             "_source_hash": [_file_hash(x) for x in cat["src"].tolist()],
-            "_run_id": [run_id] * n, "_ingested_at": pa.array([ingested_at] * n, TS)}
+            "_run_id": [run_id] * n,
+            "_ingested_at": pa.array([ingested_at] * n, TS),
+        }
         out["historian_readings"] = _table("historian_readings", cols)
 
     def in_day(t: dt.datetime | None) -> bool:
@@ -364,50 +511,129 @@ def day_tables(plant: Plant, day: dt.date, ingested_at: dt.datetime | None = Non
     for b in batches:
         if in_day(b.end):
             src = f"landing/mes/{b.batch_id}.json"
-            mb.append(dict(batch_id=b.batch_id, record_type="bioreactor", product=plant.product,
-                           unit_id=b.unit_id, recipe_id="FB-TEST-v1", status=b.status,
-                           start_ts=b.start, end_ts=b.end,
-                           output_lot=b.harvest_lot if b.harvest else None,
-                           setpoints_json=json.dumps(b.setpoints), **b.setpoints, _src=src))
+            mb.append(
+                dict(
+                    batch_id=b.batch_id,
+                    record_type="bioreactor",
+                    product=plant.product,
+                    unit_id=b.unit_id,
+                    recipe_id="FB-TEST-v1",
+                    status=b.status,
+                    start_ts=b.start,
+                    end_ts=b.end,
+                    output_lot=b.harvest_lot if b.harvest else None,
+                    setpoints_json=json.dumps(b.setpoints),
+                    **b.setpoints,
+                    _src=src,
+                )
+            )
             for seq, (ph, s, e) in enumerate(b.phases, start=1):
-                mp.append(dict(batch_id=b.batch_id, unit_procedure="Production Culture",
-                               operation=f"{ph} operation", phase=ph, phase_seq=seq,
-                               start_ts=s, end_ts=e, _src=src))
-            mm.append(dict(batch_id=b.batch_id, lot_id=f"MED-{b.number:04d}", material="basal medium",
-                           role="input", quantity=1800.0, unit="L", _src=src))
+                mp.append(
+                    dict(
+                        batch_id=b.batch_id,
+                        unit_procedure="Production Culture",
+                        operation=f"{ph} operation",
+                        phase=ph,
+                        phase_seq=seq,
+                        start_ts=s,
+                        end_ts=e,
+                        _src=src,
+                    )
+                )
+            mm.append(
+                dict(
+                    batch_id=b.batch_id,
+                    lot_id=f"MED-{b.number:04d}",
+                    material="basal medium",
+                    role="input",
+                    quantity=1800.0,
+                    unit="L",
+                    _src=src,
+                )
+            )
             if b.harvest:
-                mm.append(dict(batch_id=b.batch_id, lot_id=b.harvest_lot, material="HCCF",
-                               role="output", quantity=1950.0, unit="L", _src=src))
+                mm.append(
+                    dict(
+                        batch_id=b.batch_id,
+                        lot_id=b.harvest_lot,
+                        material="HCCF",
+                        role="output",
+                        quantity=1950.0,
+                        unit="L",
+                        _src=src,
+                    )
+                )
         if b.harvest and in_day(b.capture_end):
             rec = f"{b.batch_id}-CAP"
             src = f"landing/mes/{rec}.json"
-            mb.append(dict(batch_id=rec, record_type="capture", product=plant.product,
-                           unit_id="AKTA-01", recipe_id="PA-CAP-v2", status="complete",
-                           start_ts=b.capture_start, end_ts=b.capture_end, output_lot=b.capture_lot,
-                           setpoints_json="{}", **{k: None for k in SETPOINT_KEYS}, _src=src))
-            mp.append(dict(batch_id=rec, unit_procedure="Capture", operation="Protein A",
-                           phase="Load", phase_seq=1, start_ts=b.capture_start,
-                           end_ts=b.capture_end, _src=src))
-            mg.append(dict(batch_id=rec, input_lot=b.harvest_lot, output_lot=b.capture_lot,
-                           record_type="capture", _src=src))
+            mb.append(
+                dict(
+                    batch_id=rec,
+                    record_type="capture",
+                    product=plant.product,
+                    unit_id="AKTA-01",
+                    recipe_id="PA-CAP-v2",
+                    status="complete",
+                    start_ts=b.capture_start,
+                    end_ts=b.capture_end,
+                    output_lot=b.capture_lot,
+                    setpoints_json="{}",
+                    **{k: None for k in SETPOINT_KEYS},
+                    _src=src,
+                )
+            )
+            mp.append(
+                dict(
+                    batch_id=rec,
+                    unit_procedure="Capture",
+                    operation="Protein A",
+                    phase="Load",
+                    phase_seq=1,
+                    start_ts=b.capture_start,
+                    end_ts=b.capture_end,
+                    _src=src,
+                )
+            )
+            mg.append(
+                dict(batch_id=rec, input_lot=b.harvest_lot, output_lot=b.capture_lot, record_type="capture", _src=src)
+            )
         if b.harvest and in_day(b.ufdf_end):
             rec = f"{b.batch_id}-UFDF"
             src = f"landing/mes/{rec}.json"
-            mb.append(dict(batch_id=rec, record_type="ufdf", product=plant.product,
-                           unit_id="TFF-01", recipe_id="UFDF-v1", status="complete",
-                           start_ts=b.ufdf_start, end_ts=b.ufdf_end, output_lot=b.ds_lot,
-                           setpoints_json="{}", **{k: None for k in SETPOINT_KEYS}, _src=src))
-            mp.append(dict(batch_id=rec, unit_procedure="UF/DF", operation="TFF",
-                           phase="DF", phase_seq=1, start_ts=b.ufdf_start, end_ts=b.ufdf_end,
-                           _src=src))
-            mg.append(dict(batch_id=rec, input_lot=b.capture_lot, output_lot=b.ds_lot,
-                           record_type="ufdf", _src=src))
+            mb.append(
+                dict(
+                    batch_id=rec,
+                    record_type="ufdf",
+                    product=plant.product,
+                    unit_id="TFF-01",
+                    recipe_id="UFDF-v1",
+                    status="complete",
+                    start_ts=b.ufdf_start,
+                    end_ts=b.ufdf_end,
+                    output_lot=b.ds_lot,
+                    setpoints_json="{}",
+                    **{k: None for k in SETPOINT_KEYS},
+                    _src=src,
+                )
+            )
+            mp.append(
+                dict(
+                    batch_id=rec,
+                    unit_procedure="UF/DF",
+                    operation="TFF",
+                    phase="DF",
+                    phase_seq=1,
+                    start_ts=b.ufdf_start,
+                    end_ts=b.ufdf_end,
+                    _src=src,
+                )
+            )
+            mg.append(dict(batch_id=rec, input_lot=b.capture_lot, output_lot=b.ds_lot, record_type="ufdf", _src=src))
 
     def rows_to_table(name: str, rows: list[dict]) -> None:
         if not rows:
             return
-        cols: dict = {f.name: [r.get(f.name) for r in rows] for f in SCHEMAS[name]
-                      if not f.name.startswith("_")}
+        cols: dict = {f.name: [r.get(f.name) for r in rows] for f in SCHEMAS[name] if not f.name.startswith("_")}
         for f in SCHEMAS[name]:
             if not f.name.startswith("_"):
                 cols[f.name] = pa.array(cols[f.name], f.type)
@@ -438,40 +664,92 @@ def day_tables(plant: Plant, day: dt.date, ingested_at: dt.datetime | None = Non
             age = (st - b.inoculation).total_seconds() / 86400
             x = min(age / plant.culture_days, 1.0)
             vcd = 0.5 + 15 * x
-            fast = [("vcd", vcd, "1e6 cells/mL", "Vi-CELL"), ("viability", 99 - 8 * x, "%", "Vi-CELL"),
-                    ("glucose", 6 - 3 * x, "g/L", "BGA"), ("lactate", 1 + x, "g/L", "BGA"),
-                    ("po2_offline", 41.0 + 1.5 * x, "%", "BGA"), ("ph_offline", 6.98 - 0.1 * x, "pH", "BGA")]
+            fast = [
+                ("vcd", vcd, "1e6 cells/mL", "Vi-CELL"),
+                ("viability", 99 - 8 * x, "%", "Vi-CELL"),
+                ("glucose", 6 - 3 * x, "g/L", "BGA"),
+                ("lactate", 1 + x, "g/L", "BGA"),
+                ("po2_offline", 41.0 + 1.5 * x, "%", "BGA"),
+                ("ph_offline", 6.98 - 0.1 * x, "pH", "BGA"),
+            ]
             for analyte, value, unit, method in fast:
                 rt = st + dt.timedelta(hours=1, minutes=30)
                 if in_day(rt):
-                    lims.append(dict(sample_id=sid, batch_id=b.batch_id, sample_time=st, result_time=rt,
-                                     analyte=analyte, value=float(value), unit=unit, method=method, _src=src))
+                    lims.append(
+                        dict(
+                            sample_id=sid,
+                            batch_id=b.batch_id,
+                            sample_time=st,
+                            result_time=rt,
+                            analyte=analyte,
+                            value=float(value),
+                            unit=unit,
+                            method=method,
+                            _src=src,
+                        )
+                    )
             if k >= 1:
                 rt = st + dt.timedelta(hours=30)
                 if in_day(rt):
-                    lims.append(dict(sample_id=sid, batch_id=b.batch_id, sample_time=st, result_time=rt,
-                                     analyte="titer", value=float(3 * x), unit="g/L", method="ProA-HPLC",
-                                     _src=src))
+                    lims.append(
+                        dict(
+                            sample_id=sid,
+                            batch_id=b.batch_id,
+                            sample_time=st,
+                            result_time=rt,
+                            analyte="titer",
+                            value=float(3 * x),
+                            unit="g/L",
+                            method="ProA-HPLC",
+                            _src=src,
+                        )
+                    )
             k += 1
         if b.harvest:
             st = b.harvest + dt.timedelta(minutes=10)
             sid = f"S-{unit_tag}-{b.number:04d}-H"
-            cqas = [("titer", 3.1, "g/L", "ProA-HPLC", 20), ("g0f", 42.0, "%", "HILIC", 48),
-                    ("g1f", 30.0, "%", "HILIC", 48), ("g2f", 8.0, "%", "HILIC", 48),
-                    ("man5", 4.0, "%", "HILIC", 48), ("afucosylation", 7.5, "%", "HILIC", 48),
-                    ("hmw", 2.1, "%", "SEC", 30)]
+            cqas = [
+                ("titer", 3.1, "g/L", "ProA-HPLC", 20),
+                ("g0f", 42.0, "%", "HILIC", 48),
+                ("g1f", 30.0, "%", "HILIC", 48),
+                ("g2f", 8.0, "%", "HILIC", 48),
+                ("man5", 4.0, "%", "HILIC", 48),
+                ("afucosylation", 7.5, "%", "HILIC", 48),
+                ("hmw", 2.1, "%", "SEC", 30),
+            ]
             for analyte, value, unit, method, delay_h in cqas:
                 rt = st + dt.timedelta(hours=delay_h)
                 if in_day(rt):
-                    lims.append(dict(sample_id=sid, batch_id=b.batch_id, sample_time=st, result_time=rt,
-                                     analyte=analyte, value=value + 0.01 * b.number, unit=unit,
-                                     method=method, _src=src))
+                    lims.append(
+                        dict(
+                            sample_id=sid,
+                            batch_id=b.batch_id,
+                            sample_time=st,
+                            result_time=rt,
+                            analyte=analyte,
+                            value=value + 0.01 * b.number,
+                            unit=unit,
+                            method=method,
+                            _src=src,
+                        )
+                    )
             # drug-substance release assay on the DS lot
             st = b.ufdf_end + dt.timedelta(minutes=30)
             rt = st + dt.timedelta(hours=26)
             if in_day(rt):
-                lims.append(dict(sample_id=f"S-{b.ds_lot}-REL", batch_id=b.ds_lot, sample_time=st,
-                                 result_time=rt, analyte="hmw", value=1.2, unit="%", method="SEC", _src=src))
+                lims.append(
+                    dict(
+                        sample_id=f"S-{b.ds_lot}-REL",
+                        batch_id=b.ds_lot,
+                        sample_time=st,
+                        result_time=rt,
+                        analyte="hmw",
+                        value=1.2,
+                        unit="%",
+                        method="SEC",
+                        _src=src,
+                    )
+                )
     rows_to_table("lims_results", lims)
 
     # ---- chromatography + filtration runs finishing today
@@ -485,44 +763,92 @@ def day_tables(plant: Plant, day: dt.date, ingested_at: dt.datetime | None = Non
             col = f"COL-PA-0{1 + cyc % 2}"
             src = f"landing/chromatography/AKTA-01/{run_id_c}/run.json"
             max_p = 2.0 + 0.01 * (cyc // 2)
-            cr.append(dict(run_id=run_id_c, skid_id="AKTA-01", column_id=col, column_cycle=cyc // 2,
-                           batch_id=b.batch_id, input_lot=b.harvest_lot, output_lot=b.capture_lot,
-                           start=b.capture_start, end=b.capture_end, load_volume_l=1900.0,
-                           load_titer_g_l=3.0, column_volume_l=50.0, pool_volume_l=120.0,
-                           pool_concentration_g_l=44.0, step_yield_pct=92.5,
-                           max_pressure_bar=max_p, result="pass", _src=src))
+            cr.append(
+                dict(
+                    run_id=run_id_c,
+                    skid_id="AKTA-01",
+                    column_id=col,
+                    column_cycle=cyc // 2,
+                    batch_id=b.batch_id,
+                    input_lot=b.harvest_lot,
+                    output_lot=b.capture_lot,
+                    start=b.capture_start,
+                    end=b.capture_end,
+                    load_volume_l=1900.0,
+                    load_titer_g_l=3.0,
+                    column_volume_l=50.0,
+                    pool_volume_l=120.0,
+                    pool_concentration_g_l=44.0,
+                    step_yield_pct=92.5,
+                    max_pressure_bar=max_p,
+                    result="pass",
+                    _src=src,
+                )
+            )
             n = 120
             t = np.linspace(0, (b.capture_end - b.capture_start).total_seconds(), n)
-            phase = np.array(["Equilibrate"] * 10 + ["Load"] * 50 + ["Wash"] * 20 + ["Elute"] * 20
-                             + ["Strip"] * 10 + ["CIP"] * 10)
+            phase = np.array(
+                ["Equilibrate"] * 10 + ["Load"] * 50 + ["Wash"] * 20 + ["Elute"] * 20 + ["Strip"] * 10 + ["CIP"] * 10
+            )
             uv = np.where(phase == "Elute", 1500 * np.sin(np.linspace(0, np.pi, n)) + 100, 50.0)
             for i in range(n):
-                cc.append(dict(run_id=run_id_c, skid_id="AKTA-01", volume_ml=float(t[i] * 10),
-                               time_s=float(t[i]), uv280_mau=float(uv[i]),
-                               conductivity_ms_cm=15.0 if phase[i] != "Elute" else 3.0,
-                               ph=7.2 if phase[i] != "Elute" else 3.6,
-                               pressure_bar=float(max_p * (0.6 + 0.4 * (phase[i] == "Load"))),
-                               phase=str(phase[i]), _src=src.replace("run.json", "curves.csv")))
+                cc.append(
+                    dict(
+                        run_id=run_id_c,
+                        skid_id="AKTA-01",
+                        volume_ml=float(t[i] * 10),
+                        time_s=float(t[i]),
+                        uv280_mau=float(uv[i]),
+                        conductivity_ms_cm=15.0 if phase[i] != "Elute" else 3.0,
+                        ph=7.2 if phase[i] != "Elute" else 3.6,
+                        pressure_bar=float(max_p * (0.6 + 0.4 * (phase[i] == "Load"))),
+                        phase=str(phase[i]),
+                        _src=src.replace("run.json", "curves.csv"),
+                    )
+                )
         if in_day(b.ufdf_end):
             run_id_f = f"TFF-01-{b.batch_id}"
             mem = f"MEM-0{1 + cyc % 2}"
             src = f"landing/filtration/TFF-01/{run_id_f}/run.json"
             flux = 40.0 - 0.2 * (cyc // 2)
-            fr.append(dict(run_id=run_id_f, skid_id="TFF-01", membrane_id=mem, membrane_use=cyc // 2,
-                           input_lot=b.capture_lot, output_lot=b.ds_lot, start=b.ufdf_start,
-                           end=b.ufdf_end, diavolumes=8.0, final_concentration_g_l=100.0,
-                           step_yield_pct=96.0, mean_flux_lmh=flux, result="pass", _src=src))
+            fr.append(
+                dict(
+                    run_id=run_id_f,
+                    skid_id="TFF-01",
+                    membrane_id=mem,
+                    membrane_use=cyc // 2,
+                    input_lot=b.capture_lot,
+                    output_lot=b.ds_lot,
+                    start=b.ufdf_start,
+                    end=b.ufdf_end,
+                    diavolumes=8.0,
+                    final_concentration_g_l=100.0,
+                    step_yield_pct=96.0,
+                    mean_flux_lmh=flux,
+                    result="pass",
+                    _src=src,
+                )
+            )
             n = 80
             t = np.linspace(0, (b.ufdf_end - b.ufdf_start).total_seconds(), n)
             phase = np.array(["UF1"] * 20 + ["DF"] * 40 + ["UF2"] * 15 + ["Recovery"] * 5)
             for i in range(n):
-                fc.append(dict(run_id=run_id_f, skid_id="TFF-01", time_s=float(t[i]),
-                               feed_pressure_bar=1.8, retentate_pressure_bar=0.8,
-                               permeate_pressure_bar=0.1, tmp_bar=1.2 + 0.001 * i,
-                               permeate_flux_lmh=float(flux + 5 - 10 * i / n),
-                               conductivity_ms_cm=15.0 - 10 * (phase[i] != "UF1"),
-                               retentate_volume_l=float(120 - i), phase=str(phase[i]),
-                               _src=src.replace("run.json", "curves.csv")))
+                fc.append(
+                    dict(
+                        run_id=run_id_f,
+                        skid_id="TFF-01",
+                        time_s=float(t[i]),
+                        feed_pressure_bar=1.8,
+                        retentate_pressure_bar=0.8,
+                        permeate_pressure_bar=0.1,
+                        tmp_bar=1.2 + 0.001 * i,
+                        permeate_flux_lmh=float(flux + 5 - 10 * i / n),
+                        conductivity_ms_cm=15.0 - 10 * (phase[i] != "UF1"),
+                        retentate_volume_l=float(120 - i),
+                        phase=str(phase[i]),
+                        _src=src.replace("run.json", "curves.csv"),
+                    )
+                )
     rows_to_table("chrom_runs", cr)
     rows_to_table("chrom_curves", cc)
     rows_to_table("filtration_runs", fr)
@@ -533,19 +859,49 @@ def day_tables(plant: Plant, day: dt.date, ingested_at: dt.datetime | None = Non
     src = f"landing/cmms/{day.isoformat()}.csv"
     dn = (day - EPOCH.date()).days
     if dn % 3 == 1:
-        wos.append(dict(work_order_id=f"WO-{dn:05d}-1", equipment_id="BR-101-AGT", equipment_type="agitator",
-                        work_type="corrective", failure_mode="bearing_wear", priority="high",
-                        opened_at=d0 + dt.timedelta(hours=9), closed_at=d0 + dt.timedelta(hours=15),
-                        description="Agitator vibration high, bearing inspected", _src=src))
+        wos.append(
+            dict(
+                work_order_id=f"WO-{dn:05d}-1",
+                equipment_id="BR-101-AGT",
+                equipment_type="agitator",
+                work_type="corrective",
+                failure_mode="bearing_wear",
+                priority="high",
+                opened_at=d0 + dt.timedelta(hours=9),
+                closed_at=d0 + dt.timedelta(hours=15),
+                description="Agitator vibration high, bearing inspected",
+                _src=src,
+            )
+        )
     if dn % 4 == 0:
-        wos.append(dict(work_order_id=f"WO-{dn:05d}-2", equipment_id="BR-102-FP", equipment_type="feed_pump",
-                        work_type="preventive", failure_mode=None, priority="low",
-                        opened_at=d0 + dt.timedelta(hours=8), closed_at=None,
-                        description="Feed pump tubing replacement", _src=src))
-        wos.append(dict(work_order_id=f"WO-{dn:05d}-3", equipment_id="COL-PA-01",
-                        equipment_type="chromatography_column", work_type="calibration",
-                        failure_mode=None, priority="medium", opened_at=d0 + dt.timedelta(hours=13),
-                        closed_at=d0 + dt.timedelta(hours=14), description="Column HETP test", _src=src))
+        wos.append(
+            dict(
+                work_order_id=f"WO-{dn:05d}-2",
+                equipment_id="BR-102-FP",
+                equipment_type="feed_pump",
+                work_type="preventive",
+                failure_mode=None,
+                priority="low",
+                opened_at=d0 + dt.timedelta(hours=8),
+                closed_at=None,
+                description="Feed pump tubing replacement",
+                _src=src,
+            )
+        )
+        wos.append(
+            dict(
+                work_order_id=f"WO-{dn:05d}-3",
+                equipment_id="COL-PA-01",
+                equipment_type="chromatography_column",
+                work_type="calibration",
+                failure_mode=None,
+                priority="medium",
+                opened_at=d0 + dt.timedelta(hours=13),
+                closed_at=d0 + dt.timedelta(hours=14),
+                description="Column HETP test",
+                _src=src,
+            )
+        )
     rows_to_table("cmms_work_orders", wos)
     return out
 
@@ -580,8 +936,9 @@ def write_bulk(lake: Lake, first_day: dt.date, n_days: int, plant: Plant | None 
     return counts
 
 
-def reingest_readings(lake: Lake, day: dt.date, unit_id: str = "BR-101", hours: tuple[int, int] = (12, 13),
-                      delta: float = 0.5) -> pa.Table:
+def reingest_readings(
+    lake: Lake, day: dt.date, unit_id: str = "BR-101", hours: tuple[int, int] = (12, 13), delta: float = 0.5
+) -> pa.Table:
     """Append a corrected second version of a historian file: the same readings (same ts) of
     ``unit_id`` between ``hours`` with ``value + delta`` and a later ``_ingested_at``."""
     import pyarrow.compute as pc
@@ -596,8 +953,9 @@ def reingest_readings(lake: Lake, day: dt.date, unit_id: str = "BR-101", hours: 
     now = dt.datetime.now(UTC)
     n = t.num_rows
     t = t.set_column(t.schema.get_field_index("_ingested_at"), "_ingested_at", pa.array([now] * n, TS))
-    t = t.set_column(t.schema.get_field_index("_source_hash"), "_source_hash",
-                     pa.array([hashlib.sha256(b"v2").hexdigest()] * n))
+    t = t.set_column(
+        t.schema.get_field_index("_source_hash"), "_source_hash", pa.array([hashlib.sha256(b"v2").hexdigest()] * n)
+    )
     t = t.cast(SCHEMAS["historian_readings"])
     lake.write_delta(lake.uri("bronze", "historian_readings"), t, mode="append", partition_by=["date"])
     return t

@@ -87,8 +87,7 @@ def test_a_late_commit_of_an_earlier_ingestion_is_not_skipped(tmp_path):
         assert a.height == b.height > 0, name
         assert_frame_equal(a, b, check_dtypes=True, abs_tol=1e-12), name
     gold = pl.read_delta(lake.uri("gold", "fct_process_readings")).drop("_loaded_at").sort(["batch_id", "ts"])
-    assert_frame_equal(gold, _table(incremental, "marts.fct_process_readings", ["batch_id", "ts"]),
-                       check_dtypes=False)
+    assert_frame_equal(gold, _table(incremental, "marts.fct_process_readings", ["batch_id", "ts"]), check_dtypes=False)
     assert gold.filter(pl.col("ts").dt.date() == day3).height > 1000
 
 
@@ -98,8 +97,8 @@ def test_overlapping_real_ingestion_runs_lose_no_reading(tmp_path, monkeypatch):
     then A commits. Staging holds every reading of both files."""
     import ingest_testdata as td
 
-    from assets.transform.warehouse import DBT_PROJECT_DIR, dbt_env, missing_bronze_tables
     from lakehouse.ingest import writer
+    from lakehouse.warehouse import DBT_PROJECT_DIR, dbt_env, missing_bronze_tables
 
     lake = Lake(str(tmp_path / "lake"))
     warehouse = tmp_path / "wh.duckdb"
@@ -132,9 +131,13 @@ def test_overlapping_real_ingestion_runs_lose_no_reading(tmp_path, monkeypatch):
     dbt_bin = Path(sys.executable).parent / "dbt"
 
     def dbt():
-        proc = subprocess.run([str(dbt_bin), "build", "--select", "stg_historian__readings",
-                               "--target-path", str(tmp_path / "target")],
-                              cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(dbt_bin), "build", "--select", "stg_historian__readings", "--target-path", str(tmp_path / "target")],
+            cwd=DBT_PROJECT_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:]
 
     dbt()
@@ -145,8 +148,9 @@ def test_overlapping_real_ingestion_runs_lose_no_reading(tmp_path, monkeypatch):
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        per_day = dict(con.execute("select reading_date, count(*) from staging.stg_historian__readings "
-                                   "group by 1").fetchall())
+        per_day = dict(
+            con.execute("select reading_date, count(*) from staging.stg_historian__readings group by 1").fetchall()
+        )
     finally:
         con.close()
     assert per_day == {day_a: n_a, day_b: n_b}

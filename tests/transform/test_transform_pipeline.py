@@ -48,8 +48,12 @@ def _data_end(n_days: int) -> dt.datetime:
     return dt.datetime.combine(FIRST_DAY + dt.timedelta(days=n_days), dt.time(), tzinfo=dt.UTC)
 
 
-def _assert_alignment_asof_genealogy(con: duckdb.DuckDBPyConnection, data_end: dt.datetime,
-                                     dsp_lag: dt.timedelta = dt.timedelta(days=2), min_batches: int = 3) -> None:
+def _assert_alignment_asof_genealogy(
+    con: duckdb.DuckDBPyConnection,
+    data_end: dt.datetime,
+    dsp_lag: dt.timedelta = dt.timedelta(days=2),
+    min_batches: int = 3,
+) -> None:
     """Contract properties that hold for any plant data (fixture or twin)."""
     grid = dt.timedelta(minutes=1)
     # --- every aligned batch covers inoculation..harvest on the 1-minute grid, no duplicates
@@ -58,8 +62,9 @@ def _assert_alignment_asof_genealogy(con: duckdb.DuckDBPyConnection, data_end: d
         where inoculation_ts is not null and harvest_ts is not null order by batch_id""").fetchall()
     assert len(windows) >= min_batches
     for batch_id, inoc, harvest in windows:
-        rows = con.execute("select ts from marts.fct_process_readings where batch_id = ? order by ts",
-                           [batch_id]).fetchall()
+        rows = con.execute(
+            "select ts from marts.fct_process_readings where batch_id = ? order by ts", [batch_id]
+        ).fetchall()
         ts = [r[0] for r in rows]
         first = inoc.replace(second=0, microsecond=0)
         expected_n = int((harvest - first) / grid) + 1
@@ -77,13 +82,20 @@ def _assert_alignment_asof_genealogy(con: duckdb.DuckDBPyConnection, data_end: d
     assert con.execute("select count(distinct phase) from marts.fct_process_readings").fetchone()[0] >= 4
 
     # --- every harvested batch whose downstream had time to happen reaches a UF/DF (DS) lot
-    harvested = [r[0] for r in con.execute(
-        "select batch_id from marts.dim_batches where harvest_ts is not null and harvest_ts < ?",
-        [data_end - dsp_lag]).fetchall()]
+    harvested = [
+        r[0]
+        for r in con.execute(
+            "select batch_id from marts.dim_batches where harvest_ts is not null and harvest_ts < ?",
+            [data_end - dsp_lag],
+        ).fetchall()
+    ]
     assert harvested
-    with_ds = {r[0] for r in con.execute("""
+    with_ds = {
+        r[0]
+        for r in con.execute("""
         select batch_id from marts.fct_lot_genealogy
-        where ds_lot is not null and capture_lot is not null and harvest_lot is not null""").fetchall()}
+        where ds_lot is not null and capture_lot is not null and harvest_lot is not null""").fetchall()
+    }
     assert set(harvested) <= with_ds, set(harvested) - with_ds
 
     # --- as-of joined assays never look into the future, and do show up once released
@@ -118,22 +130,32 @@ def _assert_fixture_specifics(con: duckdb.DuckDBPyConnection, n_days: int) -> No
     # the aborted batch has no Harvest phase -> no window, no aligned rows
     aborted = con.execute("select batch_id from marts.dim_batches where status = 'aborted'").fetchall()
     for (batch_id,) in aborted:
-        assert con.execute("select count(*) from marts.fct_process_readings where batch_id = ?",
-                           [batch_id]).fetchone()[0] == 0
+        assert (
+            con.execute("select count(*) from marts.fct_process_readings where batch_id = ?", [batch_id]).fetchone()[0]
+            == 0
+        )
     # carried forward through the BR-101 historian outage (10:00-10:11 every day): never null
     # once the batch has its first reading (batches that started before the lake did are null)
-    nulls = con.execute("""
+    nulls = con.execute(
+        """
         select count(*) from marts.fct_process_readings r join marts.dim_batches b using (batch_id)
         where r.unit_id = 'BR-101' and b.inoculation_ts >= ? and r.ts >= b.inoculation_ts + interval 1 hour
-          and r.temperature is null""", [_data_end(0)]).fetchone()[0]
+          and r.temperature is null""",
+        [_data_end(0)],
+    ).fetchone()[0]
     assert nulls == 0
-    outage = con.execute("""
+    outage = con.execute(
+        """
         select count(*), count(temperature) from marts.fct_process_readings
-        where unit_id = 'BR-101' and hour(ts) = 10 and minute(ts) < 12 and ts >= ?""", [_data_end(0)]).fetchone()
+        where unit_id = 'BR-101' and hour(ts) = 10 and minute(ts) < 12 and ts >= ?""",
+        [_data_end(0)],
+    ).fetchone()
     assert outage[0] > 0 and outage[0] == outage[1]
     # BR-102 has no capacitance probe: the column is null there, filled on BR-101
-    cap = dict(con.execute("""select unit_id, count(capacitance) from marts.fct_process_readings
-                              group by unit_id""").fetchall())
+    cap = dict(
+        con.execute("""select unit_id, count(capacitance) from marts.fct_process_readings
+                              group by unit_id""").fetchall()
+    )
     assert cap["BR-102"] == 0 and cap["BR-101"] > 0
     # phases and maturity
     bad = con.execute("""select count(*) from marts.fct_process_readings
@@ -141,8 +163,9 @@ def _assert_fixture_specifics(con: duckdb.DuckDBPyConnection, n_days: int) -> No
     assert bad == 0
     end = _data_end(n_days)
     schedule = {b.batch_id: b for b in PLANT.batches_overlapping(_data_end(0) - dt.timedelta(days=3), end)}
-    harvested = [r[0] for r in con.execute(
-        "select batch_id from marts.dim_batches where harvest_ts is not null").fetchall()]
+    harvested = [
+        r[0] for r in con.execute("select batch_id from marts.dim_batches where harvest_ts is not null").fetchall()
+    ]
     done = [b for b in harvested if schedule[b].ufdf_end < end]
     assert len(done) >= 3
     lots = dict(con.execute("select batch_id, ds_lot from marts.fct_lot_genealogy where ds_lot is not null").fetchall())
@@ -165,8 +188,10 @@ def _assert_parity_with_reference_alignment(lake, con: duckdb.DuckDBPyConnection
     phases = lake.read_delta(lake.uri("bronze", "mes_phases"))
     windows = alignment.batch_windows(lake.read_delta(lake.uri("bronze", "mes_batches")), phases)
     ref = alignment.align_readings(readings, windows, grid_minutes=1, phases=phases)
-    cols = list(alignment.OUTPUT_COLUMNS)
-    ours = con.execute(f"select {', '.join(cols)} from marts.fct_process_readings order by batch_id, ts").fetch_arrow_table()
+    cols = list(alignment.output_columns())
+    ours = con.execute(
+        f"select {', '.join(cols)} from marts.fct_process_readings order by batch_id, ts"
+    ).fetch_arrow_table()
     ref = ref.select(cols).sort_by([("batch_id", "ascending"), ("ts", "ascending")])
     assert ours.num_rows == ref.num_rows > 0
     for c in cols:
@@ -190,17 +215,24 @@ def _assert_gold_readback(lake, con: duckdb.DuckDBPyConnection) -> dict[str, int
     schema as each other and as the warehouse mart."""
     import sys as _sys
 
-    from assets.transform.warehouse import DBT_PROJECT_DIR, GOLD_MARTS
+    from lakehouse.warehouse import DBT_PROJECT_DIR, GOLD_MARTS
 
     _sys.path.insert(0, str(DBT_PROJECT_DIR / "plugins"))
     import lakehouse_duckdb
 
     reader = duckdb.connect()
     reader.execute("SET TimeZone='UTC'")
-    lakehouse_duckdb.configure(reader, {
-        "s3_endpoint_url": lake.s3.endpoint_url, "s3_access_key_id": lake.s3.access_key_id,
-        "s3_secret_access_key": lake.s3.secret_access_key, "s3_region": lake.s3.region,
-    } if lake.is_s3 else {})
+    lakehouse_duckdb.configure(
+        reader,
+        {
+            "s3_endpoint_url": lake.s3.endpoint_url,
+            "s3_access_key_id": lake.s3.access_key_id,
+            "s3_secret_access_key": lake.s3.secret_access_key,
+            "s3_region": lake.s3.region,
+        }
+        if lake.is_s3
+        else {},
+    )
     counts = {}
     for mart in GOLD_MARTS:
         uri = lake.uri("gold", mart)
@@ -217,8 +249,9 @@ def _assert_gold_readback(lake, con: duckdb.DuckDBPyConnection) -> dict[str, int
             assert norm(t_pl) == norm(f.type), (mart, f.name, t_pl, f.type)
         counts[mart] = pl_df.height
     # timestamps are UTC in the lake
-    ts_type = pl.read_delta(lake.uri("gold", "fct_process_readings"),
-                            storage_options=lake.delta_storage_options() or None).schema["ts"]
+    ts_type = pl.read_delta(
+        lake.uri("gold", "fct_process_readings"), storage_options=lake.delta_storage_options() or None
+    ).schema["ts"]
     assert ts_type == pl.Datetime("us", "UTC")
     return counts
 
@@ -236,24 +269,35 @@ def test_dbt_build_in_dagster_local_then_one_more_day(lake_local, warehouse):
     checks = _checks(result)
     assert len(checks) > 60 and all(c.passed for c in checks)
     keys = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
-    assert {"stg_historian__readings", "int_process_readings__aligned", "fct_process_readings",
-            "gold/fct_process_readings", "gold/dim_batches"} <= keys
+    assert {
+        "stg_historian__readings",
+        "int_process_readings__aligned",
+        "fct_process_readings",
+        "gold/fct_process_readings",
+        "gold/dim_batches",
+    } <= keys
 
     with _warehouse(warehouse) as con:
         _assert_model_properties(con, N_DAYS)
         # the re-exported file wins: staging holds the corrected (+0.5) values, once
         sample = corrected.slice(0, 200).to_pylist()
         for row in sample:
-            got = con.execute("""select value, count(*) over () from staging.stg_historian__readings
+            got = con.execute(
+                """select value, count(*) over () from staging.stg_historian__readings
                                  where unit_id = ? and tag = ? and reading_ts = ?""",
-                              [row["unit_id"], row["tag"], row["ts"]]).fetchall()
+                [row["unit_id"], row["tag"], row["ts"]],
+            ).fetchall()
             assert len(got) == 1 and got[0][0] == pytest.approx(row["value"])
         assert con.execute("select count(*) from marts.fct_work_orders").fetchone()[0] == 0
         _assert_parity_with_reference_alignment(lake, con)
-        before = dict(con.execute("""select batch_id, max(_source_ingested_at) from marts.fct_process_readings
-                                     group by batch_id""").fetchall())
-        stg_before = dict(con.execute("""select reading_date, max(_ingested_at) from staging.stg_historian__readings
-                                         group by reading_date""").fetchall())
+        before = dict(
+            con.execute("""select batch_id, max(_source_ingested_at) from marts.fct_process_readings
+                                     group by batch_id""").fetchall()
+        )
+        stg_before = dict(
+            con.execute("""select reading_date, max(_ingested_at) from staging.stg_historian__readings
+                                         group by reading_date""").fetchall()
+        )
     _assert_gold_readback(lake, _warehouse(warehouse))
 
     # ---- one more day arrives, and the late systems deliver their backlog
@@ -265,26 +309,47 @@ def test_dbt_build_in_dagster_local_then_one_more_day(lake_local, warehouse):
 
     with _warehouse(warehouse) as con:
         _assert_model_properties(con, N_DAYS + 1)
-        after = dict(con.execute("""select batch_id, max(_source_ingested_at) from marts.fct_process_readings
-                                    group by batch_id""").fetchall())
+        after = dict(
+            con.execute("""select batch_id, max(_source_ingested_at) from marts.fct_process_readings
+                                    group by batch_id""").fetchall()
+        )
         # history untouched: every batch of the first build keeps its rows' lineage watermark
         assert {b: after[b] for b in before} == before
         new_batches = set(after) - set(before)
         assert new_batches == {"BR101-0102"}
-        assert con.execute("select status from marts.dim_batches where batch_id = 'BR102-0102'").fetchone()[0] == "aborted"
-        stg_after = dict(con.execute("""select reading_date, max(_ingested_at) from staging.stg_historian__readings
-                                        group by reading_date""").fetchall())
+        assert (
+            con.execute("select status from marts.dim_batches where batch_id = 'BR102-0102'").fetchone()[0] == "aborted"
+        )
+        stg_after = dict(
+            con.execute("""select reading_date, max(_ingested_at) from staging.stg_historian__readings
+                                        group by reading_date""").fetchall()
+        )
         assert {d: stg_after[d] for d in stg_before} == stg_before  # old days not rebuilt
         assert len(stg_after) == len(stg_before) + 1
         assert con.execute("select count(*) from marts.fct_work_orders").fetchone()[0] > 0
-        assert con.execute("select count(*) from marts.fct_filtration_runs where bioreactor_batch_id is not null").fetchone()[0] >= 3
+        assert (
+            con.execute(
+                "select count(*) from marts.fct_filtration_runs where bioreactor_batch_id is not null"
+            ).fetchone()[0]
+            >= 3
+        )
 
-    gold = {m.asset_key.path[-1]: m.materialization.metadata for m in result.get_asset_materialization_events()
-            if m.asset_key.path[0] == "gold"}
+    gold = {
+        m.asset_key.path[-1]: m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.path[0] == "gold"
+    }
     assert gold["fct_process_readings"]["publish_mode"].value == "incremental"
     assert gold["fct_process_readings"]["replaced_batches"].value == 1
     schema = gold["fct_process_readings"]["dagster/column_schema"].value
-    assert [c.name for c in schema.columns][:6] == ["batch_id", "unit_id", "ts", "culture_age_h", "maturity_pct", "phase"]
+    assert [c.name for c in schema.columns][:6] == [
+        "batch_id",
+        "unit_id",
+        "ts",
+        "culture_age_h",
+        "maturity_pct",
+        "phase",
+    ]
     # every column of every gold mart carries its dbt description
     for mart, md in gold.items():
         undocumented = [c.name for c in md["dagster/column_schema"].value.columns if not c.description]
@@ -317,12 +382,20 @@ def test_twin_to_ingestion_to_dbt_on_s3(lake_s3, warehouse):
     data_end = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=days)
     with _warehouse(warehouse) as con:
         _assert_alignment_asof_genealogy(con, data_end, min_batches=1)
-        from lakehouse.transforms.alignment import PARAMETERS
+        from lakehouse.catalog import default_catalog
 
-        filled = con.execute("select " + ", ".join(f"count({p})" for p in PARAMETERS)
-                             + " from marts.fct_process_readings").fetchone()
+        PARAMETERS = default_catalog().names()
+
+        filled = con.execute(
+            "select " + ", ".join(f"count({p})" for p in PARAMETERS) + " from marts.fct_process_readings"
+        ).fetchone()
         assert all(n > 0 for n in filled), dict(zip(PARAMETERS, filled))  # the twin logs all 19
-        assert con.execute("select count(*) from marts.fct_chromatography_runs where bioreactor_batch_id is not null").fetchone()[0] >= 1
+        assert (
+            con.execute(
+                "select count(*) from marts.fct_chromatography_runs where bioreactor_batch_id is not null"
+            ).fetchone()[0]
+            >= 1
+        )
         assert con.execute("select count(*) from marts.fct_equipment_health_daily").fetchone()[0] > days
     counts = _assert_gold_readback(lake, _warehouse(warehouse))
     assert counts["fct_process_readings"] > 10_000

@@ -11,9 +11,10 @@ from lakehouse.storage import Lake, S3Settings
 
 
 def test_asset_graph_keys_and_lineage():
-    from assets.transform import defs
-    from assets.transform.warehouse import BRONZE_TABLES, GOLD_MARTS
+    from assets.transform import build_defs
+    from lakehouse.warehouse import BRONZE_TABLES, GOLD_MARTS
 
+    defs = build_defs()
     specs = {s.key: s for a in defs.assets for s in a.specs}
     for mart in GOLD_MARTS:
         assert dg.AssetKey([mart]) in specs
@@ -32,7 +33,8 @@ def test_asset_graph_keys_and_lineage():
     rest = next(a for a in defs.assets if dg.AssetKey(["stg_historian__readings"]) in a.keys)
     assert aligned is not rest and not set(aligned.keys) & set(rest.keys)
     assert {"int_process_readings__aligned", "int_process_readings__assays_asof", "fct_process_readings"} <= {
-        k.to_user_string() for k in aligned.keys}
+        k.to_user_string() for k in aligned.keys
+    }
     assert dg.AssetKey(["stg_historian__readings"]) in {d.asset_key for s in aligned.specs for d in s.deps}
     assert {"spark", "dbt", "lake"} <= set(aligned.required_resource_keys)
     check_assets = {c.asset_key for c in aligned.check_specs}
@@ -43,7 +45,7 @@ def test_asset_graph_keys_and_lineage():
 
 
 def test_dbt_env_carries_lake_root_and_s3_only_for_s3():
-    from assets.transform.warehouse import dbt_env, patched_environ
+    from lakehouse.warehouse import dbt_env, patched_environ
 
     local = dbt_env(Lake("/tmp/some-lake"))
     assert local["LAKEHOUSE_ROOT"] == "/tmp/some-lake"
@@ -62,7 +64,7 @@ def test_dbt_env_carries_lake_root_and_s3_only_for_s3():
 
 
 def test_duckdb_s3_secret_is_path_style_and_http_for_http_endpoints():
-    from assets.transform.warehouse import DBT_PROJECT_DIR
+    from lakehouse.warehouse import DBT_PROJECT_DIR
 
     sys.path.insert(0, str(DBT_PROJECT_DIR / "plugins"))
     import lakehouse_duckdb

@@ -23,8 +23,9 @@ def _write(lake: Lake, plant: bf.Plant, days: range) -> None:
 
 def _ok(result) -> None:
     failures = [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    bad = [f"{c.asset_key.to_user_string()}::{c.check_name}" for c in result.get_asset_check_evaluations()
-           if not c.passed]
+    bad = [
+        f"{c.asset_key.to_user_string()}::{c.check_name}" for c in result.get_asset_check_evaluations() if not c.passed
+    ]
     assert result.success and not failures and not bad, (failures, bad)
 
 
@@ -37,9 +38,12 @@ def _units(warehouse, table: str) -> set[str]:
 
 
 def _refresh_needed(warehouse, lake: Lake) -> dict[str, bool]:
-    from assets.transform.warehouse import needs_full_refresh
+    from lakehouse.warehouse import needs_full_refresh
 
-    return {step: bool(needs_full_refresh(warehouse, step, lake.root)) for step in ("dbt_process_model", "dbt_aligned_readings")}
+    return {
+        step: bool(needs_full_refresh(warehouse, step, lake.root))
+        for step in ("dbt_process_model", "dbt_aligned_readings")
+    }
 
 
 def test_switching_lakes_rebuilds_the_incremental_models(tmp_path, warehouse):

@@ -17,9 +17,8 @@ def materialize_transform(lake, warehouse, engine: str = "default"):
     (``engine="spark"``: the historian alignment on Spark, see assets/transform/dbt_models.py)."""
     import dagster as dg
 
-    from assets.transform import dbt_cli_resource, defs
-    from lakehouse.spark.resource import SparkResource
-    from orchestration.resources import LakeResource
+    from assets.resources import LakeResource, SparkResource
+    from assets.transform import build_defs, dbt_cli_resource
 
     s3 = lake.s3
     resource = LakeResource(
@@ -30,6 +29,7 @@ def materialize_transform(lake, warehouse, engine: str = "default"):
         aws_region=s3.region,
         duckdb_path=str(warehouse),
     )
+    defs = build_defs()
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
         resources={"lake": resource, "dbt": dbt_cli_resource(), "spark": SparkResource(engine=engine)},

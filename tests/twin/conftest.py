@@ -25,8 +25,12 @@ def _seed_with_bearing_failure(days: int, units: int) -> int:
         failures: list = []
         for u in range(units):
             _Planner(cfg, u, days * 24.0, wos, failures).plan()
-        if any(f.failure_mode == "bearing_failure" and 25 * 24.0 <= f.failure_time <= (days - 3) * 24.0
-               and f.degradation_start >= 0.0 for f in failures):
+        if any(
+            f.failure_mode == "bearing_failure"
+            and 25 * 24.0 <= f.failure_time <= (days - 3) * 24.0
+            and f.degradation_start >= 0.0
+            for f in failures
+        ):
             return seed
     raise RuntimeError("no seed with a bearing failure found")
 
@@ -55,8 +59,11 @@ def small_config() -> SiteConfig:
 
 def _tree_digest(root: Path) -> dict[str, str]:
     """relative path -> sha256 of every file under ``root``."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -66,9 +73,18 @@ def tree_digest() -> Callable[[Path], dict[str, str]]:
 
 def _read_historian(path: Path) -> pd.DataFrame:
     """One historian CSV with typed columns (timestamp as UTC)."""
-    t = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types={
-        "timestamp": pa.timestamp("ms", tz="UTC"), "tag": pa.string(), "value": pa.float64(),
-        "unit": pa.string(), "quality": pa.int16()}))
+    t = pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            column_types={
+                "timestamp": pa.timestamp("ms", tz="UTC"),
+                "tag": pa.string(),
+                "value": pa.float64(),
+                "unit": pa.string(),
+                "quality": pa.int16(),
+            }
+        ),
+    )
     return t.to_pandas()
 
 

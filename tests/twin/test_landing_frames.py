@@ -1,4 +1,4 @@
-"""``ml.landing_frames.gold_frames`` (the benchmark shortcut landing → gold-shaped frames) on
+"""``tests.support.landing_frames.gold_frames`` (the benchmark shortcut landing → gold-shaped frames) on
 the twin site of tests/twin: the aligned grid is the contract's, values come from the CSVs."""
 
 from __future__ import annotations
@@ -11,19 +11,20 @@ import pytest
 
 @pytest.fixture(scope="module")
 def frames(site_dir):
-    from ml.landing_frames import gold_frames
+    from tests.support.landing_frames import gold_frames
 
     return gold_frames(str(site_dir))
 
 
 def test_aligned_grid_and_values_match_the_historian_files(frames, site_dir):
-    from ml.landing_frames import read_historian
+    from tests.support.landing_frames import read_historian
 
     batches, aligned = frames["dim_batches"], frames["fct_process_readings"]
     done = batches.filter(pl.col("inoculation_ts").is_not_null() & pl.col("harvest_ts").is_not_null())
     assert done.height >= 4
-    per_batch = aligned.group_by("batch_id").agg(pl.len().alias("n"), pl.col("ts").min().alias("t0"),
-                                                 pl.col("ts").max().alias("t1"))
+    per_batch = aligned.group_by("batch_id").agg(
+        pl.len().alias("n"), pl.col("ts").min().alias("t0"), pl.col("ts").max().alias("t1")
+    )
     grid = done.join(per_batch, on="batch_id", how="left")
     for b in grid.iter_rows(named=True):
         start = b["inoculation_ts"].replace(second=0, microsecond=0)  # time_bucket(1 min)
@@ -41,9 +42,13 @@ def test_aligned_grid_and_values_match_the_historian_files(frames, site_dir):
     b = done.row(1, named=True)
     rows = aligned.filter(pl.col("batch_id") == b["batch_id"]).sort("ts")
     mid = rows["ts"][rows.height // 2]
-    window = raw.filter((pl.col("unit_id") == b["unit_id"]) & pl.col("ts").is_between(mid, mid + dt.timedelta(hours=1), closed="left"))
+    window = raw.filter(
+        (pl.col("unit_id") == b["unit_id"]) & pl.col("ts").is_between(mid, mid + dt.timedelta(hours=1), closed="left")
+    )
     assert window.height >= 6  # 300 s logging
-    for t in rows.filter(pl.col("ts").is_between(mid, mid + dt.timedelta(hours=1), closed="left")).iter_rows(named=True):
+    for t in rows.filter(pl.col("ts").is_between(mid, mid + dt.timedelta(hours=1), closed="left")).iter_rows(
+        named=True
+    ):
         upto = window.filter(pl.col("ts") < t["ts"] + dt.timedelta(minutes=1))
         inside = upto.filter(pl.col("ts") >= t["ts"])
         if inside.height:

@@ -58,8 +58,7 @@ def r():
         kla[IDX[name]], o2_max[IDX[name]] = 150.0, 0.0
     agit_max[IDX["weak_vessel_big_motor"]] = 1000.0
     ferm = Fermenter(kla_ref_per_h=kla, o2_max_slpm=o2_max, agit_max_rpm=agit_max)
-    return simulate_fermentations([REC] * N, fermenter=ferm, faults=f,
-                                  sample_times_h=np.tile(SAMPLE_H, (N, 1)))
+    return simulate_fermentations([REC] * N, fermenter=ferm, faults=f, sample_times_h=np.tile(SAMPLE_H, (N, 1)))
 
 
 def _ok(r, i):
@@ -90,8 +89,11 @@ def test_carbon_balance_closes_and_co2_is_carbon_taken_up_minus_carbon_fixed(r):
     k = int(np.nonzero(_ok(r, i))[0][-1])
     v = r["volume"][i, k]
     taken_up = r["gly_consumed"][i, k] / MW_GLY + r["meoh_consumed"][i, k] / MW_MEOH
-    fixed = ((r["dcw"][i, k] * v - REC.seed_dcw_g_l * REC.initial_mass_kg / Fermenter.density_kg_l) / MW_X
-             + r["titer"][i, k] * v / 1000.0 / MW_P + r["ethanol"][i, k] * v / MW_ETOH)
+    fixed = (
+        (r["dcw"][i, k] * v - REC.seed_dcw_g_l * REC.initial_mass_kg / Fermenter.density_kg_l) / MW_X
+        + r["titer"][i, k] * v / 1000.0 / MW_P
+        + r["ethanol"][i, k] * v / MW_ETOH
+    )
     sampled = r["carbon_sampled"][i, k]
     assert r["co2_total"][i, k] == pytest.approx(taken_up - fixed - sampled, rel=0.02)
     assert 0.3 < r["co2_total"][i, k] / taken_up < 0.6  # methanol/glycerol: ~half the carbon leaves as CO2
@@ -108,7 +110,8 @@ def test_cer_integral_matches_the_co2_evolved(r):
         assert integral == pytest.approx(np.nanmax(r["co2_total"][i]), rel=0.02), name
         our_mol_h = np.nan_to_num(r["our"][i] * r["volume"][i] / 1000.0)
         assert np.sum(0.5 * (our_mol_h[1:] + our_mol_h[:-1]) * dt * ok[1:]) == pytest.approx(
-            np.nanmax(r["o2_total"][i]), rel=0.02), name
+            np.nanmax(r["o2_total"][i]), rel=0.02
+        ), name
 
 
 def test_methanol_fed_is_consumed_accumulated_or_sampled(r):
@@ -129,8 +132,15 @@ def test_methanol_fed_is_consumed_accumulated_or_sampled(r):
 def test_weight_balance_includes_gas_exchange(r):
     """Mass = initial + feed + acid + base - samples - evaporation + O2 absorbed - CO2 released."""
     gas = (32.0 * r["o2_total"] - 44.01 * r["co2_total"]) / 1000.0
-    expected = (REC.initial_mass_kg + r["feed_total"] + r["base_total"] + r["acid_total"] - r["sample_total"]
-                - r["evaporation_total"] + gas)
+    expected = (
+        REC.initial_mass_kg
+        + r["feed_total"]
+        + r["base_total"]
+        + r["acid_total"]
+        - r["sample_total"]
+        - r["evaporation_total"]
+        + gas
+    )
     ok = ~np.isnan(expected)
     np.testing.assert_allclose(r["mass"][ok], expected[ok], rtol=1e-12, atol=1e-9)
     i = IDX["nominal"]
@@ -138,7 +148,7 @@ def test_weight_balance_includes_gas_exchange(r):
     assert 5.0 < gas[i, k] < 30.0  # without the gas term the weight balance misses 5-30 kg
     assert 5.0 < r["evaporation_total"][i, k] < 30.0  # exhaust saturated with water at broth temperature
     assert 3.0 < r["base_total"][i, k] < 20.0 and r["acid_total"][i, k] > 0.05  # acid: the initial pH correction
-    n_samples = int(np.sum(SAMPLE_H <= r.events["end_h"][i]))
+    n_samples = int(np.sum(r.events["end_h"][i] >= SAMPLE_H))
     assert r["sample_total"][i, k] == pytest.approx(n_samples * Fermenter.sample_kg)
 
 
@@ -148,7 +158,7 @@ def test_base_addition_tracks_nitrogen_assimilated(r):
     k = int(np.nonzero(_ok(r, i))[0][-1])
     v = r["volume"][i, k]
     x_formed = (r["dcw"][i, k] * v - REC.seed_dcw_g_l * REC.initial_mass_kg / Fermenter.density_kg_l) / MW_X
-    base_mol = (r["base_total"][i, k] * Fermenter.base_mol_per_kg - r["acid_total"][i, k] * Fermenter.acid_mol_per_kg)
+    base_mol = r["base_total"][i, k] * Fermenter.base_mol_per_kg - r["acid_total"][i, k] * Fermenter.acid_mol_per_kg
     assert base_mol == pytest.approx(0.17 * x_formed, rel=0.1)
 
 
@@ -156,8 +166,7 @@ def test_base_addition_tracks_nitrogen_assimilated(r):
 
 
 def test_offgas_rates_recomputed_from_flows_and_exhaust_analysis(r):
-    our, cer = offgas_rates(r["air_flow"], r["o2_flow"], r["offgas_o2"] / 100.0, r["offgas_co2"] / 100.0,
-                            r["volume"])
+    our, cer = offgas_rates(r["air_flow"], r["o2_flow"], r["offgas_o2"] / 100.0, r["offgas_co2"] / 100.0, r["volume"])
     ok = ~np.isnan(r["our"])
     np.testing.assert_allclose(our[ok], r["our"][ok], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(cer[ok], r["cer"][ok], rtol=1e-6, atol=1e-6)
@@ -198,7 +207,8 @@ def test_do_saturation_and_transfer_equilibrium():
     assert do_equilibrium(200.0, 0.25, 60.0, 0.005) < do_equilibrium(200.0, 0.25, 40.0, 0.005)
     # transfer = uptake at the root
     assert 200.0 * (0.25 - do_equilibrium(200.0, 0.25, 40.0, 0.005)) == pytest.approx(
-        40.0 * do_equilibrium(200.0, 0.25, 40.0, 0.005) / (0.005 + do_equilibrium(200.0, 0.25, 40.0, 0.005)))
+        40.0 * do_equilibrium(200.0, 0.25, 40.0, 0.005) / (0.005 + do_equilibrium(200.0, 0.25, 40.0, 0.005))
+    )
 
 
 def test_do_cascade_holds_the_setpoint_in_order(r):
@@ -282,9 +292,31 @@ VISIBLE = {
     "base_pump": {"base_flow": 20.0, "ph": 0.1},
     "contamination": {"base_flow": 10.0, "cer": 2.0},
 }
-SIGNALS = ("temperature", "ph", "do", "agitation", "air_flow", "o2_flow", "pressure", "offgas_o2", "offgas_co2",
-           "our", "cer", "feed_flow", "feed_sp", "feed_tank", "base_flow", "base_total", "acid_flow", "acid_total",
-           "mass", "cw_flow", "cw_in", "cw_out", "phase")
+SIGNALS = (
+    "temperature",
+    "ph",
+    "do",
+    "agitation",
+    "air_flow",
+    "o2_flow",
+    "pressure",
+    "offgas_o2",
+    "offgas_co2",
+    "our",
+    "cer",
+    "feed_flow",
+    "feed_sp",
+    "feed_tank",
+    "base_flow",
+    "base_total",
+    "acid_flow",
+    "acid_total",
+    "mass",
+    "cw_flow",
+    "cw_in",
+    "cw_out",
+    "phase",
+)
 
 
 @pytest.mark.parametrize("name", list(VISIBLE))
@@ -361,7 +393,7 @@ def test_samples_record_the_truth_before_withdrawal(r):
     n = IDX["nominal"]
     s = r.samples
     taken = s["taken"][n]
-    assert taken.sum() == int(np.sum(SAMPLE_H < r.events["end_h"][n]))
+    assert taken.sum() == int(np.sum(r.events["end_h"][n] > SAMPLE_H))
     j = int(np.nonzero(taken)[0][5])
     k = int(np.searchsorted(r.t_h, s["t_h"][n, j]))
     assert s["dcw"][n, j] == pytest.approx(r["dcw"][n, k])

@@ -45,17 +45,16 @@ def fall_export(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _hist(path: Path) -> pl.DataFrame:
-    return pl.read_csv(path, schema={"Tagname": pl.Utf8, "Timestamp": pl.Utf8, "Value": pl.Float64,
-                                     "Quality": pl.Utf8})
+    return pl.read_csv(path, schema={"Tagname": pl.Utf8, "Timestamp": pl.Utf8, "Value": pl.Float64, "Quality": pl.Utf8})
 
 
 def _local(utc_iso: str, fmt: str) -> str:
-    t = dt.datetime.strptime(utc_iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    t = dt.datetime.strptime(utc_iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     return t.astimezone(TZ).strftime(fmt)
 
 
 def _utc(local: str, fmt: str) -> dt.datetime:
-    return dt.datetime.strptime(local, fmt).replace(tzinfo=TZ).astimezone(dt.timezone.utc)
+    return dt.datetime.strptime(local, fmt).replace(tzinfo=TZ).astimezone(dt.UTC)
 
 
 # ------------------------------------------------------------------ files and formats
@@ -73,13 +72,36 @@ def test_export_files_columns_and_signal_catalog(default_export):
     assert set(day["Quality"].unique()) == {"Good", "Bad"}
     tags = {f"{v}/{spec.loop}" for v in s.vessels for spec in SIGNALS.values()}
     assert set(day["Tagname"].unique()) == tags
-    assert (pl.read_csv(out / "batch_list.csv").columns
-            == ["Lot", "Fermenter", "Product", "Recipe", "Inoculated", "Harvested", "Status"])
-    assert (pl.read_csv(out / "deviations.csv").columns
-            == ["Deviation ID", "Lot", "Recorded Onset", "Category", "Description", "Opened"])
-    assert (pl.read_csv(out / "lab_results.csv").columns
-            == ["Sample ID", "Lot", "Sampled", "Reported", "Test", "OD600", "DCW (g/L)", "Glycerol (g/L)",
-                "Methanol (g/L)", "Ethanol (g/L)", "Titer (mg/L)"])
+    assert pl.read_csv(out / "batch_list.csv").columns == [
+        "Lot",
+        "Fermenter",
+        "Product",
+        "Recipe",
+        "Inoculated",
+        "Harvested",
+        "Status",
+    ]
+    assert pl.read_csv(out / "deviations.csv").columns == [
+        "Deviation ID",
+        "Lot",
+        "Recorded Onset",
+        "Category",
+        "Description",
+        "Opened",
+    ]
+    assert pl.read_csv(out / "lab_results.csv").columns == [
+        "Sample ID",
+        "Lot",
+        "Sampled",
+        "Reported",
+        "Test",
+        "OD600",
+        "DCW (g/L)",
+        "Glycerol (g/L)",
+        "Methanol (g/L)",
+        "Ethanol (g/L)",
+        "Titer (mg/L)",
+    ]
     for f in ("batches.csv", "samples.csv", "trajectories.parquet", "README.md"):
         assert (out / "_truth" / f).stat().st_size > 0
     # the catalog: >= 15 signals of the plant's own units, every kind the catalog distinguishes
@@ -95,12 +117,23 @@ def test_export_files_columns_and_signal_catalog(default_export):
 def test_values_are_plausible_in_the_plants_units(default_export):
     out, _ = default_export
     d = _hist(out / "historian" / "HIST_20260310.csv").with_columns(
-        pl.col("Tagname").str.split("/").list.get(1).alias("loop"))
-    rng = {"TIC-110.PV": (60.0, 260.0), "AIC-120.PV": (2.5, 7.5), "AIC-130.PV": (-0.5, 25.0),
-           "SIC-140.PV": (0.0, 900.0), "FIC-150.PV": (0.0, 320.0), "PIC-160.PV": (-0.5, 16.0),
-           "AI-170A.PV": (10.0, 40.0), "AI-170B.PV": (0.0, 8.0), "AY-170C.PV": (-5.0, 350.0),
-           "FIC-180.PV": (0.0, 2.0), "WI-100.PV": (-1.0, 260.0), "FI-200.PV": (0.0, 12.0),
-           "KS-100.STEP": (0.0, 5.0)}
+        pl.col("Tagname").str.split("/").list.get(1).alias("loop")
+    )
+    rng = {
+        "TIC-110.PV": (60.0, 260.0),
+        "AIC-120.PV": (2.5, 7.5),
+        "AIC-130.PV": (-0.5, 25.0),
+        "SIC-140.PV": (0.0, 900.0),
+        "FIC-150.PV": (0.0, 320.0),
+        "PIC-160.PV": (-0.5, 16.0),
+        "AI-170A.PV": (10.0, 40.0),
+        "AI-170B.PV": (0.0, 8.0),
+        "AY-170C.PV": (-5.0, 350.0),
+        "FIC-180.PV": (0.0, 2.0),
+        "WI-100.PV": (-1.0, 260.0),
+        "FI-200.PV": (0.0, 12.0),
+        "KS-100.STEP": (0.0, 5.0),
+    }
     for loop, (lo, hi) in rng.items():
         v = d.filter(pl.col("loop") == loop)["Value"]
         assert v.min() >= lo and v.max() <= hi, loop
@@ -142,8 +175,9 @@ def test_truth_converts_back_to_the_exported_local_times(default_export):
     lot = truth.filter(pl.col("inoculation_utc") < "2026-03-08T08:00:00Z")["lot"][-1]  # culture across DST
     v = truth.filter(pl.col("lot") == lot)["vessel"][0]
     tj = traj.filter(pl.col("lot") == lot).with_columns(
-        pl.col("timestamp_utc").dt.convert_time_zone(TIMEZONE).dt.strftime(HIST_TS_FMT).alias("Timestamp"))
-    assert tj["timestamp_utc"].min() < dt.datetime(2026, 3, 8, 8, tzinfo=dt.timezone.utc) < tj["timestamp_utc"].max()
+        pl.col("timestamp_utc").dt.convert_time_zone(TIMEZONE).dt.strftime(HIST_TS_FMT).alias("Timestamp")
+    )
+    assert tj["timestamp_utc"].min() < dt.datetime(2026, 3, 8, 8, tzinfo=dt.UTC) < tj["timestamp_utc"].max()
     days = sorted({t.strftime("%Y%m%d") for t in tj["timestamp_utc"].dt.convert_time_zone(TIMEZONE).to_list()})
     hist = pl.concat([_hist(out / "historian" / f"HIST_{d}.csv") for d in days])
     step = hist.filter(pl.col("Tagname") == f"{v}/KS-100.STEP")
@@ -183,7 +217,7 @@ def test_status_and_deviations_are_what_qa_recorded(default_export):
         d = devs.filter(pl.col("Deviation ID") == t["deviation_id"]).row(0, named=True)
         assert d["Lot"] == t["lot"]
         recorded = _utc(d["Recorded Onset"], BATCH_FMT)
-        onset = dt.datetime.strptime(t["fault_onset_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        onset = dt.datetime.strptime(t["fault_onset_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
         assert recorded >= onset - dt.timedelta(minutes=1)
         assert abs((recorded - onset).total_seconds() / 3600 - t["recorded_onset_lag_h"]) < 0.1
     # non-process deviations make "Deviation" differ from "faulty"
@@ -195,7 +229,7 @@ def test_status_and_deviations_are_what_qa_recorded(default_export):
 def test_lab_sheet_results_after_samples_and_titer_from_induction(default_export):
     out, _ = default_export
     lab = pl.read_csv(out / "lab_results.csv")
-    t = lambda c: pl.col(c).str.to_datetime(LIMS_TS_FMT)  # noqa: E731 - both local: differences are fine
+    t = lambda c: pl.col(c).str.to_datetime(LIMS_TS_FMT)
     lab = lab.with_columns(t("Sampled").alias("s"), t("Reported").alias("r"))
     assert ((lab["r"] - lab["s"]).dt.total_minutes() > 0).all()
     assert set(lab["Test"].unique()) == {"Biomass", "HPLC-Substrates", "Titer-HPLC"}
@@ -206,7 +240,8 @@ def test_lab_sheet_results_after_samples_and_titer_from_induction(default_export
     first = titer.group_by("Lot").agg(pl.col("Sampled").min()).join(truth, left_on="Lot", right_on="lot")
     for r in first.iter_rows(named=True):
         assert _utc(r["Sampled"], LIMS_TS_FMT) >= dt.datetime.strptime(
-            r["feed_start_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc) - dt.timedelta(minutes=1)
+            r["feed_start_utc"], "%Y-%m-%dT%H:%M:%SZ"
+        ).replace(tzinfo=dt.UTC) - dt.timedelta(minutes=1)
     # measurement noise around the truth (3 % CV + 5 mg/L)
     s = pl.read_csv(out / "_truth" / "samples.csv")
     j = titer.join(s, left_on="Sample ID", right_on="sample_id")
@@ -240,37 +275,74 @@ def test_signals_carry_the_titer_a_soft_sensor_beats_the_mean_trajectory(default
     exported historian) beats the mean titer trajectory by culture age by >= 50 % RMSE."""
     out, _ = default_export
     bl = pl.read_csv(out / "batch_list.csv").with_columns(
-        pl.col("Inoculated").str.to_datetime(BATCH_FMT).dt.replace_time_zone(TIMEZONE, ambiguous="earliest")
-        .dt.convert_time_zone("UTC").alias("inoc"),
-        pl.col("Harvested").str.to_datetime(BATCH_FMT).dt.replace_time_zone(TIMEZONE, ambiguous="earliest")
-        .dt.convert_time_zone("UTC").alias("harv"))
-    loops = {"AY-170C.PV": "our", "AY-170D.PV": "cer", "FIC-180.PV": "feed", "FQI-190.PV": "base",
-             "KS-100.STEP": "phase", "WI-100.PV": "weight", "TIC-110.PV": "temp"}
-    h = pl.read_csv(sorted((out / "historian").glob("*.csv")), schema={
-        "Tagname": pl.Utf8, "Timestamp": pl.Utf8, "Value": pl.Float64, "Quality": pl.Utf8})
-    h = h.with_columns(pl.col("Tagname").str.split("/").list.get(0).alias("vessel"),
-                       pl.col("Tagname").str.split("/").list.get(1).alias("loop"))
+        pl.col("Inoculated")
+        .str.to_datetime(BATCH_FMT)
+        .dt.replace_time_zone(TIMEZONE, ambiguous="earliest")
+        .dt.convert_time_zone("UTC")
+        .alias("inoc"),
+        pl.col("Harvested")
+        .str.to_datetime(BATCH_FMT)
+        .dt.replace_time_zone(TIMEZONE, ambiguous="earliest")
+        .dt.convert_time_zone("UTC")
+        .alias("harv"),
+    )
+    loops = {
+        "AY-170C.PV": "our",
+        "AY-170D.PV": "cer",
+        "FIC-180.PV": "feed",
+        "FQI-190.PV": "base",
+        "KS-100.STEP": "phase",
+        "WI-100.PV": "weight",
+        "TIC-110.PV": "temp",
+    }
+    h = pl.read_csv(
+        sorted((out / "historian").glob("*.csv")),
+        schema={"Tagname": pl.Utf8, "Timestamp": pl.Utf8, "Value": pl.Float64, "Quality": pl.Utf8},
+    )
+    h = h.with_columns(
+        pl.col("Tagname").str.split("/").list.get(0).alias("vessel"),
+        pl.col("Tagname").str.split("/").list.get(1).alias("loop"),
+    )
     h = h.filter(pl.col("loop").is_in(list(loops))).with_columns(
-        pl.col("Timestamp").str.to_datetime(HIST_TS_FMT).dt.replace_time_zone(TIMEZONE, ambiguous="earliest")
-        .dt.convert_time_zone("UTC").alias("ts"))
+        pl.col("Timestamp")
+        .str.to_datetime(HIST_TS_FMT)
+        .dt.replace_time_zone(TIMEZONE, ambiguous="earliest")
+        .dt.convert_time_zone("UTC")
+        .alias("ts")
+    )
     w = h.pivot(on="loop", index=["vessel", "ts"], values="Value", aggregate_function="first").rename(loops)
-    w = w.sort("ts").join_asof(bl.select(pl.col("Fermenter").alias("vessel"), pl.col("inoc").alias("ts"), "Lot",
-                                         "harv", "Status").sort("ts"), on="ts", by="vessel",
-                               check_sortedness=False)
+    w = w.sort("ts").join_asof(
+        bl.select(pl.col("Fermenter").alias("vessel"), pl.col("inoc").alias("ts"), "Lot", "harv", "Status").sort("ts"),
+        on="ts",
+        by="vessel",
+        check_sortedness=False,
+    )
     w = w.filter(pl.col("Lot").is_not_null() & (pl.col("ts") < pl.col("harv")) & (pl.col("phase") >= 2))
     w = w.sort("Lot", "ts").with_columns(
         pl.col("^(our|cer|feed|base|weight|temp)$").forward_fill().over("Lot"),
-        ((pl.col("ts") - pl.col("ts").min()).dt.total_seconds() / 3600).over("Lot").alias("age"))
+        ((pl.col("ts") - pl.col("ts").min()).dt.total_seconds() / 3600).over("Lot").alias("age"),
+    )
     ind = (pl.col("phase") == 4).cast(pl.Float64)
     vol = pl.col("weight") / 1.03 / 6000.0  # L x (1/6 h) / 1000: mmol/L/h -> mol per record
-    w = w.with_columns((pl.col("our") * vol * ind).cum_sum().over("Lot").alias("o2_mol"),
-                       (pl.col("cer") * vol * ind).cum_sum().over("Lot").alias("co2_mol"),
-                       (pl.col("feed") * ind / 6.0).cum_sum().over("Lot").alias("fed_kg"),
-                       (pl.col("base") * ind / 6.0).cum_sum().over("Lot").alias("base_h"),
-                       (ind / 6.0).cum_sum().over("Lot").alias("t_ind"))
-    lab = pl.read_csv(out / "lab_results.csv").filter(pl.col("Test") == "Titer-HPLC").with_columns(
-        pl.col("Sampled").str.to_datetime(LIMS_TS_FMT).dt.replace_time_zone(TIMEZONE, ambiguous="earliest")
-        .dt.convert_time_zone("UTC").alias("ts")).sort("ts")
+    w = w.with_columns(
+        (pl.col("our") * vol * ind).cum_sum().over("Lot").alias("o2_mol"),
+        (pl.col("cer") * vol * ind).cum_sum().over("Lot").alias("co2_mol"),
+        (pl.col("feed") * ind / 6.0).cum_sum().over("Lot").alias("fed_kg"),
+        (pl.col("base") * ind / 6.0).cum_sum().over("Lot").alias("base_h"),
+        (ind / 6.0).cum_sum().over("Lot").alias("t_ind"),
+    )
+    lab = (
+        pl.read_csv(out / "lab_results.csv")
+        .filter(pl.col("Test") == "Titer-HPLC")
+        .with_columns(
+            pl.col("Sampled")
+            .str.to_datetime(LIMS_TS_FMT)
+            .dt.replace_time_zone(TIMEZONE, ambiguous="earliest")
+            .dt.convert_time_zone("UTC")
+            .alias("ts")
+        )
+        .sort("ts")
+    )
     d = lab.join_asof(w.sort("ts"), on="ts", by="Lot", check_sortedness=False).filter(pl.col("Status") == "Completed")
     d = d.drop_nulls(["age", "o2_mol"])
     feats = ["age", "t_ind", "fed_kg", "o2_mol", "co2_mol", "base", "base_h", "weight", "temp"]

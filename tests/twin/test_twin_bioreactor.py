@@ -68,13 +68,18 @@ def r():
     f.dev_type[i], f.dev_onset_h[i], f.dev_magnitude[i] = DeviationType.CONTAMINATION, 120.0, 1.0
     i = IDX["temp_fault"]
     f.dev_type[i], f.dev_onset_h[i], f.dev_magnitude[i], f.dev_duration_h[i] = (
-        DeviationType.TEMPERATURE_FAULT, 100.0, 2.5, 10.0)
+        DeviationType.TEMPERATURE_FAULT,
+        100.0,
+        2.5,
+        10.0,
+    )
     gln = np.full(n, Medium().gln_feed)
     gln[IDX["high_gln_feed"]] = 80.0
     osm = np.full(n, Medium().osm_feed_other)
     osm[IDX["high_osm_feed"]] = 900.0
-    return simulate_batches(recipes, faults=f, record_every_h=DT, dt_h=DT,
-                            medium=Medium(gln_feed=gln, osm_feed_other=osm))
+    return simulate_batches(
+        recipes, faults=f, record_every_h=DT, dt_h=DT, medium=Medium(gln_feed=gln, osm_feed_other=osm)
+    )
 
 
 def _valid(r, i):
@@ -179,8 +184,14 @@ def test_ranges_and_titer_monotonic(r):
     assert np.all((h["titer"] > 1) & (h["titer"] < 8))
     assert np.all((h["viability"] > 45) & (h["viability"] < 95))
     assert np.mean((h["viability"] >= 60) & (h["viability"] <= 95)) >= 0.8
-    for k, lo, hi in (("g0f", 30, 60), ("g1f", 25, 45), ("g2f", 3, 15), ("man5", 1, 10),
-                      ("afucosylation", 3, 15), ("hmw", 0.3, 5)):
+    for k, lo, hi in (
+        ("g0f", 30, 60),
+        ("g1f", 25, 45),
+        ("g2f", 3, 15),
+        ("man5", 1, 10),
+        ("afucosylation", 3, 15),
+        ("hmw", 0.3, 5),
+    ):
         assert np.all((h[k] > lo) & (h[k] < hi)), k
     assert np.all(h["g0f"] + h["g1f"] + h["g2f"] + h["afucosylation"] <= 100.0)
     for i in range(SITE.start, SITE.stop):
@@ -221,7 +232,7 @@ def test_quality_responds_to_ammonia_and_osmolality(r):
     h = r.harvest
     base, amm, osm = IDX["nominal"], IDX["high_gln_feed"], IDX["high_osm_feed"]
     assert h["ammonia"][amm] > h["ammonia"][base] + 2.0
-    galacto = lambda i: h["g1f"][i] + 2 * h["g2f"][i]  # noqa: E731
+    galacto = lambda i: h["g1f"][i] + 2 * h["g2f"][i]
     assert galacto(amm) < galacto(base)
     assert h["osmolality"][osm] > h["osmolality"][base] + 30.0
     assert h["man5"][osm] > h["man5"][base] and h["afucosylation"][osm] > h["afucosylation"][base]
@@ -303,8 +314,9 @@ def test_struct_of_arrays_per_batch_params_and_seed():
     kw = dict(record_every_h=24, dt_h=0.5)
     a = simulate_batches(recipes, seed=1, **kw)
     soa = recipes_to_arrays(recipes)
-    b = simulate_batches({k: v for k, v in soa.items()}, seed=1,
-                         params=KineticParams(mu_max=np.full(2, KineticParams.mu_max)), **kw)
+    b = simulate_batches(
+        {k: v for k, v in soa.items()}, seed=1, params=KineticParams(mu_max=np.full(2, KineticParams.mu_max)), **kw
+    )
     for k in a.harvest:
         np.testing.assert_array_equal(a.harvest[k], b.harvest[k])
         np.testing.assert_array_equal(a.harvest_noisy[k], b.harvest_noisy[k])
@@ -320,3 +332,34 @@ def test_design_space_is_consistent():
     nominal = dataclasses.asdict(NOMINAL_RECIPE)
     for k, (lo, hi) in DESIGN_SPACE.items():
         assert lo < hi and lo <= nominal[k] <= hi, k
+
+
+def test_measured_inputs_replay_a_deviation_exactly():
+    """``inputs=``: the actual temperature and delivered feed of a faulty run, replayed into a
+    fault-free run, give that run back (what the live mirror relies on); NaN = the recipe."""
+    dt = 0.5
+    f = Faults.none(3)
+    f.dev_type[1], f.dev_onset_h[1], f.dev_magnitude[1], f.dev_duration_h[1] = (
+        DeviationType.TEMPERATURE_FAULT,
+        100,
+        2.5,
+        10,
+    )
+    f.dev_type[2], f.dev_onset_h[2], f.dev_magnitude[2], f.dev_duration_h[2] = DeviationType.FEED_ERROR, 120, 0.0, 30
+    kw = dict(dt_h=dt, record_every_h=dt)
+    faulty = simulate_batches([NOMINAL_RECIPE] * 3, faults=f, **kw)
+    temp, feed = faulty["temperature"], faulty["feed_flow"] * 60.0 / 1000.0
+    replay = simulate_batches([NOMINAL_RECIPE] * 3, inputs={"temperature": temp, "feed_lph": feed}, **kw)
+    for k in ("vcd", "titer", "glucose", "feed_total"):
+        np.testing.assert_array_equal(replay[k], faulty[k])
+    assert faulty.harvest["titer"][2] < faulty.harvest["titer"][0]
+    # measured up to 130 h only, the recipe afterwards: the missed feed is replayed, then feeding resumes
+    part = feed[:, : int(130 / dt)].copy()
+    part[0] = np.nan  # NaN = the recipe's value
+    mixed = simulate_batches([NOMINAL_RECIPE] * 3, inputs={"feed_lph": part}, **kw)
+    np.testing.assert_array_equal(mixed["titer"][0], faulty["titer"][0])
+    k = int(140 / dt)
+    assert mixed["feed_flow"][2, k] > 0.0 and faulty["feed_flow"][2, k] == 0.0
+    assert faulty.harvest["titer"][2] < mixed.harvest["titer"][2] < faulty.harvest["titer"][0]
+    with pytest.raises(ValueError, match="unknown inputs"):
+        simulate_batches(NOMINAL_RECIPE, inputs={"ph": np.zeros((1, 3))})

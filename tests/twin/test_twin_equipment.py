@@ -143,18 +143,29 @@ def test_site_feed_pump_out_of_tolerance_work_orders(site_dir: Path, read_histor
     assert set(corr["failure_mode"]) == {"flow_out_of_tolerance"}
     checked = 0
     for _, f in fp.iterrows():
-        w = corr[(corr["equipment_id"] == f["equipment_id"]) & (corr["opened_at"] >= f["failure_time"])
-                 & (corr["opened_at"] <= f["failure_time"] + pd.Timedelta(hours=26))]
+        w = corr[
+            (corr["equipment_id"] == f["equipment_id"])
+            & (corr["opened_at"] >= f["failure_time"])
+            & (corr["opened_at"] <= f["failure_time"] + pd.Timedelta(hours=26))
+        ]
         assert len(w) == 1, f
         if pd.isna(f["repaired_at"]) or f["repaired_at"] > fails["failure_time"].max():
             continue
         unit = f["equipment_id"].rsplit("-", 1)[0]
-        h = _wide(read_historian, site_dir, unit, f["failure_time"] - pd.Timedelta(days=8), f["repaired_at"] + pd.Timedelta(hours=12))
+        h = _wide(
+            read_historian,
+            site_dir,
+            unit,
+            f["failure_time"] - pd.Timedelta(days=8),
+            f["repaired_at"] + pd.Timedelta(hours=12),
+        )
         fed = h[(h["FEED.FLOW.SP"] > 1.0)]
         ratio = (fed["FEED.FLOW.PV"] / fed["FEED.FLOW.SP"]).rolling(60, min_periods=30).median()
         before = ratio[ratio.index < f["failure_time"] - pd.Timedelta(minutes=30)]
         week = before[before.index < f["failure_time"] - pd.Timedelta(days=6)]
-        at_fail = ratio[(ratio.index > f["failure_time"] + pd.Timedelta(minutes=30)) & (ratio.index < w["opened_at"].iloc[0])]
+        at_fail = ratio[
+            (ratio.index > f["failure_time"] + pd.Timedelta(minutes=30)) & (ratio.index < w["opened_at"].iloc[0])
+        ]
         after = ratio[ratio.index > f["repaired_at"] + pd.Timedelta(hours=2)]
         if len(before) < 100 or len(after) < 100:
             continue  # tubing changed in the turnaround (no feeding after it in this window)
@@ -178,8 +189,11 @@ def test_site_do_probe_drift_work_orders(site_dir: Path):
     corr = wo[(wo["work_type"] == "corrective") & wo["equipment_id"].str.endswith("-DO")]
     assert set(corr["failure_mode"]) == {"probe_drift"}
     for _, f in do.iterrows():
-        w = corr[(corr["equipment_id"] == f["equipment_id"]) & (corr["opened_at"] >= f["failure_time"])
-                 & (corr["opened_at"] <= f["failure_time"] + pd.Timedelta(hours=25))]
+        w = corr[
+            (corr["equipment_id"] == f["equipment_id"])
+            & (corr["opened_at"] >= f["failure_time"])
+            & (corr["opened_at"] <= f["failure_time"] + pd.Timedelta(hours=25))
+        ]
         assert len(w) == 1, f
     lims = pd.concat([pd.read_csv(p) for p in sorted((site_dir / "lims").glob("*.csv"))])
     po2 = lims[lims["analyte"] == "po2_offline"]

@@ -60,8 +60,10 @@ def test_quality_codes_mostly_good(site_dir: Path, site_config: SiteConfig, read
 
 
 def _wide(read_historian, site_dir: Path, unit: str, t0: pd.Timestamp, t1: pd.Timestamp) -> pd.DataFrame:
-    files = [site_dir / "historian" / unit / f"{d:%Y-%m-%d}.csv"
-             for d in pd.date_range(t0.floor("D"), t1.floor("D"), freq="D")]
+    files = [
+        site_dir / "historian" / unit / f"{d:%Y-%m-%d}.csv"
+        for d in pd.date_range(t0.floor("D"), t1.floor("D"), freq="D")
+    ]
     df = pd.concat([read_historian(p) for p in files if p.exists()])
     df = df[(df["timestamp"] >= t0) & (df["timestamp"] < t1) & (df["quality"] == 192)]
     df["signal"] = df["tag"].str.split(".", n=1).str[1]
@@ -93,8 +95,7 @@ def test_vibration_rises_before_agitator_failure(site_dir: Path, read_historian)
 def test_batch_signals_in_historian(site_dir: Path, read_historian):
     """A complete batch: setpoint shift, DO at setpoint, weight follows feeding, totalisers rise."""
     truth = pq.read_table(site_dir / "_truth" / "batches.parquet").to_pandas()
-    b = truth[(truth["status"] == "complete") & truth["closed_in_window"]
-              & truth["deviation_type"].isna()].iloc[0]
+    b = truth[(truth["status"] == "complete") & truth["closed_in_window"] & truth["deviation_type"].isna()].iloc[0]
     w = _wide(read_historian, site_dir, b["unit_id"], b["inoculation"], b["culture_end"])
     age_d = (w.index - b["inoculation"]).total_seconds() / 86400.0
     pre, post = w[age_d < b["temp_shift_day"] - 0.2], w[age_d > b["temp_shift_day"] + 0.3]
@@ -116,16 +117,40 @@ def test_batch_signals_in_historian(site_dir: Path, read_historian):
 def test_lims_contract(site_dir: Path):
     files = sorted((site_dir / "lims").glob("*.csv"))
     df = pd.concat([pd.read_csv(p) for p in files])
-    assert list(df.columns) == ["sample_id", "batch_id", "sample_time", "result_time", "analyte", "value",
-                                "unit", "method"]
+    assert list(df.columns) == [
+        "sample_id",
+        "batch_id",
+        "sample_time",
+        "result_time",
+        "analyte",
+        "value",
+        "unit",
+        "method",
+    ]
     assert df["sample_time"].str.match(ISO.pattern).all() and df["result_time"].str.match(ISO.pattern).all()
     st, rt = pd.to_datetime(df["sample_time"]), pd.to_datetime(df["result_time"])
     assert (rt > st).all()
     for p in files:  # one file per result day
         d = pd.read_csv(p)
         assert (pd.to_datetime(d["result_time"]).dt.strftime("%Y-%m-%d") == p.stem).all()
-    need = {"vcd", "viability", "glucose", "lactate", "glutamine", "ammonia", "osmolality", "ph_offline",
-            "po2_offline", "titer", "g0f", "g1f", "g2f", "man5", "afucosylation", "hmw"}
+    need = {
+        "vcd",
+        "viability",
+        "glucose",
+        "lactate",
+        "glutamine",
+        "ammonia",
+        "osmolality",
+        "ph_offline",
+        "po2_offline",
+        "titer",
+        "g0f",
+        "g1f",
+        "g2f",
+        "man5",
+        "afucosylation",
+        "hmw",
+    }
     assert need <= set(df["analyte"])
     assert df.groupby("sample_id")["batch_id"].nunique().max() == 1
     v = df[df["analyte"] == "viability"]["value"]
@@ -137,16 +162,37 @@ def test_mes_records_and_genealogy(site_dir: Path):
     by_type: dict[str, list[dict]] = {}
     for r in recs:
         by_type.setdefault(r["record_type"], []).append(r)
-        for k in ("record_type", "batch_id", "product", "unit_id", "recipe_id", "status", "start", "end",
-                  "setpoints", "procedure", "materials", "output_lot", "input_lots"):
+        for k in (
+            "record_type",
+            "batch_id",
+            "product",
+            "unit_id",
+            "recipe_id",
+            "status",
+            "start",
+            "end",
+            "setpoints",
+            "procedure",
+            "materials",
+            "output_lot",
+            "input_lots",
+        ):
             assert k in r
         assert ISO.match(r["start"]) and ISO.match(r["end"]) and r["start"] < r["end"]
         for ph in r["procedure"]:
             assert ph["start"] <= ph["end"]
     bio = by_type["bioreactor"]
     for r in bio:
-        assert set(r["setpoints"]) == {"temperature_c", "temp_shift_day", "temp_shift_c", "ph", "do_pct",
-                                       "feed_rate_pct_per_day", "seed_density_e6_per_ml", "working_volume_l"}
+        assert set(r["setpoints"]) == {
+            "temperature_c",
+            "temp_shift_day",
+            "temp_shift_c",
+            "ph",
+            "do_pct",
+            "feed_rate_pct_per_day",
+            "seed_density_e6_per_ml",
+            "working_volume_l",
+        }
         phases = [p["phase"] for p in r["procedure"]]
         assert phases == MES_PHASES[: len(phases)] and phases[0] == "Prepare"
         if r["status"] == "complete":
@@ -166,9 +212,25 @@ def test_mes_records_and_genealogy(site_dir: Path):
 def test_chromatography_and_filtration_runs(site_dir: Path):
     runs = [json.loads(p.read_text()) for p in sorted((site_dir / "chromatography" / "AKTA-01").glob("*/run.json"))]
     assert runs
-    keys = ["run_id", "skid_id", "column_id", "column_cycle", "batch_id", "input_lot", "output_lot", "start", "end",
-            "load_volume_l", "load_titer_g_l", "column_volume_l", "pool_volume_l", "pool_concentration_g_l",
-            "step_yield_pct", "max_pressure_bar", "result"]
+    keys = [
+        "run_id",
+        "skid_id",
+        "column_id",
+        "column_cycle",
+        "batch_id",
+        "input_lot",
+        "output_lot",
+        "start",
+        "end",
+        "load_volume_l",
+        "load_titer_g_l",
+        "column_volume_l",
+        "pool_volume_l",
+        "pool_concentration_g_l",
+        "step_yield_pct",
+        "max_pressure_bar",
+        "result",
+    ]
     assert list(runs[0]) == keys
     df = pd.DataFrame(runs)
     for _, g in df.groupby("column_id"):
@@ -176,23 +238,60 @@ def test_chromatography_and_filtration_runs(site_dir: Path):
             rho = g["column_cycle"].rank().corr(g["max_pressure_bar"].rank())
             assert rho > 0.8, rho
     curves = pd.read_csv(site_dir / "chromatography" / "AKTA-01" / runs[0]["run_id"] / "curves.csv")
-    assert list(curves.columns) == ["volume_ml", "time_s", "uv280_mau", "conductivity_ms_cm", "ph", "pressure_bar",
-                                    "phase"]
+    assert list(curves.columns) == [
+        "volume_ml",
+        "time_s",
+        "uv280_mau",
+        "conductivity_ms_cm",
+        "ph",
+        "pressure_bar",
+        "phase",
+    ]
     assert list(dict.fromkeys(curves["phase"])) == ["Equilibrate", "Load", "Wash", "Elute", "Strip", "CIP"]
     fruns = [json.loads(p.read_text()) for p in sorted((site_dir / "filtration" / "TFF-01").glob("*/run.json"))]
-    assert fruns and list(fruns[0]) == ["run_id", "skid_id", "membrane_id", "membrane_use", "input_lot",
-                                        "output_lot", "start", "end", "diavolumes", "final_concentration_g_l",
-                                        "step_yield_pct", "mean_flux_lmh", "result"]
+    assert fruns and list(fruns[0]) == [
+        "run_id",
+        "skid_id",
+        "membrane_id",
+        "membrane_use",
+        "input_lot",
+        "output_lot",
+        "start",
+        "end",
+        "diavolumes",
+        "final_concentration_g_l",
+        "step_yield_pct",
+        "mean_flux_lmh",
+        "result",
+    ]
     fc = pd.read_csv(site_dir / "filtration" / "TFF-01" / fruns[0]["run_id"] / "curves.csv")
-    assert list(fc.columns) == ["time_s", "feed_pressure_bar", "retentate_pressure_bar", "permeate_pressure_bar",
-                                "tmp_bar", "permeate_flux_lmh", "conductivity_ms_cm", "retentate_volume_l", "phase"]
+    assert list(fc.columns) == [
+        "time_s",
+        "feed_pressure_bar",
+        "retentate_pressure_bar",
+        "permeate_pressure_bar",
+        "tmp_bar",
+        "permeate_flux_lmh",
+        "conductivity_ms_cm",
+        "retentate_volume_l",
+        "phase",
+    ]
     assert list(dict.fromkeys(fc["phase"])) == ["UF1", "DF", "UF2", "Recovery"]
 
 
 def test_cmms_contract(site_dir: Path):
     df = pd.concat([pd.read_csv(p, keep_default_na=False) for p in sorted((site_dir / "cmms").glob("*.csv"))])
-    assert list(df.columns) == ["work_order_id", "equipment_id", "equipment_type", "work_type", "failure_mode",
-                                "priority", "opened_at", "closed_at", "description"]
+    assert list(df.columns) == [
+        "work_order_id",
+        "equipment_id",
+        "equipment_type",
+        "work_type",
+        "failure_mode",
+        "priority",
+        "opened_at",
+        "closed_at",
+        "description",
+    ]
     assert df["work_order_id"].is_unique
     assert set(df["work_type"]) <= {"corrective", "preventive", "calibration"}
     assert {"preventive", "calibration", "corrective"} <= set(df["work_type"])
@@ -206,8 +305,18 @@ def test_cmms_contract(site_dir: Path):
 
 def test_truth_tables(site_dir: Path):
     b = pq.read_table(site_dir / "_truth" / "batches.parquet")
-    for c in ("batch_id", "unit_id", "start", "end", "deviation_type", "deviation_onset", "lost", "titer_true",
-              "g0f_true", "hmw_true"):
+    for c in (
+        "batch_id",
+        "unit_id",
+        "start",
+        "end",
+        "deviation_type",
+        "deviation_onset",
+        "lost",
+        "titer_true",
+        "g0f_true",
+        "hmw_true",
+    ):
         assert c in b.column_names
     assert b.schema.field("start").type == pa.timestamp("us", tz="UTC")
     f = pq.read_table(site_dir / "_truth" / "failures.parquet")
@@ -261,29 +370,66 @@ def test_simulate_to_s3_matches_local(tmp_path: Path, s3_server, small_config: S
         assert hashlib.sha256(fs.cat_file(p)).hexdigest() == local[r]
 
 
-def test_cli_simulate_and_registry(tmp_path: Path, capsys, monkeypatch):
+def test_cli_simulate_and_commands(tmp_path: Path, capsys, tree_digest):
+    from bioprocess_cli.main import build_parser, main
+    from lakehouse.storage import Lake, S3Settings
     from twin import cli
 
-    monkeypatch.setattr(cli, "PLUGIN_MODULES", ())
     out = tmp_path / "lake"
-    rc = cli.main(["simulate", "--out", str(out), "--bioreactors", "1", "--days", "2", "--interval", "600",
-                   "--seed", "3", "--quiet"])
+    rc = main(
+        [
+            "simulate",
+            "--out",
+            str(out),
+            "--bioreactors",
+            "1",
+            "--days",
+            "2",
+            "--interval",
+            "600",
+            "--seed",
+            "3",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     expected = 2 * 144 * len(TAG_NAMES)  # 2 days of 10-minute scans
     assert 0.9 * expected < summary["historian_readings"] <= expected
     assert (out / "landing" / "historian" / "BR-101" / "2026-01-02.csv").exists()
+    # the simulator's own entry (python -m twin) writes the same files
+    assert (
+        cli.main(
+            [
+                "simulate",
+                "--out",
+                str(tmp_path / "own"),
+                "--bioreactors",
+                "1",
+                "--days",
+                "2",
+                "--interval",
+                "600",
+                "--seed",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert tree_digest(tmp_path / "own") == tree_digest(out)
 
-    seen = {}
-    cli.register_command("hello", lambda a: seen.setdefault("who", a.who) and 0, help="test",
-                         add_arguments=lambda p: p.add_argument("--who", default="x"))
-    try:
-        assert cli.main(["hello", "--who", "lead"]) == 0 and seen["who"] == "lead"
-    finally:
-        cli.COMMANDS.pop("hello", None)
-    opts = cli.s3_storage_options_from_env({"AWS_ENDPOINT_URL": "http://h:1", "AWS_ACCESS_KEY_ID": "k",
-                                            "AWS_SECRET_ACCESS_KEY": "s"})
-    assert opts == {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": "http://h:1"}}
+    # every product subcommand is registered explicitly (no plugin discovery)
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"simulate", "export-plant", "import", "run", "train", "audit"}
+    s3 = S3Settings.from_env({"AWS_ENDPOINT_URL": "http://h:1", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"})
+    opts = Lake("s3://b/p", s3).fsspec_storage_options()
+    assert opts == {
+        "key": "k",
+        "secret": "s",
+        "client_kwargs": {"endpoint_url": "http://h:1", "region_name": "us-east-1"},
+    }
 
 
 def test_recipe_variation_one_table_for_site_and_evaluation_sets():
@@ -302,7 +448,7 @@ def test_recipe_variation_one_table_for_site_and_evaluation_sets():
         v = big[key]
         lo, hi = DESIGN_SPACE[key]
         assert v.min() >= lo and v.max() <= hi
-        grid = 10.0 ** -k if kind == "decimals" else 1.0 / k if kind == "per" else k
+        grid = 10.0**-k if kind == "decimals" else 1.0 / k if kind == "per" else k
         assert np.allclose(np.round(v / grid) * grid, v, atol=1e-9), key
         assert 0.5 * sd < v.std() < 1.5 * sd + grid, key  # the spread the table says (minus clipping)
         assert abs(np.median(v) - getattr(NOMINAL_RECIPE, key)) <= max(grid, 0.1 * sd), key

@@ -1,10 +1,14 @@
 {#- Historian readings aligned to a uniform grid per bioreactor batch — the contract's
     ALIGNMENT SEMANTICS, shared with the Spark engine:
       grid:   ts = time_bucket(grid, inoculation_ts) + k·grid while ts <= harvest_ts
+              (grid: the plant's, macro grid_seconds)
       value:  mean of the good (quality 192) readings of that unit/parameter in [ts, ts + grid)
+              (a `state` signal: its last good reading in the step)
       gaps:   last value carried forward within the batch (never across batches, never back)
-      age:    culture_age_h, maturity_pct; phase = MES phase whose [start_ts, end_ts) holds ts
-    Wide: one column per canonical parameter (conditional aggregation, no PIVOT).
+      age:    culture_age_h, maturity_pct; phase = MES phase whose [start_ts, end_ts) holds ts,
+              or — when the plant names a phase signal — the phase of the state code at ts
+    Wide: one column per signal of the plant's catalog (macro process_parameters; conditional
+    aggregation, no PIVOT). Without a catalog (plain `dbt parse`) the model has no signal column.
     Incremental, delete+insert by batch_id: a run rebuilds only batches whose MES record or
     phases were loaded since its last run, or whose window touches a (unit, day) whose readings
     were (`_loaded_at` newer than the newest in this model; macros/incremental.sql); rebuilt
@@ -25,6 +29,8 @@
 ) }}
 
 {%- set params = process_parameters() -%}
+{%- set states = state_parameters() -%}
+{%- set phase_sig = phase_signal() -%}
 {%- set grid = grid_interval() -%}
 {%- set watermark = incremental_watermark('_loaded_at') %}
 
@@ -38,7 +44,7 @@ select
     cast(maturity_pct as double) as maturity_pct,
     cast(phase as varchar) as phase,
     {%- for p in params %}
-    cast({{ p }} as double) as {{ p }},
+    cast("{{ p }}" as double) as "{{ p }}",
     {%- endfor %}
     cast(_source_ingested_at as timestamptz) as _source_ingested_at,
     cast(_loaded_at as timestamptz) as _loaded_at
@@ -120,9 +126,13 @@ batch_loads as (
 step_means as (
     select
         batch_id,
-        time_bucket({{ grid }}, reading_ts) as ts,
-        {%- for p in params %}
-        avg(value) filter (where parameter = '{{ p }}') as {{ p }}{{ ',' if not loop.last }}
+        time_bucket({{ grid }}, reading_ts) as ts
+        {%- for p in params %},
+        {%- if p in states %}
+        arg_max(value, reading_ts) filter (where parameter = {{ sql_string(p) }}) as "{{ p }}"
+        {%- else %}
+        avg(value) filter (where parameter = {{ sql_string(p) }}) as "{{ p }}"
+        {%- endif %}
         {%- endfor %}
     from window_readings
     where in_window and is_good
@@ -147,9 +157,9 @@ carried as (
         g.ts,
         g.inoculation_ts,
         g.harvest_ts,
-        g.mes_ingested_at,
-        {%- for p in params %}
-        last_value(m.{{ p }} ignore nulls) over batch_so_far as {{ p }}{{ ',' if not loop.last }}
+        g.mes_ingested_at
+        {%- for p in params %},
+        last_value(m."{{ p }}" ignore nulls) over batch_so_far as "{{ p }}"
         {%- endfor %}
     from grid g
     left join step_means m on m.batch_id = g.batch_id and m.ts = g.ts
@@ -179,9 +189,13 @@ select
     {{ hours_between('w.inoculation_ts', 'w.ts') }} as culture_age_h,
     100.0 * {{ hours_between('w.inoculation_ts', 'w.ts') }}
         / nullif({{ hours_between('w.inoculation_ts', 'w.harvest_ts') }}, 0) as maturity_pct,
+    {%- if phase_sig %}
+    {{ phase_from_state('w."' ~ phase_sig.signal ~ '"') }} as phase,
+    {%- else %}
     w.phase,
+    {%- endif %}
     {%- for p in params %}
-    w.{{ p }},
+    w."{{ p }}",
     {%- endfor %}
     greatest(w.mes_ingested_at, coalesce(l.readings_ingested_at, w.mes_ingested_at)) as _source_ingested_at,
     {{ load_stamp() }} as _loaded_at

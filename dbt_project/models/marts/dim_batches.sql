@@ -1,5 +1,6 @@
 {#- One row per bioreactor batch: MES record, alignment window, recipe setpoints, harvest
-    quality attributes from LIMS and the corrective work orders raised on its unit meanwhile. -#}
+    quality attributes from LIMS, the corrective work orders raised on its unit meanwhile and
+    the deviations QA recorded against it (status, has_deviation, first recorded onset). -#}
 with windows as (
     select * from {{ ref('int_batches__windows') }}
 ),
@@ -34,6 +35,16 @@ deviations as (
      and wo.opened_at >= w.start_ts
      and wo.opened_at <= w.end_ts
     group by w.batch_id
+),
+
+recorded as (
+    select
+        batch_id,
+        count(*) as n_recorded_deviations,
+        min(onset_ts) as first_deviation_onset_ts,
+        string_agg(distinct category, '; ' order by category) as deviation_categories
+    from {{ ref('stg_mes__deviations') }}
+    group by batch_id
 )
 
 select
@@ -65,7 +76,12 @@ select
     c.man5_pct,
     c.afucosylation_pct,
     c.hmw_pct,
-    coalesce(d.n_deviation_work_orders, 0) as n_deviation_work_orders
+    coalesce(d.n_deviation_work_orders, 0) as n_deviation_work_orders,
+    coalesce(r.n_recorded_deviations, 0) > 0 as has_deviation,
+    coalesce(r.n_recorded_deviations, 0) as n_recorded_deviations,
+    r.first_deviation_onset_ts,
+    r.deviation_categories
 from windows w
 left join cqas c on c.batch_id = w.batch_id
 left join deviations d on d.batch_id = w.batch_id
+left join recorded r on r.batch_id = w.batch_id

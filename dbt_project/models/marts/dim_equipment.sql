@@ -16,7 +16,7 @@ historian_equipment as (
            min(first_seen_date) as first_seen_date, max(last_seen_date) as last_seen_date,
            null::integer as max_use_count
     from bioreactors
-    cross join (values (''), ('-AGT'), ('-FP'), ('-DO')) as s(suffix)
+    cross join (values (''), ('-AGT'), ('-FP'), ('-DO')) as s(suffix)  -- noqa: AL01, AL05, LT01
     group by all
 ),
 
@@ -27,7 +27,7 @@ chrom as (
     from {{ ref('stg_chromatography__runs') }}
     group by column_id
     union all
-    select skid_id, skid_id, min(cast(start_ts as date)), max(cast(end_ts as date)), count(*)::integer
+    select skid_id as equipment_id, skid_id as unit_id, min(cast(start_ts as date)), max(cast(end_ts as date)), count(*)::integer
     from {{ ref('stg_chromatography__runs') }}
     group by skid_id
 ),
@@ -39,7 +39,7 @@ filtration as (
     from {{ ref('stg_filtration__runs') }}
     group by membrane_id
     union all
-    select skid_id, skid_id, min(cast(start_ts as date)), max(cast(end_ts as date)), count(*)::integer
+    select skid_id as equipment_id, skid_id as unit_id, min(cast(start_ts as date)), max(cast(end_ts as date)), count(*)::integer
     from {{ ref('stg_filtration__runs') }}
     group by skid_id
 ),

@@ -1,5 +1,6 @@
-{#- Aligned, wide process readings — one row per bioreactor batch per grid step — as defined
-    by the contract's alignment semantics (see int_process_readings__aligned). Incremental,
+{#- Aligned, wide process readings — one row per bioreactor batch per grid step, one column per
+    signal of the plant's catalog — as defined by the contract's alignment semantics (see
+    int_process_readings__aligned). Incremental,
     delete+insert by batch_id: takes only the batches the aligned model rebuilt since its last
     run (`_loaded_at`, macros/incremental.sql). -#}
 {{ config(
@@ -17,7 +18,7 @@ select
     maturity_pct,
     phase,
     {%- for p in process_parameters() %}
-    {{ p }},
+    "{{ p }}",
     {%- endfor %}
     _source_ingested_at,
     _loaded_at

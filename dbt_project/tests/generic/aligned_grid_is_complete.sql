@@ -14,9 +14,9 @@ expected as (
         batch_id,
         time_bucket({{ grid_interval() }}, inoculation_ts) as first_ts,
         time_bucket({{ grid_interval() }}, inoculation_ts)
-            + to_minutes(cast({{ var('grid_minutes', 1) }} as bigint)
+            + to_seconds(cast({{ grid_seconds() }} as bigint)
                 * (date_diff('microsecond', time_bucket({{ grid_interval() }}, inoculation_ts), harvest_ts)
-                   // (60000000 * cast({{ var('grid_minutes', 1) }} as bigint)))) as last_ts
+                   // (1000000 * cast({{ grid_seconds() }} as bigint)))) as last_ts
     from windows
 ),
 actual as (
@@ -34,5 +34,5 @@ full outer join actual a on a.batch_id = e.batch_id
 where a.batch_id is null or e.batch_id is null
    or a.first_ts <> e.first_ts or a.last_ts <> e.last_ts
    or a.n_rows <> a.n_ts
-   or a.n_rows <> 1 + date_diff('microsecond', e.first_ts, e.last_ts) // (60000000 * cast({{ var('grid_minutes', 1) }} as bigint))
+   or a.n_rows <> 1 + date_diff('microsecond', e.first_ts, e.last_ts) // (1000000 * cast({{ grid_seconds() }} as bigint))
 {% endtest %}

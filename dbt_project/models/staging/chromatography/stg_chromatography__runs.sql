@@ -8,7 +8,7 @@ renamed as (
         cast(run_id as varchar) as run_id,
         cast(skid_id as varchar) as skid_id,
         cast(column_id as varchar) as column_id,
-        cast(column_cycle as integer) as column_cycle,
+        cast(column_cycle as bigint) as column_cycle,
         cast(batch_id as varchar) as batch_id,
         cast(input_lot as varchar) as input_lot,
         cast(output_lot as varchar) as output_lot,
@@ -29,4 +29,4 @@ renamed as (
 
 select *
 from renamed
-qualify row_number() over (partition by run_id order by _ingested_at desc, _source_file desc) = 1
+qualify {{ latest_version(['run_id']) }}

@@ -21,7 +21,4 @@ renamed as (
 
 select *
 from renamed
-qualify row_number() over (
-    partition by work_order_id
-    order by _ingested_at desc, closed_at desc nulls last, _source_file desc
-) = 1
+qualify {{ latest_version(['work_order_id'], ['_ingested_at desc', 'closed_at desc nulls last', '_source_file desc']) }}

@@ -25,7 +25,7 @@ renamed as (
 latest_export as (
     select *
     from renamed
-    qualify _ingested_at = max(_ingested_at) over (partition by run_id)
+    qualify {{ latest_ingestion(['run_id']) }}
 )
 
 select

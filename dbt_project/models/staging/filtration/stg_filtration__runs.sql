@@ -8,7 +8,7 @@ renamed as (
         cast(run_id as varchar) as run_id,
         cast(skid_id as varchar) as skid_id,
         cast(membrane_id as varchar) as membrane_id,
-        cast(membrane_use as integer) as membrane_use,
+        cast(membrane_use as bigint) as membrane_use,
         cast(input_lot as varchar) as input_lot,
         cast(output_lot as varchar) as output_lot,
         cast("start" as timestamptz) as start_ts,
@@ -25,4 +25,4 @@ renamed as (
 
 select *
 from renamed
-qualify row_number() over (partition by run_id order by _ingested_at desc, _source_file desc) = 1
+qualify {{ latest_version(['run_id']) }}

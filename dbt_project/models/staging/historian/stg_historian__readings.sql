@@ -1,4 +1,5 @@
-{#- Historian readings, long format: typed, canonical units, one row per physical reading.
+{#- Historian readings, long format: typed, canonical units (bronze holds the signal catalog's units: the
+    importer converted them), one row per physical reading.
     The same reading (unit, tag, ts) ingested from several versions of a day file keeps the
     latest `_ingested_at`. Incremental per UTC day: a run reprocesses only the days that
     received data files in bronze commits after the version it processed last
@@ -31,8 +32,8 @@ renamed as (
         cast(unit_id as varchar) as unit_id,
         cast(tag as varchar) as tag,
         cast(parameter as varchar) as parameter,
-        cast({{ canonical_value('value', 'eng_unit') }} as double) as value,
-        cast({{ canonical_unit('eng_unit') }} as varchar) as eng_unit,
+        cast(value as double) as value,
+        cast(eng_unit as varchar) as eng_unit,
         cast(quality as smallint) as quality,
         cast(quality as smallint) = 192 as is_good,
         cast(date as date) as reading_date,
@@ -46,10 +47,7 @@ renamed as (
 deduplicated as (
     select *
     from renamed
-    qualify row_number() over (
-        partition by unit_id, tag, reading_ts
-        order by _ingested_at desc, _source_file desc
-    ) = 1
+    qualify {{ latest_version(['unit_id', 'tag', 'reading_ts']) }}
 )
 
 select s.*, {{ loaded_at() }} as _loaded_at

@@ -1,4 +1,4 @@
-{#- LIMS results: one row per (sample, analyte), latest approved version, canonical units.
+{#- LIMS results: one row per (sample, analyte), latest approved version, canonical units (converted by the importer).
     `_loaded_at`: when the warehouse first took in this version of the result (see
     macros/incremental.sql). -#}
 with source as (
@@ -12,8 +12,8 @@ renamed as (
         cast(sample_time as timestamptz) as sample_time,
         cast(result_time as timestamptz) as result_time,
         lower(trim(cast(analyte as varchar))) as analyte,
-        cast({{ canonical_value('value', 'unit') }} as double) as value,
-        cast({{ canonical_unit('unit') }} as varchar) as unit,
+        cast(value as double) as value,
+        cast(unit as varchar) as unit,
         cast(method as varchar) as method,
         {{ hours_between('sample_time', 'result_time') }} as result_delay_h,
         cast(_source_file as varchar) as _source_file,
@@ -24,10 +24,7 @@ renamed as (
 latest as (
     select *
     from renamed
-    qualify row_number() over (
-        partition by sample_id, analyte
-        order by _ingested_at desc, result_time desc, _source_file desc
-    ) = 1
+    qualify {{ latest_version(['sample_id', 'analyte'], ['_ingested_at desc', 'result_time desc', '_source_file desc']) }}
 )
 
 select s.*, {{ loaded_at() }} as _loaded_at

@@ -33,7 +33,7 @@ renamed as (
 latest as (
     select *
     from renamed
-    qualify row_number() over (partition by batch_id order by _ingested_at desc, _source_file desc) = 1
+    qualify {{ latest_version(['batch_id']) }}
 )
 
 select s.*, {{ loaded_at() }} as _loaded_at

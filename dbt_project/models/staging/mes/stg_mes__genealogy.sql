@@ -17,5 +17,5 @@ renamed as (
 
 select *
 from renamed
-qualify _ingested_at = max(_ingested_at) over (partition by batch_id)
-    and row_number() over (partition by batch_id, input_lot, output_lot order by _source_file desc) = 1
+qualify {{ latest_ingestion(['batch_id']) }}
+    and {{ latest_version(['batch_id', 'input_lot', 'output_lot'], ['_source_file desc']) }}

@@ -22,13 +22,13 @@ renamed as (
 latest_record as (
     select *
     from renamed
-    qualify _ingested_at = max(_ingested_at) over (partition by batch_id)
+    qualify {{ latest_ingestion(['batch_id']) }}
 ),
 
 latest as (
     select *
     from latest_record
-    qualify row_number() over (partition by batch_id, phase_seq order by _source_file desc, start_ts) = 1
+    qualify {{ latest_version(['batch_id', 'phase_seq'], ['_source_file desc', 'start_ts asc']) }}
 )
 
 select s.*, {{ loaded_at() }} as _loaded_at

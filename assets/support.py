@@ -1,0 +1,65 @@
+"""Small helpers shared by the Dagster assets: ML run config (:class:`MLConfig`) and metadata
+(numbers, JSON, markdown tables)."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from pydantic import Field
+
+from lakehouse.jsonsafe import clean
+from ml.config import (
+    DEFAULT_PDM_CONFIG,
+    DEFAULT_SOFTSENSOR_CONFIG,
+    load_pdm_config,
+    load_softsensor_config,
+)
+
+
+class MLConfig(dg.Config):
+    """Which ML config files to use. Empty: ``$LAKEHOUSE_ML_SOFTSENSOR_CONFIG`` /
+    ``$LAKEHOUSE_ML_PDM_CONFIG`` if set, else ``config/ml/softsensor.yaml`` / ``config/ml/pdm.yaml``."""
+
+    softsensor_config: str = Field(default="", description="Path of the soft-sensor YAML config.")
+    pdm_config: str = Field(default="", description="Path of the PdM YAML config.")
+    explain: str = Field(default="exact", description="Scoring explanations: exact | approx | none.")
+
+    def softsensor(self):
+        return load_softsensor_config(
+            self.softsensor_config or os.environ.get("LAKEHOUSE_ML_SOFTSENSOR_CONFIG") or DEFAULT_SOFTSENSOR_CONFIG
+        )
+
+    def pdm(self):
+        return load_pdm_config(self.pdm_config or os.environ.get("LAKEHOUSE_ML_PDM_CONFIG") or DEFAULT_PDM_CONFIG)
+
+
+def num(v) -> dg.MetadataValue:
+    v = clean(v)
+    return dg.MetadataValue.float(float(v)) if isinstance(v, (int, float)) else dg.MetadataValue.text("n/a")
+
+
+def js(v) -> dg.MetadataValue:
+    return dg.MetadataValue.json(clean(v))
+
+
+def by_day_markdown(model_by_day: dict, base_by_day: dict | None) -> str:
+    lines = ["| culture day | n | RMSE model | RMSE baseline |", "|---|---|---|---|"]
+    for day in sorted(model_by_day, key=lambda d: int(d)):
+        m = model_by_day[day]
+        b = (base_by_day or {}).get(day, {})
+        lines.append(f"| {day} | {m['n']} | {m['rmse']:.4g} | {b.get('rmse', float('nan')):.4g} |")
+    return "\n".join(lines)
+
+
+def md_table(df, n: int = 10) -> str:
+    """The first ``n`` rows of a pandas frame as a markdown table (floats to 4 significant digits)."""
+    d = df.head(n)
+    head = "| " + " | ".join(map(str, d.columns)) + " |\n|" + "---|" * len(d.columns) + "\n"
+
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v).replace("|", "/")
+
+    return head + "\n".join("| " + " | ".join(cell(v) for v in r) + " |" for r in d.itertuples(index=False))
