@@ -16,7 +16,7 @@ Sections (``run()`` runs them all; ``BENCH_INTEGRITY_SECTIONS=concurrency,fuzz``
   files on local disk. Latencies: ``concurrency_commit_p50_s`` / ``_p95_s`` (one call),
   ``concurrency_bronze_commit_p50_s`` / ``_p95_s`` (the bronze commit step alone, retries
   included), ``concurrency_first10_p50_s`` vs ``concurrency_last10_p50_s`` (median of the
-  first/last 10 calls of every writer) and their ratio; ``concurrency_retries`` (commit
+  first/last 10 calls of every writer, and their p95) and their ratio; ``concurrency_retries`` (commit
   conflicts and transient faults retried).
 * ``race`` — ``race_ingest_runs`` / 2 processes (spawn) ingest the same landing zone of a
   new lake (no table exists yet) at the same moment, on local disk, then again on S3:
@@ -46,7 +46,10 @@ ingestion time).
 Knobs: ``BENCH_INTEGRITY_QUICK=1`` (or ``--quick``: 4 × 10 writers, small sizes, ~3 min),
 ``BENCH_INTEGRITY_WRITERS`` (16), ``BENCH_INTEGRITY_COMMITS`` (50),
 ``BENCH_INTEGRITY_RACE_RUNS`` (8), ``BENCH_INTEGRITY_RESTARTS`` (3),
-``BENCH_INTEGRITY_FUZZ_CASES`` (3000), ``BENCH_INTEGRITY_SIGKILLS`` (8). The load average of
+``BENCH_INTEGRITY_FUZZ_CASES`` (3000), ``BENCH_INTEGRITY_SIGKILLS`` (8),
+``BENCH_INTEGRITY_BASELINE=1`` (the concurrency section as before the commit-latency fix: no
+ingest-log compaction, checkpoint interval 100; ``concurrency_baseline`` = 1 — for the
+before/after figures of docs/ingestion.md "Performance"). The load average of
 the host is reported at the start and at the end (``integrity_load_average_1m_*``).
 
 Run: ``python -m bench integrity`` or ``python -m bench.bench_integrity [--quick] [sections]``.
@@ -92,7 +95,7 @@ class Sizes:
 
     @classmethod
     def from_env(cls, quick: bool = False) -> Sizes:
-        quick = quick or os.environ.get("BENCH_INTEGRITY_QUICK", "") not in ("", "0")
+        quick = quick or any(os.environ.get(v, "") not in ("", "0") for v in ("BENCH_INTEGRITY_QUICK", "BENCH_QUICK"))
         base = cls(writers=4, commits=10, race_runs=4, restarts=1, fuzz_cases=360, sigkills=2) if quick else cls()
         env = {
             "writers": "WRITERS",
@@ -213,7 +216,29 @@ class _RetryCounter(logging.Handler):
 
 
 # ====================================================================== concurrency
-def bench_concurrency(server, tmp: Path, writers: int, commits: int) -> dict:
+def _baseline(on: bool):
+    """Context: with ``on``, ingestion as before the commit-latency fix (no ingest-log
+    compaction, delta-rs' default checkpoint interval of 100 for new bronze tables)."""
+    import contextlib
+
+    from lakehouse.ingest import schemas, writer
+
+    @contextlib.contextmanager
+    def ctx():
+        if not on:
+            yield
+            return
+        every, interval = writer.LOG_COMPACT_EVERY, schemas.BRONZE_TABLE_PROPERTIES["delta.checkpointInterval"]
+        writer.LOG_COMPACT_EVERY, schemas.BRONZE_TABLE_PROPERTIES["delta.checkpointInterval"] = 0, "100"
+        try:
+            yield
+        finally:
+            writer.LOG_COMPACT_EVERY, schemas.BRONZE_TABLE_PROPERTIES["delta.checkpointInterval"] = every, interval
+
+    return ctx()
+
+
+def bench_concurrency(server, tmp: Path, writers: int, commits: int, baseline: bool = False) -> dict:
     from ingest_testdata import lims_csv
 
     from lakehouse.ingest import writer
@@ -270,7 +295,7 @@ def bench_concurrency(server, tmp: Path, writers: int, commits: int) -> dict:
 
     writer.HOOKS.append(hook)
     try:
-        with _RetryCounter() as retries:
+        with _RetryCounter() as retries, _baseline(baseline):
             threads = [threading.Thread(target=work, args=(w,), name=f"writer-{w}") for w in range(writers)]
             t0 = time.perf_counter()
             for t in threads:
@@ -301,7 +326,10 @@ def bench_concurrency(server, tmp: Path, writers: int, commits: int) -> dict:
         "concurrency_bronze_commit_p95_s": round(_pct(bronze_s, 0.95), 2),
         "concurrency_first10_p50_s": round(statistics.median(first), 2),
         "concurrency_last10_p50_s": round(statistics.median(last), 2),
+        "concurrency_first10_p95_s": round(_pct(first, 0.95), 2),
+        "concurrency_last10_p95_s": round(_pct(last, 0.95), 2),
         "concurrency_last_vs_first_ratio": round(statistics.median(last) / statistics.median(first), 2),
+        "concurrency_baseline": int(baseline),
         "concurrency_retries": sum(retries.reasons.values()),
         "concurrency_seconds": round(wall, 1),
     }
@@ -609,6 +637,9 @@ def bench_fuzz(tmp: Path, total: int, batch_files: int = 100) -> dict:
     from lakehouse.ingest.writer import ingest_files, table_uri
     from lakehouse.storage import Lake
 
+    # what counts as a crash: any exception, and a Rust panic surfacing through pyo3
+    # (``pyo3_runtime.PanicException`` derives from BaseException; registered once polars is loaded)
+    crash = (Exception, *(c for c in BaseException.__subclasses__() if c.__name__ == "PanicException"))
     t0 = time.perf_counter()
     cases = _fuzz_cases(total)
     gen_s = time.perf_counter() - t0
@@ -642,7 +673,7 @@ def bench_fuzz(tmp: Path, total: int, batch_files: int = 100) -> dict:
             try:
                 rep = ingest_files(lake, chunk, run_id=f"fuzz-{kind}-{a}", namespace="fuzz", skip_logged=False)
                 rows_read.update(rep.rows_read)
-            except Exception:
+            except crash:
                 for j, f in enumerate(chunk):
                     f = source(kind, a + j, contents[a + j])
                     try:
@@ -650,7 +681,7 @@ def bench_fuzz(tmp: Path, total: int, batch_files: int = 100) -> dict:
                             lake, [f], run_id=f"fuzz-{kind}-{a}-{j}", namespace="fuzz", skip_logged=False
                         )
                         rows_read.update(rep.rows_read)
-                    except Exception as exc:
+                    except crash as exc:
                         crashes.append(f"{kind} case {a + j}: {type(exc).__name__}: {str(exc)[:300]}")
         _progress(f"fuzz: {kind} {len(contents)} cases, {len(crashes)} crashes so far")
     # rows read (as the parser counted them) against the rows in the Delta tables
@@ -705,7 +736,8 @@ def run(sections: list[str] | None = None, quick: bool = False) -> dict:
             _progress(f"{name} ...")
             t0 = time.perf_counter()
             if name == "concurrency":
-                figures = bench_concurrency(server, tmp, sizes.writers, sizes.commits)
+                baseline = os.environ.get("BENCH_INTEGRITY_BASELINE", "") not in ("", "0")
+                figures = bench_concurrency(server, tmp, sizes.writers, sizes.commits, baseline)
             elif name == "race":
                 figures = bench_race(server, tmp, sizes.race_runs, reference)
             elif name == "s3_restart":
