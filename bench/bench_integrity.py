@@ -263,19 +263,36 @@ def bench_concurrency(server, tmp: Path, writers: int, commits: int, baseline: b
     lake = _s3_lake(server, "concurrency")
     fill(lake)
     call_s: dict[int, list[float]] = defaultdict(list)
-    bronze_s: list[float] = []
+    # where a call's time goes, per stage and writer, in call order: reading the ingest log,
+    # the bronze commit (retries included), the log commit (+ a compaction when it is due)
+    stage_s: dict[str, dict[int, list[float]]] = {s: defaultdict(list) for s in ("log_read", "bronze", "log_commit")}
     started: dict[str, float] = {}
     errors: list[str] = []
     lock = threading.Lock()
+    read_log = writer.read_log
+
+    def timed_read_log(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return read_log(*args, **kwargs)
+        finally:
+            name = threading.current_thread().name
+            if name.startswith("writer-"):
+                stage_s["log_read"][int(name[7:])].append(time.perf_counter() - t0)
 
     def hook(event: str, info: dict) -> None:
-        if info.get("table") != "lims_results":
+        run_id = info.get("run_id", "")
+        if not run_id.startswith("conc-w"):
             return
+        w, now = int(run_id[6:8]), time.perf_counter()
         with lock:
-            if event == "bronze_committing":
-                started[info["run_id"]] = time.perf_counter()
-            elif event == "bronze_committed" and info["run_id"] in started:
-                bronze_s.append(time.perf_counter() - started.pop(info["run_id"]))
+            if event == "bronze_committing" and info.get("table") == "lims_results":
+                started[run_id] = now
+            elif event == "bronze_committed" and info.get("table") == "lims_results" and run_id in started:
+                stage_s["bronze"][w].append(now - started[run_id])
+                started[run_id] = now
+            elif event == "log_committed" and run_id in started:
+                stage_s["log_commit"][w].append(now - started.pop(run_id))
 
     def work(w: int) -> None:
         try:
@@ -294,6 +311,7 @@ def bench_concurrency(server, tmp: Path, writers: int, commits: int, baseline: b
             errors.append(f"writer {w}: {type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}")
 
     writer.HOOKS.append(hook)
+    writer.read_log = timed_read_log  # timing only: the same function is called
     try:
         with _RetryCounter() as retries, _baseline(baseline):
             threads = [threading.Thread(target=work, args=(w,), name=f"writer-{w}") for w in range(writers)]
@@ -305,6 +323,7 @@ def bench_concurrency(server, tmp: Path, writers: int, commits: int, baseline: b
             wall = time.perf_counter() - t0
     finally:
         writer.HOOKS.remove(hook)
+        writer.read_log = read_log
     if errors:
         raise RuntimeError(f"{len(errors)} writer errors; first: {errors[0]}")
     lost, dup = diff_rows(reference, lake_rows(lake))
@@ -314,6 +333,12 @@ def bench_concurrency(server, tmp: Path, writers: int, commits: int, baseline: b
     k = min(10, commits // 2)
     first = [x for v in call_s.values() for x in v[:k]]
     last = [x for v in call_s.values() for x in v[-k:]]
+    bronze_s = [x for v in stage_s["bronze"].values() for x in v]
+    stages = {}
+    for stage, per_writer in stage_s.items():
+        for end, pick in (("first10", lambda v: v[:k]), ("last10", lambda v: v[-k:])):
+            xs = [x for v in per_writer.values() for x in pick(v)]
+            stages[f"concurrency_{stage}_{end}_p50_s"] = round(statistics.median(xs), 2) if xs else None
     return {
         "concurrency_writers": writers,
         "concurrency_commits_per_writer": commits,
@@ -329,6 +354,7 @@ def bench_concurrency(server, tmp: Path, writers: int, commits: int, baseline: b
         "concurrency_first10_p95_s": round(_pct(first, 0.95), 2),
         "concurrency_last10_p95_s": round(_pct(last, 0.95), 2),
         "concurrency_last_vs_first_ratio": round(statistics.median(last) / statistics.median(first), 2),
+        **stages,
         "concurrency_baseline": int(baseline),
         "concurrency_retries": sum(retries.reasons.values()),
         "concurrency_seconds": round(wall, 1),
