@@ -1,13 +1,15 @@
-"""Small helpers shared by the Dagster assets: ML run config (:class:`MLConfig`) and metadata
-(numbers, JSON, markdown tables)."""
+"""Small helpers shared by the Dagster assets: ML run config (:class:`MLConfig`), metadata
+(numbers, JSON, markdown tables) and the skip on insufficient data (:func:`skip_on_insufficient_data`)."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 import dagster as dg
 from pydantic import Field
 
+from lakehouse.errors import InsufficientData
 from lakehouse.jsonsafe import clean
 from ml.config import (
     DEFAULT_PDM_CONFIG,
@@ -63,3 +65,29 @@ def md_table(df, n: int = 10) -> str:
         return str(v).replace("|", "/")
 
     return head + "\n".join("| " + " | ".join(cell(v) for v in r) + " |" for r in d.itertuples(index=False))
+
+
+#: metadata key of the observation a skipped asset records (its value: the reason)
+SKIPPED_KEY = "skipped_insufficient_data"
+
+
+def skip_on_insufficient_data(fn):
+    """Wrap an asset's body (declared with ``output_required=False``): when it raises
+    :class:`~lakehouse.errors.InsufficientData` the asset is not materialized — Dagster skips its
+    checks and everything downstream, the run succeeds — and the reason is logged as a warning
+    and recorded as an ``AssetObservation`` (``skipped_insufficient_data``: reason) on the asset,
+    which the UI and the run summary show. Any other exception fails the step as before."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        context = kwargs.get("context", args[0] if args else None)
+        try:
+            result = fn(*args, **kwargs)
+        except InsufficientData as exc:
+            reason = str(exc)
+            context.log.warning(f"{context.asset_key.to_user_string()} skipped: {reason}")
+            yield dg.AssetObservation(asset_key=context.asset_key, metadata={SKIPPED_KEY: reason})
+            return
+        yield result
+
+    return wrapper

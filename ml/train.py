@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
+from lakehouse.errors import InsufficientData
 from ml.config import PdMConfig, SoftSensorConfig, XGBParams
 from ml.domain import fit_domain, fit_psi_reference
 from ml.evaluation import (
@@ -215,7 +216,9 @@ def train_titer(features: pl.DataFrame, cfg: SoftSensorConfig, *, fit=fit_booste
     t = cfg.titer
     rows = softsensor_training_rows(features, t.target, t.min_culture_age_h)
     if rows.select("batch_id").n_unique() < 3:
-        raise ValueError(f"need labelled samples of {t.target!r} from >= 3 batches, got {rows['batch_id'].n_unique()}")
+        raise InsufficientData(
+            f"insufficient data: {t.target!r} needs labelled samples from >= 3 batches, got {rows['batch_id'].n_unique()}"
+        )
     names = softsensor_feature_names(cfg.features)
     starts = batch_starts(features)
     # split once to know the test rows for the baseline, then hand the baseline for those rows
@@ -267,7 +270,7 @@ def train_harvest(features: pl.DataFrame, cfg: SoftSensorConfig, target: str) ->
     h = dataclasses.replace(cfg.harvest, targets=(target,))
     ds = build_harvest_dataset(features, h).filter(pl.col(f"label__{target}").is_not_null())
     if ds.height < 5:
-        raise ValueError(f"need >= 5 harvested batches with {target!r}, got {ds.height}")
+        raise InsufficientData(f"insufficient data: {ds.height} harvested batch(es) with {target!r}, need >= 5")
     names = [n for n in softsensor_feature_names(cfg.features) if not n.startswith("phase__")]
     starts = batch_starts(features)
     _, test_ids = forward_split(
@@ -406,12 +409,14 @@ def train_pdm(eq_features: pl.DataFrame, work_orders: pl.DataFrame, cfg: PdMConf
     names = equipment_feature_names(fc)
     df = eq_features.filter(~pl.col("in_repair")).sort(["date", "equipment_id"])
     if df.height == 0:
-        raise ValueError(
-            "PdM needs equipment-health feature rows; the table is empty "
+        raise InsufficientData(
+            "insufficient data: PdM needs equipment-health feature rows; the table is empty "
             "(no historian signals of equipment wear in gold/fct_equipment_health_daily)"
         )
     if failure_events(work_orders, fc).height == 0:
-        raise ValueError("PdM needs corrective work orders (failures) to learn from; gold/fct_work_orders has none")
+        raise InsufficientData(
+            "insufficient data: PdM needs corrective work orders (failures) to learn from; gold/fct_work_orders has none"
+        )
     _, t_val_end, d0, d_end = pdm_split_dates(df, ev)
     dev = df.filter((pl.col("date") <= pl.lit(t_val_end) - pl.duration(days=H)) & _known_label(d_end, H))
     te_all = df.filter(pl.col("date") > t_val_end)

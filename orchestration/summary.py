@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 
 import dagster as dg
@@ -75,4 +76,30 @@ def print_summary(defs: dg.Definitions, result, elapsed_s: float) -> None:
         print(f"\nAsset checks: {len(checks) - len(failed)} passed, {len(failed)} failed")
         for ev in failed:
             print(f"  FAILED ({ev.severity.value}): {ev.asset_key.to_user_string()} / {ev.check_name}")
+    skipped = skipped_assets(result)
+    if skipped:
+        print(f"\nSkipped for insufficient data ({len(skipped)}; their checks and downstream steps did not run):")
+        for key, reason in sorted(skipped.items()):
+            print(f"  - {key}: {reason}")
+        not_run = ", ".join(sorted(skipped_steps(result))) or "nothing"
+        print(textwrap.fill(f"not run: {not_run}", width=110, initial_indent="  ", subsequent_indent="    "))
     print(f"\nMaterialized {sum(parts.values())} asset partitions in {elapsed_s:.0f}s.")
+
+
+def skipped_assets(result) -> dict[str, str]:
+    """Assets the run skipped for insufficient data (``assets.support.skip_on_insufficient_data``):
+    asset key → reason."""
+    from assets.support import SKIPPED_KEY
+
+    out = {}
+    for e in result.all_events:
+        if e.event_type_value == "ASSET_OBSERVATION":
+            obs = e.event_specific_data.asset_observation
+            if SKIPPED_KEY in obs.metadata:
+                out[obs.asset_key.to_user_string()] = obs.metadata[SKIPPED_KEY].value
+    return out
+
+
+def skipped_steps(result) -> set[str]:
+    """Steps not executed because an upstream asset was skipped (their checks, downstream assets)."""
+    return {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}

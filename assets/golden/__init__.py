@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from assets.resources import LakeResource
-from assets.support import md_table
+from assets.support import md_table, skip_on_insufficient_data
+from lakehouse.errors import InsufficientData
 
 GROUP = "golden_batch"
 DIM_BATCHES = dg.AssetKey(["gold", "dim_batches"])
@@ -97,7 +98,9 @@ def batch_qualification(context: dg.AssetExecutionContext, lake: LakeResource) -
     group_name=GROUP,
     kinds={"delta", "python"},
     description="Golden-batch trajectory envelope per signal on culture age and % maturity.",
+    output_required=False,  # skipped with the reason on insufficient data
 )
+@skip_on_insufficient_data
 def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     import numpy as np
     import pandas as pd
@@ -111,7 +114,7 @@ def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     qual = _read(the_lake, "golden", "batch_qualification").to_pandas()
     golden_ids = qual.loc[qual["qualified"], "batch_id"].tolist()
     if not golden_ids:
-        raise dg.Failure("no batch qualifies as golden: check cqa_specs in config/golden.yaml")
+        raise InsufficientData("insufficient data: no batch qualifies as golden (cqa_specs in config/golden.yaml)")
     p = cfg["profile"]
     cols = ["batch_id", "culture_age_h", "maturity_pct", *p["signals"]]
     readings = read_gold(the_lake, "fct_process_readings", cols)
@@ -181,7 +184,9 @@ def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     kinds={"numpy", "python"},
     description="Batch evolution monitoring model (PCA on per-time-step scaled good batches) with "
     "cross-validated time-varying T²/SPE limits; stored as npz + JSON.",
+    output_required=False,  # skipped with the reason on insufficient data
 )
+@skip_on_insufficient_data
 def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     import polars as pl
 
@@ -196,7 +201,9 @@ def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     batches = read_gold(the_lake, "dim_batches").to_pandas()
     train_ids = gb.mspc_training_ids(qual, batches, cfg)
     if len(train_ids) < 4:
-        raise dg.Failure(f"MSPC needs >= 4 in-spec batches without deviations, found {len(train_ids)}")
+        raise InsufficientData(
+            f"insufficient data: MSPC needs >= 4 in-spec batches without deviations, found {len(train_ids)}"
+        )
     readings = read_gold(the_lake, "fct_process_readings").filter(pl.col("batch_id").is_in(train_ids))
     al = mspc.align_for(mcfg, readings, batch_ids=train_ids)
     model = mspc.fit_mspc(al, mcfg)

@@ -14,7 +14,7 @@ are made by :func:`build_defs` (nothing is read at import).
 import dagster as dg
 
 from assets.resources import LakeResource, SparkResource
-from assets.support import MLConfig, by_day_markdown, js, num
+from assets.support import MLConfig, by_day_markdown, js, num, skip_on_insufficient_data
 from ml.config import SoftSensorConfig, load_softsensor_config
 
 SOFTSENSOR_KEY = dg.AssetKey(["features", "softsensor"])
@@ -90,7 +90,9 @@ def _titer_assets(name: str):
         deps=[SOFTSENSOR_KEY],
         description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
         "forward in time, with split-conformal intervals; registered as a candidate.",
+        output_required=False,  # skipped with the reason on insufficient data
     )
+    @skip_on_insufficient_data
     def model_titer(
         context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig, spark: SparkResource
     ) -> dg.MaterializeResult:
@@ -132,7 +134,9 @@ def _harvest_assets(target: str, name: str):
         deps=[SOFTSENSOR_KEY],
         description=f"Harvest {target} from data available by culture day D (config), XGBoost; baseline: "
         "mean of training.",
+        output_required=False,  # skipped with the reason on insufficient data
     )
+    @skip_on_insufficient_data
     def _model(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
         from ml import pipeline
 
@@ -163,7 +167,9 @@ def _harvest_assets(target: str, name: str):
     deps=[EQUIPMENT_KEY, dg.AssetKey(["gold", "fct_work_orders"])],
     description="Predictive maintenance: P(failure within H days) per equipment-day; time-ordered "
     "train/validation/test, scale_pos_weight, alert threshold chosen on validation.",
+    output_required=False,  # skipped with the reason on insufficient data
 )
+@skip_on_insufficient_data
 def model_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
     import numpy as np
 
