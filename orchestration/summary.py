@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections import defaultdict
 
 import dagster as dg
@@ -35,6 +34,19 @@ def _value(v) -> str:
         return f"{raw:.4g}"
     text = str(raw)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def skipped_assets(result) -> dict[str, str]:
+    """Asset -> reason, for the assets a run skipped with a reason (``assets.support.skipped``:
+    an observation with ``state: skipped``)."""
+    out: dict[str, str] = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_OBSERVATION":
+            obs = event.event_specific_data.asset_observation
+            meta = dict(obs.metadata)
+            if getattr(meta.get("state"), "value", None) == "skipped":
+                out[obs.asset_key.to_user_string()] = str(getattr(meta.get("reason"), "value", ""))
+    return out
 
 
 def print_summary(defs: dg.Definitions, result, elapsed_s: float) -> None:
@@ -70,36 +82,16 @@ def print_summary(defs: dg.Definitions, result, elapsed_s: float) -> None:
             label = key.to_user_string() + (f" ({n} partitions)" if n > 1 else "")
             print(f"  {label:<48} {'  '.join(figures)}")
 
+    skipped = skipped_assets(result)
+    if skipped:
+        print("\nSkipped (nothing or too little to work on; what depends on them was skipped too):")
+        for key, reason in sorted(skipped.items()):
+            print(f"  - {key}: {reason}")
+
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     if checks:
         failed = [e.event_specific_data for e in checks if not e.event_specific_data.passed]
         print(f"\nAsset checks: {len(checks) - len(failed)} passed, {len(failed)} failed")
         for ev in failed:
             print(f"  FAILED ({ev.severity.value}): {ev.asset_key.to_user_string()} / {ev.check_name}")
-    skipped = skipped_assets(result)
-    if skipped:
-        print(f"\nSkipped for insufficient data ({len(skipped)}; their checks and downstream steps did not run):")
-        for key, reason in sorted(skipped.items()):
-            print(f"  - {key}: {reason}")
-        not_run = ", ".join(sorted(skipped_steps(result))) or "nothing"
-        print(textwrap.fill(f"not run: {not_run}", width=110, initial_indent="  ", subsequent_indent="    "))
     print(f"\nMaterialized {sum(parts.values())} asset partitions in {elapsed_s:.0f}s.")
-
-
-def skipped_assets(result) -> dict[str, str]:
-    """Assets the run skipped for insufficient data (``assets.support.skip_on_insufficient_data``):
-    asset key → reason."""
-    from assets.support import SKIPPED_KEY
-
-    out = {}
-    for e in result.all_events:
-        if e.event_type_value == "ASSET_OBSERVATION":
-            obs = e.event_specific_data.asset_observation
-            if SKIPPED_KEY in obs.metadata:
-                out[obs.asset_key.to_user_string()] = obs.metadata[SKIPPED_KEY].value
-    return out
-
-
-def skipped_steps(result) -> set[str]:
-    """Steps not executed because an upstream asset was skipped (their checks, downstream assets)."""
-    return {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
