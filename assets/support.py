@@ -36,18 +36,6 @@ class MLConfig(dg.Config):
         return load_pdm_config(self.pdm_config or os.environ.get("LAKEHOUSE_ML_PDM_CONFIG") or DEFAULT_PDM_CONFIG)
 
 
-SKIPPED = "skipped"
-
-
-def skipped(context, key: dg.AssetKey | list[str], reason: str) -> dg.AssetObservation:
-    """An asset that had nothing (or too little) to work on: not materialized — Dagster then skips
-    what depends on it — but observed with ``state: skipped`` and the reason, which the run's
-    summary prints. Use with ``output_required=False`` and ``yield``."""
-    key = dg.AssetKey(key) if not isinstance(key, dg.AssetKey) else key
-    context.log.warning(f"{key.to_user_string()} skipped: {reason}")
-    return dg.AssetObservation(asset_key=key, metadata={"state": SKIPPED, "reason": reason})
-
-
 def num(v) -> dg.MetadataValue:
     v = clean(v)
     return dg.MetadataValue.float(float(v)) if isinstance(v, (int, float)) else dg.MetadataValue.text("n/a")
@@ -81,9 +69,10 @@ def md_table(df, n: int = 10) -> str:
 
 def skip_on_insufficient_data(fn):
     """Wrap an asset's body (declared with ``output_required=False``): when it raises
-    :class:`~lakehouse.errors.InsufficientData` the asset is not materialized but observed as
-    :func:`skipped` with the reason (Dagster skips its checks and everything downstream; the run
-    succeeds). Any other exception fails the step as before."""
+    :class:`~lakehouse.errors.InsufficientData` the asset is not materialized but observed with
+    ``state: skipped`` and the reason (what ``orchestration.summary.skipped_assets`` reads; Dagster
+    skips its checks and everything downstream; the run succeeds). Any other exception fails the
+    step as before."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -91,7 +80,9 @@ def skip_on_insufficient_data(fn):
         try:
             result = fn(*args, **kwargs)
         except InsufficientData as exc:
-            yield skipped(context, context.asset_key, str(exc))
+            key = context.asset_key
+            context.log.warning(f"{key.to_user_string()} skipped: {exc}")
+            yield dg.AssetObservation(asset_key=key, metadata={"state": "skipped", "reason": str(exc)})
             return
         yield result
 
