@@ -1,13 +1,15 @@
-"""Small helpers shared by the Dagster assets: ML run config (:class:`MLConfig`) and metadata
-(numbers, JSON, markdown tables)."""
+"""Small helpers shared by the Dagster assets: ML run config (:class:`MLConfig`), metadata
+(numbers, JSON, markdown tables) and the skip on insufficient data (:func:`skip_on_insufficient_data`)."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 import dagster as dg
 from pydantic import Field
 
+from lakehouse.errors import InsufficientData
 from lakehouse.jsonsafe import clean
 
 
@@ -76,3 +78,23 @@ def md_table(df, n: int = 10) -> str:
         return str(v).replace("|", "/")
 
     return head + "\n".join("| " + " | ".join(cell(v) for v in r) + " |" for r in d.itertuples(index=False))
+
+
+def skip_on_insufficient_data(fn):
+    """Wrap an asset's body (declared with ``output_required=False``): when it raises
+    :class:`~lakehouse.errors.InsufficientData` the asset is not materialized but observed with
+    ``state: skipped`` and the reason (what ``orchestration.summary.skipped_assets`` reads; Dagster
+    skips its checks and everything downstream; the run succeeds). Any other exception fails the
+    step as before."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        context = kwargs.get("context", args[0] if args else None)
+        try:
+            result = fn(*args, **kwargs)
+        except InsufficientData as exc:
+            yield skipped(context, context.asset_key, str(exc))
+            return
+        yield result
+
+    return wrapper

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
+from lakehouse.errors import InsufficientData
 from ml.batches import FAULT
 from ml.config import PdMConfig, SelectionConfig, SoftSensorConfig, XGBParams
 from ml.domain import fit_domain, fit_psi_reference
@@ -54,11 +55,6 @@ from ml.softsensor import (
     predict_rows,
     select_estimator,
 )
-
-
-class InsufficientData(ValueError):
-    """Too little data to train (batches, assays, failures, days): the step is skipped with this
-    reason, never turned into a made-up model or metric."""
 
 
 @dataclass
