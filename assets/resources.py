@@ -44,6 +44,11 @@ class LakeResource(dg.ConfigurableResource):
         description="DuckDB warehouse file the marts land in, for BI tools "
         "(local path; relative to the project root; default data/warehouse.duckdb).",
     )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking + registry store (any server or database); default a SQLite file "
+        "in the lake (ml/mlflow_store.py).",
+    )
     plant: str | None = Field(
         default=None,
         description="The plant whose data the lake holds: a bundle name under config/plants/ or a bundle "
@@ -71,6 +76,7 @@ class LakeResource(dg.ConfigurableResource):
                 secret_access_key=self.aws_secret_access_key,
                 region=self.aws_region,
             ),
+            self.mlflow_tracking_uri,
         )
 
 

@@ -296,12 +296,20 @@ def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: 
 
 
 # ----------------------------------------------------------------------------- scoring
+def with_input_versions(lake: Lake, scores: pl.DataFrame, table: tuple[str, str], version: int) -> pl.DataFrame:
+    """``scores`` with ``input_versions_json``: the feature-table version scored and the gold
+    versions it was built from — the data a score row read."""
+    inputs = {"/".join(table): int(version)} | _feature_inputs(lake, *table, version)
+    return scores.with_columns(pl.lit(json.dumps(inputs, sort_keys=True)).alias("input_versions_json"))
+
+
 def score_titer_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
     """Score every feature row with the titer champion and write ``scores/titer``; returns the scores and version."""
     reg = ModelRegistry(lake)
     booster, meta, rec = reg.load(cfg.titer.name)
     feats = read_table(lake, *SOFTSENSOR)
     scores = score_softsensor(feats.df, booster, meta, rec, feats.version, explain=explain)
+    scores = with_input_versions(lake, scores, SOFTSENSOR, feats.version)
     return scores, write_table(lake, "scores", "titer", scores)
 
 
@@ -315,6 +323,7 @@ def score_harvest_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "ex
         if reg.champion(name) is not None:
             models.append(reg.load(name))
     scores = score_harvest(feats.df, models, cfg.harvest.day, feats.version, explain=explain)
+    scores = with_input_versions(lake, scores, SOFTSENSOR, feats.version)
     return scores, write_table(lake, "scores", "harvest_cqa", scores)
 
 
@@ -324,6 +333,7 @@ def score_pdm_table(lake: Lake, cfg: PdMConfig, *, explain: str = "exact") -> tu
     booster, meta, rec = reg.load(cfg.model.name)
     feats = read_table(lake, *EQUIPMENT)
     scores = score_pdm(feats.df, booster, meta, rec, feats.version, explain=explain)
+    scores = with_input_versions(lake, scores, EQUIPMENT, feats.version)
     return scores, write_table(lake, "scores", "pdm", scores)
 
 
