@@ -268,8 +268,10 @@ def train_pdm_model(
 
 
 # ----------------------------------------------------------------------------- promotion gate
-def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: float = 0.0) -> dict:
-    """Promotion decision for ``name`` (default: its latest candidate) on the candidate's held-out set."""
+def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: float = 0.0, envelope=None) -> dict:
+    """Promotion decision for ``name`` (default: its latest candidate) on the candidate's held-out set,
+    concluded by :func:`ml.approvals.conclude` (evidence floor, validated envelope ``envelope``,
+    default :func:`ml.envelope.load_envelope`): promoted, awaiting approval or rejected."""
     reg = ModelRegistry(lake)
     rec = reg.get(name, version) if version is not None else reg.latest(name, "candidate")
     if rec is None:
@@ -292,7 +294,11 @@ def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: 
     else:
         feats = read_table(lake, *EQUIPMENT, version=rec.training_data["features/equipment_health"]).df
         rows, base = promotion.pdm_holdout(feats, meta)
-    return promotion.decide(reg, name, rec.version, rows, base, min_improvement=min_improvement)
+    from ml.approvals import conclude
+    from ml.envelope import load_envelope
+
+    d = promotion.decide(reg, name, rec.version, rows, base, min_improvement=min_improvement, record=False)
+    return conclude(lake, name, rec.version, d, rows, envelope or load_envelope())
 
 
 # ----------------------------------------------------------------------------- scoring
