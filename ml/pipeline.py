@@ -268,6 +268,18 @@ def train_pdm_model(
 
 
 # ----------------------------------------------------------------------------- promotion gate
+def holdout(lake: Lake, rec: RegisteredModel, meta: dict) -> tuple[pl.DataFrame, object]:
+    """A model version's held-out rows (rebuilt from the feature-table version it was trained on)
+    and the baseline predictions/scores aligned with them."""
+    if "features/softsensor" in rec.training_data:
+        feats = read_table(lake, *SOFTSENSOR, version=rec.training_data["features/softsensor"]).df
+        if meta.get("feature_day") is not None:
+            return promotion.harvest_holdout(feats, meta)
+        return promotion.softsensor_holdout(feats, meta)
+    feats = read_table(lake, *EQUIPMENT, version=rec.training_data["features/equipment_health"]).df
+    return promotion.pdm_holdout(feats, meta)
+
+
 def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: float = 0.0, envelope=None) -> dict:
     """Promotion decision for ``name`` (default: its latest candidate) on the candidate's held-out set,
     concluded by :func:`ml.approvals.conclude` (evidence floor, validated envelope ``envelope``,
@@ -285,15 +297,7 @@ def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: 
             "champion_version": champ.version if champ else None,
         }
     _, meta, _ = reg.load(name, rec.version)
-    if "features/softsensor" in rec.training_data:
-        feats = read_table(lake, *SOFTSENSOR, version=rec.training_data["features/softsensor"]).df
-        if meta.get("feature_day") is not None:
-            rows, base = promotion.harvest_holdout(feats, meta)
-        else:
-            rows, base = promotion.softsensor_holdout(feats, meta)
-    else:
-        feats = read_table(lake, *EQUIPMENT, version=rec.training_data["features/equipment_health"]).df
-        rows, base = promotion.pdm_holdout(feats, meta)
+    rows, base = holdout(lake, rec, meta)
     from ml.approvals import conclude
     from ml.envelope import load_envelope
 
