@@ -77,6 +77,7 @@ def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
             "reason": d.get("reason", ""),
             "evidence": js(d),
             "champion_in_service": has_champion,
+            "status": d.get("status", ""),  # champion | awaiting_approval | candidate (rejected)
         },
     )
 
