@@ -31,19 +31,30 @@ ARTIFACTS_DIR = "artifacts"
 
 
 def tracking_uri(lake: Lake) -> str:
-    """The MLflow tracking (= registry) URI of ``lake``; creates the default SQLite file."""
+    """The MLflow tracking (= registry) URI of ``lake``; creates a missing SQLite file."""
     configured = getattr(lake, "mlflow_tracking_uri", None)
     if configured:
+        if configured.startswith("sqlite:///"):
+            _ensure_sqlite(Path(configured[len("sqlite:///") :]))
         return configured
     if lake.is_s3:
         from lakehouse.warehouse import duckdb_path
 
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "__", lake.root.split("://", 1)[1]).strip("_")
-        db = duckdb_path(os.environ.get("LAKEHOUSE_DUCKDB_PATH")).parent / MLFLOW_DIR / f"{slug}.db"
-    else:
-        db = Path(lake.root) / MLFLOW_DIR / "mlflow.db"
-    _ensure_sqlite(db)
+        return s3_lake_sqlite_uri(lake, duckdb_path().parent)
+    return sqlite_uri(Path(lake.root) / MLFLOW_DIR / "mlflow.db")
+
+
+def sqlite_uri(db: Path) -> str:
+    """``sqlite:///<db>`` (the file created from the migrated template when missing)."""
+    _ensure_sqlite(Path(db))
     return f"sqlite:///{db}"
+
+
+def s3_lake_sqlite_uri(lake: Lake, folder: Path) -> str:
+    """The default store of a lake on S3 (SQLite needs a local file): ``<folder>/mlflow/<bucket>__<prefix>.db``
+    — ``folder`` is the DuckDB warehouse's folder of the lake resource."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "__", lake.root.split("://", 1)[1]).strip("_")
+    return sqlite_uri(Path(folder) / MLFLOW_DIR / f"{slug}.db")
 
 
 def artifact_root(lake: Lake) -> str:

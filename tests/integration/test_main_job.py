@@ -100,3 +100,34 @@ def test_gold_model_and_scores_trace_back(main_run):
     assert champion.height == 1
     metrics = json.loads(champion["metrics_json"][0])
     assert metrics  # metrics recorded with the model
+
+
+def test_champions_are_in_mlflow_with_a_validation_report_each(main_run):
+    from lakehouse.audit import AuditLog
+    from ml.registry import ModelRegistry
+
+    _, result, lake = main_run
+    reg = ModelRegistry(lake)
+    view = _delta(lake, "registry", "models")  # the Delta view agrees with MLflow's registry
+    assert sorted(zip(view["model_name"], view["version"], view["status"])) == sorted(
+        zip(*reg.table().select("model_name", "version", "status").to_dict(as_series=False).values())
+    )
+    champions = view.filter(pl.col("status") == "champion")
+    assert "titer_softsensor" in champions["model_name"].to_list()
+    fs = lake.filesystem()
+    for r in champions.iter_rows(named=True):
+        assert int(reg.client.get_model_version_by_alias(r["model_name"], "champion").version) == r["version"]
+        pdf = fs.cat(lake.fs_path(lake.uri("reports", "models", r["model_name"], f"v{r['version']}.pdf")))
+        assert pdf[:5] == b"%PDF-"
+    md = next(
+        e.event_specific_data.materialization.metadata
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+        and e.event_specific_data.materialization.asset_key == dg.AssetKey(["reports", "model_validation"])
+    )
+    assert md["n_reports"].value >= champions.height
+    promotions = [e for e in AuditLog(lake).entries() if e.action == "promotion"]
+    assert {e.subject for e in promotions} >= {
+        f"model:{n}:{v}" for n, v in zip(champions["model_name"], champions["version"])
+    }
+    assert AuditLog(lake).verify().ok
