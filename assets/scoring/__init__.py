@@ -95,6 +95,15 @@ def _traceable(lake: LakeResource, name: str) -> dg.AssetCheckResult:
     )
 
 
+def _in_service(lake: LakeResource, name: str, result: dict) -> dict:
+    """``result`` with the envelope's verdict on the champion in service (drift limits; a breach
+    demotes it through the audit trail when the envelope says so: :func:`ml.approvals.check_in_service`)."""
+    from ml.approvals import check_in_service
+    from ml.envelope import load_envelope
+
+    return result | {"envelope": check_in_service(lake.get_lake(), name, result, load_envelope())}
+
+
 def _verification(result: dict) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=bool(result["passed"]),
@@ -108,6 +117,8 @@ def _verification(result: dict) -> dg.AssetCheckResult:
             "psi_null_q_max": num(result.get("psi_null_q_max")),
             "psi_drifted": js(result.get("psi_drifted", [])),
             "psi_rule": result.get("psi_rule") or "n/a",
+            "envelope_breaches": js((result.get("envelope") or {}).get("breaches", [])),
+            "demoted": bool((result.get("envelope") or {}).get("demoted")),
         },
     )
 
@@ -127,7 +138,8 @@ def titer_traceable(lake: LakeResource) -> dg.AssetCheckResult:
     description="Rolling error of the champion's predictions vs arrived titer results, and PSI drift.",
 )
 def titer_verification(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
-    return _verification(_pipeline().verify_titer(lake.get_lake(), config.softsensor()))
+    cfg = config.softsensor()
+    return _verification(_in_service(lake, cfg.titer.name, _pipeline().verify_titer(lake.get_lake(), cfg)))
 
 
 @dg.asset_check(asset=["scores", "harvest_cqa"], name="traceable_to_registry")
@@ -151,7 +163,8 @@ def pdm_traceable(lake: LakeResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=["scores", "pdm"], name="verification", description="PSI drift of the last 30 days' inputs.")
 def pdm_verification(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
-    return _verification(_pipeline().verify_pdm(lake.get_lake(), config.pdm()))
+    cfg = config.pdm()
+    return _verification(_in_service(lake, cfg.model.name, _pipeline().verify_pdm(lake.get_lake(), cfg)))
 
 
 def build_defs(softsensor: SoftSensorConfig | None = None) -> dg.Definitions:
