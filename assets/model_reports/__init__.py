@@ -1,6 +1,8 @@
-"""Validation reports of the models (HTML + PDF in ``reports/models/<name>/v<version>.*``): one per
-champion and per version awaiting approval, after the promotion gates — what a QA reviewer signs
-(:mod:`ml.validation_report`). The model names come from the soft-sensor config: :func:`build_defs`."""
+"""Validation reports of the models (HTML + PDF in ``reports/models/<name>/v<version>.*``): one asset
+per model (``reports/models/<name>``, after its promotion gate), reporting its champion and its
+version awaiting approval — what a QA reviewer signs (:mod:`ml.validation_report`). A gate that
+leaves no champion blocks its report asset; the gate check itself writes the report of a version
+awaiting approval (``assets/models``). Model names come from the soft-sensor config: :func:`build_defs`."""
 
 import dagster as dg
 
@@ -10,28 +12,26 @@ from assets.support import js
 from ml.config import SoftSensorConfig, load_softsensor_config
 
 
-def _reports_asset(names: list[str]):
+def _report_asset(name: str):
     @dg.asset(
-        key=["reports", "model_validation"],
+        key=["reports", "models", name],
         group_name="models",
         kinds={"mlflow", "pdf"},
-        deps=[dg.AssetKey(["models", n]) for n in names],
-        description="Validation report (HTML + PDF) of every champion and every version awaiting approval: "
+        deps=[dg.AssetKey(["models", name])],
+        description=f"Validation report (HTML + PDF) of the {name} champion and of its version awaiting approval: "
         "lineage, batch-grouped CV vs baselines, residuals, intervals, domain, drift, gate decision, approvals.",
     )
-    def model_validation_reports(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def model_validation_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         from ml.registry import ModelRegistry
         from ml.validation_report import write_model_report
 
         lk = lake.get_lake()
         reg = ModelRegistry(lk)
         written = []
-        for name in names:
-            recs = [r for r in (reg.champion(name), reg.latest(name, "awaiting_approval")) if r is not None]
-            for rec in recs:
-                files = write_model_report(lk, name, rec.version)
-                context.log.info(f"validation report of {rec.model_uri} ({rec.status}): {files['pdf']}")
-                written.append({"model_uri": rec.model_uri, "status": rec.status, **files})
+        for rec in [r for r in (reg.champion(name), reg.latest(name, "awaiting_approval")) if r is not None]:
+            files = write_model_report(lk, name, rec.version)
+            context.log.info(f"validation report of {rec.model_uri} ({rec.status}): {files['pdf']}")
+            written.append({"model_uri": rec.model_uri, "status": rec.status, **files})
         lines = ["| model | status | PDF |", "|---|---|---|"] + [
             f"| {w['model_uri']} | {w['status']} | {w['pdf']} |" for w in written
         ]
@@ -44,11 +44,11 @@ def _reports_asset(names: list[str]):
             }
         )
 
-    return model_validation_reports
+    return model_validation_report
 
 
 def build_defs(softsensor: SoftSensorConfig | None = None) -> dg.Definitions:
-    """The report asset, downstream of the models named in ``softsensor`` and PdM."""
+    """A report asset per model named in ``softsensor`` and PdM."""
     cfg = softsensor or load_softsensor_config()
     names = [titer_name(cfg), *harvest_names(cfg).values(), PDM_NAME]
-    return dg.Definitions(assets=[_reports_asset(names)])
+    return dg.Definitions(assets=[_report_asset(n) for n in names])
