@@ -11,6 +11,8 @@ train           ML models from gold with a config file               :func:`ml.w
 audit           show / verify the hash-chained audit trail           :class:`lakehouse.audit.AuditLog`
 plant serve     the twin's plant over OPC UA (accelerated clock)     :func:`twin.live.cli.serve_command`
 plant collect   long-lived OPC UA collector into bronze              :func:`lakehouse.live.cli.collect_command`
+approve         sign a model version awaiting approval               :func:`ml.approvals.approve`
+report          model validation report (HTML + PDF)                 :func:`ml.validation_report.write_model_report`
 =============== ==================================================== ================================
 
 Errors a user can act on (disk full, permission denied, unreachable endpoint, invalid
@@ -274,6 +276,65 @@ def plant(args: argparse.Namespace) -> int:
     return int(args._plant(args) or 0)
 
 
+# --------------------------------------------------------------------------- approve / report model
+APPROVE_HELP = "sign a model version awaiting approval (identity: $LAKEHOUSE_IDENTITY or the OS user)"
+REPORT_HELP = "write the validation report (HTML + PDF) of a model version into the lake"
+
+
+def _lake_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lake",
+        default=env_lake_root(),
+        help="lake root: local folder or s3://bucket/prefix (default $LAKEHOUSE_ROOT or data/lake)",
+    )
+
+
+def add_approve_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``lakehouse approve``."""
+    p.add_argument("model", help="model name, e.g. titer_softsensor")
+    p.add_argument("version", type=int, help="model version")
+    p.add_argument("--meaning", required=True, choices=["approved", "rejected"], help="what the signature means")
+    p.add_argument("--reason", required=True, help="why (recorded with the signature)")
+    p.add_argument("--envelope", default=None, help="envelope config (default config/ml/envelope.yaml)")
+    _lake_option(p)
+
+
+def approve(args: argparse.Namespace) -> int:
+    """``lakehouse approve MODEL VERSION --meaning approved|rejected --reason ...``: the signature as
+    JSON; a refused signature (self-approval, wrong state, not an approver) is one line, exit 1."""
+    from ml.approvals import ApprovalError
+    from ml.approvals import approve as sign
+    from ml.envelope import load_envelope
+
+    try:
+        out = sign(
+            open_lake(args.lake), args.model, args.version, args.meaning, args.reason, load_envelope(args.envelope)
+        )
+    except (ApprovalError, KeyError) as exc:
+        print(f"lakehouse approve: refused: {exc.args[0]}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``lakehouse report model``."""
+    p.add_argument("kind", choices=["model"], help="model: the validation report of a model version")
+    p.add_argument("name", help="model name")
+    p.add_argument("version", type=int, help="model version")
+    _lake_option(p)
+
+
+def report(args: argparse.Namespace) -> int:
+    """``lakehouse report model NAME VERSION``: writes the HTML and PDF, prints their paths."""
+    from ml.validation_report import write_model_report
+
+    print(f"building the validation report of {args.name} v{args.version} ...", file=sys.stderr)
+    files = write_model_report(open_lake(args.lake), args.name, args.version)
+    print(json.dumps(files, indent=2))
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
     "export-plant": (EXPORT_HELP, add_export_arguments, export_plant),
     "import": (IMPORT_HELP, add_import_arguments, run_import),
@@ -282,6 +343,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
     "train": (TRAIN_HELP, add_train_arguments, train),
     "audit": (AUDIT_HELP, add_audit_arguments, audit),
     "plant": (PLANT_HELP, add_plant_arguments, plant),
+    "approve": (APPROVE_HELP, add_approve_arguments, approve),
+    "report": (REPORT_HELP, add_report_arguments, report),
 }
 
 

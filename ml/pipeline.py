@@ -318,8 +318,22 @@ def train_pdm_model(
 
 
 # ----------------------------------------------------------------------------- promotion gate
-def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: float = 0.0) -> dict:
-    """Promotion decision for ``name`` (default: its latest candidate) on the candidate's held-out set."""
+def holdout(lake: Lake, rec: RegisteredModel, meta: dict) -> tuple[pl.DataFrame, object]:
+    """A model version's held-out rows (rebuilt from the feature-table version it was trained on)
+    and the baseline predictions/scores aligned with them."""
+    if "features/softsensor" in rec.training_data:
+        feats = read_table(lake, *SOFTSENSOR, version=rec.training_data["features/softsensor"]).df
+        if meta.get("feature_day") is not None:
+            return promotion.harvest_holdout(feats, meta)
+        return promotion.softsensor_holdout(feats, meta)
+    feats = read_table(lake, *EQUIPMENT, version=rec.training_data["features/equipment_health"]).df
+    return promotion.pdm_holdout(feats, meta)
+
+
+def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: float = 0.0, envelope=None) -> dict:
+    """Promotion decision for ``name`` (default: its latest candidate) on the candidate's held-out set,
+    concluded by :func:`ml.approvals.conclude` (evidence floor, validated envelope ``envelope``,
+    default :func:`ml.envelope.load_envelope`): promoted, awaiting approval or rejected."""
     reg = ModelRegistry(lake)
     rec = reg.get(name, version) if version is not None else reg.latest(name, "candidate")
     if rec is None:
@@ -333,25 +347,29 @@ def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: 
             "champion_version": champ.version if champ else None,
         }
     _, meta, _ = reg.load(name, rec.version)
-    if "features/softsensor" in rec.training_data:
-        feats = read_table(lake, *SOFTSENSOR, version=rec.training_data["features/softsensor"]).df
-        if meta.get("feature_day") is not None:
-            rows, base = promotion.harvest_holdout(feats, meta)
-        else:
-            rows, base = promotion.softsensor_holdout(feats, meta)
-    else:
-        feats = read_table(lake, *EQUIPMENT, version=rec.training_data["features/equipment_health"]).df
-        rows, base = promotion.pdm_holdout(feats, meta)
-    return promotion.decide(reg, name, rec.version, rows, base, min_improvement=min_improvement)
+    rows, base = holdout(lake, rec, meta)
+    from ml.approvals import conclude
+    from ml.envelope import load_envelope
+
+    d = promotion.decide(reg, name, rec.version, rows, base, min_improvement=min_improvement, record=False)
+    return conclude(lake, name, rec.version, d, rows, envelope or load_envelope())
 
 
 # ----------------------------------------------------------------------------- scoring
+def with_input_versions(lake: Lake, scores: pl.DataFrame, table: tuple[str, str], version: int) -> pl.DataFrame:
+    """``scores`` with ``input_versions_json``: the feature-table version scored and the gold
+    versions it was built from — the data a score row read."""
+    inputs = {"/".join(table): int(version)} | _feature_inputs(lake, *table, version)
+    return scores.with_columns(pl.lit(json.dumps(inputs, sort_keys=True)).alias("input_versions_json"))
+
+
 def score_titer_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
     """Score every feature row with the titer champion and write ``scores/titer``; returns the scores and version."""
     reg = ModelRegistry(lake)
     booster, meta, rec = reg.load(cfg.titer.name)
     feats = read_table(lake, *SOFTSENSOR)
     scores = score_softsensor(feats.df, booster, meta, rec, feats.version, explain=explain)
+    scores = with_input_versions(lake, scores, SOFTSENSOR, feats.version)
     return scores, write_table(lake, "scores", "titer", scores)
 
 
@@ -365,6 +383,7 @@ def score_harvest_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "ex
         if reg.champion(name) is not None:
             models.append(reg.load(name))
     scores = score_harvest(feats.df, models, cfg.harvest.day, feats.version, explain=explain)
+    scores = with_input_versions(lake, scores, SOFTSENSOR, feats.version)
     return scores, write_table(lake, "scores", "harvest_cqa", scores)
 
 
@@ -374,6 +393,7 @@ def score_pdm_table(lake: Lake, cfg: PdMConfig, *, explain: str = "exact") -> tu
     booster, meta, rec = reg.load(cfg.model.name)
     feats = read_table(lake, *EQUIPMENT)
     scores = score_pdm(feats.df, booster, meta, rec, feats.version, explain=explain)
+    scores = with_input_versions(lake, scores, EQUIPMENT, feats.version)
     return scores, write_table(lake, "scores", "pdm", scores)
 
 

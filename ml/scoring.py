@@ -81,6 +81,7 @@ def _stamp(df: pl.DataFrame, rec: RegisteredModel, feature_table_version: int, t
     return df.with_columns(
         pl.lit(rec.name).alias("model_name"),
         pl.lit(rec.version, dtype=pl.Int64).alias("model_version"),
+        pl.lit(rec.model_uri).alias("model_uri"),
         pl.lit(int(feature_table_version), dtype=pl.Int64).alias("feature_table_version"),
         pl.lit(target).alias("target"),
         pl.lit(datetime.now(UTC)).cast(UTC_US).alias("scored_at"),

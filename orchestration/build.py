@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import features, golden, ingest, landing, live, models, scoring, transform
+from assets import features, golden, ingest, landing, live, model_reports, models, scoring, transform
 from assets import twin as twin_assets
 from assets.transform.dbt_models import dbt_cli_resource
 from ml.plant import softsensor_config
@@ -54,6 +54,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         features.defs,
         models.build_defs(softsensor),
         scoring.build_defs(softsensor),
+        model_reports.build_defs(softsensor),
         golden.defs,
         twin_assets.defs,
         live.defs,

@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.resources import LakeResource, LiveAlertsResource, SiteResource, SparkResource
-from lakehouse.storage import S3_ENV
+from lakehouse.storage import MLFLOW_ENV, S3_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LAKE_ROOT = PROJECT_ROOT / "data" / "lake"
@@ -33,6 +33,7 @@ _LAKE_ENV = {
     "aws_secret_access_key": S3_ENV["secret_access_key"],
     "aws_region": S3_ENV["region"],
     "duckdb_path": "LAKEHOUSE_DUCKDB_PATH",
+    "mlflow_tracking_uri": MLFLOW_ENV,
 }
 
 PLANT_ENV = "LAKEHOUSE_PLANT"  # a plant bundle folder (or name under config/plants/)

@@ -69,6 +69,10 @@ def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
     from ml import pipeline
 
     d = pipeline.gate(lake.get_lake(), name)
+    if d.get("status") == "awaiting_approval":  # what the signer reviews (the report asset waits for a champion)
+        from ml.validation_report import write_model_report
+
+        d["validation_report"] = write_model_report(lake.get_lake(), name, d["candidate_version"])
     promoted = bool(d.get("promoted"))
     has_champion = bool(d.get("has_champion_after"))
     severity = dg.AssetCheckSeverity.WARN if (not promoted and has_champion) else dg.AssetCheckSeverity.ERROR
@@ -80,6 +84,7 @@ def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
             "reason": d.get("reason", ""),
             "evidence": js(d),
             "champion_in_service": has_champion,
+            "status": d.get("status", ""),  # champion | awaiting_approval | candidate (rejected)
         },
     )
 

@@ -105,6 +105,18 @@ def _traceable(context, lake: LakeResource, name: str):
     )
 
 
+def _in_service(lake: LakeResource, name: str, result: dict) -> dict:
+    """``result`` with the envelope's verdict on the champion in service (drift limits; a breach
+    demotes it through the audit trail when the envelope says so: :func:`ml.approvals.check_in_service`).
+    A result with nothing evaluated is returned as it is."""
+    if result.get("state") == "not_evaluated":
+        return result
+    from ml.approvals import check_in_service
+    from ml.envelope import load_envelope
+
+    return result | {"envelope": check_in_service(lake.get_lake(), name, result, load_envelope())}
+
+
 def _verification(context, result: dict, name: str):
     """The verification result as a check result; skipped (no result, the reason logged) when there was
     nothing to verify (``ml.verification.with_state``)."""
@@ -127,6 +139,8 @@ def _verification(context, result: dict, name: str):
             "psi_null_q_max": num(result.get("psi_null_q_max")),
             "psi_drifted": js(result.get("psi_drifted", [])),
             "psi_rule": result.get("psi_rule") or "n/a",
+            "envelope_breaches": js((result.get("envelope") or {}).get("breaches", [])),
+            "demoted": bool((result.get("envelope") or {}).get("demoted")),
         },
     )
 
@@ -150,8 +164,9 @@ def titer_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource):
 
 @_check("titer", "verification", "Rolling error of the champion's predictions vs arrived titer results, and PSI drift.")
 def titer_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
+    cfg = config.softsensor(lake.get_plant())
     yield from _verification(
-        context, _pipeline().verify_titer(lake.get_lake(), config.softsensor(lake.get_plant())), "titer"
+        context, _in_service(lake, cfg.titer.name, _pipeline().verify_titer(lake.get_lake(), cfg)), "titer"
     )
 
 
@@ -174,7 +189,10 @@ def pdm_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource):
 
 @_check("pdm", "verification", "PSI drift of the last 30 days' inputs.")
 def pdm_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
-    yield from _verification(context, _pipeline().verify_pdm(lake.get_lake(), config.pdm(lake.get_plant())), "pdm")
+    cfg = config.pdm(lake.get_plant())
+    yield from _verification(
+        context, _in_service(lake, cfg.model.name, _pipeline().verify_pdm(lake.get_lake(), cfg)), "pdm"
+    )
 
 
 def build_defs(softsensor: SoftSensorConfig | None = None) -> dg.Definitions:
