@@ -23,6 +23,7 @@ MODULES = [
     "bench_golden",
     "bench_forecast",
     "bench_spark",
+    "bench_scale",
     "bench_live",
 ]
 
