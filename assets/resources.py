@@ -154,3 +154,14 @@ class SparkResource(dg.ConfigurableResource):
     def session_or_none(self) -> SparkSession | None:
         """The session when ``engine == "spark"``, else None (never starts a JVM)."""
         return self.get_session() if self.is_spark else None
+
+
+class LiveAlertsResource(dg.ConfigurableResource):
+    """Where live alerts are notified besides the alerts table: an optional webhook URL.
+
+    Set from ``$LAKEHOUSE_ALERT_WEBHOOK_URL`` by ``orchestration/settings.py`` as a ``dg.EnvVar``
+    (the URL may carry a token: it never appears in run config, logs or metadata). Empty: no
+    webhook.
+    """
+
+    webhook_url: str = ""

@@ -9,6 +9,8 @@ import          a plant's exports into bronze (YAML config)          :func:`lake
 run             the whole asset graph in one Dagster run             :func:`orchestration.run.run_main_job`
 train           ML models from gold with a config file               :func:`ml.workflow.run_train`
 audit           show / verify the hash-chained audit trail           :class:`lakehouse.audit.AuditLog`
+plant serve     the twin's plant over OPC UA (accelerated clock)     :func:`twin.live.cli.serve_command`
+plant collect   long-lived OPC UA collector into bronze              :func:`lakehouse.live.cli.collect_command`
 =============== ==================================================== ================================
 
 Errors a user can act on (disk full, permission denied, unreachable endpoint, invalid
@@ -205,6 +207,29 @@ def audit(args: argparse.Namespace) -> int:
     return 1
 
 
+# --------------------------------------------------------------------------- plant
+PLANT_HELP = "the live plant: serve the twin over OPC UA, collect it into bronze (docs/live.md)"
+
+
+def add_plant_arguments(p: argparse.ArgumentParser) -> None:
+    """``lakehouse plant serve|collect`` (the options of :mod:`twin.live.cli` and :mod:`lakehouse.live.cli`)."""
+    from lakehouse.live.cli import COLLECT_HELP, add_collect_arguments, collect_command
+    from twin.live.cli import SERVE_HELP, add_serve_arguments, serve_command
+
+    sub = p.add_subparsers(dest="plant_command", metavar="ACTION", required=True)
+    serve = sub.add_parser("serve", help=SERVE_HELP, description=SERVE_HELP)
+    add_serve_arguments(serve)
+    serve.set_defaults(_plant=serve_command)
+    collect = sub.add_parser("collect", help=COLLECT_HELP, description=COLLECT_HELP)
+    add_collect_arguments(collect, default_lake=env_lake_root())
+    collect.set_defaults(_plant=collect_command)
+
+
+def plant(args: argparse.Namespace) -> int:
+    """``lakehouse plant serve|collect``: both run until SIGINT/SIGTERM and exit 0 after a clean stop."""
+    return int(args._plant(args) or 0)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
     "export-plant": (EXPORT_HELP, add_export_arguments, export_plant),
     "import": (IMPORT_HELP, add_import_arguments, run_import),
@@ -212,6 +237,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
     "simulate": (SIMULATE_HELP, lambda p: add_simulate_arguments(p, default_out=env_lake_root()), simulate),
     "train": (TRAIN_HELP, add_train_arguments, train),
     "audit": (AUDIT_HELP, add_audit_arguments, audit),
+    "plant": (PLANT_HELP, add_plant_arguments, plant),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import features, golden, ingest, landing, models, scoring, transform
+from assets import features, golden, ingest, landing, live, models, scoring, transform
 from assets import twin as twin_assets
 from assets.transform.dbt_models import dbt_cli_resource
 from ml.config import load_softsensor_config
@@ -28,13 +28,13 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings()
     full_pipeline = dg.define_asset_job(
         FULL_JOB,
-        selection=dg.AssetSelection.all(),
+        selection=dg.AssetSelection.all() - dg.AssetSelection.groups(live.GROUP),
         description="Landing → bronze → dbt model → gold → features → models → scores, golden "
         "batch and twin experiments, in one run (daily partitions handed over as one range).",
     )
     plant_pipeline = dg.define_asset_job(
         PLANT_JOB,
-        selection=dg.AssetSelection.all() - dg.AssetSelection.groups(*TWIN_TRAINED_GROUPS),
+        selection=dg.AssetSelection.all() - dg.AssetSelection.groups(*TWIN_TRAINED_GROUPS, live.GROUP),
         description="A plant's own data: landing → bronze → dbt model → gold → features "
         "(models are trained with the plant's config: `lakehouse train`).",
     )
@@ -49,6 +49,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         scoring.build_defs(softsensor),
         golden.defs,
         twin_assets.defs,
+        live.defs,
         dg.Definitions(
             jobs=[full_pipeline, plant_pipeline],
             resources={
@@ -56,6 +57,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
                 "site": settings.site,
                 "dbt": dbt_cli_resource(),
                 "spark": settings.spark,
+                "alerts": settings.alerts,
             },
         ),
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.resources import LakeResource, SiteResource, SparkResource
+from assets.resources import LakeResource, LiveAlertsResource, SiteResource, SparkResource
 from lakehouse.storage import S3_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,9 @@ _LAKE_ENV = {
     "aws_region": S3_ENV["region"],
     "duckdb_path": "LAKEHOUSE_DUCKDB_PATH",
 }
+
+# Live alerts: the webhook URL (may hold a token: an EnvVar, never a value)
+ALERT_WEBHOOK_ENV = "LAKEHOUSE_ALERT_WEBHOOK_URL"
 
 # Site (data source) settings: plain configuration, not secrets.
 _SITE_ENV = {
@@ -65,6 +68,7 @@ class Settings:
     lake: LakeResource = field(default_factory=lambda: LakeResource(root_uri=str(DEFAULT_LAKE_ROOT)))
     site: SiteResource = field(default_factory=SiteResource)
     spark: SparkResource = field(default_factory=SparkResource)
+    alerts: LiveAlertsResource = field(default_factory=LiveAlertsResource)
 
     @classmethod
     def from_env(
@@ -79,7 +83,12 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         return cls(
-            lake=_lake_resource(env, lake_root), site=_site_resource(env, site_overrides), spark=_spark_resource(env)
+            lake=_lake_resource(env, lake_root),
+            site=_site_resource(env, site_overrides),
+            spark=_spark_resource(env),
+            alerts=LiveAlertsResource(webhook_url=dg.EnvVar(ALERT_WEBHOOK_ENV))
+            if env.get(ALERT_WEBHOOK_ENV)
+            else LiveAlertsResource(),
         )
 
     def partition_range(self) -> tuple[str, str]:
