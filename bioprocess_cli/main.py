@@ -36,8 +36,8 @@ from twin.foreign_export import EXPORT_HELP, add_export_arguments
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 IMPORT_HELP = "import a plant's historian export, batch list and assay file (YAML config) into bronze"
-RUN_HELP = "simulate the default site and materialize the whole asset graph"
-TRAIN_HELP = "train ML models from the lake's gold tables, print held-out evaluation"
+RUN_HELP = "simulate the default site (or import a plant bundle's exports) and materialize the whole asset graph"
+TRAIN_HELP = "train, gate and register ML models from the lake's gold tables, score with the champions"
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 
@@ -120,16 +120,47 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start-date", default=None, help="first UTC day of the site's data (default 2026-01-01)")
     p.add_argument("--bioreactors", type=int, default=None, help="override the default site size")
     p.add_argument("--days", type=int, default=None, help="override the default site duration")
+    p.add_argument(
+        "--plant",
+        default=None,
+        help="a plant bundle folder (or name under config/plants/; default $LAKEHOUSE_PLANT): imports its "
+        "exports (import.yaml) and runs the whole graph for it — dbt, features, models, promotion gates, "
+        "scores, golden batch, MSPC — on its softsensor/golden/pdm yamls (implies --source external)",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="with --plant: the folder of its exports (default: import.yaml's data_dir)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """``lakehouse run``: explicit settings (environment + options) → one Dagster run."""
+    """``lakehouse run``: explicit settings (environment + options) → one Dagster run; with
+    ``--plant`` the bundle's import first (each file is ingested once: a rerun adds nothing)."""
     from orchestration.run import run_main_job
-    from orchestration.settings import Settings
+    from orchestration.settings import PLANT_ENV, Settings
 
+    plant = args.plant or os.environ.get(PLANT_ENV)
+    source = args.source
+    if plant:
+        from lakehouse.plant import PlantBundleError, load_plant
+
+        try:
+            bundle = load_plant(plant)
+        except PlantBundleError as exc:
+            print(f"lakehouse run: {exc}", file=sys.stderr)
+            return 2
+        plant, source = str(bundle.root), "external"
+        if bundle.import_path is not None:
+            from lakehouse.ingest.foreign import run_import_config
+
+            lake = open_lake(args.lake or env_lake_root())
+            lake.ensure_bucket()
+            print(f"Importing plant {bundle.name}'s exports ({bundle.import_path}) ...", flush=True)
+            report = run_import_config(bundle.import_path, lake, data_dir=args.data_dir).as_dict()
+            print(json.dumps({k: report.get(k) for k in ("rows_read", "rows_quarantined", "reasons")}), flush=True)
     settings = Settings.from_env(
         lake_root=args.lake,
-        source=args.source,
+        plant=plant,
+        source=source,
         start_date=args.start_date,
         bioreactors=args.bioreactors or None,
         days=args.days or None,
@@ -155,16 +186,29 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rebuild-features", action="store_true", help="rebuild the feature table from gold even if it exists"
     )
-    p.add_argument("--dry-run", action="store_true", help="evaluate only: do not register or promote")
+    p.add_argument("--dry-run", action="store_true", help="evaluate only: do not register, promote or score")
+    p.add_argument(
+        "--plant",
+        default=None,
+        help="plant bundle folder (or name under config/plants/; default $LAKEHOUSE_PLANT, else the twin site): "
+        "its softsensor.yaml (unless --config) and signal catalog; without --config its PdM too (or why not)",
+    )
 
 
 def train(args: argparse.Namespace) -> int:
-    """``lakehouse train``: print the held-out evaluation as JSON."""
+    """``lakehouse train``: train, gate, register and score (champions); print the held-out
+    evaluation and each model's state as JSON."""
     from ml.workflow import run_train
+    from orchestration.settings import PLANT_ENV
 
     root = args.lake or env_lake_root(str(PROJECT_ROOT / "data" / "lake"))
     result = run_train(
-        open_lake(root), args.config, models=args.models, rebuild_features=args.rebuild_features, dry_run=args.dry_run
+        open_lake(root),
+        args.config,
+        plant=args.plant or os.environ.get(PLANT_ENV),
+        models=args.models,
+        rebuild_features=args.rebuild_features,
+        dry_run=args.dry_run,
     )
     json.dump(result, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

@@ -16,11 +16,12 @@ import pyarrow as pa
 from lakehouse.storage import Lake
 from lakehouse.tables import read_table, write_table
 from ml import promotion
+from ml.batches import batch_conditions
 from ml.config import PdMConfig, SoftSensorConfig
-from ml.features import build_equipment_health_features, build_softsensor_features
+from ml.features import build_equipment_health_features, build_softsensor_features, raw_signals
 from ml.registry import ModelRegistry, RegisteredModel
 from ml.scoring import score_harvest, score_pdm, score_softsensor
-from ml.train import TrainedModel, train_harvest, train_pdm, train_titer
+from ml.train import InsufficientData, TrainedModel, pdm_data_problem, train_harvest, train_pdm, train_titer
 from ml.verification import recent_batches, recent_days, verify
 
 SOFTSENSOR = ("features", "softsensor")
@@ -61,7 +62,7 @@ def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[
     needed = ["batch_id", "unit_id", "ts", "culture_age_h", "phase"]
     # only the columns the features use are read: the wide readings mart holds every signal
     # of the plant (and lineage), most of which the soft sensor never looks at
-    wanted = list(dict.fromkeys([*needed, *cfg.features.signals]))
+    wanted = list(dict.fromkeys([*needed, *raw_signals(cfg.features)]))
     readings = read_table(lake, "gold", "fct_process_readings", columns=wanted, only_existing_columns=True)
     batches = read_table(lake, "gold", "dim_batches")
     assays = read_table(lake, "gold", "fct_assay_results")
@@ -126,7 +127,7 @@ def materialize_softsensor_features_spark(lake: Lake, cfg: SoftSensorConfig, spa
     metadata) as :func:`materialize_softsensor_features`. Returns a summary instead of the frame."""
     from lakehouse.spark.features import build_softsensor_features_spark
 
-    needed = {"batch_id", "unit_id", "ts", "culture_age_h", "phase"} | set(cfg.features.signals)
+    needed = {"batch_id", "unit_id", "ts", "culture_age_h", "phase"} | set(raw_signals(cfg.features))
     readings, rv = _gold_spark(lake, spark, "fct_process_readings", needed)
     batches, bv = _gold_spark(lake, spark, "dim_batches")
     assays, av = _gold_spark(lake, spark, "fct_assay_results")
@@ -211,6 +212,35 @@ def register(lake: Lake, model: TrainedModel, training_data: dict) -> Registered
     )
 
 
+def lake_deviations(lake: Lake) -> pl.DataFrame | None:
+    """The plant's recorded deviations as ``batch_id, recorded_onset_ts`` (the earliest onset QA
+    recorded), from ``gold/dim_batches`` (``n_recorded_deviations``, ``first_deviation_onset_ts``:
+    the import's deviation list); None when the lake has no such columns."""
+    if not lake.delta_exists(lake.uri("gold", "dim_batches")):
+        return None
+    b = read_table(
+        lake,
+        "gold",
+        "dim_batches",
+        only_existing_columns=True,
+        columns=["batch_id", "n_recorded_deviations", "first_deviation_onset_ts"],
+    ).df
+    if "n_recorded_deviations" not in b.columns:
+        return None
+    onset = pl.col("first_deviation_onset_ts") if "first_deviation_onset_ts" in b.columns else pl.lit(None)
+    return b.filter(pl.col("n_recorded_deviations") > 0).select(
+        "batch_id", onset.cast(pl.Datetime("us", "UTC")).alias("recorded_onset_ts")
+    )
+
+
+def lake_conditions(lake: Lake, cfg: SoftSensorConfig) -> pl.DataFrame | None:
+    """Normal / fault per batch (:func:`ml.batches.batch_conditions`) from ``gold/dim_batches`` and the
+    recorded deviations; None when the lake has no ``dim_batches``."""
+    if not lake.delta_exists(lake.uri("gold", "dim_batches")):
+        return None
+    return batch_conditions(read_table(lake, "gold", "dim_batches").df, lake_deviations(lake), cfg.batches)
+
+
 def train_softsensor_models(
     lake: Lake,
     cfg: SoftSensorConfig,
@@ -220,8 +250,12 @@ def train_softsensor_models(
     engine: str = "default",
     spark=None,
     num_workers: int = 2,
+    conditions: pl.DataFrame | None = None,
 ) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
     """Train the titer soft sensor and the harvest-CQA models on the latest ``features/softsensor``.
+
+    Fault batches (``cfg.batches``: status, recorded deviations — :func:`lake_conditions` unless
+    ``conditions`` is given) are kept out of training and reported separately.
 
     ``engine="spark"`` (with a SparkSession ``spark``) trains the titer model's boosters with
     ``xgboost.spark`` — same rows, features, split and parameters; the registry row's params
@@ -233,35 +267,51 @@ def train_softsensor_models(
         raise ValueError("engine='spark' needs a SparkSession (spark=...)")
     feats = read_table(lake, *SOFTSENSOR)
     td = {"features/softsensor": feats.version} | _feature_inputs(lake, *SOFTSENSOR, feats.version)
+    if conditions is None:
+        conditions = lake_conditions(lake, cfg)
     out: dict[str, tuple[TrainedModel, RegisteredModel | None]] = {}
     wanted = targets or ["titer", *cfg.harvest.targets]
     if "titer" in wanted or cfg.titer.target in wanted:
         if engine == "spark":
             from lakehouse.spark.train import spark_booster_fitter
 
-            m = train_titer(feats.df, cfg, fit=spark_booster_fitter(spark, num_workers=num_workers))
+            m = train_titer(
+                feats.df, cfg, fit=spark_booster_fitter(spark, num_workers=num_workers), conditions=conditions
+            )
             m.params = m.params | {"engine": "spark", "num_workers": int(num_workers)}
         else:
-            m = train_titer(feats.df, cfg)
+            m = train_titer(feats.df, cfg, conditions=conditions)
         out[m.name] = (m, register(lake, m, td) if do_register else None)
     for t in dict.fromkeys(wanted):
         if t not in ("titer", cfg.titer.target):
-            m = train_harvest(feats.df, cfg, t)
+            m = train_harvest(feats.df, cfg, t, conditions=conditions)
             out[m.name] = (m, register(lake, m, td) if do_register else None)
     return out
+
+
+def pdm_skip_reason(lake: Lake, cfg: PdMConfig) -> str | None:
+    """Why PdM is skipped for this lake (None: it can run): disabled in the plant's pdm.yaml, the
+    gold CMMS / equipment-health marts missing or empty, too few failures or days
+    (:func:`ml.train.pdm_data_problem`)."""
+    if not cfg.enabled:
+        return pdm_data_problem(None, None, cfg)
+    missing = [n for n in GOLD_PDM_INPUTS if not lake.delta_exists(lake.uri("gold", n))]
+    if missing:
+        return f"insufficient data: no {', '.join('gold/' + n for n in missing)} (a plant without CMMS data)"
+    health = read_table(lake, "gold", "fct_equipment_health_daily").df
+    wos = read_table(lake, "gold", "fct_work_orders").df
+    # the mart has no in_repair flag (the feature table adds it): judge rows, failures and days as they are
+    return pdm_data_problem(health.with_columns(pl.lit(False).alias("in_repair")) if health.height else None, wos, cfg)
 
 
 def train_pdm_model(
     lake: Lake, cfg: PdMConfig, *, do_register: bool = True
 ) -> tuple[TrainedModel, RegisteredModel | None]:
-    """Train the PdM classifier on ``features/equipment_health`` (and register it unless
-    ``do_register`` is false).
-
-    Returns
-    -------
-    (model, registered)
-        ``registered`` is ``None`` when not registered.
-    """
+    """Train (and register) the PdM model; :class:`~ml.train.InsufficientData` with the reason when it
+    cannot be (see :func:`pdm_skip_reason`)."""
+    reason = pdm_skip_reason(lake, cfg)
+    if reason:
+        raise InsufficientData(reason)
     feats = read_table(lake, *EQUIPMENT)
     wos = read_table(lake, "gold", "fct_work_orders")
     m = train_pdm(feats.df, wos.df, cfg)
@@ -348,7 +398,7 @@ def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
     reg = ModelRegistry(lake)
     out: dict = {"passed": True, "targets": {}}
     if scores.height == 0:
-        return out
+        return out | {"state": "not_evaluated", "reason": "no harvest scores to verify", "failures": []}
     feats = read_table(lake, *SOFTSENSOR, version=int(scores["feature_table_version"][0])).df
     from ml.config import HarvestModelConfig
     from ml.features import build_harvest_dataset
@@ -362,6 +412,10 @@ def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
         r = verify(unseen, meta, recent, cfg.verification)
         out["targets"][meta["target"]] = r
         out["passed"] = out["passed"] and r["passed"]
+    states = [r["state"] for r in out["targets"].values()]
+    out["failures"] = [f"{t}: {f}" for t, r in out["targets"].items() for f in r["failures"]]
+    out["state"] = "failed" if "failed" in states else ("passed" if "passed" in states else "not_evaluated")
+    out["reason"] = "; ".join(f"{t}: {r['reason']}" for t, r in out["targets"].items())
     return out
 
 
