@@ -27,6 +27,7 @@ MODULES = [
     "bench_plant2",
     "bench_forecast",
     "bench_spark",
+    "bench_scale",
     "bench_live",
 ]
 

@@ -60,11 +60,13 @@ def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[
         The feature frame, its Delta version and the gold table versions it was built from.
     """
     needed = ["batch_id", "unit_id", "ts", "culture_age_h", "phase"]
-    readings = read_table(lake, "gold", "fct_process_readings")
+    # only the columns the features use are read: the wide readings mart holds every signal
+    # of the plant (and lineage), most of which the soft sensor never looks at
+    wanted = list(dict.fromkeys([*needed, *raw_signals(cfg.features)]))
+    readings = read_table(lake, "gold", "fct_process_readings", columns=wanted, only_existing_columns=True)
     batches = read_table(lake, "gold", "dim_batches")
     assays = read_table(lake, "gold", "fct_assay_results")
-    cols = [c for c in readings.df.columns if c in set(needed) | set(raw_signals(cfg.features))]
-    feats = build_softsensor_features(readings.df.select(cols), batches.df, cfg.features, assays.df)
+    feats = build_softsensor_features(readings.df, batches.df, cfg.features, assays.df)
     inputs = {
         "gold/fct_process_readings": readings.version,
         "gold/dim_batches": batches.version,

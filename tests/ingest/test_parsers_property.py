@@ -132,3 +132,21 @@ def test_every_row_read_is_in_bronze_or_quarantine(kind_name: str):
     # the unmodified sample is fully valid
     report, prep = _classify(kind_name, rel, sample)
     assert not prep.rejected_ids and sum(report.rows_quarantined.values()) == 0
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(st.integers(-5, 40), max_size=60), st.booleans())
+def test_first_occurrence_is_the_duplicate_verdict(keys: list[int], ordered: bool):
+    """The per-file duplicate flag (fast path for time-ordered files, np.unique otherwise) is
+    exactly polars' ``is_first_distinct``, also with the string keys of files with many tags."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    from lakehouse.ingest.readers import _first_occurrence
+
+    arr = np.array(sorted(set(keys)) if ordered else keys, dtype=np.int64)
+    expected = pl.Series(arr).is_first_distinct().to_numpy()
+    assert _first_occurrence(arr).tolist() == expected.tolist()
+    as_strings = pa.array([str(k) for k in arr.tolist()], pa.string())
+    assert _first_occurrence(as_strings).tolist() == expected.tolist()
