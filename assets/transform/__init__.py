@@ -73,6 +73,17 @@ def build_gold_marts() -> dg.AssetsDefinition:
     )(gold_marts)
 
 
+def _descriptions(mart: str, lake: LakeResource) -> dict[str, str]:
+    """dbt's column descriptions; the signal columns of ``fct_process_readings`` (the plant's catalog,
+    not the dbt YAML) are described from the catalog: description, unit and kind."""
+    out = dict(column_descriptions(mart))
+    if mart == "fct_process_readings":
+        for sig in lake.get_plant().catalog.signals:
+            text = sig.description or sig.name
+            out.setdefault(sig.name, f"{text} [{sig.unit}], {sig.kind.replace('_', ' ')}; on the batch grid")
+    return out
+
+
 def gold_marts(context: dg.AssetExecutionContext, lake: LakeResource):
     """Publish the selected marts from the DuckDB warehouse to ``gold/<mart>`` (Delta)."""
     the_lake = lake.get_lake()
@@ -90,7 +101,7 @@ def gold_marts(context: dg.AssetExecutionContext, lake: LakeResource):
                 asset_key=key,
                 metadata={
                     "dagster/row_count": res.rows,
-                    "dagster/column_schema": table_schema(res.schema, column_descriptions(mart)),
+                    "dagster/column_schema": table_schema(res.schema, _descriptions(mart, lake)),
                     "dagster/uri": res.uri,
                     "preview": dg.MetadataValue.md(markdown_preview(res.preview)),
                     "delta_version": res.version,
