@@ -9,6 +9,7 @@ import          a plant's exports into bronze (YAML config)          :func:`lake
 run             the whole asset graph in one Dagster run             :func:`orchestration.run.run_main_job`
 train           ML models from gold with a config file               :func:`ml.workflow.run_train`
 audit           show / verify the hash-chained audit trail           :class:`lakehouse.audit.AuditLog`
+report          batch report(s) as HTML + PDF from the lake's tables :func:`lakehouse.reports.batch.write_batch_reports`
 =============== ==================================================== ================================
 
 Errors a user can act on (disk full, permission denied, unreachable endpoint, invalid
@@ -205,6 +206,46 @@ def audit(args: argparse.Namespace) -> int:
     return 1
 
 
+# --------------------------------------------------------------------------- report
+REPORT_HELP = "write batch reports (HTML + PDF) from the lake's gold, golden and score tables"
+
+
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``lakehouse report batch``."""
+    p.add_argument("kind", choices=["batch"], help="batch: the batch report (docs/reports.md)")
+    p.add_argument("batch_ids", nargs="*", metavar="BATCH_ID", help="batch id(s); none with --all")
+    p.add_argument("--all", action="store_true", help="every batch of gold/dim_batches")
+    p.add_argument(
+        "--lake",
+        default=env_lake_root(),
+        help="lake root: local folder or s3://bucket/prefix (default $LAKEHOUSE_ROOT or data/lake)",
+    )
+    p.add_argument("--out", default=None, help="local folder for the files (default: reports/batch/ inside the lake)")
+
+
+def report(args: argparse.Namespace) -> int:
+    """``lakehouse report batch BATCH_ID ...``: one line per written report, the paths last."""
+    from lakehouse.reports.batch import write_batch_reports
+
+    if not args.batch_ids and not args.all:
+        print("lakehouse report: give BATCH_ID(s) or --all", file=sys.stderr)
+        return 2
+
+    def progress(i: int, n: int, batch_id: str) -> None:
+        print(f"[{i}/{n}] {batch_id}", flush=True)
+
+    try:
+        files = write_batch_reports(
+            open_lake(args.lake), None if args.all else args.batch_ids, out_dir=args.out, progress=progress
+        )
+    except KeyError as exc:
+        print(f"lakehouse report: {exc.args[0]}", file=sys.stderr)
+        return 2
+    for batch_id, f in files.items():
+        print(f"{batch_id}: {f.html_uri}  {f.pdf_uri}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
     "export-plant": (EXPORT_HELP, add_export_arguments, export_plant),
     "import": (IMPORT_HELP, add_import_arguments, run_import),
@@ -212,6 +253,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
     "simulate": (SIMULATE_HELP, lambda p: add_simulate_arguments(p, default_out=env_lake_root()), simulate),
     "train": (TRAIN_HELP, add_train_arguments, train),
     "audit": (AUDIT_HELP, add_audit_arguments, audit),
+    "report": (REPORT_HELP, add_report_arguments, report),
 }
 
 

@@ -17,6 +17,9 @@ from ml.registry import RegisteredModel
 from ml.train import matrix, predict
 
 UTC_US = pl.Datetime("us", "UTC")
+# physical lower bound of a regression target's interval: assays (titer g/L, glycan and
+# aggregate % shares) are never negative
+PHYSICAL_MIN = 0.0
 
 
 def predict_frame(booster: xgb.Booster, meta: dict, df: pl.DataFrame, *, explain: str = "exact") -> pl.DataFrame:
@@ -31,7 +34,8 @@ def predict_frame(booster: xgb.Booster, meta: dict, df: pl.DataFrame, *, explain
         g = meta.get("interval_group")
         groups = df[g].to_numpy() if g and g in df.columns else None
         hw = interval_halfwidth(meta["conformal"], groups, n)
-        cols |= {"pi_lower": pred - hw, "pi_upper": pred + hw}
+        pred = np.maximum(pred, PHYSICAL_MIN)
+        cols |= {"prediction": pred, "pi_lower": np.maximum(pred - hw, PHYSICAL_MIN), "pi_upper": pred + hw}
     else:
         cols |= {"pi_lower": np.full(n, np.nan), "pi_upper": np.full(n, np.nan)}
     dom = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import features, golden, ingest, landing, models, scoring, transform
+from assets import features, golden, ingest, landing, models, reports, scoring, transform
 from assets import twin as twin_assets
 from assets.transform.dbt_models import dbt_cli_resource
 from ml.config import load_softsensor_config
@@ -15,8 +15,9 @@ FULL_JOB = "full_pipeline"
 PLANT_JOB = "plant_pipeline"
 # Groups trained on the twin's defaults (targets, CQA specs, equipment fleet). A plant's own
 # data goes through landing → bronze → dbt → gold → features, then `lakehouse train` with the
-# plant's config: its target and signals are the plant's.
-TWIN_TRAINED_GROUPS = ("models", "scoring", "golden_batch", "twin")
+# plant's config: its target and signals are the plant's. The batch reports read those models'
+# scores, so they come with them.
+TWIN_TRAINED_GROUPS = ("models", "scoring", "golden_batch", "twin", "reports")
 
 
 def build_defs(settings: Settings | None = None) -> dg.Definitions:
@@ -41,14 +42,18 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     softsensor = load_softsensor_config()
     return dg.Definitions.merge(
         landing.defs,
-        # the historian's daily partitions start where the site's data starts
-        ingest.build_ingest_defs(historian_start_date=settings.site.start_date),
+        # the historian's daily partitions start where the site's data starts and, for the
+        # simulated site, end where its data ends (a plant's run on to today)
+        ingest.build_ingest_defs(
+            historian_start_date=settings.site.start_date, historian_end_date=settings.partition_end_exclusive()
+        ),
         transform.build_defs(),
         features.defs,
         models.build_defs(softsensor),
         scoring.build_defs(softsensor),
         golden.defs,
         twin_assets.defs,
+        reports.defs,
         dg.Definitions(
             jobs=[full_pipeline, plant_pipeline],
             resources={

@@ -2,6 +2,10 @@
 the scored feature-table version on every row, applicability-domain flags and per-signal
 contributions; verification checks against fresh assay results and input drift (PSI).
 
+With no champion in service (the first candidate was rejected by its promotion gate) a score
+asset scores nothing, leaves ``scores/<name>`` as it was and says so in its metadata
+(``scored: false`` and the reason); its checks then report that nothing was scored (WARN).
+
 The scores depend on model assets named in the soft-sensor config: :func:`build_defs`."""
 
 import dagster as dg
@@ -20,6 +24,22 @@ def _pipeline():
     from ml import pipeline
 
     return pipeline
+
+
+def _no_champion(lake: LakeResource, names: list[str]) -> dg.MaterializeResult | None:
+    """The materialization of a score asset none of whose ``names`` has a champion (else None)."""
+    from ml.registry import ModelRegistry
+
+    reg = ModelRegistry(lake.get_lake())
+    if any(reg.champion(n) is not None for n in names):
+        return None
+    return dg.MaterializeResult(
+        metadata={
+            "scored": False,
+            "reason": f"no champion in service for {', '.join(names)} (promotion gate rejected the candidate): "
+            "nothing scored, the table is unchanged",
+        }
+    )
 
 
 def _score_metadata(df, version: int) -> dict:
@@ -42,6 +62,8 @@ def _score_assets(titer: str, harvest: dict[str, str]):
         description="Titer soft-sensor trajectory for every batch step (and at every sample time) by the champion.",
     )
     def scores_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+        if (skipped := _no_champion(lake, [titer])) is not None:
+            return skipped
         df, version = _pipeline().score_titer_table(lake.get_lake(), config.softsensor(), explain=config.explain)
         return dg.MaterializeResult(metadata=_score_metadata(df, version))
 
@@ -55,6 +77,8 @@ def _score_assets(titer: str, harvest: dict[str, str]):
     def scores_harvest_cqa(
         context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig
     ) -> dg.MaterializeResult:
+        if (skipped := _no_champion(lake, list(harvest.values()))) is not None:
+            return skipped
         df, version = _pipeline().score_harvest_table(lake.get_lake(), config.softsensor(), explain=config.explain)
         return dg.MaterializeResult(metadata=_score_metadata(df, version))
 
@@ -71,6 +95,8 @@ def _score_assets(titer: str, harvest: dict[str, str]):
 def scores_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
     import polars as pl
 
+    if (skipped := _no_champion(lake, [PDM_NAME])) is not None:
+        return skipped
     df, version = _pipeline().score_pdm_table(lake.get_lake(), config.pdm(), explain=config.explain)
     md = _score_metadata(df, version)
     latest = df.filter(pl.col("date") == df["date"].max()) if df.height else df
@@ -78,11 +104,26 @@ def scores_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: ML
     return dg.MaterializeResult(metadata=md)
 
 
+def _nothing_scored(lake: LakeResource, name: str) -> dg.AssetCheckResult | None:
+    """A WARN failure when ``scores/<name>`` does not exist (no champion has ever scored), else None."""
+    lk = lake.get_lake()
+    if lk.delta_exists(lk.uri("scores", name)):
+        return None
+    return dg.AssetCheckResult(
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"nothing to check: scores/{name} does not exist (no champion in service)",
+        metadata={"evaluated": False},
+    )
+
+
 def _traceable(lake: LakeResource, name: str) -> dg.AssetCheckResult:
     import polars as pl
 
     from ml.registry import ModelRegistry
 
+    if (none := _nothing_scored(lake, name)) is not None:
+        return none
     lk = lake.get_lake()
     df = _pipeline().read_table(lk, "scores", name, columns=["model_name", "model_version"]).df
     pairs = df.unique()
@@ -127,6 +168,8 @@ def titer_traceable(lake: LakeResource) -> dg.AssetCheckResult:
     description="Rolling error of the champion's predictions vs arrived titer results, and PSI drift.",
 )
 def titer_verification(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
+    if (none := _nothing_scored(lake, "titer")) is not None:
+        return none
     return _verification(_pipeline().verify_titer(lake.get_lake(), config.softsensor()))
 
 
@@ -141,6 +184,8 @@ def harvest_traceable(lake: LakeResource) -> dg.AssetCheckResult:
     description="Rolling error vs arrived harvest assays, and PSI drift of the day-D features.",
 )
 def harvest_verification(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
+    if (none := _nothing_scored(lake, "harvest_cqa")) is not None:
+        return none
     return _verification(_pipeline().verify_harvest(lake.get_lake(), config.softsensor()))
 
 
@@ -151,6 +196,8 @@ def pdm_traceable(lake: LakeResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=["scores", "pdm"], name="verification", description="PSI drift of the last 30 days' inputs.")
 def pdm_verification(lake: LakeResource, config: MLConfig) -> dg.AssetCheckResult:
+    if (none := _nothing_scored(lake, "pdm")) is not None:
+        return none
     return _verification(_pipeline().verify_pdm(lake.get_lake(), config.pdm()))
 
 

@@ -141,7 +141,8 @@ def _build(
     code = plant_model_code(Path(dbt_project().manifest_path), plant)
     reason = needs_full_refresh(warehouse, step, the_lake.root, code)
     if reason:
-        context.log.warning(f"{warehouse}: {reason}: dbt build --full-refresh from {the_lake.root}")
+        # expected on a first build or after a lake switch: information, not an alarm
+        context.log.info(f"{warehouse}: {reason}: dbt build --full-refresh from {the_lake.root}")
         args.append("--full-refresh")
     env = {**dbt_env(the_lake, warehouse, missing, plant), "LAKEHOUSE_ALIGNMENT_ENGINE": "duckdb", **(extra_env or {})}
     with patched_environ(env):
