@@ -101,6 +101,9 @@ def test_asset_graph_shows_every_group(main_run_ctx, webserver, page):
     page.goto(f"{webserver}/asset-groups", wait_until="networkidle")
     for g in sorted(groups):
         page.get_by_text(g, exact=True).first.wait_for(state="visible")
+    # each group is in the sidebar's tree AND a node of the graph
+    missing = [g for g in sorted(groups) if page.get_by_text(g, exact=True).count() < 2]
+    assert not missing, f"groups not drawn in the graph: {missing}"
     _shot(page, "asset_graph")
 
 
