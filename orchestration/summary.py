@@ -27,6 +27,7 @@ _KEYS = (
     "detected_fraction",
     "false_alarm_fraction",
     "status",
+    "scored",
     "promoted",
     "version",
 )
@@ -105,11 +106,21 @@ GATE_CHECK = "promotion_gate"
 
 
 def _reason(ev) -> str:
+    """Why a check came out as it did: its ``reason``/``failures`` metadata, its description, or
+    else the figures it reported."""
     meta = dict(ev.metadata or {})
-    for key in ("reason", "failures"):
-        if key in meta:
-            return _value(meta[key]) if key != "reason" else str(getattr(meta[key], "value", meta[key]))
-    return ev.description or ""
+    if "reason" in meta:
+        return str(getattr(meta["reason"], "value", meta["reason"]))
+    if "failures" in meta:
+        return _value(meta["failures"])
+    if ev.description:
+        return ev.description
+    figures = [
+        f"{k}={_value(v)}"
+        for k, v in meta.items()
+        if isinstance(getattr(v, "value", None), (int, float)) and not isinstance(getattr(v, "value", None), bool)
+    ]
+    return "  ".join(figures[:4])
 
 
 def planned_checks(defs: dg.Definitions, result) -> set[dg.AssetCheckKey]:
@@ -131,6 +142,7 @@ class Capability:
     baseline: str | None
     higher_is_better: bool
     name: str = ""
+    reference: str = "baseline"  # what the baseline is, in the line
 
 
 # one line per capability, in display order; asset_prefix matches every model of a family
@@ -161,6 +173,7 @@ CAPABILITIES = (
         "historical_median_titer_g_l",
         True,
         name="verified titer g/L",
+        reference="historical median",
     ),
 )
 
@@ -205,7 +218,7 @@ def capability_lines(latest: dict[dg.AssetKey, dict]) -> list[str]:
                 goals = goals if goals is not None else _mspc_goals()
                 ref, ref_name = goals.get(cap.figure), "goal"
             else:
-                ref, ref_name = _num(meta, cap.baseline), "baseline"
+                ref, ref_name = _num(meta, cap.baseline), cap.reference
             who = key.path[-1].removeprefix("harvest_") + " " if len(keys) > 1 else ""
             if fig is None or (isinstance(fig, float) and math.isnan(fig)):
                 by_label[cap.label].append(f"{who}{cap.name} not reported ({_value(meta.get('reason', 'no figure'))})")
