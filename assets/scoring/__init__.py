@@ -62,7 +62,8 @@ def _score_assets(titer: str, harvest: dict[str, str]):
         description="Titer soft-sensor trajectory for every batch step (and at every sample time) by the champion.",
     )
     def scores_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
-        if (skipped := _no_champion(lake, [titer])) is not None:
+        # the run's config names the models (it may differ from the one the assets were built with)
+        if (skipped := _no_champion(lake, [titer_name(config.softsensor())])) is not None:
             return skipped
         df, version = _pipeline().score_titer_table(lake.get_lake(), config.softsensor(), explain=config.explain)
         return dg.MaterializeResult(metadata=_score_metadata(df, version))
@@ -77,7 +78,7 @@ def _score_assets(titer: str, harvest: dict[str, str]):
     def scores_harvest_cqa(
         context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig
     ) -> dg.MaterializeResult:
-        if (skipped := _no_champion(lake, list(harvest.values()))) is not None:
+        if (skipped := _no_champion(lake, list(harvest_names(config.softsensor()).values()))) is not None:
             return skipped
         df, version = _pipeline().score_harvest_table(lake.get_lake(), config.softsensor(), explain=config.explain)
         return dg.MaterializeResult(metadata=_score_metadata(df, version))
@@ -95,7 +96,7 @@ def _score_assets(titer: str, harvest: dict[str, str]):
 def scores_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
     import polars as pl
 
-    if (skipped := _no_champion(lake, [PDM_NAME])) is not None:
+    if (skipped := _no_champion(lake, [config.pdm().model.name])) is not None:
         return skipped
     df, version = _pipeline().score_pdm_table(lake.get_lake(), config.pdm(), explain=config.explain)
     md = _score_metadata(df, version)
