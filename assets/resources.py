@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from lakehouse.spark.session import ENGINES, get_spark_session
 from lakehouse.storage import Lake, S3Settings
 from lakehouse.warehouse import duckdb_path
-from twin.site import SiteConfig
+from twin.site.config import SiteConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession

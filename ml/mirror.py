@@ -18,10 +18,8 @@ import pandas as pd
 from ml.doe import OUTCOME_COLUMNS
 from ml.golden import spec_limits
 from twin.bioreactor import SETPOINT_KEYS
+from twin.mirror import ONLINE_SIGNALS as ONLINE_COLUMNS  # the twin's inputs: the twin names them
 from twin.mirror import BatchData, Forecast, Posterior, Prior, Recommendation, estimate, forecast
-
-#: online columns of ``fct_process_readings`` the mirror reads
-ONLINE_COLUMNS: tuple[str, ...] = ("temperature", "feed_total", "feed_flow", "feed_flow_sp")
 
 
 def twin_specs(cfg: Mapping[str, Any]) -> dict[str, tuple[float | None, float | None]]:

@@ -115,6 +115,9 @@ DEFAULT_NUISANCE_SD: dict[str, float] = {
 }
 
 #: Offline assays used by the fit (LIMS analyte names = ``BatchResult.series`` names).
+#: the online signals of the running batch the mirror replays (the twin's own signal names, as
+#: its site exports them and the CHO bundle's catalog declares them)
+ONLINE_SIGNALS: tuple[str, ...] = ("temperature", "feed_total", "feed_flow", "feed_flow_sp")
 FIT_ANALYTES: tuple[str, ...] = ("vcd", "viability", "glucose", "lactate", "ammonia", "titer")
 
 #: Model discrepancy added to the lab's precision in the fit: (relative, absolute) 1 SD per analyte.

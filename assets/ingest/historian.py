@@ -14,7 +14,7 @@ from assets.ingest._common import (
     run_ingest,
 )
 from assets.resources import LakeResource
-from twin.site import SiteConfig
+from twin.site.config import SiteConfig
 
 DEFAULT_START_DATE = SiteConfig().start  # the site defaults live in twin.site.SiteConfig
 TABLE = "historian_readings"

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandera.polars as pap
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,6 +39,7 @@ from lakehouse.ingest.validation import (
     finite_check,
     frame_check,
     issue_column,
+    pap,
     range_check,
     split_invalid,
     ts_column,

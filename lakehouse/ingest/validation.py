@@ -11,13 +11,29 @@ loops over rows in Python.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 
-import pandera.polars as pap
 import polars as pl
-from pandera.errors import SchemaError, SchemaErrors
+
+
+class _LazyModule(ModuleType):
+    """A module imported on first attribute access.
+
+    pandera (and through it pandas and pyspark) costs seconds to import; the Dagster code
+    location imports this package to declare the bronze assets but validates nothing then.
+    """
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+#: ``pandera.polars``, loaded when a schema is first built (readers import it from here)
+pap = _LazyModule("pandera.polars")
+_errors = _LazyModule("pandera.errors")
 
 MIN_TS = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 DEFAULT_MAX_FUTURE = dt.timedelta(days=365)
@@ -153,9 +169,9 @@ def split_invalid(
     try:
         schema.validate(df, lazy=True)
         return pl.DataFrame({"index": pl.Series([], dtype=pl.UInt32), _REASON_COL: pl.Series([], dtype=pl.Utf8)})
-    except SchemaErrors as err:
+    except _errors.SchemaErrors as err:
         fc = err.failure_cases
-    except SchemaError:  # pragma: no cover - lazy=True always raises SchemaErrors
+    except _errors.SchemaError:  # pragma: no cover - lazy=True always raises SchemaErrors
         raise
     if fc["index"].null_count():
         bad = fc.filter(pl.col("index").is_null())

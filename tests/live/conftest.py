@@ -22,6 +22,7 @@ def tagmap_without_vibration(tmp_path) -> Path:
     root = Path(__file__).resolve().parents[2]
     d = yaml.safe_load((root / "config/tagmaps/twin.yaml").read_text())
     d["suffixes"].pop(UNKNOWN_SUFFIX)
+    d["catalog"] = str((root / "config/tagmaps" / d["catalog"]).resolve())  # the copy lives elsewhere
     out = tmp_path / "tagmap.yaml"
     out.write_text(yaml.safe_dump(d))
     return out
