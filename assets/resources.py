@@ -8,6 +8,7 @@ The wrapped library objects are plain Python: :class:`lakehouse.storage.Lake`,
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,11 @@ class LakeResource(dg.ConfigurableResource):
         description="DuckDB warehouse file the marts land in, for BI tools "
         "(local path; relative to the project root; default data/warehouse.duckdb).",
     )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking + registry store (any server or database); default a SQLite file "
+        "in the lake (ml/mlflow_store.py).",
+    )
     plant: str | None = Field(
         default=None,
         description="The plant whose data the lake holds: a bundle name under config/plants/ or a bundle "
@@ -62,8 +68,9 @@ class LakeResource(dg.ConfigurableResource):
         return duckdb_path(self.duckdb_path)
 
     def get_lake(self) -> Lake:
-        """The :class:`~lakehouse.storage.Lake` these settings describe."""
-        return Lake(
+        """The :class:`~lakehouse.storage.Lake` these settings describe (a lake on S3 without an
+        MLflow server keeps its registry in a SQLite file next to the DuckDB warehouse)."""
+        lake = Lake(
             self.root_uri,
             S3Settings(
                 endpoint_url=self.s3_endpoint_url,
@@ -71,7 +78,15 @@ class LakeResource(dg.ConfigurableResource):
                 secret_access_key=self.aws_secret_access_key,
                 region=self.aws_region,
             ),
+            self.mlflow_tracking_uri,
         )
+        if lake.is_s3 and not lake.mlflow_tracking_uri:
+            from ml.mlflow_store import s3_lake_sqlite_uri
+
+            lake = dataclasses.replace(
+                lake, mlflow_tracking_uri=s3_lake_sqlite_uri(lake, self.get_warehouse_path().parent)
+            )
+        return lake
 
 
 class SiteResource(dg.ConfigurableResource):
@@ -154,3 +169,14 @@ class SparkResource(dg.ConfigurableResource):
     def session_or_none(self) -> SparkSession | None:
         """The session when ``engine == "spark"``, else None (never starts a JVM)."""
         return self.get_session() if self.is_spark else None
+
+
+class LiveAlertsResource(dg.ConfigurableResource):
+    """Where live alerts are notified besides the alerts table: an optional webhook URL.
+
+    Set from ``$LAKEHOUSE_ALERT_WEBHOOK_URL`` by ``orchestration/settings.py`` as a ``dg.EnvVar``
+    (the URL may carry a token: it never appears in run config, logs or metadata). Empty: no
+    webhook.
+    """
+
+    webhook_url: str = ""

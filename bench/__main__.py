@@ -2,12 +2,14 @@
 
 Each module runs in its own subprocess (clean memory, no shared warm caches between
 benchmarks). A benchmark that fails is reported as failed with its error — never as a
-zero figure — and the command exits non-zero.
+zero figure — and the command exits non-zero. ``python -m bench integrity --quick``: the
+benchmarks that honour ``BENCH_QUICK`` run small sizes (a smoke run, not figures to keep).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -18,9 +20,11 @@ MODULES = [
     "bench_definitions",
     "bench_sim",
     "bench_ingest",
+    "bench_integrity",
     "bench_dbt",
     "bench_ml",
     "bench_golden",
+    "bench_plant2",
     "bench_forecast",
     "bench_spark",
     "bench_live",
@@ -28,6 +32,9 @@ MODULES = [
 
 
 def main(argv: list[str]) -> int:
+    # --quick: small sizes for the benchmarks that honour BENCH_QUICK (a smoke run, not figures to keep)
+    env = {**os.environ, "BENCH_QUICK": "1"} if "--quick" in argv else None
+    argv = [a for a in argv if a != "--quick"]
     selected = [a if a.startswith("bench_") else f"bench_{a}" for a in argv] or [
         m for m in MODULES if (HERE / f"{m}.py").exists()
     ]
@@ -45,6 +52,7 @@ def main(argv: list[str]) -> int:
             cwd=HERE.parent,
             capture_output=True,
             text=True,
+            env=env,
         )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@")]
         if proc.returncode != 0 or not lines:

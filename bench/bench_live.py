@@ -5,7 +5,8 @@
 * the twin's server (``python -m twin.live``): ``BENCH_LIVE_UNITS`` (16) bioreactors × 19 tags
   = 304 tags (the issue's 10 × 30 = 300 tags, with the twin's 19 tags per unit) logged every
   ``BENCH_LIVE_INTERVAL`` (1) s, in real time (speed 1, simulated time = wall time), HistoryRead
-  over the last hour;
+  over the last ``BENCH_LIVE_HISTORY_S`` (4 days: the site then starts 5 days before now, so
+  most vessels are mid-batch when the soak runs);
 * the collector (``python -m lakehouse.live``, a local lake, micro-batches every 2 s, no
   backfill) three times over ``BENCH_LIVE_SECONDS`` (180) s: the first two runs are SIGKILLed
   (at 1/3 and 2/3 of the soak), each immediately restarted; the third is stopped with SIGTERM.
@@ -25,6 +26,20 @@ bronze:
   processes per 1000 committed readings; ``live_restart_to_first_commit_s``: mean time from a
   restart to its first commit (process start, connect, browse, HistoryRead of the gap, commit).
 * ``live_load_avg_1m_start`` / ``_end``: the host's load average around the soak (2 shared cores).
+
+Running-batch refresh during the soak (``BENCH_LIVE_SCORING=0`` turns it off): a lake with real
+models (``tests.support.live_models``: a titer soft-sensor champion, an MSPC model), and
+:func:`ml.running.refresh_running` — what the Dagster job runs — every ``BENCH_LIVE_REFRESH_S``
+(60) s, as the sensor would, in this process while the collector runs and is killed:
+
+* ``live_freshness_p50_s`` / ``_p95_s``: reading source timestamp → its soft-sensor prediction
+  row in the lake (``scored_at`` of the row of the reading's grid step; every reading of the
+  step, at the 1 s interval); the goal is p95 ≤ 120 s;
+* ``live_increment_s`` (median) / ``live_increment_max_s``: one refresh = about one minute of
+  new data through alignment, soft sensors, MSPC, twin forecast and alerts (the first refresh,
+  which catches up from the soak start, is left out); ``live_running_batches``: batches scored.
+
+The twin forecast accuracy (``forecast_titer_day7_mape``) is ``bench_forecast``'s figure.
 """
 
 from __future__ import annotations
@@ -39,6 +54,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -90,15 +106,48 @@ async def _served(endpoint: str, tags: list[str], since: dt.datetime) -> pl.Data
     )
 
 
+class _Refresher:
+    """The running-batch refresh every ``period_s`` in a thread (what the Dagster sensor runs)."""
+
+    def __init__(self, lake: Lake, cfg, period_s: float) -> None:
+        self.lake, self.cfg, self.period_s = lake, cfg, period_s
+        self.stop = threading.Event()
+        self.reports: list = []
+        self.errors: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from ml.running import refresh_running
+
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self.reports.append(refresh_running(self.lake, self.cfg))
+            except Exception as exc:  # reported as a failure of the bench, never as a figure
+                self.errors.append(repr(exc))
+            self.stop.wait(max(0.0, self.period_s - (time.monotonic() - t0)))
+
+
 def run(units: int | None = None, interval_s: float | None = None, seconds: float | None = None) -> dict:
     from twin.historian import TAG_NAMES
 
     units = units or int(os.environ.get("BENCH_LIVE_UNITS", 16))
     interval_s = interval_s or float(os.environ.get("BENCH_LIVE_INTERVAL", 1.0))
-    seconds = seconds or float(os.environ.get("BENCH_LIVE_SECONDS", 180.0))
+    seconds = seconds or float(os.environ.get("BENCH_LIVE_SECONDS", 300.0))
+    scoring = os.environ.get("BENCH_LIVE_SCORING", "1") != "0"
+    refresh_s = float(os.environ.get("BENCH_LIVE_REFRESH_S", 60.0))
+    # `--start now` lays the site out history + 1 day before now: 4 days puts most vessels mid-batch
+    history_s = float(os.environ.get("BENCH_LIVE_HISTORY_S", 4 * 86_400.0))
     tags = [f"BR-{101 + u}.{s}" for u in range(units) for s in TAG_NAMES]
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
     lake = Lake(str(tmp / "lake"))
+    refresher = None
+    if scoring:
+        from ml.config import load_softsensor_config
+        from tests.support.live_models import train_live_models
+
+        train_live_models(lake, tmp)
+        refresher = _Refresher(lake, load_softsensor_config(tmp / "softsensor.yaml"), refresh_s)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     load_start = os.getloadavg()[0]
     server_log = tmp / "server.log"
@@ -120,7 +169,7 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
             "--days",
             "2",
             "--history-window",
-            "3600",
+            str(history_s),
             "--log-every",
             "30",
         ],
@@ -134,6 +183,8 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
         endpoint = _wait_for_line(server_log, "listening", server, 180)["endpoint"]
         cpu0 = _cpu_children()
         soak_t0 = time.time()
+        if refresher is not None:
+            refresher.thread.start()
         for k, (until, sig) in enumerate(((1 / 3, signal.SIGKILL), (2 / 3, signal.SIGKILL), (1.0, signal.SIGTERM))):
             log_path = tmp / f"collector-{k}.log"
             started = time.time()
@@ -175,6 +226,9 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
             runs.append({"run_id": f"soak-{k}", "started": started, "signal": int(sig), "rc": rc})
         soak_s = time.time() - soak_t0
         collector_cpu = _cpu_children() - cpu0
+        if refresher is not None:
+            refresher.stop.set()
+            refresher.thread.join(600)
         # simulated time = wall time (speed 1, --start now): everything since a minute before the soak
         since = dt.datetime.fromtimestamp(soak_t0 - 60.0, dt.UTC)
         served = asyncio.run(_served(endpoint, tags, since))
@@ -186,9 +240,14 @@ def run(units: int | None = None, interval_s: float | None = None, seconds: floa
             server.kill()
     load_end = os.getloadavg()[0]
     try:
-        return _figures(
+        out = _figures(
             lake, endpoint, tags, served, runs, soak_s, collector_cpu, units, interval_s, load_start, load_end
         )
+        if refresher is not None:
+            if refresher.errors:
+                raise RuntimeError(f"running-batch refresh failed: {refresher.errors[:3]}")
+            out |= _freshness(lake, refresher.reports, interval_s, refresh_s)
+        return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -266,6 +325,37 @@ def _figures(
         "live_restart_to_first_commit_s": round(float(np.mean(restart_first)), 2) if restart_first else None,
         "live_load_avg_1m_start": round(load_start, 2),
         "live_load_avg_1m_end": round(load_end, 2),
+    }
+
+
+def _freshness(lake: Lake, reports: list, interval_s: float, refresh_s: float) -> dict:
+    """Reading → prediction-row latency over every reading of every scored grid step."""
+    from lakehouse.live import alerts as live
+
+    preds = live.read_live(lake, live.SOFTSENSOR)
+    if preds.height == 0:
+        raise RuntimeError(f"no live prediction written in the soak: {[r.skipped for r in reports]}")
+    preds = preds.filter(pl.col("target") == "titer")
+    step_s = (preds["data_until"] - preds["ts"]).dt.total_seconds().max()
+    base = (preds["scored_at"] - preds["ts"]).dt.total_microseconds().to_numpy() / 1e6
+    offsets = np.arange(0.0, float(step_s), interval_s)  # the readings of a step: ts + offset
+    lat = (base[:, None] - offsets[None, :]).ravel()
+    inc = [r.seconds.get("total") for r in reports[1:] if r.seconds.get("total") is not None]
+    return {
+        "live_freshness_p50_s": round(float(np.percentile(lat, 50)), 1),
+        "live_freshness_p95_s": round(float(np.percentile(lat, 95)), 1),
+        "live_freshness_max_s": round(float(lat.max()), 1),
+        "live_increment_s": round(float(np.median(inc)), 2) if inc else None,
+        "live_increment_max_s": round(float(np.max(inc)), 2) if inc else None,
+        "live_refreshes": len(reports),
+        "live_refresh_period_s": refresh_s,
+        "live_running_batches": len({b for r in reports for b in r.batches}),
+        "live_predictions": int(preds.height),
+        "live_increment_parts_s": {
+            k: round(float(np.median([r.seconds[k] for r in reports[1:] if k in r.seconds])), 2)
+            for k in ("align", "softsensor", "mspc", "forecast", "alerts")
+            if any(k in r.seconds for r in reports[1:])
+        },
     }
 
 

@@ -115,7 +115,27 @@ def run(
         "titer_n_test_batches": m["n_test_batches"],
         "titer_n_test_samples": m["n_test_rows"],
         "titer_rmse_by_culture_day": {d: round(v["rmse"], 4) for d, v in m["test_by_culture_day"].items()},
+        "titer_rmse_mean_trajectory": m["baseline_mean_trajectory_test"]["rmse"],
+        "titer_selected_estimator": m["selection"]["chosen"],
     }
+    # the product default: fault batches (status not complete, recorded deviations) never train and are
+    # scored apart (same features; the test set is the later normal batches)
+    from ml.batches import batch_conditions
+
+    t = time.perf_counter()
+    cond = batch_conditions(g["dim_batches"], None, ss.batches)
+    mf = train_titer(feats, ss, conditions=cond).metrics
+    out["titer_normal_batches"] = {
+        "rmse": mf["test"]["rmse"],
+        "rmse_carry_forward": mf["baseline_test"]["rmse"],
+        "rmse_mean_trajectory": mf["baseline_mean_trajectory_test"]["rmse"],
+        "interval_coverage": mf["interval"]["coverage_test"],
+        "n_test_batches": mf["n_test_batches"],
+        "n_fault_batches": mf["n_fault_batches"],
+        "fault_rmse": mf.get("fault", {}).get("model", {}).get("rmse"),
+        "fault_interval_coverage": mf.get("fault", {}).get("coverage"),
+    }
+    timings["titer_normal_train_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     for target in ss.harvest.targets:
         h = train_harvest(feats, ss, target)

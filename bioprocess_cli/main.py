@@ -9,7 +9,11 @@ import          a plant's exports into bronze (YAML config)          :func:`lake
 run             the whole asset graph in one Dagster run             :func:`orchestration.run.run_main_job`
 train           ML models from gold with a config file               :func:`ml.workflow.run_train`
 audit           show / verify the hash-chained audit trail           :class:`lakehouse.audit.AuditLog`
-report          batch report(s) as HTML + PDF from the lake's tables :func:`lakehouse.reports.batch.write_batch_reports`
+plant serve     the twin's plant over OPC UA (accelerated clock)     :func:`twin.live.cli.serve_command`
+plant collect   long-lived OPC UA collector into bronze              :func:`lakehouse.live.cli.collect_command`
+approve         sign a model version awaiting approval               :func:`ml.approvals.approve`
+report model    model validation report (HTML + PDF)                 :func:`ml.validation_report.write_model_report`
+report batch    batch report(s) as HTML + PDF from the lake's tables :func:`lakehouse.reports.batch.write_batch_reports`
 =============== ==================================================== ================================
 
 Errors a user can act on (disk full, permission denied, unreachable endpoint, invalid
@@ -35,8 +39,8 @@ from twin.foreign_export import EXPORT_HELP, add_export_arguments
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 IMPORT_HELP = "import a plant's historian export, batch list and assay file (YAML config) into bronze"
-RUN_HELP = "simulate the default site and materialize the whole asset graph"
-TRAIN_HELP = "train ML models from the lake's gold tables, print held-out evaluation"
+RUN_HELP = "simulate the default site (or import a plant bundle's exports) and materialize the whole asset graph"
+TRAIN_HELP = "train, gate and register ML models from the lake's gold tables, score with the champions"
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 
@@ -119,16 +123,47 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start-date", default=None, help="first UTC day of the site's data (default 2026-01-01)")
     p.add_argument("--bioreactors", type=int, default=None, help="override the default site size")
     p.add_argument("--days", type=int, default=None, help="override the default site duration")
+    p.add_argument(
+        "--plant",
+        default=None,
+        help="a plant bundle folder (or name under config/plants/; default $LAKEHOUSE_PLANT): imports its "
+        "exports (import.yaml) and runs the whole graph for it — dbt, features, models, promotion gates, "
+        "scores, golden batch, MSPC — on its softsensor/golden/pdm yamls (implies --source external)",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="with --plant: the folder of its exports (default: import.yaml's data_dir)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """``lakehouse run``: explicit settings (environment + options) → one Dagster run."""
+    """``lakehouse run``: explicit settings (environment + options) → one Dagster run; with
+    ``--plant`` the bundle's import first (each file is ingested once: a rerun adds nothing)."""
     from orchestration.run import run_main_job
-    from orchestration.settings import Settings
+    from orchestration.settings import PLANT_ENV, Settings
 
+    plant = args.plant or os.environ.get(PLANT_ENV)
+    source = args.source
+    if plant:
+        from lakehouse.plant import PlantBundleError, load_plant
+
+        try:
+            bundle = load_plant(plant)
+        except PlantBundleError as exc:
+            print(f"lakehouse run: {exc}", file=sys.stderr)
+            return 2
+        plant, source = str(bundle.root), "external"
+        if bundle.import_path is not None:
+            from lakehouse.ingest.foreign import run_import_config
+
+            lake = open_lake(args.lake or env_lake_root())
+            lake.ensure_bucket()
+            print(f"Importing plant {bundle.name}'s exports ({bundle.import_path}) ...", flush=True)
+            report = run_import_config(bundle.import_path, lake, data_dir=args.data_dir).as_dict()
+            print(json.dumps({k: report.get(k) for k in ("rows_read", "rows_quarantined", "reasons")}), flush=True)
     settings = Settings.from_env(
         lake_root=args.lake,
-        source=args.source,
+        plant=plant,
+        source=source,
         start_date=args.start_date,
         bioreactors=args.bioreactors or None,
         days=args.days or None,
@@ -154,16 +189,29 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rebuild-features", action="store_true", help="rebuild the feature table from gold even if it exists"
     )
-    p.add_argument("--dry-run", action="store_true", help="evaluate only: do not register or promote")
+    p.add_argument("--dry-run", action="store_true", help="evaluate only: do not register, promote or score")
+    p.add_argument(
+        "--plant",
+        default=None,
+        help="plant bundle folder (or name under config/plants/; default $LAKEHOUSE_PLANT, else the twin site): "
+        "its softsensor.yaml (unless --config) and signal catalog; without --config its PdM too (or why not)",
+    )
 
 
 def train(args: argparse.Namespace) -> int:
-    """``lakehouse train``: print the held-out evaluation as JSON."""
+    """``lakehouse train``: train, gate, register and score (champions); print the held-out
+    evaluation and each model's state as JSON."""
     from ml.workflow import run_train
+    from orchestration.settings import PLANT_ENV
 
     root = args.lake or env_lake_root(str(PROJECT_ROOT / "data" / "lake"))
     result = run_train(
-        open_lake(root), args.config, models=args.models, rebuild_features=args.rebuild_features, dry_run=args.dry_run
+        open_lake(root),
+        args.config,
+        plant=args.plant or os.environ.get(PLANT_ENV),
+        models=args.models,
+        rebuild_features=args.rebuild_features,
+        dry_run=args.dry_run,
     )
     json.dump(result, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
@@ -206,25 +254,103 @@ def audit(args: argparse.Namespace) -> int:
     return 1
 
 
-# --------------------------------------------------------------------------- report
-REPORT_HELP = "write batch reports (HTML + PDF) from the lake's gold, golden and score tables"
+# --------------------------------------------------------------------------- plant
+PLANT_HELP = "the live plant: serve the twin over OPC UA, collect it into bronze (docs/live.md)"
 
 
-def add_report_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``lakehouse report batch``."""
-    p.add_argument("kind", choices=["batch"], help="batch: the batch report (docs/reports.md)")
-    p.add_argument("batch_ids", nargs="*", metavar="BATCH_ID", help="batch id(s); none with --all")
-    p.add_argument("--all", action="store_true", help="every batch of gold/dim_batches")
+def add_plant_arguments(p: argparse.ArgumentParser) -> None:
+    """``lakehouse plant serve|collect`` (the options of :mod:`twin.live.cli` and :mod:`lakehouse.live.cli`)."""
+    from lakehouse.live.cli import COLLECT_HELP, add_collect_arguments, collect_command
+    from twin.live.cli import SERVE_HELP, add_serve_arguments, serve_command
+
+    sub = p.add_subparsers(dest="plant_command", metavar="ACTION", required=True)
+    serve = sub.add_parser("serve", help=SERVE_HELP, description=SERVE_HELP)
+    add_serve_arguments(serve)
+    serve.set_defaults(_plant=serve_command)
+    collect = sub.add_parser("collect", help=COLLECT_HELP, description=COLLECT_HELP)
+    add_collect_arguments(collect, default_lake=env_lake_root())
+    collect.set_defaults(_plant=collect_command)
+
+
+def plant(args: argparse.Namespace) -> int:
+    """``lakehouse plant serve|collect``: both run until SIGINT/SIGTERM and exit 0 after a clean stop."""
+    return int(args._plant(args) or 0)
+
+
+# --------------------------------------------------------------------------- approve / report model
+APPROVE_HELP = "sign a model version awaiting approval (identity: $LAKEHOUSE_IDENTITY or the OS user)"
+REPORT_HELP = "write a report (HTML + PDF): a model version's validation report, or batch reports"
+
+
+def _lake_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lake",
         default=env_lake_root(),
         help="lake root: local folder or s3://bucket/prefix (default $LAKEHOUSE_ROOT or data/lake)",
     )
-    p.add_argument("--out", default=None, help="local folder for the files (default: reports/batch/ inside the lake)")
+
+
+def add_approve_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``lakehouse approve``."""
+    p.add_argument("model", help="model name, e.g. titer_softsensor")
+    p.add_argument("version", type=int, help="model version")
+    p.add_argument("--meaning", required=True, choices=["approved", "rejected"], help="what the signature means")
+    p.add_argument("--reason", required=True, help="why (recorded with the signature)")
+    p.add_argument("--envelope", default=None, help="envelope config (default config/ml/envelope.yaml)")
+    _lake_option(p)
+
+
+def approve(args: argparse.Namespace) -> int:
+    """``lakehouse approve MODEL VERSION --meaning approved|rejected --reason ...``: the signature as
+    JSON; a refused signature (self-approval, wrong state, not an approver) is one line, exit 1."""
+    from ml.approvals import ApprovalError
+    from ml.approvals import approve as sign
+    from ml.envelope import load_envelope
+
+    try:
+        out = sign(
+            open_lake(args.lake), args.model, args.version, args.meaning, args.reason, load_envelope(args.envelope)
+        )
+    except (ApprovalError, KeyError) as exc:
+        print(f"lakehouse approve: refused: {exc.args[0]}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``lakehouse report model|batch``."""
+    sub = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    model = sub.add_parser("model", help="the validation report of a model version")
+    model.add_argument("name", help="model name")
+    model.add_argument("version", type=int, help="model version")
+    _lake_option(model)
+    model.set_defaults(_report=report_model)
+    batch = sub.add_parser("batch", help="batch reports from the gold, golden and score tables (docs/reports.md)")
+    batch.add_argument("batch_ids", nargs="*", metavar="BATCH_ID", help="batch id(s); none with --all")
+    batch.add_argument("--all", action="store_true", help="every batch of gold/dim_batches")
+    _lake_option(batch)
+    batch.add_argument("--out", default=None, help="local folder for the files (default: reports/batch/ in the lake)")
+    batch.set_defaults(_report=report_batch)
 
 
 def report(args: argparse.Namespace) -> int:
-    """``lakehouse report batch BATCH_ID ...``: one line per written report, the paths last."""
+    """``lakehouse report model NAME VERSION`` or ``lakehouse report batch BATCH_ID ...``."""
+    return int(args._report(args) or 0)
+
+
+def report_model(args: argparse.Namespace) -> int:
+    """``lakehouse report model NAME VERSION``: writes the HTML and PDF, prints their paths."""
+    from ml.validation_report import write_model_report
+
+    print(f"building the validation report of {args.name} v{args.version} ...", file=sys.stderr)
+    files = write_model_report(open_lake(args.lake), args.name, args.version)
+    print(json.dumps(files, indent=2))
+    return 0
+
+
+def report_batch(args: argparse.Namespace) -> int:
+    """``lakehouse report batch BATCH_ID ...``: one progress line per report, the paths last."""
     from lakehouse.reports.batch import write_batch_reports
 
     if not args.batch_ids and not args.all:
@@ -253,6 +379,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
     "simulate": (SIMULATE_HELP, lambda p: add_simulate_arguments(p, default_out=env_lake_root()), simulate),
     "train": (TRAIN_HELP, add_train_arguments, train),
     "audit": (AUDIT_HELP, add_audit_arguments, audit),
+    "plant": (PLANT_HELP, add_plant_arguments, plant),
+    "approve": (APPROVE_HELP, add_approve_arguments, approve),
     "report": (REPORT_HELP, add_report_arguments, report),
 }
 

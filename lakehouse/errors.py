@@ -1,5 +1,5 @@
 """One clear line for the errors a user can act on (no backtrace): a full disk, a permission
-problem, an unreachable endpoint, invalid configuration, a tampered artifact.
+problem, an unreachable endpoint, invalid configuration, a tampered artifact, too little data.
 
 :func:`describe` returns that line, or ``None`` for anything else — a bug, which keeps its
 backtrace. The command line prints the line and exits with status 2.
@@ -21,6 +21,12 @@ _CONNECT = (
 )
 
 
+class InsufficientData(ValueError):
+    """Too little data for a step (batches, assays, failures, reference batches): a young plant
+    is a state, not an error. The orchestration skips the step with this message as its reason;
+    nothing is made up in its place."""
+
+
 def describe(exc: BaseException) -> str | None:
     """A one-line message for an error the user can fix, else ``None``."""
     from lakehouse.delta_changes import VersionGoneError
@@ -29,7 +35,9 @@ def describe(exc: BaseException) -> str | None:
     from lakehouse.ingest.writer import DiskFullError
 
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, (DiskFullError, InvalidIdentifierError, RetentionBelowFloorError, VersionGoneError)):
+    if isinstance(
+        exc, (DiskFullError, InsufficientData, InvalidIdentifierError, RetentionBelowFloorError, VersionGoneError)
+    ):
         return text
     if type(exc).__name__ == "ModelIntegrityError":
         return text

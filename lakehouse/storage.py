@@ -33,6 +33,7 @@ S3_ENV: dict[str, str] = {
     "region": "AWS_REGION",
 }
 DEFAULT_REGION = "us-east-1"
+MLFLOW_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own variable: any tracking server / database
 
 
 def is_s3_uri(uri: str) -> bool:
@@ -80,16 +81,23 @@ class S3Settings:
 
 @dataclass(frozen=True)
 class Lake:
-    """A lake rooted at ``root`` (local path or ``s3://bucket/prefix``)."""
+    """A lake rooted at ``root`` (local path or ``s3://bucket/prefix``).
+
+    ``mlflow_tracking_uri``: the MLflow tracking/registry store of its models (``None``: a SQLite
+    file, see :mod:`ml.mlflow_store`)."""
 
     root: str
     s3: S3Settings = field(default_factory=S3Settings)
+    mlflow_tracking_uri: str | None = None
 
     @classmethod
     def open(cls, root: str, environ: Mapping[str, str] | None = None) -> Lake:
         """A lake at ``root``; an ``s3://`` root gets the environment's S3 settings
-        (:meth:`S3Settings.from_env`) — for command lines, never for Dagster resources."""
-        return cls(root, S3Settings.from_env(environ)) if is_s3_uri(root) else cls(root)
+        (:meth:`S3Settings.from_env`) and ``MLFLOW_TRACKING_URI`` its model registry — for
+        command lines, never for Dagster resources."""
+        env = os.environ if environ is None else environ
+        s3 = S3Settings.from_env(env) if is_s3_uri(root) else S3Settings()
+        return cls(root, s3, env.get(MLFLOW_ENV) or None)
 
     def __post_init__(self) -> None:
         root = self.root.rstrip("/")

@@ -10,9 +10,10 @@ The same config objects are the contract with the Spark engine: every feature fu
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -38,32 +39,25 @@ class DerivedSignal:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Soft-sensor feature definition (see ``docs/ml.md`` for the exact semantics)."""
+    """Soft-sensor feature definition (see ``docs/ml.md`` for the exact semantics).
 
-    signals: tuple[str, ...] = (
-        "temperature",
-        "ph",
-        "dissolved_oxygen",
-        "agitation",
-        "air_flow",
-        "o2_flow",
-        "co2_flow",
-        "offgas_o2",
-        "offgas_co2",
-        "capacitance",
-        "base_total",
-        "feed_flow",
-        "feed_total",
-        "weight",
-        "pressure",
-    )
+    The signal lists name catalog signals (columns of ``fct_process_readings``). A plant's
+    ``softsensor.yaml`` may leave them out: :func:`features_from_catalog` fills every list the
+    YAML does not give from the plant's signal catalog, by signal kind.
+    """
+
+    signals: tuple[str, ...] = ()  # value, rolling statistics, rate of change
     windows_minutes: tuple[int, ...] = (60, 360)
     rolling_stats: tuple[str, ...] = ("mean", "std")
     rate_of_change: bool = True
     derived: tuple[DerivedSignal, ...] = ()
-    integrals: tuple[str, ...] = ()
-    setpoints: tuple[str, ...] = ()
-    phases: tuple[str, ...] = ("Inoculate", "Batch", "Fed-Batch", "Production", "Harvest")
+    integrals: tuple[str, ...] = ()  # flows and rates: time integral since inoculation
+    totalisers: tuple[str, ...] = ()  # counters: amount added since inoculation
+    states: tuple[str, ...] = ()  # state codes: time in state, time spent in each code
+    state_codes: dict[str, tuple[float, ...]] = field(default_factory=dict)  # state signal -> codes
+    setpoints: tuple[str, ...] = ()  # recipe setpoints of dim_batches
+    phases: tuple[str, ...] = ()  # MES phases (one-hot)
+    maturity_from: str | None = None  # dim_batches column: planned culture duration [h]
     step_minutes: int = 60
     label_analytes: tuple[str, ...] = ("titer",)
     baseline_analytes: tuple[str, ...] = ("titer",)
@@ -73,6 +67,120 @@ class FeatureConfig:
     def all_signals(self) -> tuple[str, ...]:
         """Raw + derived signals: the ones that get value/rolling/rate-of-change features."""
         return tuple(self.signals) + tuple(d.name for d in self.derived)
+
+
+class SignalLike(Protocol):
+    """What the ML layer needs of a catalog signal (``lakehouse.catalog.Signal`` duck-typed):
+    its column ``name`` in ``fct_process_readings``, its ``kind`` (``process_value | setpoint |
+    flow | totaliser | rate | state``) and ``unit``; ``valid_range`` is optional."""
+
+    name: str
+    kind: str
+    unit: str
+
+
+#: catalog kind -> the feature lists a signal of that kind joins by default
+KIND_FEATURES: dict[str, tuple[str, ...]] = {
+    "process_value": ("signals",),
+    "setpoint": ("signals",),
+    "flow": ("signals", "integrals"),
+    "rate": ("signals", "integrals"),
+    "totaliser": ("signals", "totalisers"),
+    "state": ("states",),
+}
+MAX_DEFAULT_STATE_CODES = 16
+CATALOG_LISTS = ("signals", "integrals", "totalisers", "states", "state_codes")
+
+
+def catalog_signals(catalog: Any) -> list[SignalLike]:
+    """The signals of a catalog: a ``SignalCatalog`` (``.signals`` or iterable) or a list."""
+    sigs = getattr(catalog, "signals", catalog)
+    if isinstance(sigs, dict):
+        sigs = sigs.values()
+    return list(sigs)
+
+
+def features_from_catalog(catalog: Any, exclude: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """Default feature lists for a plant, generated from its signal catalog by kind.
+
+    Parameters
+    ----------
+    catalog
+        The plant's signals (objects with ``name``, ``kind``, optional ``valid_range``).
+    exclude
+        Signal names to leave out (e.g. a signal known to be unreliable).
+
+    Returns
+    -------
+    dict
+        ``signals`` (process values, setpoints, flows, rates, totalisers: value, rolling
+        statistics, rate of change), ``integrals`` (flows and rates: cumulative amount since
+        inoculation — the mass-balance features), ``totalisers`` (amount since inoculation),
+        ``states`` and ``state_codes`` (state signals: time in the current state, hours spent in
+        each integer code of the signal's ``valid_range`` when it spans at most
+        :data:`MAX_DEFAULT_STATE_CODES` codes).
+    """
+    out: dict[str, Any] = {k: [] for k in CATALOG_LISTS if k != "state_codes"}
+    codes: dict[str, tuple[float, ...]] = {}
+    skip = set(exclude)
+    for s in catalog_signals(catalog):
+        if s.name in skip:
+            continue
+        kind = str(s.kind)
+        if kind not in KIND_FEATURES:
+            raise ValueError(f"signal {s.name!r}: unknown kind {kind!r} (one of {sorted(KIND_FEATURES)})")
+        for lst in KIND_FEATURES[kind]:
+            out[lst].append(s.name)
+        rng = getattr(s, "valid_range", None)
+        if kind == "state" and rng is not None and rng[0] is not None and rng[1] is not None:
+            lo, hi = math.ceil(rng[0]), math.floor(rng[1])
+            if 0 <= hi - lo < MAX_DEFAULT_STATE_CODES:
+                codes[s.name] = tuple(float(c) for c in range(lo, hi + 1))
+    return {**{k: tuple(v) for k, v in out.items()}, "state_codes": codes}
+
+
+@dataclass(frozen=True)
+class BatchConditionConfig:
+    """How a plant's batch list and deviation records tell normal batches from fault batches.
+
+    Attributes
+    ----------
+    normal_statuses
+        ``dim_batches.status`` values of a normal batch (case-insensitive); empty: any status.
+    exclude_recorded_deviations
+        A batch with a recorded deviation is a fault batch.
+    deviation_count_column
+        ``dim_batches`` column counting recorded deviations (used when present).
+    """
+
+    normal_statuses: tuple[str, ...] = ()
+    exclude_recorded_deviations: bool = True
+    deviation_count_column: str | None = "n_deviation_work_orders"
+
+
+CANDIDATES = ("xgboost", "ridge", "pls", "blend")
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Which estimators compete and their small hyper-parameter grids (``titer.selection``).
+
+    Attributes
+    ----------
+    candidates
+        Subset of ``xgboost, ridge, pls, blend`` (``blend`` needs ``xgboost`` and a linear one).
+    ridge_alphas
+        Ridge penalties tried (on standardised features).
+    pls_components
+        PLS component counts tried (capped at the number of features and rows - 1).
+    blend_weights
+        XGBoost weights tried for the blend.
+    """
+
+    candidates: tuple[str, ...] = CANDIDATES
+    ridge_alphas: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+    pls_components: tuple[int, ...] = (2, 3, 4, 6, 8, 10, 12, 16, 20)
+    blend_weights: tuple[float, ...] = (0.2, 0.35, 0.5, 0.65, 0.8)
 
 
 @dataclass(frozen=True)
@@ -113,6 +221,11 @@ class ValidationConfig:
     test_fraction: float = 0.25  # forward split: the latest batches (by inoculation) held out
     interval_alpha: float = 0.1  # 90% prediction intervals (split-conformal, per culture day)
     min_test_batches: int = 2
+    trajectory_bin_h: float = 4.0  # culture-age bin of the mean-trajectory baseline
+    # known precision of the target assay (method validation); > 0: intervals for the TRUE value
+    # (the residual variance net of the assay's), 0: intervals for the next assay result
+    assay_sd_relative: float = 0.0
+    assay_sd_absolute: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,22 +256,26 @@ class VerificationConfig:
 
 @dataclass(frozen=True)
 class TiterModelConfig:
-    """The titer soft sensor: registry name, target analyte and XGBoost parameters."""
+    """The online soft sensor of one assay target (the section keeps its historic name ``titer``;
+    ``target`` is any analyte of ``label_analytes``)."""
 
     name: str = "titer_softsensor"
     target: str = "titer"
-    min_culture_age_h: float = 0.0
+    min_culture_age_h: float = 0.0  # early-culture gate: the model predicts from this age on ...
+    gate: str | None = None  # ... and where this SQL condition over feature columns holds
     params: XGBParams = field(default_factory=XGBParams)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
 
 
 @dataclass(frozen=True)
 class HarvestModelConfig:
     """Harvest CQA models: targets, the culture day their features are taken at, name prefix."""
 
-    targets: tuple[str, ...] = ("g0f", "hmw")
+    targets: tuple[str, ...] = ()
     day: float = 7.0  # features from data available by culture day D
     name_prefix: str = "harvest_"
     params: XGBParams = field(default_factory=lambda: XGBParams(n_estimators=300, max_depth=3))
+    selection: SelectionConfig = field(default_factory=lambda: SelectionConfig(candidates=("xgboost",)))
 
 
 @dataclass(frozen=True)
@@ -173,6 +290,7 @@ class SoftSensorConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     domain: DomainConfig = field(default_factory=DomainConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
+    batches: BatchConditionConfig = field(default_factory=BatchConditionConfig)
 
 
 # --------------------------------------------------------------------------- PdM
@@ -191,29 +309,15 @@ class BaselineRule:
 
 @dataclass(frozen=True)
 class EquipmentFeatureConfig:
-    """Equipment-health features: daily signals, derived signals, rolling windows, own-baseline
-    window, equipment types and the failure label (horizon, work types, failure modes)."""
+    """Equipment-health features (columns of ``gold/fct_equipment_health_daily``; the plant's
+    ``pdm.yaml`` lists them — config/ml/pdm.yaml for the CHO twin site)."""
 
-    signals: tuple[str, ...] = (
-        "vibration_mean_mm_s",
-        "vibration_max_mm_s",
-        "vibration_p95_mm_s",
-        "motor_current_mean_a",
-        "motor_current_max_a",
-        "feed_flow_dev_mean_ml_min",
-        "feed_flow_dev_abs_max_ml_min",
-        "do_offset_mean_pct",
-        "column_max_pressure_bar",
-        "column_cycle",
-        "tff_mean_tmp_bar",
-        "tff_mean_flux_lmh",
-        "membrane_use",
-    )
+    signals: tuple[str, ...] = ()
     derived: tuple[DerivedSignal, ...] = ()  # row-wise SQL expressions, e.g. abs(do_offset_mean_pct)
     windows_days: tuple[int, ...] = (3, 7, 14)
     baseline_days: int = 30  # equipment's own baseline: rolling median over this many days,
     baseline_lag_days: int = 14  # ... lagged this many days
-    equipment_types: tuple[str, ...] = ("agitator", "feed_pump", "do_probe", "chromatography_column", "tff_membrane")
+    equipment_types: tuple[str, ...] = ()
     horizon_days: int = 7  # label: corrective work order within (d, d + H]
     failure_work_types: tuple[str, ...] = ("corrective",)
     failure_modes: tuple[str, ...] = ()  # empty: every failure mode of those work types
@@ -236,6 +340,8 @@ class PdMEvaluationConfig:
     threshold_folds: int = 4  # forward-chaining folds over train+validation for the threshold
     per_type_thresholds: bool = True  # one threshold per equipment type (global for types with few failures)
     min_failures_per_type: int = 2
+    min_failures: int = 3  # fewer failures (CMMS corrective work orders) in the data: skipped
+    min_days: int = 60  # fewer days of equipment-health rows: skipped
 
 
 @dataclass(frozen=True)
@@ -244,16 +350,15 @@ class PdMModelConfig:
 
     name: str = "pdm"
     params: XGBParams = field(default_factory=lambda: XGBParams(n_estimators=300, max_depth=4))
-    baseline_rules: tuple[BaselineRule, ...] = (
-        BaselineRule("vibration_mean_mm_s__rel_base", "above"),
-        BaselineRule("feed_flow_dev_mean_ml_min__rel_base", "below"),
-    )
+    baseline_rules: tuple[BaselineRule, ...] = ()  # pdm.yaml (threshold rules on health features)
 
 
 @dataclass(frozen=True)
 class PdMConfig:
-    """A PdM config file (``config/ml/pdm.yaml``): features, model, evaluation, verification."""
+    """Predictive maintenance; ``enabled: false`` (a plant without CMMS data or equipment-health
+    signals) skips it with that reason."""
 
+    enabled: bool = True
     features: EquipmentFeatureConfig = field(default_factory=EquipmentFeatureConfig)
     model: PdMModelConfig = field(default_factory=PdMModelConfig)
     evaluation: PdMEvaluationConfig = field(default_factory=PdMEvaluationConfig)
@@ -297,13 +402,18 @@ def _coerce(type_hint: Any, default: Any, value: Any):
     return value
 
 
-def load_softsensor_config(path: str | Path | None = None) -> SoftSensorConfig:
-    """Load a soft-sensor config (default ``config/ml/softsensor.yaml``).
+def load_softsensor_config(path: str | Path | None = None, catalog: Any = None) -> SoftSensorConfig:
+    """The soft-sensor configuration of a YAML file (default ``config/ml/softsensor.yaml``).
 
     Parameters
     ----------
     path
-        YAML file; ``None`` for the project default.
+        YAML file (a plant bundle's ``softsensor.yaml``).
+    catalog
+        The plant's signal catalog (see :class:`SignalLike`). Every feature list of
+        :data:`CATALOG_LISTS` the YAML's ``features`` section does not give is generated from
+        it (:func:`features_from_catalog`, minus ``features.exclude``). Without a catalog the
+        YAML's lists are used as they are.
 
     Returns
     -------
@@ -311,7 +421,26 @@ def load_softsensor_config(path: str | Path | None = None) -> SoftSensorConfig:
     """
     path = Path(path) if path else DEFAULT_SOFTSENSOR_CONFIG
     with open(path) as fh:
-        return _build(SoftSensorConfig, yaml.safe_load(fh) or {})
+        data = yaml.safe_load(fh) or {}
+    return softsensor_config_from_dict(data, catalog)
+
+
+def softsensor_config_from_dict(data: dict, catalog: Any = None) -> SoftSensorConfig:
+    """:func:`load_softsensor_config` on already parsed YAML data."""
+    data = dict(data or {})
+    feats = dict(data.get("features") or {})
+    exclude = tuple(feats.pop("exclude", ()) or ())
+    if catalog is not None:
+        defaults = features_from_catalog(catalog, exclude)
+        for key in CATALOG_LISTS:
+            if key not in feats:
+                feats[key] = defaults[key]
+    elif exclude:
+        raise ValueError("features.exclude needs the plant's signal catalog")
+    if feats.get("state_codes"):
+        feats["state_codes"] = {str(k): tuple(float(c) for c in v) for k, v in feats["state_codes"].items()}
+    data["features"] = {k: list(v) if isinstance(v, tuple) else v for k, v in feats.items()}
+    return _build(SoftSensorConfig, data)
 
 
 def load_pdm_config(path: str | Path | None = None) -> PdMConfig:

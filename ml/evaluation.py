@@ -81,6 +81,33 @@ def mondrian_conformal(groups: np.ndarray, abs_residuals: np.ndarray, alpha: flo
     return out
 
 
+def for_true_value(conformal: dict, groups: np.ndarray, y: np.ndarray, sd_relative: float, sd_absolute: float) -> dict:
+    """Half-widths for the TRUE value instead of the next assay result.
+
+    The conformal residuals are prediction − assay result = (prediction − truth) + assay error, so
+    their quantiles cover a *measurement*. With the assay's known precision (SD = ``sd_relative``·y
+    + ``sd_absolute`` in quadrature, from the method validation) each group's half-width ``h`` becomes
+    ``sqrt(h² − z²·mean(σ²))`` (``z`` the normal quantile of the interval), never below ``h/2``.
+    """
+    if sd_relative <= 0 and sd_absolute <= 0:
+        return conformal
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - conformal["alpha"] / 2)
+    groups = np.asarray(groups)
+    var = (sd_relative * np.asarray(y, float)) ** 2 + sd_absolute**2
+
+    def adjust(h: float, v: np.ndarray) -> float:
+        return float(np.sqrt(max(h * h - z * z * float(np.mean(v)), 0.25 * h * h))) if len(v) else h
+
+    out = dict(conformal)
+    out["global"] = adjust(conformal["global"], var)
+    out["by_group"] = {g: adjust(h, var[groups.astype(str) == g]) for g, h in conformal["by_group"].items()}
+    out["covers"] = "true value"
+    out["assay_sd"] = {"relative": sd_relative, "absolute": sd_absolute}
+    return out
+
+
 def interval_halfwidth(conformal: dict, groups: np.ndarray | None, n: int) -> np.ndarray:
     """Half-width of the prediction interval per row: by group (e.g. culture day) where the
     conformal calibration has one, else the global quantile.

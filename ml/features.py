@@ -61,9 +61,18 @@ UTC_US = pl.Datetime("us", "UTC")
 
 
 # =========================================================================== soft sensor
+def state_code_label(code: float) -> str:
+    """Feature-name form of a state code: ``4.0`` -> ``4``, ``2.5`` -> ``2p5``, ``-1`` -> ``m1``."""
+    c = float(code)
+    txt = str(int(c)) if c.is_integer() else repr(c).replace(".", "p")
+    return txt.replace("-", "m")
+
+
 def softsensor_feature_names(config: FeatureConfig) -> list[str]:
     """Model input columns, in a stable order."""
     names: list[str] = ["culture_age_h"]
+    if config.maturity_from:
+        names.append("maturity_planned_pct")
     for s in config.all_signals:
         names.append(s)
         for w in config.windows_minutes:
@@ -72,6 +81,12 @@ def softsensor_feature_names(config: FeatureConfig) -> list[str]:
             if config.rate_of_change:
                 names.append(f"{s}__roc_{w}m")
     names += [f"{s}__integral" for s in config.integrals]
+    names += [f"{s}__since_start" for s in config.totalisers]
+    for s in config.states:
+        if s not in config.all_signals:
+            names.append(s)
+        names.append(f"{s}__time_in_state_h")
+        names += [f"{s}__hours_in_{state_code_label(c)}" for c in config.state_codes.get(s, ())]
     names += [f"sp__{k}" for k in config.setpoints]
     names += [f"phase__{p}" for p in config.phases]
     return names
@@ -85,7 +100,7 @@ def feature_signal(name: str) -> str:
         return "phase"
     if name.startswith("eqtype__"):
         return "equipment_type"
-    if name in ("culture_age_h",):
+    if name in ("culture_age_h", "maturity_planned_pct"):
         return "culture_age"
     if name.startswith("days_since_"):
         return "maintenance_history"
@@ -99,20 +114,33 @@ def _ensure_columns(df: pl.DataFrame, columns: Iterable[str], dtype=pl.Float64) 
     return df.with_columns(pl.lit(None, dtype=dtype).alias(c) for c in missing) if missing else df
 
 
+def raw_signals(config: FeatureConfig) -> list[str]:
+    """Columns of ``fct_process_readings`` the features read (every listed signal that is not derived)."""
+    derived = {d.name for d in config.derived}
+    lists = (config.signals, config.integrals, config.totalisers, config.states)
+    return [s for s in dict.fromkeys(x for lst in lists for x in lst) if s not in derived]
+
+
 def _age_hours(col: str = "ts") -> pl.Expr:
     return pl.col(col).dt.epoch("us").cast(pl.Float64) / 3.6e9
 
 
 def compute_online_features(readings: pl.DataFrame, batches: pl.DataFrame, config: FeatureConfig) -> pl.DataFrame:
     """Features at every grid row of ``readings`` (gold ``fct_process_readings`` shape)."""
-    df = _ensure_columns(readings, config.signals)
+    raw = raw_signals(config)
+    df = _ensure_columns(readings, raw)
     df = df.with_columns(
-        pl.col("ts").cast(UTC_US),
-        pl.col("culture_age_h").cast(pl.Float64),
-        *[pl.col(s).cast(pl.Float64) for s in config.signals],
+        pl.col("ts").cast(UTC_US), pl.col("culture_age_h").cast(pl.Float64), *[pl.col(s).cast(pl.Float64) for s in raw]
     ).sort(["batch_id", "ts"])
     if config.derived:
         df = df.with_columns(pl.sql_expr(d.expr).cast(pl.Float64).alias(d.name) for d in config.derived)
+    if config.maturity_from:
+        planned = (
+            batches.select("batch_id", pl.col(config.maturity_from).cast(pl.Float64).alias("_planned_h"))
+            if config.maturity_from in batches.columns
+            else batches.select("batch_id").with_columns(pl.lit(None, dtype=pl.Float64).alias("_planned_h"))
+        )
+        df = df.join(planned, on="batch_id", how="left")
     by = "batch_id"
     t_h = _age_hours("ts")
     exprs: list[pl.Expr] = []
@@ -137,6 +165,12 @@ def compute_online_features(readings: pl.DataFrame, batches: pl.DataFrame, confi
     dt_h = (t_h - t_h.shift(1).over(by)).fill_null(0.0)
     for s in config.integrals:
         exprs.append((pl.col(s).cast(pl.Float64).fill_null(0.0) * dt_h).cum_sum().over(by).alias(f"{s}__integral"))
+    for s in config.totalisers:  # amount since the batch's first value (a counter reset is not undone)
+        x = pl.col(s).cast(pl.Float64)
+        exprs.append((x - x.drop_nulls().first().over(by)).alias(f"{s}__since_start"))
+    exprs += _state_features(config, by, t_h, dt_h)
+    if config.maturity_from:
+        exprs.append((100.0 * pl.col("culture_age_h") / pl.col("_planned_h")).alias("maturity_planned_pct"))
     exprs += [(pl.col("phase") == p).cast(pl.Float64).fill_null(0.0).alias(f"phase__{p}") for p in config.phases]
     # the first grid step may precede inoculation by < 1 grid step (time_bucket floors): day 0
     exprs.append((pl.col("culture_age_h").clip(lower_bound=0.0) // 24).cast(pl.Int32).alias("culture_day"))
@@ -149,6 +183,26 @@ def compute_online_features(readings: pl.DataFrame, batches: pl.DataFrame, confi
     if "unit_id" not in df.columns:
         df = df.with_columns(pl.lit(None, dtype=pl.String).alias("unit_id"))
     return df.select(["batch_id", "unit_id", "ts", "culture_day", "phase", *softsensor_feature_names(config)])
+
+
+def _state_features(config: FeatureConfig, by: str, t_h: pl.Expr, dt_h: pl.Expr) -> list[pl.Expr]:
+    """``<s>__time_in_state_h``: hours since the state value last changed (null before its first
+    value); ``<s>__hours_in_<c>``: hours spent in code ``c`` so far (right-Riemann like the
+    integrals: step ``i`` counts ``ts_i - ts_{i-1}`` when the value at ``i`` is ``c``)."""
+    exprs: list[pl.Expr] = []
+    for s in config.states:
+        x = pl.col(s).cast(pl.Float64)
+        changed = (x != x.shift(1).over(by)).fill_null(True) | x.shift(1).over(by).is_null()
+        t_start = pl.when(changed).then(t_h).otherwise(None).forward_fill().over(by)
+        exprs.append(pl.when(x.is_not_null()).then(t_h - t_start).otherwise(None).alias(f"{s}__time_in_state_h"))
+        for c in config.state_codes.get(s, ()):
+            exprs.append(
+                ((x == float(c)).fill_null(False).cast(pl.Float64) * dt_h)
+                .cum_sum()
+                .over(by)
+                .alias(f"{s}__hours_in_{state_code_label(c)}")
+            )
+    return exprs
 
 
 def assay_samples(assays: pl.DataFrame, analytes: Iterable[str]) -> pl.DataFrame:

@@ -53,42 +53,30 @@ CQA_COLUMNS: tuple[str, ...] = (
 _DEFAULT_CONFIG: dict[str, Any] = {
     "qualification": {
         "statuses": ["complete"],
-        "titer_column": "harvest_titer_g_l",
+        "titer_column": "harvest_titer_g_l",  # null: no titer ranking (every in-spec batch qualifies)
         "top_titer_fraction": 0.5,
         "min_golden_batches": 5,
+        "exclude_deviation_work_orders": True,
     },
     "cqa_specs": {},
     "profile": {
-        "signals": None,  # None: every signal of the catalog (all_signals)
+        "signals": [],  # empty: the MSPC signals (from the plant's catalog when mspc.signals is empty)
         "culture_age_step_h": 1.0,
         "maturity_step_pct": 1.0,
         "band_pct": [5.0, 95.0],
         "sigma": 3.0,
     },
     "mspc": {
-        "signals": [
-            "temperature",
-            "temperature_sp",
-            "temperature_error",
-            "ph",
-            "dissolved_oxygen",
-            "co2_flow",
-            "offgas_o2",
-            "offgas_co2",
-            "capacitance",
-            "base_total",
-            "feed_flow_sp",
-            "feed_flow",
-            "feed_total",
-            "weight",
-            "pressure",
-        ],
-        "derived": {"temperature_error": "temperature - temperature_sp"},
+        "signals": [],  # empty: every catalog signal of a monitored kind
+        "derived": {},
         "evaluation": {"visible_z": 3.0},
     },
     "doe": {},
     "calibration": {},
 }
+#: catalog kinds MSPC monitors by default (setpoints help, as they carry the recipe, but none is needed;
+#: state codes step: they are alignment landmarks, not monitored values)
+MSPC_DEFAULT_KINDS = ("process_value", "setpoint", "flow", "rate", "totaliser")
 
 
 # --------------------------------------------------------------------------- config
@@ -102,8 +90,21 @@ def _deep_update(base: dict, upd: dict) -> dict:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict[str, Any]:
-    """The golden-batch configuration (``config/golden.yaml`` merged over built-in defaults)."""
+def load_config(path: str | Path | None = None, overrides: dict | None = None, catalog: Any = None) -> dict[str, Any]:
+    """The golden-batch configuration (``config/golden.yaml`` or a plant bundle's ``golden.yaml``
+    merged over built-in defaults).
+
+    Parameters
+    ----------
+    path
+        YAML file (default ``config/golden.yaml``).
+    overrides
+        Nested dict merged last.
+    catalog
+        The plant's signal catalog: an empty ``mspc.signals`` becomes every catalog signal of a
+        kind in :data:`MSPC_DEFAULT_KINDS` minus ``mspc.exclude``; an empty ``profile.signals`` the
+        MSPC signals.
+    """
     import yaml
 
     path = Path(path) if path is not None else CONFIG_PATH
@@ -112,9 +113,47 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         cfg = _deep_update(cfg, yaml.safe_load(path.read_text()) or {})
     if overrides:
         cfg = _deep_update(cfg, overrides)
-    if cfg["profile"].get("signals") is None:
-        cfg["profile"]["signals"] = list(all_signals())
+    m = cfg["mspc"]
+    if not m.get("signals"):
+        from ml.config import catalog_signals
+
+        if catalog is None:  # the default plant's catalog (config/plants/cho-twin)
+            from lakehouse.catalog import default_catalog
+
+            catalog = default_catalog()
+
+        skip = set(m.get("exclude") or [])
+        m["signals"] = [
+            s.name for s in catalog_signals(catalog) if str(s.kind) in MSPC_DEFAULT_KINDS and s.name not in skip
+        ] + [d for d in (m.get("derived") or {}) if d not in skip]
+    if not cfg["profile"].get("signals"):
+        cfg["profile"]["signals"] = [s for s in m["signals"] if s not in (m.get("derived") or {})]
     return cfg
+
+
+def batch_condition_config(cfg: dict):
+    """The golden config's reference-batch rule as :class:`ml.batches.BatchConditionConfig`
+    (``qualification.statuses`` are the normal statuses; ``exclude_deviation_work_orders`` keeps
+    batches with recorded deviations out)."""
+    from ml.config import BatchConditionConfig
+
+    q = cfg["qualification"]
+    return BatchConditionConfig(
+        normal_statuses=tuple(q.get("statuses") or ()),
+        exclude_recorded_deviations=bool(q.get("exclude_deviation_work_orders", True)),
+    )
+
+
+def mspc_reference_ids(
+    qual: pd.DataFrame, batches: pd.DataFrame | pl.DataFrame, deviations: pl.DataFrame | None, cfg: dict
+) -> list[str]:
+    """The batches MSPC trains on: in spec (:func:`qualify_batches`) and normal — normal status and
+    nothing recorded against them (:func:`ml.batches.batch_conditions`)."""
+    from ml.batches import batch_conditions, normal_batch_ids
+
+    b = _to_polars(batches)
+    normal = set(normal_batch_ids(batch_conditions(b, deviations, batch_condition_config(cfg))))
+    return sorted(set(qual.loc[qual["in_spec"], "batch_id"].astype(str)) & normal)
 
 
 def spec_limits(cfg: dict) -> dict[str, tuple[float | None, float | None]]:
@@ -187,14 +226,16 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
                 reasons[i].append(f"{name} {v:.3g} > max {hi:g}")
     titer = (
         pd.to_numeric(df[titer_col], errors="coerce").to_numpy(float)
-        if titer_col in df.columns
+        if titer_col and titer_col in df.columns
         else np.full(len(df), np.nan)
     )
     for i, v in enumerate(titer):
-        if not np.isfinite(v):
+        if titer_col and not np.isfinite(v):
             ok[i] = False
             reasons[i].append(f"{titer_col} missing")
     in_spec_mask = ok.copy()
+    if not titer_col:  # no titer ranking: every batch in spec qualifies
+        titer = np.zeros(len(df))
 
     frac = float(q.get("top_titer_fraction", 0.5))
     min_n = int(q.get("min_golden_batches", 5))
@@ -211,7 +252,9 @@ def qualify_batches(batches: pd.DataFrame | pl.DataFrame, cfg: dict) -> pd.DataF
         cut = float(np.sort(titer[in_spec_mask])[::-1][n_keep - 1])
         qualified = in_spec_mask & (titer >= cut)
     for i in range(len(df)):
-        if qualified[i]:
+        if qualified[i] and not titer_col:
+            reasons[i].append("qualified: status and CQAs in spec (no titer ranking configured)")
+        elif qualified[i]:
             reasons[i].append(f"qualified: CQAs in spec, titer {titer[i]:.3g} g/L >= top-{frac:.0%} cut {cut:.3g}")
         elif in_spec_mask[i]:
             reasons[i].append(f"titer {titer[i]:.3g} g/L below top-{frac:.0%} cut {cut:.3g}")
@@ -316,28 +359,29 @@ def with_derived(readings: pd.DataFrame | pl.DataFrame, derived: Mapping[str, st
 
 
 def shift_landmarks(
-    readings: pd.DataFrame | pl.DataFrame, axis: str = "culture_age_h", min_drop_c: float = 0.5
+    readings: pd.DataFrame | pl.DataFrame, *, signal: str, axis: str = "culture_age_h", min_drop_c: float = 0.5
 ) -> dict[str, float]:
-    """Per batch: culture age at which the temperature shift starts, seen in ``temperature_sp``.
+    """Per batch: culture age at which a setpoint ``signal`` makes its (downward) step change.
 
     The first time the setpoint leaves its initial value towards its final (lowest) value by
     more than 5 % of the step (the step must be at least ``min_drop_c``). Batches without a
-    (visible) shift are left out — e.g. a running batch that has not shifted yet.
+    (visible) step are left out — e.g. a running batch that has not shifted yet. (The CHO
+    twin's temperature shift: ``signal="temperature_sp"``.)
     """
     df = _to_polars(readings)
-    if "temperature_sp" not in df.columns:
+    if signal not in df.columns:
         return {}
     d = (
         df.lazy()
-        .select(["batch_id", axis, "temperature_sp"])
+        .select(["batch_id", axis, signal])
         .drop_nulls()
         .sort(["batch_id", axis])
         .group_by("batch_id", maintain_order=True)
-        .agg(pl.col(axis), pl.col("temperature_sp"))
+        .agg(pl.col(axis), pl.col(signal))
         .collect()
     )
     out = {}
-    for b, t, v in zip(d["batch_id"].to_list(), d[axis].to_list(), d["temperature_sp"].to_list()):
+    for b, t, v in zip(d["batch_id"].to_list(), d[axis].to_list(), d[signal].to_list()):
         t = np.asarray(t, float)
         v = np.asarray(v, float)
         if v.size < 3:
@@ -352,35 +396,142 @@ def shift_landmarks(
     return out
 
 
+def condition_landmarks(
+    readings: pd.DataFrame | pl.DataFrame, expr: str, axis: str = "culture_age_h"
+) -> dict[str, float]:
+    """Per batch: the first ``axis`` value where the SQL condition ``expr`` holds (e.g. a state
+    code entering induction, ``step_code >= 4``); batches where it never holds are left out."""
+    df = _to_polars(readings)
+    try:
+        hit = (
+            df.lazy().filter(pl.sql_expr(expr).fill_null(False)).group_by("batch_id").agg(pl.col(axis).min()).collect()
+        )
+    except Exception as exc:
+        raise ValueError(f"landmark condition {expr!r} cannot be evaluated on the readings: {exc}") from exc
+    return {str(b): float(t) for b, t in zip(hit["batch_id"].to_list(), hit[axis].to_list()) if t is not None}
+
+
+def landmark_times(
+    readings: pd.DataFrame | pl.DataFrame, specs: Sequence[Mapping[str, Any]], axis: str = "culture_age_h"
+) -> dict[str, list[float]]:
+    """Per batch, the axis value of each landmark of ``specs`` in order.
+
+    A spec is ``{"setpoint_change": <signal>, "min_step": <float>}`` (:func:`shift_landmarks`) or
+    ``{"expr": <SQL condition>}`` (:func:`condition_landmarks`). A batch lists the landmarks it has
+    reached in sequence (a later landmark that is missing or earlier than its predecessor ends the
+    list: a running batch knows only the transitions it has made).
+    """
+    per: list[dict[str, float]] = []
+    for spec in specs:
+        if "setpoint_change" in spec:
+            per.append(
+                shift_landmarks(
+                    readings,
+                    signal=str(spec["setpoint_change"]),
+                    axis=axis,
+                    min_drop_c=float(spec.get("min_step", 0.5)),
+                )
+            )
+        elif "expr" in spec:
+            per.append(condition_landmarks(readings, str(spec["expr"]), axis=axis))
+        else:
+            raise ValueError(f"landmark {dict(spec)!r}: give 'setpoint_change: <signal>' or 'expr: <SQL condition>'")
+    out: dict[str, list[float]] = {}
+    for b in sorted(set().union(*per)) if per else []:
+        times: list[float] = []
+        for lm in per:
+            t = lm.get(b)
+            if t is None or (times and t < times[-1]):
+                break
+            times.append(t)
+        if times:
+            out[b] = times
+    return out
+
+
+def landmark_references(landmarks: Mapping[str, Sequence[float]], step: float) -> list[float]:
+    """Where each landmark sits on the aligned axis: the first after the latest first landmark of
+    the reference batches, each next one after the longest segment between them (whole ``step``s,
+    one step of margin) — no reference batch is cut."""
+    refs: list[float] = []
+    depth = max((len(v) for v in landmarks.values()), default=0)
+    for j in range(depth):
+        if j == 0:
+            span = max(v[0] for v in landmarks.values())
+            refs.append(float(np.ceil(span / step) * step + step))
+        else:
+            seg = [v[j] - v[j - 1] for v in landmarks.values() if len(v) > j]
+            refs.append(refs[-1] + float(np.ceil(max(seg) / step) * step + step))
+    return refs
+
+
+def warp_to_landmarks(
+    readings: pd.DataFrame | pl.DataFrame,
+    landmarks: Mapping[str, Sequence[float]],
+    refs: Sequence[float],
+    axis: str = "culture_age_h",
+) -> pl.DataFrame:
+    """Phase-wise alignment on landmarks (e.g. a temperature shift, state-code transitions).
+
+    Before its first landmark a batch keeps its axis value; in segment ``j`` (from its ``j``-th
+    landmark ``l_j`` on) its axis is ``refs[j] + (a − l_j)``, time since the landmark offset to the
+    reference. Rows that would pass the next reference position are dropped (no reference batch
+    was that late). Batches without landmarks keep their axis. Causal: uses only the batch's own
+    past (the transitions it has already made).
+    """
+    df = _to_polars(readings)
+    m = len(refs)
+    if not landmarks or m == 0:
+        return df
+    ids = list(landmarks)
+    lm = pl.DataFrame(
+        {
+            "batch_id": ids,
+            **{f"_lm{j}": [float(landmarks[b][j]) if len(landmarks[b]) > j else None for b in ids] for j in range(m)},
+        },
+        schema={"batch_id": pl.Utf8, **{f"_lm{j}": pl.Float64 for j in range(m)}},
+    )
+    df = df.with_columns(pl.col("batch_id").cast(pl.Utf8)).join(lm, on="batch_id", how="left")
+    a = pl.col(axis)
+    seg = pl.sum_horizontal(
+        [(pl.col(f"_lm{j}").is_not_null() & (a >= pl.col(f"_lm{j}"))).cast(pl.Int32) for j in range(m)]
+    )
+    warped = a
+    keep = ~((seg == 0) & (a >= refs[0]))
+    for j in range(m):
+        w_j = a - pl.col(f"_lm{j}") + refs[j]
+        warped = pl.when(seg == j + 1).then(w_j).otherwise(warped)
+        if j + 1 < m:
+            keep = keep & ~((seg == j + 1) & (w_j >= refs[j + 1]))
+    df = df.with_columns(seg.alias("_seg")).filter(keep.fill_null(True) | pl.col("_lm0").is_null())
+    return df.with_columns(pl.when(pl.col("_lm0").is_null()).then(a).otherwise(warped).alias(axis)).drop(
+        [f"_lm{j}" for j in range(m)] + ["_seg"]
+    )
+
+
+def unwarp_ages(aligned: np.ndarray, landmarks: Sequence[float] | None, refs: Sequence[float] | None) -> np.ndarray:
+    """Inverse of :func:`warp_to_landmarks` for one batch (aligned axis → original axis)."""
+    x = np.asarray(aligned, float)
+    if not landmarks or not refs:
+        return x
+    out = x.copy()
+    for j, (lj, rj) in enumerate(zip(landmarks, refs, strict=False)):
+        out = np.where(x >= rj, x - rj + lj, out) if j < len(landmarks) else out
+    return out
+
+
 def warp_to_landmark(
     readings: pd.DataFrame | pl.DataFrame, landmarks: Mapping[str, float], ref_h: float, axis: str = "culture_age_h"
 ) -> pl.DataFrame:
-    """Phase-wise alignment on the temperature shift (growth phase | production phase).
-
-    Before its shift ``s`` a batch keeps its culture age (rows at ``ref_h`` or later that are
-    still before the shift are dropped: no reference batch was that late); from the shift on
-    its axis is ``ref_h + (age − s)``, i.e. time since the shift, offset to the reference
-    ``ref_h`` (the latest shift among the reference batches). Batches without a landmark keep
-    their axis (a running batch that has not shifted yet). Causal: uses only the batch's own
-    past (the shift it has already made).
-    """
-    df = _to_polars(readings)
-    if not landmarks:
-        return df
-    lm = pl.DataFrame({"batch_id": list(landmarks), "_lm": [float(v) for v in landmarks.values()]})
-    df = df.with_columns(pl.col("batch_id").cast(pl.Utf8)).join(lm, on="batch_id", how="left")
-    a = pl.col(axis)
-    pre = a < pl.col("_lm")
-    df = df.filter(pl.col("_lm").is_null() | ~pre | (a < ref_h))
-    warped = pl.when(pl.col("_lm").is_null() | pre).then(a).otherwise(a - pl.col("_lm") + ref_h)
-    return df.with_columns(warped.alias(axis)).drop("_lm")
+    """:func:`warp_to_landmarks` with one landmark per batch (e.g. the temperature shift)."""
+    return warp_to_landmarks(readings, {b: [t] for b, t in landmarks.items()}, [ref_h], axis)
 
 
 def unwarp_age(aligned_age: np.ndarray, landmark: float | None, ref_h: float | None) -> np.ndarray:
     """Inverse of :func:`warp_to_landmark` for one batch (aligned axis → culture age)."""
     if landmark is None or ref_h is None:
         return aligned_age
-    return np.where(aligned_age < ref_h, aligned_age, aligned_age - ref_h + landmark)
+    return unwarp_ages(aligned_age, [landmark], [ref_h])
 
 
 def align(
@@ -391,13 +542,15 @@ def align(
     n_steps: int | None = None,
     batch_ids: Sequence[str] | None = None,
     derived: Mapping[str, str] | None = None,
+    reduce: str = "mean",
 ) -> AlignedBatches:
     """Bin aligned readings to ``step`` on ``axis`` (mean per bin) into a dense 3-D array.
 
     ``n_steps`` fixes the grid length (bins past it are dropped); by default it covers the
     longest batch. ``batch_ids`` fixes the batch order (batches without rows get all-NaN).
     Signals absent from the frame come back as NaN columns. ``derived`` signals are computed
-    on the fine grid first (see :func:`with_derived`).
+    on the fine grid first (see :func:`with_derived`). ``reduce``: ``mean`` (default) or ``max``
+    of the rows in a bin.
     """
     df = with_derived(readings, derived)
     present = [s for s in signals if s in df.columns]
@@ -412,7 +565,8 @@ def align(
     lf = lf.filter(pl.col(axis).is_not_null() & (pl.col(axis) >= 0)).with_columns(k)
     if n_steps is not None:
         lf = lf.filter(pl.col("_k") < n_steps)
-    binned = lf.group_by(["batch_id", "_k"]).agg([pl.col(s).mean() for s in present]).collect()
+    agg = {"mean": pl.Expr.mean, "max": pl.Expr.max}[reduce]
+    binned = lf.group_by(["batch_id", "_k"]).agg([agg(pl.col(s)) for s in present]).collect()
     if batch_ids is None:
         batch_ids = sorted(binned["batch_id"].unique().to_list())
     batch_ids = [str(b) for b in batch_ids]
@@ -651,20 +805,6 @@ def assay_visible_h(
 
 
 # ------------------------------------------------------------------ lake-level helpers
-def mspc_training_ids(qualification: pd.DataFrame, batches: pd.DataFrame, cfg: dict) -> list[str]:
-    """Batches the MSPC model trains on: in spec, and (``qualification.exclude_deviation_work_orders``,
-    default on) without deviation work orders."""
-    ids = set(qualification.loc[qualification["in_spec"], "batch_id"])
-    if cfg["qualification"].get("exclude_deviation_work_orders", True) and "n_deviation_work_orders" in batches:
-        bad = set(
-            batches.loc[
-                pd.to_numeric(batches["n_deviation_work_orders"], errors="coerce").fillna(0) > 0, "batch_id"
-            ].astype(str)
-        )
-        ids -= bad
-    return sorted(ids)
-
-
 def deviation_truth(lake) -> pd.DataFrame | None:
     """The twin's deviation ground truth (``landing/_truth/batches.parquet``, evaluation only)
     with onset and culture end as culture age in hours; ``None`` when the lake has none (a real

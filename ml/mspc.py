@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
 from lakehouse.jsonsafe import clean
 from ml.golden import AlignedBatches
@@ -60,28 +61,43 @@ class MSPCConfig:
     limit_window: int = 6
     smooth_window: int = 6
     std_floor_frac: float = 0.05
+    std_floor_global_frac: float = 0.0  # and at least this fraction of the signal's overall SD
     min_batches_per_step: int = 5
     warmup_steps: int = 2
     seed: int = 0
     phase1_rounds: int = 2  # drop out-of-control reference batches, refit (at most this often)
     phase1_mad_k: float = 4.0
+    phase1_leave_one_out: bool = False  # judge each reference batch by limits of the others (robust Phase I)
     derived: dict = field(default_factory=dict)  # name -> SQL expression (ml.golden.with_derived)
-    align_on_shift: bool = True  # phase-wise axis: culture age before the shift, time since it after
-    shift_ref_h: float | None = None  # start of the production phase on the model axis (set at fit)
+    # alignment: the axis column (culture_age_h; or any column/derived signal that grows with the
+    # batch, e.g. cumulative feed) and landmarks for a phase-wise shift on it, in order:
+    # {setpoint_change: <signal>, min_step: 0.5} or {expr: "<SQL condition>"} (ml.golden.landmark_times)
+    axis: str = "culture_age_h"
+    landmarks: list = field(default_factory=list)
+    landmark_ref_h: list | None = None  # where each landmark sits on the model axis (set at fit)
 
     @classmethod
     def from_dict(cls, d: dict) -> MSPCConfig:
-        """Build from the ``mspc`` section of config/golden.yaml (unknown keys are ignored)."""
+        """Build from the ``mspc`` section of a golden.yaml (unknown keys are ignored)."""
+        d = dict(d or {})
+        if d.get("align_on_shift") and not d.get("landmarks"):
+            raise ValueError(
+                "mspc.align_on_shift was replaced by mspc.landmarks (e.g. "
+                "[{setpoint_change: <a setpoint signal>, min_step: 0.5}]); retrain models saved before"
+            )
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in (d or {}).items() if k in known})
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def align_for(
     cfg: MSPCConfig | MSPCModel, readings, n_steps: int | None = None, batch_ids: Sequence[str] | None = None
 ) -> AlignedBatches:
     """Bin gold-mart readings (``fct_process_readings``-like) the way the model/config wants:
-    derived signals, optional warping on the temperature shift, then culture-age bins."""
-    from ml.golden import align, shift_landmarks, warp_to_landmark, with_derived
+    derived signals, optional phase-wise warping on landmarks, then bins of the axis.
+
+    With an axis other than culture age, the culture age at which each bin is known online (the
+    latest culture age of its rows) is kept in ``extras["culture_age_at_bin"]``."""
+    from ml.golden import align, landmark_references, landmark_times, warp_to_landmarks, with_derived
 
     is_model = isinstance(cfg, MSPCModel)
     c = MSPCConfig.from_dict(cfg.config) if is_model else cfg
@@ -90,18 +106,24 @@ def align_for(
     if n_steps is None and is_model:
         n_steps = cfg.n_steps
     df = with_derived(readings, c.derived)
-    extras = {}
-    if c.align_on_shift:
-        lm = shift_landmarks(df)
-        ref = (
-            c.shift_ref_h
-            if c.shift_ref_h is not None
-            else (float(np.ceil(max(lm.values()) / step) * step + step) if lm else None)
-        )
-        if ref is not None:
-            df = warp_to_landmark(df, lm, ref)
-            extras = {"shift_landmarks": lm, "shift_ref_h": ref}
-    al = align(df, signals, axis="culture_age_h", step=step, n_steps=n_steps, batch_ids=batch_ids)
+    extras: dict = {}
+    if c.landmarks:
+        lm = landmark_times(df, c.landmarks, axis=c.axis)
+        refs = c.landmark_ref_h if c.landmark_ref_h else (landmark_references(lm, step) if lm else None)
+        if refs:
+            df = warp_to_landmarks(df, lm, refs, axis=c.axis)
+            extras = {"landmarks": lm, "landmark_ref_h": [float(r) for r in refs]}
+    al = align(df, signals, axis=c.axis, step=step, n_steps=n_steps, batch_ids=batch_ids)
+    if c.axis != "culture_age_h" and "culture_age_h" in df.columns:
+        extras["culture_age_at_bin"] = align(
+            df.with_columns(pl.col("culture_age_h").alias("_age_known")),
+            ["_age_known"],
+            axis=c.axis,
+            step=step,
+            n_steps=al.n_steps,
+            batch_ids=al.batch_ids,
+            reduce="max",
+        ).values[:, :, 0]
     al.extras.update(extras)
     return al
 
@@ -229,29 +251,6 @@ def load_latest_from_lake(lake) -> tuple[MSPCModel, str]:
     return MSPCModel.load(fs, d + "/" + version), version
 
 
-def alarm_goal_metrics(per_batch: pd.DataFrame, goals: Mapping[str, float]) -> tuple[bool, dict[str, float]]:
-    """Whether the alarm evaluation (:func:`evaluate_alarms`' per-batch frame) meets ``goals``
-    (``detected_fraction_min``, ``median_lead_h_min``, ``false_alarm_fraction_max``:
-    config/golden.yaml ``mspc.evaluation.goals``), and the figures compared.
-
-    A goal of a group without batches (no deviating or no normal batch) does not apply.
-    """
-    dev, nor = per_batch[per_batch["deviating"]], per_batch[~per_batch["deviating"]]
-    det = float(dev["detected"].mean()) if len(dev) else float("nan")
-    lead = float(dev["lead_h"].median()) if len(dev) and dev["detected"].any() else float("nan")
-    fa = float(nor["false_alarm"].mean()) if len(nor) else float("nan")
-    ok = (
-        not len(dev) or (det >= float(goals["detected_fraction_min"]) and lead >= float(goals["median_lead_h_min"]))
-    ) and (not len(nor) or fa <= float(goals["false_alarm_fraction_max"]))
-    return bool(ok), {
-        "detected_fraction": det,
-        "median_lead_h": lead,
-        "false_alarm_fraction": fa,
-        "n_deviating": len(dev),
-        "n_normal": len(nor),
-    }
-
-
 # -------------------------------------------------------------------- internals
 def _smooth(a: np.ndarray, w: int) -> np.ndarray:
     """NaN-aware moving average along axis 0 over ±w steps."""
@@ -303,6 +302,9 @@ def _trajectory_stats(X: np.ndarray, cfg: MSPCConfig) -> tuple[np.ndarray, np.nd
     typical = np.nanmedian(np.where(np.isfinite(std), std, np.nan), axis=0)
     level = np.nanmedian(np.abs(mean), axis=0)
     floor = np.maximum(cfg.std_floor_frac * np.nan_to_num(typical, nan=0.0), 1e-6 * (1 + np.nan_to_num(level)))
+    if cfg.std_floor_global_frac > 0:  # a signal that is constant at some steps (a flow that is off)
+        overall = np.nanstd(X.reshape(-1, X.shape[2]), axis=0)
+        floor = np.maximum(floor, cfg.std_floor_global_frac * np.nan_to_num(overall, nan=0.0))
     floor = np.maximum(floor, 1e-9)
     std = np.maximum(np.nan_to_num(std, nan=0.0), floor[None, :])
     mean = np.nan_to_num(mean, nan=0.0)
@@ -463,7 +465,34 @@ def _fit_and_cv(X: np.ndarray, cfg: MSPCConfig):
     # the factor on both limits at which each CV batch would just raise an alarm
     r = np.maximum(t2_cv / t2_lim[None], spe_cv / spe_lim[None])
     m_b = _batch_alarm_factor(r, observed, cfg.persistence, cfg.warmup_steps)
-    return mean, std, P, lam, evr, t2_lim, spe_lim, m_b
+    m_loo = _loo_alarm_factors(t2_cv, spe_cv, observed, cfg) if cfg.phase1_leave_one_out else m_b
+    return mean, std, P, lam, evr, t2_lim, spe_lim, m_b, m_loo
+
+
+def _loo_alarm_factors(t2_cv: np.ndarray, spe_cv: np.ndarray, observed: np.ndarray, cfg: MSPCConfig) -> np.ndarray:
+    """Phase I evidence: each reference batch's alarm factor against limits from the OTHER batches.
+
+    With its own values in the pooled quantile a batch with a gross unrecorded deviation inflates
+    the limits it is judged by (and masks itself and hides later faults); left out, it stands out."""
+    N, K = t2_cv.shape
+    w = cfg.limit_window
+    out = np.zeros(N)
+    lim_t2 = np.full((N, K), np.nan)
+    lim_spe = np.full((N, K), np.nan)
+    for k in range(K):
+        lo, hi = max(0, k - w), min(K, k + w + 1)
+        v = observed[:, lo:hi]
+        for S, L in ((t2_cv, lim_t2), (spe_cv, lim_spe)):
+            vals = S[:, lo:hi]
+            for i in range(N):
+                rest = np.delete(vals, i, axis=0)[np.delete(v, i, axis=0)]
+                if rest.size:
+                    L[i, k] = np.quantile(rest, cfg.alpha)
+    for L in (lim_t2, lim_spe):
+        L[:] = _ffill_rows(L.T).T
+    r = np.maximum(t2_cv / lim_t2, spe_cv / lim_spe)
+    out = _batch_alarm_factor(np.nan_to_num(r, nan=0.0), observed, cfg.persistence, cfg.warmup_steps)
+    return out
 
 
 def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] | None = None) -> MSPCModel:
@@ -486,32 +515,32 @@ def fit_mspc(aligned: AlignedBatches, cfg: MSPCConfig, batch_ids: Sequence[str] 
         signals = [s for s, p in zip(cfg.signals, present) if p]
     else:
         signals = list(cfg.signals)
-    shift_ref = aligned.extras.get("shift_ref_h", cfg.shift_ref_h)
+    refs = aligned.extras.get("landmark_ref_h", cfg.landmark_ref_h)
     cfg_used = MSPCConfig(
         **{
             **asdict(cfg),
             "signals": signals,
             "n_steps": K,
-            "shift_ref_h": None if shift_ref is None else float(shift_ref),
+            "landmark_ref_h": None if refs is None else [float(r) for r in refs],
         }
     )
 
     ids = list(sub.batch_ids)
     excluded: list[dict] = []
     for round_ in range(max(0, cfg.phase1_rounds) + 1):
-        mean, std, P, lam, evr, t2_lim, spe_lim, m_b = _fit_and_cv(X, cfg_used)
+        mean, std, P, lam, evr, t2_lim, spe_lim, m_b, m_loo = _fit_and_cv(X, cfg_used)
         if round_ == cfg.phase1_rounds or len(ids) <= 4:
             break
         # Phase I: drop reference batches that are themselves far out of control (a deviation
         # nobody recorded); robust threshold on log(alarm factor): median + k * 1.4826 * MAD
-        lm = np.log(np.maximum(m_b, 1e-12))
+        lm = np.log(np.maximum(m_loo, 1e-12))
         med = float(np.median(lm))
         mad = float(np.median(np.abs(lm - med))) * 1.4826
         thr = med + cfg.phase1_mad_k * max(mad, 0.05)
         out = np.nonzero(lm > thr)[0]
         if out.size == 0 or len(ids) - out.size < 4:
             break
-        excluded += [{"batch_id": ids[i], "alarm_factor": float(m_b[i]), "round": round_ + 1} for i in out]
+        excluded += [{"batch_id": ids[i], "alarm_factor": float(m_loo[i]), "round": round_ + 1} for i in out]
         keep = np.setdiff1d(np.arange(len(ids)), out)
         X = X[keep]
         ids = [ids[i] for i in keep]
@@ -622,16 +651,19 @@ def score(model: MSPCModel, aligned: AlignedBatches) -> MSPCScores:
     alarm = _run_length_alarm(over, cfg.persistence)
     contrib_spe = E**2
     contrib_t2 = Zf * ((T / model.eigvals) @ model.loadings.T)
-    # back from the aligned axis to real culture age (see ml.golden.warp_to_landmark)
+    # back from the aligned axis to real culture age (see ml.golden.warp_to_landmarks)
     w_end = (np.arange(K) + 1) * model.step_h
     real = np.tile(w_end, (X.shape[0], 1))
-    lm = aligned.extras.get("shift_landmarks") or {}
-    ref = aligned.extras.get("shift_ref_h")
-    if ref:
-        from ml.golden import unwarp_age
+    lm = aligned.extras.get("landmarks") or {}
+    refs = aligned.extras.get("landmark_ref_h")
+    if refs:
+        from ml.golden import unwarp_ages
 
         for i, b in enumerate(aligned.batch_ids):
-            real[i] = unwarp_age(w_end, lm.get(b), ref)
+            real[i] = unwarp_ages(w_end, lm.get(b), refs)
+    if "culture_age_at_bin" in aligned.extras:  # another axis: when each bin is known (NaN bins: none)
+        known = np.asarray(aligned.extras["culture_age_at_bin"], float)[:, :K]
+        real = np.where(np.isfinite(known), known, np.nan)
     return MSPCScores(
         list(aligned.batch_ids),
         list(model.signals),
@@ -838,3 +870,56 @@ def visibility(
         cands.append(r.end_h)  # lost (abort) or harvest: visible at the latest then
         out[r.batch_id] = float(np.nanmin(cands))
     return pd.Series(out, name="visible_h")
+
+
+# ------------------------------------------------------------------------ goals check
+#: goals of the alarm evaluation (config ``mspc.evaluation.goals`` overrides)
+DEFAULT_ALARM_GOALS = {"detected_fraction_min": 0.8, "median_lead_h_min": 24.0, "false_alarm_fraction_max": 0.05}
+
+
+def alarm_goal_outcome(per_batch: pd.DataFrame | None, goals: dict | None = None) -> dict:
+    """Whether an alarm evaluation (:func:`evaluate_alarms`' per-batch frame) meets its goals.
+
+    Returns ``state`` — ``passed``, ``failed`` or ``not_evaluated`` (nothing to judge: no
+    evaluation rows, e.g. a real plant without ground truth; never a pass) — with ``reason``,
+    the figures, and the goals that could not be judged (``not_evaluated_goals``: detection and
+    lead time need deviating batches, the false-alarm rate normal ones).
+    """
+    g = {**DEFAULT_ALARM_GOALS, **(goals or {})}
+    if per_batch is None or len(per_batch) == 0:
+        return {
+            "state": "not_evaluated",
+            "reason": "no evaluated batches (no ground truth to evaluate against)",
+            "goals": g,
+        }
+    dev, nor = per_batch[per_batch["deviating"]], per_batch[~per_batch["deviating"]]
+    det = float(dev["detected"].mean()) if len(dev) else float("nan")
+    lead = float(dev["lead_h"].median()) if len(dev) and dev["detected"].any() else float("nan")
+    fa = float(nor["false_alarm"].mean()) if len(nor) else float("nan")
+    figures = {
+        "detected_fraction": det,
+        "median_lead_h": lead,
+        "false_alarm_fraction": fa,
+        "n_deviating": len(dev),
+        "n_normal": len(nor),
+    }
+    judged, skipped, failures = [], [], []
+    if len(dev):
+        judged += ["detected_fraction_min", "median_lead_h_min"]
+        if not det >= g["detected_fraction_min"]:
+            failures.append(f"detected fraction {det:.3g} < {g['detected_fraction_min']}")
+        if not lead >= g["median_lead_h_min"]:
+            failures.append(f"median lead {lead:.3g} h < {g['median_lead_h_min']} h")
+    else:
+        skipped += ["detected_fraction_min", "median_lead_h_min"]
+    if len(nor):
+        judged.append("false_alarm_fraction_max")
+        if not fa <= g["false_alarm_fraction_max"]:
+            failures.append(f"false-alarm fraction {fa:.3g} > {g['false_alarm_fraction_max']}")
+    else:
+        skipped.append("false_alarm_fraction_max")
+    state = "failed" if failures else "passed"
+    reason = "; ".join(failures) if failures else f"{len(judged)} goal(s) met"
+    if skipped:
+        reason += f"; not evaluated: {', '.join(skipped)} (no {'deviating' if not len(dev) else 'normal'} batches)"
+    return {"state": state, "reason": reason, "goals": g, "not_evaluated_goals": skipped, **figures}

@@ -16,11 +16,12 @@ import pyarrow as pa
 from lakehouse.storage import Lake
 from lakehouse.tables import read_table, write_table
 from ml import promotion
+from ml.batches import batch_conditions
 from ml.config import PdMConfig, SoftSensorConfig
-from ml.features import build_equipment_health_features, build_softsensor_features
+from ml.features import build_equipment_health_features, build_softsensor_features, raw_signals
 from ml.registry import ModelRegistry, RegisteredModel
 from ml.scoring import score_harvest, score_pdm, score_softsensor
-from ml.train import TrainedModel, train_harvest, train_pdm, train_titer
+from ml.train import InsufficientData, TrainedModel, pdm_data_problem, train_harvest, train_pdm, train_titer
 from ml.verification import recent_batches, recent_days, verify
 
 SOFTSENSOR = ("features", "softsensor")
@@ -62,7 +63,7 @@ def materialize_softsensor_features(lake: Lake, cfg: SoftSensorConfig) -> tuple[
     readings = read_table(lake, "gold", "fct_process_readings")
     batches = read_table(lake, "gold", "dim_batches")
     assays = read_table(lake, "gold", "fct_assay_results")
-    cols = [c for c in readings.df.columns if c in set(needed) | set(cfg.features.signals)]
+    cols = [c for c in readings.df.columns if c in set(needed) | set(raw_signals(cfg.features))]
     feats = build_softsensor_features(readings.df.select(cols), batches.df, cfg.features, assays.df)
     inputs = {
         "gold/fct_process_readings": readings.version,
@@ -124,7 +125,7 @@ def materialize_softsensor_features_spark(lake: Lake, cfg: SoftSensorConfig, spa
     metadata) as :func:`materialize_softsensor_features`. Returns a summary instead of the frame."""
     from lakehouse.spark.features import build_softsensor_features_spark
 
-    needed = {"batch_id", "unit_id", "ts", "culture_age_h", "phase"} | set(cfg.features.signals)
+    needed = {"batch_id", "unit_id", "ts", "culture_age_h", "phase"} | set(raw_signals(cfg.features))
     readings, rv = _gold_spark(lake, spark, "fct_process_readings", needed)
     batches, bv = _gold_spark(lake, spark, "dim_batches")
     assays, av = _gold_spark(lake, spark, "fct_assay_results")
@@ -209,6 +210,35 @@ def register(lake: Lake, model: TrainedModel, training_data: dict) -> Registered
     )
 
 
+def lake_deviations(lake: Lake) -> pl.DataFrame | None:
+    """The plant's recorded deviations as ``batch_id, recorded_onset_ts`` (the earliest onset QA
+    recorded), from ``gold/dim_batches`` (``n_recorded_deviations``, ``first_deviation_onset_ts``:
+    the import's deviation list); None when the lake has no such columns."""
+    if not lake.delta_exists(lake.uri("gold", "dim_batches")):
+        return None
+    b = read_table(
+        lake,
+        "gold",
+        "dim_batches",
+        only_existing_columns=True,
+        columns=["batch_id", "n_recorded_deviations", "first_deviation_onset_ts"],
+    ).df
+    if "n_recorded_deviations" not in b.columns:
+        return None
+    onset = pl.col("first_deviation_onset_ts") if "first_deviation_onset_ts" in b.columns else pl.lit(None)
+    return b.filter(pl.col("n_recorded_deviations") > 0).select(
+        "batch_id", onset.cast(pl.Datetime("us", "UTC")).alias("recorded_onset_ts")
+    )
+
+
+def lake_conditions(lake: Lake, cfg: SoftSensorConfig) -> pl.DataFrame | None:
+    """Normal / fault per batch (:func:`ml.batches.batch_conditions`) from ``gold/dim_batches`` and the
+    recorded deviations; None when the lake has no ``dim_batches``."""
+    if not lake.delta_exists(lake.uri("gold", "dim_batches")):
+        return None
+    return batch_conditions(read_table(lake, "gold", "dim_batches").df, lake_deviations(lake), cfg.batches)
+
+
 def train_softsensor_models(
     lake: Lake,
     cfg: SoftSensorConfig,
@@ -218,8 +248,12 @@ def train_softsensor_models(
     engine: str = "default",
     spark=None,
     num_workers: int = 2,
+    conditions: pl.DataFrame | None = None,
 ) -> dict[str, tuple[TrainedModel, RegisteredModel | None]]:
     """Train the titer soft sensor and the harvest-CQA models on the latest ``features/softsensor``.
+
+    Fault batches (``cfg.batches``: status, recorded deviations — :func:`lake_conditions` unless
+    ``conditions`` is given) are kept out of training and reported separately.
 
     ``engine="spark"`` (with a SparkSession ``spark``) trains the titer model's boosters with
     ``xgboost.spark`` — same rows, features, split and parameters; the registry row's params
@@ -231,35 +265,51 @@ def train_softsensor_models(
         raise ValueError("engine='spark' needs a SparkSession (spark=...)")
     feats = read_table(lake, *SOFTSENSOR)
     td = {"features/softsensor": feats.version} | _feature_inputs(lake, *SOFTSENSOR, feats.version)
+    if conditions is None:
+        conditions = lake_conditions(lake, cfg)
     out: dict[str, tuple[TrainedModel, RegisteredModel | None]] = {}
     wanted = targets or ["titer", *cfg.harvest.targets]
     if "titer" in wanted or cfg.titer.target in wanted:
         if engine == "spark":
             from lakehouse.spark.train import spark_booster_fitter
 
-            m = train_titer(feats.df, cfg, fit=spark_booster_fitter(spark, num_workers=num_workers))
+            m = train_titer(
+                feats.df, cfg, fit=spark_booster_fitter(spark, num_workers=num_workers), conditions=conditions
+            )
             m.params = m.params | {"engine": "spark", "num_workers": int(num_workers)}
         else:
-            m = train_titer(feats.df, cfg)
+            m = train_titer(feats.df, cfg, conditions=conditions)
         out[m.name] = (m, register(lake, m, td) if do_register else None)
     for t in dict.fromkeys(wanted):
         if t not in ("titer", cfg.titer.target):
-            m = train_harvest(feats.df, cfg, t)
+            m = train_harvest(feats.df, cfg, t, conditions=conditions)
             out[m.name] = (m, register(lake, m, td) if do_register else None)
     return out
+
+
+def pdm_skip_reason(lake: Lake, cfg: PdMConfig) -> str | None:
+    """Why PdM is skipped for this lake (None: it can run): disabled in the plant's pdm.yaml, the
+    gold CMMS / equipment-health marts missing or empty, too few failures or days
+    (:func:`ml.train.pdm_data_problem`)."""
+    if not cfg.enabled:
+        return pdm_data_problem(None, None, cfg)
+    missing = [n for n in GOLD_PDM_INPUTS if not lake.delta_exists(lake.uri("gold", n))]
+    if missing:
+        return f"insufficient data: no {', '.join('gold/' + n for n in missing)} (a plant without CMMS data)"
+    health = read_table(lake, "gold", "fct_equipment_health_daily").df
+    wos = read_table(lake, "gold", "fct_work_orders").df
+    # the mart has no in_repair flag (the feature table adds it): judge rows, failures and days as they are
+    return pdm_data_problem(health.with_columns(pl.lit(False).alias("in_repair")) if health.height else None, wos, cfg)
 
 
 def train_pdm_model(
     lake: Lake, cfg: PdMConfig, *, do_register: bool = True
 ) -> tuple[TrainedModel, RegisteredModel | None]:
-    """Train the PdM classifier on ``features/equipment_health`` (and register it unless
-    ``do_register`` is false).
-
-    Returns
-    -------
-    (model, registered)
-        ``registered`` is ``None`` when not registered.
-    """
+    """Train (and register) the PdM model; :class:`~ml.train.InsufficientData` with the reason when it
+    cannot be (see :func:`pdm_skip_reason`)."""
+    reason = pdm_skip_reason(lake, cfg)
+    if reason:
+        raise InsufficientData(reason)
     feats = read_table(lake, *EQUIPMENT)
     wos = read_table(lake, "gold", "fct_work_orders")
     m = train_pdm(feats.df, wos.df, cfg)
@@ -268,8 +318,22 @@ def train_pdm_model(
 
 
 # ----------------------------------------------------------------------------- promotion gate
-def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: float = 0.0) -> dict:
-    """Promotion decision for ``name`` (default: its latest candidate) on the candidate's held-out set."""
+def holdout(lake: Lake, rec: RegisteredModel, meta: dict) -> tuple[pl.DataFrame, object]:
+    """A model version's held-out rows (rebuilt from the feature-table version it was trained on)
+    and the baseline predictions/scores aligned with them."""
+    if "features/softsensor" in rec.training_data:
+        feats = read_table(lake, *SOFTSENSOR, version=rec.training_data["features/softsensor"]).df
+        if meta.get("feature_day") is not None:
+            return promotion.harvest_holdout(feats, meta)
+        return promotion.softsensor_holdout(feats, meta)
+    feats = read_table(lake, *EQUIPMENT, version=rec.training_data["features/equipment_health"]).df
+    return promotion.pdm_holdout(feats, meta)
+
+
+def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: float = 0.0, envelope=None) -> dict:
+    """Promotion decision for ``name`` (default: its latest candidate) on the candidate's held-out set,
+    concluded by :func:`ml.approvals.conclude` (evidence floor, validated envelope ``envelope``,
+    default :func:`ml.envelope.load_envelope`): promoted, awaiting approval or rejected."""
     reg = ModelRegistry(lake)
     rec = reg.get(name, version) if version is not None else reg.latest(name, "candidate")
     if rec is None:
@@ -283,25 +347,29 @@ def gate(lake: Lake, name: str, version: int | None = None, *, min_improvement: 
             "champion_version": champ.version if champ else None,
         }
     _, meta, _ = reg.load(name, rec.version)
-    if "features/softsensor" in rec.training_data:
-        feats = read_table(lake, *SOFTSENSOR, version=rec.training_data["features/softsensor"]).df
-        if meta.get("feature_day") is not None:
-            rows, base = promotion.harvest_holdout(feats, meta)
-        else:
-            rows, base = promotion.softsensor_holdout(feats, meta)
-    else:
-        feats = read_table(lake, *EQUIPMENT, version=rec.training_data["features/equipment_health"]).df
-        rows, base = promotion.pdm_holdout(feats, meta)
-    return promotion.decide(reg, name, rec.version, rows, base, min_improvement=min_improvement)
+    rows, base = holdout(lake, rec, meta)
+    from ml.approvals import conclude
+    from ml.envelope import load_envelope
+
+    d = promotion.decide(reg, name, rec.version, rows, base, min_improvement=min_improvement, record=False)
+    return conclude(lake, name, rec.version, d, rows, envelope or load_envelope())
 
 
 # ----------------------------------------------------------------------------- scoring
+def with_input_versions(lake: Lake, scores: pl.DataFrame, table: tuple[str, str], version: int) -> pl.DataFrame:
+    """``scores`` with ``input_versions_json``: the feature-table version scored and the gold
+    versions it was built from — the data a score row read."""
+    inputs = {"/".join(table): int(version)} | _feature_inputs(lake, *table, version)
+    return scores.with_columns(pl.lit(json.dumps(inputs, sort_keys=True)).alias("input_versions_json"))
+
+
 def score_titer_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "exact") -> tuple[pl.DataFrame, int]:
     """Score every feature row with the titer champion and write ``scores/titer``; returns the scores and version."""
     reg = ModelRegistry(lake)
     booster, meta, rec = reg.load(cfg.titer.name)
     feats = read_table(lake, *SOFTSENSOR)
     scores = score_softsensor(feats.df, booster, meta, rec, feats.version, explain=explain)
+    scores = with_input_versions(lake, scores, SOFTSENSOR, feats.version)
     return scores, write_table(lake, "scores", "titer", scores)
 
 
@@ -315,6 +383,7 @@ def score_harvest_table(lake: Lake, cfg: SoftSensorConfig, *, explain: str = "ex
         if reg.champion(name) is not None:
             models.append(reg.load(name))
     scores = score_harvest(feats.df, models, cfg.harvest.day, feats.version, explain=explain)
+    scores = with_input_versions(lake, scores, SOFTSENSOR, feats.version)
     return scores, write_table(lake, "scores", "harvest_cqa", scores)
 
 
@@ -324,6 +393,7 @@ def score_pdm_table(lake: Lake, cfg: PdMConfig, *, explain: str = "exact") -> tu
     booster, meta, rec = reg.load(cfg.model.name)
     feats = read_table(lake, *EQUIPMENT)
     scores = score_pdm(feats.df, booster, meta, rec, feats.version, explain=explain)
+    scores = with_input_versions(lake, scores, EQUIPMENT, feats.version)
     return scores, write_table(lake, "scores", "pdm", scores)
 
 
@@ -346,7 +416,7 @@ def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
     reg = ModelRegistry(lake)
     out: dict = {"passed": True, "targets": {}}
     if scores.height == 0:
-        return out
+        return out | {"state": "not_evaluated", "reason": "no harvest scores to verify", "failures": []}
     feats = read_table(lake, *SOFTSENSOR, version=int(scores["feature_table_version"][0])).df
     from ml.config import HarvestModelConfig
     from ml.features import build_harvest_dataset
@@ -360,6 +430,10 @@ def verify_harvest(lake: Lake, cfg: SoftSensorConfig) -> dict:
         r = verify(unseen, meta, recent, cfg.verification)
         out["targets"][meta["target"]] = r
         out["passed"] = out["passed"] and r["passed"]
+    states = [r["state"] for r in out["targets"].values()]
+    out["failures"] = [f"{t}: {f}" for t, r in out["targets"].items() for f in r["failures"]]
+    out["state"] = "failed" if "failed" in states else ("passed" if "passed" in states else "not_evaluated")
+    out["reason"] = "; ".join(f"{t}: {r['reason']}" for t, r in out["targets"].items())
     return out
 
 

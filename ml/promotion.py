@@ -17,12 +17,14 @@ import polars as pl
 
 from ml.evaluation import pr_auc, regression_metrics
 from ml.registry import ModelRegistry
+from ml.softsensor import gate_mask, predict_rows
 from ml.train import _baseline_rule_scores, matrix, predict
 
 
 def _reg_eval(booster, meta, rows: pl.DataFrame) -> float:
     y = rows[f"label__{meta['target']}"].to_numpy().astype(float)
-    return regression_metrics(y, predict(booster, matrix(rows, meta["features"]), meta["features"]))["rmse"]
+    pred, open_ = predict_rows(booster, meta, rows)
+    return regression_metrics(y[open_], pred[open_])["rmse"]
 
 
 def _cls_eval(booster, meta, rows: pl.DataFrame) -> float:
@@ -162,6 +164,9 @@ def softsensor_holdout(
         & pl.col(f"label__{t}").is_not_null()
         & pl.col("batch_id").is_in(meta["split"]["test_batches"])
         & (pl.col("culture_age_h") >= min_culture_age_h)
+    )
+    rows = rows.filter(
+        pl.Series(gate_mask(rows, meta.get("gate"), float(meta.get("min_culture_age_h") or 0.0)), dtype=pl.Boolean)
     )
     return rows, titer_baseline(rows, t)
 

@@ -11,33 +11,47 @@ import xgboost as xgb
 
 from ml.domain import apply_domain
 from ml.evaluation import interval_halfwidth
-from ml.explain import by_signal, contribution_json_rows, contributions
+from ml.explain import by_signal, contribution_json_rows
 from ml.features import build_harvest_dataset
 from ml.registry import RegisteredModel
+from ml.softsensor import estimator_contributions, predict_rows
 from ml.train import matrix, predict
 
 UTC_US = pl.Datetime("us", "UTC")
-# physical lower bound of a regression target's interval: assays (titer g/L, glycan and
+# physical lower bound of a regression target and its interval: assays (titer g/L, glycan and
 # aggregate % shares) are never negative
 PHYSICAL_MIN = 0.0
 
 
 def predict_frame(booster: xgb.Booster, meta: dict, df: pl.DataFrame, *, explain: str = "exact") -> pl.DataFrame:
-    """Columns: prediction, pi_lower, pi_upper, out_of_domain, n_features_out, ood_reason, mahalanobis,
-    top_signal, contributions_json (``explain``: "exact" TreeSHAP, "approx" Saabas, "none")."""
+    """Columns: prediction, pi_lower, pi_upper, gated, out_of_domain, n_features_out, ood_reason, mahalanobis,
+    top_signal, contributions_json (``explain``: "exact" TreeSHAP, "approx" Saabas, "none").
+
+    Regression models apply their estimator (XGBoost, linear, blend) and gate: a gated row (before
+    the early-culture gate) carries the mean-trajectory baseline, ``gated`` = true and no interval."""
     names = meta["features"]
     X = matrix(df, names)
     n = X.shape[0]
-    pred = predict(booster, X, names) if n else np.array([], float)
-    cols: dict[str, object] = {"prediction": pred.astype(float)}
     if meta["kind"] == "regression":
+        pred, open_ = predict_rows(booster, meta, df) if n else (np.array([], float), np.array([], bool))
         g = meta.get("interval_group")
         groups = df[g].to_numpy() if g and g in df.columns else None
         hw = interval_halfwidth(meta["conformal"], groups, n)
-        pred = np.maximum(pred, PHYSICAL_MIN)
-        cols |= {"prediction": pred, "pi_lower": np.maximum(pred - hw, PHYSICAL_MIN), "pi_upper": pred + hw}
+        pred = np.maximum(pred.astype(float), PHYSICAL_MIN)
+        cols: dict[str, object] = {
+            "prediction": pred,
+            "pi_lower": np.where(open_, np.maximum(pred - hw, PHYSICAL_MIN), np.nan),
+            "pi_upper": np.where(open_, pred + hw, np.nan),
+            "gated": ~open_,
+        }
     else:
-        cols |= {"pi_lower": np.full(n, np.nan), "pi_upper": np.full(n, np.nan)}
+        pred = predict(booster, X, names) if n else np.array([], float)
+        cols = {
+            "prediction": pred.astype(float),
+            "pi_lower": np.full(n, np.nan),
+            "pi_upper": np.full(n, np.nan),
+            "gated": np.zeros(n, bool),
+        }
     dom = (
         apply_domain(X, meta["domain"])
         if n
@@ -50,19 +64,20 @@ def predict_frame(booster: xgb.Booster, meta: dict, df: pl.DataFrame, *, explain
         "mahalanobis": dom["mahalanobis"].astype(float),
     }
     if explain != "none" and n:
-        dm = xgb.DMatrix(np.asarray(X, np.float32), feature_names=names, missing=np.nan)
-        C = (
-            booster.predict(dm, pred_contribs=True, approx_contribs=(explain == "approx"))
-            if explain == "approx"
-            else contributions(booster, X, names)
-        )
+        C = estimator_contributions(booster, meta, X, approx=(explain == "approx"))
         signals, M = by_signal(C[:, :-1], names)
         js, top = contribution_json_rows(signals, M, C[:, -1])
         cols |= {"top_signal": top, "contributions_json": js}
     else:
         cols |= {"top_signal": [None] * n, "contributions_json": [None] * n}
     return pl.DataFrame(
-        cols, schema_overrides={"top_signal": pl.String, "contributions_json": pl.String, "ood_reason": pl.String}
+        cols,
+        schema_overrides={
+            "top_signal": pl.String,
+            "contributions_json": pl.String,
+            "ood_reason": pl.String,
+            "gated": pl.Boolean,
+        },
     )
 
 
@@ -70,6 +85,7 @@ def _stamp(df: pl.DataFrame, rec: RegisteredModel, feature_table_version: int, t
     return df.with_columns(
         pl.lit(rec.name).alias("model_name"),
         pl.lit(rec.version, dtype=pl.Int64).alias("model_version"),
+        pl.lit(rec.model_uri).alias("model_uri"),
         pl.lit(int(feature_table_version), dtype=pl.Int64).alias("feature_table_version"),
         pl.lit(target).alias("target"),
         pl.lit(datetime.now(UTC)).cast(UTC_US).alias("scored_at"),

@@ -19,12 +19,15 @@ import numpy as np
 import polars as pl
 import xgboost as xgb
 
-from ml.config import PdMConfig, SoftSensorConfig, XGBParams
+from lakehouse.errors import InsufficientData
+from ml.batches import FAULT
+from ml.config import PdMConfig, SelectionConfig, SoftSensorConfig, XGBParams
 from ml.domain import fit_domain, fit_psi_reference
 from ml.evaluation import (
     alert_event_metrics,
     coverage,
     error_by_group,
+    for_true_value,
     forward_split,
     group_kfold,
     interval_halfwidth,
@@ -39,6 +42,18 @@ from ml.features import (
     failure_events,
     softsensor_feature_names,
     softsensor_training_rows,
+)
+from ml.softsensor import (
+    estimator_contributions,
+    estimator_predict,
+    fit_linear,
+    fit_mean_trajectory,
+    gate_mask,
+    matrix,
+    mean_trajectory,
+    predict,
+    predict_rows,
+    select_estimator,
 )
 
 
@@ -57,15 +72,6 @@ class TrainedModel:
 
 
 # ----------------------------------------------------------------------------- helpers
-def matrix(df: pl.DataFrame, feature_names: list[str]) -> np.ndarray:
-    """The feature matrix of ``df`` (float64, columns in ``feature_names`` order, missing → NaN)."""
-    cols = [
-        pl.col(c).cast(pl.Float64) if c in df.columns else pl.lit(None, dtype=pl.Float64).alias(c)
-        for c in feature_names
-    ]
-    return df.select(cols).to_numpy().astype(np.float64)
-
-
 def fit_booster(
     X: np.ndarray,
     y: np.ndarray,
@@ -82,12 +88,6 @@ def fit_booster(
     return xgb.train(p, dm, num_boost_round=params.n_estimators)
 
 
-def predict(booster: xgb.Booster, X: np.ndarray, feature_names: list[str]) -> np.ndarray:
-    """Predictions of ``booster`` for ``X`` (columns named ``feature_names``)."""
-    dm = xgb.DMatrix(np.asarray(X, np.float32), feature_names=feature_names, missing=np.nan)
-    return booster.predict(dm)
-
-
 def batch_starts(features: pl.DataFrame) -> pl.DataFrame:
     """First time stamp of each batch (``batch_id``, ``start``): the order of the forward split."""
     return features.group_by("batch_id").agg(pl.col("ts").min().alias("start"))
@@ -96,6 +96,32 @@ def batch_starts(features: pl.DataFrame) -> pl.DataFrame:
 def _usable_features(X: np.ndarray, names: list[str]) -> list[str]:
     """Drop features that are entirely missing in training (a plant lacking the signal)."""
     return [n for j, n in enumerate(names) if np.isfinite(X[:, j]).any()]
+
+
+def _fit_estimator(
+    spec: dict, X: np.ndarray, y: np.ndarray, names: list[str], params: XGBParams, fit=fit_booster
+) -> tuple[xgb.Booster, dict]:
+    """Final fit of a selected estimator on all training rows: the XGBoost booster (the registry's
+    artefact; unused when the linear weight is 1) and the estimator description for ``meta``."""
+    booster = fit(X, y, names, params)
+    est = {"kind": spec["kind"], "weight_xgboost": float(spec.get("weight_xgboost", 1.0))}
+    if est["weight_xgboost"] < 1.0:
+        est["linear"] = fit_linear(X, y, spec["family"], spec["param"])
+    return booster, est
+
+
+def _condition_metrics(
+    rows: pl.DataFrame, y: np.ndarray, pred: np.ndarray, hw: np.ndarray, baselines: dict[str, np.ndarray]
+) -> dict:
+    """RMSE/MAE/R², interval coverage and each baseline on a set of held-out rows."""
+    out = {
+        "model": regression_metrics(y, pred),
+        "coverage": coverage(y, pred - hw, pred + hw),
+        "n_batches": int(rows["batch_id"].n_unique()) if rows.height else 0,
+    }
+    for k, b in baselines.items():
+        out[k] = regression_metrics(y, b)
+    return out
 
 
 def _regression_core(
@@ -108,43 +134,90 @@ def _regression_core(
     params: XGBParams,
     *,
     group_col: str | None,
-    baseline: np.ndarray | None,
+    baseline_fn,
     psi_rows: pl.DataFrame | None,
     extra_meta: dict,
+    selection: SelectionConfig,
+    conditions: pl.DataFrame | None = None,
+    trajectory: bool = False,
     fit=fit_booster,
 ) -> TrainedModel:
+    """Split, select, calibrate, fit and evaluate one regression model (titer or harvest CQA).
+
+    ``rows``: labelled rows of every batch; ``conditions`` (:func:`ml.batches.batch_conditions`):
+    fault batches never train, they are all held out and reported separately (``fault``, and
+    ``fault_post_onset`` = rows at or after the recorded onset). The normal batches are split forward
+    in time (the latest ``test_fraction`` held out).
+    ``baseline_fn(rows, training_rows)`` gives the reported baseline for any rows;
+    ``trajectory`` adds the mean-trajectory baseline (training labels by culture age).
+    """
     v = cfg.validation
     labelled = rows.select("batch_id").unique()
-    train_ids, test_ids = forward_split(starts.join(labelled, on="batch_id"), v.test_fraction, v.min_test_batches)
+    fault_ids: list[str] = []
+    if conditions is not None and conditions.height:
+        fault_ids = sorted(
+            set(conditions.filter(pl.col("condition") == FAULT)["batch_id"].to_list())
+            & set(labelled["batch_id"].to_list())
+        )
+    normal = labelled.filter(~pl.col("batch_id").is_in(fault_ids))
+    if normal.height < 3:
+        raise InsufficientData(
+            f"insufficient data: {name} needs labelled normal batches >= 3 to train and hold "
+            f"out, got {normal.height} ({len(fault_ids)} fault batches excluded)"
+        )
+    train_ids, test_ids = forward_split(starts.join(normal, on="batch_id"), v.test_fraction, v.min_test_batches)
     tr = rows.filter(pl.col("batch_id").is_in(train_ids))
     te = rows.filter(pl.col("batch_id").is_in(test_ids))
+    fa = rows.filter(pl.col("batch_id").is_in(fault_ids))
     X_all = matrix(tr, feature_names)
     feature_names = _usable_features(X_all, feature_names)
     Xtr, ytr = matrix(tr, feature_names), tr[target_col].to_numpy().astype(float)
-    Xte, yte = matrix(te, feature_names), te[target_col].to_numpy().astype(float)
     groups = tr["batch_id"].to_numpy()
 
-    # grouped CV on the training part: OOF predictions → CV metrics + conformal calibration
-    oof = np.full(len(ytr), np.nan)
-    for f_tr, f_te in group_kfold(groups, v.n_splits):
-        b = fit(Xtr[f_tr], ytr[f_tr], feature_names, params)
-        oof[f_te] = predict(b, Xtr[f_te], feature_names)
+    def fit_xgb(X, y):
+        b = fit(X, y, feature_names, params)
+        return lambda Xp: predict(b, Xp, feature_names)
+
+    # batch-grouped CV on the training part: model selection + OOF residuals → conformal calibration
+    sel = select_estimator(Xtr, ytr, groups, v.n_splits, selection, fit_xgb)
+    oof = sel.oof
     ok = np.isfinite(oof)
     gtr = tr[group_col].to_numpy() if group_col else None
-    conformal = mondrian_conformal(
-        gtr[ok] if gtr is not None else np.zeros(ok.sum(), int), np.abs(oof[ok] - ytr[ok]), v.interval_alpha
-    )
-    booster = fit(Xtr, ytr, feature_names, params)
-    pred = predict(booster, Xte, feature_names)
-    gte = te[group_col].to_numpy() if group_col else None
-    hw = interval_halfwidth(conformal, gte, len(pred))
+    cal_groups = gtr[ok] if gtr is not None else np.zeros(ok.sum(), int)
+    conformal = mondrian_conformal(cal_groups, np.abs(oof[ok] - ytr[ok]), v.interval_alpha)
+    conformal = for_true_value(conformal, cal_groups, ytr[ok], v.assay_sd_relative, v.assay_sd_absolute)
+    booster, estimator = _fit_estimator(sel.estimator, Xtr, ytr, feature_names, params, fit)
+    traj = None
+    if trajectory and "culture_age_h" in tr.columns:
+        traj = fit_mean_trajectory(tr["culture_age_h"].to_numpy(), ytr, v.trajectory_bin_h)
+    meta_model = {"features": feature_names, "estimator": estimator}
+
+    def evaluate(part: pl.DataFrame):
+        X = matrix(part, feature_names)
+        y = part[target_col].to_numpy().astype(float)
+        pred = estimator_predict(booster, meta_model, X)
+        hw = interval_halfwidth(conformal, part[group_col].to_numpy() if group_col else None, len(pred))
+        bases = {"baseline": baseline_fn(part, tr)}
+        if traj is not None:
+            bases["baseline_mean_trajectory"] = mean_trajectory(traj, part["culture_age_h"].to_numpy())
+        return X, y, pred, hw, bases
+
+    Xte, yte, pred, hw, bases = evaluate(te)
+    base_te = bases["baseline"]
     metrics: dict = {
         "target": target_col.removeprefix("label__"),
         "n_train_rows": len(ytr),
         "n_test_rows": len(yte),
         "n_train_batches": len(train_ids),
         "n_test_batches": len(test_ids),
+        "n_fault_batches": len(fault_ids),
         "cv": regression_metrics(ytr[ok], oof[ok]) | {"n_splits": len(group_kfold(groups, v.n_splits))},
+        "selection": {
+            "chosen": estimator["kind"],
+            "weight_xgboost": estimator["weight_xgboost"],
+            "linear": {k: sel.estimator[k] for k in ("family", "param") if k in sel.estimator},
+            "cv_rmse_by_candidate": sel.cv_rmse,
+        },
         "test": regression_metrics(yte, pred),
         "interval": {
             "alpha": v.interval_alpha,
@@ -152,17 +225,40 @@ def _regression_core(
             "mean_width": float(np.mean(2 * hw)) if len(hw) else float("nan"),
         },
     }
+    gte = te[group_col].to_numpy() if group_col else None
     if group_col:
         metrics["test_by_" + group_col] = error_by_group(gte, yte, pred)
-    if baseline is not None:
-        base_te = baseline
-        metrics["baseline_test"] = regression_metrics(yte, base_te)
-        if group_col:
-            metrics["baseline_test_by_" + group_col] = error_by_group(gte, yte, base_te)
-        b_rmse = metrics["baseline_test"]["rmse"]
-        metrics["improvement_vs_baseline"] = float(1 - metrics["test"]["rmse"] / b_rmse) if b_rmse > 0 else float("nan")
+    metrics["baseline_test"] = regression_metrics(yte, base_te)
+    if group_col:
+        metrics["baseline_test_by_" + group_col] = error_by_group(gte, yte, base_te)
+    b_rmse = metrics["baseline_test"]["rmse"]
+    metrics["improvement_vs_baseline"] = float(1 - metrics["test"]["rmse"] / b_rmse) if b_rmse > 0 else float("nan")
+    if traj is not None:
+        metrics["baseline_mean_trajectory_test"] = regression_metrics(yte, bases["baseline_mean_trajectory"])
+        t_rmse = metrics["baseline_mean_trajectory_test"]["rmse"]
+        metrics["improvement_vs_mean_trajectory"] = (
+            float(1 - metrics["test"]["rmse"] / t_rmse) if t_rmse > 0 else float("nan")
+        )
+    if fa.height:
+        _, yfa, pfa, hfa, bfa = evaluate(fa)
+        metrics["fault"] = _condition_metrics(fa, yfa, pfa, hfa, bfa)
+        onset = conditions.select("batch_id", "recorded_onset_ts")
+        time_col = "sample_time" if "sample_time" in fa.columns else "ts"
+        post = (
+            fa.join(onset, on="batch_id", how="left")
+            .select(
+                (pl.col("recorded_onset_ts").is_not_null() & (pl.col(time_col) >= pl.col("recorded_onset_ts")))
+                .fill_null(False)
+                .alias("p")
+            )["p"]
+            .to_numpy()
+        )
+        if post.any():
+            metrics["fault_post_onset"] = _condition_metrics(
+                fa.filter(pl.Series(post)), yfa[post], pfa[post], hfa[post], {k: b[post] for k, b in bfa.items()}
+            )
     if len(Xte):
-        sig, M = by_signal(contributions(booster, Xte, feature_names), feature_names)
+        sig, M = by_signal(estimator_contributions(booster, meta_model, Xte)[:, :-1], feature_names)
         metrics["top_signals"] = dict(list(mean_abs_by_signal(sig, M).items())[:10])
     psi_src = psi_rows.filter(pl.col("batch_id").is_in(train_ids)) if psi_rows is not None else tr
     Xpsi = matrix(psi_src, feature_names)
@@ -171,8 +267,10 @@ def _regression_core(
         "kind": "regression",
         "features": feature_names,
         "target": target_col.removeprefix("label__"),
+        "estimator": estimator,
         "conformal": conformal,
         "interval_group": group_col,
+        "mean_trajectory": traj,
         "domain": fit_domain(Xtr, feature_names, cfg.domain),
         "psi_reference": fit_psi_reference(
             Xpsi,
@@ -184,7 +282,12 @@ def _regression_core(
             null_draws=cfg.verification.psi_null_draws,
             null_quantile=cfg.verification.psi_null_quantile,
         ),
-        "split": {"train_batches": sorted(train_ids), "test_batches": sorted(test_ids), "method": "forward-by-start"},
+        "split": {
+            "train_batches": sorted(train_ids),
+            "test_batches": sorted(test_ids),
+            "fault_batches": fault_ids,
+            "method": "forward-by-start over normal batches; fault batches held out",
+        },
         "test_rmse": metrics["test"]["rmse"],
     } | extra_meta
     holdout = te.select(
@@ -194,7 +297,7 @@ def _regression_core(
         pl.Series("pred", pred),
         pl.Series("lo", pred - hw),
         pl.Series("hi", pred + hw),
-        pl.Series("baseline", baseline if baseline is not None else np.full(len(yte), np.nan)),
+        pl.Series("baseline", base_te),
     )
     return TrainedModel(name, "regression", booster, meta, metrics, params.booster_params(), holdout)
 
@@ -209,21 +312,28 @@ def titer_baseline(rows: pl.DataFrame, target: str) -> np.ndarray:
     return rows[col].fill_null(0.0).to_numpy().astype(float)
 
 
-def train_titer(features: pl.DataFrame, cfg: SoftSensorConfig, *, fit=fit_booster) -> TrainedModel:
-    """``fit`` has :func:`fit_booster`'s signature; ``lakehouse.spark.train.spark_booster_fitter``
-    trains every booster (CV folds and final model) with ``xgboost.spark`` instead."""
+def train_titer(
+    features: pl.DataFrame, cfg: SoftSensorConfig, *, fit=fit_booster, conditions: pl.DataFrame | None = None
+) -> TrainedModel:
+    """The online soft sensor of ``cfg.titer.target`` (any assay of ``label_analytes``).
+
+    Model selection among XGBoost, ridge, PLS and their blend by batch-grouped CV; conformal
+    intervals per culture day from the out-of-fold residuals; the optional gate
+    (``titer.min_culture_age_h``, ``titer.gate``) restricts training and prediction. ``conditions``
+    (:func:`ml.batches.batch_conditions`) keeps fault batches out of training and reports them
+    separately. ``fit`` has :func:`fit_booster`'s signature; ``lakehouse.spark.train.spark_booster_fitter``
+    trains every booster (CV folds and final model) with ``xgboost.spark`` instead.
+    """
     t = cfg.titer
     rows = softsensor_training_rows(features, t.target, t.min_culture_age_h)
+    rows = rows.filter(pl.Series(gate_mask(rows, t.gate))) if t.gate else rows
     if rows.select("batch_id").n_unique() < 3:
-        raise ValueError(f"need labelled samples of {t.target!r} from >= 3 batches, got {rows['batch_id'].n_unique()}")
+        raise InsufficientData(
+            f"insufficient data: labelled samples of {t.target!r} from "
+            f"{rows['batch_id'].n_unique()} batch(es), need >= 3"
+        )
     names = softsensor_feature_names(cfg.features)
     starts = batch_starts(features)
-    # split once to know the test rows for the baseline, then hand the baseline for those rows
-    labelled = rows.select("batch_id").unique()
-    _, test_ids = forward_split(
-        starts.join(labelled, on="batch_id"), cfg.validation.test_fraction, cfg.validation.min_test_batches
-    )
-    base = titer_baseline(rows.filter(pl.col("batch_id").is_in(test_ids)), t.target)
     steps = features.filter(pl.col("row_type") == "step")
     model = _regression_core(
         t.name,
@@ -234,11 +344,15 @@ def train_titer(features: pl.DataFrame, cfg: SoftSensorConfig, *, fit=fit_booste
         cfg,
         t.params,
         group_col="culture_day",
-        baseline=base,
+        baseline_fn=lambda r, _tr: titer_baseline(r, t.target),
         psi_rows=steps,
-        extra_meta={"baseline": "last-assay carry-forward"},
+        extra_meta={"baseline": "last-assay carry-forward", "gate": t.gate, "min_culture_age_h": t.min_culture_age_h},
+        selection=t.selection,
+        conditions=conditions,
+        trajectory=True,
         fit=fit,
     )
+    test_ids = model.meta["split"]["test_batches"]
     # baseline restricted to rows where a previous result is visible (the honest comparison too)
     te = rows.filter(pl.col("batch_id").is_in(test_ids))
     vis = (
@@ -251,31 +365,37 @@ def train_titer(features: pl.DataFrame, cfg: SoftSensorConfig, *, fit=fit_booste
     model.metrics["baseline_test_with_visible_result"] = regression_metrics(
         h["y"].to_numpy()[vis], h["baseline"].to_numpy()[vis]
     )
-    # trajectories of the held-out batches (step rows) for plots
-    traj = steps.filter(pl.col("batch_id").is_in(test_ids)).sort(["batch_id", "ts"])
+    # trajectories of every batch the model did not train on (held-out normal + fault batches), step rows
+    unseen = [*test_ids, *model.meta["split"]["fault_batches"]]
+    traj = steps.filter(pl.col("batch_id").is_in(unseen)).sort(["batch_id", "ts"])
     if traj.height:
-        Xt = matrix(traj, model.meta["features"])
+        pred, open_ = predict_rows(model.booster, model.meta, traj)
+        hw = interval_halfwidth(model.meta["conformal"], traj["culture_day"].to_numpy(), traj.height)
         model.trajectories = traj.select("batch_id", "ts", "culture_age_h").with_columns(
-            pl.Series("pred", predict(model.booster, Xt, model.meta["features"]))
+            pl.Series("pred", pred),
+            pl.Series("lo", np.where(open_, pred - hw, np.nan)),
+            pl.Series("hi", np.where(open_, pred + hw, np.nan)),
+            pl.Series("gated", ~open_),
+            pl.Series(
+                "baseline_mean_trajectory",
+                mean_trajectory(model.meta["mean_trajectory"], traj["culture_age_h"].to_numpy()),
+            ),
         )
     return model
 
 
 # ----------------------------------------------------------------------------- harvest CQAs
-def train_harvest(features: pl.DataFrame, cfg: SoftSensorConfig, target: str) -> TrainedModel:
-    """Train the harvest CQA model for ``target`` from features available by the configured culture day."""
+def train_harvest(
+    features: pl.DataFrame, cfg: SoftSensorConfig, target: str, conditions: pl.DataFrame | None = None
+) -> TrainedModel:
+    """A harvest CQA from the features available by culture day D (one row per batch)."""
     h = dataclasses.replace(cfg.harvest, targets=(target,))
     ds = build_harvest_dataset(features, h).filter(pl.col(f"label__{target}").is_not_null())
     if ds.height < 5:
-        raise ValueError(f"need >= 5 harvested batches with {target!r}, got {ds.height}")
+        raise InsufficientData(f"insufficient data: {ds.height} harvested batch(es) with {target!r}, need >= 5")
     names = [n for n in softsensor_feature_names(cfg.features) if not n.startswith("phase__")]
     starts = batch_starts(features)
-    _, test_ids = forward_split(
-        starts.join(ds.select("batch_id"), on="batch_id"), cfg.validation.test_fraction, cfg.validation.min_test_batches
-    )
-    train_mean = float(ds.filter(~pl.col("batch_id").is_in(test_ids))[f"label__{target}"].mean())
-    base = np.full(ds.filter(pl.col("batch_id").is_in(test_ids)).height, train_mean)
-    return _regression_core(
+    model = _regression_core(
         f"{h.name_prefix}{target}",
         ds,
         f"label__{target}",
@@ -284,10 +404,16 @@ def train_harvest(features: pl.DataFrame, cfg: SoftSensorConfig, target: str) ->
         cfg,
         h.params,
         group_col=None,
-        baseline=base,
+        baseline_fn=lambda r, tr: np.full(r.height, tr[f"label__{target}"].mean()),
         psi_rows=None,
-        extra_meta={"baseline": "mean of training", "baseline_value": train_mean, "feature_day": h.day},
+        extra_meta={"baseline": "mean of training", "feature_day": h.day},
+        selection=h.selection,
+        conditions=conditions,
     )
+    model.meta["baseline_value"] = float(
+        ds.filter(pl.col("batch_id").is_in(model.meta["split"]["train_batches"]))[f"label__{target}"].mean()
+    )
+    return model
 
 
 # ----------------------------------------------------------------------------- PdM
@@ -397,6 +523,40 @@ def _pdm_oof(
     return pl.concat(parts) if parts else pl.DataFrame()
 
 
+def pdm_data_problem(eq_features: pl.DataFrame | None, work_orders: pl.DataFrame | None, cfg: PdMConfig) -> str | None:
+    """Why PdM cannot be trained on these tables (None: it can): disabled in the plant's pdm.yaml,
+    no equipment-health rows, no CMMS work orders, or fewer failures / days than
+    ``evaluation.min_failures`` / ``evaluation.min_days``."""
+    if not cfg.enabled:
+        return "PdM disabled in the plant's pdm.yaml (enabled: false)"
+    if not cfg.features.all_signals:
+        return "no equipment-health signals configured (pdm.yaml features.signals is empty)"
+    if (
+        eq_features is None
+        or eq_features.height == 0
+        or eq_features.filter(~pl.col("in_repair").fill_null(False)).height == 0
+    ):
+        return (
+            "insufficient data: no equipment-health rows (no historian signals of equipment wear in "
+            "gold/fct_equipment_health_daily)"
+        )
+    if work_orders is None or work_orders.height == 0:
+        return (
+            "insufficient data: no CMMS work orders, PdM learns from corrective work orders "
+            "(gold/fct_work_orders is empty)"
+        )
+    n_fail = failure_events(work_orders, cfg.features).height
+    if n_fail < cfg.evaluation.min_failures:
+        return (
+            f"insufficient data: {n_fail} failure work order(s) of types {list(cfg.features.failure_work_types)}, "
+            f"need >= {cfg.evaluation.min_failures}"
+        )
+    n_days = eq_features["date"].n_unique()
+    if n_days < cfg.evaluation.min_days:
+        return f"insufficient data: {n_days} days of equipment-health rows, need >= {cfg.evaluation.min_days}"
+    return None
+
+
 def train_pdm(eq_features: pl.DataFrame, work_orders: pl.DataFrame, cfg: PdMConfig) -> TrainedModel:
     """Time-ordered: development period (train + validation) | test. The alert threshold is chosen
     on forward-chaining out-of-fold predictions over the development period (never on test); the
@@ -404,14 +564,10 @@ def train_pdm(eq_features: pl.DataFrame, work_orders: pl.DataFrame, cfg: PdMConf
     fc, ev, mc = cfg.features, cfg.evaluation, cfg.model
     H = fc.horizon_days
     names = equipment_feature_names(fc)
+    problem = pdm_data_problem(eq_features, work_orders, cfg)
+    if problem:
+        raise InsufficientData(problem)
     df = eq_features.filter(~pl.col("in_repair")).sort(["date", "equipment_id"])
-    if df.height == 0:
-        raise ValueError(
-            "PdM needs equipment-health feature rows; the table is empty "
-            "(no historian signals of equipment wear in gold/fct_equipment_health_daily)"
-        )
-    if failure_events(work_orders, fc).height == 0:
-        raise ValueError("PdM needs corrective work orders (failures) to learn from; gold/fct_work_orders has none")
     _, t_val_end, d0, d_end = pdm_split_dates(df, ev)
     dev = df.filter((pl.col("date") <= pl.lit(t_val_end) - pl.duration(days=H)) & _known_label(d_end, H))
     te_all = df.filter(pl.col("date") > t_val_end)

@@ -133,7 +133,29 @@ def verify(
         failures.append(f"PSI drift for {detail}")
     out["passed"] = not failures
     out["failures"] = failures
-    return out
+    return with_state(out)
+
+
+def with_state(result: dict) -> dict:
+    """Add ``state`` (``passed | failed | not_evaluated``), ``reason`` and ``not_evaluated`` (the parts
+    with nothing to judge) to a verification result: with no arrived result to compare and no
+    feature to test for drift there was nothing to verify — that is never a pass."""
+    parts = []
+    error_judged = bool(result.get("n_results"))
+    drift_judged = bool(result.get("psi"))
+    if "n_results" in result and not error_judged:
+        parts.append("rolling error (no arrived results of unseen batches)")
+    if not drift_judged:
+        parts.append("drift (no recent feature rows with a PSI reference)")
+    result["not_evaluated"] = parts
+    if result["failures"]:
+        result["state"], result["reason"] = "failed", "; ".join(result["failures"])
+    elif not error_judged and not drift_judged:
+        result["state"], result["reason"] = "not_evaluated", "nothing to verify: " + "; ".join(parts)
+    else:
+        result["state"] = "passed"
+        result["reason"] = "verified" + (f" (not evaluated: {'; '.join(parts)})" if parts else "")
+    return result
 
 
 def recent_batches(features: pl.DataFrame, n: int) -> pl.DataFrame:

@@ -3,11 +3,15 @@ file: what ``lakehouse train`` runs (the command line itself is ``bioprocess_cli
 
     run_train(Lake("data/lake"), "config/ml/softsensor.yaml")
     run_train(lake, "config/ml/pdm.yaml", dry_run=True)
+    run_train(lake, plant="config/plants/pichia")   # the bundle's soft sensors, then PdM (or skipped)
+
+Training, gate, registry and scoring are :mod:`ml.plant`'s (``run_softsensors``, ``run_pdm``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,42 +24,6 @@ def config_kind(path: str | Path) -> str:
     with open(path) as fh:
         keys = set((yaml.safe_load(fh) or {}).keys())
     return "pdm" if keys & {"model", "evaluation"} and "titer" not in keys else "softsensor"
-
-
-def _summary(model) -> dict:
-    m = model.metrics
-    if model.kind == "classifier":
-        keys = (
-            "horizon_days",
-            "threshold",
-            "scale_pos_weight",
-            "n_train_rows",
-            "n_train_pos",
-            "n_test_rows",
-            "split",
-            "test",
-            "baseline_test",
-            "threshold_selection_events",
-            "top_signals",
-        )
-    else:
-        keys = (
-            "target",
-            "n_train_batches",
-            "n_test_batches",
-            "n_test_rows",
-            "cv",
-            "test",
-            "baseline_test",
-            "improvement_vs_baseline",
-            "interval",
-            "test_by_culture_day",
-            "baseline_test_by_culture_day",
-            "test_with_visible_result",
-            "baseline_test_with_visible_result",
-            "top_signals",
-        )
-    return {k: m[k] for k in keys if k in m}
 
 
 def _needs_features(lake, table: tuple[str, str], features_cfg, rebuild: bool, out: dict) -> bool:
@@ -78,9 +46,17 @@ def _needs_features(lake, table: tuple[str, str], features_cfg, rebuild: bool, o
 
 
 def run_train(
-    lake: Lake, config: str | Path | None, *, models: str = "all", rebuild_features: bool = False, dry_run: bool = False
+    lake: Lake,
+    config: str | Path | None = None,
+    *,
+    plant: Any = None,
+    models: str = "all",
+    rebuild_features: bool = False,
+    dry_run: bool = False,
+    explain: str = "exact",
 ) -> dict:
-    """Train the models of ``config`` on ``lake``'s gold tables; the held-out evaluation as a dict.
+    """Train the models of ``config`` (or of a plant bundle) on ``lake``'s gold tables, gate and
+    register them, and score with the champions; the held-out evaluation as a dict.
 
     Parameters
     ----------
@@ -88,49 +64,49 @@ def run_train(
         The lake with ``gold/*`` (feature tables are (re)built when missing, asked for, or built
         with another feature config).
     config
-        A soft-sensor or PdM config file (default ``config/ml/softsensor.yaml``); the kind is
-        detected from its keys (:func:`config_kind`).
+        A soft-sensor or PdM config file; the kind is detected from its keys (:func:`config_kind`).
+        Default: the plant's ``softsensor.yaml`` (and then its PdM, or PdM ``skipped``).
+    plant
+        A plant bundle (folder, name under ``config/plants/`` or
+        :class:`lakehouse.plant.PlantBundle`) whose signal catalog completes the config; None:
+        the default plant (``cho-twin``: ``config/ml/softsensor.yaml``).
     models
         Soft sensor: comma list of targets (``"titer,g0f"``) or ``"all"``.
     rebuild_features
         Rebuild the feature table even if it fits.
     dry_run
-        Evaluate only: do not register or promote.
+        Evaluate only: do not register, promote or score.
 
     Returns
     -------
     dict
-        JSON-safe: lake, config, kind, features info and per model its held-out metrics,
-        registered version and promotion decision.
+        JSON-safe: lake, config, kind, features info and per model its state (``promoted`` /
+        ``rejected`` / ``skipped`` with the reason / ``trained``), held-out metrics, registered
+        version, promotion decision and scores version.
     """
     from ml import pipeline
-    from ml.config import (
-        DEFAULT_SOFTSENSOR_CONFIG,
-        load_pdm_config,
-        load_softsensor_config,
-    )
+    from ml.plant import bundle_of, pdm_config, run_pdm, run_softsensors, softsensor_config
 
-    config = config or str(DEFAULT_SOFTSENSOR_CONFIG)
-    kind = config_kind(config)
-    out: dict = {"lake": lake.root, "config": str(config), "kind": kind, "models": {}}
+    bundle = bundle_of(plant)
+    kind = config_kind(config) if config else "softsensor"
+    out: dict = {"lake": lake.root, "plant": bundle.name, "kind": kind, "models": {}}
     if kind == "pdm":
-        cfg = load_pdm_config(config)
-        if _needs_features(lake, pipeline.EQUIPMENT, cfg.features, rebuild_features, out):
-            _, v, _ = pipeline.materialize_equipment_features(lake, cfg)
-            out["features_version"] = v
-        model, rec = pipeline.train_pdm_model(lake, cfg, do_register=not dry_run)
-        results = {model.name: (model, rec)}
-    else:
-        cfg = load_softsensor_config(config)
-        if _needs_features(lake, pipeline.SOFTSENSOR, cfg.features, rebuild_features, out):
-            _, v, _ = pipeline.materialize_softsensor_features(lake, cfg)
-            out["features_version"] = v
-        targets = None if models == "all" else [t.strip() for t in models.split(",") if t.strip()]
-        results = pipeline.train_softsensor_models(lake, cfg, targets=targets, do_register=not dry_run)
-    for name, (model, rec) in results.items():
-        entry = {"held_out": _summary(model)}
-        if rec is not None:
-            entry["registered_version"] = rec.version
-            entry["promotion"] = pipeline.gate(lake, name, rec.version)
-        out["models"][name] = entry
+        cfg = pdm_config(bundle, config)
+        out["config"] = str(config)
+        build = _needs_features(lake, pipeline.EQUIPMENT, cfg.features, rebuild_features, out)
+        out["models"][cfg.model.name] = run_pdm(lake, cfg, register=not dry_run, build_features=build, explain=explain)
+        return clean(out)
+    cfg = softsensor_config(bundle, config)
+    out["config"] = str(config or bundle.models.get("softsensor"))
+    build = _needs_features(lake, pipeline.SOFTSENSOR, cfg.features, rebuild_features, out)
+    targets = None if models == "all" else [t.strip() for t in models.split(",") if t.strip()]
+    out["models"] = run_softsensors(
+        lake, cfg, targets=targets, register=not dry_run, build_features=build, explain=explain
+    )
+    if config is None and models == "all":  # the whole plant: its PdM too (or why not)
+        pcfg = pdm_config(bundle)
+        build = pcfg.enabled and _needs_features(lake, pipeline.EQUIPMENT, pcfg.features, rebuild_features, {})
+        out["models"][pcfg.model.name] = run_pdm(
+            lake, pcfg, register=not dry_run, build_features=build, explain=explain
+        )
     return clean(out)

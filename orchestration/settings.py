@@ -17,8 +17,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.resources import LakeResource, SiteResource, SparkResource
-from lakehouse.storage import S3_ENV
+from assets.resources import LakeResource, LiveAlertsResource, SiteResource, SparkResource
+from lakehouse.storage import MLFLOW_ENV, S3_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LAKE_ROOT = PROJECT_ROOT / "data" / "lake"
@@ -33,7 +33,13 @@ _LAKE_ENV = {
     "aws_secret_access_key": S3_ENV["secret_access_key"],
     "aws_region": S3_ENV["region"],
     "duckdb_path": "LAKEHOUSE_DUCKDB_PATH",
+    "mlflow_tracking_uri": MLFLOW_ENV,
 }
+
+PLANT_ENV = "LAKEHOUSE_PLANT"  # a plant bundle folder (or name under config/plants/)
+
+# Live alerts: the webhook URL (may hold a token: an EnvVar, never a value)
+ALERT_WEBHOOK_ENV = "LAKEHOUSE_ALERT_WEBHOOK_URL"
 
 # Site (data source) settings: plain configuration, not secrets.
 _SITE_ENV = {
@@ -65,22 +71,42 @@ class Settings:
     lake: LakeResource = field(default_factory=lambda: LakeResource(root_uri=str(DEFAULT_LAKE_ROOT)))
     site: SiteResource = field(default_factory=SiteResource)
     spark: SparkResource = field(default_factory=SparkResource)
+    alerts: LiveAlertsResource = field(default_factory=LiveAlertsResource)
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, lake_root: str | None = None, **site_overrides
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        lake_root: str | None = None,
+        plant: str | None = None,
+        **site_overrides,
     ) -> Settings:
         """Settings from the environment (the embedded default: ``data/lake`` on local disk,
         the twin site, the default engine).
 
-        ``lake_root`` and ``site_overrides`` (``source``, ``start_date``, ``days``,
-        ``bioreactors``, …; ``None`` = not given) win over the environment: the command line's
-        options.
+        ``lake_root``, ``plant`` (a plant bundle folder or name: ``$LAKEHOUSE_PLANT``) and
+        ``site_overrides`` (``source``, ``start_date``, ``days``, ``bioreactors``, …; ``None`` =
+        not given) win over the environment: the command line's options. With a plant the
+        source defaults to ``external`` (its files, not the twin simulation).
         """
         env = os.environ if environ is None else environ
+        if (plant or env.get(PLANT_ENV)) and not (site_overrides.get("source") or env.get("LAKEHOUSE_SOURCE")):
+            # a plant's own data: never the twin simulated into its landing zone
+            site_overrides = {**site_overrides, "source": "external"}
         return cls(
-            lake=_lake_resource(env, lake_root), site=_site_resource(env, site_overrides), spark=_spark_resource(env)
+            lake=_lake_resource(env, lake_root, plant),
+            site=_site_resource(env, site_overrides),
+            spark=_spark_resource(env),
+            alerts=LiveAlertsResource(webhook_url=dg.EnvVar(ALERT_WEBHOOK_ENV))
+            if env.get(ALERT_WEBHOOK_ENV)
+            else LiveAlertsResource(),
         )
+
+    @property
+    def plant(self) -> str | None:
+        """The plant bundle the lake holds (``LakeResource.plant``; None: the default, the twin site)."""
+        return self.lake.plant
 
     def partition_range(self) -> tuple[str, str]:
         """First and last daily partition key covered by the site's data."""
@@ -95,13 +121,16 @@ class Settings:
         return (last + dt.timedelta(days=1)).isoformat()
 
 
-def _lake_resource(env: Mapping[str, str], lake_root: str | None = None) -> LakeResource:
+def _lake_resource(env: Mapping[str, str], lake_root: str | None = None, plant: str | None = None) -> LakeResource:
     kwargs: dict = {"root_uri": str(DEFAULT_LAKE_ROOT)}
     for name, var in _LAKE_ENV.items():
         if env.get(var):
             kwargs[name] = dg.EnvVar(var)
     if lake_root:
         kwargs["root_uri"] = lake_root
+    # the plant shapes the code location (its model names): a plain value, read when the definitions are built
+    if plant or env.get(PLANT_ENV):
+        kwargs["plant"] = str(plant or env[PLANT_ENV])
     return LakeResource(**kwargs)
 
 

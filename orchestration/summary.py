@@ -41,6 +41,19 @@ def _value(v) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def skipped_assets(result) -> dict[str, str]:
+    """Asset -> reason, for the assets a run skipped with a reason (``assets.support.skipped``:
+    an observation with ``state: skipped``)."""
+    out: dict[str, str] = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_OBSERVATION":
+            obs = event.event_specific_data.asset_observation
+            meta = dict(obs.metadata)
+            if getattr(meta.get("state"), "value", None) == "skipped":
+                out[obs.asset_key.to_user_string()] = str(getattr(meta.get("reason"), "value", ""))
+    return out
+
+
 def print_summary(defs: dg.Definitions, result, elapsed_s: float) -> None:
     """Per asset: the key figures its materialization reported; per check: pass/fail."""
     repo = defs.get_repository_def()
@@ -73,6 +86,12 @@ def print_summary(defs: dg.Definitions, result, elapsed_s: float) -> None:
             n = parts[key]
             label = key.to_user_string() + (f" ({n} partitions)" if n > 1 else "")
             print(f"  {label:<48} {'  '.join(figures)}")
+
+    skipped = skipped_assets(result)
+    if skipped:
+        print("\nSkipped (nothing or too little to work on; what depends on them was skipped too):")
+        for key, reason in sorted(skipped.items()):
+            print(f"  - {key}: {reason}")
 
     evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     gates = [ev for ev in evaluations if ev.check_name == GATE_CHECK]

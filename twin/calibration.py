@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lakehouse.errors import InsufficientData
 from twin.bioreactor import DESIGN_SPACE, RECIPE_FIELDS, KineticParams, recipes_to_arrays, simulate_batches
 
 #: default fitted parameters and their (low, high) bounds
@@ -238,7 +239,7 @@ def calibrate(
         rng = np.random.default_rng(seed)
         b = b.iloc[np.sort(rng.choice(len(b), max_batches, replace=False))].reset_index(drop=True)
     if b.empty:
-        raise ValueError("no batches with assays to calibrate on")
+        raise InsufficientData("insufficient data: no complete batch with assays to calibrate on")
     pos = {bid: i for i, bid in enumerate(b["batch_id"])}
     a = a[a["batch_id"].isin(pos)].copy()
     a["_b"] = a["batch_id"].map(pos).astype(int)

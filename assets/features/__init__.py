@@ -8,7 +8,7 @@ same Delta table either way, metadata ``engine`` says which one ran.
 import dagster as dg
 
 from assets.resources import LakeResource, SparkResource
-from assets.support import MLConfig, js
+from assets.support import MLConfig, js, skipped
 
 
 def GOLD(name: str) -> dg.AssetKey:
@@ -33,7 +33,7 @@ def features_softsensor(
 ) -> dg.MaterializeResult:
     from ml import pipeline
 
-    cfg = config.softsensor()
+    cfg = config.softsensor(lake.get_plant())
     if spark.is_spark:  # same table, built on Spark (gold read / features written through the Delta bridge)
         summary, version, inputs = pipeline.materialize_softsensor_features_spark(
             lake.get_lake(), cfg, spark.get_session()
@@ -65,7 +65,7 @@ def softsensor_features_schema(lake: LakeResource, config: MLConfig) -> dg.Asset
     from ml import pipeline
     from ml.schemas import softsensor_schema
 
-    cfg = config.softsensor()
+    cfg = config.softsensor(lake.get_plant())
     df = pipeline.read_table(lake.get_lake(), "features", "softsensor").df
     return _validate(softsensor_schema(cfg.features), df)
 
@@ -75,15 +75,20 @@ def softsensor_features_schema(lake: LakeResource, config: MLConfig) -> dg.Asset
     group_name="features",
     kinds={"polars", "delta"},
     deps=[GOLD("fct_equipment_health_daily"), GOLD("fct_work_orders")],
+    output_required=False,  # skipped with the reason when PdM cannot run for the plant (ml.pipeline.pdm_skip_reason)
     description="Equipment-health features per equipment per day (rolling stats, slopes, own-baseline "
     "deviation, maintenance history) and the CMMS label: failure within H days.",
 )
 def features_equipment_health(
     context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig, spark: SparkResource
-) -> dg.MaterializeResult:
+):
     from ml import pipeline
 
-    cfg = config.pdm()
+    cfg = config.pdm(lake.get_plant())
+    reason = pipeline.pdm_skip_reason(lake.get_lake(), cfg)
+    if reason:
+        yield skipped(context, EQUIPMENT_KEY, reason)
+        return
     if spark.is_spark:
         summary, version, inputs = pipeline.materialize_equipment_features_spark(
             lake.get_lake(), cfg, spark.get_session()
@@ -95,7 +100,7 @@ def features_equipment_health(
             "equipment": df["equipment_id"].n_unique(),
             "positive_rows": int(df["label__failure_within_h"].sum()),
         }
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "delta_version": version,
             "dagster/row_count": summary["rows"],
@@ -113,7 +118,7 @@ def equipment_features_schema(lake: LakeResource, config: MLConfig) -> dg.AssetC
     from ml import pipeline
     from ml.schemas import equipment_health_schema
 
-    cfg = config.pdm()
+    cfg = config.pdm(lake.get_plant())
     df = pipeline.read_table(lake.get_lake(), "features", "equipment_health").df
     return _validate(equipment_health_schema(cfg.features), df)
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from assets.resources import LakeResource
-from assets.support import md_table
+from assets.support import md_table, skipped
 
 GROUP = "golden_batch"
 DIM_BATCHES = dg.AssetKey(["gold", "dim_batches"])
@@ -42,6 +42,14 @@ EVALUATION = dg.AssetKey(["golden", "mspc_evaluation"])
 def now_utc() -> datetime:
     """The time stamp of a materialization (UTC)."""
     return datetime.now(UTC)
+
+
+def _golden_cfg(lake: LakeResource) -> dict:
+    """The golden-batch / MSPC config of the lake's plant (its bundle's ``golden.yaml``; the
+    default plant's is ``config/golden.yaml``)."""
+    from ml.plant import golden_config
+
+    return golden_config(lake.get_plant())
 
 
 def read_gold(lake, mart: str, columns: list[str] | None = None):
@@ -70,7 +78,7 @@ def batch_qualification(context: dg.AssetExecutionContext, lake: LakeResource) -
     from ml import golden as gb
 
     the_lake = lake.get_lake()
-    cfg = gb.load_config()
+    cfg = _golden_cfg(lake)
     batches = read_gold(the_lake, "dim_batches").to_pandas()
     qual = gb.qualify_batches(batches, cfg)
     qual["evaluated_at"] = now_utc()
@@ -96,9 +104,10 @@ def batch_qualification(context: dg.AssetExecutionContext, lake: LakeResource) -
     deps=[QUALIFICATION, READINGS],
     group_name=GROUP,
     kinds={"delta", "python"},
+    output_required=False,  # skipped with the reason when no batch qualifies
     description="Golden-batch trajectory envelope per signal on culture age and % maturity.",
 )
-def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource):
     import numpy as np
     import pandas as pd
     import polars as pl
@@ -107,11 +116,16 @@ def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     from ml import golden as gb
 
     the_lake = lake.get_lake()
-    cfg = gb.load_config()
+    cfg = _golden_cfg(lake)
     qual = _read(the_lake, "golden", "batch_qualification").to_pandas()
     golden_ids = qual.loc[qual["qualified"], "batch_id"].tolist()
     if not golden_ids:
-        raise dg.Failure("no batch qualifies as golden: check cqa_specs in config/golden.yaml")
+        yield skipped(
+            context,
+            PROFILE,
+            "insufficient data: no batch qualifies as golden (qualification, cqa_specs in golden.yaml)",
+        )
+        return
     p = cfg["profile"]
     cols = ["batch_id", "culture_age_h", "maturity_pct", *p["signals"]]
     readings = read_gold(the_lake, "fct_process_readings", cols)
@@ -150,20 +164,10 @@ def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     png = gb.plot_envelope(
         profile,
         al_b,
-        signals=[
-            "temperature",
-            "ph",
-            "dissolved_oxygen",
-            "capacitance",
-            "base_total",
-            "feed_total",
-            "offgas_co2",
-            "o2_flow",
-            "weight",
-        ],
+        signals=list(p.get("plot_signals") or p["signals"][:9]),
         title=f"{latest} against the golden envelope ({len(golden_ids)} golden batches)",
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(profile),
             "golden_batches": len(golden_ids),
@@ -179,10 +183,11 @@ def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.
     deps=[QUALIFICATION, READINGS, DIM_BATCHES],
     group_name=GROUP,
     kinds={"numpy", "python"},
+    output_required=False,  # skipped with the reason with fewer than 4 reference batches
     description="Batch evolution monitoring model (PCA on per-time-step scaled good batches) with "
     "cross-validated time-varying T²/SPE limits; stored as npz + JSON.",
 )
-def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource):
     import polars as pl
 
     from lakehouse.jsonsafe import clean
@@ -190,13 +195,21 @@ def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     from ml import mspc
 
     the_lake = lake.get_lake()
-    cfg = gb.load_config()
+    cfg = _golden_cfg(lake)
     mcfg = mspc.MSPCConfig.from_dict(cfg["mspc"])
     qual = _read(the_lake, "golden", "batch_qualification").to_pandas()
     batches = read_gold(the_lake, "dim_batches").to_pandas()
-    train_ids = gb.mspc_training_ids(qual, batches, cfg)
+    from ml.pipeline import lake_deviations
+
+    train_ids = gb.mspc_reference_ids(qual, batches, lake_deviations(the_lake), cfg)
     if len(train_ids) < 4:
-        raise dg.Failure(f"MSPC needs >= 4 in-spec batches without deviations, found {len(train_ids)}")
+        yield skipped(
+            context,
+            MODEL,
+            f"insufficient data: MSPC needs >= 4 reference batches (in spec, normal status, nothing recorded), "
+            f"found {len(train_ids)}",
+        )
+        return
     readings = read_gold(the_lake, "fct_process_readings").filter(pl.col("batch_id").is_in(train_ids))
     al = mspc.align_for(mcfg, readings, batch_ids=train_ids)
     model = mspc.fit_mspc(al, mcfg)
@@ -204,7 +217,7 @@ def mspc_model(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     readings_version = int(the_lake.delta_table(the_lake.uri("gold", "fct_process_readings")).version())
     model.info["training_data"] = {"gold/fct_process_readings": readings_version}
     base = mspc.save_to_lake(the_lake, model, version)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "model_name": mspc.MODEL_NAME,
             "model_version": version,
@@ -305,7 +318,7 @@ def mspc_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     from ml import mspc
 
     the_lake = lake.get_lake()
-    cfg = gb.load_config()
+    cfg = _golden_cfg(lake)
     truth = gb.deviation_truth(the_lake)
     if truth is None:
         return dg.MaterializeResult(
@@ -353,9 +366,7 @@ def mspc_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
 # ------------------------------------------------------------------------ asset checks
 @dg.asset_check(asset=PROFILE, description="At least qualification.min_golden_batches golden batches.")
 def enough_golden_batches(lake: LakeResource) -> dg.AssetCheckResult:
-    from ml import golden as gb
-
-    cfg = gb.load_config()
+    cfg = _golden_cfg(lake)
     qual = _read(lake.get_lake(), "golden", "batch_qualification").to_pandas()
     n = int(qual["qualified"].sum())
     need = int(cfg["qualification"]["min_golden_batches"])
@@ -377,25 +388,36 @@ def cv_false_alarm_within_target(lake: LakeResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(
-    asset=EVALUATION,
-    description="Goals (config/golden.yaml mspc.evaluation.goals): >= 80 % of "
-    "deviating batches alarmed, median lead >= 24 h, <= 5 % of normal "
-    "batches ever alarmed.",
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            "alarm_goals_met",
+            asset=EVALUATION,
+            description="Goals (config mspc.evaluation.goals): >= 80 % of deviating batches "
+            "alarmed, median lead >= 24 h, <= 5 % of normal batches ever alarmed. "
+            "Skipped (not evaluated) when there is no evaluation to judge.",
+        )
+    ],
+    can_subset=True,
 )
-def alarm_goals_met(lake: LakeResource) -> dg.AssetCheckResult:
-    from ml import golden as gb
+def alarm_goals_met(context: dg.AssetCheckExecutionContext, lake: LakeResource):
     from ml import mspc
 
     the_lake = lake.get_lake()
     uri = the_lake.uri("golden", "mspc_evaluation")
-    if not the_lake.delta_exists(uri):
-        return dg.AssetCheckResult(passed=True, metadata={"evaluated": False})
-    per = _read(the_lake, "golden", "mspc_evaluation").to_pandas()
-    goals = gb.load_config()["mspc"]["evaluation"]["goals"]
-    ok, figures = mspc.alarm_goal_metrics(per, goals)
-    return dg.AssetCheckResult(
-        passed=ok, severity=dg.AssetCheckSeverity.WARN, metadata={**figures, "goals": dg.MetadataValue.json(goals)}
+    per = _read(the_lake, "golden", "mspc_evaluation").to_pandas() if the_lake.delta_exists(uri) else None
+    out = mspc.alarm_goal_outcome(per, _golden_cfg(lake)["mspc"].get("evaluation", {}).get("goals"))
+    if out["state"] == "not_evaluated":  # no result: Dagster records the check as skipped, never passed
+        context.log.warning(f"alarm_goals_met not evaluated: {out['reason']}")
+        return
+    yield dg.AssetCheckResult(
+        check_name="alarm_goals_met",
+        asset_key=EVALUATION,
+        passed=out["state"] == "passed",
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            k: (dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v) for k, v in out.items() if k != "state"
+        },
     )
 
 

@@ -16,7 +16,7 @@ are made by :func:`build_defs` (nothing is read at import).
 import dagster as dg
 
 from assets.resources import LakeResource, SparkResource
-from assets.support import MLConfig, by_day_markdown, js, num
+from assets.support import MLConfig, by_day_markdown, js, num, skipped
 from ml.config import SoftSensorConfig, load_softsensor_config
 
 SOFTSENSOR_KEY = dg.AssetKey(["features", "softsensor"])
@@ -45,6 +45,9 @@ def _regression_metadata(model, version: int, with_trajectories: bool) -> dict:
         "test_mae": num(m["test"]["mae"]),
         "test_r2": num(m["test"]["r2"]),
         "baseline_rmse": num(m.get("baseline_test", {}).get("rmse")),
+        "mean_trajectory_rmse": num(m.get("baseline_mean_trajectory_test", {}).get("rmse")),
+        "selected_estimator": m.get("selection", {}).get("chosen", "xgboost"),
+        "n_fault_batches": m.get("n_fault_batches", 0),
         "improvement_vs_baseline": num(m.get("improvement_vs_baseline")),
         "cv_rmse": num(m["cv"]["rmse"]),
         "interval_coverage_test": num(m["interval"]["coverage_test"]),
@@ -84,6 +87,10 @@ def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
     from ml import pipeline
 
     d = pipeline.gate(lake.get_lake(), name)
+    if d.get("status") == "awaiting_approval":  # what the signer reviews (the report asset waits for a champion)
+        from ml.validation_report import write_model_report
+
+        d["validation_report"] = write_model_report(lake.get_lake(), name, d["candidate_version"])
     promoted = bool(d.get("promoted"))
     has_champion = bool(d.get("has_champion_after"))
     # a rejection never fails the step (WARN): the run succeeds and the check shows the reason
@@ -96,6 +103,7 @@ def _gate_result(lake: LakeResource, name: str) -> dg.AssetCheckResult:
             "reason": gate_reason(d),
             "evidence": js(d),
             "champion_in_service": has_champion,
+            "status": d.get("status", ""),  # champion | awaiting_approval | candidate (rejected)
         },
     )
 
@@ -107,25 +115,29 @@ def _titer_assets(name: str):
         group_name="models",
         kinds={"xgboost"},
         deps=[SOFTSENSOR_KEY],
+        output_required=False,  # skipped (with the reason) when the plant has too little data
         description="Titer soft sensor (XGBoost) at any culture time, validated by batch (GroupKFold) and "
         "forward in time, with split-conformal intervals; registered as a candidate.",
     )
-    def model_titer(
-        context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig, spark: SparkResource
-    ) -> dg.MaterializeResult:
+    def model_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig, spark: SparkResource):
         from ml import pipeline
+        from ml.train import InsufficientData
 
-        cfg = config.softsensor()
+        cfg = config.softsensor(lake.get_plant())
         # engine "spark": boosters trained with xgboost.spark (same rows/features/split/params), same UBJ + registry
-        ((model, rec),) = pipeline.train_softsensor_models(
-            lake.get_lake(),
-            cfg,
-            targets=[cfg.titer.target],
-            engine=spark.engine,
-            spark=spark.session_or_none(),
-            num_workers=spark.num_workers,
-        ).values()
-        return dg.MaterializeResult(
+        try:
+            ((model, rec),) = pipeline.train_softsensor_models(
+                lake.get_lake(),
+                cfg,
+                targets=[cfg.titer.target],
+                engine=spark.engine,
+                spark=spark.session_or_none(),
+                num_workers=spark.num_workers,
+            ).values()
+        except InsufficientData as exc:
+            yield skipped(context, ["models", name], str(exc))
+            return
+        yield dg.MaterializeResult(
             metadata=_regression_metadata(model, rec.version, True)
             | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data), "engine": spark.engine}
         )
@@ -149,15 +161,21 @@ def _harvest_assets(target: str, name: str):
         group_name="models",
         kinds={"xgboost"},
         deps=[SOFTSENSOR_KEY],
+        output_required=False,
         description=f"Harvest {target} from data available by culture day D (config), XGBoost; baseline: "
         "mean of training.",
     )
-    def _model(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+    def _model(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig):
         from ml import pipeline
+        from ml.train import InsufficientData
 
-        cfg = config.softsensor()
-        ((model, rec),) = pipeline.train_softsensor_models(lake.get_lake(), cfg, targets=[target]).values()
-        return dg.MaterializeResult(
+        cfg = config.softsensor(lake.get_plant())
+        try:
+            ((model, rec),) = pipeline.train_softsensor_models(lake.get_lake(), cfg, targets=[target]).values()
+        except InsufficientData as exc:
+            yield skipped(context, ["models", name], str(exc))
+            return
+        yield dg.MaterializeResult(
             metadata=_regression_metadata(model, rec.version, False)
             | {"artifact": rec.artifact_uri, "feature_day": cfg.harvest.day}
         )
@@ -180,21 +198,27 @@ def _harvest_assets(target: str, name: str):
     group_name="models",
     kinds={"xgboost"},
     deps=[EQUIPMENT_KEY, dg.AssetKey(["gold", "fct_work_orders"])],
+    output_required=False,  # skipped with the reason: PdM off, no CMMS data, too few failures or days
     description="Predictive maintenance: P(failure within H days) per equipment-day; time-ordered "
     "train/validation/test, scale_pos_weight, alert threshold chosen on validation.",
 )
-def model_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+def model_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig):
     import numpy as np
 
     from ml import pipeline, plots
+    from ml.train import InsufficientData
 
-    cfg = config.pdm()
-    model, rec = pipeline.train_pdm_model(lake.get_lake(), cfg)
+    cfg = config.pdm(lake.get_plant())
+    try:
+        model, rec = pipeline.train_pdm_model(lake.get_lake(), cfg)
+    except InsufficientData as exc:
+        yield skipped(context, ["models", PDM_NAME], str(exc))
+        return
     m = model.metrics
     h = model.holdout
     y = h["label__failure_within_h"].to_numpy()
     ev = m["test"]["events"]
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "model_version": rec.version,
             "test_pr_auc": num(m["test"]["pr_auc"]),

@@ -24,7 +24,7 @@ import dagster as dg
 
 from assets.golden import ASSAYS, DIM_BATCHES, now_utc, read_gold
 from assets.resources import LakeResource
-from assets.support import md_table
+from assets.support import md_table, skip_on_insufficient_data
 
 GROUP = "twin"
 CALIBRATION = dg.AssetKey(["twin", "calibration"])
@@ -52,7 +52,9 @@ class CalibrationConfig(dg.Config):
     group_name=GROUP,
     kinds={"delta", "scipy"},
     description="Twin kinetics fitted to the site's titer and VCD assays (RMSE before/after).",
+    output_required=False,  # skipped with the reason on insufficient data
 )
+@skip_on_insufficient_data
 def twin_calibration(context: dg.AssetExecutionContext, config: CalibrationConfig, lake: LakeResource):
     import pandas as pd
 

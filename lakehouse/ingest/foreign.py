@@ -135,8 +135,13 @@ def _join_issues(issues: list[pl.Expr]) -> pl.Expr:
 def _local_ts(df: pl.DataFrame, col: str, tz: str | None, key: str) -> tuple[pl.Expr, pl.Expr]:
     """Like :func:`_to_ts` for a string column, with the repeated local hour of the autumn DST
     change resolved by order within ``key``: the first occurrence of a wall-clock time is the
-    earlier instant, a second one the later instant (a historian logs forward in time)."""
-    if isinstance(df.schema[col], pl.Datetime):
+    earlier instant, a second one the later instant (a historian logs forward in time).
+
+    An export without rows takes :func:`_to_ts` (nothing to order): polars 1.x/2.1 panics on
+    ``replace_time_zone`` with an expression-valued ``ambiguous`` over zero rows (a Rust panic,
+    not an exception — it ended the whole ingestion run; found by bench_integrity's fuzzing).
+    """
+    if isinstance(df.schema[col], pl.Datetime) or df.height == 0:
         return _to_ts(df, col, tz)
     raw = pl.col(col).cast(pl.Utf8).str.strip_chars()
     aware = pl.coalesce(

@@ -221,12 +221,19 @@ PARTITION_BY: dict[str, list[str]] = {"historian_readings": ["date"]}
 #   every version of the last week stays readable;
 # * the commit log is never cleaned up automatically: the history of what was ingested when,
 #   with which config, is the audit trail (maintenance may clean it only when told to).
+# And one for speed: a checkpoint every 10 commits (Delta's own default; delta-rs uses 100).
+# Every commit of an ingestion opens the table and looks its file ids up
+# (``transaction_version``), and each of those replays every JSON commit since the last
+# checkpoint — one object-store GET each. With 100, a busy table costs up to 2 × 100 GETs per
+# commit; with 10, at most 2 × 10 (bench/bench_integrity.py, docs/ingestion.md "Performance").
 RETENTION_FLOOR_HOURS = 168
+CHECKPOINT_INTERVAL = 10
 BRONZE_TABLE_PROPERTIES: dict[str, str] = {
     "delta.appendOnly": "true",
     "delta.deletedFileRetentionDuration": f"interval {RETENTION_FLOOR_HOURS} hours",
     "delta.logRetentionDuration": "interval 36500 days",
     "delta.enableExpiredLogCleanup": "false",
+    "delta.checkpointInterval": str(CHECKPOINT_INTERVAL),
 }
 
 ALL_TABLES = [*BRONZE_SCHEMAS, QUARANTINE_TABLE, INGEST_LOG_TABLE]

@@ -106,6 +106,16 @@ HISTORIAN_WRITER_PROPERTIES = WriterProperties(
 )
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 DEFAULT_BATCH_FILES = 5000
+# The ingest log gets one small file per ingestion commit and every run reads all of it
+# (``read_log``: which files are new, which contents are already in bronze). Left alone, a
+# burst of small runs makes that read O(commits) — 16 writers × 50 runs on S3: 800 files,
+# 17 s per read under contention, and a run's latency grew from 6 s to 26 s after 12 runs
+# (bench/bench_integrity.py, docs/ingestion.md "Performance"). The writer that commits
+# log version k·LOG_COMPACT_EVERY compacts the log's small files (one writer per multiple: no
+# stampede; rows and app-transaction ids unchanged, allowed on the append-only table), so a
+# read touches at most ~LOG_COMPACT_EVERY + a few files.
+LOG_COMPACT_EVERY = 20
+LOG_COMPACT_TARGET_BYTES = 16 * 1024 * 1024
 
 
 def _fire(event: str, **info: Any) -> None:
@@ -810,11 +820,37 @@ def _commit_batch(
     if prep.log_rows:
         tbl = pa.Table.from_pylist(prep.log_rows, schema=INGEST_LOG_SCHEMA)
         # the log is a cache, but one row per file version: its own txn id per run and batch
-        written, _, _ = _write_exactly_once(
+        written, version, _ = _write_exactly_once(
             lake, INGEST_LOG_TABLE, {f"log:{run_id}:{batch_no}": tbl}, run_id, policy, provenance
         )
         report.commits += 1 if written else 0
         _fire("log_committed", table=INGEST_LOG_TABLE, rows=len(prep.log_rows), run_id=run_id)
+        if version is not None and LOG_COMPACT_EVERY and version % LOG_COMPACT_EVERY == 0:
+            compact_ingest_log(lake, policy)
+
+
+def compact_ingest_log(lake: Lake, policy: RetryPolicy = DEFAULT_POLICY) -> dict[str, Any]:
+    """Rewrite the small files of ``_ingest_log`` into files of up to
+    ``LOG_COMPACT_TARGET_BYTES`` (same rows, same app-transaction ids; a data-neutral commit
+    that the append-only table allows and that does not conflict with concurrent appends).
+
+    Returns
+    -------
+    dict
+        delta-rs' optimize metrics (``numFilesRemoved``, ``numFilesAdded`` …).
+    """
+    uri = table_uri(lake, INGEST_LOG_TABLE)
+    meta = CommitProperties(
+        custom_metadata={"lakehouse.operation": "compact-ingest-log", "lakehouse.code_version": code_version()}
+    )
+
+    def attempt() -> dict[str, Any]:
+        dt_ = DeltaTable(uri, storage_options=lake.delta_storage_options())
+        return dt_.optimize.compact(
+            target_size=LOG_COMPACT_TARGET_BYTES, writer_properties=WRITER_PROPERTIES, commit_properties=meta
+        )
+
+    return retrying(attempt, "compact bronze/_ingest_log", policy)
 
 
 def _quarantine_rows(kind: Kind, table: str, bad: pl.DataFrame, files: Sequence[SourceFile]) -> pl.DataFrame:

@@ -73,6 +73,7 @@ from lakehouse.ingest.writer import (
     ensure_table,
     ingest_provenance,
 )
+from lakehouse.live.context import CONTEXT_NODES, append_context, context_rows
 from lakehouse.retry import DEFAULT_POLICY, RetryPolicy, is_transient, retrying
 from lakehouse.storage import Lake
 
@@ -283,6 +284,8 @@ class LiveCollector:
         self._latencies: list[float] = []
         self._status_written = 0.0
         self._flush_lock = asyncio.Lock()
+        self._context_nodes: dict[tuple[str, str], ua.NodeId] = {}
+        self._context_seen: dict[str, tuple[str, str]] = {}  # unit -> (batch, phase) last written
 
     # ================================================================ public
     async def run(self, stop: asyncio.Event | None = None, duration_s: float | None = None) -> CollectorStatus:
@@ -338,7 +341,8 @@ class LiveCollector:
                 await self._fill_gaps(client)
                 self.status.state = "running"
                 log.info("collecting %d tags from %s (run %s)", len(self.tags), self.endpoint, self.run_id)
-                await self._loop(stop, deadline, sub, consumer)
+                self._context_seen.clear()  # a new session re-records the current context (idempotent)
+                await self._loop(stop, deadline, sub, consumer, client)
             finally:
                 consumer.cancel()
                 try:
@@ -351,7 +355,9 @@ class LiveCollector:
             except Exception:
                 pass
 
-    async def _loop(self, stop: asyncio.Event, deadline: float | None, sub, consumer: asyncio.Task) -> None:
+    async def _loop(
+        self, stop: asyncio.Event, deadline: float | None, sub, consumer: asyncio.Task, client: Client | None = None
+    ) -> None:
         sub_id = sub.subscription_id
         next_flush = time.monotonic() + self.cfg.flush_interval_s
         while not stop.is_set() and not _past(deadline):
@@ -369,13 +375,15 @@ class LiveCollector:
             buffered = sum(len(self._pending[t]) for t in self._synced if t in self._pending)
             if now >= next_flush or buffered >= self.cfg.flush_rows:
                 await self._flush()
+                if client is not None and self._context_nodes:
+                    await self._record_context(client)
                 next_flush = time.monotonic() + self.cfg.flush_interval_s
             await _wait(stop, min(0.05, max(0.0, next_flush - time.monotonic())))
 
     async def _discover(self, client: Client) -> None:
         """Tags (node id string → node) and their engineering units."""
         if not self._node_tag:
-            found = await _browse_historized(client)
+            found = await _browse_historized(client, self._context_nodes)
             wanted = set(self.cfg.tags) if self.cfg.tags is not None else None
             for nodeid, tag in found.items():
                 if wanted is None or tag in wanted:
@@ -484,6 +492,33 @@ class LiveCollector:
         if self.cfg.backfill_s is None:
             return 0
         return end_us - int(self.cfg.backfill_s * 1_000_000)
+
+    async def _record_context(self, client: Client) -> None:
+        """Read the batch-context variables; append a row per unit whose (batch, phase) changed."""
+        keys = list(self._context_nodes)
+        dvs = await client.uaclient.read_attributes([self._context_nodes[k] for k in keys], ua.AttributeIds.Value)
+        values: dict[str, dict[str, tuple[Any, dt.datetime | None]]] = {}
+        for (unit, name), dv in zip(keys, dvs):
+            v = dv.Value.Value if dv.Value is not None else None
+            values.setdefault(unit, {})[name] = (v, dv.SourceTimestamp)
+        changed = {
+            u: v
+            for u, v in values.items()
+            if (str(v.get("Id", ("", None))[0]), str(v.get("Phase", ("", None))[0])) != self._context_seen.get(u)
+        }
+        if not changed:
+            return
+        rows = context_rows(changed, dt.datetime.now(dt.UTC), self.endpoint, self.run_id)
+        try:
+            await asyncio.to_thread(
+                retrying, lambda: append_context(self.lake, rows), "append bronze/live_batch_context", self.cfg.retry
+            )
+        except Exception as exc:  # the readings matter more: keep collecting, try again next flush
+            self._note_error(f"batch context: {exc!r}")
+            log.error("could not record the batch context: %r", exc)
+            return
+        for r in rows:
+            self._context_seen[r["unit_id"]] = (r["batch_id"], r["phase"])
 
     # ================================================================ flush / commit
     async def _flush(self, final: bool = False) -> None:
@@ -707,7 +742,9 @@ class LiveCollector:
             lag = (newest - st.cursor_us) / 1e6 if newest is not None and st.cursor_us is not None else None
             if lag is not None:
                 lags.append(lag)
+            spec = self.cfg.tagmap.resolve(tag)
             tags[tag] = {
+                "unit_id": spec.unit_id if spec is not None else None,
                 "cursor": us_to_datetime(st.cursor_us).isoformat() if st.cursor_us is not None else None,
                 "lag_s": None if lag is None else round(lag, 3),
                 "unit": st.unit,
@@ -751,9 +788,13 @@ def read_status(lake: Lake, status_path: str = STATUS_PATH) -> dict[str, Any] | 
 
 
 # ---------------------------------------------------------------------- OPC UA helpers
-async def _browse_historized(client: Client) -> dict[ua.NodeId, str]:
+async def _browse_historized(
+    client: Client, context: dict[tuple[str, str], ua.NodeId] | None = None
+) -> dict[ua.NodeId, str]:
     """Every variable under Objects (outside namespace 0) that is numeric and historized:
-    node id -> tag name (the node id's string identifier, else its browse name)."""
+    node id -> tag name (the node id's string identifier, else its browse name). Batch-context
+    variables (``<unit>.Batch.<name>``, :data:`lakehouse.live.context.CONTEXT_NODES`) go to
+    ``context`` as (unit, name) -> node id."""
     out: dict[ua.NodeId, str] = {}
     seen: set[ua.NodeId] = set()
     stack = [client.nodes.objects]
@@ -774,6 +815,11 @@ async def _browse_historized(client: Client) -> dict[ua.NodeId, str]:
         levels = await client.uaclient.read_attributes(vids, ua.AttributeIds.AccessLevel)
         names = await client.uaclient.read_attributes(vids, ua.AttributeIds.BrowseName)
         for nid, dtype, level, name in zip(vids, dtypes, levels, names):
+            if context is not None and isinstance(nid.Identifier, str) and ".Batch." in nid.Identifier:
+                unit, _, leaf = nid.Identifier.rpartition(".Batch.")
+                if leaf in CONTEXT_NODES:
+                    context[(unit, leaf)] = nid
+                    continue
             d = dtype.Value.Value
             if d is None or d.NamespaceIndex != 0 or d.Identifier not in _NUMERIC:
                 continue

@@ -45,62 +45,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("lakehouse/units.py", "ph"): "a spelling of the unit pH (alias)",
 }
 
-_ML_HALF = "issue 11, ML half (anyplant-ml): golden-batch / MSPC / soft-sensor defaults from the bundle's configs"
-PENDING: dict[str, tuple[set[str], str]] = {
-    "ml/golden.py": (
-        {
-            "base_total",
-            "capacitance",
-            "co2_flow",
-            "dissolved_oxygen",
-            "feed_flow",
-            "feed_flow_sp",
-            "feed_total",
-            "offgas_co2",
-            "offgas_o2",
-            "ph",
-            "pressure",
-            "temperature",
-            "temperature_sp",
-            "weight",
-        },
-        _ML_HALF,
-    ),
-    "ml/config.py": (
-        {
-            "agitation",
-            "air_flow",
-            "base_total",
-            "capacitance",
-            "co2_flow",
-            "dissolved_oxygen",
-            "feed_flow",
-            "feed_total",
-            "o2_flow",
-            "offgas_co2",
-            "offgas_o2",
-            "ph",
-            "pressure",
-            "temperature",
-            "weight",
-        },
-        _ML_HALF,
-    ),
-    "assets/golden/__init__.py": (
-        {
-            "base_total",
-            "capacitance",
-            "dissolved_oxygen",
-            "feed_total",
-            "o2_flow",
-            "offgas_co2",
-            "ph",
-            "temperature",
-            "weight",
-        },
-        _ML_HALF,
-    ),
-}
+# the ML half of issue 11 (golden-batch / MSPC / soft-sensor defaults from the bundle's configs) emptied it
+PENDING: dict[str, tuple[set[str], str]] = {}
 
 
 def _signal_names() -> set[str]:

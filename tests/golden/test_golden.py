@@ -92,7 +92,7 @@ def test_profile_envelope_from_twin_history(cfg, history, running):
 
 
 def test_shift_landmark_and_phase_wise_axis(history):
-    lm = gb.shift_landmarks(history["readings"])
+    lm = gb.shift_landmarks(history["readings"], signal="temperature_sp")
     rec = history["batches"].set_index("batch_id")["temp_shift_day"]
     got = pd.Series(lm)
     assert len(got) == len(rec)
@@ -101,7 +101,7 @@ def test_shift_landmark_and_phase_wise_axis(history):
     ref = float(np.ceil(got.max())) + 1.0
     warped = gb.warp_to_landmark(history["readings"], lm, ref)
     # after the warp every batch's shift starts at the same place on the axis ...
-    lm2 = gb.shift_landmarks(warped)
+    lm2 = gb.shift_landmarks(warped, signal="temperature_sp")
     assert np.allclose(list(lm2.values()), ref, atol=1.01)
     # ... the growth phase keeps its culture age, and the mapping inverts exactly
     b = got.index[0]

@@ -115,6 +115,7 @@ def test_golden_and_twin_assets_materialize(gold_lake, small_config):
     assert checks[("twin/setpoint_recommendation", "recommendation_inside_design_space")]
     assert checks[("golden/mspc_model", "cv_false_alarm_within_target")]
     assert checks[("golden/profile", "enough_golden_batches")]
+    assert ("golden/mspc_evaluation", "alarm_goals_met") in checks  # evaluated: the lake has the truth
     # the lake holds what the contract says
     lake = gold_lake
     for layer, name in [
@@ -141,3 +142,18 @@ def test_golden_and_twin_assets_materialize(gold_lake, small_config):
     rec = lake.read_delta(lake.uri("insilico", "setpoint_recommendation")).to_pandas().iloc[-1]
     assert bool(rec["inside_design_space"])
     assert np.isfinite(rec["verified_titer_mean"])
+    # a real plant: no truth -> nothing to evaluate -> the goals check is skipped (no result), never passed
+    fs.rm(lake.fs_path(lake.uri("landing", "_truth", "batches.parquet")))
+    fs.rm(lake.fs_path(lake.uri("golden", "mspc_evaluation")), recursive=True)
+    again = dg.materialize(
+        [*assets, *golden_defs.asset_checks],
+        selection=[dg.AssetKey(["golden", "mspc_evaluation"])],
+        resources={"lake": LakeResource(root_uri=gold_lake.root)},
+    )
+    assert again.success
+    ev2 = {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in again.get_asset_materialization_events()
+    }["golden/mspc_evaluation"]
+    assert ev2["evaluated"].value is False
+    assert not [c for c in again.get_asset_check_evaluations() if c.check_name == "alarm_goals_met"]

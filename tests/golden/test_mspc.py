@@ -87,7 +87,7 @@ def test_limits_time_varying_and_calibrated(model):
     assert model.t2_limit.std() > 0 and model.spe_limit.std() > 0
     assert model.info["cv_batch_alarm_fraction"] <= model.config["batch_false_alarm_target"] + 1e-9
     # production phase starts after the latest reference shift (recipe: day 6 +- 0.4, quarter days)
-    assert 6 * 24 <= model.config["shift_ref_h"] <= 8.5 * 24
+    assert 6 * 24 <= model.config["landmark_ref_h"][0] <= 8.5 * 24
 
 
 def test_model_roundtrip_npz_json_no_pickle(model, running, lake_local):

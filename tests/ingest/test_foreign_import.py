@@ -115,3 +115,42 @@ def test_import_foreign_plant_with_tag_map_and_unit_conversion(lake: Lake, tmp_p
     assert _read(lake, "historian_readings").height == exp["historian_rows"]
     assert _read(lake, "lims_results").height == exp["assays"]
     assert _read(lake, "_quarantine").height == q.height
+
+
+def _empty_export(fmt: str) -> bytes:
+    if fmt == "csv":
+        return b"timestamp,tag,value,unit\n"
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    schema = pa.schema([("timestamp", pa.string()), ("tag", pa.string()), ("value", pa.float64())])
+    pq.write_table(schema.empty_table(), buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_historian_export_without_rows_ingests_nothing_and_does_not_crash(lake_local: Lake, fmt: str):
+    """A header-only export (a quiet night, a filter that matched nothing) is a valid file with
+    zero rows. It used to end the whole run with a Rust panic in the DST handling (polars'
+    ``replace_time_zone`` with an expression ``ambiguous`` over zero rows), found by fuzzing."""
+    import lakehouse.ingest.foreign  # noqa: F401 - registers the importer's kinds
+    from lakehouse.ingest.readers import SourceFile
+    from lakehouse.ingest.writer import ingest_files
+
+    data = _empty_export(fmt)
+    rel = f"import/historian/empty.{fmt}"
+    f = SourceFile(
+        uri=lake_local.uri("landing", rel),
+        rel_path=rel,
+        size=len(data),
+        kind="import_historian",
+        meta={"format": fmt},
+        data=data,
+        fingerprint=f"empty-{fmt}",
+    )
+    report = ingest_files(lake_local, [f], run_id=f"empty-{fmt}", namespace="test", skip_logged=False)
+    assert report.files_ingested == 1 and not report.files_rejected
+    assert report.rows_read["historian_readings"] == 0 and report.rows_quarantined["historian_readings"] == 0

@@ -7,40 +7,57 @@ This is what `make run` does on the embedded default, on a smaller site and on S
 from __future__ import annotations
 
 import json
-import re
 
 import dagster as dg
 import polars as pl
 import pytest
+import yaml
 
-from orchestration.run import failed_steps
-from orchestration.summary import CAPABILITIES, planned_checks, print_summary
-from tests.support.main_site import SITE
+from assets.resources import LakeResource, SiteResource
+from ml.envelope import DEFAULT_ENVELOPE_CONFIG, ENVELOPE_ENV
+from orchestration.build import build_defs
+from orchestration.run import GATE_SUFFIX, failed_steps, run_full_pipeline
+from orchestration.settings import Settings, site_partition_range
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
+
+SITE = SiteResource(source="twin", start_date="2026-03-01", days=64, bioreactors=3, interval_s=300.0, seed=3)
+
+
+@pytest.fixture(scope="module")
+def main_run(s3_server, tmp_path_factory):
+    prefix = "main-job"
+    warehouse = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
+    # this small site holds out 2 batches per model; the default envelope's evidence floor is 3
+    # (the default `make run` site holds out 5): the test lowers the floor, the gate still applies it
+    envelope = yaml.safe_load(DEFAULT_ENVELOPE_CONFIG.read_text())
+    envelope["evidence"] |= {"min_heldout_batches": 2, "min_heldout_rows": 2}
+    envelope_path = warehouse.with_name("envelope.yaml")
+    envelope_path.write_text(yaml.safe_dump(envelope))
+    mp = pytest.MonkeyPatch()
+    mp.setenv(ENVELOPE_ENV, str(envelope_path))
+    lake_res = LakeResource(
+        root_uri=s3_server.uri(prefix),
+        s3_endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        duckdb_path=str(warehouse),
+    )
+    defs = build_defs(Settings(lake=lake_res, site=SITE))
+    start, end = site_partition_range(SITE)
+    result = run_full_pipeline(defs, dg.DagsterInstance.ephemeral(), start, end, log_level="WARNING")
+    yield defs, result, lake_res.get_lake()
+    mp.undo()
 
 
 def _delta(lake, *parts) -> pl.DataFrame:
     return pl.from_arrow(lake.read_delta(lake.uri(*parts)))
 
 
-def test_the_run_succeeds_whatever_the_gates_decide(main_run):
+def test_only_promotion_gates_may_fail(main_run):
     _, result, _ = main_run
-    # a rejected candidate is a check result (WARN) with its reason, never a failed step
-    assert failed_steps(result) == set()
-    assert result.success
-    gates = [
-        e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == "promotion_gate"
-    ]
-    assert len(gates) == 5  # titer, three harvest CQAs, PdM
-    for ev in gates:
-        reason = ev.metadata["reason"].value
-        assert re.match(r"(RMSE|PR-AUC) \d[\d.e+-]* vs baseline \d", reason), reason
-        assert ev.passed == reason.endswith(("beats baseline (no champion)", "beats champion and baseline")), reason
-        if not ev.passed:
-            assert ev.severity == dg.AssetCheckSeverity.WARN
+    broken = {s for s in failed_steps(result) if not s.endswith(GATE_SUFFIX)}
+    assert broken == set()
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     for key in (
         "landing/site",
@@ -96,25 +113,33 @@ def test_gold_model_and_scores_trace_back(main_run):
     assert metrics  # metrics recorded with the model
 
 
-def test_summary_gives_gates_checks_not_run_and_capabilities(main_run, capsys):
-    defs, result, _ = main_run
-    print_summary(defs, result, 1.0)
-    out = capsys.readouterr().out
-    evaluated = {
-        e.event_specific_data.asset_check_key
+def test_champions_are_in_mlflow_with_a_validation_report_each(main_run):
+    from lakehouse.audit import AuditLog
+    from ml.registry import ModelRegistry
+
+    _, result, lake = main_run
+    reg = ModelRegistry(lake)
+    view = _delta(lake, "registry", "models")  # the Delta view agrees with MLflow's registry
+    assert sorted(zip(view["model_name"], view["version"], view["status"])) == sorted(
+        zip(*reg.table().select("model_name", "version", "status").to_dict(as_series=False).values())
+    )
+    champions = view.filter(pl.col("status") == "champion")
+    assert "titer_softsensor" in champions["model_name"].to_list()
+    fs = lake.filesystem()
+    for r in champions.iter_rows(named=True):
+        assert int(reg.client.get_model_version_by_alias(r["model_name"], "champion").version) == r["version"]
+        pdf = fs.cat(lake.fs_path(lake.uri("reports", "models", r["model_name"], f"v{r['version']}.pdf")))
+        assert pdf[:5] == b"%PDF-"
+    reported = {
+        e.event_specific_data.materialization.asset_key.path[-1]: e.event_specific_data.materialization.metadata
         for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+        and e.event_specific_data.materialization.asset_key.path[:2] == ["reports", "models"]
     }
-    planned = planned_checks(defs, result)
-    assert evaluated and evaluated <= planned
-    not_run = planned - evaluated
-    assert f"{len(not_run)} did not run" in out
-    for key in not_run:
-        assert f"DID NOT RUN: {key.asset_key.to_user_string()} / {key.name}" in out
-    gates = out.split("Promotion gates:")[1].split("Asset checks:")[0]
-    assert gates.count(" vs baseline ") == 5
-    caps = out.split("Capabilities (headline figure vs its baseline):")[1]
-    for label in dict.fromkeys(c.label for c in CAPABILITIES):
-        assert f"  {label}:" in caps, label
-    assert re.search(r"PdM: +PR-AUC \d\S* vs baseline \d\S* \((beats|DOES NOT beat) it\)", caps)
-    assert re.search(r"soft sensor: +titer RMSE \d\S* vs baseline \d\S* \(beats it\)", caps)
+    for name in champions["model_name"]:  # one report asset per model with a champion
+        assert reported[name]["n_reports"].value >= 1, name
+    promotions = [e for e in AuditLog(lake).entries() if e.action == "promotion"]
+    assert {e.subject for e in promotions} >= {
+        f"model:{n}:{v}" for n, v in zip(champions["model_name"], champions["version"])
+    }
+    assert AuditLog(lake).verify().ok

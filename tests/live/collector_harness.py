@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lakehouse.live import collector
-from lakehouse.live.__main__ import main
+from lakehouse.live.cli import main
 
 CRASH_AFTER = os.environ.get("LIVE_CRASH_AFTER", "")
 _seen: dict[str, int] = {}

@@ -8,11 +8,12 @@ import time
 
 import numpy as np
 import polars as pl
+import pytest
 from asyncua import Client, ua
 from live_testutil import SIM_START, generated, served
 
 from twin.historian import TAG_NAMES, TAG_UNITS
-from twin.live.server import NAMESPACE_URI, PlantServerThread, SimClock, _TwinHistory, unece_unit_id
+from twin.live.server import NAMESPACE_URI, Injection, PlantServerThread, SimClock, _TwinHistory, unece_unit_id
 
 
 def test_server_serves_the_twin_readings(live_plan):
@@ -132,3 +133,36 @@ def test_history_read_pages_and_reads_backward(live_plan):
     )
     assert got.equals(truth.filter(pl.col("ts").is_between(got["ts"].min(), got["ts"].max())).select("ts", "value"))
     assert np.all(np.diff(got["ts"].dt.epoch("ms").to_numpy()) > 59_000)  # one reading per minute
+
+
+def test_injected_deviation_is_served_live_and_in_history(live_plan):
+    """An injected offset (ramped) changes exactly the readings after its start, in the
+    subscription and in HistoryRead alike; the published record cannot be rewritten."""
+    clock = SimClock.starting_now(SIM_START, speed=3600.0)
+    with PlantServerThread(live_plan, clock, port=0, history_window_s=3 * 86_400.0) as srv:
+        start_ms = clock.now_ms() + 1_800_000  # 30 simulated minutes ahead
+        inj = Injection("BR-101", "TEMP.PV", 3.0, start_ms, start_ms + 4 * 3_600_000, ramp_s=3600.0)
+        srv.inject(inj)
+        with pytest.raises(ValueError, match="never rewritten"):
+            srv.inject(Injection("BR-101", "TEMP.PV", 1.0, clock.now_ms() - 60_000))
+        with pytest.raises(ValueError, match="not served"):
+            srv.inject(Injection("BR-999", "TEMP.PV", 1.0, start_ms))
+        while clock.now_ms() < start_ms + 6 * 3_600_000:
+            time.sleep(0.2)
+        history = served(srv.endpoint, ["BR-101.TEMP.PV", "BR-101.TEMP.SP"])
+    truth = generated(live_plan, "BR-101", range(0, 4)).filter(
+        pl.col("tag").is_in(["BR-101.TEMP.PV", "BR-101.TEMP.SP"])
+    )
+    both = history.join(truth, on=["tag", "ts"], suffix="_twin")
+    assert both.height == history.height
+    diff = (both["value"] - both["value_twin"]).to_numpy()
+    ms = both["ts"].dt.epoch("ms").to_numpy()
+    pv = (both["tag"] == "BR-101.TEMP.PV").to_numpy()
+    expect = np.where(pv, inj.delta(ms), 0.0)
+    np.testing.assert_allclose(diff, expect, atol=1e-9)
+    assert diff[pv].max() == pytest.approx(3.0) and (diff[pv] > 0).sum() > 200  # ramped to the full offset
+    assert Injection.parse("BR-101.TEMP.PV:+2.5:3600:7200:600", 1_000) == Injection(
+        "BR-101", "TEMP.PV", 2.5, 3_601_000, 10_801_000, 600.0
+    )
+    with pytest.raises(ValueError, match="unknown tag suffix"):
+        Injection.parse("BR-101.NOPE:+1:0", 0)

@@ -9,6 +9,6 @@ second). :func:`serve` runs one until interrupted; ``python -m twin.live`` is it
 See ``docs/live.md``.
 """
 
-from twin.live.server import NAMESPACE_URI, PlantServer, PlantServerThread, SimClock, serve
+from twin.live.server import NAMESPACE_URI, Injection, PlantServer, PlantServerThread, SimClock, serve
 
-__all__ = ["NAMESPACE_URI", "PlantServer", "PlantServerThread", "SimClock", "serve"]
+__all__ = ["NAMESPACE_URI", "Injection", "PlantServer", "PlantServerThread", "SimClock", "serve"]

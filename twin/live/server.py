@@ -15,11 +15,18 @@ Address space (namespace :data:`NAMESPACE_URI`)::
           BR-101.Batch.Operation  String  e.g. "Cell Culture"
           BR-101.Batch.Phase      String  Prepare, Inoculate, Batch, Fed-Batch, Production,
                                           Harvest, Drain (aborted batch) or Idle
+          BR-101.Batch.CultureStart DateTime inoculation time of the current batch (epoch: none)
+          BR-101.Batch.Recipe     String  the batch's control-recipe setpoints as JSON ("{}": none)
 
 A tag value is published as a DataValue with the historian's value, a status mapped from the
 historian quality (:data:`QUALITY_STATUS`) and SourceTimestamp = the simulated reading time.
 The twin replays a historian record, so a Bad reading keeps the value the historian stored (a
 frozen sensor); a spec-strict server would send it without a value (see docs/live.md).
+
+Deviations: :meth:`PlantServer.inject` adds an :class:`Injection` (an offset on one tag from a
+simulated time on, e.g. a temperature-control fault on ``TEMP.PV``) to what is published AND to
+what HistoryRead serves — only readings not yet published can change, so the record a client
+has seen stays the record.
 
 Time: :class:`SimClock` (simulated = start + speed × (wall − anchor)). The publisher advances
 ``published_until`` to the simulated now every ``tick_s`` and writes every reading of
@@ -33,6 +40,7 @@ never misses a reading (it may see one twice; a collector de-duplicates by times
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -57,6 +65,8 @@ NAMESPACE_URI = "urn:bioprocess-lakehouse:twin"
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 DAY_MS = 86_400_000
 # historian quality -> OPC UA status code (severity bits: 00 Good, 01 Uncertain, 10 Bad)
+#: MES context variables under ``<unit>.Batch`` (CultureStart is a DateTime, the others strings)
+BATCH_NODES: tuple[str, ...] = ("Id", "Operation", "Phase", "CultureStart", "Recipe")
 QUALITY_STATUS: dict[int, int] = {192: ua.StatusCodes.Good, 64: ua.StatusCodes.Uncertain, 0: ua.StatusCodes.Bad}
 _STATUS = {q: ua.StatusCode(code) for q, code in QUALITY_STATUS.items()}
 # historian unit -> UNECE Rec. 20 common code (OPC UA Part 8 EUInformation); units without a
@@ -138,6 +148,47 @@ class SimClock:
         return self.wall_anchor + (sim_ms - self.sim_start_ms) / 1000.0 / self.speed
 
 
+@dataclass(frozen=True)
+class Injection:
+    """A deviation injected into the served record: ``offset`` added to tag ``unit.suffix`` for
+    readings with ``start_ms <= ts < end_ms`` (simulated ms since the epoch), ramped in linearly
+    over ``ramp_s`` simulated seconds (a control fault drifts away, it does not jump).
+
+    Only the served signal changes (the twin's culture does not react): enough for monitoring and
+    for the live mirror, which replays the measured temperature and feed.
+    """
+
+    unit: str
+    suffix: str
+    offset: float
+    start_ms: int
+    end_ms: int = 2**62
+    ramp_s: float = 0.0
+
+    def delta(self, ts_ms: np.ndarray) -> np.ndarray:
+        """The offset at each reading time (0 outside the window)."""
+        t = ts_ms.astype(np.float64)
+        inside = (t >= self.start_ms) & (t < self.end_ms)
+        frac = np.ones_like(t) if self.ramp_s <= 0 else np.clip((t - self.start_ms) / (self.ramp_s * 1000.0), 0, 1)
+        return np.where(inside, self.offset * frac, 0.0)
+
+    @classmethod
+    def parse(cls, text: str, sim_start_ms: int) -> Injection:
+        """``UNIT.SUFFIX:OFFSET:AFTER_S[:DURATION_S[:RAMP_S]]`` (seconds of simulated time after
+        ``sim_start_ms``), e.g. ``BR-101.TEMP.PV:+2.5:7200:86400:3600``."""
+        parts = text.split(":")
+        if len(parts) < 3 or "." not in parts[0]:
+            raise ValueError(f"--inject {text!r}: expected UNIT.SUFFIX:OFFSET:AFTER_S[:DURATION_S[:RAMP_S]]")
+        unit, suffix = parts[0].split(".", 1)
+        if suffix not in TAG_NAMES:
+            raise ValueError(f"--inject {text!r}: unknown tag suffix {suffix!r} (known: {', '.join(TAG_NAMES)})")
+        after = float(parts[2])
+        start = sim_start_ms + int(after * 1000)
+        end = start + int(float(parts[3]) * 1000) if len(parts) > 3 and parts[3] else 2**62
+        ramp = float(parts[4]) if len(parts) > 4 else 0.0
+        return cls(unit, suffix, float(parts[1]), start, end, ramp)
+
+
 class _Days:
     """Per-unit historian day arrays of a plan, generated on demand (in a worker thread)."""
 
@@ -147,6 +198,7 @@ class _Days:
         self.n_days = int(plan.cfg.days)
         self._cache: dict[tuple[str, int], tuple[np.ndarray, DayReadings]] = {}
         self._lock = threading.Lock()
+        self.injections: list[Injection] = []
 
     def day_of(self, ms: int) -> int:
         return (int(ms) - self.t0_ms) // DAY_MS
@@ -158,9 +210,22 @@ class _Days:
             hit = self._cache.get(key)
             if hit is None:
                 r = self.plan.unit_day(unit, day)
-                hit = (r.ts.astype("datetime64[ms]").astype(np.int64), r)
+                ts = r.ts.astype("datetime64[ms]").astype(np.int64)
+                mine = [inj for inj in self.injections if inj.unit == unit]
+                if mine:
+                    r = dataclasses.replace(r, values=r.values.copy())
+                    for inj in mine:
+                        r.values[:, TAG_NAMES.index(inj.suffix)] += inj.delta(ts)
+                hit = (ts, r)
                 self._cache[key] = hit
         return hit
+
+    def add_injection(self, inj: Injection) -> None:
+        """Apply ``inj`` from now on (cached days of its unit are regenerated)."""
+        with self._lock:
+            self.injections.append(inj)
+            for key in [k for k in self._cache if k[0] == inj.unit]:
+                del self._cache[key]
 
     def evict_before(self, day: int) -> None:
         with self._lock:
@@ -301,7 +366,7 @@ class PlantServer:
         self.tag_index: dict[ua.NodeId, tuple[str, int]] = {}
         self._server: Server | None = None
         self._attvals: dict[str, list[Any]] = {}
-        self._batch_nodes: dict[str, tuple[ua.NodeId, ua.NodeId, ua.NodeId]] = {}
+        self._batch_nodes: dict[str, tuple[ua.NodeId, ...]] = {}
         self._batch_state: dict[str, tuple[str, str, str]] = {}
         self._plant_nodes: dict[str, ua.NodeId] = {}
         self._task: asyncio.Task | None = None
@@ -406,12 +471,14 @@ class PlantServer:
             self._attvals[unit] = attvals
             batch = await obj.add_object(ua.NodeId(f"{unit}.Batch", ns), ua.QualifiedName("Batch", ns))
             ids = []
-            for name in ("Id", "Operation", "Phase"):
+            for name in BATCH_NODES:
+                vtype = ua.VariantType.DateTime if name == "CultureStart" else ua.VariantType.String
+                initial_value = ua.get_win_epoch() if name == "CultureStart" else ""
                 node = await batch.add_variable(
-                    ua.NodeId(f"{unit}.Batch.{name}", ns), ua.QualifiedName(name, ns), "", ua.VariantType.String
+                    ua.NodeId(f"{unit}.Batch.{name}", ns), ua.QualifiedName(name, ns), initial_value, vtype
                 )
                 ids.append(node.nodeid)
-            self._batch_nodes[unit] = (ids[0], ids[1], ids[2])
+            self._batch_nodes[unit] = tuple(ids)
         await self._update_context(server)
 
     def _last_values(self, at_ms: int) -> dict[str, list[tuple[float, int, dt.datetime | None]]]:
@@ -430,6 +497,42 @@ class PlantServer:
                 d -= 1
             out[unit] = vals
         return out
+
+    def _culture_of(self, batch_id: str) -> tuple[dt.datetime, str]:
+        """(inoculation time, control-recipe setpoints as JSON) of a batch; (epoch, "{}") for none."""
+        for b in self.plan.batches:
+            if batch_id and b.batch_id == batch_id:
+                recipe = {**b.recipe.setpoints(), "duration_days": float(b.recipe.duration_days)}
+                return ms_to_datetime(self.site_start_ms + int(round(b.inoc * 3_600_000))), json.dumps(recipe)
+        return ua.get_win_epoch(), "{}"
+
+    # ------------------------------------------------------------------ deviations
+    def inject(self, injection: Injection) -> None:
+        """Serve ``injection`` from its start on (see :class:`Injection`).
+
+        Raises
+        ------
+        ValueError
+            When it would change a reading already published (start at or before
+            ``published_until``) or names a unit or tag the server does not serve.
+        """
+        if injection.unit not in self.units:
+            raise ValueError(f"inject: unit {injection.unit!r} is not served (units: {', '.join(self.units)})")
+        if injection.suffix not in TAG_NAMES:
+            raise ValueError(f"inject: unknown tag suffix {injection.suffix!r}")
+        if injection.start_ms <= max(self.published_ms, min(self.clock.now_ms(), self.site_end_ms)):
+            raise ValueError(
+                f"inject: start {ms_to_datetime(injection.start_ms).isoformat()} is not after the published "
+                f"record ({ms_to_datetime(self.published_ms).isoformat()}): history is never rewritten"
+            )
+        self.days.add_injection(injection)
+        log.warning(
+            "deviation injected: %s.%s %+g from %s",
+            injection.unit,
+            injection.suffix,
+            injection.offset,
+            ms_to_datetime(injection.start_ms).isoformat(),
+        )
 
     # ------------------------------------------------------------------ publishing
     async def _publish_loop(self) -> None:
@@ -498,11 +601,13 @@ class PlantServer:
             state = self.plan.batch_state(unit, t_h)
             if state != self._batch_state.get(unit):
                 self._batch_state[unit] = state
-                for nodeid, value in zip(self._batch_nodes[unit], state):
+                start, recipe = self._culture_of(state[0])
+                for nodeid, value in zip(self._batch_nodes[unit], (*state, start, recipe)):
+                    vtype = ua.VariantType.DateTime if isinstance(value, dt.datetime) else ua.VariantType.String
                     await server.write_attribute_value(
                         nodeid,
                         ua.DataValue(
-                            ua.Variant(value, ua.VariantType.String),
+                            ua.Variant(value, vtype),
                             SourceTimestamp=src,
                             ServerTimestamp=dt.datetime.now(dt.UTC),
                         ),
@@ -575,6 +680,14 @@ class PlantServerThread:
         """Run ``coro_fn(*args)`` on the server's loop and return its result."""
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro_fn(*args), self._loop).result(timeout)
+
+    def inject(self, injection: Injection, timeout: float = 30.0) -> None:
+        """:meth:`PlantServer.inject` on the server's loop."""
+
+        async def do() -> None:
+            self.server.inject(injection)
+
+        self.call(do, timeout=timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server and join its thread."""
@@ -652,8 +765,12 @@ def serve(
     wall_anchor: float | None = None,
     log_every_s: float = 10.0,
     stop: threading.Event | None = None,
+    injections: Sequence[str] = (),
 ) -> None:
     """Serve a twin site over OPC UA until SIGINT/SIGTERM (or ``stop`` is set).
+
+    ``injections``: deviations as ``UNIT.SUFFIX:OFFSET:AFTER_S[:DURATION_S[:RAMP_S]]``
+    (:meth:`Injection.parse`; seconds of simulated time after the simulated start).
 
     Prints one JSON line ``{"event": "listening", "endpoint": ...}`` when ready, then a progress
     line every ``log_every_s`` seconds. ``wall_anchor`` (epoch seconds at which simulated time was
@@ -666,13 +783,10 @@ def serve(
     if wall_anchor is not None:
         clock = SimClock(clock.sim_start_ms, float(wall_anchor), clock.speed)
     log.info("planned %d units x %d days in %.1f s", units, cfg.days, time.perf_counter() - t)
-    asyncio.run(
-        _serve(
-            PlantServer(plan, clock, host=host, port=port, history_window_s=history_window_s, tick_s=tick_s),
-            log_every_s,
-            stop,
-        )
-    )
+    server = PlantServer(plan, clock, host=host, port=port, history_window_s=history_window_s, tick_s=tick_s)
+    for text in injections:
+        server.inject(Injection.parse(text, clock.sim_start_ms))
+    asyncio.run(_serve(server, log_every_s, stop))
 
 
 async def _serve(server: PlantServer, log_every_s: float, stop: threading.Event | None) -> None:
