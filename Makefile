@@ -36,7 +36,7 @@ lint: venv
 
 ## Dagster UI on http://127.0.0.1:3000
 ui: venv
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(PY) -m orchestration.ui --host 127.0.0.1 --port 3000
 
 ## The DuckDB command-line client on the warehouse, read-only, Delta/S3 extensions loaded offline
 sql: venv

@@ -12,7 +12,8 @@ audit           show / verify the hash-chained audit trail           :class:`lak
 plant serve     the twin's plant over OPC UA (accelerated clock)     :func:`twin.live.cli.serve_command`
 plant collect   long-lived OPC UA collector into bronze              :func:`lakehouse.live.cli.collect_command`
 approve         sign a model version awaiting approval               :func:`ml.approvals.approve`
-report          model validation report (HTML + PDF)                 :func:`ml.validation_report.write_model_report`
+report model    model validation report (HTML + PDF)                 :func:`ml.validation_report.write_model_report`
+report batch    batch report(s) as HTML + PDF from the lake's tables :func:`lakehouse.reports.batch.write_batch_reports`
 =============== ==================================================== ================================
 
 Errors a user can act on (disk full, permission denied, unreachable endpoint, invalid
@@ -278,7 +279,7 @@ def plant(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- approve / report model
 APPROVE_HELP = "sign a model version awaiting approval (identity: $LAKEHOUSE_IDENTITY or the OS user)"
-REPORT_HELP = "write the validation report (HTML + PDF) of a model version into the lake"
+REPORT_HELP = "write a report (HTML + PDF): a model version's validation report, or batch reports"
 
 
 def _lake_option(p: argparse.ArgumentParser) -> None:
@@ -318,20 +319,56 @@ def approve(args: argparse.Namespace) -> int:
 
 
 def add_report_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``lakehouse report model``."""
-    p.add_argument("kind", choices=["model"], help="model: the validation report of a model version")
-    p.add_argument("name", help="model name")
-    p.add_argument("version", type=int, help="model version")
-    _lake_option(p)
+    """Options of ``lakehouse report model|batch``."""
+    sub = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    model = sub.add_parser("model", help="the validation report of a model version")
+    model.add_argument("name", help="model name")
+    model.add_argument("version", type=int, help="model version")
+    _lake_option(model)
+    model.set_defaults(_report=report_model)
+    batch = sub.add_parser("batch", help="batch reports from the gold, golden and score tables (docs/reports.md)")
+    batch.add_argument("batch_ids", nargs="*", metavar="BATCH_ID", help="batch id(s); none with --all")
+    batch.add_argument("--all", action="store_true", help="every batch of gold/dim_batches")
+    _lake_option(batch)
+    batch.add_argument("--out", default=None, help="local folder for the files (default: reports/batch/ in the lake)")
+    batch.set_defaults(_report=report_batch)
 
 
 def report(args: argparse.Namespace) -> int:
+    """``lakehouse report model NAME VERSION`` or ``lakehouse report batch BATCH_ID ...``."""
+    return int(args._report(args) or 0)
+
+
+def report_model(args: argparse.Namespace) -> int:
     """``lakehouse report model NAME VERSION``: writes the HTML and PDF, prints their paths."""
     from ml.validation_report import write_model_report
 
     print(f"building the validation report of {args.name} v{args.version} ...", file=sys.stderr)
     files = write_model_report(open_lake(args.lake), args.name, args.version)
     print(json.dumps(files, indent=2))
+    return 0
+
+
+def report_batch(args: argparse.Namespace) -> int:
+    """``lakehouse report batch BATCH_ID ...``: one progress line per report, the paths last."""
+    from lakehouse.reports.batch import write_batch_reports
+
+    if not args.batch_ids and not args.all:
+        print("lakehouse report: give BATCH_ID(s) or --all", file=sys.stderr)
+        return 2
+
+    def progress(i: int, n: int, batch_id: str) -> None:
+        print(f"[{i}/{n}] {batch_id}", flush=True)
+
+    try:
+        files = write_batch_reports(
+            open_lake(args.lake), None if args.all else args.batch_ids, out_dir=args.out, progress=progress
+        )
+    except KeyError as exc:
+        print(f"lakehouse report: {exc.args[0]}", file=sys.stderr)
+        return 2
+    for batch_id, f in files.items():
+        print(f"{batch_id}: {f.html_uri}  {f.pdf_uri}")
     return 0
 
 

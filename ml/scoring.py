@@ -18,6 +18,9 @@ from ml.softsensor import estimator_contributions, predict_rows
 from ml.train import matrix, predict
 
 UTC_US = pl.Datetime("us", "UTC")
+# physical lower bound of a regression target and its interval: assays (titer g/L, glycan and
+# aggregate % shares) are never negative
+PHYSICAL_MIN = 0.0
 
 
 def predict_frame(booster: xgb.Booster, meta: dict, df: pl.DataFrame, *, explain: str = "exact") -> pl.DataFrame:
@@ -34,9 +37,10 @@ def predict_frame(booster: xgb.Booster, meta: dict, df: pl.DataFrame, *, explain
         g = meta.get("interval_group")
         groups = df[g].to_numpy() if g and g in df.columns else None
         hw = interval_halfwidth(meta["conformal"], groups, n)
+        pred = np.maximum(pred.astype(float), PHYSICAL_MIN)
         cols: dict[str, object] = {
-            "prediction": pred.astype(float),
-            "pi_lower": np.where(open_, pred - hw, np.nan),
+            "prediction": pred,
+            "pi_lower": np.where(open_, np.maximum(pred - hw, PHYSICAL_MIN), np.nan),
             "pi_upper": np.where(open_, pred + hw, np.nan),
             "gated": ~open_,
         }

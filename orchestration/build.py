@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import features, golden, ingest, landing, live, model_reports, models, scoring, transform
+from assets import features, golden, ingest, landing, live, model_reports, models, reports, scoring, transform
 from assets import twin as twin_assets
 from assets.transform.dbt_models import dbt_cli_resource
 from ml.plant import softsensor_config
@@ -18,7 +18,7 @@ PLANT_JOB = "plant_pipeline"
 # `lakehouse train` with the plant's config. With a bundle (`lakehouse run --plant`,
 # LakeResource.plant) the models, scoring and golden-batch groups run too, on the bundle's
 # softsensor / golden / pdm yamls; only the twin's own experiments stay out.
-TWIN_TRAINED_GROUPS = ("models", "scoring", "golden_batch", "twin")
+TWIN_TRAINED_GROUPS = ("models", "scoring", "golden_batch", "twin", "reports")  # reports read those scores
 TWIN_ONLY_GROUPS = ("twin",)
 
 
@@ -49,7 +49,10 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions.merge(
         landing.defs,
         # the historian's daily partitions start where the site's data starts
-        ingest.build_ingest_defs(historian_start_date=settings.site.start_date),
+        # the historian's daily partitions end where the simulated site's data ends
+        ingest.build_ingest_defs(
+            historian_start_date=settings.site.start_date, historian_end_date=settings.partition_end_exclusive()
+        ),
         transform.build_defs(),
         features.defs,
         models.build_defs(softsensor),
@@ -57,6 +60,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
         model_reports.build_defs(softsensor),
         golden.defs,
         twin_assets.defs,
+        reports.defs,
         live.defs,
         dg.Definitions(
             jobs=[full_pipeline, plant_pipeline],

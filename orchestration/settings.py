@@ -112,6 +112,14 @@ class Settings:
         """First and last daily partition key covered by the site's data."""
         return site_partition_range(self.site)
 
+    def partition_end_exclusive(self) -> str | None:
+        """The day after the simulated site's last day (its data ends there); ``None`` for an
+        external plant, whose historian keeps exporting (partitions run to today)."""
+        if self.site.source != "twin":
+            return None
+        last = dt.date.fromisoformat(self.partition_range()[1])
+        return (last + dt.timedelta(days=1)).isoformat()
+
 
 def _lake_resource(env: Mapping[str, str], lake_root: str | None = None, plant: str | None = None) -> LakeResource:
     kwargs: dict = {"root_uri": str(DEFAULT_LAKE_ROOT)}

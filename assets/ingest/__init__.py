@@ -30,9 +30,14 @@ LANDING_SYSTEMS = ["historian", "lims", "mes", "chromatography", "filtration", "
 IMPORT_ONLY_TABLES = {"mes_deviations": "Deviations QA recorded against batches (a plant's deviation list)."}
 
 
-def build_ingest_defs(historian_start_date: str | None = None, landing_deps=DEFAULT_LANDING_DEPS) -> dg.Definitions:
-    """Assets, checks, jobs, schedule and sensor of bronze ingestion (no resources)."""
-    partitions = historian_partitions(historian_start_date)
+def build_ingest_defs(
+    historian_start_date: str | None = None,
+    landing_deps=DEFAULT_LANDING_DEPS,
+    historian_end_date: str | None = None,
+) -> dg.Definitions:
+    """Assets, checks, jobs, schedule and sensor of bronze ingestion (no resources); the
+    historian's daily partitions end at ``historian_end_date`` (exclusive; default: today)."""
+    partitions = historian_partitions(historian_start_date, historian_end_date)
     historian = build_historian_asset(partitions, landing_deps)
     systems = [build_system_asset(s, landing_deps) for s in UNPARTITIONED_SYSTEMS]
     ingest_assets = [historian, *systems]

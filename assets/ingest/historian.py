@@ -20,10 +20,13 @@ DEFAULT_START_DATE = SiteConfig().start  # the site defaults live in twin.site.S
 TABLE = "historian_readings"
 
 
-def historian_partitions(start_date: str | None = None) -> dg.DailyPartitionsDefinition:
-    """UTC days from ``start_date`` (default: the site's default start date) up to and including
-    today."""
+def historian_partitions(start_date: str | None = None, end_date: str | None = None) -> dg.DailyPartitionsDefinition:
+    """UTC days from ``start_date`` (default: the site's default start date) up to ``end_date``
+    (exclusive: where the data ends, e.g. a simulated site's last day + 1) or, without it, up to
+    and including today (a plant whose historian keeps exporting)."""
     start = start_date or DEFAULT_START_DATE
+    if end_date:
+        return dg.DailyPartitionsDefinition(start_date=start, end_date=end_date, timezone="UTC")
     return dg.DailyPartitionsDefinition(start_date=start, timezone="UTC", end_offset=1)
 
 

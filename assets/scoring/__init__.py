@@ -22,6 +22,32 @@ def _pipeline():
     return pipeline
 
 
+def _no_champion(lake: LakeResource, names: list[str]) -> dg.MaterializeResult | None:
+    """The materialization of a score asset none of whose ``names`` has a champion (the promotion
+    gate rejected every candidate): nothing is scored, the table stays as it was; else None."""
+    from ml.registry import ModelRegistry
+
+    reg = ModelRegistry(lake.get_lake())
+    if any(reg.champion(n) is not None for n in names):
+        return None
+    return dg.MaterializeResult(
+        metadata={
+            "scored": False,
+            "reason": f"no champion in service for {', '.join(names)} (promotion gate rejected the candidate): "
+            "nothing scored, the table is unchanged",
+        }
+    )
+
+
+def _missing(context, lake: LakeResource, name: str) -> bool:
+    """True (and logged: the check is skipped) when ``scores/<name>`` does not exist: no champion has scored."""
+    lk = lake.get_lake()
+    if lk.delta_exists(lk.uri("scores", name)):
+        return False
+    context.log.warning(f"scores/{name} does not exist (no champion in service): nothing to check")
+    return True
+
+
 def _score_metadata(df, version: int) -> dict:
     versions = df.select("model_name", "model_version").unique().to_dicts() if df.height else []
     return {
@@ -42,6 +68,8 @@ def _score_assets(titer: str, harvest: dict[str, str]):
         description="Titer soft-sensor trajectory for every batch step (and at every sample time) by the champion.",
     )
     def scores_titer(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
+        if (skipped := _no_champion(lake, [config.softsensor(lake.get_plant()).titer.name])) is not None:
+            return skipped
         df, version = _pipeline().score_titer_table(
             lake.get_lake(), config.softsensor(lake.get_plant()), explain=config.explain
         )
@@ -57,6 +85,10 @@ def _score_assets(titer: str, harvest: dict[str, str]):
     def scores_harvest_cqa(
         context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig
     ) -> dg.MaterializeResult:
+        cfg = config.softsensor(lake.get_plant())
+        names = [f"{cfg.harvest.name_prefix}{t}" for t in cfg.harvest.targets]
+        if (skipped := _no_champion(lake, names)) is not None:
+            return skipped
         df, version = _pipeline().score_harvest_table(
             lake.get_lake(), config.softsensor(lake.get_plant()), explain=config.explain
         )
@@ -75,6 +107,8 @@ def _score_assets(titer: str, harvest: dict[str, str]):
 def scores_pdm(context: dg.AssetExecutionContext, lake: LakeResource, config: MLConfig) -> dg.MaterializeResult:
     import polars as pl
 
+    if (skipped := _no_champion(lake, [config.pdm(lake.get_plant()).model.name])) is not None:
+        return skipped
     df, version = _pipeline().score_pdm_table(lake.get_lake(), config.pdm(lake.get_plant()), explain=config.explain)
     md = _score_metadata(df, version)
     latest = df.filter(pl.col("date") == df["date"].max()) if df.height else df
@@ -88,6 +122,8 @@ def _traceable(context, lake: LakeResource, name: str):
 
     from ml.registry import ModelRegistry
 
+    if _missing(context, lake, name):
+        return
     lk = lake.get_lake()
     df = _pipeline().read_table(lk, "scores", name, columns=["model_name", "model_version"]).df
     if df.height == 0:  # nothing to trace: skipped, never passed
@@ -164,6 +200,8 @@ def titer_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource):
 
 @_check("titer", "verification", "Rolling error of the champion's predictions vs arrived titer results, and PSI drift.")
 def titer_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
+    if _missing(context, lake, "titer"):
+        return
     cfg = config.softsensor(lake.get_plant())
     yield from _verification(
         context, _in_service(lake, cfg.titer.name, _pipeline().verify_titer(lake.get_lake(), cfg)), "titer"
@@ -177,6 +215,8 @@ def harvest_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource
 
 @_check("harvest_cqa", "verification", "Rolling error vs arrived harvest assays, and PSI drift of the day-D features.")
 def harvest_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
+    if _missing(context, lake, "harvest_cqa"):
+        return
     yield from _verification(
         context, _pipeline().verify_harvest(lake.get_lake(), config.softsensor(lake.get_plant())), "harvest_cqa"
     )
@@ -189,6 +229,8 @@ def pdm_traceable(context: dg.AssetCheckExecutionContext, lake: LakeResource):
 
 @_check("pdm", "verification", "PSI drift of the last 30 days' inputs.")
 def pdm_verification(context: dg.AssetCheckExecutionContext, lake: LakeResource, config: MLConfig):
+    if _missing(context, lake, "pdm"):
+        return
     cfg = config.pdm(lake.get_plant())
     yield from _verification(
         context, _in_service(lake, cfg.model.name, _pipeline().verify_pdm(lake.get_lake(), cfg)), "pdm"

@@ -135,13 +135,22 @@ def _build(
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     missing = missing_bronze_tables(the_lake)
     if missing:
-        context.log.warning(f"bronze tables not in the lake yet, read as empty: {missing}")
+        from assets.ingest import IMPORT_ONLY_TABLES
+
+        # tables only a plant's own import writes (deviations) are absent on the twin: not news
+        expected = [t for t in missing if t in IMPORT_ONLY_TABLES]
+        unexpected = [t for t in missing if t not in IMPORT_ONLY_TABLES]
+        if unexpected:
+            context.log.warning(f"bronze tables not in the lake yet, read as empty: {unexpected}")
+        if expected:
+            context.log.info(f"bronze tables only a plant import writes, read as empty: {expected}")
     step = context.op_def.name
     args = list(extra_args or [])
     code = plant_model_code(Path(dbt_project().manifest_path), plant)
     reason = needs_full_refresh(warehouse, step, the_lake.root, code)
     if reason:
-        context.log.warning(f"{warehouse}: {reason}: dbt build --full-refresh from {the_lake.root}")
+        # expected on a first build or after a lake switch: information, not an alarm
+        context.log.info(f"{warehouse}: {reason}: dbt build --full-refresh from {the_lake.root}")
         args.append("--full-refresh")
     env = {**dbt_env(the_lake, warehouse, missing, plant), "LAKEHOUSE_ALIGNMENT_ENGINE": "duckdb", **(extra_env or {})}
     with patched_environ(env):

@@ -43,6 +43,9 @@ def test_every_prediction_row_carries_a_registered_model_version(lake, site, ss_
     contribs = json.loads(row["contributions_json"])
     assert row["top_signal"] in contribs and "_bias" in contribs
     assert row["pi_lower"] <= row["prediction"] <= row["pi_upper"]
+    # titer is never negative: predictions and interval lower bounds stop at 0 g/L
+    assert stored["prediction"].min() >= 0 and stored["pi_lower"].min() >= 0
+    assert (stored["pi_lower"] == 0).any()  # early culture: the interval reaches the physical bound
 
 
 def test_out_of_domain_input_is_flagged(gold_lake_local, ss_cfg, site):
