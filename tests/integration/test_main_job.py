@@ -11,43 +11,13 @@ import json
 import dagster as dg
 import polars as pl
 import pytest
-import yaml
 
-from assets.resources import LakeResource, SiteResource
-from ml.envelope import DEFAULT_ENVELOPE_CONFIG, ENVELOPE_ENV
-from orchestration.build import build_defs
-from orchestration.run import GATE_SUFFIX, failed_steps, run_full_pipeline
-from orchestration.settings import Settings, site_partition_range
+from orchestration.run import GATE_SUFFIX, failed_steps
+from tests.support.main_site import SITE
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
-SITE = SiteResource(source="twin", start_date="2026-03-01", days=64, bioreactors=3, interval_s=300.0, seed=3)
-
-
-@pytest.fixture(scope="module")
-def main_run(s3_server, tmp_path_factory):
-    prefix = "main-job"
-    warehouse = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
-    # this small site holds out 2 batches per model; the default envelope's evidence floor is 3
-    # (the default `make run` site holds out 5): the test lowers the floor, the gate still applies it
-    envelope = yaml.safe_load(DEFAULT_ENVELOPE_CONFIG.read_text())
-    envelope["evidence"] |= {"min_heldout_batches": 2, "min_heldout_rows": 2}
-    envelope_path = warehouse.with_name("envelope.yaml")
-    envelope_path.write_text(yaml.safe_dump(envelope))
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ENVELOPE_ENV, str(envelope_path))
-    lake_res = LakeResource(
-        root_uri=s3_server.uri(prefix),
-        s3_endpoint_url=s3_server.endpoint_url,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-        duckdb_path=str(warehouse),
-    )
-    defs = build_defs(Settings(lake=lake_res, site=SITE))
-    start, end = site_partition_range(SITE)
-    result = run_full_pipeline(defs, dg.DagsterInstance.ephemeral(), start, end, log_level="WARNING")
-    yield defs, result, lake_res.get_lake()
-    mp.undo()
+# the run is the folder's shared session run (tests/integration/conftest.py: ``main_run``)
 
 
 def _delta(lake, *parts) -> pl.DataFrame:
