@@ -30,9 +30,14 @@ UPSTREAM = [
         ["golden", "alarms"],
         ["scores", "titer"],
         ["scores", "harvest_cqa"],
-        ["scores", "pdm"],
     )
 ]
+# PdM is optional: a plant with too few failures skips it (features/equipment_health, models/pdm and
+# scores/pdm are then not materialized, and Dagster would skip every asset that depends on them).
+# The report reads scores/pdm when it exists and says why when it does not; it does not depend on it
+# but runs last among the ready steps (low priority), so within one in-process run it sees this
+# run's PdM scores.
+LAST = {"dagster/priority": "-10"}
 
 
 def _file_link(uri: str) -> str:
@@ -45,6 +50,7 @@ def _file_link(uri: str) -> str:
 @dg.asset(
     key=BATCH_REPORTS,
     deps=UPSTREAM,
+    op_tags=LAST,
     group_name=GROUP,
     kinds={"html", "pdf"},
     description="Batch report per batch (HTML + PDF): identity, recipe and genealogy; trajectories against the "
