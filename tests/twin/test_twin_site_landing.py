@@ -422,7 +422,17 @@ def test_cli_simulate_and_commands(tmp_path: Path, capsys, tree_digest):
 
     # every product subcommand is registered explicitly (no plugin discovery)
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"simulate", "export-plant", "import", "run", "train", "audit", "plant", "approve", "report"}
+    assert set(sub.choices) == {
+        "simulate",
+        "export-plant",
+        "import",
+        "run",
+        "train",
+        "audit",
+        "plant",
+        "approve",
+        "report",
+    }
     s3 = S3Settings.from_env({"AWS_ENDPOINT_URL": "http://h:1", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"})
     opts = Lake("s3://b/p", s3).fsspec_storage_options()
     assert opts == {
