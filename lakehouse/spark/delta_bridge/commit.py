@@ -32,6 +32,7 @@ With ``use_delta_spark_jars=True`` (a cluster that has delta-spark) the write is
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 import time
 import uuid
@@ -74,6 +75,9 @@ class WriteResult:
     num_files: int
     num_records: int
     paths: list[str]
+
+
+_log = logging.getLogger(__name__)
 
 
 def _sql_value(v: Any) -> str:
@@ -263,8 +267,8 @@ def _remove_write_files(fs, root: str, write_id: str) -> int:
                 try:
                     fs.rm(p)
                     removed += 1
-                except Exception:
-                    pass
-    except Exception:
-        pass
+                except Exception as exc:  # best effort: the write's own error is what is raised
+                    _log.warning("could not remove %s of failed write %s: %s", p, write_id, exc)
+    except Exception as exc:
+        _log.warning("could not list %s to remove the files of failed write %s: %s", root, write_id, exc)
     return removed
