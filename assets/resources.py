@@ -103,6 +103,14 @@ class SiteResource(dg.ConfigurableResource):
     days: int = Field(default=_SITE.days, description="days of twin data to simulate")
     bioreactors: int = Field(default=_SITE.bioreactors, description="number of twin bioreactors")
     interval_s: float = Field(default=_SITE.interval_s, description="twin historian logging interval, seconds")
+    full_resolution_days: int | None = Field(
+        default=_SITE.full_resolution_days,
+        description="the last days logged every interval_s; the days before every history_interval_s "
+        "(null: every day at interval_s)",
+    )
+    history_interval_s: float = Field(
+        default=_SITE.history_interval_s, description="twin historian interval before the full-resolution days"
+    )
     seed: int = Field(default=_SITE.seed)
 
     def site_config(self) -> SiteConfig:
@@ -112,6 +120,8 @@ class SiteResource(dg.ConfigurableResource):
             days=self.days,
             bioreactors=self.bioreactors,
             interval_s=self.interval_s,
+            full_resolution_days=self.full_resolution_days,
+            history_interval_s=self.history_interval_s,
             seed=self.seed,
         )
 

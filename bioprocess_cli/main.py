@@ -120,7 +120,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="twin (default): simulate the demo site; external: use the plant files already in "
         "the lake (landing/ exports or `lakehouse import`)",
     )
-    p.add_argument("--start-date", default=None, help="first UTC day of the site's data (default 2026-01-01)")
+    p.add_argument(
+        "--start-date",
+        default=None,
+        help="first UTC day of the site's data (default: twin.site.SiteConfig, 2025-07-01)",
+    )
     p.add_argument("--bioreactors", type=int, default=None, help="override the default site size")
     p.add_argument("--days", type=int, default=None, help="override the default site duration")
     p.add_argument(
@@ -361,8 +365,17 @@ def report_batch(args: argparse.Namespace) -> int:
         print(f"[{i}/{n}] {batch_id}", flush=True)
 
     try:
+        from lakehouse.plant import default_plant, load_plant
+        from orchestration.settings import PLANT_ENV
+
+        plant = os.environ.get(PLANT_ENV)
+        catalog = (load_plant(plant) if plant else default_plant()).catalog
         files = write_batch_reports(
-            open_lake(args.lake), None if args.all else args.batch_ids, out_dir=args.out, progress=progress
+            open_lake(args.lake),
+            None if args.all else args.batch_ids,
+            out_dir=args.out,
+            progress=progress,
+            units={s.name: s.unit for s in catalog.signals},
         )
     except KeyError as exc:
         print(f"lakehouse report: {exc.args[0]}", file=sys.stderr)
@@ -396,8 +409,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Library notices a first run should not alarm anyone with (they say nothing about the user's
+# data or setup): the beta status of Dagster's backfill policy, which the partitioned assets use
+# on purpose, and pyspark's notice about the pandas 3 it is imported next to (the Spark engine
+# exchanges data through Arrow, tests/spark).
+QUIET_WARNINGS: tuple[tuple[str, str], ...] = (
+    (r"Parameter `backfill_policy` .* is currently in beta", "dagster"),
+    (r"PySpark does not yet fully support pandas >= 3", "pyspark"),
+)
+
+
+def _quiet_library_notices() -> None:
+    import warnings
+
+    for message, module in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, module=module + r"(\..*)?")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lakehouse`` console script."""
+    _quiet_library_notices()
     args = build_parser().parse_args(argv)
     try:
         return int(args._handler(args) or 0)

@@ -247,8 +247,10 @@ class VerificationConfig:
     max_rmse_ratio: float = 2.0  # fail if rolling RMSE > ratio x held-out RMSE of the model
     max_rmse_abs: float | None = None  # or an absolute limit (target units)
     psi_limit: float = 0.25  # fail if any monitored feature has PSI above this ...
-    psi_null_quantile: float = 0.99  # ... and above this quantile of its batch-resampled null PSI
-    psi_null_draws: int = 500  # bootstrap draws of whole training batches for that null
+    # ... and above this quantile of its batch-resampled null PSI — a family-wise level over the
+    # monitored features (Bonferroni: each feature at 1 - (1 - q) / m; ml.verification)
+    psi_null_quantile: float = 0.99
+    psi_null_draws: int = 2000  # bootstrap draws of whole training batches (the per-feature quantile is far out)
     psi_bins: int = 10
     psi_recent_batches: int = 10  # compare the latest N batches to the training distribution
     psi_features: tuple[str, ...] = ()  # empty: every signal's current-value feature

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 from sklearn.covariance import LedoitWolf
 
 from ml.config import DomainConfig
@@ -181,6 +182,20 @@ def fit_psi_reference(
                 }
         ref[name] = entry
     return ref
+
+
+DRIFT_BLOCK_COL = "drift_block"  # the resampling unit of a PSI null when rows carry no batch id
+
+
+def equipment_week_blocks(df: pl.DataFrame, id_col: str = "equipment_id", date_col: str = "date") -> pl.Series:
+    """``"<equipment>/<week start>"`` per row: the resampling block of a PSI null for equipment-day
+    rows. An item's condition (wear, fouling) carries over from day to day, so single days are not
+    independent draws; whole equipment-weeks are (a moving-block bootstrap's blocks), as whole
+    batches are for batch data."""
+    week = pl.col(date_col).dt.truncate("1w").cast(pl.Utf8)
+    return df.select(
+        pl.concat_str([pl.col(id_col).cast(pl.Utf8), week], separator="/").alias(DRIFT_BLOCK_COL)
+    ).to_series()
 
 
 def batch_bin_counts(values: np.ndarray, groups: np.ndarray, edges: np.ndarray) -> np.ndarray:

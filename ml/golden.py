@@ -717,8 +717,10 @@ def plot_envelope(
     signals: Sequence[str] | None = None,
     axis: str = "culture_age_h",
     title: str | None = None,
+    units: Mapping[str, str] | None = None,
 ) -> bytes:
-    """PNG: golden median and bands per signal, with one batch overlaid (optional)."""
+    """PNG: golden median and bands per signal, with one batch overlaid (optional); each panel
+    titled with the signal and its unit (``units``: signal -> unit, e.g. the plant's catalog)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -745,11 +747,12 @@ def plot_envelope(
         if batch is not None and s in batch.signals and batch.axis == axis:
             j = batch.signals.index(s)
             ax.plot(batch.grid, batch.values[0, :, j], color="tab:red", lw=1.0, label=batch.batch_ids[0])
-        ax.set_title(s, fontsize=9)
+        unit = (units or {}).get(s)
+        ax.set_title(f"{s} ({unit})" if unit else s, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(signals) :]:
         ax.axis("off")
-    axes[0, 0].legend(fontsize=6, loc="best")
+    axes[0, 0].legend(fontsize=6, loc="upper left")  # not "best": its search over every point is slow
     fig.supxlabel("culture age (h)" if axis == "culture_age_h" else "maturity (%)", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)

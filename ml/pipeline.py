@@ -233,6 +233,16 @@ def lake_deviations(lake: Lake) -> pl.DataFrame | None:
     )
 
 
+def analyte_unit(lake: Lake, analyte: str) -> str | None:
+    """The unit the lab reports ``analyte`` in (``gold/fct_assay_results``; its most frequent one),
+    for axis labels; None when the lake has no result of it."""
+    if not lake.delta_exists(lake.uri("gold", "fct_assay_results")):
+        return None
+    a = read_table(lake, "gold", "fct_assay_results", columns=["analyte", "unit"]).df
+    units = a.filter(pl.col("analyte") == analyte)["unit"].drop_nulls()
+    return str(units.mode().sort()[0]) if units.len() else None
+
+
 def lake_conditions(lake: Lake, cfg: SoftSensorConfig) -> pl.DataFrame | None:
     """Normal / fault per batch (:func:`ml.batches.batch_conditions`) from ``gold/dim_batches`` and the
     recorded deviations; None when the lake has no ``dim_batches``."""

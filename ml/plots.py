@@ -21,8 +21,15 @@ def to_markdown(fig, alt: str = "plot") -> str:
     return f"![{alt}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
 
-def titer_trajectories(trajectories: pl.DataFrame, holdout: pl.DataFrame, max_batches: int = 4) -> str:
-    """Markdown plot: predicted titer trajectories with intervals against the assays of a few held-out batches."""
+def _label(name: str, unit: str | None) -> str:
+    return f"{name} ({unit})" if unit else name
+
+
+def titer_trajectories(
+    trajectories: pl.DataFrame, holdout: pl.DataFrame, max_batches: int = 4, unit: str | None = None
+) -> str:
+    """Markdown plot: predicted titer trajectories with intervals against the assays of a few
+    held-out batches (y axis in ``unit``)."""
     batches = (
         trajectories["batch_id"].unique(maintain_order=True).to_list()[:max_batches] if trajectories.height else []
     )
@@ -35,14 +42,14 @@ def titer_trajectories(trajectories: pl.DataFrame, holdout: pl.DataFrame, max_ba
         ax.scatter(h["culture_age_h"] / 24, h["y"], s=14, c="k", label="assay", zorder=3)
         ax.step(h["culture_age_h"] / 24, h["baseline"], where="post", lw=0.8, ls="--", label="carry-forward")
         ax.set_title(b, fontsize=8)
-        ax.set_xlabel("culture day")
-    axes[0][0].set_ylabel("titer")
+        ax.set_xlabel("culture age (d)")
+    axes[0][0].set_ylabel(_label("titer", unit))
     axes[0][0].legend(fontsize=6)
     return to_markdown(fig, "titer trajectories")
 
 
-def predicted_vs_actual(holdout: pl.DataFrame, target: str) -> str:
-    """Markdown plot: predicted against measured ``target`` on the held-out rows."""
+def predicted_vs_actual(holdout: pl.DataFrame, target: str, unit: str | None = None) -> str:
+    """Markdown plot: predicted against measured ``target`` (in ``unit``) on the held-out rows."""
     fig, ax = plt.subplots(figsize=(3.2, 3.0))
     y, p = holdout["y"].to_numpy(), holdout["pred"].to_numpy()
     ax.errorbar(
@@ -51,8 +58,8 @@ def predicted_vs_actual(holdout: pl.DataFrame, target: str) -> str:
     if len(y):
         lo, hi = float(np.nanmin([y.min(), p.min()])), float(np.nanmax([y.max(), p.max()]))
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    ax.set_xlabel(f"actual {target}")
-    ax.set_ylabel("predicted")
+    ax.set_xlabel(_label(f"measured {target}", unit))
+    ax.set_ylabel(_label(f"predicted {target}", unit))
     return to_markdown(fig, f"{target} predicted vs actual")
 
 

@@ -22,7 +22,7 @@ import xgboost as xgb
 from lakehouse.errors import InsufficientData
 from ml.batches import FAULT
 from ml.config import PdMConfig, SelectionConfig, SoftSensorConfig, XGBParams
-from ml.domain import fit_domain, fit_psi_reference
+from ml.domain import DRIFT_BLOCK_COL, equipment_week_blocks, fit_domain, fit_psi_reference
 from ml.evaluation import (
     alert_event_metrics,
     coverage,
@@ -684,9 +684,18 @@ def train_pdm(eq_features: pl.DataFrame, work_orders: pl.DataFrame, cfg: PdMConf
         "thresholds_by_type": thresholds,
         "baseline_rules": rules,
         "domain": fit_domain(Xtr, names, cfg.domain),
+        # the null resamples whole equipment-weeks (days of one item are not independent draws)
         "psi_reference": fit_psi_reference(
-            Xtr, names, [n for n in names if n in fc.all_signals], cfg.verification.psi_bins
+            Xtr,
+            names,
+            [n for n in names if n in fc.all_signals],
+            cfg.verification.psi_bins,
+            equipment_week_blocks(dev).to_numpy(),
+            window_batches=cfg.verification.psi_recent_batches,
+            null_draws=cfg.verification.psi_null_draws,
+            null_quantile=cfg.verification.psi_null_quantile,
         ),
+        "psi_group_col": DRIFT_BLOCK_COL,
         "split": {
             "validation_end": str(t_val_end),
             "test_start": str(test_period[0]),

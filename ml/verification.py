@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from ml.config import VerificationConfig
-from ml.domain import psi_by_feature, psi_null_quantile
+from ml.domain import equipment_week_blocks, psi_by_feature, psi_null_quantile
 from ml.evaluation import regression_metrics
 from ml.train import matrix
 
@@ -37,12 +37,19 @@ def drift(meta: dict, recent: pl.DataFrame) -> dict[str, float]:
     return psi_by_feature(meta["psi_reference"], matrix(recent, names), names)
 
 
-def _window_batches(recent: pl.DataFrame, name: str) -> int | None:
-    """Distinct batches with a value of ``name`` in the window (None: rows carry no batch id)."""
-    if "batch_id" not in recent.columns or name not in recent.columns:
+def _window_batches(recent: pl.DataFrame, name: str, group_col: str = "batch_id") -> int | None:
+    """Distinct batches (or the model's other resampling blocks, ``group_col``) with a value of
+    ``name`` in the window (None: rows carry no such id)."""
+    if group_col not in recent.columns or name not in recent.columns:
         return None
-    vals = recent.select(pl.col("batch_id"), pl.col(name).cast(pl.Float64))
-    return int(vals.filter(pl.col(name).is_finite())["batch_id"].n_unique())
+    vals = recent.select(pl.col(group_col), pl.col(name).cast(pl.Float64))
+    return int(vals.filter(pl.col(name).is_finite())[group_col].n_unique())
+
+
+def family_wise_quantile(quantile: float, m: int) -> float:
+    """The per-test quantile that keeps ``m`` tests at the family-wise level ``quantile``
+    (Bonferroni: ``1 - (1 - quantile) / m``)."""
+    return 1.0 - (1.0 - float(quantile)) / max(int(m), 1)
 
 
 def drift_evidence(meta: dict, recent: pl.DataFrame, cfg: VerificationConfig) -> dict:
@@ -52,14 +59,21 @@ def drift_evidence(meta: dict, recent: pl.DataFrame, cfg: VerificationConfig) ->
     ``psi_window_batches`` batches (None: model metadata without a null, plain limit rule);
     ``psi_threshold``: what the PSI had to exceed, ``max(psi_limit, psi_null_q)``;
     ``psi_drifted``: features over their threshold, largest PSI first;
-    ``psi_within_batch_variation``: over ``psi_limit`` but within what normal batches give."""
+    ``psi_within_batch_variation``: over ``psi_limit`` but within what normal batches give.
+
+    ``psi_null_quantile`` is the family-wise level over the ``m`` features tested: each feature's
+    null quantile is taken at ``1 - (1 - psi_null_quantile) / m`` (Bonferroni), so a window of
+    normal data fails the check with probability at most ``1 - psi_null_quantile`` however many
+    features the model monitors (tested one by one at q99, 14 independent features would alarm
+    on up to 1 - 0.99**14 ~ 13 % of normal windows)."""
     psi = {k: v for k, v in drift(meta, recent).items() if np.isfinite(v)}
     ref = meta.get("psi_reference") or {}
     null_q: dict[str, float | None] = {}
     k_used: dict[str, int | None] = {}
+    per_feature_q = family_wise_quantile(cfg.psi_null_quantile, len(psi))
     for name in psi:
-        k = _window_batches(recent, name)
-        q = psi_null_quantile(ref[name], k, cfg.psi_null_quantile, cfg.psi_null_draws)
+        k = _window_batches(recent, name, meta.get("psi_group_col") or "batch_id")
+        q = psi_null_quantile(ref[name], k, per_feature_q, cfg.psi_null_draws)
         null_q[name] = q
         if k is None and q is not None:  # no batch ids in the window: the null's own window size
             k = int(ref[name]["null"]["k"])
@@ -82,6 +96,7 @@ def drift_evidence(meta: dict, recent: pl.DataFrame, cfg: VerificationConfig) ->
         "psi_limit": cfg.psi_limit,
         "psi_rule": rule if psi else None,
         "psi_null_quantile": cfg.psi_null_quantile,
+        "psi_null_quantile_per_feature": per_feature_q,
         "psi_null_q": null_q,
         "psi_null_q_max": max(finite_nulls) if finite_nulls else None,
         "psi_window_batches": k_used,
@@ -123,7 +138,7 @@ def verify(
     ev = drift_evidence(meta, recent_features, cfg)
     out |= ev
     if ev["psi_drifted"]:
-        q = f"q{100 * cfg.psi_null_quantile:g}"
+        q = f"q{100 * cfg.psi_null_quantile:g} family-wise over {len(ev['psi'])} features"
         detail = ", ".join(
             f"{n} ({ev['psi'][n]:.3g} > {ev['psi_threshold'][n]:.3g}"
             + (f" = max(limit, batch-null {q})" if ev["psi_null_q"][n] is not None else "")
@@ -166,6 +181,8 @@ def recent_batches(features: pl.DataFrame, n: int) -> pl.DataFrame:
 
 
 def recent_days(eq_features: pl.DataFrame, days: int = 30) -> pl.DataFrame:
-    """Equipment-days of the last ``days`` days of the table, without days in repair."""
+    """Equipment-days of the last ``days`` days of the table, without days in repair, with their
+    PSI resampling block (:func:`ml.domain.equipment_week_blocks`)."""
     end = eq_features["date"].max()
-    return eq_features.filter((pl.col("date") > pl.lit(end) - pl.duration(days=days)) & ~pl.col("in_repair"))
+    recent = eq_features.filter((pl.col("date") > pl.lit(end) - pl.duration(days=days)) & ~pl.col("in_repair"))
+    return recent.with_columns(equipment_week_blocks(recent))

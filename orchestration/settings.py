@@ -48,6 +48,8 @@ _SITE_ENV = {
     "days": ("LAKEHOUSE_SITE_DAYS", int),
     "bioreactors": ("LAKEHOUSE_SITE_BIOREACTORS", int),
     "interval_s": ("LAKEHOUSE_SITE_INTERVAL_S", float),
+    "full_resolution_days": ("LAKEHOUSE_SITE_FULL_RESOLUTION_DAYS", int),
+    "history_interval_s": ("LAKEHOUSE_SITE_HISTORY_INTERVAL_S", float),
     "seed": ("LAKEHOUSE_SITE_SEED", int),
 }
 

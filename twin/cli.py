@@ -36,6 +36,19 @@ def add_simulate_arguments(p: argparse.ArgumentParser, default_out: str = "data/
     p.add_argument("--start", default=d.start, help="first UTC day (YYYY-MM-DD)")
     p.add_argument("--days", type=int, default=d.days, help="number of days to simulate")
     p.add_argument("--interval", type=float, default=d.interval_s, help="historian logging interval in seconds")
+    p.add_argument(
+        "--full-resolution-days",
+        type=int,
+        default=d.full_resolution_days,
+        help="the last N days are logged every --interval, the days before every --history-interval "
+        "(0 or >= --days: every day at --interval)",
+    )
+    p.add_argument(
+        "--history-interval",
+        type=float,
+        default=d.history_interval_s,
+        help="historian interval in seconds before the full-resolution days",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed => identical files)")
     p.add_argument("--workers", type=int, default=d.workers, help="threads building historian files")
     p.add_argument("--no-trajectories", action="store_true", help="skip landing/_truth/trajectories/")
@@ -62,6 +75,8 @@ def simulate_command(args: argparse.Namespace, storage_options: dict[str, Any] |
         days=args.days,
         bioreactors=args.bioreactors,
         interval_s=args.interval,
+        full_resolution_days=args.full_resolution_days or None,
+        history_interval_s=args.history_interval,
         seed=args.seed,
         workers=args.workers,
         write_trajectories=not args.no_trajectories,

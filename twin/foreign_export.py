@@ -138,6 +138,7 @@ def export_plant(
             days=days,
             bioreactors=bioreactors,
             interval_s=interval_s,
+            full_resolution_days=None,
             seed=seed,
             workers=workers,
             write_trajectories=False,

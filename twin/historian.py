@@ -212,9 +212,17 @@ def _fill_culture(V: np.ndarray, rel: np.ndarray, b: BatchSignals) -> None:
         V[:, _IDX[tag]] = s[zi] if zoh else np.interp(rel, t_rec, s)
 
 
+def _last_finite(t: np.ndarray, y: np.ndarray, at: float) -> float:
+    """``y`` interpolated at ``at`` over its finite values (held at the last one beyond it)."""
+    ok = np.isfinite(y)
+    return float(np.interp(at, t[ok], y[ok])) if ok.any() else float("nan")
+
+
 def _fill_drain(V: np.ndarray, tau: np.ndarray, dur: float, b: BatchSignals, end_rel: float, chill: bool) -> None:
     """Harvest / drain after the culture ends (``end_rel`` hours after inoculation)."""
-    last = {key: float(np.interp(end_rel, b.t_rec, b.series[key])) for _, key, _ in _CULTURE_MAP}
+    # the last simulated value: a culture's series are NaN after its end, and end_rel (a time-line
+    # difference) may lie a rounding error past the last finite record
+    last = {key: _last_finite(b.t_rec, b.series[key], end_rel) for _, key, _ in _CULTURE_MAP}
     frac = np.clip(tau / max(dur - 0.5, 0.1), 0.0, 1.0)
     t_end = last["temperature"]
     if chill:

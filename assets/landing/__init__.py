@@ -38,6 +38,8 @@ def landing_site(context: dg.AssetExecutionContext, lake: LakeResource, site: Si
         "days": site.days,
         "bioreactors": site.bioreactors,
         "interval_s": site.interval_s,
+        "full_resolution_days": site.full_resolution_days,
+        "history_interval_s": site.history_interval_s,
         "seed": site.seed,
     }
     meta: dict = {"source": site.source}

@@ -34,9 +34,13 @@ def harvest_names(cfg: SoftSensorConfig) -> dict[str, str]:
     return {t: f"{cfg.harvest.name_prefix}{t}" for t in cfg.harvest.targets}
 
 
-def _regression_metadata(model, version: int, with_trajectories: bool) -> dict:
-    """Metadata of a trained regression model (:class:`ml.train.TrainedModel`): metrics and plots."""
+def _regression_metadata(model, version: int, with_trajectories: bool, lake: LakeResource) -> dict:
+    """Metadata of a trained regression model (:class:`ml.train.TrainedModel`): metrics and plots
+    (axes in the unit the lab reports the target in)."""
     from ml import plots
+    from ml.pipeline import analyte_unit
+
+    unit = analyte_unit(lake.get_lake(), model.meta["target"])
 
     m = model.metrics
     md = {
@@ -56,14 +60,18 @@ def _regression_metadata(model, version: int, with_trajectories: bool) -> dict:
         "n_test_batches": m["n_test_batches"],
         "metrics": js(m),
         "top_signals": dg.MetadataValue.md(plots.top_signals(m.get("top_signals", {}))),
-        "predicted_vs_actual": dg.MetadataValue.md(plots.predicted_vs_actual(model.holdout, model.meta["target"])),
+        "predicted_vs_actual": dg.MetadataValue.md(
+            plots.predicted_vs_actual(model.holdout, model.meta["target"], unit)
+        ),
     }
     if "test_by_culture_day" in m:
         md["error_by_culture_day"] = dg.MetadataValue.md(
             by_day_markdown(m["test_by_culture_day"], m.get("baseline_test_by_culture_day"))
         )
     if with_trajectories:
-        md["titer_trajectories"] = dg.MetadataValue.md(plots.titer_trajectories(model.trajectories, model.holdout))
+        md["titer_trajectories"] = dg.MetadataValue.md(
+            plots.titer_trajectories(model.trajectories, model.holdout, unit=unit)
+        )
     return md
 
 
@@ -138,7 +146,7 @@ def _titer_assets(name: str):
             yield skipped(context, ["models", name], str(exc))
             return
         yield dg.MaterializeResult(
-            metadata=_regression_metadata(model, rec.version, True)
+            metadata=_regression_metadata(model, rec.version, True, lake)
             | {"artifact": rec.artifact_uri, "training_data": js(rec.training_data), "engine": spark.engine}
         )
 
@@ -176,7 +184,7 @@ def _harvest_assets(target: str, name: str):
             yield skipped(context, ["models", name], str(exc))
             return
         yield dg.MaterializeResult(
-            metadata=_regression_metadata(model, rec.version, False)
+            metadata=_regression_metadata(model, rec.version, False, lake)
             | {"artifact": rec.artifact_uri, "feature_day": cfg.harvest.day}
         )
 

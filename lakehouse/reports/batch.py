@@ -78,6 +78,7 @@ class BatchReportInputs:
     cqa_specs: dict[str, dict[str, float]]
     config: dict[str, Any]
     missing: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)  # signal -> unit (the plant's catalog), for axes
 
     @classmethod
     def load(cls, lake: Any, config: dict[str, Any] | None = None) -> BatchReportInputs:
@@ -216,7 +217,11 @@ def _trajectories(inp: BatchReportInputs, batch: dict) -> Section:
     al = gb.align(r, signals, axis="culture_age_h", step=step, batch_ids=[bid])
     n_golden = int(age["n_golden_batches"].iloc[0]) if "n_golden_batches" in age and len(age) else 0
     png = gb.plot_envelope(
-        prof_pd, al, signals=signals, title=f"{bid} against the golden envelope ({n_golden} golden batches)"
+        prof_pd,
+        al,
+        signals=signals,
+        title=f"{bid} against the golden envelope ({n_golden} golden batches)",
+        units=inp.units,
     )
     s.blocks.append(Figure(png, "Culture-age trajectories (red) on the golden median, 5–95 % band and ±3σ band."))
     exc = gb.envelope_excursions(prof_pd, al)
@@ -256,7 +261,7 @@ def _softsensor(inp: BatchReportInputs, batch: dict) -> Section:
         ax.plot(samples["culture_age_h"], samples["actual"], "o", color="black", ms=4, label="lab result")
     ax.set_xlabel("culture age (h)")
     ax.set_ylabel("titer (g/L)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")  # "best" searches every point: slow
     model = f"{df['model_name'][0]} v{df['model_version'][0]}"
     s.blocks.append(Figure(_png(fig), f"Titer soft sensor ({model}) with its interval, and the lab titer results."))
     if samples.height:
@@ -411,7 +416,7 @@ def _equipment(inp: BatchReportInputs, batch: dict) -> Section:
             label="alert threshold",
         )
         ax.set_ylabel("P(failure within horizon)")
-        ax.legend(fontsize=6, ncol=3)
+        ax.legend(fontsize=6, ncol=3, loc="upper left")
         fig.autofmt_xdate()
         s.blocks.append(Figure(_png(fig), "Predicted failure probability per equipment-day during the batch."))
     return s
@@ -555,14 +560,17 @@ def write_batch_reports(
     *,
     out_dir: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    units: dict[str, str] | None = None,
 ) -> dict[str, ReportFiles]:
     """Write the HTML + PDF report of each batch (default: every batch of ``gold/dim_batches``)
-    to ``reports/batch/<batch_id>`` in the lake, or under the local ``out_dir``.
+    to ``reports/batch/<batch_id>`` in the lake, or under the local ``out_dir``. ``units``
+    (signal -> unit, e.g. from the plant's catalog) label the trajectory plots.
 
     ``progress(i, n, batch_id)`` is called after each report. Raises ``KeyError`` for an
     unknown batch id.
     """
     inputs = BatchReportInputs.load(lake)
+    inputs.units = dict(units or {})
     ids = list(batch_ids) if batch_ids is not None else inputs.batch_ids
     unknown = sorted(set(ids) - set(inputs.batch_ids))
     if unknown:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 
@@ -69,5 +71,6 @@ def test_settings_from_env_and_overrides_leave_the_environment_alone(monkeypatch
     )
     assert s.lake.root_uri == "/tmp/lake-x" and s.site.days == 12 and s.site.bioreactors == 2
     assert s.site.source == "external" and s.site.start_date == d.start
-    assert s.partition_range() == (d.start, "2026-01-12")
+    first = dt.date.fromisoformat(d.start)
+    assert s.partition_range() == (d.start, (first + dt.timedelta(days=11)).isoformat())
     assert dict(os.environ) == before

@@ -22,7 +22,7 @@ from twin.historian import TAG_NAMES, TAG_UNITS
 from twin.live.server import NAMESPACE_URI
 from twin.site import SiteConfig, SitePlan
 
-SITE = SiteConfig(bioreactors=1, days=4, interval_s=60.0, seed=7)
+SITE = SiteConfig(start="2026-01-01", bioreactors=1, days=4, interval_s=60.0, seed=7)
 SIM_START = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)  # one simulated day after the site start
 UNKNOWN_SUFFIX = "AGIT.VIB"  # left out of the test tag map
 

@@ -38,7 +38,16 @@ def test_plant_serve_and_collect_cli(tmp_path, live_plan):
     # 1 bioreactor, 60 s interval, one simulated hour per wall second
     server = _start(
         ["plant", "serve", "--port", "0", "--units", "1", "--days", "4", "--speed", "3600"]
-        + ["--start", "2026-01-02T00:00:00Z", "--history-window", "345600", "--log-every", "1"],
+        + [
+            "--site-start",
+            "2026-01-01",
+            "--start",
+            "2026-01-02T00:00:00Z",
+            "--history-window",
+            "345600",
+            "--log-every",
+            "1",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -140,3 +140,17 @@ def test_equipment_labels_and_causal_features():
 def test_equipment_features_schema(pdm_cfg, eq_features):
     equipment_health_schema(pdm_cfg.features).validate(eq_features)
     assert eq_features["label__failure_within_h"].sum() > 0
+
+
+def test_softsensor_features_built_in_batch_chunks_equal_the_whole(site, ss_cfg):
+    """The table is built a few batches at a time (memory); every feature is within a batch, so
+    the chunked build gives exactly the table built at once."""
+    from polars.testing import assert_frame_equal
+
+    from ml.features import build_softsensor_features
+
+    args = (site.fct_process_readings, site.dim_batches, ss_cfg.features, site.fct_assay_results)
+    whole = build_softsensor_features(*args, batches_per_chunk=None)
+    assert site.fct_process_readings["batch_id"].n_unique() > 3
+    assert_frame_equal(build_softsensor_features(*args, batches_per_chunk=2), whole)
+    assert whole.filter(pl.col("row_type") == "sample").height > 0

@@ -363,3 +363,17 @@ def test_measured_inputs_replay_a_deviation_exactly():
     assert faulty.harvest["titer"][2] < mixed.harvest["titer"][2] < faulty.harvest["titer"][0]
     with pytest.raises(ValueError, match="unknown inputs"):
         simulate_batches(NOMINAL_RECIPE, inputs={"ph": np.zeros((1, 3))})
+
+
+def test_harvest_after_a_culture_end_a_rounding_error_late_has_no_nan_readings():
+    """Regression: the default year-long site wrote NaN (quality good) for whole harvest segments
+    when the harvest began a rounding error after the last finite record of the culture."""
+    from twin.historian import _CULTURE_MAP, _IDX, BatchSignals, _fill_drain
+
+    t_rec = np.arange(0.0, 10.25, 0.25)
+    series = {key: np.where(t_rec <= 9.0, 1.0 + t_rec, np.nan) for _, key, _ in _CULTURE_MAP}
+    b = BatchSignals(0.0, t_rec, series, 36.5, 7.0, 40.0, 200.0, 60.0, 1.0)
+    V = np.zeros((30, len(_IDX)))
+    _fill_drain(V, np.linspace(0.0, 4.0, 30), 4.0, b, 9.0 + 1e-9, chill=True)
+    assert np.isfinite(V).all()
+    assert V[:, _IDX["FEED.TOT"]] == pytest.approx(10.0)  # held at the culture's last value

@@ -383,6 +383,8 @@ def test_cli_simulate_and_commands(tmp_path: Path, capsys, tree_digest):
             str(out),
             "--bioreactors",
             "1",
+            "--start",
+            "2026-01-01",
             "--days",
             "2",
             "--interval",
@@ -406,6 +408,8 @@ def test_cli_simulate_and_commands(tmp_path: Path, capsys, tree_digest):
                 str(tmp_path / "own"),
                 "--bioreactors",
                 "1",
+                "--start",
+                "2026-01-01",
                 "--days",
                 "2",
                 "--interval",
@@ -462,3 +466,19 @@ def test_recipe_variation_one_table_for_site_and_evaluation_sets():
         assert np.allclose(np.round(v / grid) * grid, v, atol=1e-9), key
         assert 0.5 * sd < v.std() < 1.5 * sd + grid, key  # the spread the table says (minus clipping)
         assert abs(np.median(v) - getattr(NOMINAL_RECIPE, key)) <= max(grid, 0.1 * sd), key
+
+
+def test_coarser_history_before_the_full_resolution_days(tmp_path: Path):
+    """``full_resolution_days``: the last N days at ``interval_s``, the days before at
+    ``history_interval_s`` — the same batches and the same day files, fewer readings."""
+    from twin.site.plan import plan_site
+
+    cfg = SiteConfig(seed=5, days=6, bioreactors=1, interval_s=60.0, full_resolution_days=2, history_interval_s=600.0)
+    assert [cfg.day_interval_s(d) for d in range(6)] == [600.0] * 4 + [60.0] * 2
+    assert SiteConfig(days=6, full_resolution_days=None).day_interval_s(0) == SiteConfig().interval_s
+    plan = plan_site(cfg)
+    counts = [len(plan.unit_day("BR-101", d).ts) for d in range(6)]
+    assert counts == [144] * 4 + [1440] * 2
+    full = plan_site(SiteConfig(seed=5, days=6, bioreactors=1, interval_s=60.0))
+    assert [b.batch_id for b in plan.batches] == [b.batch_id for b in full.batches]
+    assert [len(full.unit_day("BR-101", d).ts) for d in range(6)] == [1440] * 6

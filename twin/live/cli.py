@@ -17,7 +17,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=float, default=60.0, help="historian interval in seconds (>= 1; default 60)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--days", type=int, default=30, help="simulated days to plan (default 30)")
-    p.add_argument("--site-start", default=None, help="first day of the site (default 2026-01-01)")
+    p.add_argument("--site-start", default=None, help="first day of the site (default: twin.site.SiteConfig.start)")
     p.add_argument(
         "--start",
         default=None,

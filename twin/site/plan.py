@@ -764,7 +764,13 @@ def _historian_days(plan: SitePlan) -> dict[str, list[HistorianDay]]:
             )
         out[p.unit_id] = [
             HistorianDay(
-                p.unit_id, tl, {i: signals[i] for i in range(len(signals))}, d * 24.0, cfg.interval_s, t_end, totals
+                p.unit_id,
+                tl,
+                {i: signals[i] for i in range(len(signals))},
+                d * 24.0,
+                cfg.day_interval_s(d),
+                t_end,
+                totals,
             )
             for d in range(int(cfg.days))
         ]
