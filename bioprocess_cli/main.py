@@ -375,7 +375,7 @@ def report_batch(args: argparse.Namespace) -> int:
             None if args.all else args.batch_ids,
             out_dir=args.out,
             progress=progress,
-            units={s.name: s.unit for s in catalog.signals},
+            units=catalog.units(),
         )
     except KeyError as exc:
         print(f"lakehouse report: {exc.args[0]}", file=sys.stderr)

@@ -120,6 +120,10 @@ class SignalCatalog:
         """Signal names in column order."""
         return [s.name for s in self.signals]
 
+    def units(self) -> dict[str, str]:
+        """Signal name -> its canonical unit (e.g. for plot axes)."""
+        return {s.name: s.unit for s in self.signals}
+
     def get(self, name: str) -> Signal:
         """The signal called ``name`` (``KeyError`` naming the known ones otherwise)."""
         for s in self.signals:

@@ -353,7 +353,7 @@ def with_derived(readings: pd.DataFrame | pl.DataFrame, derived: Mapping[str, st
     for name, expr in (derived or {}).items():
         try:
             df = df.with_columns(pl.sql_expr(expr).cast(pl.Float64).alias(name))
-        except Exception:
+        except pl.exceptions.ColumnNotFoundError:  # an input the plant does not log; a bad expression raises
             continue
     return df
 

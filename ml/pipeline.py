@@ -40,10 +40,8 @@ def features_config_digest(features_cfg) -> str:
 
 def features_config_mismatch(lake: Lake, layer: str, name: str, features_cfg) -> str | None:
     """Why the latest version of a feature table does not fit ``features_cfg`` (None: it fits)."""
-    try:
-        hist = lake.delta_table(lake.uri(layer, name)).history(1)
-    except Exception:
-        hist = []
+    uri = lake.uri(layer, name)
+    hist = lake.delta_table(uri).history(1) if lake.delta_exists(uri) else []
     built = hist[0].get("features_config") if hist else None
     want = features_config_digest(features_cfg)
     if built == want:
@@ -188,12 +186,12 @@ def materialize_equipment_features_spark(lake: Lake, cfg: PdMConfig, spark) -> t
 
 def _feature_inputs(lake: Lake, layer: str, name: str, version: int) -> dict:
     """The gold versions a feature-table version was built from (from its commit metadata)."""
-    try:
-        for h in lake.delta_table(lake.uri(layer, name)).history():
-            if int(h.get("version", -1)) == version and "inputs" in h:
-                return json.loads(h["inputs"])
-    except Exception:
+    uri = lake.uri(layer, name)
+    if not lake.delta_exists(uri):
         return {}
+    for h in lake.delta_table(uri).history():
+        if int(h.get("version", -1)) == version and "inputs" in h:
+            return json.loads(h["inputs"])
     return {}
 
 

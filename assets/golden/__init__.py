@@ -166,7 +166,7 @@ def golden_profile(context: dg.AssetExecutionContext, lake: LakeResource):
         al_b,
         signals=list(p.get("plot_signals") or p["signals"][:9]),
         title=f"{latest} against the golden envelope ({len(golden_ids)} golden batches)",
-        units={s.name: s.unit for s in lake.get_plant().catalog.signals},
+        units=lake.get_plant().catalog.units(),
     )
     yield dg.MaterializeResult(
         metadata={

@@ -66,8 +66,7 @@ def batch_reports(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
         if i == n or i % 5 == 0:
             context.log.info(f"batch reports: {i}/{n} written (last {batch_id})")
 
-    units = {s.name: s.unit for s in lake.get_plant().catalog.signals}
-    files = write_batch_reports(the_lake, progress=progress, units=units)
+    files = write_batch_reports(the_lake, progress=progress, units=lake.get_plant().catalog.units())
     index = ["| batch | HTML | PDF |", "|---|---|---|"] + [
         f"| {b} | {_file_link(f.html_uri)} | {_file_link(f.pdf_uri)} |" for b, f in files.items()
     ]

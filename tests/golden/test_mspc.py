@@ -128,3 +128,16 @@ def test_scoring_a_running_batch_is_causal(model, running):
     k = int(np.sum(a.observed[0])) - 1  # drop the last (partial) bin
     np.testing.assert_array_equal(a.alarm[0, :k], b.alarm[0, :k])
     np.testing.assert_allclose(a.culture_age()[0, :k], b.culture_age()[0, :k])
+
+
+def test_derived_signal_without_its_inputs_is_skipped_but_a_bad_expression_raises():
+    import polars as pl
+    import pytest
+
+    from ml.golden import with_derived
+
+    df = pl.DataFrame({"temperature": [36.5, 37.0], "temperature_sp": [37.0, 37.0]})
+    out = with_derived(df, {"temperature_error": "temperature - temperature_sp", "q": "our_slpm / 2"})
+    assert out["temperature_error"].to_list() == [-0.5, 0.0] and "q" not in out.columns
+    with pytest.raises(pl.exceptions.PolarsError):  # a typo in golden.yaml is an error, not a skip
+        with_derived(df, {"broken": "temperature -* 2"})
