@@ -7,8 +7,8 @@ sides, in a rotating order so that load drift on the shared host hits every side
 
 * ``ingest``: ``lakehouse.ingest.ingest_landing(lake, ["historian"])`` into a fresh lake —
   listing, reading the bytes, sha256, CSV parse, tag mapping + unit conversion, pandera
-  validation, quarantine split, lineage columns, ``write_deltalake`` (partitioned by
-  ``date``) with one app transaction per file, ingest log. Everything the asset does.
+  validation, quarantine split, lineage columns, the parquet files (one per ``date``) and
+  their Delta commit with one app transaction per file, ingest log. Everything the asset does.
 * ``parquet`` (the reference of ``ingest_vs_parquet_ratio``): read the same CSV bytes, parse
   them with ``pyarrow.csv.read_csv`` (column types given, pyarrow defaults), then ONE
   ``pyarrow.parquet.write_table`` (zstd level 1, as bronze) of the **bronze rows**: the 12

@@ -142,6 +142,8 @@ class TagMap:
     catalog: SignalCatalog = field(default_factory=default_catalog)
     separator: str = "."
     _cache: dict[str, TagSpec | None] = field(default_factory=dict, repr=False)
+    #: per distinct tag list, what the historian reader derives from the specs (readers._TagPlan)
+    plans: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------ loading
     @classmethod

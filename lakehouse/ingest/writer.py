@@ -36,7 +36,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,8 +44,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
-from deltalake.writer.properties import ColumnProperties
 
+from lakehouse.ingest import parquet_append
 from lakehouse.ingest.parsing import FileRejected, head_preview, raw_records_csv
 from lakehouse.ingest.readers import KINDS, FastPart, IngestContext, Kind, SourceFile, kind_for, validate_table
 from lakehouse.ingest.schemas import (
@@ -72,38 +72,22 @@ log = logging.getLogger(__name__)
 HOOKS: list[Callable[[str, dict[str, Any]], None]] = []
 
 WRITER_PROPERTIES = WriterProperties(compression="ZSTD", compression_level=1)
-# historian (measured with bench/bench_ingest.py, see docs/ingestion.md "Performance"):
-# - ts: DELTA_BINARY_PACKED, no dictionary, min/max per chunk (time pruning). With µs jitter
-#   (real historians) half the CPU of PLAIN+zstd and 24 % fewer bytes; with repeated
-#   whole-millisecond stamps (the twin) about the same.
-# - value: no dictionary (unique doubles), no statistics.
-# - every string column: dictionary pages (the writer gets dictionary arrays anyway) and no
-#   statistics. A commit holds a whole batch of files, so one file per `date` partition
-#   mixes all units, tags and parameters: min/max of unit_id/parameter prune nothing, and
-#   computing them cost ~0.035 CPU-s per 3 M rows and column.
-_NO_STATS = ColumnProperties(statistics_enabled="NONE")
-HISTORIAN_WRITER_PROPERTIES = WriterProperties(
-    compression="ZSTD",
-    compression_level=1,
-    column_properties={
-        "ts": ColumnProperties(dictionary_enabled=False, statistics_enabled="CHUNK", encoding="DELTA_BINARY_PACKED"),
-        "value": ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE"),
-        **{
-            c: _NO_STATS
-            for c in [
-                "unit_id",
-                "tag",
-                "parameter",
-                "eng_unit",
-                "quality",
-                "_source_file",
-                "_source_hash",
-                "_run_id",
-                "_ingested_at",
-            ]
-        },
-    },
-)
+# historian_readings: written by pyarrow, committed by delta-rs (lakehouse/ingest/parquet_append.py
+# says why; measured with bench/bench_ingest.py, docs/ingestion.md "Performance"):
+# - ts: DELTA_BINARY_PACKED, min/max per chunk and in the Delta stats (time pruning).
+# - value: PLAIN, no dictionary. BYTE_STREAM_SPLIT costs less CPU but made the twin's values
+#   2.3x larger (setpoints and held readings repeat: zstd finds them in PLAIN bytes).
+# - every string column: dictionary pages (the rows arrive as dictionary arrays; the batch's
+#   dictionaries are unified and written as they are) and no statistics. A commit holds a
+#   whole batch of files, so one file per `date` partition mixes all units, tags and
+#   parameters: min/max of unit_id/parameter would prune nothing.
+PARQUET_LAYOUTS = {
+    "historian_readings": parquet_append.ParquetLayout(
+        dictionary=["unit_id", "tag", "parameter", "eng_unit", "_source_file", "_source_hash", "_run_id"],
+        encodings={"ts": "DELTA_BINARY_PACKED", "_ingested_at": "DELTA_BINARY_PACKED"},
+        stats_columns=["ts"],
+    )
+}
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 DEFAULT_BATCH_FILES = 5000
 # The ingest log gets one small file per ingestion commit and every run reads all of it
@@ -115,6 +99,8 @@ DEFAULT_BATCH_FILES = 5000
 # stampede; rows and app-transaction ids unchanged, allowed on the append-only table), so a
 # read touches at most ~LOG_COMPACT_EVERY + a few files.
 LOG_COMPACT_EVERY = 20
+# A run writes its ingest-log rows at most this often (and once at its end): _LogBuffer.
+LOG_FLUSH_SECONDS = 5.0
 LOG_COMPACT_TARGET_BYTES = 16 * 1024 * 1024
 
 
@@ -169,22 +155,47 @@ def _commit(
     run_id: str,
     provenance: dict[str, str] | None = None,
 ) -> int:
+    return append_rows(lake, table, dt_, data, _commit_properties(ids, run_id, provenance))
+
+
+def _commit_properties(ids: Sequence[str], run_id: str, provenance: dict[str, str] | None) -> CommitProperties:
+    """The app transactions of ``ids`` and the ingestion's commit metadata."""
     now_ms = int(time.time() * 1000)
+    return CommitProperties(
+        app_transactions=[Transaction(i, 1, now_ms) for i in ids],
+        custom_metadata={
+            "lakehouse.operation": "ingest",
+            "lakehouse.run_id": run_id,
+            "lakehouse.files": str(len(ids)),
+            **(provenance or {}),
+        },
+    )
+
+
+def append_rows(lake: Lake, table: str, dt_: DeltaTable, data: pa.Table, commit: CommitProperties) -> int:
+    """Append ``data`` to the bronze ``table`` (opened as ``dt_``) in one commit; the new version.
+
+    ``historian_readings`` is written by pyarrow and committed by delta-rs
+    (:mod:`lakehouse.ingest.parquet_append`, layout ``PARQUET_LAYOUTS``); the small tables by
+    ``write_deltalake``. The one way bronze rows are appended (file ingestion and the live
+    collector)."""
+    if table in PARQUET_LAYOUTS:
+        return parquet_append.append(
+            dt_,
+            data,
+            partition_by=PARTITION_BY[table][0],
+            layout=PARQUET_LAYOUTS[table],
+            filesystem=lake.filesystem() if lake.is_s3 else None,
+            fs_root=lake.fs_path(table_uri(lake, table)),
+            commit_properties=commit,
+        )
     write_deltalake(
         dt_,
         data,
         mode="append",
         partition_by=PARTITION_BY.get(table),
-        writer_properties=HISTORIAN_WRITER_PROPERTIES if table == "historian_readings" else WRITER_PROPERTIES,
-        commit_properties=CommitProperties(
-            app_transactions=[Transaction(i, 1, now_ms) for i in ids],
-            custom_metadata={
-                "lakehouse.operation": "ingest",
-                "lakehouse.run_id": run_id,
-                "lakehouse.files": str(len(ids)),
-                **(provenance or {}),
-            },
-        ),
+        writer_properties=WRITER_PROPERTIES,
+        commit_properties=commit,
     )
     return dt_.version()
 
@@ -201,6 +212,26 @@ def ingest_provenance(ctx: IngestContext) -> dict[str, str]:
     }
 
 
+def _rows_of(table: str, rows_by_id: dict[str, pa.Table | None], ids: Sequence[str]) -> pa.Table:
+    """The rows of ``ids`` (in that order) as one table of ``table``'s contract columns."""
+    parts = [rows_by_id[i] for i in ids if rows_by_id[i] is not None and rows_by_id[i].num_rows]
+    schema = schema_of(table)
+    if parts and any(not p.schema.equals(parts[0].schema) for p in parts[1:]):
+        # mixed physical encodings (e.g. dictionary vs plain string): the contract types
+        parts = [p.cast(schema) for p in parts]
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _encode_ahead(table: str, rows_by_id: dict[str, pa.Table | None]) -> list[parquet_append.EncodedFile]:
+    """The parquet files of all of ``rows_by_id`` (encoded while earlier batches commit)."""
+    return parquet_append.encode(
+        _rows_of(table, rows_by_id, list(rows_by_id)),
+        columns=schema_of(table).names,
+        partition_by=PARTITION_BY[table][0],
+        layout=PARQUET_LAYOUTS[table],
+    )
+
+
 def _write_exactly_once(
     lake: Lake,
     table: str,
@@ -208,8 +239,13 @@ def _write_exactly_once(
     run_id: str,
     policy: RetryPolicy = DEFAULT_POLICY,
     provenance: dict[str, str] | None = None,
+    encoded: Future | None = None,
 ) -> tuple[int, int | None, set[str]]:
     """Append the rows of every id not yet committed in ``table``, with the ids, in ONE commit.
+
+    ``encoded`` (optional): the parquet files of ALL of ``rows_by_id``, encoded ahead
+    (:func:`_encode_ahead`); used when none of the ids is committed yet (the normal case),
+    otherwise the rows still to write are encoded here.
 
     Returns (rows written, new version or None, ids skipped as already committed).
     """
@@ -224,12 +260,19 @@ def _write_exactly_once(
         todo = [i for i in rows_by_id if i not in done]
         if not todo:
             return 0, None, done
-        parts = [rows_by_id[i] for i in todo if rows_by_id[i] is not None and rows_by_id[i].num_rows]
-        schema = schema_of(table)
-        if parts and any(not p.schema.equals(parts[0].schema) for p in parts[1:]):
-            # mixed physical encodings (e.g. dictionary vs plain string): the contract types
-            parts = [p.cast(schema) for p in parts]
-        data = pa.concat_tables(parts) if parts else schema.empty_table()
+        if encoded is not None and not done:
+            files = encoded.result()
+            props = _commit_properties(todo, run_id, provenance)
+            version = parquet_append.commit(
+                dt_,
+                files,
+                partition_by=PARTITION_BY[table][0],
+                filesystem=lake.filesystem() if lake.is_s3 else None,
+                fs_root=lake.fs_path(table_uri(lake, table)),
+                commit_properties=props,
+            )
+            return sum(r.num_rows for r in rows_by_id.values() if r is not None), version, done
+        data = _rows_of(table, rows_by_id, todo)
         version = _commit(lake, table, dt_, data, todo, run_id, provenance)
         return data.num_rows, version, done
 
@@ -629,6 +672,7 @@ class _Prepared:
     tables: dict[str, dict[str, pa.Table | None]]  # table -> app id -> rows (None: no rows)
     log_rows: list[dict]
     rejected_ids: set[str] = field(default_factory=set)
+    encoded: dict[str, Future] = field(default_factory=dict)  # table -> parquet files of all its rows
 
 
 def _rows_in(result: Any) -> int:
@@ -650,7 +694,11 @@ def _reject_duplicates(files: list[SourceFile], results: list[Any], seen: dict[s
             results[j] = FileRejected(f"duplicate file: same content (sha256 {f.sha256[:16]}) as {first}")
 
 
-def _parse_all(kind: Kind, files: list[SourceFile], ctx: IngestContext, pool) -> list[Any]:
+def _parse_all(kind: Kind, files: list[SourceFile], ctx: IngestContext, pool) -> Callable[[], list[Any]]:
+    """Start hashing and parsing the files (in ``pool``'s threads when given); returns the
+    function that waits for the results, in file order (a :class:`FileRejected` per file
+    that cannot be read)."""
+
     def one(f: SourceFile):
         if f.meta.get("symlink") is not None:  # never read: not even the first bytes
             return FileRejected(f"{SYMLINK_REASON} -> {f.meta['symlink'][:200]}")
@@ -663,7 +711,11 @@ def _parse_all(kind: Kind, files: list[SourceFile], ctx: IngestContext, pool) ->
             log.warning("unexpected error reading %s: %r", f.rel_path, exc)
             return FileRejected(f"unreadable file ({type(exc).__name__}: {str(exc)[:200]})")
 
-    return list(pool.map(one, files)) if pool is not None and len(files) > 1 else [one(f) for f in files]
+    if pool is None or len(files) < 2:
+        done = [one(f) for f in files]
+        return lambda: done
+    futures = [pool.submit(one, f) for f in files]
+    return lambda: [fut.result() for fut in futures]
 
 
 def _prepare_batch(
@@ -677,7 +729,10 @@ def _prepare_batch(
     ingested_at: dt.datetime,
     pool,
     seen_hashes: dict[str, str] | None = None,
+    parsed: Callable[[], list[Any]] | None = None,
 ) -> _Prepared:
+    """Parse (or take the ``parsed`` results started by :func:`_parse_all`), validate and
+    split one batch of files into quarantine rows, bronze rows and ingest-log rows."""
     # No "already committed?" lookup here: every table checks the txn ids of the batch right
     # before its commit (one lookup per file and table), which is what makes it exactly-once.
     wfiles = list(files)
@@ -685,7 +740,7 @@ def _prepare_batch(
     if not wfiles:
         return prepared
     n = len(wfiles)
-    results = _parse_all(kind, wfiles, ctx, pool)  # hashes too (in the pool's threads)
+    results = (parsed or _parse_all(kind, wfiles, ctx, pool))()  # hashes too (in the pool's threads)
     if seen_hashes is not None:
         _reject_duplicates(wfiles, results, seen_hashes)
     wids = [app_id(namespace, f.rel_path, f.sha256) for f in wfiles]
@@ -698,11 +753,12 @@ def _prepare_batch(
         blocks: list[pa.Table | None] = [None] * n
         if parts:
             if isinstance(parts[0][1], FastPart):
-                check = pl.concat(
-                    [p.check.with_columns(pl.lit(j, pl.Int32).alias("_file")) for j, p in parts], how="vertical"
+                lens = np.array([p.check.num_rows for _, p in parts], dtype=np.int64)
+                file_no = np.repeat(np.array([j for j, _ in parts], dtype=np.int32), lens)
+                check = pl.from_arrow(
+                    pa.concat_tables([p.check for _, p in parts]).append_column("_file", pa.array(file_no))
                 )
                 bad_idx = split_invalid(check, kind.schema[t](ctx), kind.reasons.get(t, {}))
-                lens = np.array([p.check.height for _, p in parts], dtype=np.int64)
                 starts = np.concatenate([[0], np.cumsum(lens)])
                 bad_pos = bad_idx.get_column("index").to_numpy().astype(np.int64)
                 bad = (
@@ -744,6 +800,8 @@ def _prepare_batch(
                 report.reasons.update(_reason_key(r) for r in bad.get_column("reason").to_list())
                 q_parts.append(_quarantine_rows(kind, t, bad, wfiles))
         prepared.tables[t] = {wids[j]: blocks[j] for j in range(n)}  # every file's id, rows or not
+        if t in PARQUET_LAYOUTS and pool is not None:  # encoded in the pool while batches commit
+            prepared.encoded[t] = pool.submit(_encode_ahead, t, prepared.tables[t])
     for j, reason in rejected.items():
         t0 = kind.tables[0]
         report.rows_read[t0] += 1
@@ -792,8 +850,12 @@ def _commit_batch(
     policy: RetryPolicy = DEFAULT_POLICY,
     provenance: dict[str, str] | None = None,
     batch_no: int = 0,
+    log_buffer: _LogBuffer | None = None,
 ) -> None:
-    """Quarantine → bronze tables (fixed order) → ingest log; each step exactly-once."""
+    """Quarantine → bronze tables (fixed order) → ingest log (buffered: :class:`_LogBuffer`);
+    each step exactly-once. Without a ``log_buffer`` the batch's log rows are written at once."""
+    flush_now = log_buffer is None
+    log_buffer = log_buffer or _LogBuffer()
     skipped_everywhere: set[str] | None = None
     if prep.quarantine:
         written, version, _ = _write_exactly_once(lake, QUARANTINE_TABLE, prep.quarantine, run_id, policy, provenance)
@@ -807,7 +869,7 @@ def _commit_batch(
         if not by_id:
             continue
         _fire("bronze_committing", table=t, run_id=run_id)
-        written, version, skipped = _write_exactly_once(lake, t, by_id, run_id, policy, provenance)
+        written, version, skipped = _write_exactly_once(lake, t, by_id, run_id, policy, provenance, prep.encoded.get(t))
         skipped_everywhere = skipped if skipped_everywhere is None else skipped_everywhere & skipped
         report.rows_written[t] += written
         if version is not None:
@@ -817,14 +879,55 @@ def _commit_batch(
     if skipped_everywhere:  # e.g. after a crash between the bronze commits and the log
         report.files_already_committed += len(skipped_everywhere)
         report.files_ingested -= len(skipped_everywhere - prep.rejected_ids)
-    if prep.log_rows:
-        tbl = pa.Table.from_pylist(prep.log_rows, schema=INGEST_LOG_SCHEMA)
-        # the log is a cache, but one row per file version: its own txn id per run and batch
+    log_buffer.add(prep.log_rows, batch_no)
+    if flush_now or log_buffer.due():
+        log_buffer.flush(lake, run_id, report, policy, provenance)
+
+
+@dataclass
+class _LogBuffer:
+    """Ingest-log rows of committed batches, written in one commit at most every
+    ``LOG_FLUSH_SECONDS`` and at the end of the run (only the committer thread touches it).
+
+    The log is a cache: rows that a crash keeps from it only mean that the next run reads and
+    hashes those files again and finds them committed. One log commit per batch cost ≈ 10 % of
+    the committer's time on a 3 M-row ingestion (bench/bench_ingest.py) and a small file each.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    first_batch: int | None = None
+    last_flush: float = field(default_factory=time.monotonic)
+    # one Dagster run ingests several systems, each a call with the same run id: the txn id of
+    # a log commit names the call too (else the second call's rows were "already committed")
+    call: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def add(self, rows: list[dict], batch_no: int) -> None:
+        if rows and self.first_batch is None:
+            self.first_batch = batch_no
+        self.rows.extend(rows)
+
+    def due(self) -> bool:
+        return bool(self.rows) and time.monotonic() - self.last_flush >= LOG_FLUSH_SECONDS
+
+    def flush(
+        self,
+        lake: Lake,
+        run_id: str,
+        report: IngestReport,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        provenance: dict[str, str] | None = None,
+    ) -> None:
+        """Commit the buffered rows (exactly once: the txn id is the run, the call and the first
+        batch, so a retried commit whose answer was lost is not written twice)."""
+        if not self.rows:
+            return
+        tbl = pa.Table.from_pylist(self.rows, schema=INGEST_LOG_SCHEMA)
         written, version, _ = _write_exactly_once(
-            lake, INGEST_LOG_TABLE, {f"log:{run_id}:{batch_no}": tbl}, run_id, policy, provenance
+            lake, INGEST_LOG_TABLE, {f"log:{run_id}:{self.call}:{self.first_batch}": tbl}, run_id, policy, provenance
         )
         report.commits += 1 if written else 0
-        _fire("log_committed", table=INGEST_LOG_TABLE, rows=len(prep.log_rows), run_id=run_id)
+        _fire("log_committed", table=INGEST_LOG_TABLE, rows=len(self.rows), run_id=run_id)
+        self.rows, self.first_batch, self.last_flush = [], None, time.monotonic()
         if version is not None and LOG_COMPACT_EVERY and version % LOG_COMPACT_EVERY == 0:
             compact_ingest_log(lake, policy)
 
@@ -930,17 +1033,31 @@ def _log_row(
     }
 
 
-def _batches(files: Sequence[SourceFile], max_bytes: int, max_files: int) -> Iterable[list[SourceFile]]:
-    batch, size = [], 0
+def _batches(files: Sequence[SourceFile], max_bytes: int, max_files: int) -> list[list[SourceFile]]:
+    """Consecutive batches of at most ``max_bytes`` / ``max_files``, the first and the last
+    of them a quarter of ``max_bytes``: the committer starts while the second batch is parsed,
+    and the last commit, which nothing overlaps, is a short one."""
+    quarter = max(max_bytes // 4, 1)
+    out: list[list[SourceFile]] = []
+    batch, size, limit = [], 0, quarter
     for f in files:
         fsz = max(f.size, 0)
-        if batch and (size + fsz > max_bytes or len(batch) >= max_files):
-            yield batch
-            batch, size = [], 0
+        if batch and (size + fsz > limit or len(batch) >= max_files):
+            out.append(batch)
+            batch, size, limit = [], 0, max_bytes
         batch.append(f)
         size += fsz
     if batch:
-        yield batch
+        out.append(batch)
+    last = out[-1] if len(out) > 1 else []
+    if sum(max(f.size, 0) for f in last) > quarter:  # split off a short tail
+        tail, size = [], 0
+        while len(last) > 1 and size + max(last[-1].size, 0) <= quarter:
+            size += max(last[-1].size, 0)
+            tail.insert(0, last.pop())
+        if tail:
+            out.append(tail)
+    return out
 
 
 def ingest_files(
@@ -986,39 +1103,60 @@ def ingest_files(
     # day-major order: rows of one UTC day are contiguous (cheap partitioned writes)
     for fl in by_kind.values():
         fl.sort(key=lambda f: (f.meta.get("day", ""), f.rel_path))
-    # two stages overlap: while batch k is committed (delta-rs releases the GIL), batch k+1 is
-    # fetched, parsed (2 threads) and validated. Commits stay strictly ordered.
+    # three stages overlap: while batch k is committed (delta-rs and pyarrow release the GIL),
+    # batch k+1 is validated and split, and batch k+2 fetched and parsed (2 threads). Commits
+    # stay strictly ordered.
     with (
         ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-parse") as pool,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-commit") as committer,
     ):
         pending: list = []  # commit futures, executed strictly in order by ONE thread
+        log_buffer = _LogBuffer()
+        batch_no = 0
+
+        def finish(kind_name: str, batch: list[SourceFile], parsed: Callable[[], list[Any]]) -> None:
+            nonlocal batch_no
+            kind = KINDS[kind_name]
+            prep = _prepare_batch(
+                lake,
+                kind,
+                batch,
+                ctx,
+                run_id,
+                namespace,
+                report,
+                ingested_at,
+                pool,
+                seen_hashes.setdefault(kind.system, {}),
+                parsed,
+            )
+            for f in batch:  # free memory early
+                f.data = None
+            while len(pending) >= max_pending_commits:
+                pending.pop(0).result()
+            pending.append(
+                committer.submit(_commit_batch, lake, prep, run_id, report, retry, provenance, batch_no, log_buffer)
+            )
+            batch_no += 1
+
         try:
-            batch_no = 0
+            ahead = None  # (kind, batch, results) being parsed while the batch before it is prepared
             for kind_name in KINDS:  # deterministic order
                 for batch in _batches(by_kind.get(kind_name, []), max_batch_bytes, max_batch_files):
                     ensure_disk_space(lake, sum(max(f.size, 0) for f in batch))
-                    retrying(lambda batch=batch: fetch(lake, batch, fs, hash_now=False), "read landing files", retry)
-                    prep = _prepare_batch(
-                        lake,
-                        KINDS[kind_name],
-                        batch,
-                        ctx,
-                        run_id,
-                        namespace,
-                        report,
-                        ingested_at,
-                        pool,
-                        seen_hashes.setdefault(KINDS[kind_name].system, {}),
-                    )
-                    for f in batch:  # free memory early
-                        f.data = None
-                    while len(pending) >= max_pending_commits:
-                        pending.pop(0).result()
-                    pending.append(
-                        committer.submit(_commit_batch, lake, prep, run_id, report, retry, provenance, batch_no)
-                    )
-                    batch_no += 1
+                    try:
+                        retrying(lambda b=batch: fetch(lake, b, fs, hash_now=False), "read landing files", retry)
+                    except BaseException:
+                        if ahead is not None:  # what was read before the failure is still committed
+                            finish(*ahead)
+                        raise
+                    item = (kind_name, batch, _parse_all(KINDS[kind_name], batch, ctx, pool))
+                    if ahead is not None:
+                        finish(*ahead)
+                    ahead = item
+            if ahead is not None:
+                finish(*ahead)
+            pending.append(committer.submit(log_buffer.flush, lake, run_id, report, retry, provenance))
         finally:
             for fut in pending:  # surface the first commit error, after the others finished
                 fut.exception()

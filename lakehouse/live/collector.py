@@ -56,18 +56,17 @@ import polars as pl
 import pyarrow as pa
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction
 
 from lakehouse.ingest.readers import HIST_REASONS, IngestContext, SourceFile, historian_part, schema_historian
-from lakehouse.ingest.schemas import PARTITION_BY, QUARANTINE_SCHEMA, QUARANTINE_TABLE
+from lakehouse.ingest.schemas import QUARANTINE_SCHEMA, QUARANTINE_TABLE
 from lakehouse.ingest.tagmap import TagMap
 from lakehouse.ingest.validation import split_invalid
 from lakehouse.ingest.writer import (
-    HISTORIAN_WRITER_PROPERTIES,
     HOOKS,
-    WRITER_PROPERTIES,
     _fire,
     _with_lineage,
+    append_rows,
     const_string,
     const_ts,
     ensure_table,
@@ -614,7 +613,7 @@ class LiveCollector:
             }
         )
         part = historian_part(tbl, None, self.ctx)
-        check = part.check.with_columns(pl.lit(0, pl.Int32).alias("_file"))
+        check = pl.from_arrow(part.check).with_columns(pl.lit(0, pl.Int32).alias("_file"))
         bad_idx = split_invalid(check, schema_historian(self.ctx), HIST_REASONS)
         valid = np.ones(ts.size, dtype=bool)
         reasons: dict[int, str] = {}
@@ -676,27 +675,20 @@ class LiveCollector:
             data = self._rows(table, batch, sel, ingested_at)
             _fire("before_commit", table=table, rows=data.num_rows, attempt=attempts - 1, run_id=self.run_id)
             now_ms = int(time.time() * 1000)
-            write_deltalake(
-                dt_,
-                data,
-                mode="append",
-                partition_by=PARTITION_BY.get(table),
-                writer_properties=HISTORIAN_WRITER_PROPERTIES if table == TABLE else WRITER_PROPERTIES,
-                commit_properties=CommitProperties(
-                    app_transactions=[
-                        Transaction(app_id(self.endpoint, t), int(batch.last_us[t]), now_ms) for t in txn_tags
-                    ],
-                    custom_metadata={
-                        "lakehouse.operation": "live-collect",
-                        "lakehouse.run_id": self.run_id,
-                        "lakehouse.source": self.endpoint,
-                        "lakehouse.source_hash": batch.sha256,
-                        "lakehouse.tags": str(len(txn_tags)),
-                        **self._provenance,
-                    },
-                ),
+            commit = CommitProperties(
+                app_transactions=[
+                    Transaction(app_id(self.endpoint, t), int(batch.last_us[t]), now_ms) for t in txn_tags
+                ],
+                custom_metadata={
+                    "lakehouse.operation": "live-collect",
+                    "lakehouse.run_id": self.run_id,
+                    "lakehouse.source": self.endpoint,
+                    "lakehouse.source_hash": batch.sha256,
+                    "lakehouse.tags": str(len(txn_tags)),
+                    **self._provenance,
+                },
             )
-            return sel, dt_.version()
+            return sel, append_rows(self.lake, table, dt_, data, commit)
 
         return retrying(attempt, f"commit to bronze/{table}", self.cfg.retry)
 
