@@ -554,6 +554,24 @@ def build_batch_document(inputs: BatchReportInputs, batch_id: str) -> Document:
     )
 
 
+# below this many reports one process writes them all: starting a worker (imports, inputs)
+# costs a few seconds, a report about one (matplotlib + WeasyPrint, single-threaded)
+PARALLEL_MIN_REPORTS = 12
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(lake: Any, units: dict[str, str]) -> None:
+    inputs = BatchReportInputs.load(lake)
+    inputs.units = units
+    _WORKER.update(lake=lake, inputs=inputs)
+
+
+def _worker_write(batch_id: str, out_dir: str | None) -> ReportFiles:
+    doc = build_batch_document(_WORKER["inputs"], batch_id)
+    return write_document(doc, _WORKER["lake"], *REPORT_DIR, batch_id, out_dir=out_dir)
+
+
 def write_batch_reports(
     lake: Any,
     batch_ids: Iterable[str] | None = None,
@@ -561,24 +579,50 @@ def write_batch_reports(
     out_dir: str | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     units: dict[str, str] | None = None,
+    workers: int | None = None,
 ) -> dict[str, ReportFiles]:
     """Write the HTML + PDF report of each batch (default: every batch of ``gold/dim_batches``)
     to ``reports/batch/<batch_id>`` in the lake, or under the local ``out_dir``. ``units``
     (signal -> unit, e.g. from the plant's catalog) label the trajectory plots.
 
+    ``workers``: processes that render reports side by side (default: one per CPU core, at
+    most 4, from :data:`PARALLEL_MIN_REPORTS` reports on; 1 = in this process). A report is
+    CPU-bound Python (matplotlib, WeasyPrint), so threads would not help; each worker is a
+    fresh (spawned) process that loads the report inputs once.
+
     ``progress(i, n, batch_id)`` is called after each report. Raises ``KeyError`` for an
-    unknown batch id.
+    unknown batch id. Returns the files per batch, in the order of ``batch_ids``.
     """
+    import os
+
     inputs = BatchReportInputs.load(lake)
     inputs.units = dict(units or {})
     ids = list(batch_ids) if batch_ids is not None else inputs.batch_ids
     unknown = sorted(set(ids) - set(inputs.batch_ids))
     if unknown:
         raise KeyError(f"not in gold/dim_batches: {', '.join(unknown)}")
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4) if len(ids) >= PARALLEL_MIN_REPORTS else 1
     out: dict[str, ReportFiles] = {}
-    for i, bid in enumerate(ids, 1):
-        doc = build_batch_document(inputs, bid)
-        out[bid] = write_document(doc, lake, *REPORT_DIR, bid, out_dir=out_dir)
-        if progress:
-            progress(i, len(ids), bid)
-    return out
+    if workers <= 1 or len(ids) < 2:
+        for i, bid in enumerate(ids, 1):
+            doc = build_batch_document(inputs, bid)
+            out[bid] = write_document(doc, lake, *REPORT_DIR, bid, out_dir=out_dir)
+            if progress:
+                progress(i, len(ids), bid)
+        return out
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(ids)),
+        mp_context=mp.get_context("spawn"),  # not fork: this process runs threads (Dagster, Arrow)
+        initializer=_worker_init,
+        initargs=(lake, inputs.units),
+    ) as pool:
+        futures = {pool.submit(_worker_write, bid, out_dir): bid for bid in ids}
+        for i, fut in enumerate(as_completed(futures), 1):
+            out[futures[fut]] = fut.result()
+            if progress:
+                progress(i, len(ids), futures[fut])
+    return {bid: out[bid] for bid in ids}
