@@ -220,30 +220,6 @@ def commit(
     return dt_.version()
 
 
-def append(
-    dt_: DeltaTable,
-    data: pa.Table,
-    *,
-    partition_by: str,
-    layout: ParquetLayout,
-    filesystem,
-    fs_root: str,
-    commit_properties: CommitProperties | None = None,
-) -> int:
-    """Append ``data`` to the Delta table ``dt_`` in one commit: :func:`encode`, then
-    :func:`commit`; returns the new version."""
-    columns = [f.name for f in dt_.schema().fields]
-    files = encode(data, columns=columns, partition_by=partition_by, layout=layout)
-    return commit(
-        dt_,
-        files,
-        partition_by=partition_by,
-        filesystem=filesystem,
-        fs_root=fs_root,
-        commit_properties=commit_properties,
-    )
-
-
 def _put(filesystem, fs_root: str, files: dict[str, bytes]) -> None:
     root = fs_root.rstrip("/")
     if filesystem is None:

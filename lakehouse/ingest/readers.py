@@ -267,8 +267,6 @@ def _identity(df: pl.DataFrame, ctx: IngestContext) -> pl.DataFrame:
 # dictionary is a physical encoding only).
 HIST_TYPES = {"timestamp": TS, "tag": pa.string(), "value": pa.float64(), "unit": pa.string(), "quality": pa.int16()}
 DICT_STRING = pa.dictionary(pa.int32(), pa.string())
-# what the landing CSV parse asks pyarrow for
-HIST_PARSE_TYPES = HIST_TYPES
 _US_PER_DAY = 86_400_000_000
 _UNIT_IDS: dict[str | None, int] = {}
 
@@ -292,7 +290,7 @@ def parse_historian(f: SourceFile, ctx: IngestContext) -> dict[str, FastPart]:
     """Parse a historian day file (CSV) into ``historian_readings`` rows (canonical parameter and unit)."""
     tbl, issue = read_csv_arrow(
         f.data,
-        HIST_PARSE_TYPES,
+        HIST_TYPES,
         ["timestamp", "tag", "value"],
         optional=["unit", "quality"],
         require_final_newline=ctx.require_final_newline,

@@ -180,15 +180,7 @@ def append_rows(lake: Lake, table: str, dt_: DeltaTable, data: pa.Table, commit:
     ``write_deltalake``. The one way bronze rows are appended (file ingestion and the live
     collector)."""
     if table in PARQUET_LAYOUTS:
-        return parquet_append.append(
-            dt_,
-            data,
-            partition_by=PARTITION_BY[table][0],
-            layout=PARQUET_LAYOUTS[table],
-            filesystem=lake.filesystem() if lake.is_s3 else None,
-            fs_root=lake.fs_path(table_uri(lake, table)),
-            commit_properties=commit,
-        )
+        return _commit_files(lake, table, dt_, _encode(table, data), commit)
     write_deltalake(
         dt_,
         data,
@@ -222,14 +214,30 @@ def _rows_of(table: str, rows_by_id: dict[str, pa.Table | None], ids: Sequence[s
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
+def _encode(table: str, data: pa.Table) -> list[parquet_append.EncodedFile]:
+    """The parquet files of ``data`` for a table written by pyarrow (``PARQUET_LAYOUTS``)."""
+    return parquet_append.encode(
+        data, columns=schema_of(table).names, partition_by=PARTITION_BY[table][0], layout=PARQUET_LAYOUTS[table]
+    )
+
+
+def _commit_files(
+    lake: Lake, table: str, dt_: DeltaTable, files: list[parquet_append.EncodedFile], commit: CommitProperties
+) -> int:
+    """Put encoded files into ``table``'s folder and commit them; the table's new version."""
+    return parquet_append.commit(
+        dt_,
+        files,
+        partition_by=PARTITION_BY[table][0],
+        filesystem=lake.filesystem() if lake.is_s3 else None,
+        fs_root=lake.fs_path(table_uri(lake, table)),
+        commit_properties=commit,
+    )
+
+
 def _encode_ahead(table: str, rows_by_id: dict[str, pa.Table | None]) -> list[parquet_append.EncodedFile]:
     """The parquet files of all of ``rows_by_id`` (encoded while earlier batches commit)."""
-    return parquet_append.encode(
-        _rows_of(table, rows_by_id, list(rows_by_id)),
-        columns=schema_of(table).names,
-        partition_by=PARTITION_BY[table][0],
-        layout=PARQUET_LAYOUTS[table],
-    )
+    return _encode(table, _rows_of(table, rows_by_id, list(rows_by_id)))
 
 
 def _write_exactly_once(
@@ -261,16 +269,7 @@ def _write_exactly_once(
         if not todo:
             return 0, None, done
         if encoded is not None and not done:
-            files = encoded.result()
-            props = _commit_properties(todo, run_id, provenance)
-            version = parquet_append.commit(
-                dt_,
-                files,
-                partition_by=PARTITION_BY[table][0],
-                filesystem=lake.filesystem() if lake.is_s3 else None,
-                fs_root=lake.fs_path(table_uri(lake, table)),
-                commit_properties=props,
-            )
+            version = _commit_files(lake, table, dt_, encoded.result(), _commit_properties(todo, run_id, provenance))
             return sum(r.num_rows for r in rows_by_id.values() if r is not None), version, done
         data = _rows_of(table, rows_by_id, todo)
         version = _commit(lake, table, dt_, data, todo, run_id, provenance)
@@ -847,15 +846,13 @@ def _commit_batch(
     prep: _Prepared,
     run_id: str,
     report: IngestReport,
-    policy: RetryPolicy = DEFAULT_POLICY,
-    provenance: dict[str, str] | None = None,
-    batch_no: int = 0,
-    log_buffer: _LogBuffer | None = None,
+    policy: RetryPolicy,
+    provenance: dict[str, str] | None,
+    batch_no: int,
+    log_buffer: _LogBuffer,
 ) -> None:
     """Quarantine → bronze tables (fixed order) → ingest log (buffered: :class:`_LogBuffer`);
-    each step exactly-once. Without a ``log_buffer`` the batch's log rows are written at once."""
-    flush_now = log_buffer is None
-    log_buffer = log_buffer or _LogBuffer()
+    each step exactly-once."""
     skipped_everywhere: set[str] | None = None
     if prep.quarantine:
         written, version, _ = _write_exactly_once(lake, QUARANTINE_TABLE, prep.quarantine, run_id, policy, provenance)
@@ -880,7 +877,7 @@ def _commit_batch(
         report.files_already_committed += len(skipped_everywhere)
         report.files_ingested -= len(skipped_everywhere - prep.rejected_ids)
     log_buffer.add(prep.log_rows, batch_no)
-    if flush_now or log_buffer.due():
+    if log_buffer.due():
         log_buffer.flush(lake, run_id, report, policy, provenance)
 
 
